@@ -1,0 +1,52 @@
+# bigdata-lab — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+LAB_SERVICES_DIR ?= /tmp/lab-services
+export LAB_SERVICES_DIR
+
+.PHONY: all build demo demo-headless test test-unit lint fmt services-up services-down sample clean
+
+all: build
+
+build:
+	$(CARGO) build
+
+## The embedded end-to-end pipeline on the checked-in sample (no Docker needed).
+demo: build
+	$(CARGO) run --quiet -- demo
+
+demo-headless: build
+	$(CARGO) run --quiet -- demo --headless
+
+## Unit tests and integration tests against real PostgreSQL and a real Kafka-protocol broker,
+## started on 127.0.0.1 by tests/services/ and stopped afterwards.
+test:
+	@tests/services/up.sh >/dev/null
+	@set -a; . "$(LAB_SERVICES_DIR)/services.env"; set +a; \
+	trap 'tests/services/down.sh' EXIT; \
+	$(CARGO) test --all-targets
+
+## Unit tests only (no services).
+test-unit:
+	$(CARGO) test --lib
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+
+services-up:
+	tests/services/up.sh
+
+services-down:
+	tests/services/down.sh
+
+## Regenerate the checked-in sample (deterministic: same seed, same bytes).
+sample: build
+	$(CARGO) run --quiet -- dataset generate --out datasets/sample --reviews 1500 --seed 7 --invalid-rate 0.01
+
+clean:
+	$(CARGO) clean
+	rm -rf .lab

@@ -1,0 +1,302 @@
+//! `lab demo`: the whole pipeline in one process, no Docker.
+//!
+//! librdkafka's in-process mock cluster is the broker (real Kafka protocol through rdkafka), the raw
+//! zone is a directory under the state dir, DataFusion runs the batch, and PostgreSQL is the one
+//! given, else a throwaway cluster from local server binaries, else Parquet files.
+//! This is orchestration at the CLI edge, so errors are `anyhow`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rdkafka::mocking::MockCluster;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::dataset::generate::{GenerateOptions, generate};
+use crate::dataset::reader::DatasetSource;
+use crate::pg::{self, throwaway::ThrowawayPg};
+use crate::pipeline::batch::{BatchReport, SERVING_TABLES, ServingTarget, run_batch};
+use crate::pipeline::producer::{ProducerOptions, ProducerReport, run_producer};
+use crate::pipeline::sink::{RollPolicy, SinkOptions, SinkReport, run_sink};
+use crate::pipeline::transform::{TransformOptions, TransformReport, run_transform};
+use crate::pipeline::{StageCounters, StageSnapshot, StopWhen, Topics, sink, transform};
+use crate::progress::LiveView;
+use crate::storage::LocalRawZone;
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub state_dir: PathBuf,
+    pub topic_prefix: String,
+    /// A dataset (file, directory or tar); `None` = the checked-in sample.
+    pub data: Option<PathBuf>,
+    /// Generate this many reviews instead of reading `data`.
+    pub reviews: Option<u64>,
+    pub seed: u64,
+    pub headless: bool,
+    pub pg_url: Option<String>,
+    /// Write serving tables as Parquet even when PostgreSQL is available.
+    pub parquet: bool,
+    pub partitions: i32,
+    pub rate: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DemoSummary {
+    pub dataset: String,
+    pub broker: String,
+    pub raw_zone: String,
+    pub serving: String,
+    pub producer: ProducerReport,
+    pub transform: TransformReport,
+    pub consumer: SinkReport,
+    pub dlq: u64,
+    pub final_lag: BTreeMap<String, i64>,
+    pub batch: BatchReport,
+    /// Row counts read back from the serving store after the load.
+    pub serving_rows: BTreeMap<String, u64>,
+    pub timings_ms: BTreeMap<String, u128>,
+}
+
+/// The checked-in sample: `datasets/sample` next to the working directory, else in the source tree.
+#[must_use]
+pub fn default_sample() -> PathBuf {
+    let local = PathBuf::from("datasets/sample");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample")
+    }
+}
+
+pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<DemoSummary> {
+    let total = Instant::now();
+    let mut timings = BTreeMap::new();
+    let dataset_path = resolve_dataset(opts)?;
+    let source =
+        DatasetSource::open(&dataset_path).with_context(|| format!("opening dataset {}", dataset_path.display()))?;
+
+    // Serving store first: a missing database should be reported before any work is done.
+    let (target, _pg_guard, serving_desc) = serving_target(opts).await?;
+
+    let topics = Topics::new(&opts.topic_prefix);
+    let cluster = MockCluster::new(1).context("starting librdkafka's in-process mock cluster")?;
+    let brokers = cluster.bootstrap_servers();
+    for topic in topics.all() {
+        let partitions = if topic == topics.dlq() { 1 } else { opts.partitions };
+        cluster
+            .create_topic(&topic, partitions, 1)
+            .with_context(|| format!("creating topic {topic} on the mock cluster"))?;
+    }
+
+    let raw_dir = opts.state_dir.join("demo").join("raw");
+    if raw_dir.exists() {
+        std::fs::remove_dir_all(&raw_dir)
+            .with_context(|| format!("clearing the previous demo's raw zone {}", raw_dir.display()))?;
+    }
+    let zone = LocalRawZone::new(&raw_dir);
+
+    let producer_counters = Arc::new(StageCounters::default());
+    let transform_counters = Arc::new(StageCounters::default());
+    let sink_counters = Arc::new(StageCounters::default());
+    let view = LiveView::start(
+        !opts.headless && std::io::stderr().is_terminal(),
+        &[
+            ("producer", &producer_counters),
+            ("transform", &transform_counters),
+            ("consumer", &sink_counters),
+        ],
+    );
+
+    let stream_started = Instant::now();
+    let producer_task = {
+        let opts = ProducerOptions {
+            brokers: brokers.clone(),
+            topics: topics.clone(),
+            rate: opts.rate,
+            entities: Vec::new(),
+        };
+        let (counters, cancel) = (producer_counters.clone(), cancel.clone());
+        tokio::task::spawn_blocking(move || run_producer(&source, &opts, &counters, &cancel))
+    };
+    let transform_opts = TransformOptions {
+        brokers: brokers.clone(),
+        topics: topics.clone(),
+        group_id: transform::DEFAULT_GROUP.into(),
+        stop: StopWhen::CaughtUp {
+            upstream: Some(producer_counters.clone()),
+        },
+    };
+    let sink_opts = SinkOptions {
+        brokers: brokers.clone(),
+        topics: topics.clone(),
+        group_id: sink::DEFAULT_GROUP.into(),
+        roll: RollPolicy {
+            max_age: Duration::from_secs(5),
+            ..RollPolicy::default()
+        },
+        stop: StopWhen::CaughtUp {
+            upstream: Some(transform_counters.clone()),
+        },
+    };
+    let (producer, transform, consumer) = tokio::join!(
+        async {
+            producer_task
+                .await
+                .context("producer thread panicked")?
+                .context("producer failed")
+        },
+        async {
+            run_transform(&transform_opts, &transform_counters, cancel)
+                .await
+                .context("stream transform failed")
+        },
+        async {
+            run_sink(&zone, &sink_opts, &sink_counters, cancel)
+                .await
+                .context("consumer failed")
+        },
+    );
+    view.finish();
+    if cancel.is_cancelled() {
+        bail!("interrupted; the demo's raw zone is in {}", raw_dir.display());
+    }
+    let (producer, transform, consumer) = (producer?, transform?, consumer?);
+    timings.insert("stream".to_string(), stream_started.elapsed().as_millis());
+
+    let batch_started = Instant::now();
+    eprintln!("batch: DataFusion over {} → {serving_desc}", raw_dir.display());
+    let batch = run_batch(&zone, None, &target).await.context("batch failed")?;
+    timings.insert("batch".to_string(), batch_started.elapsed().as_millis());
+    let serving_rows = read_back_rows(&target).await?;
+    timings.insert("total".to_string(), total.elapsed().as_millis());
+
+    let snapshot = |c: &Arc<StageCounters>| -> StageSnapshot { c.snapshot() };
+    Ok(DemoSummary {
+        dataset: dataset_path.display().to_string(),
+        broker: format!("librdkafka mock cluster {brokers}"),
+        raw_zone: raw_dir.display().to_string(),
+        serving: serving_desc,
+        dlq: snapshot(&transform_counters).dlq,
+        final_lag: [
+            ("transform".to_string(), snapshot(&transform_counters).lag),
+            ("consumer".to_string(), snapshot(&sink_counters).lag),
+        ]
+        .into(),
+        producer,
+        transform,
+        consumer,
+        batch,
+        serving_rows,
+        timings_ms: timings,
+    })
+}
+
+fn resolve_dataset(opts: &DemoOptions) -> Result<PathBuf> {
+    if let Some(reviews) = opts.reviews {
+        let dir = opts
+            .state_dir
+            .join("datasets")
+            .join(format!("generated-{reviews}-seed{}", opts.seed));
+        if !dir.join(crate::dataset::Entity::Review.file_name()).is_file() {
+            eprintln!(
+                "generating {reviews} reviews (seed {}) into {}",
+                opts.seed,
+                dir.display()
+            );
+            generate(
+                &dir,
+                &GenerateOptions {
+                    reviews,
+                    seed: opts.seed,
+                    invalid_rate: 0.001,
+                },
+            )
+            .with_context(|| format!("generating a dataset into {}", dir.display()))?;
+        }
+        return Ok(dir);
+    }
+    let path = opts.data.clone().unwrap_or_else(default_sample);
+    if !path.exists() {
+        bail!(
+            "dataset {} not found; pass --data PATH (a Yelp file, directory or yelp_dataset.tar) or --reviews N to generate one",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// PostgreSQL from `--pg`/`LAB_PG_URL`, else a throwaway cluster, else Parquet files.
+async fn serving_target(opts: &DemoOptions) -> Result<(ServingTarget, Option<ThrowawayPg>, String)> {
+    let parquet_dir = opts.state_dir.join("demo").join("serving");
+    if opts.parquet {
+        return Ok((
+            ServingTarget::Parquet(parquet_dir.clone()),
+            None,
+            format!("Parquet files in {}", parquet_dir.display()),
+        ));
+    }
+    if let Some(url) = &opts.pg_url {
+        pg::connect(url).await?;
+        return Ok((
+            ServingTarget::Postgres(url.clone()),
+            None,
+            format!("PostgreSQL {}", pg::redact(url)),
+        ));
+    }
+    let found = ThrowawayPg::find_binaries();
+    if let Some(bin) = found {
+        match tokio::task::spawn_blocking(move || ThrowawayPg::start(&bin)).await? {
+            Ok(pg) => {
+                let desc = format!("PostgreSQL {}", pg.describe());
+                return Ok((ServingTarget::Postgres(pg.url()), Some(pg), desc));
+            }
+            Err(e) => eprintln!(
+                "notice: could not start a throwaway PostgreSQL ({e}); writing Parquet serving tables instead"
+            ),
+        }
+    } else {
+        eprintln!(
+            "notice: no PostgreSQL server binaries (initdb, pg_ctl) found and no --pg/LAB_PG_URL given; writing Parquet serving tables instead"
+        );
+    }
+    Ok((
+        ServingTarget::Parquet(parquet_dir.clone()),
+        None,
+        format!("Parquet files in {}", parquet_dir.display()),
+    ))
+}
+
+/// Reads the serving tables' row counts back from where they were loaded.
+async fn read_back_rows(target: &ServingTarget) -> Result<BTreeMap<String, u64>> {
+    let mut rows = BTreeMap::new();
+    match target {
+        ServingTarget::Postgres(url) => {
+            let client = pg::connect(url).await?;
+            for table in &SERVING_TABLES {
+                let row = client
+                    .query_one(&format!("SELECT count(*) FROM yelp.{}", table.name), &[])
+                    .await?;
+                rows.insert(table.name.to_string(), u64::try_from(row.get::<_, i64>(0)).unwrap_or(0));
+            }
+        }
+        ServingTarget::Parquet(dir) => {
+            for table in &SERVING_TABLES {
+                let path = dir.join(format!("{}.parquet", table.name));
+                let count = match std::fs::File::open(&path) {
+                    Ok(file) => {
+                        let reader = datafusion::parquet::file::reader::SerializedFileReader::new(file)?;
+                        use datafusion::parquet::file::reader::FileReader;
+                        u64::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0)
+                    }
+                    Err(_) => 0,
+                };
+                rows.insert(table.name.to_string(), count);
+            }
+        }
+    }
+    Ok(rows)
+}

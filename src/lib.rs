@@ -1,0 +1,11 @@
+//! bigdata-lab: a lambda-architecture lab (Kafka, HDFS, Spark, Airflow, PostgreSQL) on one laptop.
+//!
+//! The binary `lab` (src/main.rs) is a thin CLI over these modules.
+
+pub mod config;
+pub mod dataset;
+pub mod demo;
+pub mod pg;
+pub mod pipeline;
+pub mod progress;
+pub mod storage;

@@ -1,0 +1,409 @@
+//! `lab`: the bigdata-lab command line. Parses flags, sets up logging to the state dir, and calls
+//! the library; the only place errors become `anyhow`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use bigdata_lab::config::{LabConfig, Overrides};
+use bigdata_lab::dataset::Entity;
+use bigdata_lab::dataset::generate::{GenerateOptions, generate};
+use bigdata_lab::dataset::inspect::inspect;
+use bigdata_lab::dataset::reader::DatasetSource;
+use bigdata_lab::demo::{DemoOptions, default_sample, run_demo};
+use bigdata_lab::pipeline::batch::{ServingTarget, run_batch};
+use bigdata_lab::pipeline::producer::{ProducerOptions, run_producer};
+use bigdata_lab::pipeline::sink::{RollPolicy, SinkOptions, run_sink};
+use bigdata_lab::pipeline::transform::{TransformOptions, run_transform};
+use bigdata_lab::pipeline::{StageCounters, StopWhen, Topics, kafka, sink, transform};
+use bigdata_lab::progress::LiveView;
+use bigdata_lab::storage::LocalRawZone;
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "lab", version, about = "A big-data lambda-architecture lab on one laptop", long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct GlobalArgs {
+    /// Where the lab keeps logs, the raw zone and generated data.
+    #[arg(long, global = true, env = "LAB_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Kafka bootstrap servers.
+    #[arg(long, global = true, env = "LAB_KAFKA_BROKERS")]
+    brokers: Option<String>,
+    /// Prefix of every topic name (`<prefix>.review`, `<prefix>.review.clean`, `<prefix>.dlq`).
+    #[arg(long, global = true, env = "LAB_TOPIC_PREFIX")]
+    topic_prefix: Option<String>,
+    /// PostgreSQL connection string for the serving tables.
+    #[arg(long = "pg", global = true, env = "LAB_PG_URL", hide_env_values = true)]
+    pg_url: Option<String>,
+    /// Raw zone directory (default: <state-dir>/raw).
+    #[arg(long, global = true, env = "LAB_RAW_ZONE")]
+    raw_zone: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole pipeline in one process: mock Kafka, local raw zone, DataFusion, PostgreSQL.
+    Demo(DemoArgs),
+    /// Generate or inspect Yelp data.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+    /// Stream a dataset into the raw topics.
+    Produce(ProduceArgs),
+    /// Validate, clean and enrich raw topics into `<topic>.clean`; invalid records go to the DLQ.
+    Transform(StreamArgs),
+    /// Land the clean topics in the raw zone as Parquet.
+    Consume(ConsumeArgs),
+    /// Compute the serving tables from the raw zone and load them into PostgreSQL.
+    Batch(BatchArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Dataset: a Yelp JSON file, a directory of them, or yelp_dataset.tar[.gz]. Default: the sample.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Generate this many reviews (deterministic) instead of reading --data.
+    #[arg(long, conflicts_with = "data")]
+    reviews: Option<u64>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// No live view: progress lines on stderr and one JSON summary on stdout.
+    #[arg(long)]
+    headless: bool,
+    /// Write the serving tables as Parquet files instead of loading PostgreSQL (wins over --pg).
+    #[arg(long)]
+    parquet: bool,
+    /// Partitions per topic.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=64))]
+    partitions: i32,
+    /// Producer rate limit in messages per second (a slow stream for teaching).
+    #[arg(long)]
+    rate: Option<u32>,
+}
+
+#[derive(Subcommand)]
+enum DatasetCommand {
+    /// Write a deterministic, referentially consistent dataset in the official files' format.
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        reviews: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Fraction of review and tip lines replaced by invalid ones (to exercise the DLQ).
+        #[arg(long, default_value_t = 0.0)]
+        invalid_rate: f64,
+    },
+    /// Count records, date range and malformed lines of a dataset.
+    Inspect {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct ProduceArgs {
+    /// Dataset to send (default: the checked-in sample).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Messages per second (default: unlimited).
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Only these entities (comma-separated: business,user,review,tip,checkin).
+    #[arg(long, value_delimiter = ',')]
+    entities: Vec<Entity>,
+    /// Partitions for topics the producer creates.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+}
+
+#[derive(Args)]
+struct StreamArgs {
+    /// Consumer group.
+    #[arg(long)]
+    group: Option<String>,
+    /// Exit once every input partition is read to its end (instead of running until Ctrl-C).
+    #[arg(long)]
+    until_caught_up: bool,
+}
+
+#[derive(Args)]
+struct ConsumeArgs {
+    #[command(flatten)]
+    stream: StreamArgs,
+    /// Write a file at the latest after this many seconds of buffering.
+    #[arg(long, default_value_t = 30)]
+    roll_seconds: u64,
+}
+
+#[derive(Args)]
+struct BatchArgs {
+    /// Use raw-zone partitions dated up to this day (YYYY-MM-DD); default: all.
+    #[arg(long)]
+    date: Option<NaiveDate>,
+    /// Write the serving tables as Parquet into this directory instead of PostgreSQL.
+    #[arg(long)]
+    parquet_out: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match LabConfig::resolve(Overrides {
+        state_dir: cli.global.state_dir.clone(),
+        brokers: cli.global.brokers.clone(),
+        topic_prefix: cli.global.topic_prefix.clone(),
+        pg_url: cli.global.pg_url.clone(),
+        raw_zone: cli.global.raw_zone.clone(),
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let _log_guard = init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "command failed");
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to `<state-dir>/logs/lab.log`, never to the terminal the stages draw on.
+fn init_logging(config: &LabConfig) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = config.log_dir();
+    std::fs::create_dir_all(&dir).ok()?;
+    let appender = tracing_appender::rolling::never(&dir, "lab.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LAB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init()
+        .ok()?;
+    Some(guard)
+}
+
+/// Cancelled on the first Ctrl-C, so stages stop cleanly (nothing committed that is not durable).
+fn ctrl_c_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nstopping… (Ctrl-C again to force)");
+            trigger.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    token
+}
+
+async fn run(command: Command, config: LabConfig) -> Result<()> {
+    let topics = Topics::new(&config.topic_prefix);
+    match command {
+        Command::Demo(args) => {
+            let cancel = ctrl_c_token();
+            let opts = DemoOptions {
+                state_dir: config.state_dir.clone(),
+                topic_prefix: config.topic_prefix.clone(),
+                data: args.data,
+                reviews: args.reviews,
+                seed: args.seed,
+                headless: args.headless,
+                pg_url: config.pg_url.clone(),
+                parquet: args.parquet,
+                partitions: args.partitions,
+                rate: args.rate,
+            };
+            let summary = run_demo(&opts, &cancel).await?;
+            if args.headless {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print_demo_summary(&summary);
+            }
+        }
+        Command::Dataset(DatasetCommand::Generate {
+            out,
+            reviews,
+            seed,
+            invalid_rate,
+        }) => {
+            if !(0.0..=1.0).contains(&invalid_rate) {
+                bail!("--invalid-rate must be between 0 and 1, got {invalid_rate}");
+            }
+            let summary = tokio::task::spawn_blocking(move || {
+                generate(
+                    &out,
+                    &GenerateOptions {
+                        reviews,
+                        seed,
+                        invalid_rate,
+                    },
+                )
+            })
+            .await?
+            .context("generating the dataset")?;
+            println!("{summary}");
+        }
+        Command::Dataset(DatasetCommand::Inspect { path, json }) => {
+            let report = tokio::task::spawn_blocking(move || -> Result<_> {
+                let source = DatasetSource::open(&path).with_context(|| format!("opening {}", path.display()))?;
+                Ok(inspect(&source)?)
+            })
+            .await??;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?)
+            } else {
+                println!("{report}")
+            }
+        }
+        Command::Produce(args) => {
+            let path = args.data.unwrap_or_else(default_sample);
+            let source = DatasetSource::open(&path).with_context(|| format!("opening dataset {}", path.display()))?;
+            kafka::ensure_topics(&config.brokers, &topics.all(), args.partitions).await?;
+            let opts = ProducerOptions {
+                brokers: config.brokers.clone(),
+                topics,
+                rate: args.rate,
+                entities: args.entities,
+            };
+            let counters = Arc::new(StageCounters::default());
+            let view = LiveView::start(
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                &[("producer", &counters)],
+            );
+            let cancel = ctrl_c_token();
+            let c = counters.clone();
+            let report = tokio::task::spawn_blocking(move || run_producer(&source, &opts, &c, &cancel)).await??;
+            view.finish();
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Transform(args) => {
+            let opts = TransformOptions {
+                brokers: config.brokers.clone(),
+                topics,
+                group_id: args.group.unwrap_or_else(|| transform::DEFAULT_GROUP.to_string()),
+                stop: stop_when(args.until_caught_up),
+            };
+            let counters = Arc::new(StageCounters::default());
+            let view = LiveView::start(
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                &[("transform", &counters)],
+            );
+            let report = run_transform(&opts, &counters, &ctrl_c_token()).await?;
+            view.finish();
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Consume(args) => {
+            let zone = LocalRawZone::new(&config.raw_zone);
+            let opts = SinkOptions {
+                brokers: config.brokers.clone(),
+                topics,
+                group_id: args.stream.group.unwrap_or_else(|| sink::DEFAULT_GROUP.to_string()),
+                roll: RollPolicy {
+                    max_age: std::time::Duration::from_secs(args.roll_seconds.max(1)),
+                    ..RollPolicy::default()
+                },
+                stop: stop_when(args.stream.until_caught_up),
+            };
+            let counters = Arc::new(StageCounters::default());
+            let view = LiveView::start(
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                &[("consumer", &counters)],
+            );
+            let report = run_sink(&zone, &opts, &counters, &ctrl_c_token()).await?;
+            view.finish();
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Batch(args) => {
+            let zone = LocalRawZone::new(&config.raw_zone);
+            let target = match (args.parquet_out, &config.pg_url) {
+                (Some(dir), _) => ServingTarget::Parquet(dir),
+                (None, Some(url)) => ServingTarget::Postgres(url.clone()),
+                (None, None) => {
+                    bail!("no PostgreSQL configured: pass --pg URL, set LAB_PG_URL, or use --parquet-out DIR")
+                }
+            };
+            let report = run_batch(&zone, args.date, &target).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "batch {}: {} files, {} rows in, {} rows out → {} in {} ms",
+                    report.run_id,
+                    report.input_files,
+                    report.rows_in,
+                    report.rows_out,
+                    report.target,
+                    report.elapsed_ms
+                );
+                for (table, rows) in &report.tables {
+                    println!("  yelp.{table:<18} {rows:>10} rows");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn stop_when(until_caught_up: bool) -> StopWhen {
+    if until_caught_up {
+        StopWhen::CaughtUp { upstream: None }
+    } else {
+        StopWhen::Cancelled
+    }
+}
+
+fn print_demo_summary(s: &bigdata_lab::demo::DemoSummary) {
+    println!();
+    println!("dataset    {}", s.dataset);
+    println!(
+        "producer   {} lines sent ({} malformed, forwarded to the DLQ)",
+        s.producer.sent, s.producer.malformed_lines
+    );
+    println!(
+        "transform  {} consumed, {} clean, {} dead-lettered",
+        s.transform.consumed, s.transform.clean, s.transform.dead_lettered
+    );
+    println!(
+        "consumer   {} records in {} Parquet files under {}",
+        s.consumer.records_written, s.consumer.files_written, s.raw_zone
+    );
+    println!(
+        "batch      {} rows in → {} rows out, into {}",
+        s.batch.rows_in, s.batch.rows_out, s.serving
+    );
+    for (table, rows) in &s.serving_rows {
+        println!("  yelp.{table:<18} {rows:>10} rows");
+    }
+    let total = s.timings_ms.get("total").copied().unwrap_or_default();
+    println!("done in {:.1} s", total as f64 / 1000.0);
+}

@@ -1,0 +1,541 @@
+//! Batch layer: DataFusion SQL (`sql/batch/*.sql`) over the raw zone → serving tables in
+//! PostgreSQL (`sql/postgres/schema.sql`), loaded in one transaction with upserts, so a rerun gives
+//! identical tables and readers never see a partial load. Without PostgreSQL the serving tables are
+//! written as Parquet files instead.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::{NaiveDate, Utc};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::SinkExt;
+use serde::Serialize;
+
+use super::clean::raw_zone_schema;
+use crate::dataset::Entity;
+use crate::pg::{self, PgError, copy_text};
+use crate::storage::{PartFile, RawZone, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("batch SQL ({step}) failed: {source}")]
+    Sql {
+        step: String,
+        source: datafusion::error::DataFusionError,
+    },
+    #[error(transparent)]
+    Postgres(#[from] PgError),
+    #[error("cannot encode {table} for loading: {detail}")]
+    Encode { table: String, detail: String },
+    #[error("cannot write serving table {path}: {detail}")]
+    Output { path: String, detail: String },
+}
+
+/// Where serving tables go.
+#[derive(Debug, Clone)]
+pub enum ServingTarget {
+    /// A tokio-postgres connection string.
+    Postgres(String),
+    /// A directory of `<table>.parquet` files.
+    Parquet(PathBuf),
+}
+
+/// A serving table: its SQL (columns named as in PostgreSQL) and its primary key.
+pub struct ServingTable {
+    pub name: &'static str,
+    pub key: &'static [&'static str],
+    pub sql: &'static str,
+}
+
+pub const VIEWS_SQL: &str = include_str!("../../sql/batch/00_views.sql");
+
+pub const SERVING_TABLES: [ServingTable; 4] = [
+    ServingTable {
+        name: "business_summary",
+        key: &["business_id"],
+        sql: include_str!("../../sql/batch/business_summary.sql"),
+    },
+    ServingTable {
+        name: "business_daily",
+        key: &["business_id", "day"],
+        sql: include_str!("../../sql/batch/business_daily.sql"),
+    },
+    ServingTable {
+        name: "city_category_top",
+        key: &["city", "category"],
+        sql: include_str!("../../sql/batch/city_category_top.sql"),
+    },
+    ServingTable {
+        name: "user_summary",
+        key: &["user_id"],
+        sql: include_str!("../../sql/batch/user_summary.sql"),
+    },
+];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchReport {
+    pub run_id: String,
+    pub as_of: Option<NaiveDate>,
+    pub input_files: usize,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub tables: BTreeMap<String, u64>,
+    pub target: String,
+    pub elapsed_ms: u128,
+}
+
+/// Runs the batch over raw-zone partitions dated up to `as_of` (all when `None`).
+pub async fn run_batch<Z: RawZone>(
+    zone: &Z,
+    as_of: Option<NaiveDate>,
+    target: &ServingTarget,
+) -> Result<BatchReport, BatchError> {
+    let started = Instant::now();
+    let started_at = Utc::now();
+    let run_id = format!(
+        "{}-{:08x}",
+        started_at.format("%Y%m%dT%H%M%S%.3fZ"),
+        rand::random::<u32>()
+    );
+    tracing::info!(%run_id, ?as_of, zone = %zone.describe(), "batch started");
+
+    // Join keys are strings; a few target partitions suit a laptop.
+    let config = SessionConfig::new()
+        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+    let ctx = SessionContext::new_with_config(config);
+    let mut input_files = 0;
+    for entity in Entity::ALL {
+        input_files += register_raw_table(&ctx, zone, entity, as_of).await?;
+    }
+    let rows_in = count_raw_rows(&ctx).await?;
+    for statement in sql_statements(VIEWS_SQL) {
+        run_sql(&ctx, "views", &statement).await?;
+    }
+    let mut results = Vec::new();
+    for table in &SERVING_TABLES {
+        results.push((table, run_sql(&ctx, table.name, table.sql).await?));
+    }
+    let tables: BTreeMap<String, u64> = results
+        .iter()
+        .map(|(t, batches)| (t.name.to_string(), batches.iter().map(|b| b.num_rows() as u64).sum()))
+        .collect();
+    let mut report = BatchReport {
+        run_id,
+        as_of,
+        input_files,
+        rows_in,
+        rows_out: tables.values().sum(),
+        tables,
+        target: String::new(),
+        elapsed_ms: 0,
+    };
+    report.target = match target {
+        ServingTarget::Postgres(url) => {
+            load_postgres(url, &results, &report, started_at).await?;
+            format!("postgres {}", pg::redact(url))
+        }
+        ServingTarget::Parquet(dir) => {
+            write_parquet(dir, &results)?;
+            format!("parquet {}", dir.display())
+        }
+    };
+    report.elapsed_ms = started.elapsed().as_millis();
+    tracing::info!(?report, "batch finished");
+    Ok(report)
+}
+
+/// Registers `raw_<entity>` over the entity's raw-zone files dated up to `as_of`; returns the file count.
+async fn register_raw_table<Z: RawZone>(
+    ctx: &SessionContext,
+    zone: &Z,
+    entity: Entity,
+    as_of: Option<NaiveDate>,
+) -> Result<usize, BatchError> {
+    let name = format!("raw_{}", entity.name());
+    let schema = raw_zone_schema(entity);
+    let files: Vec<String> = zone
+        .list_files(entity.name())
+        .await?
+        .into_iter()
+        .filter(|path| PartFile::parse(path).is_some() && within(path, as_of))
+        .collect();
+    let sql_err = |source| BatchError::Sql {
+        step: format!("register {name}"),
+        source,
+    };
+    if files.is_empty() {
+        let empty = MemTable::try_new(schema, vec![vec![]]).map_err(sql_err)?;
+        ctx.register_table(name.as_str(), Arc::new(empty)).map_err(sql_err)?;
+        return Ok(0);
+    }
+    let urls = files
+        .iter()
+        .map(|f| ListingTableUrl::parse(zone.url_of(f)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_err)?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(sql_err)?;
+    ctx.register_table(name.as_str(), Arc::new(table)).map_err(sql_err)?;
+    Ok(files.len())
+}
+
+/// Whether a raw-zone path (`…/date=YYYY-MM-DD/…`) is dated on or before `as_of`.
+fn within(path: &str, as_of: Option<NaiveDate>) -> bool {
+    let Some(as_of) = as_of else { return true };
+    path.split('/')
+        .find_map(|seg| seg.strip_prefix("date="))
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .is_some_and(|d| d <= as_of)
+}
+
+async fn count_raw_rows(ctx: &SessionContext) -> Result<u64, BatchError> {
+    let mut total = 0;
+    for entity in Entity::ALL {
+        let df = ctx
+            .table(format!("raw_{}", entity.name()))
+            .await
+            .map_err(|source| BatchError::Sql {
+                step: "count input".into(),
+                source,
+            })?;
+        total += df.count().await.map_err(|source| BatchError::Sql {
+            step: "count input".into(),
+            source,
+        })? as u64;
+    }
+    Ok(total)
+}
+
+async fn run_sql(ctx: &SessionContext, step: &str, sql: &str) -> Result<Vec<RecordBatch>, BatchError> {
+    let sql_err = |source| BatchError::Sql {
+        step: step.to_string(),
+        source,
+    };
+    ctx.sql(sql).await.map_err(sql_err)?.collect().await.map_err(sql_err)
+}
+
+/// Splits a file of `;`-terminated statements, dropping `--` comment lines.
+fn sql_statements(text: &str) -> Vec<String> {
+    let body: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    body.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Loads every serving table in one transaction: COPY into a staging table, delete rows that are
+/// gone, upsert the rest. The `batch_runs` row says `running` until the same transaction commits.
+async fn load_postgres(
+    url: &str,
+    results: &[(&ServingTable, Vec<RecordBatch>)],
+    report: &BatchReport,
+    started_at: chrono::DateTime<Utc>,
+) -> Result<(), BatchError> {
+    let mut client = pg::connect(url).await?;
+    pg::ensure_schema(&client).await?;
+    client
+        .execute(
+            "INSERT INTO yelp.batch_runs (run_id, started_at, as_of, status) VALUES ($1, $2, $3, 'running')",
+            &[&report.run_id, &started_at, &report.as_of],
+        )
+        .await
+        .map_err(PgError::query("record the batch run"))?;
+    let loaded = load_tables(&mut client, results, report).await;
+    if let Err(e) = &loaded {
+        let message = e.to_string();
+        let _ = client
+            .execute(
+                "UPDATE yelp.batch_runs SET status = 'failed', finished_at = now(), error = $2 WHERE run_id = $1",
+                &[&report.run_id, &message],
+            )
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "could not mark the batch run failed"));
+    }
+    loaded
+}
+
+async fn load_tables(
+    client: &mut tokio_postgres::Client,
+    results: &[(&ServingTable, Vec<RecordBatch>)],
+    report: &BatchReport,
+) -> Result<(), BatchError> {
+    let tx = client.transaction().await.map_err(PgError::query("begin the load"))?;
+    // One load at a time: two concurrent batches would otherwise interleave their deletes.
+    tx.execute("SELECT pg_advisory_xact_lock(735001)", &[])
+        .await
+        .map_err(PgError::query("take the batch lock"))?;
+    for (table, batches) in results {
+        load_table(&tx, table, batches).await?;
+    }
+    tx.execute(
+        "UPDATE yelp.batch_runs SET status = 'succeeded', finished_at = now(), input_files = $2, rows_in = $3, rows_out = $4 WHERE run_id = $1",
+        &[&report.run_id, &i32::try_from(report.input_files).unwrap_or(i32::MAX), &i64::try_from(report.rows_in).unwrap_or(i64::MAX), &i64::try_from(report.rows_out).unwrap_or(i64::MAX)],
+    )
+    .await
+    .map_err(PgError::query("record the batch result"))?;
+    tx.commit().await.map_err(PgError::query("commit the load"))?;
+    Ok(())
+}
+
+async fn load_table(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &ServingTable,
+    batches: &[RecordBatch],
+) -> Result<(), BatchError> {
+    let name = table.name;
+    let target = format!("yelp.{name}");
+    let stage = format!("stage_{name}");
+    let Some(first) = batches.first() else {
+        // No rows at all: the serving table becomes empty.
+        tx.execute(&format!("DELETE FROM {target}"), &[])
+            .await
+            .map_err(PgError::query(format!("empty {target}")))?;
+        return Ok(());
+    };
+    let columns: Vec<String> = first.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let column_list = columns.join(", ");
+    tx.batch_execute(&format!("CREATE TEMP TABLE {stage} (LIKE {target}) ON COMMIT DROP"))
+        .await
+        .map_err(PgError::query(format!("create staging for {target}")))?;
+    let sink = tx
+        .copy_in(&format!("COPY {stage} ({column_list}) FROM STDIN"))
+        .await
+        .map_err(PgError::query(format!("start COPY into {target}")))?;
+    futures::pin_mut!(sink);
+    let encode_err = |e: datafusion::arrow::error::ArrowError| BatchError::Encode {
+        table: name.to_string(),
+        detail: e.to_string(),
+    };
+    let mut buf = String::with_capacity(1 << 20);
+    for batch in batches {
+        let cols = copy_text::canonicalize(batch).map_err(encode_err)?;
+        for row in 0..batch.num_rows() {
+            copy_text::write_row(&cols, row, &mut buf).map_err(encode_err)?;
+            if buf.len() >= 1 << 20 {
+                sink.send(Bytes::from(std::mem::take(&mut buf)))
+                    .await
+                    .map_err(PgError::query(format!("COPY into {target}")))?;
+            }
+        }
+    }
+    if !buf.is_empty() {
+        sink.send(Bytes::from(buf))
+            .await
+            .map_err(PgError::query(format!("COPY into {target}")))?;
+    }
+    sink.finish()
+        .await
+        .map_err(PgError::query(format!("finish COPY into {target}")))?;
+
+    let key_match = table
+        .key
+        .iter()
+        .map(|k| format!("s.{k} = t.{k}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let updates = columns
+        .iter()
+        .filter(|c| !table.key.contains(&c.as_str()))
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let changed = columns
+        .iter()
+        .filter(|c| !table.key.contains(&c.as_str()))
+        .map(|c| format!("{target}.{c} IS DISTINCT FROM EXCLUDED.{c}"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let sql = format!(
+        "DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {stage} s WHERE {key_match});
+         INSERT INTO {target} ({column_list}) SELECT {column_list} FROM {stage}
+         ON CONFLICT ({keys}) DO UPDATE SET {updates} WHERE {changed};",
+        keys = table.key.join(", ")
+    );
+    tx.batch_execute(&sql)
+        .await
+        .map_err(PgError::query(format!("upsert into {target}")))?;
+    Ok(())
+}
+
+fn write_parquet(dir: &Path, results: &[(&ServingTable, Vec<RecordBatch>)]) -> Result<(), BatchError> {
+    let out_err = |path: &Path, e: &dyn std::fmt::Display| BatchError::Output {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| out_err(dir, &e))?;
+    for (table, batches) in results {
+        let path = dir.join(format!("{}.parquet", table.name));
+        let tmp = dir.join(format!(".{}.parquet.tmp", table.name));
+        let Some(schema) = batches.first().map(RecordBatch::schema) else {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        };
+        let file = std::fs::File::create(&tmp).map_err(|e| out_err(&tmp, &e))?;
+        let mut writer = ArrowWriter::try_new(file, schema, None).map_err(|e| out_err(&tmp, &e))?;
+        for batch in batches {
+            writer.write(batch).map_err(|e| out_err(&tmp, &e))?;
+        }
+        writer.close().map_err(|e| out_err(&tmp, &e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| out_err(&path, &e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::clean::clean;
+    use crate::pipeline::sink::encode_parquet;
+    use crate::storage::LocalRawZone;
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::Int64Type;
+
+    /// Puts raw lines through the real transform and encoder into one raw-zone file per entity.
+    async fn raw_zone_with(dir: &Path, date: &str, lines: &[(Entity, &str)]) -> LocalRawZone {
+        let zone = LocalRawZone::new(dir);
+        for entity in Entity::ALL {
+            let mut json = Vec::new();
+            let mut offsets = Vec::new();
+            for (i, (_, line)) in lines.iter().filter(|(e, _)| *e == entity).enumerate() {
+                json.extend(clean(entity, line.as_bytes()).unwrap());
+                json.push(b'\n');
+                offsets.push(i as i64);
+            }
+            if offsets.is_empty() {
+                continue;
+            }
+            let part = PartFile {
+                partition: 0,
+                first_offset: 0,
+                last_offset: *offsets.last().unwrap(),
+            };
+            zone.put_atomic(
+                &part.path(entity, date),
+                encode_parquet(entity, 0, &offsets, &json).unwrap(),
+            )
+            .await
+            .unwrap();
+        }
+        zone
+    }
+
+    fn review(id: &str, user: &str, business: &str, stars: u8, date: &str) -> String {
+        format!(
+            r#"{{"review_id":"{id}","user_id":"{user}","business_id":"{business}","stars":{stars}.0,"text":"ok","date":"{date}"}}"#
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn serving_tables_from_a_small_raw_zone() {
+        let dir = tempfile::tempdir().unwrap();
+        let b1 = r#"{"business_id":"b1","name":"Taco Place","city":"Tucson","state":"AZ","stars":4.0,"categories":"Mexican, Restaurants"}"#;
+        let b2 =
+            r#"{"business_id":"b2","name":"Quiet Cafe","city":"Tucson","state":"AZ","stars":3.0,"categories":null}"#;
+        let u1 = r#"{"user_id":"u1","elite":"2019,20,20"}"#;
+        let (r1, r2, r3) = (
+            review("r1", "u1", "b1", 5, "2019-01-02 10:00:00"),
+            review("r2", "u1", "b1", 2, "2019-01-02 18:00:00"),
+            review("r3", "u9", "b1", 4, "2020-05-05 09:30:00"),
+        );
+        let lines = [
+            (Entity::Business, b1),
+            (Entity::Business, b2),
+            (Entity::Business, b1), // a duplicate copy
+            (Entity::User, u1),
+            (Entity::Review, r1.as_str()),
+            (Entity::Review, r2.as_str()),
+            (Entity::Review, r3.as_str()),
+            (Entity::Review, r1.as_str()), // a duplicate copy
+        ];
+        let zone = raw_zone_with(dir.path(), "2026-11-24", &lines).await;
+        let out = dir.path().join("serving");
+        let report = run_batch(&zone, None, &ServingTarget::Parquet(out.clone()))
+            .await
+            .unwrap();
+        assert_eq!(report.input_files, 3);
+        assert_eq!(report.rows_in, 8);
+        assert_eq!(report.tables["business_summary"], 2);
+        assert_eq!(report.tables["business_daily"], 2);
+        assert_eq!(report.tables["city_category_top"], 2);
+        assert_eq!(report.tables["user_summary"], 1);
+
+        let ctx = SessionContext::new_with_config(
+            SessionConfig::new().set_bool("datafusion.execution.parquet.schema_force_view_types", false),
+        );
+        let query = |sql: &'static str| {
+            let ctx = ctx.clone();
+            let out = out.clone();
+            async move {
+                for t in ["business_summary", "city_category_top", "user_summary"] {
+                    let _ = ctx.deregister_table(t);
+                    ctx.register_parquet(
+                        t,
+                        out.join(format!("{t}.parquet")).to_str().unwrap(),
+                        Default::default(),
+                    )
+                    .await
+                    .unwrap();
+                }
+                ctx.sql(sql).await.unwrap().collect().await.unwrap()
+            }
+        };
+        let rows = query("SELECT review_count, avg_stars FROM business_summary WHERE business_id = 'b1'").await;
+        assert_eq!(rows[0].column(0).as_primitive::<Int64Type>().value(0), 3);
+        assert!(
+            (rows[0]
+                .column(1)
+                .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                .value(0)
+                - 11.0 / 3.0)
+                .abs()
+                < 1e-12
+        );
+        let rows = query("SELECT avg_stars FROM business_summary WHERE business_id = 'b2'").await;
+        assert!(rows[0].column(0).is_null(0), "no reviews → NULL average");
+        let rows = query("SELECT category, reviews, rank FROM city_category_top ORDER BY rank").await;
+        assert_eq!(rows[0].column(0).as_string::<i32>().value(0), "Mexican"); // tie on reviews → alphabetical
+        assert_eq!(rows[0].column(1).as_primitive::<Int64Type>().value(0), 3);
+        let rows = query("SELECT reviews, elite_years FROM user_summary").await;
+        assert_eq!(rows[0].column(0).as_primitive::<Int64Type>().value(0), 2);
+
+        // As of the day before the files landed, nothing is in.
+        let before = NaiveDate::from_ymd_opt(2026, 11, 23);
+        let report = run_batch(&zone, before, &ServingTarget::Parquet(out)).await.unwrap();
+        assert_eq!((report.input_files, report.rows_in, report.rows_out), (0, 0, 0));
+    }
+
+    #[test]
+    fn statements_split_and_comments_drop() {
+        let s = sql_statements("-- a; comment\nCREATE VIEW a AS SELECT 1;\n\nCREATE VIEW b AS SELECT 2;\n");
+        assert_eq!(s, ["CREATE VIEW a AS SELECT 1", "CREATE VIEW b AS SELECT 2"]);
+        assert_eq!(sql_statements(VIEWS_SQL).len(), 3);
+    }
+
+    #[test]
+    fn as_of_filters_by_partition_date() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 24);
+        assert!(within("review/date=2026-11-24/part-0-0-1.parquet", d));
+        assert!(!within("review/date=2026-11-25/part-0-0-1.parquet", d));
+        assert!(!within("review/part-0-0-1.parquet", d));
+        assert!(within("review/date=2030-01-01/part-0-0-1.parquet", None));
+    }
+}

@@ -1,0 +1,169 @@
+//! Kafka plumbing shared by the stages: client configs, topic creation, catching-up checks.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use super::PipelineError;
+
+/// How long a metadata/watermark query may take before we treat the broker as unreachable.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Config for a producer that never duplicates on retry (idempotence) and batches for throughput.
+#[must_use]
+pub fn producer_config(brokers: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("message.timeout.ms", "300000");
+    cfg
+}
+
+/// Config for a consumer-group member that commits offsets only by hand, after a durable write.
+#[must_use]
+pub fn consumer_config(brokers: &str, group_id: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        // Some Kafka-protocol brokers ignore fetch.max.bytes and answer with a whole backlog.
+        .set("receive.message.max.bytes", "1000000000")
+        .set("session.timeout.ms", "10000");
+    cfg
+}
+
+/// Creates the topics that do not exist yet, with `partitions` partitions each.
+pub async fn ensure_topics(brokers: &str, topics: &[String], partitions: i32) -> Result<(), PipelineError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| PipelineError::kafka("create an admin client", brokers, e))?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(QUERY_TIMEOUT))
+        .request_timeout(Some(QUERY_TIMEOUT));
+    let results = admin
+        .create_topics(&new, &opts)
+        .await
+        .map_err(|e| PipelineError::kafka("create topics", brokers, e))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(PipelineError::Kafka {
+                    action: format!("create topic {topic}"),
+                    brokers: brokers.to_string(),
+                    detail: code.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A group-less client for watermark queries.
+///
+/// It must not be the consumer itself: a consumer's broker connection is busy with long-polling
+/// fetches (up to `fetch.wait.max.ms`), and a watermark request queued behind them waits that long,
+/// for every partition.
+pub fn watermark_client(brokers: &str) -> Result<BaseConsumer, PipelineError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| PipelineError::kafka("create a metadata client", brokers, e))
+}
+
+/// Messages between each assigned partition's read position and its high watermark, summed.
+/// `None` while the consumer has no assignment yet (then it cannot be caught up).
+///
+/// Blocking (librdkafka queries): call from `block_in_place` or a blocking thread.
+pub fn assigned_lag<C: ConsumerContext, K: Consumer<C>>(
+    consumer: &K,
+    watermarks: &BaseConsumer,
+) -> Result<Option<i64>, PipelineError> {
+    let kerr = |e| PipelineError::kafka("read the consumer position", "(configured brokers)", e);
+    let assignment = consumer.assignment().map_err(kerr)?;
+    if assignment.count() == 0 {
+        return Ok(None);
+    }
+    let position = consumer.position().map_err(kerr)?;
+    let committed = consumer.committed_offsets(assignment, QUERY_TIMEOUT).map_err(kerr)?;
+    let mut lag = 0;
+    for elem in position.elements() {
+        let (topic, partition) = (elem.topic(), elem.partition());
+        let (low, high) = watermarks
+            .fetch_watermarks(topic, partition, QUERY_TIMEOUT)
+            .map_err(kerr)?;
+        let next = match elem.offset() {
+            Offset::Offset(o) => o,
+            // Nothing read since assignment: resume point is the committed offset, else the start.
+            _ => match committed.find_partition(topic, partition).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => low,
+            },
+        };
+        lag += (high - next).max(0);
+    }
+    Ok(Some(lag))
+}
+
+/// The offsets to commit after processing: per partition, the highest processed offset + 1.
+#[derive(Debug, Default)]
+pub struct OffsetTracker {
+    next: std::collections::BTreeMap<(String, i32), i64>,
+}
+
+impl OffsetTracker {
+    pub fn processed(&mut self, topic: &str, partition: i32, offset: i64) {
+        let entry = self.next.entry((topic.to_string(), partition)).or_insert(offset + 1);
+        *entry = (*entry).max(offset + 1);
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.next.is_empty()
+    }
+
+    /// The list to commit; clears the tracker.
+    pub fn take(&mut self) -> Result<TopicPartitionList, PipelineError> {
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), next) in std::mem::take(&mut self.next) {
+            tpl.add_partition_offset(&topic, partition, Offset::Offset(next))
+                .map_err(|e| PipelineError::kafka("build the offsets to commit", "-", e))?;
+        }
+        Ok(tpl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_tracker_keeps_the_highest_next_offset() {
+        let mut t = OffsetTracker::default();
+        t.processed("a", 0, 5);
+        t.processed("a", 0, 3);
+        t.processed("a", 1, 0);
+        let tpl = t.take().unwrap();
+        assert_eq!(tpl.find_partition("a", 0).unwrap().offset(), Offset::Offset(6));
+        assert_eq!(tpl.find_partition("a", 1).unwrap().offset(), Offset::Offset(1));
+        assert!(t.is_empty());
+    }
+}

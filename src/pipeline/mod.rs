@@ -1,0 +1,70 @@
+//! The streaming stages: producer (files → Kafka), stream transform (validate/clean/enrich, DLQ),
+//! consumer (Kafka → raw zone Parquet) and batch (DataFusion SQL → PostgreSQL serving tables).
+//!
+//! Delivery guarantee: every stage is at-least-once — it commits its input offsets only after its
+//! output is acknowledged by Kafka or durably written — and everything downstream is idempotent:
+//! the consumer skips offsets already in the raw zone, and the batch deduplicates by record id and
+//! upserts, so a crash anywhere neither loses nor doubles a record in the serving tables.
+
+pub mod batch;
+pub mod clean;
+pub mod kafka;
+pub mod producer;
+pub mod sink;
+pub mod stats;
+pub mod topics;
+pub mod transform;
+
+pub use stats::{StageCounters, StageSnapshot};
+pub use topics::Topics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(
+        "Kafka: cannot {action} (brokers {brokers}): {detail}\nis the broker running and reachable? `lab up` starts one, or pass --brokers HOST:PORT"
+    )]
+    Kafka {
+        action: String,
+        brokers: String,
+        detail: String,
+    },
+    #[error(transparent)]
+    Read(#[from] crate::dataset::reader::ReadError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("cannot write Parquet for {entity}: {detail}")]
+    Parquet { entity: String, detail: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl PipelineError {
+    pub fn kafka(action: &str, brokers: &str, e: impl std::fmt::Display) -> Self {
+        PipelineError::Kafka {
+            action: action.to_string(),
+            brokers: brokers.to_string(),
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// When a long-running stage (transform, consumer) ends on its own.
+#[derive(Debug, Clone, Default)]
+pub enum StopWhen {
+    /// Run until cancelled (Ctrl-C).
+    #[default]
+    Cancelled,
+    /// End once the input topics are fully read and, if given, the upstream stage is done.
+    CaughtUp {
+        upstream: Option<std::sync::Arc<StageCounters>>,
+    },
+}
+
+impl StopWhen {
+    fn upstream_done(&self) -> bool {
+        match self {
+            StopWhen::Cancelled => false,
+            StopWhen::CaughtUp { upstream } => upstream.as_ref().is_none_or(|u| u.is_done()),
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Producer: dataset files → raw topics, one message per line, keyed by business or user id.
+//!
+//! Every line is forwarded, even one that is not valid JSON: the stream transform dead-letters it
+//! with a reason, so nothing in the input is silently lost. Such lines carry a `lab.source` header
+//! (`file:line`) and are counted as malformed here too.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Message};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::{PipelineError, StageCounters, Topics, kafka};
+use crate::dataset::Entity;
+use crate::dataset::reader::{DatasetSource, LineRef, read_lines};
+
+#[derive(Debug, Clone)]
+pub struct ProducerOptions {
+    pub brokers: String,
+    pub topics: Topics,
+    /// Messages per second; `None` = as fast as the broker takes them.
+    pub rate: Option<u32>,
+    /// Entities to send; empty = all.
+    pub entities: Vec<Entity>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProducerReport {
+    pub sent: u64,
+    pub delivered: u64,
+    pub malformed_lines: u64,
+    /// The first malformed lines, as `file:line`.
+    pub malformed_examples: Vec<String>,
+    pub bytes: u64,
+    pub elapsed_ms: u128,
+}
+
+/// Counts deliveries; the only place that learns whether Kafka accepted a message.
+struct DeliveryCounter {
+    counters: Arc<StageCounters>,
+    failed: AtomicU64,
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryCounter {}
+
+impl ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, (): ()) {
+        match result {
+            Ok(_) => StageCounters::add(&self.counters.output, 1),
+            Err((err, msg)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(topic = msg.topic(), %err, "delivery failed");
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = Some(err.to_string());
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Keys<'a> {
+    #[serde(borrow, default)]
+    business_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    user_id: Option<Cow<'a, str>>,
+}
+
+/// The message key: business_id (business, review, tip, checkin) or user_id (user).
+/// `None` when the line is not a JSON object with that id.
+fn key_of(entity: Entity, line: &[u8]) -> Option<Vec<u8>> {
+    let keys: Keys<'_> = serde_json::from_slice(line).ok()?;
+    let key = if entity == Entity::User {
+        keys.user_id
+    } else {
+        keys.business_id
+    };
+    key.map(|k| k.as_bytes().to_vec())
+}
+
+const MAX_MALFORMED_EXAMPLES: usize = 20;
+
+/// Sends the dataset to Kafka. Blocking: run it on a blocking thread.
+pub fn run_producer(
+    source: &DatasetSource,
+    opts: &ProducerOptions,
+    counters: &Arc<StageCounters>,
+    cancel: &CancellationToken,
+) -> Result<ProducerReport, PipelineError> {
+    let started = Instant::now();
+    let context = DeliveryCounter {
+        counters: counters.clone(),
+        failed: AtomicU64::new(0),
+        last_error: Default::default(),
+    };
+    let producer: ThreadedProducer<DeliveryCounter> = kafka::producer_config(&opts.brokers)
+        .create_with_context(context)
+        .map_err(|e| PipelineError::kafka("create a producer", &opts.brokers, e))?;
+    let topic_names: Vec<(Entity, String)> = Entity::ALL.iter().map(|e| (*e, opts.topics.raw(*e))).collect();
+    let mut report = ProducerReport::default();
+    let pacing = opts.rate.filter(|r| *r > 0).map(|r| Duration::from_secs(1) / r);
+
+    let read = read_lines(
+        source,
+        &opts.entities,
+        |line: LineRef<'_>| -> Result<(), PipelineError> {
+            if cancel.is_cancelled() {
+                return Err(PipelineError::Other("cancelled".into()));
+            }
+            let topic = &topic_names
+                .iter()
+                .find(|(e, _)| *e == line.entity)
+                .map_or("", |(_, t)| t.as_str());
+            let key = key_of(line.entity, line.text);
+            let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(topic).payload(line.text);
+            let key_ref;
+            let headers;
+            if let Some(k) = &key {
+                key_ref = k.as_slice();
+                record = record.key(key_ref);
+            } else {
+                report.malformed_lines += 1;
+                let origin = format!("{}:{}", line.source, line.line_no);
+                tracing::warn!(%origin, "malformed line forwarded for dead-lettering");
+                if report.malformed_examples.len() < MAX_MALFORMED_EXAMPLES {
+                    report.malformed_examples.push(origin.clone());
+                }
+                headers = OwnedHeaders::new().insert(Header {
+                    key: "lab.source",
+                    value: Some(origin.as_bytes()),
+                });
+                record = record.headers(headers);
+            }
+            send_with_backpressure(&producer, record, &opts.brokers)?;
+            report.sent += 1;
+            report.bytes += line.text.len() as u64;
+            StageCounters::add(&counters.input, 1);
+            StageCounters::add(&counters.bytes, line.text.len() as u64);
+            if let Some(gap) = pacing {
+                let due = started + gap * u32::try_from(report.sent).unwrap_or(u32::MAX);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
+            Ok(())
+        },
+    );
+    let flush = producer.flush(Duration::from_secs(300));
+    let failed = producer.context().failed.load(Ordering::Relaxed);
+    report.delivered = counters.output.load(Ordering::Relaxed);
+    report.elapsed_ms = started.elapsed().as_millis();
+    counters.finish();
+    let stats = read?;
+    // Lines over the reader's cap never reach Kafka (no broker takes them); they are reported.
+    for long in &stats.too_long {
+        report.malformed_lines += 1;
+        if report.malformed_examples.len() < MAX_MALFORMED_EXAMPLES {
+            report.malformed_examples.push(format!(
+                "{}:{} ({} bytes, over the line limit)",
+                long.source, long.line_no, long.bytes
+            ));
+        }
+    }
+    flush.map_err(|e| PipelineError::kafka("flush pending messages", &opts.brokers, e))?;
+    if failed > 0 {
+        let last = producer
+            .context()
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|l| l.clone())
+            .unwrap_or_default();
+        return Err(PipelineError::kafka(
+            &format!("deliver {failed} of {} messages", report.sent),
+            &opts.brokers,
+            last,
+        ));
+    }
+    Ok(report)
+}
+
+/// Queues a record, waiting while librdkafka's local queue is full instead of failing.
+fn send_with_backpressure<'a>(
+    producer: &ThreadedProducer<DeliveryCounter>,
+    mut record: BaseRecord<'a, [u8], [u8], ()>,
+    brokers: &str,
+) -> Result<(), PipelineError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err((e, _)) => return Err(PipelineError::kafka("queue a message", brokers, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_entity() {
+        let review = br#"{"review_id":"r","user_id":"u1","business_id":"b1","stars":4.0}"#;
+        assert_eq!(key_of(Entity::Review, review), Some(b"b1".to_vec()));
+        assert_eq!(
+            key_of(Entity::User, br#"{"user_id":"u1","name":"x"}"#),
+            Some(b"u1".to_vec())
+        );
+        assert_eq!(key_of(Entity::Review, br#"{"review_id":"r""#), None);
+        assert_eq!(key_of(Entity::Review, br#"{"review_id":"r"}"#), None);
+        assert_eq!(key_of(Entity::Review, b"\xff\xfe"), None);
+    }
+}

@@ -1,0 +1,320 @@
+//! Consumer: clean topics → raw zone Parquet, one file per (entity, Kafka partition, roll).
+//!
+//! Order of operations per file: encode → write to a temp name → rename (atomic) → commit the
+//! partition's offset. A crash after the rename but before the commit makes the consumer re-read
+//! records it already wrote; it recognises them from the offsets in the raw zone's file names and
+//! skips them, so the raw zone holds every record exactly once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch};
+use datafusion::arrow::json::ReaderBuilder;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use futures::FutureExt;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::clean::{arrow_schema, raw_zone_schema};
+use super::kafka;
+use super::{PipelineError, StageCounters, StopWhen, Topics};
+use crate::dataset::Entity;
+use crate::storage::{PartFile, RawZone};
+
+pub const DEFAULT_GROUP: &str = "lab-consumer";
+
+/// When a buffered file is written out.
+#[derive(Debug, Clone, Copy)]
+pub struct RollPolicy {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub max_age: Duration,
+}
+
+impl Default for RollPolicy {
+    fn default() -> Self {
+        Self {
+            max_rows: 500_000,
+            max_bytes: 128 << 20,
+            max_age: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkOptions {
+    pub brokers: String,
+    pub topics: Topics,
+    pub group_id: String,
+    pub roll: RollPolicy,
+    pub stop: StopWhen,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SinkReport {
+    pub records_written: u64,
+    pub files_written: u64,
+    pub skipped_already_durable: u64,
+}
+
+/// Notices rebalances so the loop can drop buffers of partitions it no longer owns.
+#[derive(Default)]
+struct RebalanceFlag(AtomicBool);
+
+impl ClientContext for RebalanceFlag {}
+
+impl ConsumerContext for RebalanceFlag {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Records of one Kafka partition waiting to become one Parquet file.
+struct PartBuffer {
+    entity: Entity,
+    topic: String,
+    partition: i32,
+    json: Vec<u8>,
+    offsets: Vec<i64>,
+    first_timestamp_ms: Option<i64>,
+    started: Instant,
+}
+
+/// Runs until cancelled or, with [`StopWhen::CaughtUp`], until the clean topics are drained.
+pub async fn run_sink<Z: RawZone>(
+    zone: &Z,
+    opts: &SinkOptions,
+    counters: &Arc<StageCounters>,
+    cancel: &CancellationToken,
+) -> Result<SinkReport, PipelineError> {
+    let result = sink_loop(zone, opts, counters, cancel).await;
+    counters.finish();
+    result
+}
+
+async fn sink_loop<Z: RawZone>(
+    zone: &Z,
+    opts: &SinkOptions,
+    counters: &Arc<StageCounters>,
+    cancel: &CancellationToken,
+) -> Result<SinkReport, PipelineError> {
+    let brokers = opts.brokers.as_str();
+    let consumer: StreamConsumer<RebalanceFlag> = kafka::consumer_config(brokers, &opts.group_id)
+        .create_with_context(RebalanceFlag::default())
+        .map_err(|e| PipelineError::kafka("create the raw-zone consumer", brokers, e))?;
+    let watermarks = kafka::watermark_client(brokers)?;
+    let inputs: Vec<String> = Entity::ALL.iter().map(|e| opts.topics.clean(*e)).collect();
+    let input_refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&input_refs)
+        .map_err(|e| PipelineError::kafka("subscribe to the clean topics", brokers, e))?;
+    tracing::info!(zone = %zone.describe(), topics = ?inputs, "consumer started");
+
+    let mut durable = durable_offsets(zone).await?;
+    let mut buffers: HashMap<(Entity, i32), PartBuffer> = HashMap::new();
+    let mut skipped_commits = kafka::OffsetTracker::default();
+    let mut report = SinkReport::default();
+    let mut last_check = Instant::now() - Duration::from_secs(1);
+    loop {
+        let first = tokio::select! {
+            () = cancel.cancelled() => break,
+            msg = tokio::time::timeout(Duration::from_millis(200), consumer.recv()) => msg,
+        };
+        if consumer.context().0.swap(false, Ordering::AcqRel) {
+            // Partitions may have moved: forget what we no longer own, re-learn what is durable.
+            let owned = consumer
+                .assignment()
+                .map_err(|e| PipelineError::kafka("read the assignment", brokers, e))?;
+            buffers.retain(|_, b| owned.find_partition(&b.topic, b.partition).is_some());
+            durable = durable_offsets(zone).await?;
+        }
+        let mut pending = Vec::new();
+        if let Ok(msg) = first {
+            pending.push(msg);
+            while pending.len() < 50_000 {
+                match consumer.recv().now_or_never() {
+                    Some(msg) => pending.push(msg),
+                    None => break,
+                }
+            }
+        }
+        for msg in pending {
+            let msg = msg.map_err(|e| PipelineError::kafka("consume clean records", brokers, e))?;
+            let Some(entity) = opts.topics.entity_of_clean(msg.topic()) else {
+                continue;
+            };
+            let (partition, offset) = (msg.partition(), msg.offset());
+            StageCounters::add(&counters.input, 1);
+            if durable.get(&(entity, partition)).is_some_and(|last| offset <= *last) {
+                StageCounters::add(&counters.skipped, 1);
+                report.skipped_already_durable += 1;
+                skipped_commits.processed(msg.topic(), partition, offset);
+                continue;
+            }
+            let payload = msg.payload().unwrap_or_default();
+            StageCounters::add(&counters.bytes, payload.len() as u64);
+            let buffer = buffers.entry((entity, partition)).or_insert_with(|| PartBuffer {
+                entity,
+                topic: msg.topic().to_string(),
+                partition,
+                json: Vec::new(),
+                offsets: Vec::new(),
+                first_timestamp_ms: msg.timestamp().to_millis(),
+                started: Instant::now(),
+            });
+            buffer.json.extend_from_slice(payload);
+            buffer.json.push(b'\n');
+            buffer.offsets.push(offset);
+        }
+
+        let caught_up_check = last_check.elapsed() >= Duration::from_secs(1);
+        let mut lag = None;
+        if caught_up_check {
+            last_check = Instant::now();
+            lag = tokio::task::block_in_place(|| kafka::assigned_lag(&consumer, &watermarks))?;
+            counters.set_lag(lag.unwrap_or(-1));
+        }
+        let finishing = lag == Some(0) && opts.stop.upstream_done() && matches!(opts.stop, StopWhen::CaughtUp { .. });
+        let due: Vec<(Entity, i32)> = buffers
+            .iter()
+            .filter(|(_, b)| {
+                finishing
+                    || b.offsets.len() >= opts.roll.max_rows
+                    || b.json.len() >= opts.roll.max_bytes
+                    || b.started.elapsed() >= opts.roll.max_age
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            if let Some(buffer) = buffers.remove(&key) {
+                let part = write_part(zone, &buffer).await?;
+                commit_next(
+                    &consumer,
+                    &buffer.topic,
+                    buffer.partition,
+                    part.last_offset + 1,
+                    brokers,
+                )?;
+                durable.insert(key, part.last_offset);
+                report.files_written += 1;
+                report.records_written += buffer.offsets.len() as u64;
+                StageCounters::add(&counters.files, 1);
+                StageCounters::add(&counters.output, buffer.offsets.len() as u64);
+            }
+        }
+        if !skipped_commits.is_empty() {
+            let tpl = skipped_commits.take()?;
+            consumer
+                .commit(&tpl, CommitMode::Sync)
+                .map_err(|e| PipelineError::kafka("commit skipped offsets", brokers, e))?;
+        }
+        if finishing && buffers.is_empty() {
+            break;
+        }
+    }
+    // Cancelled: what is buffered is not committed, so it is re-read next time. Nothing is lost.
+    tracing::info!(?report, unwritten_buffers = buffers.len(), "consumer finished");
+    Ok(report)
+}
+
+fn commit_next<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+    partition: i32,
+    next: i64,
+    brokers: &str,
+) -> Result<(), PipelineError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(next))
+        .map_err(|e| PipelineError::kafka("build the offset to commit", brokers, e))?;
+    consumer
+        .commit(&tpl, CommitMode::Sync)
+        .map_err(|e| PipelineError::kafka("commit consumer offsets", brokers, e))
+}
+
+/// The highest offset already in the raw zone, per (entity, Kafka partition).
+async fn durable_offsets<Z: RawZone>(zone: &Z) -> Result<BTreeMap<(Entity, i32), i64>, PipelineError> {
+    let mut durable = BTreeMap::new();
+    for entity in Entity::ALL {
+        for path in zone.list_files(entity.name()).await? {
+            if let Some(part) = PartFile::parse(&path) {
+                let last = durable.entry((entity, part.partition)).or_insert(part.last_offset);
+                *last = (*last).max(part.last_offset);
+            }
+        }
+    }
+    Ok(durable)
+}
+
+/// Encodes a buffer as Parquet and puts it in the raw zone; returns what it wrote.
+async fn write_part<Z: RawZone>(zone: &Z, buffer: &PartBuffer) -> Result<PartFile, PipelineError> {
+    let (first_offset, last_offset) = match (buffer.offsets.first(), buffer.offsets.last()) {
+        (Some(first), Some(last)) => (*first, *last),
+        _ => return Err(PipelineError::Other("internal: empty buffer flushed".into())),
+    };
+    let part = PartFile {
+        partition: buffer.partition,
+        first_offset,
+        last_offset,
+    };
+    // The date partition comes from the first record's Kafka timestamp, so a re-read after a
+    // crash lands in the same directory as the first attempt.
+    let date = buffer
+        .first_timestamp_ms
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+        .unwrap_or_else(Utc::now)
+        .format("%Y-%m-%d")
+        .to_string();
+    let bytes = encode_parquet(buffer.entity, buffer.partition, &buffer.offsets, &buffer.json)?;
+    zone.put_atomic(&part.path(buffer.entity, &date), bytes).await?;
+    tracing::debug!(entity = %buffer.entity, ?part, "raw-zone file written");
+    Ok(part)
+}
+
+/// Encodes newline-separated clean JSON records of one Kafka partition as a raw-zone Parquet file.
+pub(crate) fn encode_parquet(
+    entity: Entity,
+    partition: i32,
+    offsets: &[i64],
+    json: &[u8],
+) -> Result<Vec<u8>, PipelineError> {
+    let perr = |e: &dyn std::fmt::Display| PipelineError::Parquet {
+        entity: entity.to_string(),
+        detail: e.to_string(),
+    };
+    let mut decoder = ReaderBuilder::new(arrow_schema(entity))
+        .with_batch_size(offsets.len().max(1))
+        .build_decoder()
+        .map_err(|e| perr(&e))?;
+    decoder.decode(json).map_err(|e| perr(&e))?;
+    let batch = decoder
+        .flush()
+        .map_err(|e| perr(&e))?
+        .ok_or_else(|| perr(&"no rows decoded"))?;
+    if batch.num_rows() != offsets.len() {
+        return Err(perr(&format!(
+            "decoded {} rows from {} messages",
+            batch.num_rows(),
+            offsets.len()
+        )));
+    }
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns.push(Arc::new(Int32Array::from(vec![partition; offsets.len()])));
+    columns.push(Arc::new(Int64Array::from(offsets.to_vec())));
+    let batch = RecordBatch::try_new(raw_zone_schema(entity), columns).map_err(|e| perr(&e))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| perr(&e))?))
+        .build();
+    let mut out = Vec::with_capacity(json.len() / 3);
+    let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).map_err(|e| perr(&e))?;
+    writer.write(&batch).map_err(|e| perr(&e))?;
+    writer.close().map_err(|e| perr(&e))?;
+    Ok(out)
+}

@@ -1,0 +1,84 @@
+//! Live counters each stage updates and the progress views read (lock-free, cheap to bump).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use serde::Serialize;
+
+#[derive(Debug, Default)]
+pub struct StageCounters {
+    /// Records read from the stage's input.
+    pub input: AtomicU64,
+    /// Records the stage delivered downstream (acknowledged by Kafka or durably written).
+    pub output: AtomicU64,
+    /// Records sent to the dead-letter topic.
+    pub dlq: AtomicU64,
+    /// Records skipped because they were already durable (a restart re-read them).
+    pub skipped: AtomicU64,
+    /// Payload bytes read.
+    pub bytes: AtomicU64,
+    /// Files written (consumer) .
+    pub files: AtomicU64,
+    /// Messages behind the high watermark on the stage's input topics; -1 while unknown.
+    pub lag: AtomicI64,
+    /// Set when the stage has finished (successfully or not).
+    pub done: AtomicBool,
+}
+
+/// A point-in-time copy of [`StageCounters`].
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct StageSnapshot {
+    pub input: u64,
+    pub output: u64,
+    pub dlq: u64,
+    pub skipped: u64,
+    pub bytes: u64,
+    pub files: u64,
+    pub lag: i64,
+    pub done: bool,
+}
+
+impl StageCounters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn set_lag(&self, lag: i64) {
+        self.lag.store(lag, Ordering::Relaxed);
+    }
+
+    pub fn finish(&self) {
+        self.done.store(true, Ordering::Release);
+    }
+
+    #[must_use]
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    #[must_use]
+    pub fn snapshot(&self) -> StageSnapshot {
+        StageSnapshot {
+            input: self.input.load(Ordering::Relaxed),
+            output: self.output.load(Ordering::Relaxed),
+            dlq: self.dlq.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            files: self.files.load(Ordering::Relaxed),
+            lag: self.lag.load(Ordering::Relaxed),
+            done: self.is_done(),
+        }
+    }
+}
+
+impl StageSnapshot {
+    /// Records per second between two snapshots `secs` apart.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)]
+    pub fn rate_since(&self, earlier: &StageSnapshot, secs: f64) -> f64 {
+        if secs <= 0.0 {
+            0.0
+        } else {
+            self.output.saturating_sub(earlier.output) as f64 / secs
+        }
+    }
+}

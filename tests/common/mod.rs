@@ -1,0 +1,442 @@
+//! Shared helpers for the integration tests: running the `lab` binary, the real services the
+//! Makefile starts (tests/services/), and an independent reference computation of the serving
+//! tables straight from the input files (deliberately not using the pipeline's code or SQL).
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde_json::Value;
+
+pub fn lab() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab"));
+    cmd.env_remove("LAB_PG_URL")
+        .env_remove("LAB_KAFKA_BROKERS")
+        .env_remove("LAB_STATE_DIR")
+        .env_remove("LAB_RAW_ZONE");
+    cmd
+}
+
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run lab");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn json_stdout(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)))
+}
+
+pub fn sample_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample")
+}
+
+/// The real services started by `make test` (tests/services/up.sh). Tests that need them fail
+/// with instructions when they are absent rather than passing vacuously.
+pub fn service_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the integration tests with `make test`, which starts PostgreSQL and a Kafka-protocol broker on 127.0.0.1 (tests/services/up.sh)")
+    })
+}
+
+/// A fresh database on the test PostgreSQL server; returns its connection string.
+pub async fn fresh_database(name: &str) -> String {
+    let base = service_env("LAB_TEST_PG_URL");
+    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("connect to test postgres");
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
+        ))
+        .await
+        .expect("create test database");
+    base.split_whitespace()
+        .map(|kv| {
+            if kv.starts_with("dbname=") {
+                format!("dbname={name}")
+            } else {
+                kv.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+}
+
+/// A value compared with a tolerance for floats (averages computed in different orders).
+#[derive(Debug, Clone)]
+pub enum Cell {
+    Text(String),
+    Int(i64),
+    Float(Option<f64>),
+    Time(Option<DateTime<Utc>>),
+    Day(NaiveDate),
+    Texts(Vec<String>),
+    Ints(Vec<i32>),
+}
+
+impl PartialEq for Cell {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Cell::Float(Some(a)), Cell::Float(Some(b))) => (a - b).abs() < 1e-9,
+            (Cell::Text(a), Cell::Text(b)) => a == b,
+            (Cell::Int(a), Cell::Int(b)) => a == b,
+            (Cell::Float(None), Cell::Float(None)) => true,
+            (Cell::Time(a), Cell::Time(b)) => a == b,
+            (Cell::Day(a), Cell::Day(b)) => a == b,
+            (Cell::Texts(a), Cell::Texts(b)) => a == b,
+            (Cell::Ints(a), Cell::Ints(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+pub type Table = Vec<Vec<Cell>>;
+
+/// Reads a serving table in a fixed order as cells, using the column kinds the reference uses.
+pub async fn read_table(client: &tokio_postgres::Client, table: &str) -> Table {
+    let (sql, kinds): (&str, &[&str]) = match table {
+        "business_summary" => (
+            "SELECT business_id, name, city, state, categories, review_count, avg_stars, last_review_at FROM yelp.business_summary ORDER BY business_id COLLATE \"C\"",
+            &["t", "t", "t", "t", "ts", "i", "f", "time"],
+        ),
+        "business_daily" => (
+            "SELECT business_id, day, reviews, avg_stars FROM yelp.business_daily ORDER BY business_id COLLATE \"C\", day",
+            &["t", "day", "i", "f"],
+        ),
+        "city_category_top" => (
+            "SELECT city, category, businesses, reviews, avg_stars, rank FROM yelp.city_category_top ORDER BY city COLLATE \"C\", category COLLATE \"C\"",
+            &["t", "t", "i", "i", "f", "i32"],
+        ),
+        "user_summary" => (
+            "SELECT user_id, reviews, avg_stars_given, first_review_at, last_review_at, elite_years FROM yelp.user_summary ORDER BY user_id COLLATE \"C\"",
+            &["t", "i", "f", "time", "time", "is"],
+        ),
+        other => panic!("unknown table {other}"),
+    };
+    let rows = client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("query {table}: {e}"));
+    rows.iter()
+        .map(|row| {
+            kinds
+                .iter()
+                .enumerate()
+                .map(|(i, kind)| match *kind {
+                    "t" => Cell::Text(row.get(i)),
+                    "i" => Cell::Int(row.get(i)),
+                    "i32" => Cell::Int(i64::from(row.get::<_, i32>(i))),
+                    "f" => Cell::Float(row.get(i)),
+                    "time" => Cell::Time(row.get(i)),
+                    "day" => Cell::Day(row.get(i)),
+                    "ts" => Cell::Texts(row.get(i)),
+                    "is" => Cell::Ints(row.get(i)),
+                    _ => unreachable!(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+pub const TABLES: [&str; 4] = [
+    "business_summary",
+    "business_daily",
+    "city_category_top",
+    "user_summary",
+];
+
+/// Asserts every serving table equals the reference, with a readable first difference.
+pub async fn assert_tables_equal_reference(client: &tokio_postgres::Client, reference: &Reference) {
+    for table in TABLES {
+        let actual = read_table(client, table).await;
+        let expected = &reference.tables[table];
+        assert_eq!(actual.len(), expected.len(), "{table}: row count");
+        for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+            assert_eq!(a, e, "{table}: row {i} differs");
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Reference {
+    pub tables: BTreeMap<&'static str, Table>,
+    /// Lines that a correct transform must dead-letter.
+    pub invalid_lines: u64,
+    pub total_lines: u64,
+}
+
+fn ts(s: &str) -> Option<DateTime<Utc>> {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+fn nonempty(v: &Value, field: &str) -> Option<String> {
+    v.get(field)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn read_json_lines(dir: &Path, file: &str) -> Vec<Option<Value>> {
+    let path = dir.join(file);
+    let Ok(text) = std::fs::read(&path) else {
+        return Vec::new();
+    };
+    text.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice::<Value>(l).ok().filter(Value::is_object))
+        .collect()
+}
+
+/// Computes the serving tables directly from a directory of Yelp files.
+pub fn reference(dir: &Path) -> Reference {
+    let mut r = Reference::default();
+    // Businesses: first valid copy per id.
+    let mut businesses: BTreeMap<String, (String, String, String, Vec<String>)> = BTreeMap::new();
+    for line in read_json_lines(dir, "yelp_academic_dataset_business.json") {
+        r.total_lines += 1;
+        let Some(v) = line else {
+            r.invalid_lines += 1;
+            continue;
+        };
+        let Some(id) = nonempty(&v, "business_id") else {
+            r.invalid_lines += 1;
+            continue;
+        };
+        let mut cats: Vec<String> = Vec::new();
+        for c in v["categories"]
+            .as_str()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            if !cats.iter().any(|x| x == c) {
+                cats.push(c.to_string());
+            }
+        }
+        let s = |f: &str| v[f].as_str().unwrap_or("").trim().to_string();
+        businesses.entry(id).or_insert((s("name"), s("city"), s("state"), cats));
+    }
+    // Users: elite years with the "20,20" quirk.
+    let mut users: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for line in read_json_lines(dir, "yelp_academic_dataset_user.json") {
+        r.total_lines += 1;
+        let Some(v) = line else {
+            r.invalid_lines += 1;
+            continue;
+        };
+        let Some(id) = nonempty(&v, "user_id") else {
+            r.invalid_lines += 1;
+            continue;
+        };
+        let tokens: Vec<&str> = v["elite"]
+            .as_str()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect();
+        let mut years = BTreeSet::new();
+        let mut i = 0;
+        while i < tokens.len() {
+            if tokens[i] == "20" && tokens.get(i + 1) == Some(&"20") {
+                years.insert(2020);
+                i += 2;
+            } else {
+                years.insert(tokens[i].parse::<i32>().expect("elite year"));
+                i += 1;
+            }
+        }
+        users.entry(id).or_insert_with(|| years.into_iter().collect());
+    }
+    // Reviews: valid ones, one per id.
+    let mut reviews: BTreeMap<String, (String, String, i64, DateTime<Utc>)> = BTreeMap::new();
+    for line in read_json_lines(dir, "yelp_academic_dataset_review.json") {
+        r.total_lines += 1;
+        let valid = line.as_ref().and_then(|v| {
+            let stars = v["stars"]
+                .as_f64()
+                .filter(|s| (1.0..=5.0).contains(s) && s.fract() == 0.0)?;
+            Some((
+                nonempty(v, "review_id")?,
+                nonempty(v, "user_id")?,
+                nonempty(v, "business_id")?,
+                stars as i64,
+                ts(v["date"].as_str()?)?,
+            ))
+        });
+        match valid {
+            Some((id, user, business, stars, date)) => {
+                reviews.entry(id).or_insert((user, business, stars, date));
+            }
+            None => r.invalid_lines += 1,
+        }
+    }
+    // Tips and checkins only count towards the input (no serving table reads them yet).
+    for line in read_json_lines(dir, "yelp_academic_dataset_tip.json") {
+        r.total_lines += 1;
+        let ok = line.as_ref().is_some_and(|v| {
+            nonempty(v, "user_id").is_some()
+                && nonempty(v, "business_id").is_some()
+                && v["date"].as_str().and_then(ts).is_some()
+        });
+        if !ok {
+            r.invalid_lines += 1;
+        }
+    }
+    for line in read_json_lines(dir, "yelp_academic_dataset_checkin.json") {
+        r.total_lines += 1;
+        let ok = line.as_ref().is_some_and(|v| {
+            nonempty(v, "business_id").is_some()
+                && v["date"].as_str().is_some_and(|d| {
+                    d.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .all(|s| ts(s).is_some())
+                })
+        });
+        if !ok {
+            r.invalid_lines += 1;
+        }
+    }
+
+    // business_summary
+    let mut by_business: HashMap<&str, Vec<(i64, DateTime<Utc>)>> = HashMap::new();
+    for (_, business, stars, date) in reviews.values() {
+        by_business.entry(business.as_str()).or_default().push((*stars, *date));
+    }
+    let avg = |xs: &[i64]| {
+        if xs.is_empty() {
+            None
+        } else {
+            Some(xs.iter().sum::<i64>() as f64 / xs.len() as f64)
+        }
+    };
+    let summary: Table = businesses
+        .iter()
+        .map(|(id, (name, city, state, cats))| {
+            let revs = by_business.get(id.as_str()).cloned().unwrap_or_default();
+            let stars: Vec<i64> = revs.iter().map(|(s, _)| *s).collect();
+            vec![
+                Cell::Text(id.clone()),
+                Cell::Text(name.clone()),
+                Cell::Text(city.clone()),
+                Cell::Text(state.clone()),
+                Cell::Texts(cats.clone()),
+                Cell::Int(revs.len() as i64),
+                Cell::Float(avg(&stars)),
+                Cell::Time(revs.iter().map(|(_, d)| *d).max()),
+            ]
+        })
+        .collect();
+    r.tables.insert("business_summary", summary);
+
+    // business_daily
+    let mut daily: BTreeMap<(String, NaiveDate), Vec<i64>> = BTreeMap::new();
+    for (_, business, stars, date) in reviews.values() {
+        daily
+            .entry((business.clone(), date.date_naive()))
+            .or_default()
+            .push(*stars);
+    }
+    r.tables.insert(
+        "business_daily",
+        daily
+            .into_iter()
+            .map(|((b, d), s)| {
+                vec![
+                    Cell::Text(b),
+                    Cell::Day(d),
+                    Cell::Int(s.len() as i64),
+                    Cell::Float(avg(&s)),
+                ]
+            })
+            .collect(),
+    );
+
+    // city_category_top: top 10 categories per city by reviews, ties by category name.
+    let mut per: BTreeMap<(String, String), (BTreeSet<String>, Vec<i64>)> = BTreeMap::new();
+    for (id, (_, city, _, cats)) in &businesses {
+        for cat in cats {
+            let entry = per.entry((city.clone(), cat.clone())).or_default();
+            entry.0.insert(id.clone());
+            entry.1.extend(
+                by_business
+                    .get(id.as_str())
+                    .map(|v| v.iter().map(|(s, _)| *s).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    let mut by_city: BTreeMap<String, Vec<(String, usize, Vec<i64>)>> = BTreeMap::new();
+    for ((city, cat), (biz, stars)) in per {
+        by_city.entry(city).or_default().push((cat, biz.len(), stars));
+    }
+    let mut top = Vec::new();
+    for (city, mut cats) in by_city {
+        cats.sort_by(|a, b| b.2.len().cmp(&a.2.len()).then(a.0.cmp(&b.0)));
+        for (rank, (cat, businesses, stars)) in cats.into_iter().take(10).enumerate() {
+            top.push(vec![
+                Cell::Text(city.clone()),
+                Cell::Text(cat),
+                Cell::Int(businesses as i64),
+                Cell::Int(stars.len() as i64),
+                Cell::Float(avg(&stars)),
+                Cell::Int(rank as i64 + 1),
+            ]);
+        }
+    }
+    top.sort_by(|a, b| match (&a[0], &a[1], &b[0], &b[1]) {
+        (Cell::Text(c1), Cell::Text(k1), Cell::Text(c2), Cell::Text(k2)) => (c1, k1).cmp(&(c2, k2)),
+        _ => std::cmp::Ordering::Equal,
+    });
+    r.tables.insert("city_category_top", top);
+
+    // user_summary
+    let mut by_user: HashMap<&str, Vec<(i64, DateTime<Utc>)>> = HashMap::new();
+    for (user, _, stars, date) in reviews.values() {
+        by_user.entry(user.as_str()).or_default().push((*stars, *date));
+    }
+    r.tables.insert(
+        "user_summary",
+        users
+            .iter()
+            .map(|(id, elite)| {
+                let revs = by_user.get(id.as_str()).cloned().unwrap_or_default();
+                let stars: Vec<i64> = revs.iter().map(|(s, _)| *s).collect();
+                vec![
+                    Cell::Text(id.clone()),
+                    Cell::Int(revs.len() as i64),
+                    Cell::Float(avg(&stars)),
+                    Cell::Time(revs.iter().map(|(_, d)| *d).min()),
+                    Cell::Time(revs.iter().map(|(_, d)| *d).max()),
+                    Cell::Ints(elite.clone()),
+                ]
+            })
+            .collect(),
+    );
+    r
+}

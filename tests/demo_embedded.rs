@@ -1,0 +1,147 @@
+//! `lab demo --headless` on the checked-in sample: the embedded pipeline (librdkafka mock cluster,
+//! local raw zone, DataFusion) must produce serving tables equal to an independent computation.
+
+mod common;
+
+use common::{
+    Reference, assert_tables_equal_reference, connect, fresh_database, json_stdout, lab, reference, run_ok, sample_dir,
+};
+
+fn check_stream_counts(summary: &serde_json::Value, reference: &Reference) {
+    assert_eq!(
+        summary["producer"]["sent"], reference.total_lines,
+        "every input line is produced"
+    );
+    assert_eq!(
+        summary["transform"]["consumed"], reference.total_lines,
+        "every line reaches the transform"
+    );
+    assert_eq!(
+        summary["transform"]["dead_lettered"], reference.invalid_lines,
+        "exactly the invalid lines are dead-lettered"
+    );
+    assert_eq!(summary["dlq"], reference.invalid_lines);
+    assert_eq!(
+        summary["consumer"]["records_written"],
+        reference.total_lines - reference.invalid_lines,
+        "every clean record lands once"
+    );
+    assert_eq!(summary["final_lag"]["transform"], 0);
+    assert_eq!(summary["final_lag"]["consumer"], 0);
+    assert!(reference.invalid_lines > 0, "the sample should exercise the DLQ");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn headless_demo_into_postgres_matches_reference() {
+    let url = fresh_database("lab_demo_embedded").await;
+    let state = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        lab()
+            .args(["demo", "--headless", "--pg", &url, "--state-dir"])
+            .arg(state.path()),
+    );
+    let summary = json_stdout(&out);
+    let reference = reference(&sample_dir());
+    check_stream_counts(&summary, &reference);
+    for table in common::TABLES {
+        assert_eq!(
+            summary["serving_rows"][table],
+            reference.tables[table].len(),
+            "{table} rows in the summary"
+        );
+    }
+    let client = connect(&url).await;
+    assert_tables_equal_reference(&client, &reference).await;
+    let run = client
+        .query_one("SELECT status, rows_out FROM yelp.batch_runs", &[])
+        .await
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "succeeded");
+    assert_eq!(run.get::<_, i64>(1), summary["batch"]["rows_out"].as_i64().unwrap());
+}
+
+fn throwaway_dirs() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("lab-pg-"))
+        .collect()
+}
+
+#[test]
+fn headless_demo_with_throwaway_postgres() {
+    // No --pg: the demo starts (and removes) its own cluster from the local server binaries.
+    let before = throwaway_dirs();
+    let state = tempfile::tempdir().unwrap();
+    let out = run_ok(lab().args(["demo", "--headless", "--state-dir"]).arg(state.path()));
+    let summary = json_stdout(&out);
+    assert!(
+        summary["serving"].as_str().unwrap().contains("throwaway"),
+        "{}",
+        summary["serving"]
+    );
+    let reference = reference(&sample_dir());
+    check_stream_counts(&summary, &reference);
+    for table in common::TABLES {
+        assert_eq!(summary["serving_rows"][table], reference.tables[table].len(), "{table}");
+    }
+    let left: Vec<_> = throwaway_dirs().difference(&before).cloned().collect();
+    assert!(left.is_empty(), "throwaway cluster directory left behind: {left:?}");
+}
+
+#[test]
+fn generated_dataset_demo_with_parquet_serving_tables() {
+    let state = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        lab()
+            .args([
+                "demo",
+                "--headless",
+                "--reviews",
+                "400",
+                "--seed",
+                "3",
+                "--parquet",
+                "--state-dir",
+            ])
+            .arg(state.path()),
+    );
+    let summary = json_stdout(&out);
+    let data = state.path().join("datasets/generated-400-seed3");
+    let reference = reference(&data);
+    assert_eq!(summary["transform"]["dead_lettered"], reference.invalid_lines);
+    for table in common::TABLES {
+        assert_eq!(summary["serving_rows"][table], reference.tables[table].len(), "{table}");
+        assert!(
+            state.path().join(format!("demo/serving/{table}.parquet")).is_file(),
+            "{table}.parquet"
+        );
+    }
+}
+
+#[test]
+fn unreachable_postgres_fails_before_streaming() {
+    let state = tempfile::tempdir().unwrap();
+    let out = lab()
+        .args([
+            "demo",
+            "--headless",
+            "--pg",
+            "host=127.0.0.1 port=1 user=x dbname=y connect_timeout=2",
+            "--state-dir",
+        ])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot connect") && stderr.contains("LAB_PG_URL"),
+        "{stderr}"
+    );
+    assert!(
+        !state.path().join("demo/raw").exists(),
+        "nothing should have been streamed"
+    );
+}

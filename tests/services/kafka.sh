@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Throwaway Kafka-protocol broker (noida-db, from PyPI) for tests on
+# 127.0.0.1:${LAB_TEST_KAFKA_PORT:-29092}, fresh data dir each start.
+# Usage: kafka.sh start|stop|status
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+VENV=$LAB_REPO_ROOT/.venv
+NOIDA_SPEC=${LAB_NOIDA_SPEC:-noida-db==0.2.3}   # the version the recipes were verified with
+K_DATA=$LAB_SERVICES_DIR/kafka
+K_PID=$LAB_SERVICES_DIR/kafka.pid
+K_LOG=$LAB_SERVICES_DIR/kafka.log   # written by start_bg (${pidfile%.pid}.log)
+
+# The real server binary shipped inside the wheel. Not .venv/bin/noida-db: that is a
+# Python wrapper that runs the server as a subprocess, so signalling it can leave the
+# server orphaned and listening.
+noida_bin() {
+  local b
+  for b in "$VENV"/lib/python3.*/site-packages/noida_db/noida-db; do
+    [ -x "$b" ] && { echo "$b"; return 0; }
+  done
+  return 1
+}
+
+ensure_installed() {
+  noida_bin >/dev/null && return 0
+  log "installing $NOIDA_SPEC into $VENV"
+  if [ ! -x "$VENV/bin/pip" ]; then
+    rm -rf "$VENV"
+    python3 -m venv "$VENV" >&2 \
+      || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+  fi
+  "$VENV/bin/pip" install -q "$NOIDA_SPEC" >&2 || die "pip install $NOIDA_SPEC failed"
+  noida_bin >/dev/null || die "noida-db installed but no server binary under $VENV/lib/python3.*/site-packages/noida_db/"
+}
+
+# A graceful stop makes noida-db save its whole state as JSON (can take 10-20 s with
+# large data); the data is thrown away anyway, so KILL after 3 s.
+do_stop() { stop_bg "$K_PID" 3 noida-db; }
+
+do_start() {
+  ensure_installed
+  do_stop
+  require_port_free "$LAB_TEST_KAFKA_PORT" kafka
+  rm -rf "$K_DATA"
+  mkdir -p "$K_DATA"
+  # Every run prints a "weak version `GLIBC_2.39' not found" warning to the log: harmless.
+  trap do_stop EXIT   # a failed start must not leave a half-started broker behind
+  start_bg "$K_PID" "$(noida_bin)" start --data-dir "$K_DATA" --host 127.0.0.1 \
+    --only kafka --kafka-port "$LAB_TEST_KAFKA_PORT"
+  wait_port "$LAB_TEST_KAFKA_PORT" 20 kafka "$K_LOG" "$K_PID"
+  trap - EXIT
+  log "kafka (noida-db) on 127.0.0.1:$LAB_TEST_KAFKA_PORT (pid $(cat "$K_PID"), data $K_DATA)"
+}
+
+do_status() {
+  if [ -f "$K_PID" ] && group_alive "$(cat "$K_PID")" && port_open "$LAB_TEST_KAFKA_PORT"; then
+    echo "kafka: running on 127.0.0.1:$LAB_TEST_KAFKA_PORT (pid $(cat "$K_PID"))"
+  else
+    echo "kafka: stopped"; return 3
+  fi
+}
+
+case ${1:-} in
+  start) do_start ;;
+  stop) do_stop ;;
+  status) do_status ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
