@@ -24,7 +24,7 @@ test:
 	@tests/services/up.sh >/dev/null
 	@set -a; . "$(LAB_SERVICES_DIR)/services.env"; set +a; \
 	trap 'tests/services/down.sh' EXIT; \
-	$(CARGO) test --all-targets
+	$(CARGO) test --all-targets --no-fail-fast
 
 ## Unit tests only (no services).
 test-unit:

@@ -23,7 +23,7 @@ use crate::pipeline::batch::{BatchReport, SERVING_TABLES, ServingTarget, run_bat
 use crate::pipeline::producer::{ProducerOptions, ProducerReport, run_producer};
 use crate::pipeline::sink::{RollPolicy, SinkOptions, SinkReport, run_sink};
 use crate::pipeline::transform::{TransformOptions, TransformReport, run_transform};
-use crate::pipeline::{StageCounters, StageSnapshot, StopWhen, Topics, sink, transform};
+use crate::pipeline::{StageCounters, StageSnapshot, StopWhen, Topics, kafka, sink, transform};
 use crate::progress::LiveView;
 use crate::storage::LocalRawZone;
 
@@ -125,7 +125,7 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
     let transform_opts = TransformOptions {
         brokers: brokers.clone(),
         topics: topics.clone(),
-        group_id: transform::DEFAULT_GROUP.into(),
+        group_id: kafka::default_group(transform::GROUP_STAGE, &opts.topic_prefix),
         stop: StopWhen::CaughtUp {
             upstream: Some(producer_counters.clone()),
         },
@@ -133,7 +133,7 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
     let sink_opts = SinkOptions {
         brokers: brokers.clone(),
         topics: topics.clone(),
-        group_id: sink::DEFAULT_GROUP.into(),
+        group_id: kafka::default_group(sink::GROUP_STAGE, &opts.topic_prefix),
         roll: RollPolicy {
             max_age: Duration::from_secs(5),
             ..RollPolicy::default()

@@ -310,7 +310,9 @@ async fn run(command: Command, config: LabConfig) -> Result<()> {
             let opts = TransformOptions {
                 brokers: config.brokers.clone(),
                 topics,
-                group_id: args.group.unwrap_or_else(|| transform::DEFAULT_GROUP.to_string()),
+                group_id: args
+                    .group
+                    .unwrap_or_else(|| kafka::default_group(transform::GROUP_STAGE, &config.topic_prefix)),
                 stop: stop_when(args.until_caught_up),
             };
             let counters = Arc::new(StageCounters::default());
@@ -327,7 +329,10 @@ async fn run(command: Command, config: LabConfig) -> Result<()> {
             let opts = SinkOptions {
                 brokers: config.brokers.clone(),
                 topics,
-                group_id: args.stream.group.unwrap_or_else(|| sink::DEFAULT_GROUP.to_string()),
+                group_id: args
+                    .stream
+                    .group
+                    .unwrap_or_else(|| kafka::default_group(sink::GROUP_STAGE, &config.topic_prefix)),
                 roll: RollPolicy {
                     max_age: std::time::Duration::from_secs(args.roll_seconds.max(1)),
                     ..RollPolicy::default()

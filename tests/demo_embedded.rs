@@ -62,7 +62,7 @@ async fn headless_demo_into_postgres_matches_reference() {
 
 fn throwaway_dirs() -> std::collections::BTreeSet<String> {
     std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
+        .expect("list the temp dir")
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("lab-pg-"))

@@ -35,7 +35,7 @@ fn unique_prefix(name: &str) -> String {
 }
 
 fn stream_once(prefix: &str, raw: &Path, data: &Path, reference: &Reference, round: u64) {
-    let produced = stage(prefix, raw, &["produce", "--data", data.to_str().unwrap()]);
+    let produced = stage(prefix, raw, &["produce", "--data", data.to_str().expect("UTF-8 path")]);
     assert_eq!(produced["sent"], reference.total_lines);
     assert_eq!(produced["delivered"], reference.total_lines);
     let transformed = stage(prefix, raw, &["transform", "--until-caught-up"]);

@@ -85,13 +85,12 @@ fn scalar_text(col: &ArrayRef, row: usize, out: &mut String, in_array: bool) -> 
             }
         }
         DataType::Int64 => {
-            let _ = write!(
+            push_display(
                 out,
-                "{}",
                 col.as_any()
                     .downcast_ref::<Int64Array>()
                     .ok_or_else(unsupported)?
-                    .value(row)
+                    .value(row),
             );
         }
         DataType::Float64 => {
@@ -101,7 +100,7 @@ fn scalar_text(col: &ArrayRef, row: usize, out: &mut String, in_array: bool) -> 
                 .downcast_ref::<Float64Array>()
                 .ok_or_else(unsupported)?
                 .value(row);
-            let _ = write!(out, "{v:?}");
+            push_display(out, format_args!("{v:?}"));
         }
         DataType::Boolean => {
             let v = col
@@ -118,7 +117,7 @@ fn scalar_text(col: &ArrayRef, row: usize, out: &mut String, in_array: bool) -> 
                 .ok_or_else(unsupported)?
                 .value_as_date(row)
                 .ok_or_else(unsupported)?;
-            let _ = write!(out, "{}", d.format("%Y-%m-%d"));
+            push_display(out, d.format("%Y-%m-%d"));
         }
         DataType::Timestamp(TimeUnit::Second, _) => {
             let secs = col
@@ -127,7 +126,7 @@ fn scalar_text(col: &ArrayRef, row: usize, out: &mut String, in_array: bool) -> 
                 .ok_or_else(unsupported)?
                 .value(row);
             let ts = DateTime::from_timestamp(secs, 0).ok_or_else(unsupported)?;
-            let _ = write!(out, "{}", ts.format("%Y-%m-%d %H:%M:%S+00"));
+            push_display(out, ts.format("%Y-%m-%d %H:%M:%S+00"));
         }
         DataType::List(_) => {
             let items = col.as_list::<i32>().value(row);
@@ -147,6 +146,12 @@ fn scalar_text(col: &ArrayRef, row: usize, out: &mut String, in_array: bool) -> 
         _ => return Err(unsupported()),
     }
     Ok(())
+}
+
+fn push_display(out: &mut String, value: impl std::fmt::Display) {
+    // Formatting into a String cannot fail.
+    let written = write!(out, "{value}");
+    debug_assert!(written.is_ok());
 }
 
 /// COPY text escaping: backslash, tab, newline and carriage return.

@@ -145,8 +145,9 @@ impl Drop for ThrowawayPg {
         if let Err(e) = stop {
             tracing::warn!(error = %e, "could not stop the throwaway postgres");
         }
-        let _ = std::fs::remove_dir_all(&self.root_dir)
-            .inspect_err(|e| tracing::warn!(error = %e, "could not remove the throwaway postgres directory"));
+        if let Err(e) = std::fs::remove_dir_all(&self.root_dir) {
+            tracing::warn!(error = %e, "could not remove the throwaway postgres directory");
+        }
     }
 }
 

@@ -262,13 +262,15 @@ async fn load_postgres(
     let loaded = load_tables(&mut client, results, report).await;
     if let Err(e) = &loaded {
         let message = e.to_string();
-        let _ = client
+        let marked = client
             .execute(
                 "UPDATE yelp.batch_runs SET status = 'failed', finished_at = now(), error = $2 WHERE run_id = $1",
                 &[&report.run_id, &message],
             )
-            .await
-            .inspect_err(|e| tracing::warn!(error = %e, "could not mark the batch run failed"));
+            .await;
+        if let Err(e) = marked {
+            tracing::warn!(error = %e, "could not mark the batch run failed");
+        }
     }
     loaded
 }
@@ -386,7 +388,12 @@ fn write_parquet(dir: &Path, results: &[(&ServingTable, Vec<RecordBatch>)]) -> R
         let path = dir.join(format!("{}.parquet", table.name));
         let tmp = dir.join(format!(".{}.parquet.tmp", table.name));
         let Some(schema) = batches.first().map(RecordBatch::schema) else {
-            let _ = std::fs::remove_file(&path);
+            // No rows: no file, and no stale one from an earlier run either.
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(out_err(&path, &e)),
+            }
             continue;
         };
         let file = std::fs::File::create(&tmp).map_err(|e| out_err(&tmp, &e))?;
@@ -486,7 +493,7 @@ mod tests {
             let out = out.clone();
             async move {
                 for t in ["business_summary", "city_category_top", "user_summary"] {
-                    let _ = ctx.deregister_table(t);
+                    ctx.deregister_table(t).unwrap();
                     ctx.register_parquet(
                         t,
                         out.join(format!("{t}.parquet")).to_str().unwrap(),

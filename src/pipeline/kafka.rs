@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::PipelineError;
@@ -121,6 +121,37 @@ pub fn assigned_lag<C: ConsumerContext, K: Consumer<C>>(
         lag += (high - next).max(0);
     }
     Ok(Some(lag))
+}
+
+/// Commits `offsets` synchronously. A commit the group coordinator rejects because the group is
+/// rebalancing is not an error: the partitions now belong to another member (or to this one under a
+/// new generation), which re-reads from the last committed offset — at-least-once, and every
+/// consumer of our topics is idempotent. Returns whether the commit took effect.
+pub fn commit_sync<C: ConsumerContext, K: Consumer<C>>(
+    consumer: &K,
+    offsets: &TopicPartitionList,
+    brokers: &str,
+) -> Result<bool, PipelineError> {
+    match consumer.commit(offsets, CommitMode::Sync) {
+        Ok(()) => Ok(true),
+        Err(KafkaError::ConsumerCommit(
+            code @ (RDKafkaErrorCode::IllegalGeneration
+            | RDKafkaErrorCode::RebalanceInProgress
+            | RDKafkaErrorCode::UnknownMemberId
+            | RDKafkaErrorCode::FencedInstanceId),
+        )) => {
+            tracing::warn!(%code, "commit rejected by a group rebalance; the records will be re-read");
+            Ok(false)
+        }
+        Err(e) => Err(PipelineError::kafka("commit consumer offsets", brokers, e)),
+    }
+}
+
+/// The default consumer group of a stage. It includes the topic prefix so that two pipelines with
+/// different prefixes on one broker never share (and keep rebalancing) a group.
+#[must_use]
+pub fn default_group(stage: &str, topic_prefix: &str) -> String {
+    format!("lab-{stage}-{topic_prefix}")
 }
 
 /// The offsets to commit after processing: per partition, the highest processed offset + 1.

@@ -17,7 +17,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use futures::FutureExt;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +28,8 @@ use super::{PipelineError, StageCounters, StopWhen, Topics};
 use crate::dataset::Entity;
 use crate::storage::{PartFile, RawZone};
 
-pub const DEFAULT_GROUP: &str = "lab-consumer";
+/// Stage name in the default consumer group (see [`kafka::default_group`]).
+pub const GROUP_STAGE: &str = "consumer";
 
 /// When a buffered file is written out.
 #[derive(Debug, Clone, Copy)]
@@ -211,9 +212,7 @@ async fn sink_loop<Z: RawZone>(
         }
         if !skipped_commits.is_empty() {
             let tpl = skipped_commits.take()?;
-            consumer
-                .commit(&tpl, CommitMode::Sync)
-                .map_err(|e| PipelineError::kafka("commit skipped offsets", brokers, e))?;
+            kafka::commit_sync(&consumer, &tpl, brokers)?;
         }
         if finishing && buffers.is_empty() {
             break;
@@ -234,9 +233,9 @@ fn commit_next<C: ConsumerContext + 'static>(
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(next))
         .map_err(|e| PipelineError::kafka("build the offset to commit", brokers, e))?;
-    consumer
-        .commit(&tpl, CommitMode::Sync)
-        .map_err(|e| PipelineError::kafka("commit consumer offsets", brokers, e))
+    // If a rebalance rejects it, the file is durable anyway: whoever reads the partition next
+    // finds its offsets in the raw zone and skips them.
+    kafka::commit_sync(consumer, &tpl, brokers).map(|_| ())
 }
 
 /// The highest offset already in the raw zone, per (entity, Kafka partition).

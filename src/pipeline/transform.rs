@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use rdkafka::Message;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
@@ -27,7 +27,8 @@ pub struct TransformOptions {
     pub stop: StopWhen,
 }
 
-pub const DEFAULT_GROUP: &str = "lab-transform";
+/// Stage name in the default consumer group (see [`kafka::default_group`]).
+pub const GROUP_STAGE: &str = "transform";
 /// Most messages handled between two commits.
 const MAX_BATCH: usize = 20_000;
 /// How long to wait for a message before checking whether the stage is done.
@@ -94,10 +95,8 @@ async fn transform_loop(
         if !batch.is_empty() {
             let offsets = process_batch(&batch, opts, &producer, counters, &mut report).await?;
             drop(batch);
-            consumer
-                // Synchronous: once this returns the batch will not be re-read after a crash.
-                .commit(&offsets, CommitMode::Sync)
-                .map_err(|e| PipelineError::kafka("commit transform offsets", brokers, e))?;
+            // Synchronous: once this returns the batch will not be re-read after a crash.
+            kafka::commit_sync(&consumer, &offsets, brokers)?;
         }
         if last_lag_check.elapsed() >= LAG_INTERVAL {
             last_lag_check = tokio::time::Instant::now();

@@ -56,10 +56,13 @@ pub async fn fresh_database(name: &str) -> String {
         .await
         .expect("connect to test postgres");
     tokio::spawn(conn);
+    // Two calls: a multi-statement string runs as one transaction, which DROP DATABASE refuses.
     client
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-        ))
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .expect("drop test database");
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create test database");
     base.split_whitespace()
