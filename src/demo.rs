@@ -23,9 +23,14 @@ use crate::pipeline::batch::{BatchReport, SERVING_TABLES, ServingTarget, run_bat
 use crate::pipeline::producer::{ProducerOptions, ProducerReport, run_producer};
 use crate::pipeline::sink::{RollPolicy, SinkOptions, SinkReport, run_sink};
 use crate::pipeline::transform::{TransformOptions, TransformReport, run_transform};
-use crate::pipeline::{StageCounters, StageSnapshot, StopWhen, Topics, kafka, sink, transform};
+use crate::pipeline::{Backpressure, StageCounters, StageSnapshot, StopWhen, Topics, kafka, sink, transform};
 use crate::progress::LiveView;
 use crate::storage::LocalRawZone;
+
+/// How far (uncompressed payload bytes) a stage may run ahead of its reader in the demo. The mock
+/// cluster keeps at most 5 MB per partition; 4 MiB stays below that even if it all lands in one
+/// partition.
+const MOCK_BUDGET_BYTES: u64 = 4 << 20;
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -118,6 +123,10 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
             topics: topics.clone(),
             rate: opts.rate,
             entities: Vec::new(),
+            backpressure: Some(Backpressure {
+                downstream: transform_counters.clone(),
+                budget_bytes: MOCK_BUDGET_BYTES,
+            }),
         };
         let (counters, cancel) = (producer_counters.clone(), cancel.clone());
         tokio::task::spawn_blocking(move || run_producer(&source, &opts, &counters, &cancel))
@@ -126,14 +135,20 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
         brokers: brokers.clone(),
         topics: topics.clone(),
         group_id: kafka::default_group(transform::GROUP_STAGE, &opts.topic_prefix),
+        fetch_wait_ms: kafka::MOCK_FETCH_WAIT_MS,
         stop: StopWhen::CaughtUp {
             upstream: Some(producer_counters.clone()),
         },
+        backpressure: Some(Backpressure {
+            downstream: sink_counters.clone(),
+            budget_bytes: MOCK_BUDGET_BYTES,
+        }),
     };
     let sink_opts = SinkOptions {
         brokers: brokers.clone(),
         topics: topics.clone(),
         group_id: kafka::default_group(sink::GROUP_STAGE, &opts.topic_prefix),
+        fetch_wait_ms: kafka::MOCK_FETCH_WAIT_MS,
         roll: RollPolicy {
             max_age: Duration::from_secs(5),
             ..RollPolicy::default()

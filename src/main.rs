@@ -294,6 +294,7 @@ async fn run(command: Command, config: LabConfig) -> Result<()> {
                 topics,
                 rate: args.rate,
                 entities: args.entities,
+                backpressure: None,
             };
             let counters = Arc::new(StageCounters::default());
             let view = LiveView::start(
@@ -313,7 +314,9 @@ async fn run(command: Command, config: LabConfig) -> Result<()> {
                 group_id: args
                     .group
                     .unwrap_or_else(|| kafka::default_group(transform::GROUP_STAGE, &config.topic_prefix)),
+                fetch_wait_ms: kafka::DEFAULT_FETCH_WAIT_MS,
                 stop: stop_when(args.until_caught_up),
+                backpressure: None,
             };
             let counters = Arc::new(StageCounters::default());
             let view = LiveView::start(
@@ -333,6 +336,7 @@ async fn run(command: Command, config: LabConfig) -> Result<()> {
                     .stream
                     .group
                     .unwrap_or_else(|| kafka::default_group(sink::GROUP_STAGE, &config.topic_prefix)),
+                fetch_wait_ms: kafka::DEFAULT_FETCH_WAIT_MS,
                 roll: RollPolicy {
                     max_age: std::time::Duration::from_secs(args.roll_seconds.max(1)),
                     ..RollPolicy::default()

@@ -15,7 +15,7 @@ pub mod stats;
 pub mod topics;
 pub mod transform;
 
-pub use stats::{StageCounters, StageSnapshot};
+pub use stats::{Backpressure, StageCounters, StageSnapshot};
 pub use topics::Topics;
 
 #[derive(Debug, thiserror::Error)]

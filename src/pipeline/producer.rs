@@ -16,7 +16,7 @@ use rdkafka::{ClientContext, Message};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::{PipelineError, StageCounters, Topics, kafka};
+use super::{Backpressure, PipelineError, StageCounters, Topics, kafka};
 use crate::dataset::Entity;
 use crate::dataset::reader::{DatasetSource, LineRef, read_lines};
 
@@ -28,6 +28,8 @@ pub struct ProducerOptions {
     pub rate: Option<u32>,
     /// Entities to send; empty = all.
     pub entities: Vec<Entity>,
+    /// Stay at most this far ahead of the transform (used by `lab demo`).
+    pub backpressure: Option<Backpressure>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -115,6 +117,11 @@ pub fn run_producer(
         |line: LineRef<'_>| -> Result<(), PipelineError> {
             if cancel.is_cancelled() {
                 return Err(PipelineError::Other("cancelled".into()));
+            }
+            if let Some(bp) = &opts.backpressure {
+                while bp.should_wait(report.bytes) && !cancel.is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
             }
             let topic = &topic_names
                 .iter()

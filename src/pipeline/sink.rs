@@ -54,6 +54,8 @@ pub struct SinkOptions {
     pub brokers: String,
     pub topics: Topics,
     pub group_id: String,
+    /// `fetch.wait.max.ms` (see [`kafka::DEFAULT_FETCH_WAIT_MS`]).
+    pub fetch_wait_ms: u32,
     pub roll: RollPolicy,
     pub stop: StopWhen,
 }
@@ -107,7 +109,7 @@ async fn sink_loop<Z: RawZone>(
     cancel: &CancellationToken,
 ) -> Result<SinkReport, PipelineError> {
     let brokers = opts.brokers.as_str();
-    let consumer: StreamConsumer<RebalanceFlag> = kafka::consumer_config(brokers, &opts.group_id)
+    let consumer: StreamConsumer<RebalanceFlag> = kafka::consumer_config(brokers, &opts.group_id, opts.fetch_wait_ms)
         .create_with_context(RebalanceFlag::default())
         .map_err(|e| PipelineError::kafka("create the raw-zone consumer", brokers, e))?;
     let watermarks = kafka::watermark_client(brokers)?;

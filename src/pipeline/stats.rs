@@ -16,6 +16,8 @@ pub struct StageCounters {
     pub skipped: AtomicU64,
     /// Payload bytes read.
     pub bytes: AtomicU64,
+    /// Payload bytes written to the stage's main output topic (not the DLQ).
+    pub out_bytes: AtomicU64,
     /// Files written (consumer) .
     pub files: AtomicU64,
     /// Messages behind the high watermark on the stage's input topics; -1 while unknown.
@@ -67,6 +69,28 @@ impl StageCounters {
             lag: self.lag.load(Ordering::Relaxed),
             done: self.is_done(),
         }
+    }
+}
+
+/// Keeps a stage at most `budget_bytes` ahead of the stage that reads its output.
+///
+/// Needed where the broker may drop unread data: librdkafka's in-process mock cluster keeps at
+/// most 5 MB per partition and silently discards older messages, so in `lab demo` a fast producer
+/// would otherwise outrun the transform and lose records.
+#[derive(Debug, Clone)]
+pub struct Backpressure {
+    pub downstream: std::sync::Arc<StageCounters>,
+    pub budget_bytes: u64,
+}
+
+impl Backpressure {
+    /// Whether `written` output bytes are too far ahead of what the downstream stage has read.
+    /// A finished downstream stage reads nothing more, so it never holds anyone back (its own
+    /// error is reported by it).
+    #[must_use]
+    pub fn should_wait(&self, written: u64) -> bool {
+        !self.downstream.is_done()
+            && written.saturating_sub(self.downstream.bytes.load(Ordering::Relaxed)) > self.budget_bytes
     }
 }
 

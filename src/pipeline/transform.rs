@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::clean::{Rejection, clean};
 use super::kafka::{self, OffsetTracker};
-use super::{PipelineError, StageCounters, StopWhen, Topics};
+use super::{Backpressure, PipelineError, StageCounters, StopWhen, Topics};
 use crate::dataset::Entity;
 
 #[derive(Debug, Clone)]
@@ -25,6 +25,10 @@ pub struct TransformOptions {
     pub topics: Topics,
     pub group_id: String,
     pub stop: StopWhen,
+    /// `fetch.wait.max.ms` (see [`kafka::DEFAULT_FETCH_WAIT_MS`]).
+    pub fetch_wait_ms: u32,
+    /// Stay at most this far ahead of the consumer (used by `lab demo`).
+    pub backpressure: Option<Backpressure>,
 }
 
 /// Stage name in the default consumer group (see [`kafka::default_group`]).
@@ -60,7 +64,7 @@ async fn transform_loop(
     cancel: &CancellationToken,
 ) -> Result<TransformReport, PipelineError> {
     let brokers = opts.brokers.as_str();
-    let consumer: StreamConsumer = kafka::consumer_config(brokers, &opts.group_id)
+    let consumer: StreamConsumer = kafka::consumer_config(brokers, &opts.group_id, opts.fetch_wait_ms)
         .create()
         .map_err(|e| PipelineError::kafka("create the transform consumer", brokers, e))?;
     let producer: FutureProducer = kafka::producer_config(brokers)
@@ -78,6 +82,13 @@ async fn transform_loop(
     let mut report = TransformReport::default();
     let mut last_lag_check = tokio::time::Instant::now() - LAG_INTERVAL;
     loop {
+        if let Some(bp) = &opts.backpressure {
+            while bp.should_wait(counters.out_bytes.load(std::sync::atomic::Ordering::Relaxed))
+                && !cancel.is_cancelled()
+            {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
         let first = tokio::select! {
             () = cancel.cancelled() => break,
             msg = tokio::time::timeout(IDLE_POLL, consumer.recv()) => msg,
@@ -140,6 +151,7 @@ async fn process_batch(
         let delivery = match outcome {
             Ok((entity, json)) => {
                 report.clean += 1;
+                StageCounters::add(&counters.out_bytes, json.len() as u64);
                 let topic = opts.topics.clean(entity);
                 let mut record = FutureRecord::to(&topic).payload(&json);
                 if let Some(key) = msg.key() {

@@ -202,6 +202,11 @@ fn nonempty(v: &Value, field: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// An optional integer counter: absent, null or a whole number.
+fn counter_ok(v: &Value, field: &str) -> bool {
+    v.get(field).is_none_or(|c| c.is_null() || c.is_i64())
+}
+
 fn read_json_lines(dir: &Path, file: &str) -> Vec<Option<Value>> {
     let path = dir.join(file);
     let Ok(text) = std::fs::read(&path) else {
@@ -280,6 +285,9 @@ pub fn reference(dir: &Path) -> Reference {
     for line in read_json_lines(dir, "yelp_academic_dataset_review.json") {
         r.total_lines += 1;
         let valid = line.as_ref().and_then(|v| {
+            if !["useful", "funny", "cool"].iter().all(|f| counter_ok(v, f)) {
+                return None;
+            }
             let stars = v["stars"]
                 .as_f64()
                 .filter(|s| (1.0..=5.0).contains(s) && s.fract() == 0.0)?;
@@ -305,6 +313,7 @@ pub fn reference(dir: &Path) -> Reference {
             nonempty(v, "user_id").is_some()
                 && nonempty(v, "business_id").is_some()
                 && v["date"].as_str().and_then(ts).is_some()
+                && counter_ok(v, "compliment_count")
         });
         if !ok {
             r.invalid_lines += 1;
