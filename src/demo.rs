@@ -175,7 +175,7 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
                 .context("consumer failed")
         },
     );
-    view.finish();
+    view.finish().await;
     if cancel.is_cancelled() {
         bail!("interrupted; the demo's raw zone is in {}", raw_dir.display());
     }
@@ -266,7 +266,7 @@ async fn serving_target(opts: &DemoOptions) -> Result<(ServingTarget, Option<Thr
     if let Some(bin) = found {
         match tokio::task::spawn_blocking(move || ThrowawayPg::start(&bin)).await? {
             Ok(pg) => {
-                let desc = format!("PostgreSQL {}", pg.describe());
+                let desc = pg.describe();
                 return Ok((ServingTarget::Postgres(pg.url()), Some(pg), desc));
             }
             Err(e) => eprintln!(

@@ -125,7 +125,7 @@ struct ProduceArgs {
     #[arg(long, value_delimiter = ',')]
     entities: Vec<Entity>,
     /// Partitions for topics the producer creates.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = kafka::DEFAULT_PARTITIONS)]
     partitions: i32,
 }
 
@@ -304,10 +304,12 @@ async fn run(command: Command, config: LabConfig) -> Result<()> {
             let cancel = ctrl_c_token();
             let c = counters.clone();
             let report = tokio::task::spawn_blocking(move || run_producer(&source, &opts, &c, &cancel)).await??;
-            view.finish();
+            view.finish().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Transform(args) => {
+            // Created here too, so the stages can start before anything was produced.
+            kafka::ensure_topics(&config.brokers, &topics.all(), kafka::DEFAULT_PARTITIONS).await?;
             let opts = TransformOptions {
                 brokers: config.brokers.clone(),
                 topics,
@@ -324,10 +326,11 @@ async fn run(command: Command, config: LabConfig) -> Result<()> {
                 &[("transform", &counters)],
             );
             let report = run_transform(&opts, &counters, &ctrl_c_token()).await?;
-            view.finish();
+            view.finish().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Consume(args) => {
+            kafka::ensure_topics(&config.brokers, &topics.all(), kafka::DEFAULT_PARTITIONS).await?;
             let zone = LocalRawZone::new(&config.raw_zone);
             let opts = SinkOptions {
                 brokers: config.brokers.clone(),
@@ -349,7 +352,7 @@ async fn run(command: Command, config: LabConfig) -> Result<()> {
                 &[("consumer", &counters)],
             );
             let report = run_sink(&zone, &opts, &counters, &ctrl_c_token()).await?;
-            view.finish();
+            view.finish().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Batch(args) => {

@@ -34,12 +34,14 @@ impl LiveView {
         Self { stop, task: Some(task) }
     }
 
-    /// Stops refreshing and leaves the last state on screen.
-    pub fn finish(mut self) {
+    /// Stops refreshing, draws the final state once, and returns when the screen is settled, so
+    /// that whatever the caller prints next does not interleave with a redraw.
+    pub async fn finish(mut self) {
         self.stop.cancel();
-        if let Some(task) = self.task.take() {
-            // The task ends right after cancellation; awaiting it here is not needed.
-            drop(task);
+        if let Some(task) = self.task.take()
+            && let Err(e) = task.await
+        {
+            tracing::warn!(error = %e, "progress display task failed");
         }
     }
 }
@@ -66,6 +68,16 @@ fn describe(name: &str, now: &StageSnapshot, rate: f64) -> String {
 async fn draw_bars(stages: &[(&'static str, Arc<StageCounters>)], stop: &CancellationToken) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
     let style = ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let header =
+        multi
+            .add(ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ));
+    header.set_message(format!(
+        "  {:<9} {}",
+        "stage", "dataset → producer → Kafka → transform → Kafka (+ DLQ) → consumer → raw zone"
+    ));
+    header.tick();
     let bars: Vec<ProgressBar> = stages
         .iter()
         .map(|_| multi.add(ProgressBar::new_spinner().with_style(style.clone())))
@@ -86,6 +98,7 @@ async fn draw_bars(stages: &[(&'static str, Arc<StageCounters>)], stop: &Cancell
             *prev = now;
         }
         if stopped {
+            header.finish();
             for bar in &bars {
                 bar.finish();
             }

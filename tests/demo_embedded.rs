@@ -26,6 +26,10 @@ fn check_stream_counts(summary: &serde_json::Value, reference: &Reference) {
         reference.total_lines - reference.invalid_lines,
         "every clean record lands once"
     );
+    assert_eq!(
+        summary["transform"]["delivery"], "exactly-once",
+        "the mock cluster supports transactions"
+    );
     assert_eq!(summary["final_lag"]["transform"], 0);
     assert_eq!(summary["final_lag"]["consumer"], 0);
     assert!(reference.invalid_lines > 0, "the sample should exercise the DLQ");

@@ -60,6 +60,7 @@ impl ThrowawayPg {
                 "give the data directory to the postgres user",
             )?;
         }
+        // `postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` → `15.18`
         pg.version = String::from_utf8_lossy(
             &pg.command("postgres")
                 .arg("--version")
@@ -67,7 +68,9 @@ impl ThrowawayPg {
                 .map(|o| o.stdout)
                 .unwrap_or_default(),
         )
-        .trim()
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or("(unknown version)")
         .to_string();
         run(
             pg.command("initdb")
@@ -113,7 +116,7 @@ impl ThrowawayPg {
     #[must_use]
     pub fn describe(&self) -> String {
         format!(
-            "throwaway {} on 127.0.0.1:{} (removed on exit)",
+            "throwaway PostgreSQL {} on 127.0.0.1:{} (removed on exit)",
             self.version, self.port
         )
     }

@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
+use futures::FutureExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::PipelineError;
@@ -51,6 +53,9 @@ pub fn consumer_config(brokers: &str, group_id: &str, fetch_wait_ms: u32) -> Cli
         .set("session.timeout.ms", "10000");
     cfg
 }
+
+/// Partitions of the topics the CLI creates when they are missing.
+pub const DEFAULT_PARTITIONS: i32 = 3;
 
 /// Creates the topics that do not exist yet, with `partitions` partitions each.
 pub async fn ensure_topics(brokers: &str, topics: &[String], partitions: i32) -> Result<(), PipelineError> {
@@ -163,6 +168,41 @@ pub fn commit_sync<C: ConsumerContext, K: Consumer<C>>(
         }
         Err(e) => Err(PipelineError::kafka("commit consumer offsets", brokers, e)),
     }
+}
+
+/// Waits up to `idle` for a message, then takes every message already fetched, up to `max`.
+/// An empty batch means nothing arrived in `idle`.
+///
+/// Errors about a topic's state (one not created yet, say) are logged and skipped: they are not
+/// failures of the stage, and the partition is picked up once it exists.
+pub async fn next_batch<'c, C: ConsumerContext + 'static>(
+    consumer: &'c StreamConsumer<C>,
+    idle: Duration,
+    max: usize,
+    brokers: &str,
+) -> Result<Vec<BorrowedMessage<'c>>, PipelineError> {
+    let mut batch = Vec::new();
+    let Ok(first) = tokio::time::timeout(idle, consumer.recv()).await else {
+        return Ok(batch);
+    };
+    let mut next = Some(first);
+    while let Some(msg) = next {
+        match msg {
+            Ok(msg) => batch.push(msg),
+            Err(KafkaError::MessageConsumption(
+                code @ (RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic),
+            )) => {
+                tracing::warn!(%code, "a subscribed topic does not exist yet; waiting for it");
+            }
+            Err(e) => return Err(PipelineError::kafka("consume records", brokers, e)),
+        }
+        next = if batch.len() < max {
+            consumer.recv().now_or_never()
+        } else {
+            None
+        };
+    }
+    Ok(batch)
 }
 
 /// The default consumer group of a stage. It includes the topic prefix so that two pipelines with

@@ -21,7 +21,7 @@ pub use topics::Topics;
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(
-        "Kafka: cannot {action} (brokers {brokers}): {detail}\nis the broker running and reachable? `lab up` starts one, or pass --brokers HOST:PORT"
+        "Kafka: cannot {action} (brokers {brokers}): {detail}\nis the broker running and reachable? pass --brokers HOST:PORT or set LAB_KAFKA_BROKERS (`lab demo` needs no broker)"
     )]
     Kafka {
         action: String,

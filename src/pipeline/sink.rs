@@ -16,8 +16,9 @@ use datafusion::arrow::json::ReaderBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
-use futures::FutureExt;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +66,8 @@ pub struct SinkReport {
     pub records_written: u64,
     pub files_written: u64,
     pub skipped_already_durable: u64,
+    /// Records that did not fit their entity's schema, sent to the dead-letter topic.
+    pub dead_lettered: u64,
 }
 
 /// Notices rebalances so the loop can drop buffers of partitions it no longer owns.
@@ -86,6 +89,10 @@ struct PartBuffer {
     partition: i32,
     json: Vec<u8>,
     offsets: Vec<i64>,
+    /// End of each record in `json`, so records can be told apart whatever they contain.
+    ends: Vec<usize>,
+    /// One past the highest offset buffered: what to commit once the buffer is handled.
+    next_offset: i64,
     first_timestamp_ms: Option<i64>,
     started: Instant,
 }
@@ -113,6 +120,10 @@ async fn sink_loop<Z: RawZone>(
         .create_with_context(RebalanceFlag::default())
         .map_err(|e| PipelineError::kafka("create the raw-zone consumer", brokers, e))?;
     let watermarks = kafka::watermark_client(brokers)?;
+    let dlq: FutureProducer = kafka::producer_config(brokers)
+        .create()
+        .map_err(|e| PipelineError::kafka("create the dead-letter producer", brokers, e))?;
+    let dlq_topic = opts.topics.dlq();
     let inputs: Vec<String> = Entity::ALL.iter().map(|e| opts.topics.clean(*e)).collect();
     let input_refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
     consumer
@@ -126,9 +137,9 @@ async fn sink_loop<Z: RawZone>(
     let mut report = SinkReport::default();
     let mut last_check = Instant::now() - Duration::from_secs(1);
     loop {
-        let first = tokio::select! {
+        let mut pending = tokio::select! {
             () = cancel.cancelled() => break,
-            msg = tokio::time::timeout(Duration::from_millis(200), consumer.recv()) => msg,
+            batch = kafka::next_batch(&consumer, Duration::from_millis(200), 50_000, brokers) => batch?,
         };
         if consumer.context().0.swap(false, Ordering::AcqRel) {
             // Partitions may have moved: forget what we no longer own, re-learn what is durable.
@@ -136,20 +147,10 @@ async fn sink_loop<Z: RawZone>(
                 .assignment()
                 .map_err(|e| PipelineError::kafka("read the assignment", brokers, e))?;
             buffers.retain(|_, b| owned.find_partition(&b.topic, b.partition).is_some());
+            pending.retain(|m| owned.find_partition(m.topic(), m.partition()).is_some());
             durable = durable_offsets(zone).await?;
         }
-        let mut pending = Vec::new();
-        if let Ok(msg) = first {
-            pending.push(msg);
-            while pending.len() < 50_000 {
-                match consumer.recv().now_or_never() {
-                    Some(msg) => pending.push(msg),
-                    None => break,
-                }
-            }
-        }
         for msg in pending {
-            let msg = msg.map_err(|e| PipelineError::kafka("consume clean records", brokers, e))?;
             let Some(entity) = opts.topics.entity_of_clean(msg.topic()) else {
                 continue;
             };
@@ -169,12 +170,16 @@ async fn sink_loop<Z: RawZone>(
                 partition,
                 json: Vec::new(),
                 offsets: Vec::new(),
+                ends: Vec::new(),
+                next_offset: offset,
                 first_timestamp_ms: msg.timestamp().to_millis(),
                 started: Instant::now(),
             });
             buffer.json.extend_from_slice(payload);
             buffer.json.push(b'\n');
             buffer.offsets.push(offset);
+            buffer.ends.push(buffer.json.len());
+            buffer.next_offset = offset + 1;
         }
 
         let caught_up_check = last_check.elapsed() >= Duration::from_secs(1);
@@ -196,20 +201,19 @@ async fn sink_loop<Z: RawZone>(
             .map(|(k, _)| *k)
             .collect();
         for key in due {
-            if let Some(buffer) = buffers.remove(&key) {
-                let part = write_part(zone, &buffer).await?;
-                commit_next(
-                    &consumer,
-                    &buffer.topic,
-                    buffer.partition,
-                    part.last_offset + 1,
-                    brokers,
-                )?;
-                durable.insert(key, part.last_offset);
-                report.files_written += 1;
-                report.records_written += buffer.offsets.len() as u64;
-                StageCounters::add(&counters.files, 1);
-                StageCounters::add(&counters.output, buffer.offsets.len() as u64);
+            if let Some(mut buffer) = buffers.remove(&key) {
+                let moved = dead_letter_undecodable(&mut buffer, &dlq, &dlq_topic, brokers).await?;
+                StageCounters::add(&counters.dlq, moved);
+                report.dead_lettered += moved;
+                if !buffer.offsets.is_empty() {
+                    let part = write_part(zone, &buffer).await?;
+                    durable.insert(key, part.last_offset);
+                    report.files_written += 1;
+                    report.records_written += buffer.offsets.len() as u64;
+                    StageCounters::add(&counters.files, 1);
+                    StageCounters::add(&counters.output, buffer.offsets.len() as u64);
+                }
+                commit_next(&consumer, &buffer.topic, buffer.partition, buffer.next_offset, brokers)?;
             }
         }
         if !skipped_commits.is_empty() {
@@ -279,6 +283,95 @@ async fn write_part<Z: RawZone>(zone: &Z, buffer: &PartBuffer) -> Result<PartFil
     Ok(part)
 }
 
+/// Decodes `expected_rows` clean JSON records of `entity` into one Arrow batch; an error if any
+/// record does not fit the entity's schema or the count differs.
+fn decode_records(entity: Entity, json: &[u8], expected_rows: usize) -> Result<RecordBatch, PipelineError> {
+    let perr = |e: &dyn std::fmt::Display| PipelineError::Parquet {
+        entity: entity.to_string(),
+        detail: e.to_string(),
+    };
+    let mut decoder = ReaderBuilder::new(arrow_schema(entity))
+        .with_batch_size(expected_rows.max(1))
+        .build_decoder()
+        .map_err(|e| perr(&e))?;
+    decoder.decode(json).map_err(|e| perr(&e))?;
+    let batch = decoder
+        .flush()
+        .map_err(|e| perr(&e))?
+        .ok_or_else(|| perr(&"no rows decoded"))?;
+    if batch.num_rows() != expected_rows {
+        return Err(perr(&format!(
+            "decoded {} rows from {} messages",
+            batch.num_rows(),
+            expected_rows
+        )));
+    }
+    Ok(batch)
+}
+
+/// Moves records that do not fit the entity's schema (say, written to a clean topic by some other
+/// producer) to the dead-letter topic, so that one bad record cannot stop the consumer again on
+/// every restart. Returns how many were moved.
+async fn dead_letter_undecodable(
+    buffer: &mut PartBuffer,
+    dlq: &FutureProducer,
+    dlq_topic: &str,
+    brokers: &str,
+) -> Result<u64, PipelineError> {
+    if decode_records(buffer.entity, &buffer.json, buffer.offsets.len()).is_ok() {
+        return Ok(0);
+    }
+    let (mut json, mut offsets, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+    let mut moved = 0;
+    let mut start = 0;
+    for (&end, &offset) in buffer.ends.iter().zip(&buffer.offsets) {
+        let record = &buffer.json[start..end];
+        start = end;
+        match decode_records(buffer.entity, record, 1) {
+            Ok(_) => {
+                json.extend_from_slice(record);
+                offsets.push(offset);
+                ends.push(json.len());
+            }
+            Err(e) => {
+                let payload = record.strip_suffix(b"\n").unwrap_or(record);
+                let reason = format!("consumer_schema: {e}");
+                let (partition, offset) = (buffer.partition.to_string(), offset.to_string());
+                let headers = OwnedHeaders::new()
+                    .insert(Header {
+                        key: "lab.reason",
+                        value: Some(reason.as_bytes()),
+                    })
+                    .insert(Header {
+                        key: "lab.reason.code",
+                        value: Some("consumer_schema".as_bytes()),
+                    })
+                    .insert(Header {
+                        key: "lab.source.topic",
+                        value: Some(buffer.topic.as_bytes()),
+                    })
+                    .insert(Header {
+                        key: "lab.source.partition",
+                        value: Some(partition.as_bytes()),
+                    })
+                    .insert(Header {
+                        key: "lab.source.offset",
+                        value: Some(offset.as_bytes()),
+                    });
+                let record: FutureRecord<'_, [u8], [u8]> =
+                    FutureRecord::to(dlq_topic).payload(payload).headers(headers);
+                dlq.send(record, Duration::from_secs(60))
+                    .await
+                    .map_err(|(e, _)| PipelineError::kafka("dead-letter an undecodable record", brokers, e))?;
+                tracing::warn!(topic = %buffer.topic, partition = buffer.partition, offset, %reason, "dead-lettered");
+                moved += 1;
+            }
+        }
+    }
+    (buffer.json, buffer.offsets, buffer.ends) = (json, offsets, ends);
+    Ok(moved)
+}
+
 /// Encodes newline-separated clean JSON records of one Kafka partition as a raw-zone Parquet file.
 pub(crate) fn encode_parquet(
     entity: Entity,
@@ -290,22 +383,7 @@ pub(crate) fn encode_parquet(
         entity: entity.to_string(),
         detail: e.to_string(),
     };
-    let mut decoder = ReaderBuilder::new(arrow_schema(entity))
-        .with_batch_size(offsets.len().max(1))
-        .build_decoder()
-        .map_err(|e| perr(&e))?;
-    decoder.decode(json).map_err(|e| perr(&e))?;
-    let batch = decoder
-        .flush()
-        .map_err(|e| perr(&e))?
-        .ok_or_else(|| perr(&"no rows decoded"))?;
-    if batch.num_rows() != offsets.len() {
-        return Err(perr(&format!(
-            "decoded {} rows from {} messages",
-            batch.num_rows(),
-            offsets.len()
-        )));
-    }
+    let batch = decode_records(entity, json, offsets.len())?;
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     columns.push(Arc::new(Int32Array::from(vec![partition; offsets.len()])));
     columns.push(Arc::new(Int64Array::from(offsets.to_vec())));

@@ -1,16 +1,21 @@
 //! Stream transform: raw topics → `<topic>.clean`, invalid records → `<prefix>.dlq`.
 //!
-//! At-least-once: a batch of input offsets is committed only after every output message of the
-//! batch has been acknowledged. A crash between the two re-sends the batch; downstream dedupes by id.
+//! Delivery, chosen at start:
+//! - **exactly-once** where the broker supports transactions: each batch's clean records, its
+//!   dead letters and its input offsets are committed in one Kafka transaction, and readers use
+//!   `isolation.level=read_committed`, so a crash at any point leaves either all of a batch or none
+//!   of it visible. The transactional id is the consumer group, so a restarted transform fences a
+//!   stale one (run one transform per group in this mode).
+//! - **at-least-once** otherwise: input offsets are committed only after every output of the batch
+//!   is acknowledged; a crash between the two re-sends the batch and downstream dedupes by id.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -40,8 +45,21 @@ const IDLE_POLL: Duration = Duration::from_millis(200);
 /// How often the lag gauge is refreshed.
 const LAG_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How the transform hands its results downstream (see the module docs).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    ExactlyOnce,
+    #[default]
+    AtLeastOnce,
+}
+
+/// Longest a transactional call may take before the stage fails (and restarts from the last commit).
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TransformReport {
+    pub delivery: Delivery,
     pub consumed: u64,
     pub clean: u64,
     pub dead_lettered: u64,
@@ -67,19 +85,19 @@ async fn transform_loop(
     let consumer: StreamConsumer = kafka::consumer_config(brokers, &opts.group_id, opts.fetch_wait_ms)
         .create()
         .map_err(|e| PipelineError::kafka("create the transform consumer", brokers, e))?;
-    let producer: FutureProducer = kafka::producer_config(brokers)
-        .set("linger.ms", "5")
-        .create()
-        .map_err(|e| PipelineError::kafka("create the transform producer", brokers, e))?;
+    let (producer, delivery) = create_producer(brokers, &opts.group_id)?;
     let watermarks = kafka::watermark_client(brokers)?;
     let inputs: Vec<String> = Entity::ALL.iter().map(|e| opts.topics.raw(*e)).collect();
     let input_refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
     consumer
         .subscribe(&input_refs)
         .map_err(|e| PipelineError::kafka("subscribe to the raw topics", brokers, e))?;
-    tracing::info!(group = %opts.group_id, topics = ?inputs, "transform started");
+    tracing::info!(group = %opts.group_id, topics = ?inputs, ?delivery, "transform started");
 
-    let mut report = TransformReport::default();
+    let mut report = TransformReport {
+        delivery,
+        ..TransformReport::default()
+    };
     let mut last_lag_check = tokio::time::Instant::now() - LAG_INTERVAL;
     loop {
         if let Some(bp) = &opts.backpressure {
@@ -89,25 +107,31 @@ async fn transform_loop(
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
-        let first = tokio::select! {
+        let batch = tokio::select! {
             () = cancel.cancelled() => break,
-            msg = tokio::time::timeout(IDLE_POLL, consumer.recv()) => msg,
+            batch = kafka::next_batch(&consumer, IDLE_POLL, MAX_BATCH, brokers) => batch?,
         };
-        let mut batch = Vec::new();
-        if let Ok(msg) = first {
-            batch.push(msg.map_err(|e| PipelineError::kafka("consume raw records", brokers, e))?);
-            while batch.len() < MAX_BATCH {
-                match consumer.recv().now_or_never() {
-                    Some(msg) => batch.push(msg.map_err(|e| PipelineError::kafka("consume raw records", brokers, e))?),
-                    None => break,
+        if !batch.is_empty() {
+            match delivery {
+                Delivery::ExactlyOnce => {
+                    let result = transactional_batch(&batch, &consumer, opts, &producer, counters, &mut report).await;
+                    if let Err(e) = result {
+                        // Nothing of this batch becomes visible; the next run resumes from the last
+                        // committed transaction.
+                        let abort = tokio::task::block_in_place(|| producer.abort_transaction(TXN_TIMEOUT));
+                        if let Err(abort) = abort {
+                            tracing::warn!(error = %abort, "aborting the failed transaction failed too");
+                        }
+                        return Err(e);
+                    }
+                }
+                Delivery::AtLeastOnce => {
+                    let offsets = process_batch(&batch, opts, &producer, counters, &mut report).await?;
+                    // Synchronous: once this returns the batch will not be re-read after a crash.
+                    kafka::commit_sync(&consumer, &offsets, brokers)?;
                 }
             }
-        }
-        if !batch.is_empty() {
-            let offsets = process_batch(&batch, opts, &producer, counters, &mut report).await?;
             drop(batch);
-            // Synchronous: once this returns the batch will not be re-read after a crash.
-            kafka::commit_sync(&consumer, &offsets, brokers)?;
         }
         if last_lag_check.elapsed() >= LAG_INTERVAL {
             last_lag_check = tokio::time::Instant::now();
@@ -120,6 +144,57 @@ async fn transform_loop(
     }
     tracing::info!(?report, "transform finished");
     Ok(report)
+}
+
+/// A transactional producer when the broker supports transactions, else an idempotent one.
+fn create_producer(brokers: &str, group_id: &str) -> Result<(FutureProducer, Delivery), PipelineError> {
+    let mut config = kafka::producer_config(brokers);
+    config.set("linger.ms", "5");
+    let transactional: FutureProducer = config
+        .clone()
+        .set("transactional.id", group_id)
+        // A message may not outlive the transaction it belongs to.
+        .set("transaction.timeout.ms", "60000")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .map_err(|e| PipelineError::kafka("create the transform producer", brokers, e))?;
+    // Only the broker's answer decides: a broker without transactions fails InitProducerId.
+    match tokio::task::block_in_place(|| transactional.init_transactions(TXN_TIMEOUT)) {
+        Ok(()) => Ok((transactional, Delivery::ExactlyOnce)),
+        Err(e) => {
+            tracing::warn!(error = %e, "the broker does not support transactions; the transform runs at-least-once");
+            let producer = config
+                .create()
+                .map_err(|e| PipelineError::kafka("create the transform producer", brokers, e))?;
+            Ok((producer, Delivery::AtLeastOnce))
+        }
+    }
+}
+
+/// One batch in one transaction: outputs, dead letters and input offsets commit together.
+async fn transactional_batch(
+    batch: &[BorrowedMessage<'_>],
+    consumer: &StreamConsumer,
+    opts: &TransformOptions,
+    producer: &FutureProducer,
+    counters: &StageCounters,
+    report: &mut TransformReport,
+) -> Result<(), PipelineError> {
+    let brokers = opts.brokers.as_str();
+    let txn_err = |action: &str| {
+        let action = action.to_string();
+        move |e| PipelineError::kafka(&action, brokers, e)
+    };
+    producer.begin_transaction().map_err(txn_err("begin a transaction"))?;
+    let offsets = process_batch(batch, opts, producer, counters, report).await?;
+    let group = consumer
+        .group_metadata()
+        .ok_or_else(|| PipelineError::kafka("read the consumer group metadata", brokers, "not in a group"))?;
+    tokio::task::block_in_place(|| {
+        producer.send_offsets_to_transaction(&offsets, &group, TXN_TIMEOUT)?;
+        producer.commit_transaction(TXN_TIMEOUT)
+    })
+    .map_err(txn_err("commit the transaction"))
 }
 
 /// Cleans and forwards one batch, waits for every delivery, and returns the offsets to commit.
