@@ -23,7 +23,7 @@ use crate::pipeline::batch::{BatchReport, SERVING_TABLES, ServingTarget, run_bat
 use crate::pipeline::producer::{ProducerOptions, ProducerReport, run_producer};
 use crate::pipeline::sink::{RollPolicy, SinkOptions, SinkReport, run_sink};
 use crate::pipeline::transform::{TransformOptions, TransformReport, run_transform};
-use crate::pipeline::{Backpressure, StageCounters, StageSnapshot, StopWhen, Topics, kafka, sink, transform};
+use crate::pipeline::{Backpressure, StageCounters, StopWhen, Topics, kafka, sink, transform};
 use crate::progress::LiveView;
 use crate::storage::LocalRawZone;
 
@@ -189,16 +189,15 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
     let serving_rows = read_back_rows(&target).await?;
     timings.insert("total".to_string(), total.elapsed().as_millis());
 
-    let snapshot = |c: &Arc<StageCounters>| -> StageSnapshot { c.snapshot() };
     Ok(DemoSummary {
         dataset: dataset_path.display().to_string(),
         broker: format!("librdkafka mock cluster {brokers}"),
         raw_zone: raw_dir.display().to_string(),
         serving: serving_desc,
-        dlq: snapshot(&transform_counters).dlq,
+        dlq: transform.dead_lettered + consumer.dead_lettered,
         final_lag: [
-            ("transform".to_string(), snapshot(&transform_counters).lag),
-            ("consumer".to_string(), snapshot(&sink_counters).lag),
+            ("transform".to_string(), transform_counters.snapshot().lag),
+            ("consumer".to_string(), sink_counters.snapshot().lag),
         ]
         .into(),
         producer,

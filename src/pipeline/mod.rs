@@ -61,10 +61,33 @@ pub enum StopWhen {
 }
 
 impl StopWhen {
-    fn upstream_done(&self) -> bool {
+    /// Whether a stage whose input lag is `lag` (`None` = not known yet) should end now.
+    #[must_use]
+    pub fn reached(&self, lag: Option<i64>) -> bool {
         match self {
             StopWhen::Cancelled => false,
-            StopWhen::CaughtUp { upstream } => upstream.as_ref().is_none_or(|u| u.is_done()),
+            StopWhen::CaughtUp { upstream } => lag == Some(0) && upstream.as_ref().is_none_or(|u| u.is_done()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn stop_when_caught_up_waits_for_upstream_and_zero_lag() {
+        assert!(!StopWhen::Cancelled.reached(Some(0)));
+        let upstream = Arc::new(StageCounters::default());
+        let stop = StopWhen::CaughtUp {
+            upstream: Some(upstream.clone()),
+        };
+        assert!(!stop.reached(Some(0)), "upstream still running");
+        upstream.finish();
+        assert!(!stop.reached(None), "lag unknown (no assignment yet)");
+        assert!(!stop.reached(Some(3)));
+        assert!(stop.reached(Some(0)));
+        assert!(StopWhen::CaughtUp { upstream: None }.reached(Some(0)));
     }
 }

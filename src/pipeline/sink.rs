@@ -189,7 +189,7 @@ async fn sink_loop<Z: RawZone>(
             lag = tokio::task::block_in_place(|| kafka::assigned_lag(&consumer, &watermarks))?;
             counters.set_lag(lag.unwrap_or(-1));
         }
-        let finishing = lag == Some(0) && opts.stop.upstream_done() && matches!(opts.stop, StopWhen::CaughtUp { .. });
+        let finishing = opts.stop.reached(lag);
         let due: Vec<(Entity, i32)> = buffers
             .iter()
             .filter(|(_, b)| {

@@ -137,7 +137,7 @@ async fn transform_loop(
             last_lag_check = tokio::time::Instant::now();
             let lag = tokio::task::block_in_place(|| kafka::assigned_lag(&consumer, &watermarks))?;
             counters.set_lag(lag.unwrap_or(-1));
-            if lag == Some(0) && opts.stop.upstream_done() && matches!(opts.stop, StopWhen::CaughtUp { .. }) {
+            if opts.stop.reached(lag) {
                 break;
             }
         }
