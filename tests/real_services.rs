@@ -123,25 +123,11 @@ async fn consumer_restart_neither_loses_nor_duplicates() {
 
     // Simulate a crash between the durable write and the offset commit: rewind the group to the
     // beginning. The consumer must recognise every record as already in the raw zone.
-    let brokers = service_env("LAB_TEST_KAFKA");
-    let rewound = run_ok(
-        lab()
-            .args([
-                "consume",
-                "--until-caught-up",
-                "--group",
-                "lab-consumer-rewound",
-                "--brokers",
-                &brokers,
-                "--topic-prefix",
-                &prefix,
-                "--raw-zone",
-            ])
-            .arg(raw.path())
-            .arg("--state-dir")
-            .arg(raw.path().join("state")),
+    let rewound = stage(
+        &prefix,
+        raw.path(),
+        &["consume", "--until-caught-up", "--group", "lab-consumer-rewound"],
     );
-    let rewound = json_stdout(&rewound);
     assert_eq!(rewound["records_written"], 0);
     assert_eq!(
         rewound["skipped_already_durable"],
@@ -180,22 +166,10 @@ async fn undecodable_record_on_a_clean_topic_is_dead_lettered_not_fatal() {
     assert_eq!(report["dead_lettered"], 1, "{report}");
     assert_eq!(report["records_written"], 2, "{report}");
     // Run again from the start: nothing new is written, the bad record is not fatal either.
-    let again = run_ok(
-        lab()
-            .args([
-                "consume",
-                "--until-caught-up",
-                "--group",
-                "poison-rewound",
-                "--brokers",
-                &brokers,
-                "--topic-prefix",
-                &prefix,
-                "--raw-zone",
-            ])
-            .arg(raw.path())
-            .arg("--state-dir")
-            .arg(raw.path().join("state")),
+    let again = stage(
+        &prefix,
+        raw.path(),
+        &["consume", "--until-caught-up", "--group", "poison-rewound"],
     );
-    assert_eq!(json_stdout(&again)["records_written"], 0);
+    assert_eq!(again["records_written"], 0);
 }

@@ -7,7 +7,9 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
+
+use super::clean::Rejection;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::PipelineError;
@@ -203,6 +205,28 @@ pub async fn next_batch<'c, C: ConsumerContext + 'static>(
         };
     }
     Ok(batch)
+}
+
+/// Headers of a dead-lettered record: why (`lab.reason` = `code: detail`, `lab.reason.code`) and
+/// where it was read (`lab.source.topic`, `.partition`, `.offset`).
+#[must_use]
+pub fn dlq_headers(rejection: &Rejection, topic: &str, partition: i32, offset: i64) -> OwnedHeaders {
+    let reason = rejection.header();
+    let (partition, offset) = (partition.to_string(), offset.to_string());
+    [
+        ("lab.reason", reason.as_bytes()),
+        ("lab.reason.code", rejection.code.as_bytes()),
+        ("lab.source.topic", topic.as_bytes()),
+        ("lab.source.partition", partition.as_bytes()),
+        ("lab.source.offset", offset.as_bytes()),
+    ]
+    .into_iter()
+    .fold(OwnedHeaders::new(), |headers, (key, value)| {
+        headers.insert(Header {
+            key,
+            value: Some(value),
+        })
+    })
 }
 
 /// The default consumer group of a stage. It includes the topic prefix so that two pipelines with

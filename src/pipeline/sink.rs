@@ -17,13 +17,12 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::clean::{arrow_schema, raw_zone_schema};
+use super::clean::{Rejection, arrow_schema, raw_zone_schema};
 use super::kafka;
 use super::{PipelineError, StageCounters, StopWhen, Topics};
 use crate::dataset::Entity;
@@ -335,35 +334,17 @@ async fn dead_letter_undecodable(
             }
             Err(e) => {
                 let payload = record.strip_suffix(b"\n").unwrap_or(record);
-                let reason = format!("consumer_schema: {e}");
-                let (partition, offset) = (buffer.partition.to_string(), offset.to_string());
-                let headers = OwnedHeaders::new()
-                    .insert(Header {
-                        key: "lab.reason",
-                        value: Some(reason.as_bytes()),
-                    })
-                    .insert(Header {
-                        key: "lab.reason.code",
-                        value: Some("consumer_schema".as_bytes()),
-                    })
-                    .insert(Header {
-                        key: "lab.source.topic",
-                        value: Some(buffer.topic.as_bytes()),
-                    })
-                    .insert(Header {
-                        key: "lab.source.partition",
-                        value: Some(partition.as_bytes()),
-                    })
-                    .insert(Header {
-                        key: "lab.source.offset",
-                        value: Some(offset.as_bytes()),
-                    });
+                let rejection = Rejection {
+                    code: "consumer_schema",
+                    detail: e.to_string(),
+                };
+                let headers = kafka::dlq_headers(&rejection, &buffer.topic, buffer.partition, offset);
                 let record: FutureRecord<'_, [u8], [u8]> =
                     FutureRecord::to(dlq_topic).payload(payload).headers(headers);
                 dlq.send(record, Duration::from_secs(60))
                     .await
                     .map_err(|(e, _)| PipelineError::kafka("dead-letter an undecodable record", brokers, e))?;
-                tracing::warn!(topic = %buffer.topic, partition = buffer.partition, offset, %reason, "dead-lettered");
+                tracing::warn!(topic = %buffer.topic, partition = buffer.partition, offset, reason = %rejection.header(), "dead-lettered");
                 moved += 1;
             }
         }

@@ -267,41 +267,19 @@ async fn process_batch(
 
 /// Headers a dead-lettered record carries: why, and where it came from.
 fn dlq_headers(msg: &BorrowedMessage<'_>, rejection: &Rejection) -> OwnedHeaders {
-    let reason = rejection.header();
-    let partition = msg.partition().to_string();
-    let offset = msg.offset().to_string();
-    let mut headers = OwnedHeaders::new()
-        .insert(Header {
-            key: "lab.reason",
-            value: Some(reason.as_bytes()),
-        })
-        .insert(Header {
-            key: "lab.reason.code",
-            value: Some(rejection.code.as_bytes()),
-        })
-        .insert(Header {
-            key: "lab.source.topic",
-            value: Some(msg.topic().as_bytes()),
-        })
-        .insert(Header {
-            key: "lab.source.partition",
-            value: Some(partition.as_bytes()),
-        })
-        .insert(Header {
-            key: "lab.source.offset",
-            value: Some(offset.as_bytes()),
-        });
-    if let Some(origin) = msg
+    let headers = kafka::dlq_headers(rejection, msg.topic(), msg.partition(), msg.offset());
+    // The producer marks lines it could not parse with their file and line number; keep that.
+    match msg
         .headers()
         .and_then(|h| h.iter().find(|h| h.key == "lab.source"))
         .and_then(|h| h.value)
     {
-        headers = headers.insert(Header {
+        Some(origin) => headers.insert(Header {
             key: "lab.source",
             value: Some(origin),
-        });
+        }),
+        None => headers,
     }
-    headers
 }
 
 /// Enqueues a record, waiting for queue space when librdkafka's local queue is full.
