@@ -65,6 +65,66 @@ fn stream_once(prefix: &str, raw: &Path, data: &Path, reference: &Reference, rou
     );
 }
 
+/// Reads `<prefix>.dlq` from the start (committed transactions only, as every reader does):
+/// exactly the invalid lines are there, each with a reason and where it came from.
+fn assert_dlq_holds_invalid_lines(prefix: &str, expected: u64) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    use rdkafka::{ClientConfig, Message};
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", service_env("LAB_TEST_KAFKA"))
+        .set("group.id", format!("{prefix}-dlq-check"))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("create a DLQ reader");
+    consumer
+        .subscribe(&[&format!("{prefix}.dlq")])
+        .expect("subscribe to the DLQ");
+    let mut codes = std::collections::BTreeMap::<String, u64>::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = 0;
+    while seen < expected && std::time::Instant::now() < deadline {
+        let Some(msg) = consumer.poll(std::time::Duration::from_millis(500)) else {
+            continue;
+        };
+        let msg = msg.expect("read the DLQ");
+        let header = |key: &str| {
+            msg.headers()
+                .and_then(|h| h.iter().find(|h| h.key == key))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let reason = header("lab.reason").expect("lab.reason header");
+        let code = header("lab.reason.code").expect("lab.reason.code header");
+        assert!(reason.starts_with(&format!("{code}: ")), "{reason}");
+        assert!(header("lab.source.topic").is_some_and(|t| t.starts_with(prefix)));
+        assert!(
+            msg.payload().is_some_and(|p| !p.is_empty()),
+            "the original line is kept"
+        );
+        *codes.entry(code).or_default() += 1;
+        seen += 1;
+    }
+    // Nothing more than expected either.
+    assert!(
+        consumer.poll(std::time::Duration::from_secs(2)).is_none(),
+        "more DLQ records than invalid lines"
+    );
+    assert_eq!(seen, expected, "DLQ records by reason: {codes:?}");
+    for code in [
+        "invalid_json",
+        "stars_out_of_range",
+        "missing_field",
+        "bad_date",
+        "missing_id",
+        "bad_field",
+    ] {
+        assert!(codes.contains_key(code), "no {code} in the DLQ: {codes:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn stages_on_real_broker_and_postgres_match_reference_and_are_idempotent() {
     let url = fresh_database("lab_real_services").await;
@@ -74,6 +134,7 @@ async fn stages_on_real_broker_and_postgres_match_reference_and_are_idempotent()
     let reference = reference(&data);
 
     stream_once(&prefix, raw.path(), &data, &reference, 1);
+    assert_dlq_holds_invalid_lines(&prefix, reference.invalid_lines);
     let batch = stage(&prefix, raw.path(), &["batch", "--json", "--pg", &url]);
     assert_eq!(batch["rows_in"], reference.total_lines - reference.invalid_lines);
     let client = connect(&url).await;
