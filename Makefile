@@ -4,7 +4,7 @@ CARGO ?= cargo
 LAB_SERVICES_DIR ?= /tmp/lab-services
 export LAB_SERVICES_DIR
 
-.PHONY: all build demo demo-headless test test-unit lint fmt services-up services-down sample clean
+.PHONY: all build demo demo-headless test test-with-services test-unit lint fmt services-up services-down sample clean
 
 all: build
 
@@ -20,7 +20,13 @@ demo-headless: build
 
 ## Unit tests and integration tests against real PostgreSQL and a real Kafka-protocol broker,
 ## started on 127.0.0.1 by tests/services/ and stopped afterwards.
+## Serialised with flock: the services live on fixed ports, so a second `make test` on the same
+## machine would otherwise restart (and then stop) the first one's PostgreSQL and broker.
 test:
+	@mkdir -p "$(LAB_SERVICES_DIR)"
+	@flock "$(LAB_SERVICES_DIR)/.lock" $(MAKE) --no-print-directory test-with-services
+
+test-with-services:
 	@tests/services/up.sh >/dev/null
 	@set -a; . "$(LAB_SERVICES_DIR)/services.env"; set +a; \
 	trap 'tests/services/down.sh' EXIT; \
