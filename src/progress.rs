@@ -111,16 +111,20 @@ async fn print_lines(stages: &[(&'static str, Arc<StageCounters>)], stop: &Cance
     let mut previous: Vec<StageSnapshot> = stages.iter().map(|(_, c)| c.snapshot()).collect();
     let mut last = Instant::now();
     loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(PLAIN_REFRESH) => {}
-        }
+        // The final state is printed too, so the last lines are never stale.
+        let stopped = tokio::select! {
+            () = stop.cancelled() => true,
+            () = tokio::time::sleep(PLAIN_REFRESH) => false,
+        };
         let secs = last.elapsed().as_secs_f64();
         last = Instant::now();
         for ((name, counters), prev) in stages.iter().zip(previous.iter_mut()) {
             let now = counters.snapshot();
             eprintln!("{}", describe(name, &now, now.rate_since(prev, secs)));
             *prev = now;
+        }
+        if stopped {
+            return;
         }
     }
 }
