@@ -8,11 +8,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
-
-use super::clean::Rejection;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::PipelineError;
+use super::clean::Rejection;
 
 /// How long a metadata/watermark query may take before we treat the broker as unreachable.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -151,14 +150,14 @@ pub fn assigned_lag<C: ConsumerContext, K: Consumer<C>>(
 /// Commits `offsets` synchronously. A commit the group coordinator rejects because the group is
 /// rebalancing is not an error: the partitions now belong to another member (or to this one under a
 /// new generation), which re-reads from the last committed offset — at-least-once, and every
-/// consumer of our topics is idempotent. Returns whether the commit took effect.
+/// consumer of our topics is idempotent.
 pub fn commit_sync<C: ConsumerContext, K: Consumer<C>>(
     consumer: &K,
     offsets: &TopicPartitionList,
     brokers: &str,
-) -> Result<bool, PipelineError> {
+) -> Result<(), PipelineError> {
     match consumer.commit(offsets, CommitMode::Sync) {
-        Ok(()) => Ok(true),
+        Ok(()) => Ok(()),
         Err(KafkaError::ConsumerCommit(
             code @ (RDKafkaErrorCode::IllegalGeneration
             | RDKafkaErrorCode::RebalanceInProgress
@@ -166,7 +165,7 @@ pub fn commit_sync<C: ConsumerContext, K: Consumer<C>>(
             | RDKafkaErrorCode::FencedInstanceId),
         )) => {
             tracing::warn!(%code, "commit rejected by a group rebalance; the records will be re-read");
-            Ok(false)
+            Ok(())
         }
         Err(e) => Err(PipelineError::kafka("commit consumer offsets", brokers, e)),
     }

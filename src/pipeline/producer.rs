@@ -119,7 +119,7 @@ pub fn run_producer(
                 return Err(PipelineError::Other("cancelled".into()));
             }
             if let Some(bp) = &opts.backpressure {
-                while bp.should_wait(report.bytes) && !cancel.is_cancelled() {
+                while bp.should_wait(counters) && !cancel.is_cancelled() {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
@@ -152,6 +152,7 @@ pub fn run_producer(
             report.bytes += line.text.len() as u64;
             StageCounters::add(&counters.input, 1);
             StageCounters::add(&counters.bytes, line.text.len() as u64);
+            StageCounters::add(&counters.out_bytes, line.text.len() as u64);
             if let Some(gap) = pacing {
                 let due = started + gap * u32::try_from(report.sent).unwrap_or(u32::MAX);
                 std::thread::sleep(due.saturating_duration_since(Instant::now()));

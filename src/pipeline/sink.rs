@@ -201,11 +201,11 @@ async fn sink_loop<Z: RawZone>(
             .collect();
         for key in due {
             if let Some(mut buffer) = buffers.remove(&key) {
-                let moved = dead_letter_undecodable(&mut buffer, &dlq, &dlq_topic, brokers).await?;
+                let (moved, decoded) = decode_or_dead_letter(&mut buffer, &dlq, &dlq_topic, brokers).await?;
                 StageCounters::add(&counters.dlq, moved);
                 report.dead_lettered += moved;
-                if !buffer.offsets.is_empty() {
-                    let part = write_part(zone, &buffer).await?;
+                if let Some(batch) = decoded {
+                    let part = write_part(zone, &buffer, batch).await?;
                     durable.insert(key, part.last_offset);
                     report.files_written += 1;
                     report.records_written += buffer.offsets.len() as u64;
@@ -240,7 +240,7 @@ fn commit_next<C: ConsumerContext + 'static>(
         .map_err(|e| PipelineError::kafka("build the offset to commit", brokers, e))?;
     // If a rebalance rejects it, the file is durable anyway: whoever reads the partition next
     // finds its offsets in the raw zone and skips them.
-    kafka::commit_sync(consumer, &tpl, brokers).map(|_| ())
+    kafka::commit_sync(consumer, &tpl, brokers)
 }
 
 /// The highest offset already in the raw zone, per (entity, Kafka partition).
@@ -258,7 +258,7 @@ async fn durable_offsets<Z: RawZone>(zone: &Z) -> Result<BTreeMap<(Entity, i32),
 }
 
 /// Encodes a buffer as Parquet and puts it in the raw zone; returns what it wrote.
-async fn write_part<Z: RawZone>(zone: &Z, buffer: &PartBuffer) -> Result<PartFile, PipelineError> {
+async fn write_part<Z: RawZone>(zone: &Z, buffer: &PartBuffer, batch: RecordBatch) -> Result<PartFile, PipelineError> {
     let (first_offset, last_offset) = match (buffer.offsets.first(), buffer.offsets.last()) {
         (Some(first), Some(last)) => (*first, *last),
         _ => return Err(PipelineError::Other("internal: empty buffer flushed".into())),
@@ -276,7 +276,7 @@ async fn write_part<Z: RawZone>(zone: &Z, buffer: &PartBuffer) -> Result<PartFil
         .unwrap_or_else(Utc::now)
         .format("%Y-%m-%d")
         .to_string();
-    let bytes = encode_parquet(buffer.entity, buffer.partition, &buffer.offsets, &buffer.json)?;
+    let bytes = encode_batch(buffer.entity, buffer.partition, &buffer.offsets, batch)?;
     zone.put_atomic(&part.path(buffer.entity, &date), bytes).await?;
     tracing::debug!(entity = %buffer.entity, ?part, "raw-zone file written");
     Ok(part)
@@ -308,17 +308,19 @@ fn decode_records(entity: Entity, json: &[u8], expected_rows: usize) -> Result<R
     Ok(batch)
 }
 
-/// Moves records that do not fit the entity's schema (say, written to a clean topic by some other
-/// producer) to the dead-letter topic, so that one bad record cannot stop the consumer again on
-/// every restart. Returns how many were moved.
-async fn dead_letter_undecodable(
+/// Decodes a buffer for writing, first moving records that do not fit the entity's schema (say,
+/// written to a clean topic by some other producer) to the dead-letter topic, so that one bad
+/// record cannot stop the consumer again on every restart. Returns how many were moved and the
+/// decoded remaining records (`None` if none remain).
+async fn decode_or_dead_letter(
     buffer: &mut PartBuffer,
     dlq: &FutureProducer,
     dlq_topic: &str,
     brokers: &str,
-) -> Result<u64, PipelineError> {
-    if decode_records(buffer.entity, &buffer.json, buffer.offsets.len()).is_ok() {
-        return Ok(0);
+) -> Result<(u64, Option<RecordBatch>), PipelineError> {
+    // The common case: everything decodes, in one pass.
+    if let Ok(batch) = decode_records(buffer.entity, &buffer.json, buffer.offsets.len()) {
+        return Ok((0, Some(batch)));
     }
     let (mut json, mut offsets, mut ends) = (Vec::new(), Vec::new(), Vec::new());
     let mut moved = 0;
@@ -350,21 +352,33 @@ async fn dead_letter_undecodable(
         }
     }
     (buffer.json, buffer.offsets, buffer.ends) = (json, offsets, ends);
-    Ok(moved)
+    if buffer.offsets.is_empty() {
+        return Ok((moved, None));
+    }
+    Ok((
+        moved,
+        Some(decode_records(buffer.entity, &buffer.json, buffer.offsets.len())?),
+    ))
 }
 
-/// Encodes newline-separated clean JSON records of one Kafka partition as a raw-zone Parquet file.
+/// Encodes newline-separated clean JSON records of one Kafka partition as a raw-zone Parquet file
+/// (the batch tests build their raw zones with it).
+#[cfg(test)]
 pub(crate) fn encode_parquet(
     entity: Entity,
     partition: i32,
     offsets: &[i64],
     json: &[u8],
 ) -> Result<Vec<u8>, PipelineError> {
+    encode_batch(entity, partition, offsets, decode_records(entity, json, offsets.len())?)
+}
+
+/// Encodes decoded records of one Kafka partition, plus their partition and offsets, as Parquet.
+fn encode_batch(entity: Entity, partition: i32, offsets: &[i64], batch: RecordBatch) -> Result<Vec<u8>, PipelineError> {
     let perr = |e: &dyn std::fmt::Display| PipelineError::Parquet {
         entity: entity.to_string(),
         detail: e.to_string(),
     };
-    let batch = decode_records(entity, json, offsets.len())?;
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     columns.push(Arc::new(Int32Array::from(vec![partition; offsets.len()])));
     columns.push(Arc::new(Int64Array::from(offsets.to_vec())));
@@ -372,7 +386,7 @@ pub(crate) fn encode_parquet(
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| perr(&e))?))
         .build();
-    let mut out = Vec::with_capacity(json.len() / 3);
+    let mut out = Vec::with_capacity(batch.get_array_memory_size() / 3);
     let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).map_err(|e| perr(&e))?;
     writer.write(&batch).map_err(|e| perr(&e))?;
     writer.close().map_err(|e| perr(&e))?;

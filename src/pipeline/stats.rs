@@ -84,11 +84,12 @@ pub struct Backpressure {
 }
 
 impl Backpressure {
-    /// Whether `written` output bytes are too far ahead of what the downstream stage has read.
-    /// A finished downstream stage reads nothing more, so it never holds anyone back (its own
-    /// error is reported by it).
+    /// Whether `stage` has written (`out_bytes`) too far ahead of what the downstream stage has
+    /// read (`bytes`). A finished downstream stage reads nothing more, so it never holds anyone
+    /// back (its own error is reported by it).
     #[must_use]
-    pub fn should_wait(&self, written: u64) -> bool {
+    pub fn should_wait(&self, stage: &StageCounters) -> bool {
+        let written = stage.out_bytes.load(Ordering::Relaxed);
         !self.downstream.is_done()
             && written.saturating_sub(self.downstream.bytes.load(Ordering::Relaxed)) > self.budget_bytes
     }

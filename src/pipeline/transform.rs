@@ -101,9 +101,7 @@ async fn transform_loop(
     let mut last_lag_check = tokio::time::Instant::now() - LAG_INTERVAL;
     loop {
         if let Some(bp) = &opts.backpressure {
-            while bp.should_wait(counters.out_bytes.load(std::sync::atomic::Ordering::Relaxed))
-                && !cancel.is_cancelled()
-            {
+            while bp.should_wait(counters) && !cancel.is_cancelled() {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
