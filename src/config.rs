@@ -11,6 +11,15 @@ use serde::Deserialize;
 pub const DEFAULT_STATE_DIR: &str = ".lab";
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
 pub const DEFAULT_TOPIC_PREFIX: &str = "yelp";
+pub const DEFAULT_HDFS_URL: &str = "hdfs://127.0.0.1:9000";
+pub const DEFAULT_HDFS_HTTP: &str = "http://127.0.0.1:9870";
+pub const DEFAULT_SPARK_MASTER: &str = "spark://127.0.0.1:7077";
+pub const DEFAULT_SPARK_UI: &str = "http://127.0.0.1:9090";
+pub const DEFAULT_AIRFLOW_URL: &str = "http://127.0.0.1:8080";
+pub const DEFAULT_AIRFLOW_USER: &str = "admin";
+/// Written by `lab up` into the state dir (mode 0600): where the stack's services listen.
+/// Same schema as `lab.toml`; `lab.toml`, env and flags override it.
+pub const ENDPOINTS_FILE: &str = "endpoints.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -26,29 +35,60 @@ pub enum ConfigError {
 }
 
 /// The optional `lab.toml` file. Every field may be omitted.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub state_dir: Option<PathBuf>,
     pub kafka: Option<KafkaSection>,
     pub postgres: Option<PostgresSection>,
     pub raw_zone: Option<RawZoneSection>,
+    pub hdfs: Option<HdfsSection>,
+    pub spark: Option<SparkSection>,
+    pub airflow: Option<AirflowSection>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct HdfsSection {
+    /// NameNode RPC, e.g. `hdfs://127.0.0.1:9000`.
+    pub url: Option<String>,
+    /// NameNode HTTP (JMX, WebHDFS), e.g. `http://127.0.0.1:9870`.
+    pub http: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, serde::Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SparkSection {
+    /// Master URL for spark-submit, e.g. `spark://127.0.0.1:7077`.
+    pub master: Option<String>,
+    /// Master web UI (its `/json/` endpoint is probed), e.g. `http://127.0.0.1:9090`.
+    pub ui: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, serde::Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct AirflowSection {
+    /// API server base URL, e.g. `http://127.0.0.1:8080`.
+    pub url: Option<String>,
+    pub username: Option<String>,
+    /// File holding the password (generated per lab by `lab up`, mode 0600).
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize, serde::Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSection {
     pub brokers: Option<String>,
     pub topic_prefix: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresSection {
     pub url: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RawZoneSection {
     pub path: Option<PathBuf>,
@@ -62,6 +102,13 @@ pub struct Overrides {
     pub topic_prefix: Option<String>,
     pub pg_url: Option<String>,
     pub raw_zone: Option<PathBuf>,
+    pub hdfs_url: Option<String>,
+    pub hdfs_http: Option<String>,
+    pub spark_master: Option<String>,
+    pub spark_ui: Option<String>,
+    pub airflow_url: Option<String>,
+    pub airflow_user: Option<String>,
+    pub airflow_password_file: Option<PathBuf>,
 }
 
 /// The resolved configuration every command works from.
@@ -73,17 +120,41 @@ pub struct LabConfig {
     /// A tokio-postgres connection string (`host=… user=…` or `postgresql://…`), if configured.
     pub pg_url: Option<String>,
     pub raw_zone: PathBuf,
+    pub hdfs: HdfsEndpoint,
+    pub spark: SparkEndpoint,
+    pub airflow: AirflowEndpoint,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HdfsEndpoint {
+    pub url: String,
+    pub http: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SparkEndpoint {
+    pub master: String,
+    pub ui: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AirflowEndpoint {
+    pub url: String,
+    pub username: String,
+    pub password_file: Option<PathBuf>,
 }
 
 impl LabConfig {
     /// Resolves flags/env over `lab.toml` over defaults. `lab.toml` is looked up in the
     /// working directory, then in the state directory.
     pub fn resolve(overrides: Overrides) -> Result<Self, ConfigError> {
-        let file = load_file_config(overrides.state_dir.as_deref())?;
+        let user = load_file_config(overrides.state_dir.as_deref())?;
         let state_dir = overrides
             .state_dir
-            .or(file.state_dir)
+            .clone()
+            .or(user.state_dir.clone())
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        let file = user.layered_over(load_endpoints_file(&state_dir)?);
         let kafka = file.kafka.unwrap_or_default();
         let topic_prefix = overrides
             .topic_prefix
@@ -94,7 +165,23 @@ impl LabConfig {
             .raw_zone
             .or(file.raw_zone.and_then(|r| r.path))
             .unwrap_or_else(|| state_dir.join("raw"));
+        let hdfs = file.hdfs.unwrap_or_default();
+        let spark = file.spark.unwrap_or_default();
+        let airflow = file.airflow.unwrap_or_default();
         Ok(Self {
+            hdfs: HdfsEndpoint {
+                url: pick(overrides.hdfs_url, hdfs.url, DEFAULT_HDFS_URL),
+                http: pick(overrides.hdfs_http, hdfs.http, DEFAULT_HDFS_HTTP),
+            },
+            spark: SparkEndpoint {
+                master: pick(overrides.spark_master, spark.master, DEFAULT_SPARK_MASTER),
+                ui: pick(overrides.spark_ui, spark.ui, DEFAULT_SPARK_UI),
+            },
+            airflow: AirflowEndpoint {
+                url: pick(overrides.airflow_url, airflow.url, DEFAULT_AIRFLOW_URL),
+                username: pick(overrides.airflow_user, airflow.username, DEFAULT_AIRFLOW_USER),
+                password_file: overrides.airflow_password_file.or(airflow.password_file),
+            },
             brokers: overrides
                 .brokers
                 .or(kafka.brokers)
@@ -109,6 +196,59 @@ impl LabConfig {
     #[must_use]
     pub fn log_dir(&self) -> PathBuf {
         self.state_dir.join("logs")
+    }
+}
+
+fn pick(flag: Option<String>, file: Option<String>, default: &str) -> String {
+    flag.or(file).unwrap_or_else(|| default.to_string())
+}
+
+impl FileConfig {
+    /// Section by section and key by key, `self` wins over `lower`.
+    fn layered_over(self, lower: FileConfig) -> FileConfig {
+        FileConfig {
+            state_dir: self.state_dir.or(lower.state_dir),
+            kafka: merge(self.kafka, lower.kafka, |a, b| KafkaSection {
+                brokers: a.brokers.or(b.brokers),
+                topic_prefix: a.topic_prefix.or(b.topic_prefix),
+            }),
+            postgres: merge(self.postgres, lower.postgres, |a, b| PostgresSection {
+                url: a.url.or(b.url),
+            }),
+            raw_zone: merge(self.raw_zone, lower.raw_zone, |a, b| RawZoneSection {
+                path: a.path.or(b.path),
+            }),
+            hdfs: merge(self.hdfs, lower.hdfs, |a, b| HdfsSection {
+                url: a.url.or(b.url),
+                http: a.http.or(b.http),
+            }),
+            spark: merge(self.spark, lower.spark, |a, b| SparkSection {
+                master: a.master.or(b.master),
+                ui: a.ui.or(b.ui),
+            }),
+            airflow: merge(self.airflow, lower.airflow, |a, b| AirflowSection {
+                url: a.url.or(b.url),
+                username: a.username.or(b.username),
+                password_file: a.password_file.or(b.password_file),
+            }),
+        }
+    }
+}
+
+fn merge<T>(high: Option<T>, low: Option<T>, both: impl FnOnce(T, T) -> T) -> Option<T> {
+    match (high, low) {
+        (Some(a), Some(b)) => Some(both(a, b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The endpoints `lab up` wrote for the running stack, if any.
+fn load_endpoints_file(state_dir: &Path) -> Result<FileConfig, ConfigError> {
+    let path = state_dir.join(ENDPOINTS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_file_config(&path, &text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
+        Err(source) => Err(ConfigError::Read { path, source }),
     }
 }
 
@@ -171,6 +311,30 @@ mod tests {
         assert_eq!(cfg.brokers, "127.0.0.1:29092");
         assert_eq!(cfg.topic_prefix, "yelp");
         assert_eq!(cfg.raw_zone, dir.path().join("raw"));
+    }
+
+    #[test]
+    fn endpoints_file_from_lab_up_is_overridden_by_lab_toml_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(ENDPOINTS_FILE),
+            "[kafka]\nbrokers = \"127.0.0.1:9092\"\n[spark]\nmaster = \"spark://127.0.0.1:17077\"\n\
+             [airflow]\nurl = \"http://127.0.0.1:18080\"\nusername = \"lab\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("lab.toml"), "[airflow]\nusername = \"teacher\"\n").unwrap();
+        let cfg = LabConfig::resolve(Overrides {
+            state_dir: Some(dir.path().to_path_buf()),
+            brokers: Some("127.0.0.1:29092".into()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.brokers, "127.0.0.1:29092");
+        assert_eq!(cfg.spark.master, "spark://127.0.0.1:17077");
+        assert_eq!(cfg.spark.ui, DEFAULT_SPARK_UI);
+        assert_eq!(cfg.airflow.url, "http://127.0.0.1:18080");
+        assert_eq!(cfg.airflow.username, "teacher");
+        assert_eq!(cfg.hdfs.url, DEFAULT_HDFS_URL);
     }
 
     #[test]

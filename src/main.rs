@@ -48,6 +48,27 @@ struct GlobalArgs {
     /// Raw zone directory (default: <state-dir>/raw).
     #[arg(long, global = true, env = "LAB_RAW_ZONE")]
     raw_zone: Option<PathBuf>,
+    /// HDFS NameNode RPC URL.
+    #[arg(long = "hdfs", global = true, env = "LAB_HDFS_URL", help_heading = "Endpoints")]
+    hdfs_url: Option<String>,
+    /// HDFS NameNode HTTP URL (JMX, WebHDFS).
+    #[arg(long, global = true, env = "LAB_HDFS_HTTP", help_heading = "Endpoints")]
+    hdfs_http: Option<String>,
+    /// Spark master URL.
+    #[arg(long, global = true, env = "LAB_SPARK_MASTER", help_heading = "Endpoints")]
+    spark_master: Option<String>,
+    /// Spark master web UI URL.
+    #[arg(long, global = true, env = "LAB_SPARK_UI", help_heading = "Endpoints")]
+    spark_ui: Option<String>,
+    /// Airflow API server URL.
+    #[arg(long, global = true, env = "LAB_AIRFLOW_URL", help_heading = "Endpoints")]
+    airflow_url: Option<String>,
+    /// Airflow user name.
+    #[arg(long, global = true, env = "LAB_AIRFLOW_USER", help_heading = "Endpoints")]
+    airflow_user: Option<String>,
+    /// File holding the Airflow password.
+    #[arg(long, global = true, env = "LAB_AIRFLOW_PASSWORD_FILE", help_heading = "Endpoints")]
+    airflow_password_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -168,6 +189,13 @@ fn main() -> std::process::ExitCode {
         topic_prefix: cli.global.topic_prefix.clone(),
         pg_url: cli.global.pg_url.clone(),
         raw_zone: cli.global.raw_zone.clone(),
+        hdfs_url: cli.global.hdfs_url.clone(),
+        hdfs_http: cli.global.hdfs_http.clone(),
+        spark_master: cli.global.spark_master.clone(),
+        spark_ui: cli.global.spark_ui.clone(),
+        airflow_url: cli.global.airflow_url.clone(),
+        airflow_user: cli.global.airflow_user.clone(),
+        airflow_password_file: cli.global.airflow_password_file.clone(),
     }) {
         Ok(c) => c,
         Err(e) => {
