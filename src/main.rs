@@ -13,11 +13,12 @@ use bigdata_lab::dataset::reader::DatasetSource;
 use bigdata_lab::demo::{DemoOptions, default_sample, run_demo};
 use bigdata_lab::pipeline::batch::{ServingTarget, run_batch};
 use bigdata_lab::pipeline::producer::{ProducerOptions, run_producer};
+use bigdata_lab::pipeline::quality::check_quality;
 use bigdata_lab::pipeline::sink::{RollPolicy, SinkOptions, run_sink};
 use bigdata_lab::pipeline::transform::{TransformOptions, run_transform};
 use bigdata_lab::pipeline::{StageCounters, StopWhen, Topics, kafka, sink, transform};
 use bigdata_lab::progress::LiveView;
-use bigdata_lab::storage::LocalRawZone;
+use bigdata_lab::storage::{AnyRawZone, RawZone};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -86,6 +87,19 @@ enum Command {
     Consume(ConsumeArgs),
     /// Compute the serving tables from the raw zone and load them into PostgreSQL.
     Batch(BatchArgs),
+    /// Data-quality check: do the serving tables account for exactly the raw zone's records?
+    /// Exits 1 on a mismatch (the Airflow DAG's quality gate).
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Count raw-zone partitions dated up to this day (YYYY-MM-DD), as the batch did; default: all.
+    #[arg(long)]
+    date: Option<NaiveDate>,
+    /// One JSON line instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -177,6 +191,7 @@ struct BatchArgs {
     /// Write the serving tables as Parquet into this directory instead of PostgreSQL.
     #[arg(long)]
     parquet_out: Option<PathBuf>,
+    /// Print the report as one JSON line (the last line of output, for Airflow's XCom).
     #[arg(long)]
     json: bool,
 }
@@ -359,7 +374,7 @@ async fn run(command: Command, config: LabConfig) -> Result<()> {
         }
         Command::Consume(args) => {
             kafka::ensure_topics(&config.brokers, &topics.all(), kafka::DEFAULT_PARTITIONS).await?;
-            let zone = LocalRawZone::new(&config.raw_zone);
+            let zone = AnyRawZone::open(&config.raw_zone)?;
             let opts = SinkOptions {
                 brokers: config.brokers.clone(),
                 topics,
@@ -384,7 +399,7 @@ async fn run(command: Command, config: LabConfig) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Batch(args) => {
-            let zone = LocalRawZone::new(&config.raw_zone);
+            let zone = AnyRawZone::open(&config.raw_zone)?;
             let target = match (args.parquet_out, &config.pg_url) {
                 (Some(dir), _) => ServingTarget::Parquet(dir),
                 (None, Some(url)) => ServingTarget::Postgres(url.clone()),
@@ -394,7 +409,7 @@ async fn run(command: Command, config: LabConfig) -> Result<()> {
             };
             let report = run_batch(&zone, args.date, &target).await?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                println!("{}", serde_json::to_string(&report)?);
             } else {
                 println!(
                     "batch {}: {} files, {} rows in, {} rows out → {} in {} ms",
@@ -408,6 +423,25 @@ async fn run(command: Command, config: LabConfig) -> Result<()> {
                 for (table, rows) in &report.tables {
                     println!("  yelp.{table:<18} {rows:>10} rows");
                 }
+            }
+        }
+        Command::Check(args) => {
+            let zone = AnyRawZone::open(&config.raw_zone)?;
+            let Some(url) = &config.pg_url else {
+                bail!("no PostgreSQL configured: pass --pg URL or set LAB_PG_URL");
+            };
+            let report = check_quality(&zone, args.date, url).await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            if !report.passed {
+                bail!(
+                    "data-quality check failed: the serving tables in PostgreSQL do not match the raw zone {} \
+                     (see the FAIL lines); rerun the batch, and if it persists compare the batch SQL with the raw data",
+                    zone.describe()
+                );
             }
         }
     }

@@ -50,3 +50,9 @@ CREATE TABLE IF NOT EXISTS yelp.batch_runs (
     status      text NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
     error       text
 );
+
+-- Added with the Airflow DAG: which engine ran the batch, from which DAG run, and the result of
+-- the DAG's data-quality check ('passed' / 'failed'; NULL when run outside Airflow).
+ALTER TABLE yelp.batch_runs ADD COLUMN IF NOT EXISTS engine text;
+ALTER TABLE yelp.batch_runs ADD COLUMN IF NOT EXISTS dag_run_id text;
+ALTER TABLE yelp.batch_runs ADD COLUMN IF NOT EXISTS quality text;

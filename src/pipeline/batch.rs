@@ -114,6 +114,7 @@ pub async fn run_batch<Z: RawZone>(
         .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
         .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
     let ctx = SessionContext::new_with_config(config);
+    zone.register_with(&ctx)?;
     let mut input_files = 0;
     for entity in Entity::ALL {
         input_files += register_raw_table(&ctx, zone, entity, as_of).await?;
@@ -156,7 +157,7 @@ pub async fn run_batch<Z: RawZone>(
 }
 
 /// Registers `raw_<entity>` over the entity's raw-zone files dated up to `as_of`; returns the file count.
-async fn register_raw_table<Z: RawZone>(
+pub(crate) async fn register_raw_table<Z: RawZone>(
     ctx: &SessionContext,
     zone: &Z,
     entity: Entity,
@@ -254,7 +255,7 @@ async fn load_postgres(
     pg::ensure_schema(&client).await?;
     client
         .execute(
-            "INSERT INTO yelp.batch_runs (run_id, started_at, as_of, status) VALUES ($1, $2, $3, 'running')",
+            "INSERT INTO yelp.batch_runs (run_id, started_at, as_of, status, engine) VALUES ($1, $2, $3, 'running', 'datafusion')",
             &[&report.run_id, &started_at, &report.as_of],
         )
         .await

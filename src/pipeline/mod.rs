@@ -10,6 +10,7 @@ pub mod batch;
 pub mod clean;
 pub mod kafka;
 pub mod producer;
+pub mod quality;
 pub mod sink;
 pub mod stats;
 pub mod topics;

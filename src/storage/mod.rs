@@ -4,11 +4,16 @@
 //! Writers go through [`RawZone::put_atomic`]: a file is either absent or complete, never partial,
 //! which is what lets the consumer commit Kafka offsets right after a put returns.
 
+mod hdfs;
 mod local;
 
+pub use hdfs::{HdfsRawZone, RetryPolicy, split_hdfs_url};
 pub use local::LocalRawZone;
 
 use std::future::Future;
+use std::path::Path;
+
+use datafusion::prelude::SessionContext;
 
 use crate::dataset::Entity;
 
@@ -23,6 +28,18 @@ pub enum StorageError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "raw zone {root}: cannot {action} {path}: {source}\nis the HDFS NameNode running and reachable (lab up, lab status)? \
+         the lab retried with backoff for about a minute before giving up; rerun the stage once HDFS is back, nothing was lost"
+    )]
+    Hdfs {
+        root: String,
+        action: &'static str,
+        path: String,
+        source: Box<hdfs_native::HdfsError>,
+    },
+    #[error("raw zone location {0:?} is not valid: use a directory or hdfs://host:port/dir")]
+    BadLocation(String),
 }
 
 /// A place the raw zone can live (a local directory now; HDFS behind the same trait).
@@ -39,6 +56,68 @@ pub trait RawZone: Send + Sync + 'static {
 
     /// Human-readable location, for messages.
     fn describe(&self) -> String;
+
+    /// Lets DataFusion read [`RawZone::url_of`] URLs (local files need nothing).
+    fn register_with(&self, _ctx: &SessionContext) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+/// The raw zone the configuration names: a local directory or `hdfs://host:port/dir`.
+#[derive(Debug, Clone)]
+pub enum AnyRawZone {
+    Local(LocalRawZone),
+    Hdfs(HdfsRawZone),
+}
+
+impl AnyRawZone {
+    pub fn open(location: &Path) -> Result<Self, StorageError> {
+        let text = location.to_string_lossy();
+        if text.starts_with("hdfs://") {
+            Ok(Self::Hdfs(HdfsRawZone::from_url(&text)?))
+        } else if text.contains("://") {
+            Err(StorageError::BadLocation(text.into_owned()))
+        } else {
+            Ok(Self::Local(LocalRawZone::new(location)))
+        }
+    }
+}
+
+impl RawZone for AnyRawZone {
+    async fn put_atomic(&self, rel_path: &str, data: Vec<u8>) -> Result<(), StorageError> {
+        match self {
+            Self::Local(z) => z.put_atomic(rel_path, data).await,
+            Self::Hdfs(z) => z.put_atomic(rel_path, data).await,
+        }
+    }
+
+    async fn list_files(&self, rel_dir: &str) -> Result<Vec<String>, StorageError> {
+        match self {
+            Self::Local(z) => z.list_files(rel_dir).await,
+            Self::Hdfs(z) => z.list_files(rel_dir).await,
+        }
+    }
+
+    fn url_of(&self, rel_path: &str) -> String {
+        match self {
+            Self::Local(z) => z.url_of(rel_path),
+            Self::Hdfs(z) => z.url_of(rel_path),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Local(z) => z.describe(),
+            Self::Hdfs(z) => z.describe(),
+        }
+    }
+
+    fn register_with(&self, ctx: &SessionContext) -> Result<(), StorageError> {
+        match self {
+            Self::Local(z) => z.register_with(ctx),
+            Self::Hdfs(z) => z.register_with(ctx),
+        }
+    }
 }
 
 /// Name of a raw-zone file, parsed back: what part of which Kafka partition it holds.

@@ -11,6 +11,8 @@ use std::process::{Command, Output};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;
 
+pub mod services;
+
 pub fn lab() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab"));
     cmd.env_remove("LAB_PG_URL")
@@ -45,7 +47,7 @@ pub fn sample_dir() -> PathBuf {
 /// with instructions when they are absent rather than passing vacuously.
 pub fn service_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the integration tests with `make test`, which starts PostgreSQL and a Kafka-protocol broker on 127.0.0.1 (tests/services/up.sh)")
+        panic!("{name} is not set: run the integration tests with `make test`, which starts PostgreSQL, a Kafka-protocol broker, HDFS, Spark and Airflow on 127.0.0.1 (tests/services/up.sh)")
     })
 }
 

@@ -4,8 +4,21 @@
 LAB_SERVICES_DIR=${LAB_SERVICES_DIR:-/tmp/lab-services}
 LAB_TEST_PG_PORT=${LAB_TEST_PG_PORT:-25432}
 LAB_TEST_KAFKA_PORT=${LAB_TEST_KAFKA_PORT:-29092}
+LAB_TEST_HDFS_PORT=${LAB_TEST_HDFS_PORT:-29000}
+LAB_TEST_HDFS_HTTP_PORT=${LAB_TEST_HDFS_HTTP_PORT:-29870}
+LAB_TEST_HDFS_DN_PORT=${LAB_TEST_HDFS_DN_PORT:-29866}
+LAB_TEST_HDFS_DN_HTTP_PORT=${LAB_TEST_HDFS_DN_HTTP_PORT:-29864}
+LAB_TEST_HDFS_DN_IPC_PORT=${LAB_TEST_HDFS_DN_IPC_PORT:-29867}
+LAB_TEST_SPARK_PORT=${LAB_TEST_SPARK_PORT:-27077}
+LAB_TEST_SPARK_UI_PORT=${LAB_TEST_SPARK_UI_PORT:-28090}
+LAB_TEST_SPARK_WORKER_UI_PORT=${LAB_TEST_SPARK_WORKER_UI_PORT:-28091}
+LAB_TEST_AIRFLOW_PORT=${LAB_TEST_AIRFLOW_PORT:-28080}
 LAB_REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-export LAB_SERVICES_DIR LAB_TEST_PG_PORT LAB_TEST_KAFKA_PORT
+export LAB_SERVICES_DIR LAB_TEST_PG_PORT LAB_TEST_KAFKA_PORT LAB_TEST_HDFS_PORT LAB_TEST_HDFS_HTTP_PORT \
+  LAB_TEST_HDFS_DN_PORT LAB_TEST_HDFS_DN_HTTP_PORT LAB_TEST_HDFS_DN_IPC_PORT LAB_TEST_SPARK_PORT \
+  LAB_TEST_SPARK_UI_PORT LAB_TEST_SPARK_WORKER_UI_PORT LAB_TEST_AIRFLOW_PORT
+# The Python tools the services need (noida-db, pyspark, Airflow) live in one venv in the repo.
+LAB_VENV=${LAB_VENV:-$LAB_REPO_ROOT/.venv}
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -92,3 +105,23 @@ wait_port() {
   log_tail "$logf"
   die "$name did not listen on 127.0.0.1:$port within ${timeout}s"
 }
+
+# ensure_pip NAME SPEC...: install the pip requirement SPECs into $LAB_VENV once; a stamp file
+# named after NAME and the exact SPECs skips pip on later runs (pip itself takes seconds even
+# when everything is installed).
+ensure_pip() {
+  local name=$1; shift
+  local stamp; stamp="$LAB_VENV/.lab-stamp-$name-$(printf '%s ' "$@" | md5sum | cut -c1-12)"
+  [ -f "$stamp" ] && return 0
+  if [ ! -x "$LAB_VENV/bin/pip" ]; then
+    rm -rf "$LAB_VENV"
+    python3 -m venv "$LAB_VENV" >&2 || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+  fi
+  log "installing $* into $LAB_VENV"
+  "$LAB_VENV/bin/pip" install -q --disable-pip-version-check "$@" >&2 || die "pip install $* failed"
+  touch "$stamp"
+}
+
+# The versions RECIPES.md verified; the DAG's tasks and the Spark job run from this venv.
+LAB_PYSPARK_SPEC=${LAB_PYSPARK_SPEC:-pyspark==4.3.0}
+LAB_AIRFLOW_SPECS=${LAB_AIRFLOW_SPECS:-apache-airflow==3.3.2 psycopg2-binary asyncpg}

@@ -1,0 +1,203 @@
+"""yelp_batch: the lab's batch layer, raw zone on HDFS -> serving tables in PostgreSQL.
+
+    wait_for_raw_files -> batch -> quality_check -> record_run
+
+- wait_for_raw_files: polls WebHDFS until the raw zone holds Parquet files newer than the last
+  successful batch (so a daily run with nothing new ends as "skipped", not failed).
+- batch: param `engine` picks the engine. `datafusion` runs `lab batch --date DAY` (DAY: see batch_day) (the Rust
+  batch, DataFusion over HDFS); `spark` submits jobs/batch_layer.py (the PySpark twin) to the Spark
+  master. Both replace the serving tables in one PostgreSQL transaction and log a yelp.batch_runs row.
+- quality_check: `lab check --date DAY` compares serving-table counts with distinct ids in the
+  raw zone and fails loudly on any difference.
+- record_run: stamps the run's yelp.batch_runs row with the engine, this DAG run and the check result.
+
+Schedule: daily, no catch-up. With LAB_AIRFLOW_TEACHING=1 in the scheduler's environment the DAG
+runs every 5 minutes instead (a schedule is fixed when the file is parsed, so this cannot be a
+run-time param); LAB_AIRFLOW_SCHEDULE overrides it. The `teaching` param (default: that same setting) makes a run batch whatever is in
+the raw zone without waiting for new files, for demos triggered by hand.
+
+No secrets here. Everything comes from the Airflow environment (set by `lab up` or the test
+harness): the connection `lab_postgres` (e.g. AIRFLOW_CONN_LAB_POSTGRES), and
+LAB_BIN (the lab binary), LAB_RAW_ZONE (hdfs://namenode:port/lab/raw), LAB_HDFS_HTTP (WebHDFS base
+URL), LAB_SPARK_MASTER, LAB_SPARK_SUBMIT (spark-submit path), LAB_JOBS_DIR (this repo's jobs/).
+Importable by Airflow 3 and Airflow 2 (2.5+).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+try:  # Airflow 3
+    from airflow.sdk import DAG, BaseHook, Param, task
+    from airflow.sdk.bases.sensor import PokeReturnValue
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow 2
+    from airflow import DAG
+    from airflow.decorators import task
+    from airflow.exceptions import AirflowFailException
+    from airflow.hooks.base import BaseHook
+    from airflow.models.param import Param
+    from airflow.sensors.base import PokeReturnValue
+try:
+    from airflow.providers.standard.operators.bash import BashOperator
+except ImportError:  # Airflow 2 without the standard provider
+    from airflow.operators.bash import BashOperator
+
+TEACHING = os.environ.get("LAB_AIRFLOW_TEACHING") == "1"
+# LAB_AIRFLOW_SCHEDULE overrides the cadence (a cron expression, a preset such as "@hourly", or
+# "none" for manual runs only, which is what the lab's tests use).
+SCHEDULE = os.environ.get("LAB_AIRFLOW_SCHEDULE") or ("*/5 * * * *" if TEACHING else "@daily")
+ENTITIES = ("business", "review", "user", "checkin", "tip")
+PG_CONN_ID = "lab_postgres"
+
+
+def batch_day(dag_run):
+    """The day whose raw-zone partitions (and earlier ones) a run batches, as YYYY-MM-DD.
+
+    Scheduled runs: the logical date (`ds`, the start of the data interval). Manual runs in
+    Airflow 3 may have no logical date at all; they batch everything landed up to the day they run.
+    """
+    when = dag_run.logical_date or getattr(dag_run, "run_after", None) or datetime.now(timezone.utc)
+    return when.strftime("%Y-%m-%d")
+
+
+def _pg_connect():
+    import psycopg2
+
+    return psycopg2.connect(BaseHook.get_connection(PG_CONN_ID).get_uri())
+
+
+def _webhdfs_list(session, base, path):
+    """LISTSTATUS of one directory; [] when it does not exist."""
+    r = session.get(f"{base}/webhdfs/v1{path}", params={"op": "LISTSTATUS"}, timeout=10)
+    if r.status_code == 404:
+        return []
+    r.raise_for_status()
+    return r.json()["FileStatuses"]["FileStatus"]
+
+
+def raw_files_up_to(ds):
+    """(count, newest modification time in ms) of the raw zone's part files dated up to ds."""
+    import requests
+
+    base = os.environ["LAB_HDFS_HTTP"].rstrip("/")
+    root = urlsplit(os.environ["LAB_RAW_ZONE"]).path.rstrip("/")
+    count, newest = 0, 0
+    with requests.Session() as s:
+        for entity in ENTITIES:
+            for day in _webhdfs_list(s, base, f"{root}/{entity}"):
+                name = day["pathSuffix"]
+                if day["type"] != "DIRECTORY" or not name.startswith("date=") or name[5:] > ds:
+                    continue
+                for f in _webhdfs_list(s, base, f"{root}/{entity}/{name}"):
+                    if f["type"] == "FILE" and f["pathSuffix"].startswith("part-"):
+                        count += 1
+                        newest = max(newest, f["modificationTime"])
+    return count, newest
+
+
+def last_successful_batch_ms():
+    """finished_at of the last succeeded batch in ms since the epoch, 0 if none (or no schema yet)."""
+    import psycopg2
+
+    with _pg_connect() as conn, conn.cursor() as cur:
+        try:
+            cur.execute("SELECT max(finished_at) FROM yelp.batch_runs WHERE status = 'succeeded'")
+        except psycopg2.errors.UndefinedTable:
+            return 0
+        (finished,) = cur.fetchone()
+    return int(finished.timestamp() * 1000) if finished else 0
+
+
+default_args = {
+    "owner": "bigdata-lab",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=10 if TEACHING else 60),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+with DAG(
+    dag_id="yelp_batch",
+    description="Raw zone on HDFS -> serving tables in PostgreSQL (DataFusion or Spark), with a quality gate",
+    schedule=None if SCHEDULE == "none" else SCHEDULE,
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    params={
+        "engine": Param("datafusion", enum=["datafusion", "spark"], description="batch engine"),
+        "teaching": Param(TEACHING, type="boolean", description="batch what is there, without waiting"),
+    },
+    tags=["bigdata-lab", "batch"],
+    user_defined_macros={"batch_day": batch_day},
+    doc_md=__doc__,
+) as dag:
+
+    @task.sensor(
+        task_id="wait_for_raw_files",
+        poke_interval=10 if TEACHING else 60,
+        timeout=timedelta(minutes=4 if TEACHING else 60).total_seconds(),
+        mode="reschedule",
+        soft_fail=True,
+        retries=0,
+    )
+    def wait_for_raw_files(dag_run=None, params=None):
+        ds = batch_day(dag_run)
+        files, newest = raw_files_up_to(ds)
+        since = last_successful_batch_ms()
+        ready = files > 0 and (params["teaching"] or newest > since)
+        print(f"raw zone: {files} part files dated <= {ds}, newest {newest} ms; last batch {since} ms -> ready={ready}")
+        return PokeReturnValue(is_done=ready, xcom_value={"files": files, "newest_ms": newest})
+
+    batch = BashOperator(
+        task_id="batch",
+        # batch_day renders a YYYY-MM-DD date; engine is validated by the Param enum. Nothing else
+        # from outside reaches the shell.
+        bash_command=(
+            "{% if params.engine == 'spark' %}"
+            '"$LAB_SPARK_SUBMIT" --master "$LAB_SPARK_MASTER" --conf spark.executor.memory=1g '
+            '--conf spark.sql.session.timeZone=UTC "$LAB_JOBS_DIR/batch_layer.py" '
+            '--raw-zone "$LAB_RAW_ZONE" --date {{ batch_day(dag_run) }}'
+            "{% else %}"
+            '"$LAB_BIN" batch --date {{ batch_day(dag_run) }} --json'
+            "{% endif %}"
+        ),
+        env={"LAB_PG_URL": "{{ conn.lab_postgres.get_uri() }}"},
+        append_env=True,
+        do_xcom_push=True,
+    )
+
+    quality_check = BashOperator(
+        task_id="quality_check",
+        bash_command='"$LAB_BIN" check --date {{ batch_day(dag_run) }} && "$LAB_BIN" check --date {{ batch_day(dag_run) }} --json',
+        env={"LAB_PG_URL": "{{ conn.lab_postgres.get_uri() }}"},
+        append_env=True,
+        do_xcom_push=True,
+        retries=0,  # a mismatch is not transient: fail loudly at once
+    )
+
+    @task(task_id="record_run", trigger_rule="none_skipped")
+    def record_run(params=None, run_id=None, ti=None):
+        batch_out = ti.xcom_pull(task_ids="batch")
+        if not batch_out:
+            raise AirflowFailException("the batch task produced no report (it failed); nothing to record")
+        report = json.loads(batch_out)
+        check_out = ti.xcom_pull(task_ids="quality_check")
+        quality = "passed" if check_out and json.loads(check_out).get("passed") else "failed"
+        with _pg_connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                "UPDATE yelp.batch_runs SET engine = %s, dag_run_id = %s, quality = %s WHERE run_id = %s",
+                (params["engine"], run_id, quality, report["run_id"]),
+            )
+            if cur.rowcount != 1:
+                raise AirflowFailException(f"batch run {report['run_id']} is not in yelp.batch_runs")
+        print(f"recorded batch run {report['run_id']}: engine {params['engine']}, quality {quality}")
+        if quality != "passed":
+            # The leaf task decides the DAG run's state: a failed check must fail the run.
+            raise AirflowFailException("data-quality check failed; see the quality_check task log")
+
+    wait_for_raw_files() >> batch >> quality_check >> record_run()

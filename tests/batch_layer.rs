@@ -1,0 +1,244 @@
+//! The real batch layer on real services started by `make test` (tests/services/): the raw zone
+//! on HDFS, the Rust batch (DataFusion) and its PySpark twin on a Spark standalone cluster, and the
+//! `yelp_batch` Airflow DAG driving either one through Airflow's REST API.
+
+mod common;
+
+use std::time::Duration;
+
+use common::services::{Airflow, hdfs_delete, hdfs_raw_zone, jobs_dir, spark_submit};
+use common::{
+    TABLES, assert_tables_equal_reference, connect, fresh_database, json_stdout, lab, read_table, reference, run_ok,
+    sample_dir, service_env,
+};
+use serde_json::{Value, json};
+
+fn unique_prefix(name: &str) -> String {
+    format!(
+        "t{}-{name}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    )
+}
+
+/// Runs a `lab` stage against the test broker with the given raw zone; returns its JSON report.
+fn stage(prefix: &str, raw_zone: &str, state: &std::path::Path, args: &[&str]) -> Value {
+    let out = run_ok(
+        lab()
+            .args(args)
+            .args(["--brokers", &service_env("LAB_TEST_KAFKA"), "--topic-prefix", prefix])
+            .args(["--raw-zone", raw_zone])
+            .arg("--state-dir")
+            .arg(state),
+    );
+    json_stdout(&out)
+}
+
+/// Streams the sample through the real broker into `raw_zone` (on HDFS); returns valid records.
+fn stream_sample_into(prefix: &str, raw_zone: &str, state: &std::path::Path) -> u64 {
+    let sample = sample_dir();
+    let produced = stage(
+        prefix,
+        raw_zone,
+        state,
+        &["produce", "--data", sample.to_str().unwrap()],
+    );
+    assert_eq!(produced["sent"], produced["delivered"]);
+    stage(prefix, raw_zone, state, &["transform", "--until-caught-up"]);
+    let consumed = stage(
+        prefix,
+        raw_zone,
+        state,
+        &["consume", "--until-caught-up", "--roll-seconds", "1"],
+    );
+    let written = consumed["records_written"].as_u64().expect("records_written");
+    let reference = reference(&sample);
+    assert_eq!(written, reference.total_lines - reference.invalid_lines);
+    written
+}
+
+async fn assert_same_tables(a_url: &str, b_url: &str) {
+    let (a, b) = (connect(a_url).await, connect(b_url).await);
+    for table in TABLES {
+        let (ta, tb) = (read_table(&a, table).await, read_table(&b, table).await);
+        assert_eq!(ta.len(), tb.len(), "{table}: row count");
+        for (i, (ra, rb)) in ta.iter().zip(&tb).enumerate() {
+            assert_eq!(ra, rb, "{table}: row {i} differs between the engines");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn datafusion_and_spark_build_identical_serving_tables_from_hdfs() {
+    let prefix = unique_prefix("engines");
+    let raw_zone = hdfs_raw_zone("engines");
+    let state = tempfile::tempdir().unwrap();
+    let valid = stream_sample_into(&prefix, &raw_zone, state.path());
+
+    // The Rust batch, reading HDFS through the object-store adapter.
+    let df_url = fresh_database("lab_engine_datafusion").await;
+    let batch = stage(&prefix, &raw_zone, state.path(), &["batch", "--json", "--pg", &df_url]);
+    assert_eq!(batch["rows_in"], valid, "no record lost or doubled on HDFS");
+    assert_tables_equal_reference(&connect(&df_url).await, &reference(&sample_dir())).await;
+
+    // The PySpark twin on the standalone cluster, same raw zone.
+    let spark_url = fresh_database("lab_engine_spark").await;
+    let out = run_ok(spark_submit().arg(jobs_dir().join("batch_layer.py")).args([
+        "--raw-zone",
+        &raw_zone,
+        "--pg",
+        &spark_url,
+    ]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("spark job report");
+    assert_eq!(report["rows_in"], valid);
+    assert_eq!(report["engine"], "spark");
+    assert_same_tables(&df_url, &spark_url).await;
+
+    let client = connect(&spark_url).await;
+    let row = client
+        .query_one("SELECT engine, status FROM yelp.batch_runs", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, String>(1)),
+        ("spark".into(), "succeeded".into())
+    );
+    hdfs_delete(
+        raw_zone
+            .trim_start_matches(&service_env("LAB_TEST_HDFS_URL"))
+            .trim_end_matches("/raw"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lab_check_passes_on_a_good_load_and_fails_loudly_on_a_tampered_one() {
+    let prefix = unique_prefix("check");
+    let raw_zone = hdfs_raw_zone("check");
+    let state = tempfile::tempdir().unwrap();
+    stream_sample_into(&prefix, &raw_zone, state.path());
+    let url = fresh_database("lab_quality_check").await;
+    stage(&prefix, &raw_zone, state.path(), &["batch", "--json", "--pg", &url]);
+    let check = stage(&prefix, &raw_zone, state.path(), &["check", "--json", "--pg", &url]);
+    assert_eq!(check["passed"], true, "{check}");
+
+    // One serving row lost: the check must name the failing comparison and exit non-zero.
+    connect(&url)
+        .await
+        .execute(
+            "DELETE FROM yelp.user_summary WHERE user_id IN (SELECT user_id FROM yelp.user_summary LIMIT 1)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let out = lab()
+        .args(["check", "--pg", &url, "--raw-zone", &raw_zone])
+        .arg("--state-dir")
+        .arg(state.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "check passed a tampered load:\n{stdout}");
+    assert!(
+        stdout.contains("FAIL users (distinct user_id) = user_summary rows"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("data-quality check failed"));
+}
+
+/// The whole batch layer as a user runs it: stream into HDFS, then Airflow runs `yelp_batch`,
+/// first with the DataFusion engine, then with Spark; both leave tables equal to the reference
+/// and a recorded, quality-checked run.
+#[tokio::test(flavor = "multi_thread")]
+async fn airflow_yelp_batch_runs_both_engines_end_to_end() {
+    // The harness's Airflow reads hdfs://…/lab/raw and loads the database `yelp` (its connection
+    // lab_postgres); this test owns both.
+    let raw_zone = format!("{}/lab/raw", service_env("LAB_TEST_HDFS_URL"));
+    hdfs_delete("/lab/raw").await;
+    let pg_url = service_env("LAB_TEST_AIRFLOW_PG_URL");
+    let client = connect(&pg_url).await;
+    client
+        .batch_execute("DROP SCHEMA IF EXISTS yelp CASCADE")
+        .await
+        .unwrap();
+
+    let prefix = unique_prefix("airflow");
+    let state = tempfile::tempdir().unwrap();
+    stream_sample_into(&prefix, &raw_zone, state.path());
+    let reference = reference(&sample_dir());
+
+    let airflow = Airflow::connect();
+    airflow.unpause_when_parsed("yelp_batch");
+    for engine in ["datafusion", "spark"] {
+        let run_id = airflow.trigger("yelp_batch", &json!({"engine": engine, "teaching": true}));
+        let state = airflow.wait_run("yelp_batch", &run_id, Duration::from_secs(600));
+        let tasks = airflow.task_states("yelp_batch", &run_id);
+        assert_eq!(
+            state,
+            "success",
+            "{engine} run failed: {tasks}\nbatch log: {}\ncheck log: {}",
+            airflow.task_log("yelp_batch", &run_id, "batch"),
+            airflow.task_log("yelp_batch", &run_id, "quality_check")
+        );
+        for task in ["wait_for_raw_files", "batch", "quality_check", "record_run"] {
+            assert!(tasks.contains(&format!("{task}=success")), "{tasks}");
+        }
+        assert_tables_equal_reference(&client, &reference).await;
+        let row = client
+            .query_one(
+                "SELECT engine, quality, status, rows_in FROM yelp.batch_runs WHERE dag_run_id = $1",
+                &[&run_id],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("no batch_runs row for {run_id}: {e}"));
+        assert_eq!(row.get::<_, String>(0), engine);
+        assert_eq!(row.get::<_, String>(1), "passed");
+        assert_eq!(row.get::<_, String>(2), "succeeded");
+        assert_eq!(
+            row.get::<_, i64>(3),
+            i64::try_from(reference.total_lines - reference.invalid_lines).unwrap()
+        );
+    }
+}
+
+/// The DAG file imports under the harness's Airflow and has the documented shape: daily by
+/// default, every 5 minutes in teaching mode, manual with LAB_AIRFLOW_SCHEDULE=none.
+#[test]
+fn yelp_batch_dag_imports_with_the_documented_schedules() {
+    let python = std::path::PathBuf::from(service_env("LAB_TEST_VENV")).join("bin/python");
+    let dag = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dags/yelp_batch.py");
+    let probe = r#"
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("yelp_batch", sys.argv[1])
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+d = m.dag
+print(json.dumps({"schedule": str(d.schedule), "catchup": d.catchup,
+  "tasks": sorted(d.task_ids), "retries": d.default_args["retries"],
+  "engine": d.params.get_param("engine").value}))
+"#;
+    let run = |envs: &[(&str, &str)]| -> Value {
+        let mut cmd = std::process::Command::new(&python);
+        cmd.args(["-c", probe]).arg(&dag);
+        cmd.env_remove("LAB_AIRFLOW_TEACHING")
+            .env_remove("LAB_AIRFLOW_SCHEDULE");
+        cmd.env("AIRFLOW_HOME", tempfile::tempdir().unwrap().keep());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = run_ok(&mut cmd);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("probe output")
+    };
+    let default = run(&[]);
+    assert_eq!(default["schedule"], "@daily");
+    assert_eq!(default["catchup"], false);
+    assert_eq!(default["engine"], "datafusion");
+    assert_eq!(
+        default["tasks"],
+        json!(["batch", "quality_check", "record_run", "wait_for_raw_files"])
+    );
+    assert!(default["retries"].as_u64().unwrap() >= 1);
+    assert_eq!(run(&[("LAB_AIRFLOW_TEACHING", "1")])["schedule"], "*/5 * * * *");
+    assert_eq!(run(&[("LAB_AIRFLOW_SCHEDULE", "none")])["schedule"], "None");
+}

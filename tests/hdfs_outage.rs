@@ -1,0 +1,155 @@
+//! HDFS goes away while the consumer is streaming into it, then comes back: nothing is lost and
+//! nothing is doubled. Its own test binary, because it stops the shared test HDFS (cargo runs
+//! test binaries one after another, so no other test sees the outage).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::services::{hdfs_client, hdfs_delete, hdfs_raw_zone, service_script};
+use common::{
+    assert_tables_equal_reference, connect, fresh_database, json_stdout, lab, reference, run_ok, sample_dir,
+    service_env,
+};
+use serde_json::Value;
+
+struct Env {
+    prefix: String,
+    raw_zone: String,
+    state: tempfile::TempDir,
+}
+
+impl Env {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = lab();
+        cmd.args(args)
+            .args([
+                "--brokers",
+                &service_env("LAB_TEST_KAFKA"),
+                "--topic-prefix",
+                &self.prefix,
+            ])
+            .args(["--raw-zone", &self.raw_zone])
+            .arg("--state-dir")
+            .arg(self.state.path());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Value {
+        json_stdout(&run_ok(&mut self.cmd(args)))
+    }
+
+    fn produce(&self, entities: &str) {
+        let sample = sample_dir();
+        let produced = self.run(&["produce", "--data", sample.to_str().unwrap(), "--entities", entities]);
+        assert_eq!(produced["sent"], produced["delivered"]);
+        self.run(&["transform", "--until-caught-up"]);
+    }
+}
+
+/// Stops the consumer with Ctrl-C if the test fails half-way.
+struct Consumer(Option<Child>);
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn files_under(dir: &str) -> usize {
+    match hdfs_client().list_status(dir, true).await {
+        Ok(list) => list.iter().filter(|s| !s.isdir && s.path.ends_with(".parquet")).count(),
+        Err(_) => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hdfs_restart_while_consuming_loses_and_duplicates_nothing() {
+    let env = Env {
+        prefix: format!(
+            "t{}-outage-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_millis()
+        ),
+        raw_zone: hdfs_raw_zone("outage"),
+        state: tempfile::tempdir().unwrap(),
+    };
+    let root = env
+        .raw_zone
+        .trim_start_matches(&service_env("LAB_TEST_HDFS_URL"))
+        .to_string();
+    let reference = reference(&sample_dir());
+    let valid = reference.total_lines - reference.invalid_lines;
+
+    // First half of the data, and a consumer that keeps running (no --until-caught-up).
+    env.produce("business,user");
+    let mut consumer = Consumer(Some(
+        env.cmd(&["consume", "--roll-seconds", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the consumer"),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while files_under(&format!("{root}/user")).await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the consumer wrote nothing to HDFS within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // HDFS down; the second half arrives while the consumer cannot write.
+    service_script("hdfs", "stop");
+    env.produce("review,tip,checkin");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    service_script("hdfs", "restart");
+
+    // The consumer resumes by itself and lands everything.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let parquet_out = tempfile::tempdir().unwrap();
+    loop {
+        let out = env
+            .cmd(&["batch", "--json", "--parquet-out"])
+            .arg(parquet_out.path())
+            .output()
+            .unwrap();
+        let rows_in = serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|r| r["rows_in"].as_u64());
+        if rows_in == Some(valid) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "raw zone has {rows_in:?} of {valid} records 180 s after HDFS came back"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    // Ctrl-C: a clean stop, with every record accounted for exactly once.
+    let mut child = consumer.0.take().unwrap();
+    run_ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    assert!(status.success(), "consumer exit {status}: {stdout}");
+    let report: Value = serde_json::from_str(&stdout).expect("consumer report");
+    assert_eq!(report["records_written"], valid, "{report}");
+
+    let log = std::fs::read_to_string(env.state.path().join("logs/lab.log")).unwrap_or_default();
+    assert!(
+        log.contains("HDFS call failed; retrying"),
+        "the consumer never saw the outage, so this test proved nothing"
+    );
+
+    let url = fresh_database("lab_hdfs_outage").await;
+    let batch = env.run(&["batch", "--json", "--pg", &url]);
+    assert_eq!(batch["rows_in"], valid, "raw rows before deduplication: no duplicates");
+    assert_tables_equal_reference(&connect(&url).await, &reference).await;
+    hdfs_delete(root.trim_end_matches("/raw")).await;
+}

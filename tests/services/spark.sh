@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Throwaway Spark standalone cluster (master + one worker, pyspark from PyPI) for tests,
+# on 127.0.0.1:${LAB_TEST_SPARK_PORT:-27077}, master UI :${LAB_TEST_SPARK_UI_PORT:-28090}.
+# Usage: spark.sh start|stop|status
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+S_DIR=$LAB_SERVICES_DIR/spark
+M_PID=$LAB_SERVICES_DIR/spark-master.pid
+W_PID=$LAB_SERVICES_DIR/spark-worker.pid
+
+spark_home() { "$LAB_VENV/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))'; }
+
+# Everything Spark starts must bind loopback: without SPARK_LOCAL_IP the web UIs listen on *.
+spark_env() {
+  export SPARK_HOME; SPARK_HOME=$(spark_home)
+  export SPARK_LOCAL_IP=127.0.0.1 SPARK_LOG_DIR=$S_DIR/logs SPARK_WORKER_DIR=$S_DIR/work \
+    PYSPARK_PYTHON=$LAB_VENV/bin/python SPARK_NO_DAEMONIZE=1
+}
+
+master_json() { curl -sf --max-time 2 "http://127.0.0.1:$LAB_TEST_SPARK_UI_PORT/json/" 2>/dev/null || true; }
+
+do_stop() { stop_bg "$W_PID" 10 java; stop_bg "$M_PID" 10 java; }
+
+do_start() {
+  ensure_pip pyspark "$LAB_PYSPARK_SPEC"
+  command -v java >/dev/null || die "java not found (Spark 4 needs Java 17+; on Debian: apt-get install openjdk-17-jre-headless)"
+  do_stop
+  local p
+  for p in "$LAB_TEST_SPARK_PORT" "$LAB_TEST_SPARK_UI_PORT" "$LAB_TEST_SPARK_WORKER_UI_PORT"; do
+    require_port_free "$p" spark
+  done
+  rm -rf "$S_DIR"; mkdir -p "$S_DIR/logs" "$S_DIR/work"
+  spark_env
+  trap do_stop EXIT
+  # The REST submission server (6066 by default) is not needed: jobs go through spark-submit.
+  SPARK_MASTER_OPTS="-Dspark.master.rest.enabled=false" \
+    start_bg "$M_PID" "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.master.Master \
+    --host 127.0.0.1 --port "$LAB_TEST_SPARK_PORT" --webui-port "$LAB_TEST_SPARK_UI_PORT"
+  wait_port "$LAB_TEST_SPARK_PORT" 60 spark-master "${M_PID%.pid}.log" "$M_PID"
+  start_bg "$W_PID" "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.worker.Worker \
+    "spark://127.0.0.1:$LAB_TEST_SPARK_PORT" --host 127.0.0.1 --webui-port "$LAB_TEST_SPARK_WORKER_UI_PORT" \
+    --cores 2 --memory 2g
+  local i
+  for i in $(seq 300); do
+    master_json | grep -q '"aliveworkers" : 1' && break
+    group_alive "$(cat "$W_PID")" || { log_tail "${W_PID%.pid}.log"; die "spark worker exited during start"; }
+    [ "$i" = 300 ] && { log_tail "${W_PID%.pid}.log"; die "spark worker did not register within 60 s"; }
+    sleep 0.2
+  done
+  trap - EXIT
+  log "spark master spark://127.0.0.1:$LAB_TEST_SPARK_PORT (ui :$LAB_TEST_SPARK_UI_PORT), 1 worker"
+}
+
+do_status() {
+  if master_json | grep -q '"status" : "ALIVE"'; then
+    echo "spark: running on spark://127.0.0.1:$LAB_TEST_SPARK_PORT ($(master_json | grep -o '"aliveworkers" : [0-9]*'))"
+  else
+    echo "spark: stopped"; return 3
+  fi
+}
+
+case ${1:-} in
+  start) do_start ;;
+  stop) do_stop ;;
+  status) do_status ;;
+  # Prints the SPARK_HOME the harness uses (the tests and the DAG submit jobs with it).
+  home) spark_home ;;
+  *) echo "usage: $0 start|stop|status|home" >&2; exit 2 ;;
+esac
