@@ -112,10 +112,10 @@ async fn hdfs_restart_while_consuming_loses_and_duplicates_nothing() {
     // The consumer resumes by itself and lands everything.
     let deadline = Instant::now() + Duration::from_secs(180);
     let parquet_out = tempfile::tempdir().unwrap();
+    let mut last_error = String::new();
     loop {
         let out = env
-            .cmd(&["batch", "--json", "--parquet-out"])
-            .arg(parquet_out.path())
+            .cmd(&["batch", "--json", "--parquet-out", parquet_out.path().to_str().unwrap()])
             .output()
             .unwrap();
         let rows_in = serde_json::from_slice::<Value>(&out.stdout)
@@ -124,10 +124,23 @@ async fn hdfs_restart_while_consuming_loses_and_duplicates_nothing() {
         if rows_in == Some(valid) {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "raw zone has {rows_in:?} of {valid} records 180 s after HDFS came back"
-        );
+        if rows_in.is_none() {
+            last_error = String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        if Instant::now() > deadline {
+            let mut consumer_err = String::new();
+            if let Some(mut child) = consumer.0.take() {
+                let _ = child.kill();
+                let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut consumer_err);
+            }
+            let log = std::fs::read_to_string(env.state.path().join("logs/lab.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            panic!(
+                "raw zone has {rows_in:?} of {valid} records 180 s after HDFS came back\nlast batch error: {last_error}\n\
+                 consumer stderr: {consumer_err}\nlog tail (newest first):\n{}",
+                tail.join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
