@@ -56,3 +56,27 @@ sample: build
 clean:
 	$(CARGO) clean
 	rm -rf .lab
+
+## The lab's services in Docker (stacks/lambda.toml by default; ARGS="--stack minimal", "--only kafka,postgres", ...).
+.PHONY: lab-up lab-down lab-ps test-docker
+lab-up: build
+	$(CARGO) run --quiet -- up $(ARGS)
+
+lab-down: build
+	$(CARGO) run --quiet -- down $(ARGS)
+
+lab-ps: build
+	$(CARGO) run --quiet -- ps $(ARGS)
+
+## The Docker runtime against a real, throwaway engine (root; installs docker.io and busybox-static
+## if missing). The engine lives in its own network namespace, so the test binary runs inside it
+## (published ports are on that namespace's loopback); it is built outside first.
+LAB_DOCKER_DIR ?= /tmp/lab-docker
+LAB_DOCKER_NETNS ?= labdk
+export LAB_DOCKER_DIR LAB_DOCKER_NETNS
+test-docker:
+	$(CARGO) test --no-run --test docker_stack
+	@trap 'tests/docker/engine.sh stop' EXIT; \
+	tests/docker/engine.sh start >/dev/null && \
+	DOCKER_HOST=unix://$(LAB_DOCKER_DIR)/docker.sock \
+	  nsenter --net=/run/netns/$(LAB_DOCKER_NETNS) $(CARGO) test --offline --test docker_stack -- --ignored
