@@ -169,7 +169,7 @@ depends_on = { a = "healthy" }
     )
     .unwrap_err();
     assert!(matches!(err, Error::BadCondition { .. }), "{err}");
-    let err = with("depends_on = { db = \"completed\" }").unwrap_err();
+    let err = with("[services.job]\nimage = \"x/j:1\"\ndepends_on = { db = \"completed\" }").unwrap_err();
     assert!(matches!(err, Error::BadCondition { .. }), "{err}");
 }
 
