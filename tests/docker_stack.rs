@@ -200,10 +200,13 @@ async fn up_orders_waits_is_idempotent_recreates_changes_and_down_spares_others(
     let state = tempfile::tempdir().unwrap();
 
     // Things that are not this lab's: unlabeled, and labeled for another stack.
-    let _ = Command::new("docker")
-        .args(["rm", "-f", "decoy", "decoy-other"])
-        .output();
-    let _ = Command::new("docker").args(["volume", "rm", "decoy-data"]).output();
+    // Leftovers of an interrupted run; absent is fine.
+    drop(
+        Command::new("docker")
+            .args(["rm", "-f", "decoy", "decoy-other"])
+            .output(),
+    );
+    drop(Command::new("docker").args(["volume", "rm", "decoy-data"]).output());
     docker(&["volume", "create", "decoy-data"]);
     docker(&[
         "run",

@@ -111,9 +111,7 @@ pub async fn run_up(args: &UpArgs, state_dir: &Path) -> Result<UpReport, Error> 
     let (events, renderer) = render::spawn(std::io::stderr().is_terminal());
     let result = up_with_events(&engine, &selection, &secret_values, args.pull, state_dir, &events).await;
     drop(events);
-    if let Err(e) = renderer.await {
-        tracing::warn!(error = %e, "progress renderer failed");
-    }
+    finish(renderer).await;
     let report = result?;
     println!("stack {} is up ({} services)", stack.name, report.services.len());
     let written = endpoints::build(&selection, state_dir, &secret_values)?;
@@ -147,7 +145,7 @@ pub async fn run_down(args: &DownArgs, state_dir: &Path) -> Result<(), Error> {
     let (events, renderer) = render::spawn(false);
     let result = engine.down(&name, args.volumes, &events).await;
     drop(events);
-    let _ = renderer.await;
+    finish(renderer).await;
     let removed = result?;
     if removed == 0 {
         println!("nothing to remove for stack {name}");
@@ -189,17 +187,16 @@ pub async fn run_logs(args: &LogsArgs, state_dir: &Path) -> Result<(), Error> {
     while let Some(line) = lines.next().await {
         let written = match line? {
             LogLine::Stdout(text) => out.write_all(text.as_bytes()),
-            LogLine::Stderr(text) => {
-                let _ = out.flush();
-                std::io::stderr().write_all(text.as_bytes())
-            }
+            LogLine::Stderr(text) => out.flush().and_then(|()| std::io::stderr().write_all(text.as_bytes())),
         };
         if written.is_err() {
             // The reader went away (e.g. `| head`): stop quietly.
             break;
         }
     }
-    let _ = out.flush();
+    if let Err(e) = out.flush() {
+        tracing::debug!(error = %e, "stdout closed");
+    }
     Ok(())
 }
 
@@ -213,7 +210,7 @@ pub async fn run_service_action(action: ServiceAction, args: &ServiceArgs, state
         ServiceAction::Restart => engine.restart_service(&name, &args.service, &events).await,
     };
     drop(events);
-    let _ = renderer.await;
+    finish(renderer).await;
     result
 }
 
@@ -231,6 +228,13 @@ pub fn run_compose(args: &ComposeArgs, state_dir: &Path) -> Result<(), Error> {
     print!("{}", compose::export(&selection, &env_path.display().to_string()));
     eprintln!("secrets for this file: {} (mode 0600)", env_path.display());
     Ok(())
+}
+
+/// Waits for the renderer to draw the last events (call after dropping every `Events`).
+async fn finish(renderer: tokio::task::JoinHandle<()>) {
+    if let Err(e) = renderer.await {
+        tracing::warn!(error = %e, "progress renderer failed");
+    }
 }
 
 /// The stack file: `--stack`, else the one the last `lab up` used, else `stacks/lambda.toml`.
@@ -257,11 +261,11 @@ fn remember_stack(state_dir: &Path, path: &Path) -> Result<(), Error> {
     let file = state_dir.join(CURRENT_STACK_FILE);
     std::fs::create_dir_all(state_dir)
         .and_then(|()| std::fs::write(&file, absolute.display().to_string()))
-        .map_err(|source| {
+        .map_err(|cause| {
             stack::Error::Io {
                 action: "write",
                 path: file,
-                source,
+                cause,
             }
             .into()
         })

@@ -29,16 +29,17 @@ pub const FAILURE_LOG_LINES: usize = 30;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "cannot reach the Docker engine at {host}: {source}\nstart Docker (e.g. `sudo systemctl start docker`) or point DOCKER_HOST at a running engine"
+        "cannot reach the Docker engine at {host}: {cause}\nstart Docker (e.g. `sudo systemctl start docker`) or point DOCKER_HOST at a running engine"
     )]
     NoEngine {
         host: String,
-        source: bollard::errors::Error,
+        // Not `#[source]`: the message already says it, and error chains would repeat it.
+        cause: bollard::errors::Error,
     },
-    #[error("Docker refused to {action}: {source}")]
+    #[error("Docker refused to {action}: {cause}")]
     Api {
         action: String,
-        source: bollard::errors::Error,
+        cause: bollard::errors::Error,
     },
     #[error(
         "image {image} (for {services}) is not on this machine and --pull never forbids pulling\nload it (`docker pull {image}` or `docker load`) or run with --pull missing"
@@ -120,7 +121,7 @@ fn indent(lines: &[String]) -> String {
 
 fn api(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Error {
     let action = action.into();
-    move |source| Error::Api { action, source }
+    move |cause| Error::Api { action, cause }
 }
 
 /// 404 from the engine: the thing asked for does not exist.
@@ -142,9 +143,9 @@ impl Engine {
     /// version, so older engines (e.g. 20.10, API 1.41) are spoken to in their own version.
     pub async fn connect() -> Result<Self, Error> {
         let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-        let no_engine = |source| Error::NoEngine {
+        let no_engine = |cause| Error::NoEngine {
             host: host.clone(),
-            source,
+            cause,
         };
         let docker = Docker::connect_with_defaults().map_err(no_engine)?;
         let docker = docker.negotiate_version().await.map_err(no_engine)?;

@@ -86,13 +86,13 @@ async fn draw(mut rx: UnboundedReceiver<StackEvent>) {
             }
             StackEvent::Completed { service } => service_bar(&multi, &service).finish_with_message("completed"),
             StackEvent::Removed { .. } | StackEvent::Stopped { .. } => {
-                let _ = multi.println(describe(&event));
+                multi.println(describe(&event)).unwrap_or_default();
             }
             other => {
                 if let Some(service) = service_of(&other) {
                     service_bar(&multi, service).set_message(describe(&other));
                 } else if !matches!(other, StackEvent::ImagePresent { .. }) {
-                    let _ = multi.println(describe(&other));
+                    multi.println(describe(&other)).unwrap_or_default();
                 }
             }
         }

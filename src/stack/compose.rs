@@ -3,7 +3,6 @@
 //! filled from an env file (`docker compose --env-file .lab/compose.env up`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 
 use super::env::compose_variable;
 use super::{Condition, LABEL_SERVICE, LABEL_SPEC_HASH, LABEL_STACK, Mount, Selection};
@@ -13,49 +12,52 @@ use super::{Condition, LABEL_SERVICE, LABEL_SPEC_HASH, LABEL_STACK, Mount, Selec
 pub fn export(selection: &Selection<'_>, env_file_hint: &str) -> String {
     let stack = selection.stack;
     let mut y = String::new();
-    let _ = writeln!(y, "# Exported by `lab compose` from stack {:?}.", stack.name);
-    let _ = writeln!(
-        y,
-        "# Secrets are not inline: run `docker compose --env-file {env_file_hint} -f THIS_FILE up -d`."
-    );
-    let _ = writeln!(y, "name: {}", q(&format!("lab-{}", stack.name)));
+    // Writing to a String cannot fail: one line at a time, without a Result to ignore.
+    macro_rules! emit {
+        ($($arg:tt)*) => {{
+            y.push_str(&format!($($arg)*));
+            y.push('\n');
+        }};
+    }
+    emit!("# Exported by `lab compose` from stack {:?}.", stack.name);
+    emit!("# Secrets are not inline: run `docker compose --env-file {env_file_hint} -f THIS_FILE up -d`.");
+    emit!("name: {}", q(&format!("lab-{}", stack.name)));
     y.push_str("services:\n");
     let mut volumes: BTreeSet<&str> = BTreeSet::new();
     for s in &selection.services {
-        let _ = writeln!(y, "  {}:", s.name);
-        let _ = writeln!(y, "    image: {}", q(&s.image.to_string()));
-        let _ = writeln!(y, "    container_name: {}", q(&stack.container_name(&s.name)));
+        emit!("  {}:", s.name);
+        emit!("    image: {}", q(&s.image.to_string()));
+        emit!("    container_name: {}", q(&stack.container_name(&s.name)));
         match &s.share_network_with {
             Some(owner) => {
-                let _ = writeln!(y, "    network_mode: {}", q(&format!("service:{owner}")));
+                emit!("    network_mode: {}", q(&format!("service:{owner}")));
             }
             None => {
-                let _ = writeln!(y, "    hostname: {}", q(s.hostname.as_deref().unwrap_or(&s.name)));
+                emit!("    hostname: {}", q(s.hostname.as_deref().unwrap_or(&s.name)));
             }
         }
         if let Some(entrypoint) = &s.entrypoint {
-            let _ = writeln!(y, "    entrypoint: {}", list(entrypoint));
+            emit!("    entrypoint: {}", list(entrypoint));
         }
         if let Some(command) = &s.command {
-            let _ = writeln!(y, "    command: {}", list(command));
+            emit!("    command: {}", list(command));
         }
         if let Some(user) = &s.user {
-            let _ = writeln!(y, "    user: {}", q(user));
+            emit!("    user: {}", q(user));
         }
         if let Some(dir) = &s.working_dir {
-            let _ = writeln!(y, "    working_dir: {}", q(dir));
+            emit!("    working_dir: {}", q(dir));
         }
         if !s.env.is_empty() {
             y.push_str("    environment:\n");
             for (key, value) in &s.env {
-                let _ = writeln!(y, "      {}: {}", q(key), json(&value.to_compose()));
+                emit!("      {}: {}", q(key), json(&value.to_compose()));
             }
         }
         if !s.ports.is_empty() {
             y.push_str("    ports:\n");
             for p in &s.ports {
-                let _ = writeln!(
-                    y,
+                emit!(
                     "      - {}",
                     q(&format!(
                         "{}:{}:{}/{}",
@@ -83,17 +85,16 @@ pub fn export(selection: &Selection<'_>, env_file_hint: &str) -> String {
                     } => (source, target, read_only),
                 };
                 let mode = if *ro { ":ro" } else { "" };
-                let _ = writeln!(y, "      - {}", q(&format!("{source}:{target}{mode}")));
+                emit!("      - {}", q(&format!("{source}:{target}{mode}")));
             }
         }
         if let Some(h) = &s.healthcheck {
             y.push_str("    healthcheck:\n");
-            let _ = writeln!(y, "      test: {}", list(&h.test));
-            let _ = writeln!(y, "      interval: {}", q(&format!("{}ms", h.interval.as_millis())));
-            let _ = writeln!(y, "      timeout: {}", q(&format!("{}ms", h.timeout.as_millis())));
-            let _ = writeln!(y, "      retries: {}", h.retries);
-            let _ = writeln!(
-                y,
+            emit!("      test: {}", list(&h.test));
+            emit!("      interval: {}", q(&format!("{}ms", h.interval.as_millis())));
+            emit!("      timeout: {}", q(&format!("{}ms", h.timeout.as_millis())));
+            emit!("      retries: {}", h.retries);
+            emit!(
                 "      start_period: {}",
                 q(&format!("{}ms", h.start_period.as_millis()))
             );
@@ -107,14 +108,14 @@ pub fn export(selection: &Selection<'_>, env_file_hint: &str) -> String {
                     Condition::Healthy => "service_healthy",
                     Condition::Completed => "service_completed_successfully",
                 };
-                let _ = writeln!(y, "      {dep}:\n        condition: {condition}");
+                emit!("      {dep}:\n        condition: {condition}");
             }
         }
         if let Some(bytes) = s.memory_bytes {
-            let _ = writeln!(y, "    mem_limit: {bytes}");
+            emit!("    mem_limit: {bytes}");
         }
         if !s.profiles.is_empty() {
-            let _ = writeln!(y, "    profiles: {}", list(&s.profiles));
+            emit!("    profiles: {}", list(&s.profiles));
         }
         // Like `lab up`: a crash shows as exited; bring it back with `up` again.
         y.push_str("    restart: \"no\"\n");
@@ -126,19 +127,19 @@ pub fn export(selection: &Selection<'_>, env_file_hint: &str) -> String {
             (LABEL_SPEC_HASH, s.spec_hash(&stack.name)),
         ]);
         for (k, v) in labels {
-            let _ = writeln!(y, "      {}: {}", q(k), q(&v));
+            emit!("      {}: {}", q(k), q(&v));
         }
     }
     if !volumes.is_empty() {
         y.push_str("volumes:\n");
         for v in volumes {
-            let _ = writeln!(y, "  {v}:\n    name: {}", q(&stack.volume_name(v)));
-            let _ = writeln!(y, "    labels:\n      {}: {}", q(LABEL_STACK), q(&stack.name));
+            emit!("  {v}:\n    name: {}", q(&stack.volume_name(v)));
+            emit!("    labels:\n      {}: {}", q(LABEL_STACK), q(&stack.name));
         }
     }
     y.push_str("networks:\n  default:\n");
-    let _ = writeln!(y, "    name: {}", q(&stack.network_name()));
-    let _ = writeln!(y, "    labels:\n      {}: {}", q(LABEL_STACK), q(&stack.name));
+    emit!("    name: {}", q(&stack.network_name()));
+    emit!("    labels:\n      {}: {}", q(LABEL_STACK), q(&stack.name));
     y
 }
 
@@ -153,7 +154,7 @@ pub fn env_file(selection: &Selection<'_>, secrets: &BTreeMap<String, String>) -
     let mut out = String::from("# Secrets for the exported compose file. Keep private (mode 0600).\n");
     for name in used {
         if let Some(value) = secrets.get(name) {
-            let _ = writeln!(out, "{}={value}", compose_variable(name));
+            out.push_str(&format!("{}={value}\n", compose_variable(name)));
         }
     }
     out

@@ -108,10 +108,10 @@ pub fn build(
     {
         secret(&a.password_secret)?;
         let file =
-            std::path::absolute(secrets::secret_path(state_dir, &a.password_secret)).map_err(|source| Error::Io {
+            std::path::absolute(secrets::secret_path(state_dir, &a.password_secret)).map_err(|cause| Error::Io {
                 action: "resolve",
                 path: state_dir.to_path_buf(),
-                source,
+                cause,
             })?;
         config.airflow = Some(AirflowSection {
             url: Some(format!("http://{addr}")),
@@ -128,7 +128,7 @@ pub fn write(state_dir: &Path, config: &FileConfig) -> Result<(), Error> {
     let text = toml::to_string(config).map_err(|e| Error::Io {
         action: "serialise the endpoints for",
         path: path.clone(),
-        source: std::io::Error::other(e),
+        cause: std::io::Error::other(e),
     })?;
     let header = "# Written by `lab up`: where the running stack's services listen. Regenerated on every up.\n";
     secrets::write_private(&path, format!("{header}{text}").as_bytes())

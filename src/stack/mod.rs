@@ -29,13 +29,10 @@ pub const LABEL_SPEC_HASH: &str = "lab.spec-hash";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read stack file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path} is not a valid stack file: {source}")]
-    Parse {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
+    #[error("cannot read stack file {path}: {cause}")]
+    Read { path: PathBuf, cause: std::io::Error },
+    #[error("{path} is not a valid stack file: {cause}")]
+    Parse { path: PathBuf, cause: Box<toml::de::Error> },
     #[error("no stack named {name:?}: looked for {tried}; pass --stack with a stack name from stacks/ or a path")]
     NotFound { name: String, tried: String },
     #[error("stack name {0:?} is invalid: use lowercase letters, digits, '_' or '-'")]
@@ -104,11 +101,11 @@ pub enum Error {
     },
     #[error("secret {name}: {reason}")]
     Secret { name: String, reason: String },
-    #[error("cannot {action} {path}: {source}")]
+    #[error("cannot {action} {path}: {cause}")]
     Io {
         action: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 

@@ -42,11 +42,11 @@ pub fn ensure(state_dir: &Path, names: &BTreeSet<String>) -> Result<BTreeMap<Str
                 tracing::info!(secret = %name, path = %path.display(), "generated a secret");
                 v
             }
-            Err(source) => {
+            Err(cause) => {
                 return Err(Error::Io {
                     action: "read",
                     path,
-                    source,
+                    cause,
                 });
             }
         };
@@ -63,10 +63,10 @@ pub fn ensure(state_dir: &Path, names: &BTreeSet<String>) -> Result<BTreeMap<Str
 
 /// Writes a file only its owner can read (created with 0600, never world-readable in between).
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
-    let io = |source| Error::Io {
+    let io = |cause| Error::Io {
         action: "write",
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
@@ -92,18 +92,18 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+    std::fs::create_dir_all(dir).map_err(|cause| Error::Io {
         action: "create",
         path: dir.to_path_buf(),
-        source,
+        cause,
     })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|source| Error::Io {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|cause| Error::Io {
             action: "restrict",
             path: dir.to_path_buf(),
-            source,
+            cause,
         })?;
     }
     Ok(())

@@ -57,22 +57,22 @@ pub struct Healthcheck {
 impl Stack {
     /// Reads and validates a stack file; relative bind mounts resolve against its directory.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| Error::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
-        let file: StackFile = toml::from_str(&text).map_err(|source| Error::Parse {
+        let file: StackFile = toml::from_str(&text).map_err(|cause| Error::Parse {
             path: path.to_path_buf(),
-            source: Box::new(source),
+            cause: Box::new(cause),
         })?;
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let base_dir = std::path::absolute(dir).map_err(|source| Error::Io {
+        let base_dir = std::path::absolute(dir).map_err(|cause| Error::Io {
             action: "resolve the directory of",
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         Self::from_file(file, base_dir)
     }

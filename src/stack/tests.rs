@@ -8,9 +8,9 @@ use super::*;
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 fn parse(text: &str) -> Result<Stack, Error> {
-    let file: StackFile = toml::from_str(text).map_err(|source| Error::Parse {
+    let file: StackFile = toml::from_str(text).map_err(|cause| Error::Parse {
         path: PathBuf::from("inline.toml"),
-        source: Box::new(source),
+        cause: Box::new(cause),
     })?;
     Stack::from_file(file, PathBuf::from("/repo/stacks"))
 }

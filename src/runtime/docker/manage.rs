@@ -106,12 +106,8 @@ impl Engine {
     /// Every service of the stack with state, health, ports, uptime, restarts, CPU and memory.
     pub async fn ps(&self, stack: &str) -> Result<Vec<ServiceStatus>, Error> {
         let containers = self.stack_containers(stack).await?;
-        let rows = futures::future::join_all(
-            containers
-                .into_iter()
-                .map(|(service, c)| async move { self.status_of(service, c).await }),
-        )
-        .await;
+        let rows =
+            futures::future::join_all(containers.into_iter().map(|(service, c)| self.status_of(service, c))).await;
         let mut rows = rows.into_iter().collect::<Result<Vec<_>, _>>()?;
         rows.sort_by(|a, b| a.service.cmp(&b.service));
         Ok(rows)
