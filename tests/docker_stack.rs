@@ -8,6 +8,9 @@
 //! The stack is tests/stacks/test.toml, brought up through the same library path as `lab up`
 //! (`runtime::cli::up_with_events`), and once through the real `lab` binary.
 
+// Helpers outside #[test] functions too: a panic with its message is the test's failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -24,6 +24,9 @@ pub fn spawn(interactive: bool) -> (Events, JoinHandle<()>) {
     (Events::new(tx), task)
 }
 
+/// Per layer of one image pull: (bytes done, bytes total).
+type LayerBytes = BTreeMap<String, (u64, u64)>;
+
 async fn draw(mut rx: UnboundedReceiver<StackEvent>) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
     let pull_style = ProgressStyle::with_template("{prefix:<28} [{bar:30}] {bytes}/{total_bytes} {msg}")
@@ -31,7 +34,7 @@ async fn draw(mut rx: UnboundedReceiver<StackEvent>) {
         .progress_chars("=> ");
     let service_style = ProgressStyle::with_template("{spinner} {prefix:<24} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
-    let mut pulls: HashMap<String, (ProgressBar, BTreeMap<String, (u64, u64)>)> = HashMap::new();
+    let mut pulls: HashMap<String, (ProgressBar, LayerBytes)> = HashMap::new();
     let mut services: HashMap<String, ProgressBar> = HashMap::new();
     let mut service_bar = |multi: &MultiProgress, name: &str| -> ProgressBar {
         services
