@@ -18,13 +18,14 @@ demo: build
 demo-headless: build
 	$(CARGO) run --quiet -- demo --headless
 
-## Unit tests and integration tests against real PostgreSQL and a real Kafka-protocol broker,
-## started on 127.0.0.1 by tests/services/ and stopped afterwards.
+## Unit tests and integration tests against real services started on 127.0.0.1 by tests/services/
+## (PostgreSQL, a Kafka-protocol broker, HDFS, Spark, Airflow) and stopped afterwards, then the
+## Docker runtime's tests against a throwaway Docker engine (test-docker). -k: both always run.
 ## Serialised with flock: the services live on fixed ports, so a second `make test` on the same
 ## machine would otherwise restart (and then stop) the first one's PostgreSQL and broker.
 test:
 	@mkdir -p "$(LAB_SERVICES_DIR)"
-	@flock "$(LAB_SERVICES_DIR)/.lock" $(MAKE) --no-print-directory test-with-services
+	@flock "$(LAB_SERVICES_DIR)/.lock" $(MAKE) -k --no-print-directory test-with-services test-docker
 
 test-with-services:
 	@tests/services/up.sh >/dev/null
@@ -56,3 +57,27 @@ sample: build
 clean:
 	$(CARGO) clean
 	rm -rf .lab
+
+## The lab's services in Docker (stacks/lambda.toml by default; ARGS="--stack minimal", "--only kafka,postgres", ...).
+.PHONY: lab-up lab-down lab-ps test-docker
+lab-up: build
+	$(CARGO) run --quiet -- up $(ARGS)
+
+lab-down: build
+	$(CARGO) run --quiet -- down $(ARGS)
+
+lab-ps: build
+	$(CARGO) run --quiet -- ps $(ARGS)
+
+## The Docker runtime against a real, throwaway engine (root; installs docker.io and busybox-static
+## if missing). The engine lives in its own network namespace, so the test binary runs inside it
+## (published ports are on that namespace's loopback); it is built outside first.
+LAB_DOCKER_DIR ?= /tmp/lab-docker
+LAB_DOCKER_NETNS ?= labdk
+export LAB_DOCKER_DIR LAB_DOCKER_NETNS
+test-docker:
+	$(CARGO) test --no-run --test docker_stack
+	@trap 'tests/docker/engine.sh stop' EXIT; \
+	tests/docker/engine.sh start >/dev/null && \
+	DOCKER_HOST=unix://$(LAB_DOCKER_DIR)/docker.sock \
+	  nsenter --net=/run/netns/$(LAB_DOCKER_NETNS) $(CARGO) test --offline --test docker_stack -- --ignored

@@ -8,4 +8,6 @@ pub mod demo;
 pub mod pg;
 pub mod pipeline;
 pub mod progress;
+pub mod runtime;
+pub mod stack;
 pub mod storage;

@@ -18,6 +18,7 @@ use bigdata_lab::pipeline::sink::{RollPolicy, SinkOptions, run_sink};
 use bigdata_lab::pipeline::transform::{TransformOptions, run_transform};
 use bigdata_lab::pipeline::{StageCounters, StopWhen, Topics, kafka, sink, transform};
 use bigdata_lab::progress::LiveView;
+use bigdata_lab::runtime::cli as stack_cli;
 use bigdata_lab::storage::{AnyRawZone, RawZone};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
@@ -90,6 +91,22 @@ enum Command {
     /// Data-quality check: do the serving tables account for exactly the raw zone's records?
     /// Exits 1 on a mismatch (the Airflow DAG's quality gate).
     Check(CheckArgs),
+    /// Start the lab's services (Kafka, HDFS, Spark, Airflow, PostgreSQL) in Docker and wait until healthy.
+    Up(stack_cli::UpArgs),
+    /// Remove the lab's containers and network (and volumes with --volumes); nothing else.
+    Down(stack_cli::DownArgs),
+    /// The lab's services: state, health, ports, uptime, restarts, CPU, memory.
+    Ps(stack_cli::PsArgs),
+    /// Print a service's log.
+    Logs(stack_cli::LogsArgs),
+    /// Stop one service.
+    Stop(stack_cli::ServiceArgs),
+    /// Start one stopped service.
+    Start(stack_cli::ServiceArgs),
+    /// Restart one service.
+    Restart(stack_cli::ServiceArgs),
+    /// Print an equivalent docker-compose file (secrets go to <state-dir>/compose.env).
+    Compose(stack_cli::ComposeArgs),
 }
 
 #[derive(Args)]
@@ -444,6 +461,22 @@ async fn run(command: Command, config: LabConfig) -> Result<()> {
                 );
             }
         }
+        Command::Up(args) => {
+            stack_cli::run_up(&args, &config.state_dir).await?;
+        }
+        Command::Down(args) => stack_cli::run_down(&args, &config.state_dir).await?,
+        Command::Ps(args) => stack_cli::run_ps(&args, &config.state_dir).await?,
+        Command::Logs(args) => stack_cli::run_logs(&args, &config.state_dir).await?,
+        Command::Stop(args) => {
+            stack_cli::run_service_action(stack_cli::ServiceAction::Stop, &args, &config.state_dir).await?
+        }
+        Command::Start(args) => {
+            stack_cli::run_service_action(stack_cli::ServiceAction::Start, &args, &config.state_dir).await?
+        }
+        Command::Restart(args) => {
+            stack_cli::run_service_action(stack_cli::ServiceAction::Restart, &args, &config.state_dir).await?
+        }
+        Command::Compose(args) => stack_cli::run_compose(&args, &config.state_dir)?,
     }
     Ok(())
 }

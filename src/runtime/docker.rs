@@ -1,0 +1,199 @@
+//! The Docker engine, through bollard: the only module that talks to Docker.
+//!
+//! [`Engine::connect`] finds the engine (`DOCKER_HOST` or the default socket) and negotiates the
+//! API version; `up` (in [`up`]) pulls, creates and starts a stack's selection in dependency order
+//! and waits for health; [`manage`] has `down`, `ps`, `logs`, `stop`/`start`/`restart`. Progress
+//! goes out as [`StackEvent`](super::events::StackEvent)s, never drawn here.
+
+mod health;
+mod manage;
+mod pull;
+mod spec;
+mod up;
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::models::ContainerSummary;
+use bollard::query_parameters::ListContainersOptionsBuilder;
+
+pub use manage::{LogLine, ServiceStatus};
+pub use pull::PullPolicy;
+pub use up::{ServiceOutcome, UpReport};
+
+use crate::stack::{self, LABEL_SERVICE, LABEL_STACK};
+
+/// Lines of a failing service's log shown with its error.
+pub const FAILURE_LOG_LINES: usize = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot reach the Docker engine at {host}: {cause}\nstart Docker (e.g. `sudo systemctl start docker`) or point DOCKER_HOST at a running engine"
+    )]
+    NoEngine {
+        host: String,
+        // Not `#[source]`: the message already says it, and error chains would repeat it.
+        cause: bollard::errors::Error,
+    },
+    #[error("Docker refused to {action}: {cause}")]
+    Api {
+        action: String,
+        cause: bollard::errors::Error,
+    },
+    #[error(
+        "image {image} (for {services}) is not on this machine and --pull never forbids pulling\nload it (`docker pull {image}` or `docker load`) or run with --pull missing"
+    )]
+    ImageMissing { image: String, services: String },
+    #[error(
+        "cannot pull image {image} (for {services}): {reason}\ncheck that this machine can reach the registry, or load the image locally and run with --pull never"
+    )]
+    PullFailed {
+        image: String,
+        services: String,
+        reason: String,
+    },
+    #[error("{name} {kind} already exists but does not belong to this lab (no lab.stack label); remove or rename it")]
+    Foreign { kind: &'static str, name: String },
+    #[error(
+        "service {service} is unhealthy: check `{check}` failed: {output}\nlast {} log lines of {service}:\n{}\nsee `lab logs {service}`; fix the service and run `lab up` again",
+        line_count(.logs),
+        indent(.logs)
+    )]
+    Unhealthy {
+        service: String,
+        check: String,
+        output: String,
+        logs: Vec<String>,
+    },
+    #[error(
+        "service {service} did not become {wanted} within {timeout:?} (state: {state})\nlast {} log lines of {service}:\n{}\nsee `lab logs {service}`; raise start_timeout in the stack file if it is only slow",
+        line_count(.logs),
+        indent(.logs)
+    )]
+    Timeout {
+        service: String,
+        wanted: &'static str,
+        timeout: std::time::Duration,
+        state: String,
+        logs: Vec<String>,
+    },
+    #[error(
+        "service {service} exited with code {code}{}\nlast {} log lines of {service}:\n{}\nsee `lab logs {service}`",
+        oom_note(.oom),
+        line_count(.logs),
+        indent(.logs)
+    )]
+    Exited {
+        service: String,
+        code: i64,
+        oom: bool,
+        logs: Vec<String>,
+    },
+    #[error("no container for service {service} of stack {stack}; run `lab up` first (running services: {known})")]
+    NoContainer {
+        service: String,
+        stack: String,
+        known: String,
+    },
+    #[error(transparent)]
+    Stack(#[from] stack::Error),
+}
+
+fn line_count(lines: &[String]) -> usize {
+    lines.len()
+}
+
+fn oom_note(oom: &bool) -> &'static str {
+    if *oom {
+        " (out of memory: raise its memory limit)"
+    } else {
+        ""
+    }
+}
+
+fn indent(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return "  (no output)".into();
+    }
+    lines.iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
+}
+
+fn api(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Error {
+    let action = action.into();
+    move |cause| Error::Api { action, cause }
+}
+
+/// 404 from the engine: the thing asked for does not exist.
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }
+    )
+}
+
+/// A connection to the engine (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+}
+
+impl Engine {
+    /// Connects via `DOCKER_HOST` (or the platform's default socket) and negotiates the API
+    /// version, so older engines (e.g. 20.10, API 1.41) are spoken to in their own version.
+    pub async fn connect() -> Result<Self, Error> {
+        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let no_engine = |cause| Error::NoEngine {
+            host: host.clone(),
+            cause,
+        };
+        let docker = Docker::connect_with_defaults().map_err(no_engine)?;
+        let docker = docker.negotiate_version().await.map_err(no_engine)?;
+        docker.ping().await.map_err(no_engine)?;
+        tracing::info!(%host, version = ?docker.client_version(), "connected to the Docker engine");
+        Ok(Self { docker })
+    }
+
+    /// Every container of the stack (running or not), by service name.
+    async fn stack_containers(&self, stack: &str) -> Result<HashMap<String, ContainerSummary>, Error> {
+        let label = format!("{LABEL_STACK}={stack}");
+        let filters = HashMap::from([("label", vec![label.as_str()])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(api(format!("list the containers of stack {stack}")))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let service = c.labels.as_ref()?.get(LABEL_SERVICE)?.clone();
+                Some((service, c))
+            })
+            .collect())
+    }
+
+    /// The container of one service, or a message naming the services that do exist.
+    async fn service_container(&self, stack: &str, service: &str) -> Result<ContainerSummary, Error> {
+        let mut all = self.stack_containers(stack).await?;
+        match all.remove(service) {
+            Some(c) => Ok(c),
+            None => {
+                let mut known: Vec<String> = all.into_keys().collect();
+                known.sort();
+                Err(Error::NoContainer {
+                    service: service.to_string(),
+                    stack: stack.to_string(),
+                    known: if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    },
+                })
+            }
+        }
+    }
+}

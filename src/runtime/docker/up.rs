@@ -1,0 +1,270 @@
+//! `lab up`: images, the lab network and volumes, then each service in dependency order — kept if
+//! it runs with the same spec hash, recreated if its spec changed — and finally every health and
+//! completion condition.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use bollard::models::{ContainerSummaryStateEnum, NetworkCreateRequest, VolumeCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+
+use super::{Engine, Error, PullPolicy, api, is_not_found, spec};
+use crate::runtime::events::{Events, ResourceKind, StackEvent};
+use crate::stack::{Condition, LABEL_SPEC_HASH, LABEL_STACK, Selection, Service, Stack};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceOutcome {
+    /// Running with the same spec (or a one-shot job that already completed): untouched.
+    Kept,
+    /// Existed with the same spec but was stopped: started again.
+    Restarted,
+    Created,
+    /// The spec changed: the old container was removed and a new one created.
+    Recreated,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpReport {
+    /// In start order: service, container id, outcome.
+    pub services: Vec<(String, String, ServiceOutcome)>,
+}
+
+impl Engine {
+    /// Brings the selection up and returns once every service is healthy, running, or completed.
+    pub async fn up(
+        &self,
+        selection: &Selection<'_>,
+        secrets: &BTreeMap<String, String>,
+        pull: PullPolicy,
+        events: &Events,
+    ) -> Result<UpReport, Error> {
+        let stack = selection.stack;
+        self.ensure_images(selection, pull, events).await?;
+        self.ensure_network(stack, events).await?;
+        let volumes: BTreeSet<&str> = selection.services.iter().flat_map(|s| s.volume_names()).collect();
+        for volume in volumes {
+            self.ensure_volume(stack, volume, events).await?;
+        }
+        let mut existing = self.stack_containers(&stack.name).await?;
+        let mut ids: HashMap<&str, String> = HashMap::new();
+        let mut satisfied: BTreeSet<(String, Condition)> = BTreeSet::new();
+        let mut report = UpReport { services: Vec::new() };
+        for service in &selection.services {
+            for (dep, condition) in &service.depends_on {
+                if satisfied.contains(&(dep.clone(), *condition)) {
+                    continue;
+                }
+                let dep_service = &stack.services[dep];
+                let dep_id = &ids[dep.as_str()];
+                match condition {
+                    Condition::Started => {}
+                    Condition::Healthy => self.wait_healthy(dep_id, dep_service, events).await?,
+                    Condition::Completed => self.wait_completed(dep_id, dep_service, events).await?,
+                }
+                satisfied.insert((dep.clone(), *condition));
+            }
+            // A namespace owner that got a new container leaves its sharers in a dead namespace.
+            let owner_replaced = service.share_network_with.as_ref().is_some_and(|owner| {
+                report
+                    .services
+                    .iter()
+                    .any(|(s, _, o)| s == owner && matches!(o, ServiceOutcome::Created | ServiceOutcome::Recreated))
+            });
+            let (id, outcome) = self
+                .converge(
+                    stack,
+                    service,
+                    existing.remove(&service.name),
+                    owner_replaced,
+                    secrets,
+                    events,
+                )
+                .await?;
+            report.services.push((service.name.clone(), id.clone(), outcome));
+            ids.insert(&service.name, id);
+        }
+        for service in &selection.services {
+            let id = &ids[service.name.as_str()];
+            if service.one_shot {
+                if !satisfied.contains(&(service.name.clone(), Condition::Completed)) {
+                    self.wait_completed(id, service, events).await?;
+                }
+            } else if service.healthcheck.is_some() {
+                if !satisfied.contains(&(service.name.clone(), Condition::Healthy)) {
+                    self.wait_healthy(id, service, events).await?;
+                }
+            } else {
+                self.check_running(id, service, events).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Makes one service's container match its spec; returns its id.
+    async fn converge(
+        &self,
+        stack: &Stack,
+        service: &Service,
+        current: Option<bollard::models::ContainerSummary>,
+        network_owner_replaced: bool,
+        secrets: &BTreeMap<String, String>,
+        events: &Events,
+    ) -> Result<(String, ServiceOutcome), Error> {
+        let hash = service.spec_hash(&stack.name);
+        let mut outcome = ServiceOutcome::Created;
+        if let Some(current) = current {
+            let id = current.id.clone().unwrap_or_default();
+            let same_spec =
+                current.labels.as_ref().and_then(|l| l.get(LABEL_SPEC_HASH)) == Some(&hash) && !network_owner_replaced;
+            let state = current.state;
+            if same_spec {
+                match state {
+                    Some(ContainerSummaryStateEnum::RUNNING) => {
+                        events.send(StackEvent::Unchanged {
+                            service: service.name.clone(),
+                        });
+                        return Ok((id, ServiceOutcome::Kept));
+                    }
+                    Some(ContainerSummaryStateEnum::EXITED) if service.one_shot && self.exited_ok(&id).await? => {
+                        events.send(StackEvent::Unchanged {
+                            service: service.name.clone(),
+                        });
+                        return Ok((id, ServiceOutcome::Kept));
+                    }
+                    Some(ContainerSummaryStateEnum::EXITED | ContainerSummaryStateEnum::CREATED) => {
+                        self.start(&id, service, events).await?;
+                        return Ok((id, ServiceOutcome::Restarted));
+                    }
+                    _ => {}
+                }
+            }
+            let reason = if network_owner_replaced {
+                "the service whose network it shares was replaced".to_string()
+            } else if same_spec {
+                format!(
+                    "container is {}",
+                    state.map_or("in an unknown state".into(), |s| s.to_string())
+                )
+            } else {
+                "spec changed".to_string()
+            };
+            events.send(StackEvent::Recreating {
+                service: service.name.clone(),
+                reason,
+            });
+            self.remove_container(&id, &current_name(&current)).await?;
+            events.send(StackEvent::Removed {
+                kind: ResourceKind::Container,
+                name: stack.container_name(&service.name),
+            });
+            outcome = ServiceOutcome::Recreated;
+        }
+        let body = spec::container_body(stack, service, &hash, secrets)?;
+        let name = stack.container_name(&service.name);
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(api(format!("create container {name}")))?;
+        events.send(StackEvent::Created {
+            service: service.name.clone(),
+        });
+        self.start(&created.id, service, events).await?;
+        Ok((created.id, outcome))
+    }
+
+    async fn start(&self, id: &str, service: &Service, events: &Events) -> Result<(), Error> {
+        events.send(StackEvent::Starting {
+            service: service.name.clone(),
+        });
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(api(format!("start the container of {}", service.name)))?;
+        events.send(StackEvent::Started {
+            service: service.name.clone(),
+        });
+        Ok(())
+    }
+
+    async fn exited_ok(&self, id: &str) -> Result<bool, Error> {
+        let info = self.inspect(id).await?;
+        Ok(info.state.and_then(|s| s.exit_code) == Some(0))
+    }
+
+    pub(super) async fn remove_container(&self, id: &str, name: &str) -> Result<(), Error> {
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api(format!("remove container {name}"))(e)),
+        }
+    }
+
+    async fn ensure_network(&self, stack: &Stack, events: &Events) -> Result<(), Error> {
+        let name = stack.network_name();
+        let filters = HashMap::from([("name", vec![name.as_str()])]);
+        let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
+        let networks = self
+            .docker
+            .list_networks(Some(options))
+            .await
+            .map_err(api("list networks"))?;
+        // The name filter matches substrings: look for the exact name.
+        if let Some(existing) = networks.iter().find(|n| n.name.as_deref() == Some(name.as_str())) {
+            if existing.labels.as_ref().and_then(|l| l.get(LABEL_STACK)) != Some(&stack.name) {
+                return Err(Error::Foreign { kind: "network", name });
+            }
+            events.send(StackEvent::NetworkReady { name, created: false });
+            return Ok(());
+        }
+        let request = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            labels: Some(HashMap::from([(LABEL_STACK.to_string(), stack.name.clone())])),
+            ..Default::default()
+        };
+        self.docker
+            .create_network(request)
+            .await
+            .map_err(api(format!("create network {name}")))?;
+        events.send(StackEvent::NetworkReady { name, created: true });
+        Ok(())
+    }
+
+    async fn ensure_volume(&self, stack: &Stack, volume: &str, events: &Events) -> Result<(), Error> {
+        let name = stack.volume_name(volume);
+        match self.docker.inspect_volume(&name).await {
+            Ok(existing) => {
+                if existing.labels.get(LABEL_STACK) != Some(&stack.name) {
+                    return Err(Error::Foreign { kind: "volume", name });
+                }
+                events.send(StackEvent::VolumeReady { name, created: false });
+                return Ok(());
+            }
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(api(format!("inspect volume {name}"))(e)),
+        }
+        let request = VolumeCreateRequest {
+            name: Some(name.clone()),
+            labels: Some(HashMap::from([(LABEL_STACK.to_string(), stack.name.clone())])),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map_err(api(format!("create volume {name}")))?;
+        events.send(StackEvent::VolumeReady { name, created: true });
+        Ok(())
+    }
+}
+
+fn current_name(c: &bollard::models::ContainerSummary) -> String {
+    c.names
+        .as_ref()
+        .and_then(|n| n.first())
+        .map(|n| n.trim_start_matches('/').to_string())
+        .unwrap_or_default()
+}

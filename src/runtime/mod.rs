@@ -1,0 +1,8 @@
+//! Running stacks: the Docker engine ([`docker`], the only module that uses bollard), the typed
+//! progress events it emits ([`events`]), their command-line rendering ([`render`]) and the
+//! `lab up|down|ps|logs|stop|start|restart|compose` commands ([`cli`]).
+
+pub mod cli;
+pub mod docker;
+pub mod events;
+pub mod render;

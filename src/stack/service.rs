@@ -1,0 +1,362 @@
+//! The validated stack: every service checked, relative bind mounts resolved against the stack
+//! file's directory, dependencies known to exist and to be acyclic.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::model::{self, Condition, Mount, PortMapping, ServiceSpec, StackFile, is_simple_name};
+use super::{EnvValue, Error, ImageRef, order};
+
+const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(180);
+
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub name: String,
+    pub description: Option<String>,
+    /// Where relative bind mounts are resolved (the stack file's directory).
+    pub base_dir: PathBuf,
+    pub services: BTreeMap<String, Service>,
+    pub endpoints: model::Endpoints,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    pub name: String,
+    pub image: ImageRef,
+    pub entrypoint: Option<Vec<String>>,
+    pub command: Option<Vec<String>>,
+    pub env: BTreeMap<String, EnvValue>,
+    pub ports: Vec<PortMapping>,
+    /// Bind sources are absolute paths here.
+    pub mounts: Vec<Mount>,
+    pub healthcheck: Option<Healthcheck>,
+    pub depends_on: BTreeMap<String, Condition>,
+    pub memory_bytes: Option<u64>,
+    pub profiles: Vec<String>,
+    pub one_shot: bool,
+    pub hostname: Option<String>,
+    pub share_network_with: Option<String>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub start_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Healthcheck {
+    pub test: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
+}
+
+impl Stack {
+    /// Reads and validates a stack file; relative bind mounts resolve against its directory.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|cause| Error::Read {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        let file: StackFile = toml::from_str(&text).map_err(|cause| Error::Parse {
+            path: path.to_path_buf(),
+            cause: Box::new(cause),
+        })?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base_dir = std::path::absolute(dir).map_err(|cause| Error::Io {
+            action: "resolve the directory of",
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        Self::from_file(file, base_dir)
+    }
+
+    pub fn from_file(file: StackFile, base_dir: PathBuf) -> Result<Self, Error> {
+        if !is_simple_name(&file.name) {
+            return Err(Error::BadStackName(file.name));
+        }
+        if file.services.is_empty() {
+            return Err(Error::NoServices);
+        }
+        let mut services = BTreeMap::new();
+        for (name, spec) in &file.services {
+            services.insert(name.clone(), Service::from_spec(name, spec, &base_dir)?);
+        }
+        check_dependencies(&services)?;
+        order::dependency_order(&services, services.keys().cloned().collect())?;
+        check_port_clashes(&services)?;
+        let stack = Self {
+            name: file.name,
+            description: file.description,
+            base_dir,
+            services,
+            endpoints: file.endpoints,
+        };
+        super::endpoints::check(&stack)?;
+        Ok(stack)
+    }
+
+    /// Every secret any service's env refers to.
+    #[must_use]
+    pub fn secret_names(&self) -> BTreeSet<String> {
+        self.services
+            .values()
+            .flat_map(|s| s.env.values().flat_map(|v| v.secrets().map(str::to_string)))
+            .chain(self.endpoints.postgres.iter().map(|p| p.password_secret.clone()))
+            .chain(self.endpoints.airflow.iter().map(|a| a.password_secret.clone()))
+            .collect()
+    }
+
+    /// Resource names: `lab-<stack>-<service>`, `lab-<stack>` (network), `lab-<stack>-<volume>`.
+    #[must_use]
+    pub fn container_name(&self, service: &str) -> String {
+        format!("lab-{}-{}", self.name, service)
+    }
+    #[must_use]
+    pub fn network_name(&self) -> String {
+        format!("lab-{}", self.name)
+    }
+    #[must_use]
+    pub fn volume_name(&self, volume: &str) -> String {
+        format!("lab-{}-{}", self.name, volume)
+    }
+}
+
+impl Service {
+    fn from_spec(name: &str, spec: &ServiceSpec, base_dir: &Path) -> Result<Self, Error> {
+        if !is_simple_name(name) {
+            return Err(Error::BadServiceName(name.to_string()));
+        }
+        let image = ImageRef::parse(&spec.image).map_err(|reason| Error::BadImage {
+            service: name.to_string(),
+            image: spec.image.clone(),
+            reason,
+        })?;
+        let mut env = BTreeMap::new();
+        for (key, value) in &spec.env {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return Err(Error::BadEnv {
+                    service: name.to_string(),
+                    key: key.clone(),
+                    reason: "a variable name must be non-empty and contain no '='".into(),
+                });
+            }
+            let parsed = EnvValue::parse(value).map_err(|reason| Error::BadEnv {
+                service: name.to_string(),
+                key: key.clone(),
+                reason,
+            })?;
+            env.insert(key.clone(), parsed);
+        }
+        let ports = spec
+            .ports
+            .iter()
+            .map(|p| PortMapping::parse(name, p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mounts = spec
+            .volumes
+            .iter()
+            .map(|v| {
+                Mount::parse(name, v).map(|m| match m {
+                    Mount::Bind {
+                        source,
+                        target,
+                        read_only,
+                    } => Mount::Bind {
+                        source: resolve_bind(base_dir, &source),
+                        target,
+                        read_only,
+                    },
+                    volume => volume,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let bad_field = |field: &'static str, value: &str, reason: &str| Error::BadField {
+            service: name.to_string(),
+            field,
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        let duration = |field: &'static str, value: &str| {
+            model::parse_duration(value)
+                .ok_or_else(|| bad_field(field, value, "write a duration such as 500ms, 5s or 2m"))
+        };
+        let healthcheck = match &spec.healthcheck {
+            None => None,
+            Some(h) => {
+                let valid_test = match h.test.first().map(String::as_str) {
+                    Some("CMD") => h.test.len() >= 2,
+                    Some("CMD-SHELL") => h.test.len() == 2,
+                    _ => false,
+                };
+                if !valid_test {
+                    return Err(bad_field(
+                        "healthcheck.test",
+                        &h.test.join(" "),
+                        "write [\"CMD\", program, args...] or [\"CMD-SHELL\", \"shell command\"]",
+                    ));
+                }
+                Some(Healthcheck {
+                    test: h.test.clone(),
+                    interval: duration("healthcheck.interval", &h.interval)?,
+                    timeout: duration("healthcheck.timeout", &h.timeout)?,
+                    retries: h.retries,
+                    start_period: duration("healthcheck.start_period", &h.start_period)?,
+                })
+            }
+        };
+        let memory_bytes = match &spec.memory {
+            None => None,
+            Some(m) => {
+                Some(model::parse_memory(m).ok_or_else(|| bad_field("memory", m, "write a size such as 512m or 2g"))?)
+            }
+        };
+        let start_timeout = match &spec.start_timeout {
+            None => DEFAULT_START_TIMEOUT,
+            Some(t) => duration("start_timeout", t)?,
+        };
+        for profile in &spec.profiles {
+            if !is_simple_name(profile) {
+                return Err(bad_field(
+                    "profiles",
+                    profile,
+                    "use lowercase letters, digits, '_' or '-'",
+                ));
+            }
+        }
+        Ok(Self {
+            name: name.to_string(),
+            image,
+            entrypoint: spec.entrypoint.clone(),
+            command: spec.command.clone(),
+            env,
+            ports,
+            mounts,
+            healthcheck,
+            depends_on: spec.depends_on.clone(),
+            memory_bytes,
+            profiles: spec.profiles.clone(),
+            one_shot: spec.one_shot,
+            hostname: spec.hostname.clone(),
+            share_network_with: spec.share_network_with.clone(),
+            user: spec.user.clone(),
+            working_dir: spec.working_dir.clone(),
+            start_timeout,
+        })
+    }
+
+    /// A short hash of everything that shapes the container (not the secrets' values, which are
+    /// stable per lab): unchanged hash and running → `lab up` keeps the container.
+    #[must_use]
+    pub fn spec_hash(&self, stack: &str) -> String {
+        let canonical = serde_json::to_string(&(stack, self)).unwrap_or_default();
+        let digest = Sha256::digest(canonical.as_bytes());
+        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The named (lab-managed) volumes this service mounts.
+    pub fn volume_names(&self) -> impl Iterator<Item = &str> {
+        self.mounts.iter().filter_map(|m| match m {
+            Mount::Volume { name, .. } => Some(name.as_str()),
+            Mount::Bind { .. } => None,
+        })
+    }
+}
+
+fn resolve_bind(base_dir: &Path, source: &str) -> String {
+    let path = Path::new(source);
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    };
+    // Normalise `a/../b` lexically: Docker wants a clean absolute path, and the directory may not exist yet.
+    let mut clean = PathBuf::new();
+    for part in joined.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    clean.to_string_lossy().into_owned()
+}
+
+fn check_dependencies(services: &BTreeMap<String, Service>) -> Result<(), Error> {
+    for service in services.values() {
+        if let Some(owner) = &service.share_network_with {
+            let bad = |reason: &str| Error::BadField {
+                service: service.name.clone(),
+                field: "share_network_with",
+                value: owner.clone(),
+                reason: reason.to_string(),
+            };
+            match services.get(owner) {
+                None => return Err(bad("no service of this stack has that name")),
+                Some(o) if o.share_network_with.is_some() || o.one_shot => {
+                    return Err(bad("it must be a long-running service with its own network"));
+                }
+                Some(_) => {}
+            }
+            if !service.depends_on.contains_key(owner) {
+                return Err(bad("add it to depends_on too (its network must exist first)"));
+            }
+            if !service.ports.is_empty() || service.hostname.is_some() {
+                return Err(bad(
+                    "publish ports and set the hostname on the service that owns the network",
+                ));
+            }
+        }
+        for (dep, condition) in &service.depends_on {
+            let Some(target) = services.get(dep) else {
+                return Err(Error::UnknownDependency {
+                    service: service.name.clone(),
+                    dependency: dep.clone(),
+                });
+            };
+            let bad = |reason: &str| Error::BadCondition {
+                service: service.name.clone(),
+                dependency: dep.clone(),
+                condition: *condition,
+                reason: reason.to_string(),
+            };
+            match condition {
+                Condition::Healthy if target.healthcheck.is_none() => {
+                    return Err(bad("it has no healthcheck"));
+                }
+                Condition::Completed if !target.one_shot => {
+                    return Err(bad("it is not a one_shot job"));
+                }
+                Condition::Healthy if target.one_shot => {
+                    return Err(bad("it is a one_shot job (wait for `completed`)"));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_port_clashes(services: &BTreeMap<String, Service>) -> Result<(), Error> {
+    let mut seen: HashMap<(u16, &str), &str> = HashMap::new();
+    for service in services.values() {
+        for port in &service.ports {
+            if let Some(first) = seen.insert((port.host_port, port.protocol.as_str()), service.name.as_str()) {
+                return Err(Error::PortClash {
+                    port: port.host_port,
+                    first: first.to_string(),
+                    second: service.name.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}

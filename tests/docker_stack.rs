@@ -1,0 +1,523 @@
+//! `lab up` and friends against a REAL Docker engine with locally imported busybox images.
+//!
+//! Run with `make test-docker`: it starts a throwaway engine in its own network namespace
+//! (tests/docker/engine.sh), runs this binary inside that namespace (published ports live on the
+//! namespace's loopback) and stops the engine. Without that engine these tests fail; they are
+//! `#[ignore]`d so a plain `cargo test` does not run them.
+//!
+//! The stack is tests/stacks/test.toml, brought up through the same library path as `lab up`
+//! (`runtime::cli::up_with_events`), and once through the real `lab` binary.
+
+// Helpers outside #[test] functions too: a panic with its message is the test's failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bigdata_lab::runtime::cli::up_with_events;
+use bigdata_lab::runtime::docker::{Engine, Error, PullPolicy, ServiceOutcome, UpReport};
+use bigdata_lab::runtime::events::{Events, StackEvent};
+use bigdata_lab::stack::{SelectionRequest, Stack, StackFile, secrets};
+use tokio::sync::mpsc::unbounded_channel;
+
+const STACK: &str = "labtest";
+
+/// One scenario at a time: they share the engine, the stack name and its host ports.
+static ENGINE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn test_stack_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stacks/test.toml")
+}
+
+fn test_stack() -> Stack {
+    Stack::load(&test_stack_path()).expect("tests/stacks/test.toml is valid")
+}
+
+/// The test stack with its file text edited (to change one service's spec).
+fn edited_test_stack(from: &str, to: &str) -> Stack {
+    let text = std::fs::read_to_string(test_stack_path()).unwrap();
+    assert!(text.contains(from), "test.toml no longer contains {from:?}");
+    let file: StackFile = toml::from_str(&text.replace(from, to)).unwrap();
+    Stack::from_file(file, test_stack_path().parent().unwrap().to_path_buf()).unwrap()
+}
+
+fn select<'a>(stack: &'a Stack, only: &[&str], profiles: &[&str]) -> bigdata_lab::stack::Selection<'a> {
+    stack
+        .select(&SelectionRequest {
+            only: only.iter().map(|s| s.to_string()).collect(),
+            profiles: profiles.iter().map(|s| s.to_string()).collect(),
+        })
+        .unwrap()
+}
+
+async fn engine() -> Engine {
+    Engine::connect()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n(these tests need the engine of `make test-docker`)"))
+}
+
+/// Runs `up` like `lab up` does after printing its plan, and returns the events it emitted.
+async fn up(
+    engine: &Engine,
+    stack: &Stack,
+    only: &[&str],
+    profiles: &[&str],
+    pull: PullPolicy,
+    state: &Path,
+) -> (Result<UpReport, Error>, Vec<StackEvent>) {
+    let selection = select(stack, only, profiles);
+    let secret_values = secrets::ensure(state, &stack.secret_names()).unwrap();
+    let (tx, mut rx) = unbounded_channel();
+    let result = up_with_events(engine, &selection, &secret_values, pull, state, &Events::new(tx)).await;
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    (result, events)
+}
+
+async fn down_all(engine: &Engine, stack: &str) {
+    engine.down(stack, true, &Events::discard()).await.unwrap();
+}
+
+/// The docker CLI, as an independent witness of what the runtime did.
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("run the docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn docker_lines(args: &[&str]) -> Vec<String> {
+    docker(args)
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// GET over plain TCP (no HTTP client dependency); returns the body.
+fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(addr)?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "GET {addr}{path}: {head}"
+    );
+    Ok(body.to_string())
+}
+
+fn position(events: &[StackEvent], wanted: impl Fn(&StackEvent) -> bool, what: &str) -> usize {
+    events
+        .iter()
+        .position(wanted)
+        .unwrap_or_else(|| panic!("no {what} event in {events:#?}"))
+}
+
+fn started(service: &'static str) -> impl Fn(&StackEvent) -> bool {
+    move |e| matches!(e, StackEvent::Started { service: s } if s == service)
+}
+
+fn ids(report: &UpReport) -> BTreeMap<String, String> {
+    report
+        .services
+        .iter()
+        .map(|(s, id, _)| (s.clone(), id.clone()))
+        .collect()
+}
+
+fn outcomes(report: &UpReport) -> BTreeMap<String, ServiceOutcome> {
+    report.services.iter().map(|(s, _, o)| (s.clone(), *o)).collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the test Docker engine: make test-docker"]
+async fn pull_policy_decides_what_is_pulled() {
+    let _guard = ENGINE_LOCK.lock().await;
+    let engine = engine().await;
+    let state = tempfile::tempdir().unwrap();
+    let absent: StackFile = toml::from_str(
+        r#"
+name = "labpull"
+[services.ghost]
+image = "lab-test/absent:1"
+"#,
+    )
+    .unwrap();
+    let absent = Stack::from_file(absent, state.path().to_path_buf()).unwrap();
+
+    let (result, _) = up(&engine, &absent, &[], &[], PullPolicy::Never, state.path()).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::ImageMissing { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("lab-test/absent:1") && message.contains("--pull"),
+        "{message}"
+    );
+
+    // `missing` tries to pull; no registry is reachable from the engine's namespace.
+    let (result, events) = up(&engine, &absent, &[], &[], PullPolicy::Missing, state.path()).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::PullFailed { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("cannot pull image lab-test/absent:1 (for ghost)"),
+        "{err}"
+    );
+    assert!(events.iter().any(|e| matches!(e, StackEvent::PullStarted { .. })));
+    assert!(docker_lines(&["ps", "-aq", "--filter", "label=lab.stack=labpull"]).is_empty());
+
+    // The imported image is present: `missing` does not pull it.
+    let stack = test_stack();
+    down_all(&engine, STACK).await;
+    let (result, events) = up(&engine, &stack, &["db"], &[], PullPolicy::Missing, state.path()).await;
+    result.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, StackEvent::ImagePresent { image } if image == "lab-test/busybox:1"))
+    );
+    assert!(
+        !events.iter().any(|e| matches!(e, StackEvent::PullStarted { .. })),
+        "{events:#?}"
+    );
+    down_all(&engine, STACK).await;
+    down_all(&engine, "labpull").await;
+}
+
+#[tokio::test]
+#[ignore = "needs the test Docker engine: make test-docker"]
+async fn up_orders_waits_is_idempotent_recreates_changes_and_down_spares_others() {
+    let _guard = ENGINE_LOCK.lock().await;
+    let engine = engine().await;
+    down_all(&engine, STACK).await;
+    let state = tempfile::tempdir().unwrap();
+
+    // Things that are not this lab's: unlabeled, and labeled for another stack.
+    // Leftovers of an interrupted run; absent is fine.
+    drop(
+        Command::new("docker")
+            .args(["rm", "-f", "decoy", "decoy-other"])
+            .output(),
+    );
+    drop(Command::new("docker").args(["volume", "rm", "decoy-data"]).output());
+    docker(&["volume", "create", "decoy-data"]);
+    docker(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        "decoy",
+        "-v",
+        "decoy-data:/d",
+        "lab-test/busybox:1",
+        "sleep",
+        "3600",
+    ]);
+    docker(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        "decoy-other",
+        "--label",
+        "lab.stack=other",
+        "lab-test/busybox:1",
+        "sleep",
+        "3600",
+    ]);
+
+    let stack = test_stack();
+    let (result, events) = up(&engine, &stack, &[], &[], PullPolicy::Never, state.path()).await;
+    let first = result.unwrap_or_else(|e| panic!("up failed: {e}"));
+    assert_eq!(
+        first.services.iter().map(|(s, _, _)| s.as_str()).collect::<Vec<_>>(),
+        ["db", "migrate", "sidecar", "api", "web"],
+        "profile services (broken) are not started by default"
+    );
+    assert!(outcomes(&first).values().all(|o| *o == ServiceOutcome::Created));
+
+    // Dependency order and conditions, as observed from the events.
+    let db_healthy = position(
+        &events,
+        |e| matches!(e, StackEvent::Healthy { service, .. } if service == "db"),
+        "db healthy",
+    );
+    let migrate_started = position(&events, started("migrate"), "migrate started");
+    let migrate_done = position(
+        &events,
+        |e| matches!(e, StackEvent::Completed { service } if service == "migrate"),
+        "migrate completed",
+    );
+    let api_started = position(&events, started("api"), "api started");
+    let web_started = position(&events, started("web"), "web started");
+    assert!(position(&events, started("db"), "db started") < db_healthy);
+    assert!(db_healthy < migrate_started, "migrate waits for db to be healthy");
+    assert!(migrate_done < api_started, "api waits for migrate to complete");
+    assert!(api_started < web_started, "web waits for api to start");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, StackEvent::Healthy { service, .. } if service == "api"))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, StackEvent::Healthy { service, .. } if service == "sidecar")),
+        "sidecar reaches db on 127.0.0.1 through the shared namespace"
+    );
+
+    // Published on 127.0.0.1 only: the engine's bindings, and the sockets themselves.
+    for container in ["lab-labtest-db", "lab-labtest-api", "lab-labtest-web"] {
+        let bindings = docker_lines(&["port", container]);
+        assert!(!bindings.is_empty(), "{container} publishes nothing");
+        for b in &bindings {
+            assert!(b.contains(" -> 127.0.0.1:"), "{container}: {b}");
+        }
+        let json = docker(&["inspect", "-f", "{{json .HostConfig.PortBindings}}", container]);
+        assert!(
+            json.contains("\"HostIp\":\"127.0.0.1\"") && !json.contains("\"HostIp\":\"\""),
+            "{json}"
+        );
+    }
+    let token = std::fs::read_to_string(secrets::secret_path(state.path(), "api_token")).unwrap();
+    assert_eq!(
+        http_get("127.0.0.1:18082", "/token").unwrap().trim(),
+        token,
+        "the generated secret reached api"
+    );
+    assert_eq!(
+        http_get("127.0.0.1:18082", "/migrated").unwrap().trim(),
+        "migrated",
+        "migrate ran before api"
+    );
+    assert_eq!(http_get("127.0.0.1:18083", "/").unwrap().trim(), "ok");
+    let gateway = docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        "lab-labtest",
+    ]);
+    assert!(!gateway.is_empty());
+    assert!(
+        TcpStream::connect(format!("{gateway}:18082")).is_err(),
+        "port 18082 must not answer on the bridge address {gateway}"
+    );
+
+    // Endpoints: 0600, from the published ports and the generated password.
+    let endpoints_path = state.path().join("endpoints.toml");
+    let endpoints = std::fs::read_to_string(&endpoints_path).unwrap();
+    let db_password = std::fs::read_to_string(secrets::secret_path(state.path(), "db_password")).unwrap();
+    assert!(
+        endpoints.contains(&format!("postgresql://lab:{db_password}@127.0.0.1:18081/yelp")),
+        "{endpoints}"
+    );
+    assert!(endpoints.contains("brokers = \"127.0.0.1:18082\""), "{endpoints}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&endpoints_path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    // Idempotent: nothing changed, nothing recreated.
+    let (again, events) = up(&engine, &stack, &[], &[], PullPolicy::Never, state.path()).await;
+    let again = again.unwrap();
+    assert_eq!(ids(&again), ids(&first));
+    assert!(
+        outcomes(&again).values().all(|o| *o == ServiceOutcome::Kept),
+        "{:?}",
+        outcomes(&again)
+    );
+    assert!(!events.iter().any(|e| matches!(e, StackEvent::Created { .. })));
+    assert_eq!(
+        std::fs::read_to_string(secrets::secret_path(state.path(), "api_token")).unwrap(),
+        token,
+        "secrets are reused"
+    );
+
+    // A changed spec: only that service is recreated.
+    let changed = edited_test_stack("costs $$5", "costs $$6");
+    let (third, events) = up(&engine, &changed, &[], &[], PullPolicy::Never, state.path()).await;
+    let third = third.unwrap();
+    let o = outcomes(&third);
+    assert_eq!(o["api"], ServiceOutcome::Recreated);
+    for kept in ["db", "migrate", "sidecar", "web"] {
+        assert_eq!(o[kept], ServiceOutcome::Kept, "{kept}");
+    }
+    assert_ne!(ids(&third)["api"], ids(&first)["api"]);
+    assert_eq!(ids(&third)["db"], ids(&first)["db"]);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, StackEvent::Recreating { service, .. } if service == "api"))
+    );
+    assert_eq!(
+        docker(&[
+            "inspect",
+            "-f",
+            "{{range .Config.Env}}{{println .}}{{end}}",
+            "lab-labtest-api"
+        ])
+        .lines()
+        .find(|l| l.starts_with("GREETING="))
+        .unwrap(),
+        "GREETING=costs $6"
+    );
+
+    // ps sees every service.
+    let rows = engine.ps(STACK).await.unwrap();
+    let by_service: BTreeMap<&str, &bigdata_lab::runtime::docker::ServiceStatus> =
+        rows.iter().map(|r| (r.service.as_str(), r)).collect();
+    assert_eq!(
+        by_service.keys().copied().collect::<Vec<_>>(),
+        ["api", "db", "migrate", "sidecar", "web"]
+    );
+    assert_eq!(by_service["db"].health.as_deref(), Some("healthy"));
+    assert_eq!(by_service["migrate"].state, "exited");
+    assert_eq!(by_service["migrate"].exit_code, Some(0));
+    assert_eq!(by_service["web"].state, "running");
+    assert!(by_service["api"].ports.iter().all(|p| p.starts_with("127.0.0.1:")));
+    assert!(by_service["db"].memory_bytes.is_some());
+
+    // down removes exactly the lab's resources.
+    let removed = engine.down(STACK, true, &Events::discard()).await.unwrap();
+    assert_eq!(removed, 5 + 1 + 1, "5 containers, 1 network, 1 volume");
+    assert!(docker_lines(&["ps", "-aq", "--filter", "label=lab.stack=labtest"]).is_empty());
+    assert!(docker_lines(&["volume", "ls", "-q", "--filter", "label=lab.stack=labtest"]).is_empty());
+    assert!(docker_lines(&["network", "ls", "-q", "--filter", "label=lab.stack=labtest"]).is_empty());
+    assert_eq!(docker(&["inspect", "-f", "{{.State.Running}}", "decoy"]), "true");
+    assert_eq!(docker(&["inspect", "-f", "{{.State.Running}}", "decoy-other"]), "true");
+    assert_eq!(
+        docker(&["volume", "inspect", "-f", "{{.Name}}", "decoy-data"]),
+        "decoy-data"
+    );
+    docker(&["rm", "-f", "decoy", "decoy-other"]);
+    docker(&["volume", "rm", "decoy-data"]);
+}
+
+#[tokio::test]
+#[ignore = "needs the test Docker engine: make test-docker"]
+async fn failing_healthcheck_reports_the_check_and_the_logs() {
+    let _guard = ENGINE_LOCK.lock().await;
+    let engine = engine().await;
+    down_all(&engine, STACK).await;
+    let state = tempfile::tempdir().unwrap();
+    let stack = test_stack();
+    let (result, events) = up(
+        &engine,
+        &stack,
+        &["broken"],
+        &["broken"],
+        PullPolicy::Never,
+        state.path(),
+    )
+    .await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::Unhealthy { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("service broken is unhealthy"), "{message}");
+    assert!(
+        message.contains("wget -q -O- http://127.0.0.1:81/"),
+        "names the failing check: {message}"
+    );
+    assert!(
+        message.contains("broken-service-marker"),
+        "shows the service's log: {message}"
+    );
+    assert!(events.iter().any(|e| matches!(
+        e,
+        StackEvent::Unhealthy { service, last_logs, .. }
+            if service == "broken" && last_logs.iter().any(|l| l.contains("broken-service-marker"))
+    )));
+    down_all(&engine, STACK).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the test Docker engine: make test-docker"]
+async fn lab_binary_up_ps_logs_down() {
+    let _guard = ENGINE_LOCK.lock().await;
+    down_all(&engine().await, STACK).await;
+    let state = tempfile::tempdir().unwrap();
+    let lab = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lab"))
+            .arg("--state-dir")
+            .arg(state.path())
+            .args(args)
+            .env_remove("LAB_STATE_DIR")
+            .output()
+            .expect("run lab");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "lab {args:?} failed:\n{stdout}\n{stderr}");
+        (stdout, stderr)
+    };
+    let stack_file = test_stack_path();
+    let stack_arg = stack_file.to_str().unwrap();
+    let (up_out, up_err) = lab(&["up", "--stack", stack_arg, "--only", "web", "--pull", "never"]);
+    assert!(up_out.contains("estimated memory"), "{up_out}");
+    for expected in ["db", "migrate", "api", "web", "lab-test/busybox:1", "127.0.0.1:18082"] {
+        assert!(up_out.contains(expected), "the plan lists {expected}: {up_out}");
+    }
+    assert!(up_out.contains("stack labtest is up (4 services)"), "{up_out}");
+
+    // ps and logs find the stack from the state dir (no --stack).
+    let (ps, _) = lab(&["ps"]);
+    let web = ps
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .unwrap_or_else(|| panic!("{ps}"));
+    assert!(web.contains("running") && web.contains("127.0.0.1:18083->80"), "{web}");
+    let db = ps.lines().find(|l| l.starts_with("db ")).unwrap();
+    assert!(db.contains("healthy"), "{db}");
+    let (logs, _) = lab(&["logs", "migrate", "--tail", "5"]);
+    assert!(logs.contains("migrate-done"), "{logs}");
+
+    lab(&["stop", "web"]);
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", "lab-labtest-web"]),
+        "false"
+    );
+    lab(&["start", "web"]);
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", "lab-labtest-web"]),
+        "true"
+    );
+
+    let (compose, _) = lab(&["compose", "--only", "web"]);
+    assert!(compose.contains("${LAB_SECRET_API_TOKEN}"), "{compose}");
+
+    let (down_out, _) = lab(&["down", "--volumes"]);
+    assert!(down_out.contains("stack labtest removed"), "{down_out}");
+    assert!(docker_lines(&["ps", "-aq", "--filter", "label=lab.stack=labtest"]).is_empty());
+    assert!(
+        !state.path().join("endpoints.toml").exists(),
+        "down forgets the endpoints"
+    );
+
+    // No generated secret ever reached the terminal or the log file.
+    let log = std::fs::read_to_string(state.path().join("logs/lab.log")).unwrap_or_default();
+    for name in ["api_token", "db_password"] {
+        let secret = std::fs::read_to_string(secrets::secret_path(state.path(), name)).unwrap();
+        for (what, text) in [
+            ("up stdout", &up_out),
+            ("up stderr", &up_err),
+            ("ps", &ps),
+            ("compose", &compose),
+            ("log", &log),
+        ] {
+            assert!(!text.contains(secret.trim()), "{name} leaked into {what}");
+        }
+    }
+}
