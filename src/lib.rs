@@ -7,5 +7,7 @@ pub mod dataset;
 pub mod demo;
 pub mod pg;
 pub mod pipeline;
+pub mod probes;
 pub mod progress;
 pub mod storage;
+pub mod tui;
