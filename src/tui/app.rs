@@ -116,6 +116,8 @@ pub struct App {
     pub quit: bool,
     /// Something changed since the last frame.
     pub dirty: bool,
+    /// Terminal width (the tab bar's layout depends on it).
+    pub width: u16,
 }
 
 impl App {
@@ -140,6 +142,7 @@ impl App {
             notice: None,
             quit: false,
             dirty: true,
+            width: 80,
         }
     }
 
@@ -150,7 +153,7 @@ impl App {
             Msg::Key(key) if key.kind != KeyEventKind::Release => return self.on_key(key),
             Msg::Key(_) => self.dirty = false,
             Msg::Mouse(m) => self.on_mouse(m),
-            Msg::Resize => {}
+            Msg::Resize(width) => self.width = width,
             Msg::Probe(snap) => self.on_snapshot(*snap),
             Msg::ActionDone(Ok(text)) => self.notice = Some(Notice { text, error: false }),
             Msg::ActionDone(Err(text)) => self.notice = Some(Notice { text, error: true }),
@@ -194,7 +197,7 @@ impl App {
             MouseEventKind::ScrollDown => self.move_selection(1),
             MouseEventKind::ScrollUp => self.move_selection(-1),
             MouseEventKind::Down(MouseButton::Left) if m.row == 0 => {
-                if let Some(v) = tab_at(m.column) {
+                if let Some(v) = tab_at(m.column, self.width) {
                     self.switch(v);
                 }
             }
@@ -567,21 +570,32 @@ fn push_bounded(buf: &mut VecDeque<u64>, v: u64) {
     buf.push_back(v);
 }
 
-/// The tab bar's layout: ` 1 Overview  2 Pipeline …`, the same for drawing and mouse clicks.
+/// Terminal width below which the tab labels drop their padding (so all eight fit in 80 columns).
+const WIDE_TABS: u16 = 92;
+
+/// The tab bar's layout: ` 1 Overview │ 2 Pipeline │…` (`1 Overview│2 Pipeline│…` when narrow),
+/// the same for drawing and mouse clicks.
 #[must_use]
-pub fn tab_labels() -> Vec<(View, String)> {
+pub fn tab_labels(width: u16) -> Vec<(View, String)> {
     View::ALL
         .iter()
         .enumerate()
-        .map(|(i, v)| (*v, format!(" {} {} ", i + 1, v.title())))
+        .map(|(i, v)| {
+            let label = if width >= WIDE_TABS {
+                format!(" {} {} ", i + 1, v.title())
+            } else {
+                format!("{} {}", i + 1, v.title())
+            };
+            (*v, label)
+        })
         .collect()
 }
 
-/// Which tab a click on the tab bar's column `x` hits.
+/// Which tab a click on the tab bar's column `x` hits, on a terminal `width` wide.
 #[must_use]
-pub fn tab_at(x: u16) -> Option<View> {
+pub fn tab_at(x: u16, width: u16) -> Option<View> {
     let mut start = 0u16;
-    for (v, label) in tab_labels() {
+    for (v, label) in tab_labels(width) {
         let end = start + label.chars().count() as u16;
         if x >= start && x < end {
             return Some(v);
@@ -682,9 +696,13 @@ mod tests {
 
     #[test]
     fn clicking_a_tab_opens_its_view() {
-        let labels = tab_labels();
-        let kafka_x = labels[..2].iter().map(|(_, l)| l.chars().count() as u16 + 1).sum::<u16>() + 1;
-        assert_eq!(tab_at(kafka_x), Some(View::Kafka));
-        assert_eq!(tab_at(0), Some(View::Overview));
+        for width in [80, 120] {
+            let labels = tab_labels(width);
+            let kafka_x = labels[..2].iter().map(|(_, l)| l.chars().count() as u16 + 1).sum::<u16>() + 1;
+            assert_eq!(tab_at(kafka_x, width), Some(View::Kafka));
+            assert_eq!(tab_at(0, width), Some(View::Overview));
+            let total: usize = labels.iter().map(|(_, l)| l.chars().count() + 1).sum();
+            assert!(total <= width as usize, "all tabs fit in {width} columns");
+        }
     }
 }

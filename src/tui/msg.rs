@@ -8,7 +8,8 @@ use crate::probes::ServiceSnapshot;
 pub enum Msg {
     Key(KeyEvent),
     Mouse(MouseEvent),
-    Resize,
+    /// The terminal's new width.
+    Resize(u16),
     Probe(Box<ServiceSnapshot>),
     /// A finished action: a message for the footer, or what went wrong.
     ActionDone(Result<String, String>),

@@ -60,7 +60,9 @@ pub async fn run(targets: ProbeTargets, intervals: Intervals, log_dir: PathBuf) 
     let _restore = RestoreGuard;
     crossterm::execute!(std::io::stdout(), EnableMouseCapture)?;
     let mut terminal = terminal;
-    let result = event_loop(&mut terminal, App::new(Theme::from_env()), rx, tx, actions).await;
+    let mut app = App::new(Theme::from_env());
+    app.width = terminal.size()?.width;
+    let result = event_loop(&mut terminal, app, rx, tx, actions).await;
     cancel.cancel();
     for t in tasks {
         t.abort();
@@ -79,7 +81,7 @@ async fn read_input(tx: mpsc::Sender<Msg>, cancel: CancellationToken) {
         let msg = match ev {
             Some(Ok(Event::Key(k))) => Msg::Key(k),
             Some(Ok(Event::Mouse(m))) => Msg::Mouse(m),
-            Some(Ok(Event::Resize(..))) => Msg::Resize,
+            Some(Ok(Event::Resize(w, _))) => Msg::Resize(w),
             Some(Ok(_)) => continue,
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "terminal input failed");

@@ -63,7 +63,7 @@ fn view_health(app: &App, view: View) -> Option<Health> {
 
 fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
     let mut spans = Vec::new();
-    for (view, label) in tab_labels() {
+    for (view, label) in tab_labels(area.width) {
         let mut style = view_health(app, view).map_or(Style::new(), |h| app.theme.health(h));
         if view == app.view {
             style = style.patch(app.theme.selected());
