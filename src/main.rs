@@ -216,7 +216,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let command = cli.command.unwrap_or_else(|| Command::Tui(bigdata_lab::tui::cli::TuiArgs::default()));
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Tui(bigdata_lab::tui::cli::TuiArgs::default()));
     match runtime.block_on(run(command, config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -263,7 +265,11 @@ fn ctrl_c_token() -> CancellationToken {
 async fn run(command: Command, config: LabConfig) -> Result<()> {
     let topics = Topics::new(&config.topic_prefix);
     match command {
-        Command::Status(args) => return bigdata_lab::tui::cli::run_status(&config, &args).await.map_err(Into::into),
+        Command::Status(args) => {
+            return bigdata_lab::tui::cli::run_status(&config, &args)
+                .await
+                .map_err(Into::into);
+        }
         Command::Tui(args) => bigdata_lab::tui::cli::run_tui(&config, &args).await?,
         Command::Demo(args) => {
             let cancel = ctrl_c_token();

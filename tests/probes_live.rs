@@ -33,10 +33,7 @@ fn unique(prefix: &str) -> String {
 }
 
 async fn produce(brokers: &str, topic: &str, n: usize) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
     for i in 0..n {
         let key = i.to_string();
         producer
@@ -158,7 +155,11 @@ async fn spark_probe_sees_the_master_and_its_worker() {
             assert!(s.workers.iter().any(|w| w.state == "ALIVE"));
             break;
         }
-        assert!(Instant::now() < deadline, "Spark never became healthy: {:?}", snap.status);
+        assert!(
+            Instant::now() < deadline,
+            "Spark never became healthy: {:?}",
+            snap.status
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -202,11 +203,7 @@ async fn airflow_probe_triggers_lab_smoke_and_sees_it_succeed() {
     let a = probe.poll().await.detail.unwrap();
     let r = a.runs.iter().find(|r| r.dag_run_id == run).expect("run listed");
     assert_eq!(r.state, "success");
-    let tasks: Vec<_> = a
-        .task_instances
-        .iter()
-        .filter(|t| t.dag_run_id == run)
-        .collect();
+    let tasks: Vec<_> = a.task_instances.iter().filter(|t| t.dag_run_id == run).collect();
     assert!(!tasks.is_empty());
     assert!(tasks.iter().all(|t| t.state.as_deref() == Some("success")), "{tasks:?}");
     // Unknown DAGs are refused with the server's reason.
@@ -231,7 +228,12 @@ async fn postgres_probe_counts_serving_rows_and_reads_the_last_batch() {
     let url = common::fresh_database("lab_probe_pg").await;
     let mut probe = PostgresProbe::new(Some(url.clone()));
     let before = probe.poll().await;
-    assert_eq!(before.status.health, Health::Degraded, "no schema yet: {:?}", before.status);
+    assert_eq!(
+        before.status.health,
+        Health::Degraded,
+        "no schema yet: {:?}",
+        before.status
+    );
 
     let client = common::connect(&url).await;
     client.batch_execute(bigdata_lab::pg::SCHEMA_SQL).await.unwrap();
@@ -268,14 +270,23 @@ async fn lab_status_json_covers_every_service_and_exits_zero_when_all_are_up() {
         .env("LAB_SPARK_UI", service_env("LAB_TEST_SPARK_UI"))
         .env("LAB_AIRFLOW_URL", service_env("LAB_TEST_AIRFLOW_URL"))
         .env("LAB_AIRFLOW_USER", service_env("LAB_TEST_AIRFLOW_USER"))
-        .env("LAB_AIRFLOW_PASSWORD_FILE", service_env("LAB_TEST_AIRFLOW_PASSWORD_FILE"))
+        .env(
+            "LAB_AIRFLOW_PASSWORD_FILE",
+            service_env("LAB_TEST_AIRFLOW_PASSWORD_FILE"),
+        )
         .env("LAB_STATE_DIR", tempfile::tempdir().unwrap().path())
         .output()
         .unwrap();
     let json = common::json_stdout(&out);
     for s in Service::ALL {
-        let health = json["services"][s.name()]["status"]["health"].as_str().unwrap_or("missing");
-        assert!(health == "up" || health == "degraded", "{}: {health}\n{json:#}", s.name());
+        let health = json["services"][s.name()]["status"]["health"]
+            .as_str()
+            .unwrap_or("missing");
+        assert!(
+            health == "up" || health == "degraded",
+            "{}: {health}\n{json:#}",
+            s.name()
+        );
     }
     assert_eq!(json["failing"], serde_json::json!([]));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

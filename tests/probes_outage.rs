@@ -60,7 +60,11 @@ async fn outage<P: Probe>(probe: P, svc: &str) {
     assert!(!down.status().reason.is_empty(), "a down snapshot says why");
     service_script(svc, "start");
     let back = wait_for(&mut rx, false).await;
-    assert!(matches!(back.status().health, Health::Up | Health::Degraded), "{:?}", back.status());
+    assert!(
+        matches!(back.status().health, Health::Up | Health::Degraded),
+        "{:?}",
+        back.status()
+    );
     cancel.cancel();
     task.await.unwrap();
 }

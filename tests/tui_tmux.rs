@@ -18,7 +18,11 @@ impl Tmux {
     }
 
     fn run(&self, args: &[&str]) -> String {
-        let out = self.cmd().args(args).output().expect("tmux runs (apt-get install tmux)");
+        let out = self
+            .cmd()
+            .args(args)
+            .output()
+            .expect("tmux runs (apt-get install tmux)");
         assert!(
             out.status.success(),
             "tmux {args:?}: {}",
@@ -72,7 +76,19 @@ fn tui_draws_every_view_and_help_then_quits_and_restores_the_terminal() {
         state = state.path().display(),
         bin = env!("CARGO_BIN_EXE_lab"),
     );
-    tmux.run(&["new-session", "-d", "-s", "mon", "-x", "100", "-y", "30", "sh", "-c", &script]);
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "mon",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        "sh",
+        "-c",
+        &script,
+    ]);
 
     let s = tmux.wait_for(&["1 Overview", "8 Logs", "Kafka DOWN", "Spark DOWN"]);
     assert!(s.contains("connection refused"), "the reason shows:\n{s}");
@@ -103,7 +119,10 @@ fn tui_draws_every_view_and_help_then_quits_and_restores_the_terminal() {
 
     tmux.keys(&["q"]);
     let s = tmux.wait_for(&["TUI-EXITED-0"]);
-    assert!(!s.contains("8 Logs"), "the monitor's screen is gone after quitting:\n{s}");
+    assert!(
+        !s.contains("8 Logs"),
+        "the monitor's screen is gone after quitting:\n{s}"
+    );
     let flags = tmux.run(&["display-message", "-p", "-t", "mon", "#{alternate_on} #{cursor_flag}"]);
     assert_eq!(flags.trim(), "0 1", "alternate screen left and cursor visible again");
 }

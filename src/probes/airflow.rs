@@ -319,7 +319,10 @@ impl AirflowProbe {
             struct Token {
                 access_token: String,
             }
-            let body = resp.bytes().await.map_err(|e| http::unreachable(Service::Airflow, &url, &e))?;
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| http::unreachable(Service::Airflow, &url, &e))?;
             let token: Token = http::parse(Service::Airflow, &url, &body)?;
             (ApiVersion::V2, Auth::Bearer(token.access_token))
         } else if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::METHOD_NOT_ALLOWED {
@@ -369,7 +372,9 @@ impl AirflowProbe {
                 status: resp.status().as_u16(),
             });
         }
-        resp.bytes().await.map_err(|e| http::unreachable(Service::Airflow, url, &e))
+        resp.bytes()
+            .await
+            .map_err(|e| http::unreachable(Service::Airflow, url, &e))
     }
 
     async fn get_authed(&self, path: &str, auth: &Auth) -> Result<bytes::Bytes, ProbeError> {
@@ -387,20 +392,31 @@ impl AirflowProbe {
                 (ApiVersion::V1, Value::Object(m)) if m.contains_key("logical_date") => json!({}),
                 _ => body.clone(),
             };
-            let req = self.with_auth(self.client.request(method.clone(), &url), Some(&auth)).json(&body);
-            let resp = req.send().await.map_err(|e| http::unreachable(Service::Airflow, &url, &e))?;
+            let req = self
+                .with_auth(self.client.request(method.clone(), &url), Some(&auth))
+                .json(&body);
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| http::unreachable(Service::Airflow, &url, &e))?;
             let status = resp.status();
             if status == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
                 *self.auth.lock().await = None;
                 continue;
             }
-            let bytes = resp.bytes().await.map_err(|e| http::unreachable(Service::Airflow, &url, &e))?;
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| http::unreachable(Service::Airflow, &url, &e))?;
             if !status.is_success() {
                 let detail: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 let detail = detail
                     .get("detail")
                     .map_or_else(|| String::from_utf8_lossy(&bytes).into_owned(), ToString::to_string);
-                return Err(other(format!("{method} {path} answered HTTP {}: {detail}", status.as_u16())));
+                return Err(other(format!(
+                    "{method} {path} answered HTTP {}: {detail}",
+                    status.as_u16()
+                )));
             }
             return http::parse(Service::Airflow, &url, &bytes);
         }
@@ -481,7 +497,11 @@ mod tests {
         let s = snapshot();
         let ids: Vec<&str> = s.dags.iter().map(|d| d.dag_id.as_str()).collect();
         assert!(ids.contains(&"lab_smoke") && ids.contains(&"lab_fixture"), "{ids:?}");
-        assert!(s.components.iter().any(|(n, st)| n == "scheduler" && st.as_deref() == Some("healthy")));
+        assert!(
+            s.components
+                .iter()
+                .any(|(n, st)| n == "scheduler" && st.as_deref() == Some("healthy"))
+        );
         // The triggerer does not run in the lab: reported as None, not a problem.
         assert!(s.components.iter().any(|(n, st)| n == "triggerer" && st.is_none()));
         let smoke = s.runs_of("lab_smoke").next().unwrap();
@@ -489,7 +509,10 @@ mod tests {
         assert!(smoke.duration(chrono::Utc::now()).unwrap() > chrono::Duration::zero());
         let failed = s.runs_of("lab_fixture").next().unwrap();
         assert_eq!(failed.state, "failed");
-        assert_eq!(s.task_state("lab_fixture", &failed.dag_run_id, "extract"), Some("success"));
+        assert_eq!(
+            s.task_state("lab_fixture", &failed.dag_run_id, "extract"),
+            Some("success")
+        );
         assert_eq!(s.task_state("lab_fixture", &failed.dag_run_id, "load"), Some("failed"));
     }
 

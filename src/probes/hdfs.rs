@@ -239,7 +239,9 @@ impl HdfsProbe {
                 status: resp.status().as_u16(),
             });
         }
-        resp.bytes().await.map_err(|e| http::unreachable(Service::Hdfs, url, &e))
+        resp.bytes()
+            .await
+            .map_err(|e| http::unreachable(Service::Hdfs, url, &e))
     }
 
     /// Content summary of one entity's raw-zone directory; `None` when it does not exist yet.
@@ -261,7 +263,10 @@ impl HdfsProbe {
                 status: resp.status().as_u16(),
             });
         }
-        let body = resp.bytes().await.map_err(|e| http::unreachable(Service::Hdfs, &url, &e))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| http::unreachable(Service::Hdfs, &url, &e))?;
         parse_content_summary(&body).map(Some)
     }
 }

@@ -277,9 +277,13 @@ impl Clients {
             }
         }
         let client = self.group_client(info.name())?;
-        let committed = client
-            .committed_offsets(tpl, REQUEST_TIMEOUT)
-            .map_err(|e| kerr(&self.brokers, &format!("committed offsets of group {}", info.name()), &e))?;
+        let committed = client.committed_offsets(tpl, REQUEST_TIMEOUT).map_err(|e| {
+            kerr(
+                &self.brokers,
+                &format!("committed offsets of group {}", info.name()),
+                &e,
+            )
+        })?;
         let mut partitions = Vec::new();
         for t in topics {
             for p in &t.partitions {

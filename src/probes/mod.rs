@@ -32,11 +32,7 @@ pub enum ProbeError {
         detail: String,
     },
     #[error("{service}: {url} answered HTTP {status}")]
-    Status {
-        service: Service,
-        url: String,
-        status: u16,
-    },
+    Status { service: Service, url: String, status: u16 },
     #[error("{service}: unexpected answer from {url}: {detail}")]
     Parse {
         service: Service,
@@ -177,7 +173,11 @@ impl Status {
     #[must_use]
     pub fn answered(problems: &[String], started: Instant) -> Self {
         Self {
-            health: if problems.is_empty() { Health::Up } else { Health::Degraded },
+            health: if problems.is_empty() {
+                Health::Up
+            } else {
+                Health::Degraded
+            },
             reason: problems.join("; "),
             latency_ms: Some(elapsed_ms(started)),
             checked_at: chrono::Utc::now(),

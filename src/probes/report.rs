@@ -52,20 +52,16 @@ pub fn health_word(h: Health) -> &'static str {
 #[must_use]
 pub fn summary(snapshot: &LabSnapshot, service: Service) -> String {
     match service {
-        Service::Kafka => snapshot
-            .kafka
-            .as_ref()
-            .and_then(|p| p.detail.as_ref())
-            .map(|k| {
-                let lag: i64 = k.groups.iter().map(|g| g.total_lag).sum();
-                format!(
-                    "{} broker(s), {} topic(s), {} group(s), lag {lag}, DLQ {}",
-                    k.brokers.len(),
-                    k.topics.len(),
-                    k.groups.len(),
-                    k.dlq_messages
-                )
-            }),
+        Service::Kafka => snapshot.kafka.as_ref().and_then(|p| p.detail.as_ref()).map(|k| {
+            let lag: i64 = k.groups.iter().map(|g| g.total_lag).sum();
+            format!(
+                "{} broker(s), {} topic(s), {} group(s), lag {lag}, DLQ {}",
+                k.brokers.len(),
+                k.topics.len(),
+                k.groups.len(),
+                k.dlq_messages
+            )
+        }),
         Service::Hdfs => snapshot.hdfs.as_ref().and_then(|p| p.detail.as_ref()).map(|h| {
             format!(
                 "{} of {} used, {} live / {} dead datanode(s), {} files",
@@ -141,7 +137,11 @@ pub fn render_text(report: &StatusReport) -> String {
             }
             detail.push_str(reason);
         }
-        let marker = if report.required.contains(&service) { "" } else { " (not required)" };
+        let marker = if report.required.contains(&service) {
+            ""
+        } else {
+            " (not required)"
+        };
         let _ = writeln!(
             out,
             "{:<11} {:<9} {:>8}  {detail}{marker}",
@@ -178,7 +178,10 @@ mod tests {
             }),
             Instant::now(),
         ));
-        snap.kafka = Some(Probed::from_result(Ok((Default::default(), vec!["x".into()])), Instant::now()));
+        snap.kafka = Some(Probed::from_result(
+            Ok((Default::default(), vec!["x".into()])),
+            Instant::now(),
+        ));
         assert_eq!(failing(&snap, &[Service::Kafka]), Vec::<Service>::new()); // degraded is not down
         assert_eq!(failing(&snap, &[Service::Kafka, Service::Spark]), vec![Service::Spark]);
         // Never probed counts as failing: `lab status` must not pass on a service it did not see.

@@ -90,7 +90,12 @@ pub fn spawn(
         tokio::spawn(run_loop(probes.hdfs, intervals.hdfs, tx.clone(), cancel.clone())),
         tokio::spawn(run_loop(probes.spark, intervals.spark, tx.clone(), cancel.clone())),
         tokio::spawn(run_loop(probes.airflow, intervals.airflow, tx.clone(), cancel.clone())),
-        tokio::spawn(run_loop(probes.postgres, intervals.postgres, tx.clone(), cancel.clone())),
+        tokio::spawn(run_loop(
+            probes.postgres,
+            intervals.postgres,
+            tx.clone(),
+            cancel.clone(),
+        )),
     ]
 }
 

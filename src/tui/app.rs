@@ -439,7 +439,9 @@ impl App {
     #[must_use]
     pub fn selected_group(&self) -> Option<&Group> {
         let groups = self.kafka_groups();
-        groups.get(self.selection[View::Kafka.index()].min(groups.len().saturating_sub(1))).copied()
+        groups
+            .get(self.selection[View::Kafka.index()].min(groups.len().saturating_sub(1)))
+            .copied()
     }
 
     /// The selected group's partitions, sorted by lag (largest first) or by name.
@@ -452,7 +454,11 @@ impl App {
         if self.sort_by_name {
             rows.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         } else {
-            rows.sort_by(|a, b| b.lag.cmp(&a.lag).then((&a.topic, a.partition).cmp(&(&b.topic, b.partition))));
+            rows.sort_by(|a, b| {
+                b.lag
+                    .cmp(&a.lag)
+                    .then((&a.topic, a.partition).cmp(&(&b.topic, b.partition)))
+            });
         }
         rows
     }
@@ -470,7 +476,8 @@ impl App {
     #[must_use]
     pub fn selected_dag(&self) -> Option<&airflow::Dag> {
         let dags = self.dags();
-        dags.get(self.selection[View::Airflow.index()].min(dags.len().saturating_sub(1))).copied()
+        dags.get(self.selection[View::Airflow.index()].min(dags.len().saturating_sub(1)))
+            .copied()
     }
 
     /// "all" followed by every log source seen.
@@ -553,7 +560,8 @@ impl App {
                 ));
             }
             ("produce", _) => {
-                self.notice = err(":produce is not available in the monitor yet: run `lab produce --rate N` in a shell".into());
+                self.notice =
+                    err(":produce is not available in the monitor yet: run `lab produce --rate N` in a shell".into());
             }
             ("trigger" | "pause" | "unpause" | "clear" | "view", None) => {
                 self.notice = err(format!(":{cmd} needs an argument (see ? for the commands)"));
@@ -637,7 +645,10 @@ mod tests {
         }
         assert!(app.update(key(KeyCode::Enter)).is_empty());
         assert_eq!(app.mode, Mode::Confirm(Cmd::TriggerDag("yelp_batch".into())));
-        assert_eq!(app.update(key(KeyCode::Char('y'))), vec![Cmd::TriggerDag("yelp_batch".into())]);
+        assert_eq!(
+            app.update(key(KeyCode::Char('y'))),
+            vec![Cmd::TriggerDag("yelp_batch".into())]
+        );
         assert_eq!(app.mode, Mode::Normal);
         // And "n" cancels.
         app.update(key(KeyCode::Char(':')));
@@ -698,7 +709,11 @@ mod tests {
     fn clicking_a_tab_opens_its_view() {
         for width in [80, 120] {
             let labels = tab_labels(width);
-            let kafka_x = labels[..2].iter().map(|(_, l)| l.chars().count() as u16 + 1).sum::<u16>() + 1;
+            let kafka_x = labels[..2]
+                .iter()
+                .map(|(_, l)| l.chars().count() as u16 + 1)
+                .sum::<u16>()
+                + 1;
             assert_eq!(tab_at(kafka_x, width), Some(View::Kafka));
             assert_eq!(tab_at(0, width), Some(View::Overview));
             let total: usize = labels.iter().map(|(_, l)| l.chars().count() + 1).sum();

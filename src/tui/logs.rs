@@ -49,7 +49,9 @@ fn is_log(p: &Path) -> bool {
 }
 
 fn source_name(p: &Path) -> String {
-    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Reads what was appended to each file since the last call.
@@ -63,7 +65,9 @@ impl Follower {
         let mut lines = Vec::new();
         for path in files {
             let Ok(mut f) = std::fs::File::open(path) else { continue };
-            let Ok(len) = f.metadata().map(|m| m.len()) else { continue };
+            let Ok(len) = f.metadata().map(|m| m.len()) else {
+                continue;
+            };
             let start = match self.offsets.get(path) {
                 Some(&o) if o <= len => o,
                 Some(_) => 0, // truncated or rotated

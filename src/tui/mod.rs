@@ -21,7 +21,9 @@ use crate::probes::{ProbeError, Service};
 pub enum TuiError {
     #[error(transparent)]
     Probe(#[from] ProbeError),
-    #[error("cannot use the terminal: {0}\nrun `lab tui` in an interactive terminal, or use `lab status` for a one-shot report")]
+    #[error(
+        "cannot use the terminal: {0}\nrun `lab tui` in an interactive terminal, or use `lab status` for a one-shot report"
+    )]
     Terminal(#[from] std::io::Error),
     #[error("required service(s) down: {}\nstart them (`lab up`), or choose which must be up with --require", names(.0))]
     RequiredDown(Vec<Service>),

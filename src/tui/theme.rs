@@ -39,7 +39,12 @@ impl Theme {
         match state.to_ascii_lowercase().as_str() {
             "success" | "finished" | "alive" | "stable" => self.fg(Color::Green),
             "failed" | "upstream_failed" | "dead" | "killed" | "error" => self.fg(Color::Red),
-            "running" | "queued" | "scheduled" | "up_for_retry" | "restarting" | "preparingrebalance"
+            "running"
+            | "queued"
+            | "scheduled"
+            | "up_for_retry"
+            | "restarting"
+            | "preparingrebalance"
             | "completingrebalance" => self.fg(Color::Yellow),
             _ => self.fg(Color::DarkGray),
         }

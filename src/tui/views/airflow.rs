@@ -24,14 +24,21 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let outer = service_block(t, Service::Airflow, status);
     let inner = outer.inner(area);
     outer.render(area, buf);
-    let errors_h = if a.import_errors.is_empty() { 0 } else { (a.import_errors.len() as u16 + 2).min(6) };
+    let errors_h = if a.import_errors.is_empty() {
+        0
+    } else {
+        (a.import_errors.len() as u16 + 2).min(6)
+    };
     let [head, main, errors] =
         Layout::vertical([Constraint::Length(1), Constraint::Fill(1), Constraint::Length(errors_h)]).areas(inner);
     let mut spans = Vec::new();
     for (name, state) in &a.components {
         let s = state.as_deref().unwrap_or("off");
         spans.push(Span::raw(format!("{name} ")));
-        spans.push(Span::styled(format!("{s}  "), t.state(if s == "healthy" { "success" } else { s })));
+        spans.push(Span::styled(
+            format!("{s}  "),
+            t.state(if s == "healthy" { "success" } else { s }),
+        ));
     }
     if let Some(p) = &a.auth_problem {
         spans.push(Span::styled(p.clone(), t.error()));
@@ -65,7 +72,11 @@ fn render_dags(app: &App, a: &AirflowSnapshot, area: Rect, buf: &mut Buffer) {
         .dags()
         .into_iter()
         .map(|d| {
-            let last = a.runs_of(&d.dag_id).next().map_or("–", |r| r.state.as_str()).to_string();
+            let last = a
+                .runs_of(&d.dag_id)
+                .next()
+                .map_or("–", |r| r.state.as_str())
+                .to_string();
             let mut name = d.dag_id.clone();
             if d.has_import_errors {
                 name.push_str(" !");
@@ -82,10 +93,13 @@ fn render_dags(app: &App, a: &AirflowSnapshot, area: Rect, buf: &mut Buffer) {
         })
         .collect();
     let empty = rows.is_empty();
-    let table = Table::new(rows, [Constraint::Fill(1), Constraint::Length(6), Constraint::Length(8)])
-        .header(Row::new(["DAG", "", "last run"]).style(t.dim()))
-        .row_highlight_style(t.selected())
-        .block(Block::bordered().title(Line::styled(" DAGs (t trigger, p pause) ", t.title())));
+    let table = Table::new(
+        rows,
+        [Constraint::Fill(1), Constraint::Length(6), Constraint::Length(8)],
+    )
+    .header(Row::new(["DAG", "", "last run"]).style(t.dim()))
+    .row_highlight_style(t.selected())
+    .block(Block::bordered().title(Line::styled(" DAGs (t trigger, p pause) ", t.title())));
     let mut state = TableState::default().with_selected((!empty).then_some(app.selection[View::Airflow.index()]));
     StatefulWidget::render(table, area, buf, &mut state);
 }
@@ -167,6 +181,9 @@ fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
-        s.chars().take(n.saturating_sub(1)).chain(std::iter::once('…')).collect()
+        s.chars()
+            .take(n.saturating_sub(1))
+            .chain(std::iter::once('…'))
+            .collect()
     }
 }

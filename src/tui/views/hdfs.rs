@@ -23,7 +23,13 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let [gauge, facts, tables] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(2), Constraint::Fill(1)]).areas(inner);
     let ratio = h.used_ratio().clamp(0.0, 1.0);
-    let gauge_health = if ratio > 0.9 { Health::Down } else if ratio > 0.75 { Health::Degraded } else { Health::Up };
+    let gauge_health = if ratio > 0.9 {
+        Health::Down
+    } else if ratio > 0.75 {
+        Health::Degraded
+    } else {
+        Health::Up
+    };
     Gauge::default()
         .ratio(ratio)
         .label(format!(
@@ -58,13 +64,16 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             ])
         })
         .collect();
-    Table::new(zone_rows, [Constraint::Fill(1), Constraint::Length(8), Constraint::Length(11)])
-        .header(Row::new(["entity", "files", "size"]).style(t.dim()))
-        .block(Block::bordered().title(Line::styled(
-            format!(" Raw zone {} ", crate::probes::hdfs::RAW_ZONE_ROOT),
-            t.title(),
-        )))
-        .render(zones, buf);
+    Table::new(
+        zone_rows,
+        [Constraint::Fill(1), Constraint::Length(8), Constraint::Length(11)],
+    )
+    .header(Row::new(["entity", "files", "size"]).style(t.dim()))
+    .block(Block::bordered().title(Line::styled(
+        format!(" Raw zone {} ", crate::probes::hdfs::RAW_ZONE_ROOT),
+        t.title(),
+    )))
+    .render(zones, buf);
     let node_rows: Vec<Row> = h
         .datanodes
         .iter()

@@ -21,12 +21,19 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
     lines.push(Line::styled("Commands", t.title()));
     for (c, what) in COMMANDS {
-        lines.push(Line::from(vec![Span::styled(format!("{c:<26}"), t.accent()), Span::raw(*what)]));
+        lines.push(Line::from(vec![
+            Span::styled(format!("{c:<26}"), t.accent()),
+            Span::raw(*what),
+        ]));
     }
     let h = (lines.len() as u16 + 2).min(area.height);
     let popup = centered(area, 76, h);
     Clear.render(popup, buf);
     Paragraph::new(lines)
-        .block(Block::bordered().title(" Help — any key closes ").border_style(t.accent()))
+        .block(
+            Block::bordered()
+                .title(" Help — any key closes ")
+                .border_style(t.accent()),
+        )
         .render(popup, buf);
 }

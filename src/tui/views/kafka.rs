@@ -25,7 +25,11 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         Constraint::Length(5),
     ])
     .areas(inner);
-    let brokers: Vec<String> = k.brokers.iter().map(|b| format!("{}:{} (id {})", b.host, b.port, b.id)).collect();
+    let brokers: Vec<String> = k
+        .brokers
+        .iter()
+        .map(|b| format!("{}:{} (id {})", b.host, b.port, b.id))
+        .collect();
     Line::from(format!(
         "brokers {}   DLQ {} holds {}",
         brokers.join(", "),
@@ -45,7 +49,9 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 
 fn focus_block(app: &App, title: String, focused: bool) -> Block<'static> {
     let style = if focused { app.theme.accent() } else { app.theme.dim() };
-    Block::bordered().border_style(style).title(Line::styled(title, app.theme.title()))
+    Block::bordered()
+        .border_style(style)
+        .title(Line::styled(title, app.theme.title()))
 }
 
 fn render_groups(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
@@ -78,8 +84,13 @@ fn render_groups(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
     )
     .header(Row::new(["group", "state", "members", "lag", "rate", "catch-up"]).style(t.dim()))
     .row_highlight_style(t.selected())
-    .block(focus_block(app, " Consumer groups (Enter: partitions) ".into(), focused));
-    let mut state = TableState::default().with_selected((focused && !empty).then_some(app.selection[View::Kafka.index()]));
+    .block(focus_block(
+        app,
+        " Consumer groups (Enter: partitions) ".into(),
+        focused,
+    ));
+    let mut state =
+        TableState::default().with_selected((focused && !empty).then_some(app.selection[View::Kafka.index()]));
     StatefulWidget::render(table, area, buf, &mut state);
 }
 
@@ -99,7 +110,12 @@ fn render_topics(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
         .collect();
     let table = Table::new(
         rows,
-        [Constraint::Fill(1), Constraint::Length(5), Constraint::Length(12), Constraint::Length(9)],
+        [
+            Constraint::Fill(1),
+            Constraint::Length(5),
+            Constraint::Length(12),
+            Constraint::Length(9),
+        ],
     )
     .header(Row::new(["topic", "parts", "records", "in"]).style(t.dim()))
     .row_highlight_style(t.selected())
@@ -115,7 +131,11 @@ fn render_lag_table(app: &App, area: Rect, buf: &mut Buffer) {
         .lag_table()
         .into_iter()
         .map(|p| {
-            let lag_style = if p.lag > 0 { t.state("running") } else { t.state("success") };
+            let lag_style = if p.lag > 0 {
+                t.state("running")
+            } else {
+                t.state("success")
+            };
             Row::new(vec![
                 Cell::from(p.topic.clone()),
                 Cell::from(p.partition.to_string()),
@@ -137,7 +157,11 @@ fn render_lag_table(app: &App, area: Rect, buf: &mut Buffer) {
         ],
     )
     .header(Row::new(["topic", "part", "committed", "high", "lag"]).style(t.dim()))
-    .block(focus_block(app, format!(" Partition lag of {name} ({sort}; s: sort, Esc: back) "), true));
+    .block(focus_block(
+        app,
+        format!(" Partition lag of {name} ({sort}; s: sort, Esc: back) "),
+        true,
+    ));
     Widget::render(table, area, buf);
 }
 

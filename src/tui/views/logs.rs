@@ -12,9 +12,11 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let [sources, text] = Layout::horizontal([Constraint::Length(18), Constraint::Fill(1)]).areas(area);
     let pane = app.pane[View::Logs.index()];
     let items: Vec<ListItem> = app.log_sources().into_iter().map(ListItem::new).collect();
-    let list = List::new(items)
-        .highlight_style(t.selected())
-        .block(Block::bordered().border_style(if pane == 0 { t.accent() } else { t.dim() }).title(" Sources "));
+    let list = List::new(items).highlight_style(t.selected()).block(
+        Block::bordered()
+            .border_style(if pane == 0 { t.accent() } else { t.dim() })
+            .title(" Sources "),
+    );
     let mut state = ListState::default().with_selected(Some(app.selection[View::Logs.index()]));
     StatefulWidget::render(list, sources, buf, &mut state);
 
@@ -25,8 +27,16 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             format!(
                 " {} lines{}{} ",
                 lines.len(),
-                if app.log_follow { ", following" } else { ", paused (f: follow)" },
-                if app.filter.is_empty() { String::new() } else { format!(", matching {:?}", app.filter) }
+                if app.log_follow {
+                    ", following"
+                } else {
+                    ", paused (f: follow)"
+                },
+                if app.filter.is_empty() {
+                    String::new()
+                } else {
+                    format!(", matching {:?}", app.filter)
+                }
             ),
             t.title(),
         ));
@@ -41,7 +51,12 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     } else {
         lines[start..end]
             .iter()
-            .map(|l| Line::from(vec![Span::styled(format!("{:<9} ", l.source), t.dim()), Span::raw(l.text.clone())]))
+            .map(|l| {
+                Line::from(vec![
+                    Span::styled(format!("{:<9} ", l.source), t.dim()),
+                    Span::raw(l.text.clone()),
+                ])
+            })
             .collect()
     };
     Paragraph::new(shown).block(block).render(text, buf);

@@ -77,11 +77,22 @@ fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
 fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
     let line = match &app.mode {
-        Mode::Filter => Line::from(vec![Span::styled("/", t.accent()), Span::raw(app.input.clone()), Span::raw("▏")]),
-        Mode::Command => Line::from(vec![Span::styled(":", t.accent()), Span::raw(app.input.clone()), Span::raw("▏")]),
+        Mode::Filter => Line::from(vec![
+            Span::styled("/", t.accent()),
+            Span::raw(app.input.clone()),
+            Span::raw("▏"),
+        ]),
+        Mode::Command => Line::from(vec![
+            Span::styled(":", t.accent()),
+            Span::raw(app.input.clone()),
+            Span::raw("▏"),
+        ]),
         Mode::Confirm(_) => Line::from(Span::styled("y: yes   n/Esc: no", t.accent())),
         _ => match &app.notice {
-            Some(n) => Line::from(Span::styled(n.text.clone(), if n.error { t.error() } else { t.accent() })),
+            Some(n) => Line::from(Span::styled(
+                n.text.clone(),
+                if n.error { t.error() } else { t.accent() },
+            )),
             None => {
                 let mut spans = Vec::new();
                 if !app.filter.is_empty() {
@@ -99,7 +110,9 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 fn render_confirm(theme: Theme, question: &str, area: Rect, buf: &mut Buffer) {
-    let width = (question.chars().count() as u16 + 6).clamp(30, area.width.max(30)).min(area.width);
+    let width = (question.chars().count() as u16 + 6)
+        .clamp(30, area.width.max(30))
+        .min(area.width);
     let popup = centered(area, width, 5);
     Clear.render(popup, buf);
     Paragraph::new(vec![

@@ -37,7 +37,10 @@ fn tile(app: &App, service: Service, area: Rect, buf: &mut Buffer) {
     if status.is_none() {
         lines.push(Line::styled("waiting for the first answer…", app.theme.dim()));
     }
-    Paragraph::new(lines).wrap(Wrap { trim: true }).block(block).render(area, buf);
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: true })
+        .block(block)
+        .render(area, buf);
 }
 
 /// The key figures of one service, a short line each.
@@ -48,21 +51,42 @@ fn figures(app: &App, service: Service) -> Vec<String> {
             let lag: i64 = k.groups.iter().map(|g| g.total_lag).sum();
             let rate_in: Option<f64> = k.topics.iter().map(|t| t.rate_in).sum();
             vec![
-                format!("brokers {}  topics {}  groups {}", k.brokers.len(), k.topics.len(), k.groups.len()),
-                format!("in {}  lag {}  DLQ {}", rate(rate_in), count(lag), count(k.dlq_messages)),
+                format!(
+                    "brokers {}  topics {}  groups {}",
+                    k.brokers.len(),
+                    k.topics.len(),
+                    k.groups.len()
+                ),
+                format!(
+                    "in {}  lag {}  DLQ {}",
+                    rate(rate_in),
+                    count(lag),
+                    count(k.dlq_messages)
+                ),
             ]
         }),
         Service::Hdfs => lab.hdfs.as_ref().and_then(|p| p.detail.as_ref()).map(|h| {
             vec![
-                format!("used {} of {} ({:.0}%)", bytes(h.capacity_used), bytes(h.capacity_total), h.used_ratio() * 100.0),
+                format!(
+                    "used {} of {} ({:.0}%)",
+                    bytes(h.capacity_used),
+                    bytes(h.capacity_total),
+                    h.used_ratio() * 100.0
+                ),
                 format!("datanodes {} live / {} dead", h.live_datanodes, h.dead_datanodes),
-                format!("raw zone {} files", count(h.zones.values().map(|z| z.files as i64).sum())),
+                format!(
+                    "raw zone {} files",
+                    count(h.zones.values().map(|z| z.files as i64).sum())
+                ),
             ]
         }),
         Service::Spark => lab.spark.as_ref().and_then(|p| p.detail.as_ref()).map(|s| {
             vec![
                 format!("{}  workers {}", s.status, s.aliveworkers),
-                format!("cores {}/{}  mem {}/{} MiB", s.coresused, s.cores, s.memoryused, s.memory),
+                format!(
+                    "cores {}/{}  mem {}/{} MiB",
+                    s.coresused, s.cores, s.memoryused, s.memory
+                ),
                 format!("apps {} running / {} done", s.activeapps.len(), s.completedapps.len()),
             ]
         }),
@@ -117,7 +141,10 @@ fn trends(app: &App, area: Rect, buf: &mut Buffer) {
     let last = |v: &[u64]| v.last().map_or_else(|| "–".to_string(), |x| count(*x as i64));
     Line::from(format!("records in/s  {}", last(&rates))).render(l1, buf);
     let style = app.theme.health(Health::Up);
-    Sparkline::default().data(tail(&rates, s1.width)).style(style).render(s1, buf);
+    Sparkline::default()
+        .data(tail(&rates, s1.width))
+        .style(style)
+        .render(s1, buf);
     Line::from(format!("consumer lag  {}", last(&lag))).render(l2, buf);
     Sparkline::default()
         .data(tail(&lag, s2.width))

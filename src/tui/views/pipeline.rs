@@ -62,7 +62,11 @@ fn group_hop(stage: &'static str, group: Option<&Group>, name: String, kafka_hea
             stage,
             place: name,
             state: g.state.clone(),
-            health: if g.state.eq_ignore_ascii_case("stable") { Health::Up } else { Health::Degraded },
+            health: if g.state.eq_ignore_ascii_case("stable") {
+                Health::Up
+            } else {
+                Health::Degraded
+            },
             figures: format!(
                 "lag {}  {}  catch-up {}",
                 count(g.total_lag),
@@ -73,7 +77,11 @@ fn group_hop(stage: &'static str, group: Option<&Group>, name: String, kafka_hea
         None => Hop {
             stage,
             place: name,
-            state: if kafka_health == Health::Down { "unknown".into() } else { "not running".into() },
+            state: if kafka_health == Health::Down {
+                "unknown".into()
+            } else {
+                "not running".into()
+            },
             health: Health::Unknown,
             figures: "no consumer group yet".into(),
         },
@@ -85,14 +93,15 @@ fn hops(app: &App) -> Vec<Hop> {
     let kh = lab.health(Service::Kafka);
     let kafka = lab.kafka.as_ref().and_then(|p| p.detail.as_ref());
     let mut out = Vec::new();
-    let (raw_rate, raw_held, clean_rate, clean_held, dlq, p) = kafka.map_or(
-        (None, 0, None, 0, 0, "yelp".to_string()),
-        |k| {
+    let (raw_rate, raw_held, clean_rate, clean_held, dlq, p) =
+        kafka.map_or((None, 0, None, 0, 0, "yelp".to_string()), |k| {
             let p = prefix(k).to_string();
             let raw: Vec<_> = k
                 .topics
                 .iter()
-                .filter(|t| t.name.starts_with(&format!("{p}.")) && !t.name.ends_with(".clean") && t.name != k.dlq_topic)
+                .filter(|t| {
+                    t.name.starts_with(&format!("{p}.")) && !t.name.ends_with(".clean") && t.name != k.dlq_topic
+                })
                 .collect();
             let clean: Vec<_> = k.topics.iter().filter(|t| t.name.ends_with(".clean")).collect();
             (
@@ -103,8 +112,7 @@ fn hops(app: &App) -> Vec<Hop> {
                 k.dlq_messages,
                 p,
             )
-        },
-    );
+        });
     let kstate = crate::tui::theme::health_label(kh).to_lowercase();
     out.push(Hop {
         stage: "producer",
@@ -114,15 +122,30 @@ fn hops(app: &App) -> Vec<Hop> {
         figures: format!("in {}  held {}", rate(raw_rate), count(raw_held)),
     });
     let group = |stage: &str| kafka.and_then(|k| k.groups.iter().find(|g| g.name == format!("lab-{stage}-{p}")));
-    out.push(group_hop("transform", group("transform"), format!("lab-transform-{p}"), kh));
+    out.push(group_hop(
+        "transform",
+        group("transform"),
+        format!("lab-transform-{p}"),
+        kh,
+    ));
     out.push(Hop {
         stage: "clean",
         place: format!("→ {p}.<entity>.clean"),
         state: kstate,
         health: kh,
-        figures: format!("in {}  held {}  DLQ {}", rate(clean_rate), count(clean_held), count(dlq)),
+        figures: format!(
+            "in {}  held {}  DLQ {}",
+            rate(clean_rate),
+            count(clean_held),
+            count(dlq)
+        ),
     });
-    out.push(group_hop("consumer", group("consumer"), format!("lab-consumer-{p}"), kh));
+    out.push(group_hop(
+        "consumer",
+        group("consumer"),
+        format!("lab-consumer-{p}"),
+        kh,
+    ));
     let hh = lab.health(Service::Hdfs);
     let hdfs = lab.hdfs.as_ref().and_then(|p| p.detail.as_ref());
     out.push(Hop {
@@ -133,7 +156,12 @@ fn hops(app: &App) -> Vec<Hop> {
         figures: hdfs.map_or_else(String::new, |h| {
             let files: u64 = h.zones.values().map(|z| z.files).sum();
             let size: u64 = h.zones.values().map(|z| z.bytes).sum();
-            format!("{} entities  {} files  {}", h.zones.len(), count(files as i64), bytes(size))
+            format!(
+                "{} entities  {} files  {}",
+                h.zones.len(),
+                count(files as i64),
+                bytes(size)
+            )
         }),
     });
     let sh = lab.health(Service::Spark);
@@ -144,7 +172,11 @@ fn hops(app: &App) -> Vec<Hop> {
         state: crate::tui::theme::health_label(sh).to_lowercase(),
         health: sh,
         figures: spark.map_or_else(String::new, |s| {
-            format!("{} running, {} completed app(s)", s.activeapps.len(), s.completedapps.len())
+            format!(
+                "{} running, {} completed app(s)",
+                s.activeapps.len(),
+                s.completedapps.len()
+            )
         }),
     });
     let ph = lab.health(Service::Postgres);
@@ -152,12 +184,18 @@ fn hops(app: &App) -> Vec<Hop> {
     out.push(Hop {
         stage: "serving",
         place: "→ PostgreSQL yelp.*".into(),
-        state: pg
-            .and_then(|p| p.last_batch.as_ref())
-            .map_or_else(|| crate::tui::theme::health_label(ph).to_lowercase(), |b| b.status.clone()),
+        state: pg.and_then(|p| p.last_batch.as_ref()).map_or_else(
+            || crate::tui::theme::health_label(ph).to_lowercase(),
+            |b| b.status.clone(),
+        ),
         health: ph,
         figures: pg.map_or_else(String::new, |p| {
-            let rows: i64 = p.tables.iter().filter(|(t, _)| t != "batch_runs").filter_map(|(_, r)| *r).sum();
+            let rows: i64 = p
+                .tables
+                .iter()
+                .filter(|(t, _)| t != "batch_runs")
+                .filter_map(|(_, r)| *r)
+                .sum();
             format!("{} rows in the serving tables", count(rows))
         }),
     });

@@ -20,7 +20,11 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     outer.render(area, buf);
     let [head, tables, batch] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(8), Constraint::Fill(1)]).areas(inner);
-    Line::from(format!("{}  connections {}/{}", p.version, p.connections, p.max_connections)).render(head, buf);
+    Line::from(format!(
+        "{}  connections {}/{}",
+        p.version, p.connections, p.max_connections
+    ))
+    .render(head, buf);
     let rows: Vec<Row> = p
         .tables
         .iter()
@@ -51,9 +55,15 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                     Span::raw("run "),
                     Span::styled(b.run_id.clone(), t.accent()),
                     Span::raw("  "),
-                    Span::styled(b.status.clone(), t.state(if b.status == "succeeded" { "success" } else { &b.status })),
+                    Span::styled(
+                        b.status.clone(),
+                        t.state(if b.status == "succeeded" { "success" } else { &b.status }),
+                    ),
                 ]),
-                Line::from(format!("started {}  took {took}", b.started_at.format("%Y-%m-%d %H:%M:%S UTC"))),
+                Line::from(format!(
+                    "started {}  took {took}",
+                    b.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+                )),
                 Line::from(format!("rows in {}  rows out {}", count(b.rows_in), count(b.rows_out))),
             ];
             if let Some(e) = &b.error {

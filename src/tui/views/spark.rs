@@ -19,8 +19,12 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let inner = outer.inner(area);
     outer.render(area, buf);
     let worker_rows = (s.workers.len() as u16 + 3).min(inner.height / 2).max(4);
-    let [head, workers, apps] =
-        Layout::vertical([Constraint::Length(1), Constraint::Length(worker_rows), Constraint::Fill(1)]).areas(inner);
+    let [head, workers, apps] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(worker_rows),
+        Constraint::Fill(1),
+    ])
+    .areas(inner);
     Line::from(vec![
         ratatui::text::Span::styled(s.status.clone(), t.state(&s.status)),
         ratatui::text::Span::raw(format!(
@@ -43,7 +47,12 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         .collect();
     let table = Table::new(
         rows,
-        [Constraint::Fill(1), Constraint::Length(6), Constraint::Length(6), Constraint::Length(16)],
+        [
+            Constraint::Fill(1),
+            Constraint::Length(6),
+            Constraint::Length(6),
+            Constraint::Length(16),
+        ],
     )
     .header(Row::new(["worker", "state", "cores", "memory"]).style(t.dim()))
     .block(Block::bordered().title(Line::styled(" Workers ", t.title())));
@@ -75,7 +84,11 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     .header(Row::new(["application", "state", "cores", "duration", "id"]).style(t.dim()))
     .row_highlight_style(t.selected())
     .block(Block::bordered().title(Line::styled(
-        format!(" Applications: {} running, {} completed ", s.activeapps.len(), s.completedapps.len()),
+        format!(
+            " Applications: {} running, {} completed ",
+            s.activeapps.len(),
+            s.completedapps.len()
+        ),
         t.title(),
     )));
     let mut state = TableState::default().with_selected(Some(app.selection[View::Spark.index()]));

@@ -51,7 +51,15 @@ fn overview_shows_a_tile_per_service_with_health_and_figures() {
     let a = app(lab.clone(), View::Overview);
     assert_shows(
         &a,
-        &["Kafka UP", "HDFS", "Spark UP", "Airflow", "PostgreSQL", "Trends", &format!("lag {}", super::count(lag))],
+        &[
+            "Kafka UP",
+            "HDFS",
+            "Spark UP",
+            "Airflow",
+            "PostgreSQL",
+            "Trends",
+            &format!("lag {}", super::count(lag)),
+        ],
     );
     let s = screen(&a, 200, 60);
     assert!(s.contains("workers 1"), "{s}");
@@ -84,10 +92,17 @@ fn kafka_view_lists_groups_with_lag_and_drills_into_partitions() {
     let lab = live_lab();
     let k = lab.kafka.as_ref().unwrap().detail.as_ref().unwrap().clone();
     let mut a = app(lab, View::Kafka);
-    let g = k.groups.iter().find(|g| g.total_lag > 0).expect("the fixture has a lagging group");
+    let g = k
+        .groups
+        .iter()
+        .find(|g| g.total_lag > 0)
+        .expect("the fixture has a lagging group");
     let idx = k.groups.iter().position(|x| x.name == g.name).unwrap();
     a.selection[View::Kafka.index()] = idx;
-    assert_shows(&a, &[&g.name, &super::count(g.total_lag), "Consumer groups", "Topics", "DLQ"]);
+    assert_shows(
+        &a,
+        &[&g.name, &super::count(g.total_lag), "Consumer groups", "Topics", "DLQ"],
+    );
     a.kafka_drill = true;
     let table = a.lag_table();
     let worst = table[0];
@@ -109,13 +124,33 @@ fn kafka_view_lists_groups_with_lag_and_drills_into_partitions() {
 #[test]
 fn pipeline_view_shows_every_stage() {
     let a = app(live_lab(), View::Pipeline);
-    assert_shows(&a, &["producer", "transform", "clean", "consumer", "raw zone", "batch", "serving"]);
+    assert_shows(
+        &a,
+        &[
+            "producer",
+            "transform",
+            "clean",
+            "consumer",
+            "raw zone",
+            "batch",
+            "serving",
+        ],
+    );
 }
 
 #[test]
 fn hdfs_view_shows_usage_zones_and_datanodes() {
     let a = app(live_lab(), View::Hdfs);
-    assert_shows(&a, &["used of", "Raw zone /lab/raw", "review", "DataNodes 1 live / 0 dead", "live"]);
+    assert_shows(
+        &a,
+        &[
+            "used of",
+            "Raw zone /lab/raw",
+            "review",
+            "DataNodes 1 live / 0 dead",
+            "live",
+        ],
+    );
 }
 
 #[test]
@@ -129,9 +164,24 @@ fn airflow_view_shows_dags_grid_and_import_errors() {
     let lab = live_lab();
     let af = lab.airflow.as_ref().unwrap().detail.as_ref().unwrap().clone();
     let mut a = app(lab, View::Airflow);
-    let fixture = af.dags.iter().position(|d| d.dag_id == "lab_fixture").expect("lab_fixture captured");
+    let fixture = af
+        .dags
+        .iter()
+        .position(|d| d.dag_id == "lab_fixture")
+        .expect("lab_fixture captured");
     a.selection[View::Airflow.index()] = fixture;
-    assert_shows(&a, &["lab_smoke", "lab_fixture", "runs × tasks", "extract", "load", "Import errors", "broken.py"]);
+    assert_shows(
+        &a,
+        &[
+            "lab_smoke",
+            "lab_fixture",
+            "runs × tasks",
+            "extract",
+            "load",
+            "Import errors",
+            "broken.py",
+        ],
+    );
     // The failed task's cell is red in the grid.
     let buf = draw(&a, 200, 60);
     let (x, y) = find(&buf, "load ").unwrap();
@@ -149,7 +199,10 @@ fn airflow_trigger_key_asks_for_confirmation_in_a_dialog() {
 #[test]
 fn postgres_view_shows_tables_and_last_batch() {
     let a = app(live_lab(), View::Postgres);
-    assert_shows(&a, &["PostgreSQL", "yelp.business_summary", "yelp.batch_runs", "Last batch"]);
+    assert_shows(
+        &a,
+        &["PostgreSQL", "yelp.business_summary", "yelp.batch_runs", "Last batch"],
+    );
 }
 
 #[test]
@@ -177,7 +230,10 @@ fn down_views_say_why() {
         let a = app(lab, view);
         let s = screen(&a, 200, 60);
         assert!(s.contains("DOWN"), "{s}");
-        assert!(s.contains(&reason[..reason.len().min(30)]), "{view:?} lacks {reason:?}:\n{s}");
+        assert!(
+            s.contains(&reason[..reason.len().min(30)]),
+            "{view:?} lacks {reason:?}:\n{s}"
+        );
     }
 }
 
