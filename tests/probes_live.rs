@@ -27,13 +27,16 @@ const PATIENCE: Duration = Duration::from_secs(120);
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
+        .expect("clock after 1970")
         .as_nanos();
     format!("{prefix}{}x{}", std::process::id(), nanos % 1_000_000_000)
 }
 
 async fn produce(brokers: &str, topic: &str, n: usize) {
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("producer");
     for i in 0..n {
         let key = i.to_string();
         producer
@@ -42,7 +45,7 @@ async fn produce(brokers: &str, topic: &str, n: usize) {
                 Duration::from_secs(10),
             )
             .await
-            .unwrap();
+            .expect("record delivered");
     }
 }
 
@@ -52,9 +55,9 @@ async fn consume_and_commit(consumer: &StreamConsumer, n: usize) {
         tokio::time::timeout(Duration::from_secs(30), consumer.recv())
             .await
             .expect("a record within 30 s")
-            .unwrap();
+            .expect("a record, not an error");
     }
-    consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+    consumer.commit_consumer_state(CommitMode::Sync).expect("commit");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -66,7 +66,7 @@ async fn outage<P: Probe>(probe: P, svc: &str) {
         back.status()
     );
     cancel.cancel();
-    task.await.unwrap();
+    task.await.expect("the probe loop ends cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -58,7 +58,9 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         // Our own server only (its private socket), never other tmux sessions.
-        let _ = self.cmd().arg("kill-server").output();
+        if let Err(e) = self.cmd().arg("kill-server").output() {
+            eprintln!("could not stop the test's tmux server: {e}");
+        }
     }
 }
 

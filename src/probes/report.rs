@@ -1,7 +1,5 @@
 //! `lab status`: one snapshot of every service, as a table or JSON, and which required services fail.
 
-use std::fmt::Write as _;
-
 use super::{Health, LabSnapshot, ProbeTargets, Probes, Service, poll_all_once};
 
 /// The result of `lab status`: the snapshot and the required services that are down.
@@ -123,7 +121,7 @@ pub fn bytes(n: u64) -> String {
 #[must_use]
 pub fn render_text(report: &StatusReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{:<11} {:<9} {:>8}  DETAIL", "SERVICE", "HEALTH", "LATENCY");
+    out.push_str(&format!("{:<11} {:<9} {:>8}  DETAIL\n", "SERVICE", "HEALTH", "LATENCY"));
     for service in Service::ALL {
         let status = report.snapshot.status(service);
         let health = status.map_or(Health::Unknown, |s| s.health);
@@ -142,21 +140,19 @@ pub fn render_text(report: &StatusReport) -> String {
         } else {
             " (not required)"
         };
-        let _ = writeln!(
-            out,
-            "{:<11} {:<9} {:>8}  {detail}{marker}",
+        out.push_str(&format!(
+            "{:<11} {:<9} {:>8}  {detail}{marker}\n",
             service.name(),
             health_word(health),
             latency
-        );
+        ));
     }
     if !report.failing.is_empty() {
         let names: Vec<&str> = report.failing.iter().map(|s| s.name()).collect();
-        let _ = writeln!(
-            out,
-            "\nrequired service(s) down: {} (start them with `lab up`, or choose with --require)",
+        out.push_str(&format!(
+            "\nrequired service(s) down: {} (start them with `lab up`, or choose with --require)\n",
             names.join(", ")
-        );
+        ));
     }
     out
 }
@@ -169,19 +165,21 @@ mod tests {
 
     #[test]
     fn only_required_services_that_are_down_fail() {
-        let mut snap = LabSnapshot::default();
-        snap.spark = Some(Probed::from_result(
-            Err(ProbeError::Status {
-                service: Service::Spark,
-                url: "u".into(),
-                status: 500,
-            }),
-            Instant::now(),
-        ));
-        snap.kafka = Some(Probed::from_result(
-            Ok((Default::default(), vec!["x".into()])),
-            Instant::now(),
-        ));
+        let snap = LabSnapshot {
+            spark: Some(Probed::from_result(
+                Err(ProbeError::Status {
+                    service: Service::Spark,
+                    url: "u".into(),
+                    status: 500,
+                }),
+                Instant::now(),
+            )),
+            kafka: Some(Probed::from_result(
+                Ok((Default::default(), vec!["x".into()])),
+                Instant::now(),
+            )),
+            ..LabSnapshot::default()
+        };
         assert_eq!(failing(&snap, &[Service::Kafka]), Vec::<Service>::new()); // degraded is not down
         assert_eq!(failing(&snap, &[Service::Kafka, Service::Spark]), vec![Service::Spark]);
         // Never probed counts as failing: `lab status` must not pass on a service it did not see.

@@ -83,7 +83,7 @@ impl Follower {
             }
             // Keep a trailing partial line for the next read.
             let complete = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            let skip_partial_first = self.offsets.get(path).is_none() && start > 0;
+            let skip_partial_first = !self.offsets.contains_key(path) && start > 0;
             let text = String::from_utf8_lossy(&buf[..complete]);
             let source = source_name(path);
             for (i, line) in text.lines().enumerate() {

@@ -25,7 +25,9 @@ struct RestoreGuard;
 
 impl Drop for RestoreGuard {
     fn drop(&mut self) {
-        let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+        if let Err(e) = crossterm::execute!(std::io::stdout(), DisableMouseCapture) {
+            tracing::debug!(error = %e, "could not turn mouse capture off");
+        }
         ratatui::restore();
     }
 }
@@ -114,7 +116,9 @@ async fn quit_on_signal(tx: mpsc::Sender<Msg>, cancel: CancellationToken) {
         () = cancel.cancelled() => return,
         _ = tokio::signal::ctrl_c() => {}
     }
-    let _ = tx.send(Msg::Quit).await;
+    if tx.send(Msg::Quit).await.is_err() {
+        tracing::debug!("the monitor had already stopped");
+    }
 }
 
 /// Draw → wait for a message → update, until the app quits. Generic over the backend so tests
@@ -164,5 +168,11 @@ async fn run_action(cmd: Cmd, airflow: AirflowProbe, tx: mpsc::Sender<Msg>) {
     if let Err(e) = &result {
         tracing::warn!(error = %e, ?cmd, "action failed");
     }
-    let _ = tx.send(Msg::ActionDone(result.map_err(|e| e.to_string()))).await;
+    if tx
+        .send(Msg::ActionDone(result.map_err(|e| e.to_string())))
+        .await
+        .is_err()
+    {
+        tracing::debug!(?cmd, "the monitor stopped before the action finished");
+    }
 }
