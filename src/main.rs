@@ -29,8 +29,9 @@ use tokio_util::sync::CancellationToken;
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
+    /// Without a subcommand, `lab` opens the live monitor (`lab tui`).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Args)]
@@ -107,6 +108,10 @@ enum Command {
     Restart(stack_cli::ServiceArgs),
     /// Print an equivalent docker-compose file (secrets go to <state-dir>/compose.env).
     Compose(stack_cli::ComposeArgs),
+    /// One snapshot of every service; exits non-zero when a required service is down.
+    Status(bigdata_lab::tui::cli::StatusArgs),
+    /// The live monitor: every service's health, lag, runs and tables, with actions.
+    Tui(bigdata_lab::tui::cli::TuiArgs),
 }
 
 #[derive(Args)]
@@ -243,7 +248,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, config)) {
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Tui(bigdata_lab::tui::cli::TuiArgs::default()));
+    match runtime.block_on(run(command, config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "command failed");
@@ -289,6 +297,12 @@ fn ctrl_c_token() -> CancellationToken {
 async fn run(command: Command, config: LabConfig) -> Result<()> {
     let topics = Topics::new(&config.topic_prefix);
     match command {
+        Command::Status(args) => {
+            return bigdata_lab::tui::cli::run_status(&config, &args)
+                .await
+                .map_err(Into::into);
+        }
+        Command::Tui(args) => bigdata_lab::tui::cli::run_tui(&config, &args).await?,
         Command::Demo(args) => {
             let cancel = ctrl_c_token();
             let opts = DemoOptions {

@@ -317,7 +317,15 @@ fn selection_orders_dependencies_first_and_honours_profiles() {
         .unwrap();
     assert_eq!(
         only.names().collect::<Vec<_>>(),
-        ["postgres", "airflow-init", "airflow-apiserver", "airflow-scheduler"]
+        // The scheduler runs the DAG's tasks in the NameNode's namespace, next to HDFS.
+        [
+            "namenode",
+            "postgres",
+            "airflow-init",
+            "datanode",
+            "airflow-apiserver",
+            "airflow-scheduler"
+        ]
     );
     let (memory, unknown) = all.memory_estimate();
     assert!(memory > 4 << 30, "the full stack needs several GB");

@@ -1,0 +1,514 @@
+//! Kafka: brokers, topics with per-partition watermarks, consumer groups with committed offsets
+//! and lag, message rates from watermark deltas, DLQ size — through librdkafka's metadata, offset
+//! and group APIs.
+//!
+//! librdkafka calls block, so a poll runs on a blocking thread. Watermarks are read through a
+//! group-less client (a group member's connection is busy with long-polling fetches), committed
+//! offsets through one group-id client per group that never joins the group (an OffsetFetch only).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use super::{ProbeError, Probed, REQUEST_TIMEOUT, Service};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KafkaSnapshot {
+    pub brokers: Vec<Broker>,
+    pub topics: Vec<Topic>,
+    pub groups: Vec<Group>,
+    pub dlq_topic: String,
+    /// Records currently held by the DLQ topic (high − low, summed).
+    pub dlq_messages: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Broker {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Topic {
+    pub name: String,
+    pub partitions: Vec<Partition>,
+    /// Records held (high − low, summed over partitions).
+    pub messages: i64,
+    /// Records appended per second since the previous poll (`None` on the first).
+    pub rate_in: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    pub id: i32,
+    pub leader: i32,
+    pub low: i64,
+    pub high: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub name: String,
+    /// As the coordinator reports it: `Stable`, `Empty`, `PreparingRebalance`…
+    pub state: String,
+    pub members: Vec<Member>,
+    pub partitions: Vec<GroupPartition>,
+    pub total_lag: i64,
+    /// Records committed per second since the previous poll.
+    pub rate: Option<f64>,
+    /// Seconds until the lag is consumed at the current rate (`Some(0.0)` when caught up).
+    pub catch_up_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: String,
+    pub client_id: String,
+    pub host: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPartition {
+    pub topic: String,
+    pub partition: i32,
+    /// Next offset the group will read; `None` when it never committed on this partition.
+    pub committed: Option<i64>,
+    pub high: i64,
+    pub lag: i64,
+}
+
+/// Lag of one partition: high − committed, or everything held (high − low) when nothing was committed.
+#[must_use]
+pub fn partition_lag(committed: Option<i64>, low: i64, high: i64) -> i64 {
+    match committed {
+        Some(c) => (high - c.max(low)).max(0),
+        None => (high - low).max(0),
+    }
+}
+
+/// Decodes a consumer-protocol `MemberAssignment` (version, [topic, [partition]], user data).
+#[must_use]
+pub fn decode_assignment(bytes: &[u8]) -> Vec<(String, Vec<i32>)> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if b.len() < n {
+            return None;
+        }
+        let (head, tail) = b.split_at(n);
+        *b = tail;
+        Some(head)
+    }
+    fn i16_(b: &mut &[u8]) -> Option<i16> {
+        take(b, 2).map(|s| i16::from_be_bytes([s[0], s[1]]))
+    }
+    fn i32_(b: &mut &[u8]) -> Option<i32> {
+        take(b, 4).map(|s| i32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    let mut b = bytes;
+    let mut out = Vec::new();
+    let parse = |b: &mut &[u8], out: &mut Vec<(String, Vec<i32>)>| -> Option<()> {
+        i16_(b)?;
+        let topics = i32_(b)?;
+        for _ in 0..topics.max(0) {
+            let len = usize::try_from(i16_(b)?).ok()?;
+            let name = String::from_utf8_lossy(take(b, len)?).into_owned();
+            let n = i32_(b)?;
+            let mut parts = Vec::new();
+            for _ in 0..n.max(0) {
+                parts.push(i32_(b)?);
+            }
+            out.push((name, parts));
+        }
+        Some(())
+    };
+    // A truncated assignment keeps what decoded cleanly.
+    let _ = parse(&mut b, &mut out);
+    out
+}
+
+/// What one blocking read of the cluster returns, before rates are known.
+struct RawRead {
+    brokers: Vec<Broker>,
+    topics: Vec<Topic>,
+    groups: Vec<Group>,
+    problems: Vec<String>,
+}
+
+struct Clients {
+    brokers: String,
+    /// Group-less: metadata, watermarks and the group list.
+    meta: BaseConsumer,
+    /// One client per group id, used for OffsetFetch only.
+    by_group: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+}
+
+/// Totals of the previous poll, for rates.
+struct Previous {
+    at: Instant,
+    topic_high: HashMap<String, i64>,
+    group_committed: HashMap<String, i64>,
+}
+
+pub struct KafkaProbe {
+    brokers: String,
+    dlq_topic: String,
+    clients: Option<Arc<Clients>>,
+    previous: Option<Previous>,
+}
+
+fn kerr(brokers: &str, what: &str, e: &rdkafka::error::KafkaError) -> ProbeError {
+    ProbeError::Unreachable {
+        service: Service::Kafka,
+        url: brokers.to_string(),
+        detail: format!("{what}: {e}"),
+    }
+}
+
+impl Clients {
+    fn new(brokers: &str) -> Result<Self, ProbeError> {
+        let meta = base_config(brokers)
+            .create()
+            .map_err(|e| kerr(brokers, "cannot create a client", &e))?;
+        Ok(Self {
+            brokers: brokers.to_string(),
+            meta,
+            by_group: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn group_client(&self, group: &str) -> Result<Arc<BaseConsumer>, ProbeError> {
+        let mut map = self.by_group.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = map.get(group) {
+            return Ok(c.clone());
+        }
+        let client: BaseConsumer = base_config(&self.brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| kerr(&self.brokers, "cannot create an offset client", &e))?;
+        let client = Arc::new(client);
+        map.insert(group.to_string(), client.clone());
+        Ok(client)
+    }
+
+    fn read(&self) -> Result<RawRead, ProbeError> {
+        let metadata = self
+            .meta
+            .fetch_metadata(None, REQUEST_TIMEOUT)
+            .map_err(|e| kerr(&self.brokers, "metadata request failed", &e))?;
+        let brokers = metadata
+            .brokers()
+            .iter()
+            .map(|b| Broker {
+                id: b.id(),
+                host: b.host().to_string(),
+                port: b.port(),
+            })
+            .collect();
+        let mut topics = Vec::new();
+        for t in metadata.topics() {
+            if t.name().starts_with("__") {
+                continue; // the broker's own bookkeeping (__consumer_offsets, __transaction_state)
+            }
+            let mut partitions = Vec::new();
+            for p in t.partitions() {
+                let (low, high) = self
+                    .meta
+                    .fetch_watermarks(t.name(), p.id(), REQUEST_TIMEOUT)
+                    .map_err(|e| kerr(&self.brokers, &format!("watermarks of {}[{}]", t.name(), p.id()), &e))?;
+                partitions.push(Partition {
+                    id: p.id(),
+                    leader: p.leader(),
+                    low,
+                    high,
+                });
+            }
+            partitions.sort_by_key(|p| p.id);
+            let messages = partitions.iter().map(|p| (p.high - p.low).max(0)).sum();
+            topics.push(Topic {
+                name: t.name().to_string(),
+                partitions,
+                messages,
+                rate_in: None,
+            });
+        }
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut problems = Vec::new();
+        let groups = match self.meta.fetch_group_list(None, REQUEST_TIMEOUT) {
+            Ok(list) => {
+                let mut groups = Vec::new();
+                for g in list.groups() {
+                    groups.push(self.group(g, &topics)?);
+                }
+                groups.sort_by(|a, b| a.name.cmp(&b.name));
+                groups
+            }
+            Err(e) => {
+                problems.push(format!("cannot list consumer groups: {e}"));
+                Vec::new()
+            }
+        };
+        Ok(RawRead {
+            brokers,
+            topics,
+            groups,
+            problems,
+        })
+    }
+
+    /// Committed offsets and lag of one group over every partition it committed on or is assigned.
+    fn group(&self, info: &rdkafka::groups::GroupInfo, topics: &[Topic]) -> Result<Group, ProbeError> {
+        let mut assigned: BTreeMap<(String, i32), ()> = BTreeMap::new();
+        for m in info.members() {
+            for (topic, parts) in m.assignment().map(decode_assignment).unwrap_or_default() {
+                for p in parts {
+                    assigned.insert((topic.clone(), p), ());
+                }
+            }
+        }
+        let mut tpl = TopicPartitionList::new();
+        for t in topics {
+            for p in &t.partitions {
+                tpl.add_partition(&t.name, p.id);
+            }
+        }
+        let client = self.group_client(info.name())?;
+        let committed = client.committed_offsets(tpl, REQUEST_TIMEOUT).map_err(|e| {
+            kerr(
+                &self.brokers,
+                &format!("committed offsets of group {}", info.name()),
+                &e,
+            )
+        })?;
+        let mut partitions = Vec::new();
+        for t in topics {
+            for p in &t.partitions {
+                let offset = match committed.find_partition(&t.name, p.id).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => Some(o),
+                    _ => None,
+                };
+                if offset.is_none() && !assigned.contains_key(&(t.name.clone(), p.id)) {
+                    continue; // this group does not read that partition
+                }
+                partitions.push(GroupPartition {
+                    topic: t.name.clone(),
+                    partition: p.id,
+                    committed: offset,
+                    high: p.high,
+                    lag: partition_lag(offset, p.low, p.high),
+                });
+            }
+        }
+        Ok(Group {
+            name: info.name().to_string(),
+            state: info.state().to_string(),
+            members: info
+                .members()
+                .iter()
+                .map(|m| Member {
+                    id: m.id().to_string(),
+                    client_id: m.client_id().to_string(),
+                    host: m.client_host().to_string(),
+                })
+                .collect(),
+            total_lag: partitions.iter().map(|p| p.lag).sum(),
+            partitions,
+            rate: None,
+            catch_up_s: None,
+        })
+    }
+}
+
+fn base_config(brokers: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers)
+        .set("socket.timeout.ms", REQUEST_TIMEOUT.as_millis().to_string())
+        // Don't hammer a broker that is down: librdkafka retries connections on its own.
+        .set("reconnect.backoff.max.ms", "2000");
+    cfg
+}
+
+impl KafkaProbe {
+    #[must_use]
+    pub fn new(brokers: &str, topic_prefix: &str) -> Self {
+        Self {
+            brokers: brokers.to_string(),
+            dlq_topic: crate::pipeline::Topics::new(topic_prefix).dlq(),
+            clients: None,
+            previous: None,
+        }
+    }
+
+    pub async fn poll(&mut self) -> Probed<KafkaSnapshot> {
+        let started = Instant::now();
+        let result = self.read().await;
+        Probed::from_result(result, started)
+    }
+
+    async fn read(&mut self) -> Result<(KafkaSnapshot, Vec<String>), ProbeError> {
+        let clients = match &self.clients {
+            Some(c) => c.clone(),
+            None => {
+                let c = Arc::new(Clients::new(&self.brokers)?);
+                self.clients = Some(c.clone());
+                c
+            }
+        };
+        let raw = tokio::task::spawn_blocking(move || clients.read())
+            .await
+            .map_err(|e| ProbeError::Other {
+                service: Service::Kafka,
+                detail: format!("probe task failed: {e}"),
+            })?;
+        let raw = match raw {
+            Ok(raw) => raw,
+            Err(e) => {
+                self.previous = None; // rates across an outage would be meaningless
+                return Err(e);
+            }
+        };
+        let mut snap = KafkaSnapshot {
+            brokers: raw.brokers,
+            topics: raw.topics,
+            groups: raw.groups,
+            dlq_topic: self.dlq_topic.clone(),
+            dlq_messages: 0,
+        };
+        snap.dlq_messages = snap
+            .topics
+            .iter()
+            .find(|t| t.name == self.dlq_topic)
+            .map_or(0, |t| t.messages);
+        self.previous = Some(apply_rates(&mut snap, self.previous.take(), Instant::now()));
+        let mut problems = raw.problems;
+        if snap.brokers.is_empty() {
+            problems.push("the cluster reports no broker".to_string());
+        }
+        Ok((snap, problems))
+    }
+}
+
+/// Fills rates and catch-up estimates from the previous poll's totals; returns this poll's totals.
+fn apply_rates(snap: &mut KafkaSnapshot, previous: Option<Previous>, now: Instant) -> Previous {
+    let topic_high: HashMap<String, i64> = snap
+        .topics
+        .iter()
+        .map(|t| (t.name.clone(), t.partitions.iter().map(|p| p.high).sum()))
+        .collect();
+    let group_committed: HashMap<String, i64> = snap
+        .groups
+        .iter()
+        .map(|g| (g.name.clone(), g.partitions.iter().filter_map(|p| p.committed).sum()))
+        .collect();
+    if let Some(prev) = previous {
+        let dt = now.duration_since(prev.at).as_secs_f64();
+        if dt > 0.0 {
+            for t in &mut snap.topics {
+                if let (Some(before), Some(now)) = (prev.topic_high.get(&t.name), topic_high.get(&t.name)) {
+                    t.rate_in = Some(((now - before).max(0)) as f64 / dt);
+                }
+            }
+            for g in &mut snap.groups {
+                if let (Some(before), Some(now)) = (prev.group_committed.get(&g.name), group_committed.get(&g.name)) {
+                    let rate = ((now - before).max(0)) as f64 / dt;
+                    g.rate = Some(rate);
+                    g.catch_up_s = catch_up(g.total_lag, rate);
+                }
+            }
+        }
+    }
+    Previous {
+        at: now,
+        topic_high,
+        group_committed,
+    }
+}
+
+/// Seconds to consume `lag` at `rate` records/s; `None` when lag is not shrinking.
+#[must_use]
+pub fn catch_up(lag: i64, rate: f64) -> Option<f64> {
+    if lag <= 0 {
+        Some(0.0)
+    } else if rate > 0.0 {
+        Some(lag as f64 / rate)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_high_minus_committed_or_everything_held_without_a_commit() {
+        assert_eq!(partition_lag(Some(5), 0, 20), 15);
+        assert_eq!(partition_lag(Some(20), 0, 20), 0);
+        assert_eq!(partition_lag(None, 3, 20), 17);
+        // Committed below the low watermark (records expired): only what is still held counts.
+        assert_eq!(partition_lag(Some(1), 10, 20), 10);
+    }
+
+    #[test]
+    fn assignment_bytes_decode_to_topics_and_partitions() {
+        let mut b = vec![0, 0, 0, 0, 0, 1];
+        b.extend_from_slice(&[0, 11]);
+        b.extend_from_slice(b"yelp.review");
+        b.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2]);
+        b.extend_from_slice(&[0, 0, 0, 0]); // user data
+        assert_eq!(decode_assignment(&b), vec![("yelp.review".to_string(), vec![0, 2])]);
+        // Truncated: what decoded so far is kept, nothing panics.
+        assert!(decode_assignment(&b[..9]).is_empty());
+        assert!(decode_assignment(&[]).is_empty());
+    }
+
+    #[test]
+    fn rates_come_from_watermark_and_commit_deltas() {
+        let t0 = Instant::now();
+        let snap_at = |high: i64, committed: i64| KafkaSnapshot {
+            topics: vec![Topic {
+                name: "yelp.review".into(),
+                partitions: vec![Partition {
+                    id: 0,
+                    leader: 1,
+                    low: 0,
+                    high,
+                }],
+                messages: high,
+                rate_in: None,
+            }],
+            groups: vec![Group {
+                name: "lab-transform-yelp".into(),
+                partitions: vec![GroupPartition {
+                    topic: "yelp.review".into(),
+                    partition: 0,
+                    committed: Some(committed),
+                    high,
+                    lag: high - committed,
+                }],
+                total_lag: high - committed,
+                ..Group::default()
+            }],
+            ..KafkaSnapshot::default()
+        };
+        let mut first = snap_at(100, 0);
+        let prev = apply_rates(&mut first, None, t0);
+        assert_eq!(first.topics[0].rate_in, None);
+        let mut second = snap_at(300, 100);
+        apply_rates(&mut second, Some(prev), t0 + std::time::Duration::from_secs(2));
+        assert_eq!(second.topics[0].rate_in, Some(100.0));
+        assert_eq!(second.groups[0].rate, Some(50.0));
+        assert_eq!(second.groups[0].catch_up_s, Some(4.0)); // lag 200 at 50/s
+    }
+
+    #[test]
+    fn catch_up_is_unknown_while_the_group_is_not_consuming() {
+        assert_eq!(catch_up(0, 0.0), Some(0.0));
+        assert_eq!(catch_up(10, 0.0), None);
+        assert_eq!(catch_up(10, 5.0), Some(2.0));
+    }
+}

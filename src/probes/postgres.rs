@@ -1,0 +1,227 @@
+//! PostgreSQL: reachable, version, connections, row counts of the serving tables (schema `yelp`)
+//! and the latest `yelp.batch_runs` row.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+use super::{ProbeError, Probed, REQUEST_TIMEOUT, Service};
+
+/// The serving tables the batch layer loads (sql/postgres/schema.sql).
+pub const SERVING_TABLES: [&str; 5] = [
+    "business_summary",
+    "business_daily",
+    "city_category_top",
+    "user_summary",
+    "batch_runs",
+];
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PostgresSnapshot {
+    /// `PostgreSQL 15.18`.
+    pub version: String,
+    pub connections: i64,
+    pub max_connections: i64,
+    /// Row count per serving table; `None` when the table does not exist yet.
+    pub tables: Vec<(String, Option<i64>)>,
+    pub last_batch: Option<BatchRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchRun {
+    pub run_id: String,
+    pub status: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub rows_in: i64,
+    pub rows_out: i64,
+    pub error: Option<String>,
+}
+
+impl PostgresSnapshot {
+    #[must_use]
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.tables.iter().all(|(_, rows)| rows.is_none()) {
+            problems.push("serving schema `yelp` not created yet (run `lab batch`)".to_string());
+        }
+        if let Some(run) = &self.last_batch
+            && run.status == "failed"
+        {
+            problems.push(format!(
+                "last batch {} failed: {}",
+                run.run_id,
+                run.error.as_deref().unwrap_or("no error recorded")
+            ));
+        }
+        problems
+    }
+}
+
+/// Short server version from `SELECT version()`: `PostgreSQL 15.18 (Debian …) on …` → `PostgreSQL 15.18`.
+#[must_use]
+pub fn short_version(full: &str) -> String {
+    full.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+pub struct PostgresProbe {
+    url: Option<String>,
+}
+
+fn query_err(what: &str) -> impl Fn(tokio_postgres::Error) -> ProbeError + '_ {
+    move |e| ProbeError::Other {
+        service: Service::Postgres,
+        detail: format!("{what} failed: {e}"),
+    }
+}
+
+impl PostgresProbe {
+    #[must_use]
+    pub fn new(url: Option<String>) -> Self {
+        Self { url }
+    }
+
+    pub async fn poll(&mut self) -> Probed<PostgresSnapshot> {
+        let Some(url) = self.url.clone() else {
+            return Probed::unknown("not configured: pass --pg or set LAB_PG_URL");
+        };
+        let started = Instant::now();
+        // The whole read shares one deadline: a few loopback queries, so a second is plenty.
+        let result = match tokio::time::timeout(REQUEST_TIMEOUT, read(&url)).await {
+            Ok(r) => r,
+            Err(_) => Err(ProbeError::Unreachable {
+                service: Service::Postgres,
+                url: crate::pg::redact(&url),
+                detail: format!("no answer within {} ms", REQUEST_TIMEOUT.as_millis()),
+            }),
+        };
+        Probed::from_result(
+            result.map(|snap| {
+                let problems = snap.problems();
+                (snap, problems)
+            }),
+            started,
+        )
+    }
+}
+
+async fn read(url: &str) -> Result<PostgresSnapshot, ProbeError> {
+    let (client, connection) =
+        tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| ProbeError::Unreachable {
+                service: Service::Postgres,
+                url: crate::pg::redact(url),
+                detail: e.to_string(),
+            })?;
+    let conn = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "probe connection closed");
+        }
+    });
+    let snap = read_with(&client).await;
+    drop(client);
+    conn.abort();
+    snap
+}
+
+async fn read_with(client: &Client) -> Result<PostgresSnapshot, ProbeError> {
+    let row = client
+        .query_one(
+            "SELECT version(), (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'), \
+             current_setting('max_connections')::bigint",
+            &[],
+        )
+        .await
+        .map_err(query_err("reading the server status"))?;
+    let version = short_version(row.get::<_, &str>(0));
+    let connections: i64 = row.get(1);
+    let max_connections: i64 = row.get(2);
+    let existing: Vec<String> = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'yelp'",
+            &[],
+        )
+        .await
+        .map_err(query_err("listing the serving tables"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut tables = Vec::new();
+    for table in SERVING_TABLES {
+        let rows = if existing.iter().any(|t| t == table) {
+            // Table names come from our own constant list, never from input.
+            let row = client
+                .query_one(&format!("SELECT count(*) FROM yelp.{table}"), &[])
+                .await
+                .map_err(query_err("counting rows"))?;
+            Some(row.get::<_, i64>(0))
+        } else {
+            None
+        };
+        tables.push((table.to_string(), rows));
+    }
+    let last_batch = if existing.iter().any(|t| t == "batch_runs") {
+        client
+            .query_opt(
+                "SELECT run_id, status, started_at, finished_at, rows_in, rows_out, error \
+                 FROM yelp.batch_runs ORDER BY started_at DESC LIMIT 1",
+                &[],
+            )
+            .await
+            .map_err(query_err("reading the latest batch run"))?
+            .map(|r| BatchRun {
+                run_id: r.get(0),
+                status: r.get(1),
+                started_at: r.get(2),
+                finished_at: r.get(3),
+                rows_in: r.get(4),
+                rows_out: r.get(5),
+                error: r.get(6),
+            })
+    } else {
+        None
+    };
+    Ok(PostgresSnapshot {
+        version,
+        connections,
+        max_connections,
+        tables,
+        last_batch,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_is_shortened_to_name_and_number() {
+        assert_eq!(
+            short_version("PostgreSQL 15.18 (Debian 15.18-0+deb12u1) on x86_64-pc-linux-gnu, compiled by gcc"),
+            "PostgreSQL 15.18"
+        );
+    }
+
+    #[test]
+    fn missing_schema_and_failed_batch_are_problems() {
+        let mut snap = PostgresSnapshot {
+            tables: SERVING_TABLES.iter().map(|t| (t.to_string(), None)).collect(),
+            ..PostgresSnapshot::default()
+        };
+        assert!(snap.problems()[0].contains("lab batch"));
+        snap.tables[0].1 = Some(3);
+        assert!(snap.problems().is_empty());
+        snap.last_batch = Some(BatchRun {
+            run_id: "r1".into(),
+            status: "failed".into(),
+            started_at: chrono::Utc::now(),
+            finished_at: None,
+            rows_in: 0,
+            rows_out: 0,
+            error: Some("disk full".into()),
+        });
+        assert_eq!(snap.problems(), vec!["last batch r1 failed: disk full".to_string()]);
+    }
+}

@@ -1,0 +1,195 @@
+//! `lab status`: one snapshot of every service, as a table or JSON, and which required services fail.
+
+use super::{Health, LabSnapshot, ProbeTargets, Probes, Service, poll_all_once};
+
+/// The result of `lab status`: the snapshot and the required services that are down.
+pub struct StatusReport {
+    pub snapshot: LabSnapshot,
+    pub required: Vec<Service>,
+    pub failing: Vec<Service>,
+}
+
+/// Polls everything once. `require` empty means every configured service is required.
+pub async fn status(targets: &ProbeTargets, require: &[Service]) -> Result<StatusReport, super::ProbeError> {
+    let mut probes = Probes::new(targets)?;
+    let snapshot = poll_all_once(&mut probes).await;
+    let required = if require.is_empty() {
+        targets.configured()
+    } else {
+        require.to_vec()
+    };
+    let failing = failing(&snapshot, &required);
+    Ok(StatusReport {
+        snapshot,
+        required,
+        failing,
+    })
+}
+
+/// Required services that are down (or not probed / not configured).
+#[must_use]
+pub fn failing(snapshot: &LabSnapshot, required: &[Service]) -> Vec<Service> {
+    required
+        .iter()
+        .copied()
+        .filter(|s| matches!(snapshot.health(*s), Health::Down | Health::Unknown))
+        .collect()
+}
+
+#[must_use]
+pub fn health_word(h: Health) -> &'static str {
+    match h {
+        Health::Up => "up",
+        Health::Degraded => "degraded",
+        Health::Down => "down",
+        Health::Unknown => "unknown",
+    }
+}
+
+/// A one-line summary of what a service is doing (what the Overview tiles show too).
+#[must_use]
+pub fn summary(snapshot: &LabSnapshot, service: Service) -> String {
+    match service {
+        Service::Kafka => snapshot.kafka.as_ref().and_then(|p| p.detail.as_ref()).map(|k| {
+            let lag: i64 = k.groups.iter().map(|g| g.total_lag).sum();
+            format!(
+                "{} broker(s), {} topic(s), {} group(s), lag {lag}, DLQ {}",
+                k.brokers.len(),
+                k.topics.len(),
+                k.groups.len(),
+                k.dlq_messages
+            )
+        }),
+        Service::Hdfs => snapshot.hdfs.as_ref().and_then(|p| p.detail.as_ref()).map(|h| {
+            format!(
+                "{} of {} used, {} live / {} dead datanode(s), {} files",
+                bytes(h.capacity_used),
+                bytes(h.capacity_total),
+                h.live_datanodes,
+                h.dead_datanodes,
+                h.files_total
+            )
+        }),
+        Service::Spark => snapshot.spark.as_ref().and_then(|p| p.detail.as_ref()).map(|s| {
+            format!(
+                "{} worker(s), cores {}/{}, {} running / {} completed app(s)",
+                s.aliveworkers,
+                s.coresused,
+                s.cores,
+                s.activeapps.len(),
+                s.completedapps.len()
+            )
+        }),
+        Service::Airflow => snapshot.airflow.as_ref().and_then(|p| p.detail.as_ref()).map(|a| {
+            let running = a.runs.iter().filter(|r| r.state == "running").count();
+            let failed = a.runs.iter().filter(|r| r.state == "failed").count();
+            format!(
+                "{} DAG(s), {running} running, {failed} failed recent run(s), {} import error(s)",
+                a.dags.len(),
+                a.import_errors.len()
+            )
+        }),
+        Service::Postgres => snapshot.postgres.as_ref().and_then(|p| p.detail.as_ref()).map(|p| {
+            let last = p
+                .last_batch
+                .as_ref()
+                .map_or_else(|| "no batch yet".to_string(), |b| format!("last batch {}", b.status));
+            format!("{}, {} connection(s), {last}", p.version, p.connections)
+        }),
+    }
+    .unwrap_or_default()
+}
+
+/// Human-readable bytes (binary units).
+#[must_use]
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// The table `lab status` prints.
+#[must_use]
+pub fn render_text(report: &StatusReport) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("{:<11} {:<9} {:>8}  DETAIL\n", "SERVICE", "HEALTH", "LATENCY"));
+    for service in Service::ALL {
+        let status = report.snapshot.status(service);
+        let health = status.map_or(Health::Unknown, |s| s.health);
+        let latency = status
+            .and_then(|s| s.latency_ms)
+            .map_or_else(|| "-".to_string(), |ms| format!("{ms} ms"));
+        let mut detail = summary(&report.snapshot, service);
+        if let Some(reason) = status.map(|s| s.reason.as_str()).filter(|r| !r.is_empty()) {
+            if !detail.is_empty() {
+                detail.push_str(" — ");
+            }
+            detail.push_str(reason);
+        }
+        let marker = if report.required.contains(&service) {
+            ""
+        } else {
+            " (not required)"
+        };
+        out.push_str(&format!(
+            "{:<11} {:<9} {:>8}  {detail}{marker}\n",
+            service.name(),
+            health_word(health),
+            latency
+        ));
+    }
+    if !report.failing.is_empty() {
+        let names: Vec<&str> = report.failing.iter().map(|s| s.name()).collect();
+        out.push_str(&format!(
+            "\nrequired service(s) down: {} (start them with `lab up`, or choose with --require)\n",
+            names.join(", ")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probes::{ProbeError, Probed};
+    use std::time::Instant;
+
+    #[test]
+    fn only_required_services_that_are_down_fail() {
+        let snap = LabSnapshot {
+            spark: Some(Probed::from_result(
+                Err(ProbeError::Status {
+                    service: Service::Spark,
+                    url: "u".into(),
+                    status: 500,
+                }),
+                Instant::now(),
+            )),
+            kafka: Some(Probed::from_result(
+                Ok((Default::default(), vec!["x".into()])),
+                Instant::now(),
+            )),
+            ..LabSnapshot::default()
+        };
+        assert_eq!(failing(&snap, &[Service::Kafka]), Vec::<Service>::new()); // degraded is not down
+        assert_eq!(failing(&snap, &[Service::Kafka, Service::Spark]), vec![Service::Spark]);
+        // Never probed counts as failing: `lab status` must not pass on a service it did not see.
+        assert_eq!(failing(&snap, &[Service::Hdfs]), vec![Service::Hdfs]);
+    }
+
+    #[test]
+    fn bytes_are_human_readable() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}

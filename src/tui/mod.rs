@@ -1,0 +1,34 @@
+//! The live monitor (ratatui + crossterm).
+//!
+//! State, update and rendering are separate: [`app::App`] is the only state and
+//! [`app::App::update`] its only mutation point (keys, mouse, probe snapshots and action results
+//! all arrive as [`msg::Msg`]); `views/` render `&App` without mutating it; [`run`] owns the
+//! terminal, merges input and probe updates on one channel, runs actions as tasks and redraws only
+//! when something changed.
+
+pub mod app;
+pub mod cli;
+pub mod keys;
+pub mod logs;
+pub mod msg;
+pub mod run;
+pub mod theme;
+pub mod views;
+
+use crate::probes::{ProbeError, Service};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error(
+        "cannot use the terminal: {0}\nrun `lab tui` in an interactive terminal, or use `lab status` for a one-shot report"
+    )]
+    Terminal(#[from] std::io::Error),
+    #[error("required service(s) down: {}\nstart them (`lab up`), or choose which must be up with --require", names(.0))]
+    RequiredDown(Vec<Service>),
+}
+
+fn names(services: &[Service]) -> String {
+    services.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,280 @@
+//! Rendering: `impl Widget for &App` draws the tab bar, the current view, the footer and any
+//! overlay. Views only read the app; one file per view.
+
+mod airflow;
+mod hdfs;
+mod help;
+mod kafka;
+mod logs;
+mod overview;
+mod pipeline;
+mod postgres;
+mod spark;
+#[cfg(test)]
+mod tests;
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
+
+use super::app::{App, Mode, View, tab_labels};
+use super::keys;
+use super::theme::{Theme, health_label};
+use crate::probes::{Health, Service, Status};
+
+impl Widget for &App {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let [tabs, body, footer] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+        render_tabs(self, tabs, buf);
+        match self.view {
+            View::Overview => overview::render(self, body, buf),
+            View::Pipeline => pipeline::render(self, body, buf),
+            View::Kafka => kafka::render(self, body, buf),
+            View::Hdfs => hdfs::render(self, body, buf),
+            View::Spark => spark::render(self, body, buf),
+            View::Airflow => airflow::render(self, body, buf),
+            View::Postgres => postgres::render(self, body, buf),
+            View::Logs => logs::render(self, body, buf),
+        }
+        render_footer(self, footer, buf);
+        match &self.mode {
+            Mode::Help => help::render(self, body, buf),
+            Mode::Confirm(cmd) => render_confirm(self.theme, &cmd.describe(), body, buf),
+            _ => {}
+        }
+    }
+}
+
+/// The health of the service behind a view, for the tab's colour.
+fn view_health(app: &App, view: View) -> Option<Health> {
+    let service = match view {
+        View::Kafka => Service::Kafka,
+        View::Hdfs => Service::Hdfs,
+        View::Spark => Service::Spark,
+        View::Airflow => Service::Airflow,
+        View::Postgres => Service::Postgres,
+        _ => return None,
+    };
+    Some(app.lab.health(service))
+}
+
+fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
+    let mut spans = Vec::new();
+    for (view, label) in tab_labels(area.width) {
+        let mut style = view_health(app, view).map_or(Style::new(), |h| app.theme.health(h));
+        if view == app.view {
+            style = style.patch(app.theme.selected());
+        }
+        spans.push(Span::styled(label, style));
+        spans.push(Span::raw("│"));
+    }
+    Paragraph::new(Line::from(spans)).render(area, buf);
+}
+
+fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
+    let t = app.theme;
+    let line = match &app.mode {
+        Mode::Filter => Line::from(vec![
+            Span::styled("/", t.accent()),
+            Span::raw(app.input.clone()),
+            Span::raw("▏"),
+        ]),
+        Mode::Command => Line::from(vec![
+            Span::styled(":", t.accent()),
+            Span::raw(app.input.clone()),
+            Span::raw("▏"),
+        ]),
+        Mode::Confirm(_) => Line::from(Span::styled("y: yes   n/Esc: no", t.accent())),
+        _ => match &app.notice {
+            Some(n) => Line::from(Span::styled(
+                n.text.clone(),
+                if n.error { t.error() } else { t.accent() },
+            )),
+            None => {
+                let mut spans = Vec::new();
+                if !app.filter.is_empty() {
+                    spans.push(Span::styled(format!("filter: {}  ", app.filter), t.accent()));
+                }
+                for k in keys::footer(app.view) {
+                    spans.push(Span::styled(k.keys, t.accent()));
+                    spans.push(Span::styled(format!(" {}  ", k.action), t.dim()));
+                }
+                Line::from(spans)
+            }
+        },
+    };
+    Paragraph::new(line).render(area, buf);
+}
+
+fn render_confirm(theme: Theme, question: &str, area: Rect, buf: &mut Buffer) {
+    let width = (question.chars().count() as u16 + 6)
+        .clamp(30, area.width.max(30))
+        .min(area.width);
+    let popup = centered(area, width, 5);
+    Clear.render(popup, buf);
+    Paragraph::new(vec![
+        Line::from(question.to_string()),
+        Line::from(""),
+        Line::from(Span::styled("[y] yes    [n] no", theme.accent())),
+    ])
+    .wrap(Wrap { trim: true })
+    .block(Block::bordered().title(" Confirm ").border_style(theme.accent()))
+    .render(popup, buf);
+}
+
+/// A `w`×`h` rectangle centred in `area` (clipped to it).
+#[must_use]
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+/// A bordered block titled with the service's name and its health word, coloured by health.
+pub fn service_block(theme: Theme, service: Service, status: Option<&Status>) -> Block<'static> {
+    let health = status.map_or(Health::Unknown, |s| s.health);
+    let latency = status
+        .and_then(|s| s.latency_ms)
+        .map(|ms| format!(" {ms} ms"))
+        .unwrap_or_default();
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.health(health))
+        .title(Line::from(vec![
+            Span::styled(format!(" {} ", service.title()), theme.title()),
+            Span::styled(format!("{}{latency} ", health_label(health)), theme.health(health)),
+        ]))
+}
+
+/// The body of a view whose service gave no details: why (down, not probed yet).
+pub fn render_unavailable(theme: Theme, service: Service, status: Option<&Status>, area: Rect, buf: &mut Buffer) {
+    let block = service_block(theme, service, status);
+    let text = match status {
+        None => "waiting for the first answer…".to_string(),
+        Some(s) if s.reason.is_empty() => "no details".to_string(),
+        Some(s) => s.reason.clone(),
+    };
+    let health = status.map_or(Health::Unknown, |s| s.health);
+    Paragraph::new(vec![
+        Line::from(Span::styled(health_label(health), theme.health(health))),
+        Line::from(text),
+    ])
+    .wrap(Wrap { trim: true })
+    .block(block)
+    .render(area, buf);
+}
+
+/// Records per second, compact.
+#[must_use]
+pub fn rate(r: Option<f64>) -> String {
+    match r {
+        None => "–".into(),
+        Some(r) if r >= 10_000.0 => format!("{:.1}k/s", r / 1000.0),
+        Some(r) if r >= 10.0 => format!("{r:.0}/s"),
+        Some(r) => format!("{r:.1}/s"),
+    }
+}
+
+/// Seconds as `1h02m`, `3m05s`, `12.3s`.
+#[must_use]
+pub fn duration(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return "–".into();
+    }
+    let s = secs.round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{secs:.1}s")
+    }
+}
+
+/// Thousands separated by a thin space-free comma (`12,345`).
+#[must_use]
+pub fn count(n: i64) -> String {
+    let s = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Fixture snapshots and a helper that renders the app into a `TestBackend`.
+
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::buffer::Buffer;
+
+    use crate::probes::LabSnapshot;
+    use crate::tui::app::{App, View};
+    use crate::tui::theme::Theme;
+
+    /// `lab status --json` captured from real services with the pipeline's data flowing.
+    pub fn live_lab() -> LabSnapshot {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/probes/lab_status_up.json")).unwrap();
+        serde_json::from_value(v["services"].clone()).unwrap()
+    }
+
+    /// The same with every service stopped.
+    pub fn down_lab() -> LabSnapshot {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/probes/lab_status_down.json")).unwrap();
+        serde_json::from_value(v["services"].clone()).unwrap()
+    }
+
+    pub fn app(lab: LabSnapshot, view: View) -> App {
+        let mut app = App::new(Theme { color: true });
+        app.lab = lab;
+        app.view = view;
+        app
+    }
+
+    pub fn draw(app: &App, w: u16, h: u16) -> Buffer {
+        let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+        terminal.draw(|f| f.render_widget(app, f.area())).unwrap();
+        terminal.backend().buffer().clone()
+    }
+
+    pub fn text(buf: &Buffer) -> String {
+        let mut s = String::new();
+        for y in 0..buf.area.height {
+            for x in 0..buf.area.width {
+                s.push_str(buf[(x, y)].symbol());
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Position of the first cell where `needle` starts.
+    pub fn find(buf: &Buffer, needle: &str) -> Option<(u16, u16)> {
+        let text = text(buf);
+        for (y, line) in text.lines().enumerate() {
+            let chars: Vec<char> = line.chars().collect();
+            let n: Vec<char> = needle.chars().collect();
+            for x in 0..chars.len().saturating_sub(n.len() - 1) {
+                if chars[x..x + n.len()] == n[..] {
+                    return Some((x as u16, y as u16));
+                }
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,203 @@
+//! Pipeline: the stage graph producer → Kafka → transform → Kafka → consumer → HDFS → batch →
+//! PostgreSQL, each hop with its live figures (rates from watermark and commit deltas, lag, sizes).
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Cell, Row, Table, Widget};
+
+use super::{count, duration, rate};
+use crate::probes::kafka::{Group, KafkaSnapshot};
+use crate::probes::report::bytes;
+use crate::probes::{Health, Service};
+use crate::tui::app::App;
+
+/// One row of the graph.
+struct Hop {
+    stage: &'static str,
+    place: String,
+    state: String,
+    health: Health,
+    figures: String,
+}
+
+pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    let t = app.theme;
+    let rows: Vec<Row> = hops(app)
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let arrow = if i == 0 { "  " } else { "▼ " };
+            Row::new(vec![
+                Cell::from(format!("{arrow}{}", h.stage)).style(t.title()),
+                Cell::from(h.place),
+                Cell::from(h.state).style(t.health(h.health)),
+                Cell::from(h.figures),
+            ])
+        })
+        .collect();
+    Table::new(
+        rows,
+        [
+            Constraint::Length(12),
+            Constraint::Percentage(30),
+            Constraint::Length(10),
+            Constraint::Fill(1),
+        ],
+    )
+    .header(Row::new(["stage", "where", "state", "figures"]).style(t.dim()))
+    .block(Block::bordered().title(Line::styled(" Pipeline ", t.title())))
+    .row_highlight_style(Style::new())
+    .render(area, buf);
+}
+
+fn prefix(k: &KafkaSnapshot) -> &str {
+    k.dlq_topic.strip_suffix(".dlq").unwrap_or("yelp")
+}
+
+fn group_hop(stage: &'static str, group: Option<&Group>, name: String, kafka_health: Health) -> Hop {
+    match group {
+        Some(g) => Hop {
+            stage,
+            place: name,
+            state: g.state.clone(),
+            health: if g.state.eq_ignore_ascii_case("stable") {
+                Health::Up
+            } else {
+                Health::Degraded
+            },
+            figures: format!(
+                "lag {}  {}  catch-up {}",
+                count(g.total_lag),
+                rate(g.rate),
+                g.catch_up_s.map_or_else(|| "–".into(), duration)
+            ),
+        },
+        None => Hop {
+            stage,
+            place: name,
+            state: if kafka_health == Health::Down {
+                "unknown".into()
+            } else {
+                "not running".into()
+            },
+            health: Health::Unknown,
+            figures: "no consumer group yet".into(),
+        },
+    }
+}
+
+fn hops(app: &App) -> Vec<Hop> {
+    let lab = &app.lab;
+    let kh = lab.health(Service::Kafka);
+    let kafka = lab.kafka.as_ref().and_then(|p| p.detail.as_ref());
+    let mut out = Vec::new();
+    let (raw_rate, raw_held, clean_rate, clean_held, dlq, p) =
+        kafka.map_or((None, 0, None, 0, 0, "yelp".to_string()), |k| {
+            let p = prefix(k).to_string();
+            let raw: Vec<_> = k
+                .topics
+                .iter()
+                .filter(|t| {
+                    t.name.starts_with(&format!("{p}.")) && !t.name.ends_with(".clean") && t.name != k.dlq_topic
+                })
+                .collect();
+            let clean: Vec<_> = k.topics.iter().filter(|t| t.name.ends_with(".clean")).collect();
+            (
+                raw.iter().map(|t| t.rate_in).sum::<Option<f64>>(),
+                raw.iter().map(|t| t.messages).sum::<i64>(),
+                clean.iter().map(|t| t.rate_in).sum::<Option<f64>>(),
+                clean.iter().map(|t| t.messages).sum::<i64>(),
+                k.dlq_messages,
+                p,
+            )
+        });
+    let kstate = crate::tui::theme::health_label(kh).to_lowercase();
+    out.push(Hop {
+        stage: "producer",
+        place: format!("→ {p}.<entity>"),
+        state: kstate.clone(),
+        health: kh,
+        figures: format!("in {}  held {}", rate(raw_rate), count(raw_held)),
+    });
+    let group = |stage: &str| kafka.and_then(|k| k.groups.iter().find(|g| g.name == format!("lab-{stage}-{p}")));
+    out.push(group_hop(
+        "transform",
+        group("transform"),
+        format!("lab-transform-{p}"),
+        kh,
+    ));
+    out.push(Hop {
+        stage: "clean",
+        place: format!("→ {p}.<entity>.clean"),
+        state: kstate,
+        health: kh,
+        figures: format!(
+            "in {}  held {}  DLQ {}",
+            rate(clean_rate),
+            count(clean_held),
+            count(dlq)
+        ),
+    });
+    out.push(group_hop(
+        "consumer",
+        group("consumer"),
+        format!("lab-consumer-{p}"),
+        kh,
+    ));
+    let hh = lab.health(Service::Hdfs);
+    let hdfs = lab.hdfs.as_ref().and_then(|p| p.detail.as_ref());
+    out.push(Hop {
+        stage: "raw zone",
+        place: format!("→ HDFS {}", crate::probes::hdfs::RAW_ZONE_ROOT),
+        state: crate::tui::theme::health_label(hh).to_lowercase(),
+        health: hh,
+        figures: hdfs.map_or_else(String::new, |h| {
+            let files: u64 = h.zones.values().map(|z| z.files).sum();
+            let size: u64 = h.zones.values().map(|z| z.bytes).sum();
+            format!(
+                "{} entities  {} files  {}",
+                h.zones.len(),
+                count(files as i64),
+                bytes(size)
+            )
+        }),
+    });
+    let sh = lab.health(Service::Spark);
+    let spark = lab.spark.as_ref().and_then(|p| p.detail.as_ref());
+    out.push(Hop {
+        stage: "batch",
+        place: "Spark".into(),
+        state: crate::tui::theme::health_label(sh).to_lowercase(),
+        health: sh,
+        figures: spark.map_or_else(String::new, |s| {
+            format!(
+                "{} running, {} completed app(s)",
+                s.activeapps.len(),
+                s.completedapps.len()
+            )
+        }),
+    });
+    let ph = lab.health(Service::Postgres);
+    let pg = lab.postgres.as_ref().and_then(|p| p.detail.as_ref());
+    out.push(Hop {
+        stage: "serving",
+        place: "→ PostgreSQL yelp.*".into(),
+        state: pg.and_then(|p| p.last_batch.as_ref()).map_or_else(
+            || crate::tui::theme::health_label(ph).to_lowercase(),
+            |b| b.status.clone(),
+        ),
+        health: ph,
+        figures: pg.map_or_else(String::new, |p| {
+            let rows: i64 = p
+                .tables
+                .iter()
+                .filter(|(t, _)| t != "batch_runs")
+                .filter_map(|(_, r)| *r)
+                .sum();
+            format!("{} rows in the serving tables", count(rows))
+        }),
+    });
+    out
+}

@@ -1,0 +1,324 @@
+//! The probes against real running services (started by `make test`): Kafka lag as a group
+//! consumes, HDFS NameNode + raw zone, Spark master + worker, Airflow 3 (trigger `lab_smoke`
+//! through the probe's action and see it succeed), PostgreSQL serving tables.
+//! A missing endpoint variable fails the test with instructions: nothing passes vacuously.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bigdata_lab::probes::airflow::{AirflowProbe, AirflowTarget};
+use bigdata_lab::probes::hdfs::HdfsProbe;
+use bigdata_lab::probes::kafka::KafkaProbe;
+use bigdata_lab::probes::postgres::PostgresProbe;
+use bigdata_lab::probes::spark::SparkProbe;
+use bigdata_lab::probes::{Health, ProbeTargets, Service};
+use common::service_env;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+/// Waiting for a service to reach a state (not a timing assertion: only an upper bound).
+const PATIENCE: Duration = Duration::from_secs(120);
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos();
+    format!("{prefix}{}x{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+async fn produce(brokers: &str, topic: &str, n: usize) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("producer");
+    for i in 0..n {
+        let key = i.to_string();
+        producer
+            .send(
+                FutureRecord::to(topic).key(&key).payload(&format!("record {i}")),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("record delivered");
+    }
+}
+
+/// Receives `n` records and commits the position after them.
+async fn consume_and_commit(consumer: &StreamConsumer, n: usize) {
+    for _ in 0..n {
+        tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("a record within 30 s")
+            .expect("a record, not an error");
+    }
+    consumer.commit_consumer_state(CommitMode::Sync).expect("commit");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_probe_reports_watermarks_lag_as_a_group_consumes_and_dlq_size() {
+    let brokers = service_env("LAB_TEST_KAFKA");
+    let prefix = unique("mon");
+    let topic = format!("{prefix}.review");
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    admin
+        .create_topics(
+            &[
+                NewTopic::new(&topic, 2, TopicReplication::Fixed(1)),
+                NewTopic::new(&format!("{prefix}.dlq"), 1, TopicReplication::Fixed(1)),
+            ],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    produce(&brokers, &topic, 100).await;
+    produce(&brokers, &format!("{prefix}.dlq"), 3).await;
+
+    let group = format!("lab-transform-{prefix}");
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    consume_and_commit(&consumer, 30).await;
+
+    let mut probe = KafkaProbe::new(&brokers, &prefix);
+    let snap = probe.poll().await;
+    assert_eq!(snap.status.health, Health::Up, "{:?}", snap.status);
+    let k = snap.detail.unwrap();
+    assert!(!k.brokers.is_empty());
+    let t = k.topics.iter().find(|t| t.name == topic).expect("topic listed");
+    assert_eq!(t.partitions.len(), 2);
+    assert_eq!(t.messages, 100);
+    assert_eq!(t.partitions.iter().map(|p| p.high).sum::<i64>(), 100);
+    assert_eq!(k.dlq_messages, 3);
+    let g = k.groups.iter().find(|g| g.name == group).expect("group listed");
+    assert_eq!(g.total_lag, 70, "{g:?}");
+    assert_eq!(g.partitions.iter().filter_map(|p| p.committed).sum::<i64>(), 30);
+
+    // More records arrive and the group catches up: the rate shows and the lag drops to 0.
+    produce(&brokers, &topic, 50).await;
+    consume_and_commit(&consumer, 120).await;
+    let k = probe.poll().await.detail.unwrap();
+    let t = k.topics.iter().find(|t| t.name == topic).unwrap();
+    assert_eq!(t.messages, 150);
+    assert!(t.rate_in.is_some_and(|r| r > 0.0), "{t:?}");
+    let g = k.groups.iter().find(|g| g.name == group).unwrap();
+    assert_eq!(g.total_lag, 0, "{g:?}");
+    assert_eq!(g.catch_up_s, Some(0.0));
+    assert!(g.rate.is_some_and(|r| r > 0.0));
+    assert!(!g.members.is_empty(), "the consumer is a live member: {g:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hdfs_probe_reads_the_namenode_and_the_raw_zone() {
+    let http = service_env("LAB_TEST_HDFS_HTTP");
+    let _rpc = service_env("LAB_TEST_HDFS_URL");
+    // A file in the raw zone, written through WebHDFS (create answers with a DataNode redirect).
+    let dir = format!("/lab/raw/tip/date=2026-01-0{}", std::process::id() % 9 + 1);
+    let client = reqwest::Client::new();
+    let name = unique("part-");
+    let url = format!("{http}/webhdfs/v1{dir}/{name}.parquet?op=CREATE&overwrite=true&user.name=lab");
+    let body = vec![7u8; 4096];
+    let resp = client.put(&url).body(body.clone()).send().await.unwrap();
+    assert!(resp.status().is_success(), "WebHDFS create: {}", resp.status());
+
+    let mut probe = HdfsProbe::new(&http).unwrap();
+    let snap = probe.poll().await;
+    assert_ne!(snap.status.health, Health::Down, "{:?}", snap.status);
+    let h = snap.detail.unwrap();
+    assert!(h.capacity_total > 0 && h.capacity_remaining > 0);
+    assert!(h.live_datanodes >= 1);
+    assert_eq!(h.fs_state, "Operational");
+    let tip = h.zones.get("tip").expect("tip zone summarised");
+    assert!(tip.files >= 1 && tip.bytes >= 4096, "{tip:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spark_probe_sees_the_master_and_its_worker() {
+    let ui = service_env("LAB_TEST_SPARK_UI");
+    let _master = service_env("LAB_TEST_SPARK_MASTER");
+    let mut probe = SparkProbe::new(&ui).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let snap = probe.poll().await;
+        if snap.status.health == Health::Up {
+            let s = snap.detail.unwrap();
+            assert_eq!(s.status, "ALIVE");
+            assert!(s.aliveworkers >= 1 && s.cores >= 1);
+            assert!(s.workers.iter().any(|w| w.state == "ALIVE"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Spark never became healthy: {:?}",
+            snap.status
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn airflow_target() -> AirflowTarget {
+    AirflowTarget {
+        url: service_env("LAB_TEST_AIRFLOW_URL"),
+        username: service_env("LAB_TEST_AIRFLOW_USER"),
+        password_file: Some(PathBuf::from(service_env("LAB_TEST_AIRFLOW_PASSWORD_FILE"))),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn airflow_probe_triggers_lab_smoke_and_sees_it_succeed() {
+    let mut probe = AirflowProbe::new(airflow_target()).unwrap();
+    // The DAG processor lists new DAG files after a while.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let snap = probe.poll().await;
+        assert_ne!(snap.status.health, Health::Down, "{:?}", snap.status);
+        let a = snap.detail.unwrap();
+        assert_eq!(a.auth_problem, None);
+        if a.dags.iter().any(|d| d.dag_id == "lab_smoke") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lab_smoke never listed: {:?}", a.dags);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    probe.set_paused("lab_smoke", false).await.unwrap();
+    let run = probe.trigger("lab_smoke").await.unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let state = probe.run_state("lab_smoke", &run).await.unwrap();
+        if state == "success" {
+            break;
+        }
+        assert_ne!(state, "failed", "lab_smoke run {run} failed");
+        assert!(Instant::now() < deadline, "run {run} still {state}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let a = probe.poll().await.detail.unwrap();
+    let r = a.runs.iter().find(|r| r.dag_run_id == run).expect("run listed");
+    assert_eq!(r.state, "success");
+    let tasks: Vec<_> = a.task_instances.iter().filter(|t| t.dag_run_id == run).collect();
+    assert!(!tasks.is_empty());
+    assert!(tasks.iter().all(|t| t.state.as_deref() == Some("success")), "{tasks:?}");
+    // Unknown DAGs are refused with the server's reason.
+    let err = probe.trigger("no_such_dag_xyz").await.unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn airflow_probe_reports_a_wrong_password_as_an_auth_problem() {
+    let mut target = airflow_target();
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    target.password_file = Some(wrong);
+    let snap = AirflowProbe::new(target).unwrap().poll().await;
+    assert_eq!(snap.status.health, Health::Degraded, "{:?}", snap.status);
+    assert!(snap.status.reason.contains("refused"), "{}", snap.status.reason);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_probe_counts_serving_rows_and_reads_the_last_batch() {
+    let url = common::fresh_database("lab_probe_pg").await;
+    let mut probe = PostgresProbe::new(Some(url.clone()));
+    let before = probe.poll().await;
+    assert_eq!(
+        before.status.health,
+        Health::Degraded,
+        "no schema yet: {:?}",
+        before.status
+    );
+
+    let client = common::connect(&url).await;
+    client.batch_execute(bigdata_lab::pg::SCHEMA_SQL).await.unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO yelp.business_daily VALUES ('b1', '2026-01-01', 3, 4.0), ('b2', '2026-01-01', 1, 2.0);
+             INSERT INTO yelp.batch_runs (run_id, started_at, finished_at, rows_in, rows_out, status)
+               VALUES ('old', now() - interval '1 hour', now() - interval '59 minutes', 1, 1, 'succeeded'),
+                      ('new', now(), now(), 10, 2, 'succeeded');",
+        )
+        .await
+        .unwrap();
+    let snap = probe.poll().await;
+    assert_eq!(snap.status.health, Health::Up, "{:?}", snap.status);
+    let p = snap.detail.unwrap();
+    assert!(p.version.starts_with("PostgreSQL"));
+    assert!(p.connections >= 1);
+    let rows = |t: &str| p.tables.iter().find(|(n, _)| n == t).and_then(|(_, r)| *r);
+    assert_eq!(rows("business_daily"), Some(2));
+    assert_eq!(rows("batch_runs"), Some(2));
+    let last = p.last_batch.unwrap();
+    assert_eq!((last.run_id.as_str(), last.rows_in, last.rows_out), ("new", 10, 2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lab_status_json_covers_every_service_and_exits_zero_when_all_are_up() {
+    let out = common::lab()
+        .args(["status", "--json"])
+        .env("LAB_KAFKA_BROKERS", service_env("LAB_TEST_KAFKA"))
+        .env("LAB_PG_URL", service_env("LAB_TEST_PG_URL"))
+        .env("LAB_HDFS_URL", service_env("LAB_TEST_HDFS_URL"))
+        .env("LAB_HDFS_HTTP", service_env("LAB_TEST_HDFS_HTTP"))
+        .env("LAB_SPARK_MASTER", service_env("LAB_TEST_SPARK_MASTER"))
+        .env("LAB_SPARK_UI", service_env("LAB_TEST_SPARK_UI"))
+        .env("LAB_AIRFLOW_URL", service_env("LAB_TEST_AIRFLOW_URL"))
+        .env("LAB_AIRFLOW_USER", service_env("LAB_TEST_AIRFLOW_USER"))
+        .env(
+            "LAB_AIRFLOW_PASSWORD_FILE",
+            service_env("LAB_TEST_AIRFLOW_PASSWORD_FILE"),
+        )
+        .env("LAB_STATE_DIR", tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    let json = common::json_stdout(&out);
+    for s in Service::ALL {
+        let health = json["services"][s.name()]["status"]["health"]
+            .as_str()
+            .unwrap_or("missing");
+        assert!(
+            health == "up" || health == "degraded",
+            "{}: {health}\n{json:#}",
+            s.name()
+        );
+    }
+    assert_eq!(json["failing"], serde_json::json!([]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A required service that is not there fails the command and says which.
+    let out = common::lab()
+        .args(["status", "--require", "spark"])
+        .env("LAB_SPARK_UI", "http://127.0.0.1:9")
+        .env("LAB_STATE_DIR", tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("required service(s) down: spark"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("spark       down"), "{stdout}");
+}
+
+#[test]
+fn probe_targets_come_from_the_lab_config() {
+    // Guards the wiring `lab status` relies on (flags/env → LabConfig → probes).
+    let dir = tempfile::tempdir().unwrap();
+    let config = bigdata_lab::config::LabConfig::resolve(bigdata_lab::config::Overrides {
+        state_dir: Some(dir.path().to_path_buf()),
+        spark_ui: Some("http://127.0.0.1:18090".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let t = ProbeTargets::from_config(&config);
+    assert_eq!(t.spark_ui, "http://127.0.0.1:18090");
+    assert!(!t.configured().contains(&Service::Postgres), "no PG URL configured");
+}
