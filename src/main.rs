@@ -48,7 +48,7 @@ struct GlobalArgs {
     /// PostgreSQL connection string for the serving tables.
     #[arg(long = "pg", global = true, env = "LAB_PG_URL", hide_env_values = true)]
     pg_url: Option<String>,
-    /// Raw zone directory (default: <state-dir>/raw).
+    /// Raw zone: a directory or hdfs://HOST:PORT/DIR (default: <state-dir>/raw, or HDFS after `lab up`).
     #[arg(long, global = true, env = "LAB_RAW_ZONE")]
     raw_zone: Option<PathBuf>,
     /// HDFS NameNode RPC URL.

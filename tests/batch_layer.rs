@@ -41,7 +41,7 @@ fn stream_sample_into(prefix: &str, raw_zone: &str, state: &std::path::Path) -> 
         prefix,
         raw_zone,
         state,
-        &["produce", "--data", sample.to_str().unwrap()],
+        &["produce", "--data", sample.to_str().expect("UTF-8 path")],
     );
     assert_eq!(produced["sent"], produced["delivered"]);
     stage(prefix, raw_zone, state, &["transform", "--until-caught-up"]);

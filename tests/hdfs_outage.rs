@@ -42,20 +42,34 @@ impl Env {
 
     fn produce(&self, entities: &str) {
         let sample = sample_dir();
-        let produced = self.run(&["produce", "--data", sample.to_str().unwrap(), "--entities", entities]);
+        let produced = self.run(&[
+            "produce",
+            "--data",
+            sample.to_str().expect("UTF-8 path"),
+            "--entities",
+            entities,
+        ]);
         assert_eq!(produced["sent"], produced["delivered"]);
         self.run(&["transform", "--until-caught-up"]);
     }
 }
 
-/// Stops the consumer with Ctrl-C if the test fails half-way.
+/// Kills the consumer if the test fails half-way.
 struct Consumer(Option<Child>);
+
+fn stop(child: &mut Child) {
+    if let Err(e) = child.kill() {
+        eprintln!("could not kill the consumer: {e}");
+    }
+    if let Err(e) = child.wait() {
+        eprintln!("could not reap the consumer: {e}");
+    }
+}
 
 impl Drop for Consumer {
     fn drop(&mut self) {
         if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(&mut child);
         }
     }
 }
@@ -115,7 +129,12 @@ async fn hdfs_restart_while_consuming_loses_and_duplicates_nothing() {
     let mut last_error = String::new();
     loop {
         let out = env
-            .cmd(&["batch", "--json", "--parquet-out", parquet_out.path().to_str().unwrap()])
+            .cmd(&[
+                "batch",
+                "--json",
+                "--parquet-out",
+                parquet_out.path().to_str().expect("UTF-8 path"),
+            ])
             .output()
             .unwrap();
         let rows_in = serde_json::from_slice::<Value>(&out.stdout)
@@ -130,8 +149,10 @@ async fn hdfs_restart_while_consuming_loses_and_duplicates_nothing() {
         if Instant::now() > deadline {
             let mut consumer_err = String::new();
             if let Some(mut child) = consumer.0.take() {
-                let _ = child.kill();
-                let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut consumer_err);
+                stop(&mut child);
+                if let Some(stderr) = child.stderr.as_mut() {
+                    std::io::Read::read_to_string(stderr, &mut consumer_err).expect("read the consumer's stderr");
+                }
             }
             let log = std::fs::read_to_string(env.state.path().join("logs/lab.log")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(30).collect();

@@ -377,6 +377,13 @@ pub async fn poll_all_once(probes: &mut Probes) -> LabSnapshot {
     }
 }
 
+/// A response captured from a real service (tests/fixtures/probes/), for the parsers' unit tests.
+#[cfg(test)]
+pub(crate) fn test_fixture(name: &str) -> Vec<u8> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/probes");
+    std::fs::read(format!("{path}/{name}")).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,11 +417,4 @@ mod tests {
         assert_eq!(down.status.reason, "http://x/json/ answered HTTP 503");
         assert!(down.detail.is_none());
     }
-}
-
-/// A response captured from a real service (tests/fixtures/probes/), for the parsers' unit tests.
-#[cfg(test)]
-pub(crate) fn test_fixture(name: &str) -> Vec<u8> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/probes");
-    std::fs::read(format!("{path}/{name}")).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }

@@ -194,7 +194,10 @@ impl HdfsRawZone {
                 {
                     return Ok(());
                 }
-                let _ = self.client.delete(&tmp, false).await.is_ok();
+                // Best effort: a stale temp file is hidden from listings and overwritten next time.
+                if let Err(cleanup) = self.client.delete(&tmp, false).await {
+                    tracing::debug!(%tmp, error = %cleanup, "could not remove a failed write's temp file");
+                }
                 Err(e)
             }
         }
