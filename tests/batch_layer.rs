@@ -8,30 +8,14 @@ use std::time::Duration;
 
 use common::services::{Airflow, hdfs_delete, hdfs_raw_zone, jobs_dir, spark_submit};
 use common::{
-    TABLES, assert_tables_equal_reference, connect, fresh_database, json_stdout, lab, read_table, reference, run_ok,
-    sample_dir, service_env,
+    TABLES, assert_tables_equal_reference, connect, fresh_database, lab, read_table, reference, run_ok, run_stage,
+    sample_dir, service_env, unique_prefix,
 };
 use serde_json::{Value, json};
 
-fn unique_prefix(name: &str) -> String {
-    format!(
-        "t{}-{name}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_millis()
-    )
-}
-
 /// Runs a `lab` stage against the test broker with the given raw zone; returns its JSON report.
 fn stage(prefix: &str, raw_zone: &str, state: &std::path::Path, args: &[&str]) -> Value {
-    let out = run_ok(
-        lab()
-            .args(args)
-            .args(["--brokers", &service_env("LAB_TEST_KAFKA"), "--topic-prefix", prefix])
-            .args(["--raw-zone", raw_zone])
-            .arg("--state-dir")
-            .arg(state),
-    );
-    json_stdout(&out)
+    run_stage(prefix, raw_zone.as_ref(), state, args)
 }
 
 /// Streams the sample through the real broker into `raw_zone` (on HDFS); returns valid records.

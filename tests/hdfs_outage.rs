@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::services::{hdfs_client, hdfs_delete, hdfs_raw_zone, service_script};
 use common::{
-    assert_tables_equal_reference, connect, fresh_database, json_stdout, lab, reference, run_ok, sample_dir,
-    service_env,
+    assert_tables_equal_reference, connect, fresh_database, json_stdout, reference, run_ok, sample_dir, service_env,
+    stage_cmd, unique_prefix,
 };
 use serde_json::Value;
 
@@ -22,18 +22,7 @@ struct Env {
 
 impl Env {
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = lab();
-        cmd.args(args)
-            .args([
-                "--brokers",
-                &service_env("LAB_TEST_KAFKA"),
-                "--topic-prefix",
-                &self.prefix,
-            ])
-            .args(["--raw-zone", &self.raw_zone])
-            .arg("--state-dir")
-            .arg(self.state.path());
-        cmd
+        stage_cmd(&self.prefix, self.raw_zone.as_ref(), self.state.path(), args)
     }
 
     fn run(&self, args: &[&str]) -> Value {
@@ -84,11 +73,7 @@ async fn files_under(dir: &str) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn hdfs_restart_while_consuming_loses_and_duplicates_nothing() {
     let env = Env {
-        prefix: format!(
-            "t{}-outage-{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_millis()
-        ),
+        prefix: unique_prefix("outage"),
         raw_zone: hdfs_raw_zone("outage"),
         state: tempfile::tempdir().unwrap(),
     };

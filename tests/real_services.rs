@@ -8,30 +8,13 @@ mod common;
 use std::path::Path;
 
 use common::{
-    Reference, assert_tables_equal_reference, connect, fresh_database, json_stdout, lab, read_table, reference, run_ok,
-    sample_dir, service_env,
+    Reference, assert_tables_equal_reference, connect, fresh_database, read_table, reference, run_stage, sample_dir,
+    service_env, unique_prefix,
 };
 
-/// Runs a stage of the pipeline with the test's broker, topic prefix and raw zone.
+/// Runs a stage of the pipeline with the test's broker, topic prefix and a local raw zone.
 fn stage(prefix: &str, raw: &Path, args: &[&str]) -> serde_json::Value {
-    let brokers = service_env("LAB_TEST_KAFKA");
-    let out = run_ok(
-        lab()
-            .args(args)
-            .args(["--brokers", &brokers, "--topic-prefix", prefix, "--raw-zone"])
-            .arg(raw)
-            .arg("--state-dir")
-            .arg(raw.join("state")),
-    );
-    json_stdout(&out)
-}
-
-fn unique_prefix(name: &str) -> String {
-    format!(
-        "t{}-{name}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_millis()
-    )
+    run_stage(prefix, raw.as_os_str(), &raw.join("state"), args)
 }
 
 /// Produces `data` (only `entities`, if given), then runs the transform and the consumer until

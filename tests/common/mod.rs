@@ -22,6 +22,29 @@ pub fn lab() -> Command {
     cmd
 }
 
+/// A topic prefix (and name part) no other test or test run uses.
+pub fn unique_prefix(name: &str) -> String {
+    format!("t{}-{name}-{}", std::process::id(), Utc::now().timestamp_millis())
+}
+
+/// `lab ARGS` against the test broker, with a topic prefix, a raw zone (a directory or an
+/// `hdfs://` URL) and a state dir.
+pub fn stage_cmd(prefix: &str, raw_zone: &std::ffi::OsStr, state: &Path, args: &[&str]) -> Command {
+    let mut cmd = lab();
+    cmd.args(args)
+        .args(["--brokers", &service_env("LAB_TEST_KAFKA"), "--topic-prefix", prefix])
+        .arg("--raw-zone")
+        .arg(raw_zone)
+        .arg("--state-dir")
+        .arg(state);
+    cmd
+}
+
+/// Runs a stage (see [`stage_cmd`]) that must succeed; returns its JSON report.
+pub fn run_stage(prefix: &str, raw_zone: &std::ffi::OsStr, state: &Path, args: &[&str]) -> Value {
+    json_stdout(&run_ok(&mut stage_cmd(prefix, raw_zone, state, args)))
+}
+
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run lab");
     assert!(
