@@ -173,7 +173,8 @@ with DAG(
 
     quality_check = BashOperator(
         task_id="quality_check",
-        bash_command='"$LAB_BIN" check --date {{ batch_day(dag_run) }} && "$LAB_BIN" check --date {{ batch_day(dag_run) }} --json',
+        # The table goes to the task log (stderr), the JSON line to XCom (stdout's last line).
+        bash_command='"$LAB_BIN" check --date {{ batch_day(dag_run) }} --json',
         env={"LAB_PG_URL": "{{ conn.lab_postgres.get_uri() }}"},
         append_env=True,
         do_xcom_push=True,

@@ -119,7 +119,7 @@ struct CheckArgs {
     /// Count raw-zone partitions dated up to this day (YYYY-MM-DD), as the batch did; default: all.
     #[arg(long)]
     date: Option<NaiveDate>,
-    /// One JSON line instead of the table.
+    /// One JSON line on stdout (the table then goes to stderr).
     #[arg(long)]
     json: bool,
 }
@@ -463,6 +463,8 @@ async fn run(command: Command, config: LabConfig) -> Result<()> {
             };
             let report = check_quality(&zone, args.date, url).await?;
             if args.json {
+                // The table still goes to stderr, so one run serves a task log and a script.
+                eprint!("{}", report.render());
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 print!("{}", report.render());
