@@ -360,21 +360,7 @@ impl AirflowProbe {
     }
 
     async fn get_bytes(&self, url: &str, auth: Option<&Auth>) -> Result<bytes::Bytes, ProbeError> {
-        let resp = self
-            .with_auth(self.client.get(url), auth)
-            .send()
-            .await
-            .map_err(|e| http::unreachable(Service::Airflow, url, &e))?;
-        if !resp.status().is_success() {
-            return Err(ProbeError::Status {
-                service: Service::Airflow,
-                url: url.to_string(),
-                status: resp.status().as_u16(),
-            });
-        }
-        resp.bytes()
-            .await
-            .map_err(|e| http::unreachable(Service::Airflow, url, &e))
+        http::send_bytes(Service::Airflow, url, self.with_auth(self.client.get(url), auth)).await
     }
 
     async fn get_authed(&self, path: &str, auth: &Auth) -> Result<bytes::Bytes, ProbeError> {

@@ -227,22 +227,7 @@ impl HdfsProbe {
     }
 
     async fn get_bytes(&self, url: &str) -> Result<bytes::Bytes, ProbeError> {
-        let resp = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| http::unreachable(Service::Hdfs, url, &e))?;
-        if !resp.status().is_success() {
-            return Err(ProbeError::Status {
-                service: Service::Hdfs,
-                url: url.to_string(),
-                status: resp.status().as_u16(),
-            });
-        }
-        resp.bytes()
-            .await
-            .map_err(|e| http::unreachable(Service::Hdfs, url, &e))
+        http::send_bytes(Service::Hdfs, url, self.client.get(url)).await
     }
 
     /// Content summary of one entity's raw-zone directory; `None` when it does not exist yet.

@@ -40,12 +40,8 @@ pub fn unreachable(service: Service, url: &str, e: &reqwest::Error) -> ProbeErro
     }
 }
 
-/// Sends `req` and decodes a 2xx JSON body as `T`.
-pub async fn send_json<T: DeserializeOwned>(
-    service: Service,
-    url: &str,
-    req: reqwest::RequestBuilder,
-) -> Result<T, ProbeError> {
+/// Sends `req` and returns a 2xx body; any other status is an error naming the URL.
+pub async fn send_bytes(service: Service, url: &str, req: reqwest::RequestBuilder) -> Result<bytes::Bytes, ProbeError> {
     let resp = req.send().await.map_err(|e| unreachable(service, url, &e))?;
     let status = resp.status();
     if !status.is_success() {
@@ -55,7 +51,16 @@ pub async fn send_json<T: DeserializeOwned>(
             status: status.as_u16(),
         });
     }
-    let body = resp.bytes().await.map_err(|e| unreachable(service, url, &e))?;
+    resp.bytes().await.map_err(|e| unreachable(service, url, &e))
+}
+
+/// Sends `req` and decodes a 2xx JSON body as `T`.
+pub async fn send_json<T: DeserializeOwned>(
+    service: Service,
+    url: &str,
+    req: reqwest::RequestBuilder,
+) -> Result<T, ProbeError> {
+    let body = send_bytes(service, url, req).await?;
     parse(service, url, &body)
 }
 
