@@ -5,6 +5,7 @@
 pub mod config;
 pub mod dataset;
 pub mod demo;
+pub mod doctor;
 pub mod pg;
 pub mod pipeline;
 pub mod probes;

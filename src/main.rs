@@ -108,10 +108,22 @@ enum Command {
     Restart(stack_cli::ServiceArgs),
     /// Print an equivalent docker-compose file (secrets go to <state-dir>/compose.env).
     Compose(stack_cli::ComposeArgs),
+    /// Can this machine run the stack? Docker engine, memory, disk, ports, state dir; each problem
+    /// with its fix. Exits 1 when something must be fixed before `lab up`.
+    Doctor(DoctorArgs),
     /// One snapshot of every service; exits non-zero when a required service is down.
     Status(bigdata_lab::tui::cli::StatusArgs),
     /// The live monitor: every service's health, lag, runs and tables, with actions.
     Tui(bigdata_lab::tui::cli::TuiArgs),
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    #[command(flatten)]
+    stack: stack_cli::StackArg,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -146,6 +158,21 @@ struct DemoArgs {
     /// Producer rate limit in messages per second (a slow stream for teaching).
     #[arg(long)]
     rate: Option<u32>,
+}
+
+impl Default for DemoArgs {
+    /// What plain `lab demo` does (the TUI offers it when there is no Docker).
+    fn default() -> Self {
+        Self {
+            data: None,
+            reviews: None,
+            seed: 42,
+            headless: false,
+            parquet: false,
+            partitions: 3,
+            rate: None,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -220,7 +247,7 @@ struct BatchArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let config = match LabConfig::resolve(Overrides {
+    let overrides = Overrides {
         state_dir: cli.global.state_dir.clone(),
         brokers: cli.global.brokers.clone(),
         topic_prefix: cli.global.topic_prefix.clone(),
@@ -233,7 +260,8 @@ fn main() -> std::process::ExitCode {
         airflow_url: cli.global.airflow_url.clone(),
         airflow_user: cli.global.airflow_user.clone(),
         airflow_password_file: cli.global.airflow_password_file.clone(),
-    }) {
+    };
+    let config = match LabConfig::resolve(overrides.clone()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -251,7 +279,7 @@ fn main() -> std::process::ExitCode {
     let command = cli
         .command
         .unwrap_or_else(|| Command::Tui(bigdata_lab::tui::cli::TuiArgs::default()));
-    match runtime.block_on(run(command, config)) {
+    match runtime.block_on(run(command, config, overrides)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "command failed");
@@ -294,7 +322,31 @@ fn ctrl_c_token() -> CancellationToken {
     token
 }
 
-async fn run(command: Command, config: LabConfig) -> Result<()> {
+/// `lab demo`: the whole pipeline in one process.
+async fn demo(args: DemoArgs, config: &LabConfig) -> Result<()> {
+    let cancel = ctrl_c_token();
+    let opts = DemoOptions {
+        state_dir: config.state_dir.clone(),
+        topic_prefix: config.topic_prefix.clone(),
+        data: args.data,
+        reviews: args.reviews,
+        seed: args.seed,
+        headless: args.headless,
+        pg_url: config.pg_url.clone(),
+        parquet: args.parquet,
+        partitions: args.partitions,
+        rate: args.rate,
+    };
+    let summary = run_demo(&opts, &cancel).await?;
+    if args.headless {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_demo_summary(&summary);
+    }
+    Ok(())
+}
+
+async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Result<()> {
     let topics = Topics::new(&config.topic_prefix);
     match command {
         Command::Status(args) => {
@@ -302,28 +354,29 @@ async fn run(command: Command, config: LabConfig) -> Result<()> {
                 .await
                 .map_err(Into::into);
         }
-        Command::Tui(args) => bigdata_lab::tui::cli::run_tui(&config, &args).await?,
-        Command::Demo(args) => {
-            let cancel = ctrl_c_token();
-            let opts = DemoOptions {
-                state_dir: config.state_dir.clone(),
-                topic_prefix: config.topic_prefix.clone(),
-                data: args.data,
-                reviews: args.reviews,
-                seed: args.seed,
-                headless: args.headless,
-                pg_url: config.pg_url.clone(),
-                parquet: args.parquet,
-                partitions: args.partitions,
-                rate: args.rate,
-            };
-            let summary = run_demo(&opts, &cancel).await?;
-            if args.headless {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
-            } else {
-                print_demo_summary(&summary);
+        Command::Tui(args) => {
+            let next = bigdata_lab::tui::cli::run_tui(&config, overrides, &args).await?;
+            if next == Some(bigdata_lab::tui::app::AfterExit::Demo) {
+                println!("No Docker engine: running the embedded demo instead (`lab demo`).");
+                demo(DemoArgs::default(), &config).await?;
             }
         }
+        Command::Doctor(args) => {
+            let path = stack_cli::stack_path(&args.stack, &config.state_dir).map_err(|e| e.to_string());
+            let report = bigdata_lab::doctor::diagnose(path, &config.state_dir).await;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", bigdata_lab::doctor::render_text(&report));
+            }
+            if report.failures() > 0 {
+                bail!(
+                    "lab doctor found {} problem(s); each has its fix above",
+                    report.failures()
+                );
+            }
+        }
+        Command::Demo(args) => demo(args, &config).await?,
         Command::Dataset(DatasetCommand::Generate {
             out,
             reviews,

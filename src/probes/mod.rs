@@ -6,6 +6,7 @@
 //! down, it never freezes a caller.
 
 pub mod airflow;
+pub mod docker;
 pub mod hdfs;
 mod http;
 pub mod kafka;
@@ -65,6 +66,8 @@ pub enum Service {
     Spark,
     Airflow,
     Postgres,
+    /// The engine running the stack's containers: probed, shown, never required.
+    Docker,
 }
 
 impl Service {
@@ -84,6 +87,7 @@ impl Service {
             Service::Spark => "spark",
             Service::Airflow => "airflow",
             Service::Postgres => "postgres",
+            Service::Docker => "docker",
         }
     }
 
@@ -95,6 +99,7 @@ impl Service {
             Service::Spark => "Spark",
             Service::Airflow => "Airflow",
             Service::Postgres => "PostgreSQL",
+            Service::Docker => "Docker",
         }
     }
 
@@ -232,6 +237,7 @@ pub enum ServiceSnapshot {
     Spark(Probed<spark::SparkSnapshot>),
     Airflow(Probed<airflow::AirflowSnapshot>),
     Postgres(Probed<postgres::PostgresSnapshot>),
+    Docker(Probed<docker::DockerSnapshot>),
 }
 
 impl ServiceSnapshot {
@@ -243,6 +249,7 @@ impl ServiceSnapshot {
             ServiceSnapshot::Spark(_) => Service::Spark,
             ServiceSnapshot::Airflow(_) => Service::Airflow,
             ServiceSnapshot::Postgres(_) => Service::Postgres,
+            ServiceSnapshot::Docker(_) => Service::Docker,
         }
     }
 
@@ -254,6 +261,7 @@ impl ServiceSnapshot {
             ServiceSnapshot::Spark(p) => &p.status,
             ServiceSnapshot::Airflow(p) => &p.status,
             ServiceSnapshot::Postgres(p) => &p.status,
+            ServiceSnapshot::Docker(p) => &p.status,
         }
     }
 }
@@ -266,6 +274,9 @@ pub struct LabSnapshot {
     pub spark: Option<Probed<spark::SparkSnapshot>>,
     pub airflow: Option<Probed<airflow::AirflowSnapshot>>,
     pub postgres: Option<Probed<postgres::PostgresSnapshot>>,
+    /// The stack's containers, when a Docker engine answers (or why not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker: Option<Probed<docker::DockerSnapshot>>,
 }
 
 impl LabSnapshot {
@@ -277,6 +288,7 @@ impl LabSnapshot {
             ServiceSnapshot::Spark(p) => self.spark = Some(p),
             ServiceSnapshot::Airflow(p) => self.airflow = Some(p),
             ServiceSnapshot::Postgres(p) => self.postgres = Some(p),
+            ServiceSnapshot::Docker(p) => self.docker = Some(p),
         }
     }
 
@@ -288,6 +300,7 @@ impl LabSnapshot {
             Service::Spark => self.spark.as_ref().map(|p| &p.status),
             Service::Airflow => self.airflow.as_ref().map(|p| &p.status),
             Service::Postgres => self.postgres.as_ref().map(|p| &p.status),
+            Service::Docker => self.docker.as_ref().map(|p| &p.status),
         }
     }
 
@@ -307,6 +320,8 @@ pub struct ProbeTargets {
     pub hdfs_http: String,
     pub spark_ui: String,
     pub airflow: airflow::AirflowTarget,
+    /// The stack whose containers the Docker probe lists (its `lab.stack` label).
+    pub docker_stack: String,
 }
 
 impl ProbeTargets {
@@ -323,6 +338,7 @@ impl ProbeTargets {
                 username: config.airflow.username.clone(),
                 password_file: config.airflow.password_file.clone(),
             },
+            docker_stack: crate::runtime::cli::DEFAULT_STACK.to_string(),
         }
     }
 
@@ -343,6 +359,7 @@ pub struct Probes {
     pub spark: spark::SparkProbe,
     pub airflow: airflow::AirflowProbe,
     pub postgres: postgres::PostgresProbe,
+    pub docker: docker::DockerProbe,
 }
 
 impl Probes {
@@ -354,6 +371,7 @@ impl Probes {
             spark: spark::SparkProbe::new(&targets.spark_ui)?,
             airflow: airflow::AirflowProbe::new(targets.airflow.clone())?,
             postgres: postgres::PostgresProbe::new(targets.pg_url.clone()),
+            docker: docker::DockerProbe::new(&targets.docker_stack),
         })
     }
 }
@@ -366,14 +384,24 @@ pub async fn poll_all_once(probes: &mut Probes) -> LabSnapshot {
         spark,
         airflow,
         postgres,
+        docker,
     } = probes;
-    let (k, h, s, a, p) = tokio::join!(kafka.poll(), hdfs.poll(), spark.poll(), airflow.poll(), postgres.poll());
+    let (k, h, s, a, p, d) = tokio::join!(
+        kafka.poll(),
+        hdfs.poll(),
+        spark.poll(),
+        airflow.poll(),
+        postgres.poll(),
+        docker.poll()
+    );
     LabSnapshot {
         kafka: Some(k),
         hdfs: Some(h),
         spark: Some(s),
         airflow: Some(a),
         postgres: Some(p),
+        // Only when the engine answers: without Docker the services may well run elsewhere.
+        docker: (d.status.health != Health::Down).then_some(d),
     }
 }
 

@@ -96,6 +96,16 @@ pub fn summary(snapshot: &LabSnapshot, service: Service) -> String {
                 .map_or_else(|| "no batch yet".to_string(), |b| format!("last batch {}", b.status));
             format!("{}, {} connection(s), {last}", p.version, p.connections)
         }),
+        Service::Docker => snapshot.docker.as_ref().and_then(|p| p.detail.as_ref()).map(|d| {
+            format!(
+                "stack {}: {}/{} container(s) up, engine {} (API {})",
+                d.stack,
+                d.running(),
+                d.containers.len(),
+                d.server_version,
+                d.api_version
+            )
+        }),
     }
     .unwrap_or_default()
 }
@@ -122,7 +132,9 @@ pub fn bytes(n: u64) -> String {
 pub fn render_text(report: &StatusReport) -> String {
     let mut out = String::new();
     out.push_str(&format!("{:<11} {:<9} {:>8}  DETAIL\n", "SERVICE", "HEALTH", "LATENCY"));
-    for service in Service::ALL {
+    // Docker only when an engine answered: the services may run without containers.
+    let docker = report.snapshot.docker.is_some().then_some(Service::Docker);
+    for service in Service::ALL.into_iter().chain(docker) {
         let status = report.snapshot.status(service);
         let health = status.map_or(Health::Unknown, |s| s.health);
         let latency = status

@@ -27,6 +27,7 @@ pub struct Intervals {
     pub spark: Duration,
     pub airflow: Duration,
     pub postgres: Duration,
+    pub docker: Duration,
 }
 
 impl Default for Intervals {
@@ -37,6 +38,7 @@ impl Default for Intervals {
             spark: Service::Spark.default_interval(),
             airflow: Service::Airflow.default_interval(),
             postgres: Service::Postgres.default_interval(),
+            docker: Service::Docker.default_interval(),
         }
     }
 }
@@ -77,6 +79,7 @@ impl_probe!(super::hdfs::HdfsProbe, Hdfs);
 impl_probe!(super::spark::SparkProbe, Spark);
 impl_probe!(super::airflow::AirflowProbe, Airflow);
 impl_probe!(super::postgres::PostgresProbe, Postgres);
+impl_probe!(super::docker::DockerProbe, Docker);
 
 /// Starts one task per probe; they stop when `cancel` fires or the receiver is dropped.
 pub fn spawn(
@@ -96,6 +99,7 @@ pub fn spawn(
             tx.clone(),
             cancel.clone(),
         )),
+        tokio::spawn(run_loop(probes.docker, intervals.docker, tx.clone(), cancel.clone())),
     ]
 }
 

@@ -19,7 +19,7 @@ pub const DEFAULT_STACK: &str = "lambda";
 /// `<state>/stack`: the stack file the last `lab up` used, so `down`/`ps`/`logs` find it.
 const CURRENT_STACK_FILE: &str = "stack";
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct StackArg {
     /// Stack name (stacks/NAME.toml) or path to a stack file. Default: the last `lab up`, else `lambda`.
     #[arg(long)]
@@ -155,14 +155,18 @@ pub async fn run_down(args: &DownArgs, state_dir: &Path) -> Result<(), Error> {
             println!("its volumes (data) were kept; `lab down --volumes` removes them too");
         }
     }
-    // The endpoints would now point at nothing.
+    forget_endpoints(state_dir);
+    Ok(())
+}
+
+/// After `down` the endpoints would point at nothing: remove them.
+pub fn forget_endpoints(state_dir: &Path) {
     let endpoints_file = state_dir.join(crate::config::ENDPOINTS_FILE);
     if let Err(e) = std::fs::remove_file(&endpoints_file)
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(error = %e, path = %endpoints_file.display(), "cannot remove the endpoints file");
     }
-    Ok(())
 }
 
 pub async fn run_ps(args: &PsArgs, state_dir: &Path) -> Result<(), Error> {
@@ -256,7 +260,8 @@ fn stack_name(arg: &StackArg, state_dir: &Path) -> Result<String, Error> {
     Ok(Stack::load(&stack_path(arg, state_dir)?)?.name)
 }
 
-fn remember_stack(state_dir: &Path, path: &Path) -> Result<(), Error> {
+/// Records the stack file `lab up` used, so later commands (and the TUI) find it.
+pub fn remember_stack(state_dir: &Path, path: &Path) -> Result<(), Error> {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let file = state_dir.join(CURRENT_STACK_FILE);
     std::fs::create_dir_all(state_dir)

@@ -96,6 +96,16 @@ pub enum Error {
         stack: String,
         known: String,
     },
+    #[error(
+        "cannot start {service}: {addr} is already in use by {holder}\nstop that process, or give {service} another host port in the stack file"
+    )]
+    PortTaken {
+        service: String,
+        addr: String,
+        holder: crate::runtime::ports::PortHolder,
+    },
+    #[error("no stack file: {reason}")]
+    NoStack { reason: String },
     #[error(transparent)]
     Stack(#[from] stack::Error),
 }
@@ -132,6 +142,27 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
+/// The engine's identity and resources.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EngineInfo {
+    pub server_version: String,
+    /// The API version spoken (negotiated down to the engine's own).
+    pub api_version: String,
+    pub root_dir: Option<String>,
+    pub memory_bytes: Option<u64>,
+    pub cpus: Option<u32>,
+}
+
+/// The engine runs on this machine (a unix socket, or TCP on loopback), so the ports it publishes
+/// are this machine's.
+#[must_use]
+pub fn engine_is_local() -> bool {
+    match std::env::var("DOCKER_HOST") {
+        Err(_) => true,
+        Ok(h) => h.is_empty() || h.starts_with("unix://") || h.contains("://127.0.0.1") || h.contains("://localhost"),
+    }
+}
+
 /// A connection to the engine (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -152,6 +183,25 @@ impl Engine {
         docker.ping().await.map_err(no_engine)?;
         tracing::info!(%host, version = ?docker.client_version(), "connected to the Docker engine");
         Ok(Self { docker })
+    }
+
+    /// The API version spoken with the engine (negotiated down to the engine's own).
+    #[must_use]
+    pub fn api_version(&self) -> String {
+        self.docker.client_version().to_string()
+    }
+
+    /// What the engine says about itself (for `lab doctor`).
+    pub async fn info(&self) -> Result<EngineInfo, Error> {
+        let version = self.docker.version().await.map_err(api("report its version"))?;
+        let info = self.docker.info().await.map_err(api("report its system info"))?;
+        Ok(EngineInfo {
+            server_version: version.version.unwrap_or_else(|| "unknown".into()),
+            api_version: self.api_version(),
+            root_dir: info.docker_root_dir,
+            memory_bytes: info.mem_total.and_then(|m| u64::try_from(m).ok()),
+            cpus: info.ncpu.and_then(|n| u32::try_from(n).ok()),
+        })
     }
 
     /// Every container of the stack (running or not), by service name.

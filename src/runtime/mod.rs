@@ -5,4 +5,5 @@
 pub mod cli;
 pub mod docker;
 pub mod events;
+pub mod ports;
 pub mod render;

@@ -39,6 +39,8 @@ pub enum Error {
     BadStackName(String),
     #[error("service name {0:?} is invalid: use lowercase letters, digits, '_' or '-'")]
     BadServiceName(String),
+    #[error("disk {0:?} is invalid: write a size such as 8g or 500m")]
+    BadDisk(String),
     #[error("stack has no services: add at least one [services.NAME] table")]
     NoServices,
     #[error("service {service}: image {image:?} is not a valid image reference: {reason}")]

@@ -17,6 +17,10 @@ pub struct StackFile {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
+    /// Disk the stack needs on the Docker host (images plus data), e.g. `8g`; `lab doctor` checks
+    /// the free space against it. Default: 1 GiB per service.
+    #[serde(default)]
+    pub disk: Option<String>,
     /// Ordered by name, so the file's order never changes a hash or an export.
     pub services: BTreeMap<String, ServiceSpec>,
     /// Where the host reaches the services; written to `<state>/endpoints.toml` after `lab up`.

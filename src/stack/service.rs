@@ -17,6 +17,8 @@ const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(180);
 pub struct Stack {
     pub name: String,
     pub description: Option<String>,
+    /// Disk space the stack needs (images plus data), from the file's `disk` or 1 GiB per service.
+    pub disk_bytes: u64,
     /// Where relative bind mounts are resolved (the stack file's directory).
     pub base_dir: PathBuf,
     pub services: BTreeMap<String, Service>,
@@ -53,6 +55,9 @@ pub struct Healthcheck {
     pub retries: u32,
     pub start_period: Duration,
 }
+
+/// Disk assumed per service when the stack file does not say (an image of a JVM service is ~0.5-1 GiB).
+const DEFAULT_DISK_PER_SERVICE: u64 = 1 << 30;
 
 impl Stack {
     /// Reads and validates a stack file; relative bind mounts resolve against its directory.
@@ -91,9 +96,14 @@ impl Stack {
         check_dependencies(&services)?;
         order::dependency_order(&services, services.keys().cloned().collect())?;
         check_port_clashes(&services)?;
+        let disk_bytes = match &file.disk {
+            None => DEFAULT_DISK_PER_SERVICE * services.len() as u64,
+            Some(d) => model::parse_memory(d).ok_or_else(|| Error::BadDisk(d.clone()))?,
+        };
         let stack = Self {
             name: file.name,
             description: file.description,
+            disk_bytes,
             base_dir,
             services,
             endpoints: file.endpoints,

@@ -5,8 +5,10 @@ use std::collections::{BTreeMap, VecDeque};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
 use super::logs::LogLine;
-use super::msg::{Cmd, Msg};
+use super::msg::{Cmd, Msg, StackCmd};
+use super::stack::StackPanel;
 use super::theme::Theme;
+use crate::doctor::DoctorReport;
 use crate::probes::kafka::{Group, GroupPartition, Topic};
 use crate::probes::{LabSnapshot, ServiceSnapshot, airflow};
 
@@ -25,10 +27,14 @@ pub enum View {
     Airflow,
     Postgres,
     Logs,
+    Stack,
 }
 
+/// Number of views (tabs).
+pub const VIEWS: usize = 9;
+
 impl View {
-    pub const ALL: [View; 8] = [
+    pub const ALL: [View; VIEWS] = [
         View::Overview,
         View::Pipeline,
         View::Kafka,
@@ -37,6 +43,7 @@ impl View {
         View::Airflow,
         View::Postgres,
         View::Logs,
+        View::Stack,
     ];
 
     #[must_use]
@@ -50,6 +57,16 @@ impl View {
             View::Airflow => "Airflow",
             View::Postgres => "PostgreSQL",
             View::Logs => "Logs",
+            View::Stack => "Stack",
+        }
+    }
+
+    /// The tab label when the terminal is narrow (all nine fit in 80 columns).
+    #[must_use]
+    pub fn short_title(self) -> &'static str {
+        match self {
+            View::Postgres => "Postgres",
+            v => v.title(),
         }
     }
 
@@ -80,6 +97,13 @@ pub enum Mode {
     Help,
 }
 
+/// What `lab` does once the monitor has closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterExit {
+    /// Run `lab demo` (offered when there is no Docker engine).
+    Demo,
+}
+
 /// A footer message: what an action did, or what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
@@ -97,9 +121,9 @@ pub struct App {
     /// The applied `/` filter (case-insensitive substring) for the current view's lists.
     pub filter: String,
     /// Selected row per view.
-    pub selection: [usize; 8],
+    pub selection: [usize; VIEWS],
     /// Focused pane per view (Kafka: groups / topics; Airflow: DAGs / grid).
-    pub pane: [usize; 8],
+    pub pane: [usize; VIEWS],
     /// Kafka: showing the selected group's per-partition lag table.
     pub kafka_drill: bool,
     /// Kafka partition table: by lag (default) or by topic/partition.
@@ -113,6 +137,12 @@ pub struct App {
     /// Lines scrolled up from the end when not following.
     pub log_scroll: usize,
     pub notice: Option<Notice>,
+    /// The stack file's services and their containers (the Stack view).
+    pub stack: StackPanel,
+    /// The first-run check (`lab doctor`), once it finished.
+    pub doctor: Option<DoctorReport>,
+    /// What to do after the monitor closes (e.g. run the embedded demo).
+    pub after_exit: Option<AfterExit>,
     pub quit: bool,
     /// Something changed since the last frame.
     pub dirty: bool,
@@ -130,8 +160,8 @@ impl App {
             mode: Mode::Normal,
             input: String::new(),
             filter: String::new(),
-            selection: [0; 8],
-            pane: [0; 8],
+            selection: [0; VIEWS],
+            pane: [0; VIEWS],
             kafka_drill: false,
             sort_by_name: false,
             lag_history: BTreeMap::new(),
@@ -140,6 +170,9 @@ impl App {
             log_follow: true,
             log_scroll: 0,
             notice: None,
+            stack: StackPanel::default(),
+            doctor: None,
+            after_exit: None,
             quit: false,
             dirty: true,
             width: 80,
@@ -158,9 +191,114 @@ impl App {
             Msg::ActionDone(Ok(text)) => self.notice = Some(Notice { text, error: false }),
             Msg::ActionDone(Err(text)) => self.notice = Some(Notice { text, error: true }),
             Msg::Logs(lines) => self.on_logs(lines),
+            Msg::Stack(event) => self.stack.apply(&event),
+            Msg::StackDone { cmd, result } => return self.on_stack_done(&cmd, result),
+            // Only countdowns move with time: redraw while an operation runs on screen.
+            Msg::Tick => self.dirty = self.stack.busy.is_some() && self.view == View::Stack,
+            Msg::Doctor(report) => self.doctor = Some(*report),
             Msg::Quit => self.quit = true,
         }
         Vec::new()
+    }
+
+    /// An operation ended. After `up` or `down` the endpoints changed, so the probes reload them.
+    fn on_stack_done(&mut self, cmd: &StackCmd, result: Result<String, String>) -> Vec<Cmd> {
+        match result {
+            Ok(text) => {
+                self.stack.finish(None);
+                self.notice = Some(Notice { text, error: false });
+            }
+            Err(text) => {
+                let first = text.lines().next().unwrap_or_default().to_string();
+                self.stack.finish(Some(text));
+                self.notice = Some(Notice {
+                    text: format!("{} failed: {first}", cmd.verb()),
+                    error: true,
+                });
+            }
+        }
+        if matches!(cmd, StackCmd::Up { .. } | StackCmd::Down { .. }) {
+            vec![Cmd::ReloadEndpoints]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Starts a stack operation, unless one is already running (one at a time, like the CLI).
+    fn stack_cmd(&mut self, cmd: StackCmd) -> Vec<Cmd> {
+        if let Some(busy) = &self.stack.busy {
+            self.notice = Some(Notice {
+                text: format!("wait: {} is still running", busy.what),
+                error: true,
+            });
+            return Vec::new();
+        }
+        if let Some(e) = &self.stack.load_error {
+            self.notice = Some(Notice {
+                text: format!("no stack to manage: {}", e.lines().next().unwrap_or_default()),
+                error: true,
+            });
+            return Vec::new();
+        }
+        self.stack.begin(cmd.describe_progress(), std::time::Instant::now());
+        self.notice = Some(Notice {
+            text: format!("{} …", cmd.describe_progress()),
+            error: false,
+        });
+        vec![Cmd::Stack(cmd)]
+    }
+
+    /// The selected row of the Stack view.
+    #[must_use]
+    pub fn selected_service(&self) -> Option<&str> {
+        self.stack
+            .rows
+            .get(self.selection[View::Stack.index()])
+            .map(|r| r.service.as_str())
+    }
+
+    /// The line shown above the Overview and Stack views: what the first-run check found, or how
+    /// to bring a stopped stack up.
+    #[must_use]
+    pub fn banner(&self) -> Option<Notice> {
+        if let Some(d) = &self.doctor {
+            if !d.engine_reachable() {
+                let why = d
+                    .findings
+                    .iter()
+                    .find(|f| f.check == "docker")
+                    .map_or(String::new(), |f| f.detail.clone());
+                return Some(Notice {
+                    text: format!(
+                        "No Docker engine ({why}). Press e to run the embedded demo instead (no Docker needed), \
+                         or start Docker and press u."
+                    ),
+                    error: true,
+                });
+            }
+            if let Some(f) = d.problems().first()
+                && f.level == crate::doctor::Level::Fail
+            {
+                return Some(Notice {
+                    text: format!(
+                        "doctor: {} — fix: {} (run `lab doctor` for all findings)",
+                        f.detail,
+                        f.fix.as_deref().unwrap_or("-")
+                    ),
+                    error: true,
+                });
+            }
+        }
+        if self.stack.observed && self.stack.busy.is_none() && self.stack.all_absent() && !self.stack.rows.is_empty() {
+            return Some(Notice {
+                text: format!(
+                    "Stack {} is not running: press u to bring it up (9: Stack view shows the progress)",
+                    self.stack.name
+                ),
+                error: false,
+            });
+        }
+        None
     }
 
     fn on_snapshot(&mut self, snap: ServiceSnapshot) {
@@ -175,6 +313,12 @@ impl App {
             }
             let rate: f64 = k.topics.iter().filter_map(|t| t.rate_in).sum();
             push_bounded(&mut self.rate_history, rate.round() as u64);
+        }
+        if let ServiceSnapshot::Docker(d) = &snap
+            && let Some(d) = &d.detail
+            && d.stack == self.stack.name
+        {
+            self.stack.observe(&d.containers);
         }
         self.lab.apply(snap);
         self.clamp_selection();
@@ -221,6 +365,9 @@ impl App {
             Mode::Confirm(cmd) => {
                 self.mode = Mode::Normal;
                 if matches!(key.code, KeyCode::Char('y' | 'Y') | KeyCode::Enter) {
+                    if let Cmd::Stack(stack_cmd) = cmd {
+                        return self.stack_cmd(stack_cmd);
+                    }
                     self.notice = Some(Notice {
                         text: format!("{} …", cmd.describe().trim_end_matches('?')),
                         error: false,
@@ -234,18 +381,12 @@ impl App {
                     Vec::new()
                 }
             }
-            Mode::Filter | Mode::Command => {
-                self.on_input_key(key);
-                Vec::new()
-            }
-            Mode::Normal => {
-                self.on_normal_key(key);
-                Vec::new()
-            }
+            Mode::Filter | Mode::Command => self.on_input_key(key),
+            Mode::Normal => self.on_normal_key(key),
         }
     }
 
-    fn on_input_key(&mut self, key: KeyEvent) {
+    fn on_input_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
         match key.code {
             KeyCode::Esc => {
                 if self.mode == Mode::Filter {
@@ -261,7 +402,7 @@ impl App {
                     self.filter = text;
                 } else {
                     self.mode = Mode::Normal;
-                    self.run_command(&text);
+                    return self.run_command(&text);
                 }
             }
             KeyCode::Backspace => {
@@ -279,9 +420,13 @@ impl App {
             }
             _ => self.dirty = false,
         }
+        Vec::new()
     }
 
-    fn on_normal_key(&mut self, key: KeyEvent) {
+    fn on_normal_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        if let Some(cmds) = self.on_stack_key(key.code) {
+            return cmds;
+        }
         match key.code {
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Char('?') => self.mode = Mode::Help,
@@ -293,7 +438,7 @@ impl App {
                 self.mode = Mode::Command;
                 self.input.clear();
             }
-            KeyCode::Char(c @ '1'..='8') => {
+            KeyCode::Char(c @ '1'..='9') => {
                 let i = (c as usize) - ('1' as usize);
                 self.switch(View::ALL[i]);
             }
@@ -332,8 +477,34 @@ impl App {
                 }
             }
             KeyCode::Char('c') if self.view == View::Airflow => self.ask_clear(None),
+            KeyCode::Char('e') if self.doctor.as_ref().is_some_and(|d| !d.engine_reachable()) => {
+                self.after_exit = Some(AfterExit::Demo);
+                self.quit = true;
+            }
             _ => self.dirty = false,
         }
+        Vec::new()
+    }
+
+    /// The Stack view's keys (and `u` on the Overview); `None` when `code` is not one of them here.
+    fn on_stack_key(&mut self, code: KeyCode) -> Option<Vec<Cmd>> {
+        let selected = || self.selected_service().map(str::to_string);
+        let cmd = match (self.view, code) {
+            (View::Stack | View::Overview, KeyCode::Char('u')) => StackCmd::Up { only: Vec::new() },
+            (View::Stack, KeyCode::Char('U')) => StackCmd::Up {
+                only: selected().into_iter().collect(),
+            },
+            (View::Stack, KeyCode::Char(c @ ('d' | 'D'))) => {
+                self.mode = Mode::Confirm(Cmd::Stack(StackCmd::Down { volumes: c == 'D' }));
+                return Some(Vec::new());
+            }
+            (View::Stack, KeyCode::Char('s')) => StackCmd::Stop(selected()?),
+            (View::Stack, KeyCode::Char('S')) => StackCmd::Start(selected()?),
+            (View::Stack, KeyCode::Char('r')) => StackCmd::Restart(selected()?),
+            (View::Stack, KeyCode::Char('p')) => StackCmd::Pull,
+            _ => return None,
+        };
+        Some(self.stack_cmd(cmd))
     }
 
     fn switch(&mut self, view: View) {
@@ -402,6 +573,7 @@ impl App {
                 .and_then(|p| p.detail.as_ref())
                 .map_or(0, |s| s.activeapps.len() + s.completedapps.len()),
             View::Logs => self.log_sources().len(),
+            View::Stack => self.stack.rows.len(),
             View::Hdfs | View::Postgres | View::Overview | View::Pipeline => 0,
         }
     }
@@ -536,9 +708,46 @@ impl App {
     }
 
     /// Runs a `:` command line.
-    fn run_command(&mut self, line: &str) {
+    fn run_command(&mut self, line: &str) -> Vec<Cmd> {
         let mut words = line.split_whitespace();
-        let Some(cmd) = words.next() else { return };
+        let Some(cmd) = words.next() else {
+            return Vec::new();
+        };
+        match cmd {
+            "up" => {
+                let only = words.map(str::to_string).collect();
+                return self.stack_cmd(StackCmd::Up { only });
+            }
+            "down" => {
+                let volumes = words.any(|w| w == "--volumes" || w == "-v");
+                self.mode = Mode::Confirm(Cmd::Stack(StackCmd::Down { volumes }));
+                return Vec::new();
+            }
+            "pull" => return self.stack_cmd(StackCmd::Pull),
+            "stop" | "start" | "restart" => {
+                let Some(service) = words.next().map(str::to_string) else {
+                    self.notice = Some(Notice {
+                        text: format!(":{cmd} needs a service of the stack (e.g. :{cmd} datanode)"),
+                        error: true,
+                    });
+                    return Vec::new();
+                };
+                if !self.stack.rows.iter().any(|r| r.service == service) {
+                    let known: Vec<&str> = self.stack.rows.iter().map(|r| r.service.as_str()).collect();
+                    self.notice = Some(Notice {
+                        text: format!("no service {service:?} in the stack (services: {})", known.join(", ")),
+                        error: true,
+                    });
+                    return Vec::new();
+                }
+                return self.stack_cmd(match cmd {
+                    "stop" => StackCmd::Stop(service),
+                    "start" => StackCmd::Start(service),
+                    _ => StackCmd::Restart(service),
+                });
+            }
+            _ => {}
+        }
         let arg = words.next().map(str::to_string);
         let err = |text: String| Some(Notice { text, error: true });
         match (cmd, arg) {
@@ -554,11 +763,6 @@ impl App {
                 Some(v) => self.switch(v),
                 None => self.notice = err(format!("no view {name:?}: use one of the tab names")),
             },
-            ("stop" | "start" | "restart", _) => {
-                self.notice = err(format!(
-                    ":{cmd} manages the containers of `lab up`; this monitor cannot do it yet: run `lab {cmd}` in a shell"
-                ));
-            }
             ("produce", _) => {
                 self.notice =
                     err(":produce is not available in the monitor yet: run `lab produce --rate N` in a shell".into());
@@ -568,6 +772,7 @@ impl App {
             }
             (other, _) => self.notice = err(format!("unknown command :{other} (see ? for the commands)")),
         }
+        Vec::new()
     }
 }
 
@@ -578,8 +783,8 @@ fn push_bounded(buf: &mut VecDeque<u64>, v: u64) {
     buf.push_back(v);
 }
 
-/// Terminal width below which the tab labels drop their padding (so all eight fit in 80 columns).
-const WIDE_TABS: u16 = 92;
+/// Terminal width below which the tab labels drop their padding (so all nine fit in 80 columns).
+const WIDE_TABS: u16 = 100;
 
 /// The tab bar's layout: ` 1 Overview │ 2 Pipeline │…` (`1 Overview│2 Pipeline│…` when narrow),
 /// the same for drawing and mouse clicks.
@@ -592,7 +797,7 @@ pub fn tab_labels(width: u16) -> Vec<(View, String)> {
             let label = if width >= WIDE_TABS {
                 format!(" {} {} ", i + 1, v.title())
             } else {
-                format!("{} {}", i + 1, v.title())
+                format!("{} {}", i + 1, v.short_title())
             };
             (*v, label)
         })
@@ -716,7 +921,8 @@ mod tests {
                 + 1;
             assert_eq!(tab_at(kafka_x, width), Some(View::Kafka));
             assert_eq!(tab_at(0, width), Some(View::Overview));
-            let total: usize = labels.iter().map(|(_, l)| l.chars().count() + 1).sum();
+            // Labels with a divider between each two.
+            let total: usize = labels.iter().map(|(_, l)| l.chars().count() + 1).sum::<usize>() - 1;
             assert!(total <= width as usize, "all tabs fit in {width} columns");
         }
     }

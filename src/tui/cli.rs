@@ -2,12 +2,19 @@
 
 use std::time::Duration;
 
-use crate::config::LabConfig;
+use std::path::{Path, PathBuf};
+
+use crate::config::{LabConfig, Overrides};
 use crate::probes::report::{self, StatusReport};
 use crate::probes::scheduler::Intervals;
 use crate::probes::{ProbeTargets, Service};
+use crate::runtime::cli::{StackArg, stack_path};
+use crate::stack::Stack;
 
 use super::TuiError;
+use super::actions::StackContext;
+use super::app::AfterExit;
+use super::stack::StackPanel;
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct StatusArgs {
@@ -25,9 +32,12 @@ pub struct TuiArgs {
     /// Seconds between Kafka polls.
     #[arg(long, value_name = "SECONDS")]
     pub kafka_interval: Option<f64>,
-    /// Seconds between polls of HDFS, Spark, Airflow and PostgreSQL.
+    /// Seconds between polls of HDFS, Spark, Airflow, PostgreSQL and Docker.
     #[arg(long, value_name = "SECONDS")]
     pub interval: Option<f64>,
+    /// The stack the Stack view manages.
+    #[command(flatten)]
+    pub stack: StackArg,
 }
 
 impl TuiArgs {
@@ -45,6 +55,7 @@ impl TuiArgs {
             i.spark = d;
             i.airflow = d;
             i.postgres = d;
+            i.docker = d;
         }
         i
     }
@@ -52,7 +63,10 @@ impl TuiArgs {
 
 /// `lab status`: prints one snapshot; an error when a required service is down.
 pub async fn run_status(config: &LabConfig, args: &StatusArgs) -> Result<(), TuiError> {
-    let targets = ProbeTargets::from_config(config);
+    let mut targets = ProbeTargets::from_config(config);
+    if let Some(name) = stack_name(&StackArg::default(), &config.state_dir) {
+        targets.docker_stack = name;
+    }
     let report: StatusReport = report::status(&targets, &args.require).await?;
     if args.json {
         let json = serde_json::json!({
@@ -71,8 +85,47 @@ pub async fn run_status(config: &LabConfig, args: &StatusArgs) -> Result<(), Tui
     }
 }
 
-/// `lab tui` (and `lab` alone): the live monitor.
-pub async fn run_tui(config: &LabConfig, args: &TuiArgs) -> Result<(), TuiError> {
-    let targets = ProbeTargets::from_config(config);
-    super::run::run(targets, args.intervals(), config.log_dir()).await
+/// `lab tui` (and `lab` alone): the live monitor. `overrides` re-resolve the endpoints after the
+/// monitor ran `up` or `down`. Returns what to do after it closed.
+pub async fn run_tui(config: &LabConfig, overrides: Overrides, args: &TuiArgs) -> Result<Option<AfterExit>, TuiError> {
+    let path = stack_path(&args.stack, &config.state_dir).map_err(|e| e.to_string());
+    let panel = match path.as_ref().map(|p| (p, Stack::load(p))) {
+        Ok((p, Ok(stack))) => StackPanel::new(&stack, &p.display().to_string()),
+        Ok((p, Err(e))) => StackPanel::unavailable(&p.display().to_string(), e.to_string()),
+        Err(e) => StackPanel::unavailable("-", e.clone()),
+    };
+    let docker_stack = panel.name.clone();
+    let with_stack = move |config: &LabConfig| {
+        let mut t = ProbeTargets::from_config(config);
+        if !docker_stack.is_empty() {
+            t.docker_stack.clone_from(&docker_stack);
+        }
+        t
+    };
+    let targets = with_stack(config);
+    let reload = Box::new(move || match LabConfig::resolve(overrides.clone()) {
+        Ok(c) => Some(with_stack(&c)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot resolve the endpoints again");
+            None
+        }
+    });
+    super::run::run(super::run::Setup {
+        targets,
+        intervals: args.intervals(),
+        log_dir: config.log_dir(),
+        stack: StackContext {
+            path,
+            state_dir: config.state_dir.clone(),
+        },
+        panel,
+        reload,
+    })
+    .await
+}
+
+/// The name of the stack `arg` points at (or the remembered / default one), if it loads.
+fn stack_name(arg: &StackArg, state_dir: &Path) -> Option<String> {
+    let path: PathBuf = stack_path(arg, state_dir).ok()?;
+    Stack::load(&path).ok().map(|s| s.name)
 }

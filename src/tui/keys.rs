@@ -33,7 +33,7 @@ const fn on(view: View, keys: &'static str, action: &'static str) -> KeyHelp {
 }
 
 pub const KEYS: &[KeyHelp] = &[
-    global("1-8", "switch view", true),
+    global("1-9", "switch view", true),
     global("Tab/S-Tab", "next / previous view", false),
     global("↑↓ j k", "move selection", false),
     global("PgUp PgDn g G", "page / first / last", false),
@@ -45,6 +45,16 @@ pub const KEYS: &[KeyHelp] = &[
     global("?", "help", true),
     global("q Ctrl-C", "quit", true),
     global("mouse", "click a tab, scroll a list", false),
+    global(
+        "e",
+        "run the embedded demo instead (offered when there is no Docker)",
+        false,
+    ),
+    on(View::Overview, "u", "bring the stack up"),
+    on(View::Stack, "u/U", "up all / the selected service and its dependencies"),
+    on(View::Stack, "d/D", "down / down with volumes (asks)"),
+    on(View::Stack, "s/S/r", "stop / start / restart the selected service"),
+    on(View::Stack, "p", "pull the images"),
     on(View::Kafka, "Enter", "partition lag of the group"),
     on(View::Kafka, "s", "sort partitions by lag / name"),
     on(View::Airflow, "t", "trigger the DAG"),
@@ -59,6 +69,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     (":trigger DAG", "trigger a DAG run (asks to confirm)"),
     (":pause DAG / :unpause DAG", "pause or unpause a DAG"),
     (":clear DAG RUN", "clear the failed tasks of a run"),
+    (":up [SERVICE…]", "bring the stack (or these services) up"),
+    (":down [--volumes]", "remove the stack (asks; --volumes: its data too)"),
+    (":stop / :start / :restart SVC", "one service of the stack"),
+    (":pull", "pull the stack's images again"),
     (":view NAME", "open a view (overview, pipeline, kafka, …)"),
     (":q", "quit"),
 ];

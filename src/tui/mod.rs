@@ -6,12 +6,14 @@
 //! terminal, merges input and probe updates on one channel, runs actions as tasks and redraws only
 //! when something changed.
 
+pub mod actions;
 pub mod app;
 pub mod cli;
 pub mod keys;
 pub mod logs;
 pub mod msg;
 pub mod run;
+pub mod stack;
 pub mod theme;
 pub mod views;
 

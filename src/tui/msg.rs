@@ -2,7 +2,9 @@
 
 use crossterm::event::{KeyEvent, MouseEvent};
 
+use crate::doctor::DoctorReport;
 use crate::probes::ServiceSnapshot;
+use crate::runtime::events::StackEvent;
 
 #[derive(Debug, Clone)]
 pub enum Msg {
@@ -15,16 +17,83 @@ pub enum Msg {
     ActionDone(Result<String, String>),
     /// New lines of the followed log files.
     Logs(Vec<crate::tui::logs::LogLine>),
+    /// Progress of the running stack operation (the runtime's own events).
+    Stack(StackEvent),
+    /// The stack operation finished: a message for the footer, or the full error.
+    StackDone {
+        cmd: StackCmd,
+        result: Result<String, String>,
+    },
+    /// A second passed while a stack operation runs (health-wait countdowns).
+    Tick,
+    /// The first-run check finished.
+    Doctor(Box<DoctorReport>),
     /// Ctrl-C or SIGTERM outside the terminal's raw mode.
     Quit,
+}
+
+/// What the Stack view can ask of the Docker runtime: the same calls as `lab up|down|stop|…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StackCmd {
+    /// Everything (empty), or these services with what they depend on.
+    Up {
+        only: Vec<String>,
+    },
+    Down {
+        volumes: bool,
+    },
+    Stop(String),
+    Start(String),
+    Restart(String),
+    /// Pull every image of the stack again.
+    Pull,
+}
+
+impl StackCmd {
+    /// The command's name, as in the CLI.
+    #[must_use]
+    pub fn verb(&self) -> &'static str {
+        match self {
+            StackCmd::Up { .. } => "up",
+            StackCmd::Down { .. } => "down",
+            StackCmd::Stop(_) => "stop",
+            StackCmd::Start(_) => "start",
+            StackCmd::Restart(_) => "restart",
+            StackCmd::Pull => "pull",
+        }
+    }
+
+    /// What is happening while it runs.
+    #[must_use]
+    pub fn describe_progress(&self) -> String {
+        match self {
+            StackCmd::Up { only } if only.is_empty() => "bringing the stack up".into(),
+            StackCmd::Up { only } => format!("bringing up {} and its dependencies", only.join(", ")),
+            StackCmd::Down { volumes: false } => "bringing the stack down".into(),
+            StackCmd::Down { volumes: true } => "removing the stack and its volumes".into(),
+            StackCmd::Stop(s) => format!("stopping {s}"),
+            StackCmd::Start(s) => format!("starting {s}"),
+            StackCmd::Restart(s) => format!("restarting {s}"),
+            StackCmd::Pull => "pulling the stack's images".into(),
+        }
+    }
 }
 
 /// Effects `update` asks the loop to run (off the UI thread; results come back as `Msg::ActionDone`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cmd {
     TriggerDag(String),
-    SetPaused { dag_id: String, paused: bool },
-    ClearFailed { dag_id: String, dag_run_id: String },
+    SetPaused {
+        dag_id: String,
+        paused: bool,
+    },
+    ClearFailed {
+        dag_id: String,
+        dag_run_id: String,
+    },
+    Stack(StackCmd),
+    /// `lab up`/`down` rewrote the endpoints: point the probes at them again.
+    ReloadEndpoints,
 }
 
 impl Cmd {
@@ -38,6 +107,14 @@ impl Cmd {
             Cmd::ClearFailed { dag_id, dag_run_id } => {
                 format!("Clear the failed tasks of {dag_id} run {dag_run_id} (they run again)?")
             }
+            Cmd::Stack(StackCmd::Down { volumes: false }) => {
+                "Remove the stack's containers and network? (volumes, i.e. its data, are kept)".into()
+            }
+            Cmd::Stack(StackCmd::Down { volumes: true }) => {
+                "Remove the stack's containers, network AND volumes (all its data)?".into()
+            }
+            Cmd::Stack(other) => format!("{}?", other.describe_progress()),
+            Cmd::ReloadEndpoints => "Reload the endpoints?".into(),
         }
     }
 }

@@ -12,8 +12,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::TuiError;
-use super::app::App;
+use super::actions::{self, StackContext};
+use super::app::{AfterExit, App};
 use super::msg::{Cmd, Msg};
+use super::stack::StackPanel;
 use super::theme::Theme;
 use crate::probes::airflow::AirflowProbe;
 use crate::probes::scheduler::{self, Intervals};
@@ -32,31 +34,31 @@ impl Drop for RestoreGuard {
     }
 }
 
-/// Opens the monitor on the real terminal until the user quits.
-pub async fn run(targets: ProbeTargets, intervals: Intervals, log_dir: PathBuf) -> Result<(), TuiError> {
-    let probes = Probes::new(&targets)?;
-    let actions = probes.airflow.clone();
+/// Everything the monitor needs to start.
+pub struct Setup {
+    pub targets: ProbeTargets,
+    pub intervals: Intervals,
+    pub log_dir: PathBuf,
+    pub stack: StackContext,
+    pub panel: StackPanel,
+    /// Resolves the endpoints again (after `up`/`down` rewrote them); `None` keeps the old ones.
+    pub reload: Box<dyn Fn() -> Option<ProbeTargets> + Send>,
+}
+
+/// Opens the monitor on the real terminal until the user quits; returns what to do next.
+pub async fn run(setup: Setup) -> Result<Option<AfterExit>, TuiError> {
     let cancel = CancellationToken::new();
     let (tx, rx) = mpsc::channel::<Msg>(256);
-
-    let (snap_tx, mut snap_rx) = mpsc::channel(64);
-    let mut tasks = scheduler::spawn(probes, intervals, &snap_tx, &cancel);
-    drop(snap_tx);
-    let forward = tx.clone();
-    tasks.push(tokio::spawn(async move {
-        while let Some(s) = snap_rx.recv().await {
-            if forward.send(Msg::Probe(Box::new(s))).await.is_err() {
-                break;
-            }
-        }
-    }));
-    let mut log_dirs = vec![log_dir];
+    let (probes, airflow) = ProbeSupervisor::start(&setup.targets, setup.intervals, tx.clone(), &cancel)?;
+    let mut tasks = Vec::new();
+    let mut log_dirs = vec![setup.log_dir];
     if let Some(d) = std::env::var_os("LAB_SERVICES_DIR") {
         log_dirs.push(PathBuf::from(d));
     }
     tasks.push(tokio::spawn(super::logs::follow(log_dirs, tx.clone(), cancel.clone())));
     tasks.push(tokio::spawn(read_input(tx.clone(), cancel.clone())));
     tasks.push(tokio::spawn(quit_on_signal(tx.clone(), cancel.clone())));
+    tasks.push(tokio::spawn(first_run_check(setup.stack.clone(), tx.clone())));
 
     let terminal = ratatui::try_init()?;
     let _restore = RestoreGuard;
@@ -64,12 +66,126 @@ pub async fn run(targets: ProbeTargets, intervals: Intervals, log_dir: PathBuf) 
     let mut terminal = terminal;
     let mut app = App::new(Theme::from_env());
     app.width = terminal.size()?.width;
-    let result = event_loop(&mut terminal, app, rx, tx, actions).await;
+    app.stack = setup.panel;
+    let mut effects = Effects {
+        airflow,
+        stack: setup.stack,
+        tx,
+        probes: Some(probes),
+        reload: setup.reload,
+    };
+    let result = event_loop(&mut terminal, app, rx, &mut effects).await;
     cancel.cancel();
     for t in tasks {
         t.abort();
     }
     result
+}
+
+/// `lab doctor`'s checks, once, for the banner.
+async fn first_run_check(stack: StackContext, tx: mpsc::Sender<Msg>) {
+    let report = crate::doctor::diagnose(stack.path.clone(), &stack.state_dir).await;
+    if tx.send(Msg::Doctor(Box::new(report))).await.is_err() {
+        tracing::debug!("the monitor stopped before the first-run check finished");
+    }
+}
+
+/// The probe tasks, restartable with new endpoints.
+struct ProbeSupervisor {
+    intervals: Intervals,
+    tx: mpsc::Sender<Msg>,
+    /// Cancels this generation of probe tasks (a child of the monitor's token).
+    cancel: CancellationToken,
+    parent: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ProbeSupervisor {
+    fn start(
+        targets: &ProbeTargets,
+        intervals: Intervals,
+        tx: mpsc::Sender<Msg>,
+        parent: &CancellationToken,
+    ) -> Result<(Self, AirflowProbe), TuiError> {
+        let mut s = Self {
+            intervals,
+            tx,
+            cancel: parent.child_token(),
+            parent: parent.clone(),
+            tasks: Vec::new(),
+        };
+        let airflow = s.spawn(targets)?;
+        Ok((s, airflow))
+    }
+
+    fn spawn(&mut self, targets: &ProbeTargets) -> Result<AirflowProbe, TuiError> {
+        let probes = Probes::new(targets)?;
+        let airflow = probes.airflow.clone();
+        let (snap_tx, mut snap_rx) = mpsc::channel(64);
+        self.tasks = scheduler::spawn(probes, self.intervals, &snap_tx, &self.cancel);
+        let forward = self.tx.clone();
+        self.tasks.push(tokio::spawn(async move {
+            while let Some(s) = snap_rx.recv().await {
+                if forward.send(Msg::Probe(Box::new(s))).await.is_err() {
+                    break;
+                }
+            }
+        }));
+        Ok(airflow)
+    }
+
+    /// Stops the current probes and starts new ones on `targets`.
+    fn restart(&mut self, targets: &ProbeTargets) -> Result<AirflowProbe, TuiError> {
+        self.cancel.cancel();
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        self.cancel = self.parent.child_token();
+        self.spawn(targets)
+    }
+}
+
+/// Runs what `App::update` asks for, off the UI thread.
+pub struct Effects {
+    pub airflow: AirflowProbe,
+    pub stack: StackContext,
+    pub tx: mpsc::Sender<Msg>,
+    probes: Option<ProbeSupervisor>,
+    reload: Box<dyn Fn() -> Option<ProbeTargets> + Send>,
+}
+
+impl Effects {
+    /// Effects without probes to restart (tests drive the loop with their own messages).
+    #[must_use]
+    pub fn detached(airflow: AirflowProbe, stack: StackContext, tx: mpsc::Sender<Msg>) -> Self {
+        Self {
+            airflow,
+            stack,
+            tx,
+            probes: None,
+            reload: Box::new(|| None),
+        }
+    }
+
+    fn run(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Stack(c) => {
+                tokio::spawn(actions::run_stack(c, self.stack.clone(), self.tx.clone()));
+            }
+            Cmd::ReloadEndpoints => {
+                let (Some(probes), Some(targets)) = (self.probes.as_mut(), (self.reload)()) else {
+                    return;
+                };
+                match probes.restart(&targets) {
+                    Ok(airflow) => self.airflow = airflow,
+                    Err(e) => tracing::warn!(error = %e, "cannot restart the probes with the new endpoints"),
+                }
+            }
+            other => {
+                tokio::spawn(actions::run_airflow(other, self.airflow.clone(), self.tx.clone()));
+            }
+        }
+    }
 }
 
 /// Terminal input as messages.
@@ -127,9 +243,8 @@ pub async fn event_loop<B: Backend>(
     terminal: &mut Terminal<B>,
     mut app: App,
     mut rx: mpsc::Receiver<Msg>,
-    tx: mpsc::Sender<Msg>,
-    actions: AirflowProbe,
-) -> Result<(), TuiError>
+    effects: &mut Effects,
+) -> Result<Option<AfterExit>, TuiError>
 where
     B::Error: Into<std::io::Error>,
 {
@@ -140,39 +255,11 @@ where
         }
         let Some(msg) = rx.recv().await else { break };
         for cmd in app.update(msg) {
-            tokio::spawn(run_action(cmd, actions.clone(), tx.clone()));
+            effects.run(cmd);
         }
         if app.quit {
             break;
         }
     }
-    Ok(())
-}
-
-/// Runs one action against Airflow and reports the outcome.
-async fn run_action(cmd: Cmd, airflow: AirflowProbe, tx: mpsc::Sender<Msg>) {
-    let result = match &cmd {
-        Cmd::TriggerDag(dag) => airflow
-            .trigger(dag)
-            .await
-            .map(|run| format!("triggered {dag}: run {run}")),
-        Cmd::SetPaused { dag_id, paused } => airflow
-            .set_paused(dag_id, *paused)
-            .await
-            .map(|()| format!("{dag_id} {}", if *paused { "paused" } else { "unpaused" })),
-        Cmd::ClearFailed { dag_id, dag_run_id } => airflow
-            .clear_failed(dag_id, dag_run_id)
-            .await
-            .map(|()| format!("cleared the failed tasks of {dag_id} {dag_run_id}")),
-    };
-    if let Err(e) = &result {
-        tracing::warn!(error = %e, ?cmd, "action failed");
-    }
-    if tx
-        .send(Msg::ActionDone(result.map_err(|e| e.to_string())))
-        .await
-        .is_err()
-    {
-        tracing::debug!(?cmd, "the monitor stopped before the action finished");
-    }
+    Ok(app.after_exit)
 }

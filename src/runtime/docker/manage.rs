@@ -12,7 +12,7 @@ use bollard::query_parameters::{
 };
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Engine, Error, api, is_not_found};
 use crate::runtime::events::{Events, ResourceKind, StackEvent};
@@ -22,7 +22,7 @@ use crate::stack::LABEL_STACK;
 const STOP_GRACE_SECS: i32 = 10;
 
 /// One row of `lab ps`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceStatus {
     pub service: String,
     pub container: String,

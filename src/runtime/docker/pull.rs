@@ -21,6 +21,11 @@ pub enum PullPolicy {
 }
 
 impl Engine {
+    /// `lab pull` / the TUI's pull key: every image of the selection, fresh from the registry.
+    pub async fn pull_images(&self, selection: &Selection<'_>, events: &Events) -> Result<(), Error> {
+        self.ensure_images(selection, PullPolicy::Always, events).await
+    }
+
     /// Makes every image of the selection available, or fails naming the image and its services.
     pub(super) async fn ensure_images(
         &self,

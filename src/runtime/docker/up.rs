@@ -176,6 +176,7 @@ impl Engine {
     }
 
     async fn start(&self, id: &str, service: &Service, events: &Events) -> Result<(), Error> {
+        check_ports_free(service)?;
         events.send(StackEvent::Starting {
             service: service.name.clone(),
         });
@@ -259,6 +260,24 @@ impl Engine {
         events.send(StackEvent::VolumeReady { name, created: true });
         Ok(())
     }
+}
+
+/// Before creating a container: every host port it publishes must be free, or the error names the
+/// process holding it. Only for a local engine: a remote one's ports are not on this machine.
+fn check_ports_free(service: &Service) -> Result<(), Error> {
+    if !super::engine_is_local() {
+        return Ok(());
+    }
+    for p in service.ports.iter().filter(|p| p.protocol == "tcp") {
+        if let Err(holder) = crate::runtime::ports::check_free(&p.host_ip, p.host_port) {
+            return Err(Error::PortTaken {
+                service: service.name.clone(),
+                addr: format!("{}:{}", p.host_ip, p.host_port),
+                holder,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn current_name(c: &bollard::models::ContainerSummary) -> String {

@@ -10,6 +10,7 @@ mod overview;
 mod pipeline;
 mod postgres;
 mod spark;
+mod stack;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +30,22 @@ impl Widget for &App {
         let [tabs, body, footer] =
             Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
         render_tabs(self, tabs, buf);
+        let body = match (self.view, self.banner()) {
+            (View::Overview | View::Stack, Some(banner)) => {
+                let height = if body.width < 100 { 2 } else { 1 };
+                let [top, rest] = Layout::vertical([Constraint::Length(height), Constraint::Min(0)]).areas(body);
+                let style = if banner.error {
+                    self.theme.error()
+                } else {
+                    self.theme.accent()
+                };
+                Paragraph::new(Line::styled(banner.text, style))
+                    .wrap(Wrap { trim: true })
+                    .render(top, buf);
+                rest
+            }
+            _ => body,
+        };
         match self.view {
             View::Overview => overview::render(self, body, buf),
             View::Pipeline => pipeline::render(self, body, buf),
@@ -38,6 +55,7 @@ impl Widget for &App {
             View::Airflow => airflow::render(self, body, buf),
             View::Postgres => postgres::render(self, body, buf),
             View::Logs => logs::render(self, body, buf),
+            View::Stack => stack::render(self, body, buf),
         }
         render_footer(self, footer, buf);
         match &self.mode {
@@ -68,8 +86,10 @@ fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
         if view == app.view {
             style = style.patch(app.theme.selected());
         }
+        if !spans.is_empty() {
+            spans.push(Span::raw("│"));
+        }
         spans.push(Span::styled(label, style));
-        spans.push(Span::raw("│"));
     }
     Paragraph::new(Line::from(spans)).render(area, buf);
 }

@@ -111,6 +111,7 @@ fn figures(app: &App, service: Service) -> Vec<String> {
                 format!("serving rows {}  {batch}", count(rows)),
             ]
         }),
+        Service::Docker => None, // the Stack view shows the containers
     }
     .unwrap_or_default()
 }

@@ -37,10 +37,10 @@ fn every_view_renders_at_both_sizes_without_panicking() {
 }
 
 #[test]
-fn all_eight_tabs_fit_at_80_columns() {
+fn all_nine_tabs_fit_at_80_columns() {
     let s = screen(&app(live_lab(), View::Overview), 80, 24);
     let tabs = s.lines().next().unwrap();
-    assert!(tabs.contains("1 Overview") && tabs.contains("8 Logs"), "{tabs}");
+    assert!(tabs.contains("1 Overview") && tabs.contains("9 Stack"), "{tabs}");
 }
 
 #[test]
@@ -250,4 +250,251 @@ fn logs_view_filters_by_search() {
     let s = screen(&a, 80, 24);
     assert!(s.contains("WARN slow") && !s.contains("INFO done"), "{s}");
     assert!(s.contains("namenode"), "sources listed: {s}");
+}
+
+mod stack_view {
+    //! The Stack view driven by the runtime's own events through `App::update`.
+
+    use std::time::{Duration, Instant};
+
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use ratatui::style::Color;
+
+    use super::*;
+    use crate::doctor::{DoctorReport, Finding, Level};
+    use crate::runtime::events::{ResourceKind, StackEvent};
+    use crate::tui::app::AfterExit;
+    use crate::tui::msg::{Msg, StackCmd};
+    use crate::tui::stack::StackPanel;
+
+    fn stack_app() -> App {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stacks/test.toml");
+        let stack = crate::stack::Stack::load(&path).unwrap();
+        let mut a = app(crate::probes::LabSnapshot::default(), View::Stack);
+        a.stack = StackPanel::new(&stack, "tests/stacks/test.toml");
+        a
+    }
+
+    fn key(a: &mut App, c: KeyCode) -> Vec<Cmd> {
+        a.update(Msg::Key(KeyEvent::new(c, KeyModifiers::NONE)))
+    }
+
+    fn event(a: &mut App, e: StackEvent) {
+        a.update(Msg::Stack(e));
+    }
+
+    fn select(a: &mut App, service: &str) {
+        let i = a.stack.rows.iter().position(|r| r.service == service).unwrap();
+        a.selection[View::Stack.index()] = i;
+    }
+
+    /// The cell colour where `needle` starts on the line that also shows `service`.
+    fn colour_of(buf: &ratatui::buffer::Buffer, service: &str, needle: &str) -> Color {
+        let s = text(buf);
+        let (y, line) = s
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains(&format!("│{service} ")) && l.contains(needle))
+            .unwrap_or_else(|| panic!("no row {service} with {needle:?}:\n{s}"));
+        let x = line.chars().collect::<String>().find(needle).unwrap();
+        let col = line[..x].chars().count() as u16;
+        buf[(col, y as u16)].fg
+    }
+
+    #[test]
+    fn every_state_of_an_up_renders_with_its_colour() {
+        let mut a = stack_app();
+        assert_eq!(
+            key(&mut a, KeyCode::Char('u')),
+            vec![Cmd::Stack(StackCmd::Up { only: vec![] })]
+        );
+        let image = "lab-test/busybox:1".to_string();
+        event(
+            &mut a,
+            StackEvent::PullStarted {
+                image: image.clone(),
+                services: vec!["db".into()],
+            },
+        );
+        event(
+            &mut a,
+            StackEvent::Pulling {
+                image,
+                layer: "l1".into(),
+                status: "Downloading".into(),
+                current: Some(42),
+                total: Some(100),
+            },
+        );
+        assert_shows(
+            &a,
+            &["Stack labtest", "db", "pulling 42%", "18081", "bringing the stack up"],
+        );
+        event(&mut a, StackEvent::Created { service: "db".into() });
+        event(
+            &mut a,
+            StackEvent::WaitingHealth {
+                service: "db".into(),
+                deadline: Instant::now() + Duration::from_secs(29),
+            },
+        );
+        event(
+            &mut a,
+            StackEvent::Completed {
+                service: "migrate".into(),
+            },
+        );
+        event(
+            &mut a,
+            StackEvent::Exited {
+                service: "web".into(),
+                code: 3,
+            },
+        );
+        event(
+            &mut a,
+            StackEvent::Unhealthy {
+                service: "api".into(),
+                check: "CMD-SHELL wget -q -O- http://127.0.0.1:80/token".into(),
+                last_logs: vec!["api-log-line-1".into(), "api-log-line-2".into()],
+            },
+        );
+        event(
+            &mut a,
+            StackEvent::Healthy {
+                service: "sidecar".into(),
+                after: Duration::from_secs(2),
+            },
+        );
+        assert_shows(
+            &a,
+            &[
+                "waiting for health 2",
+                "completed",
+                "exited (3)",
+                "unhealthy",
+                "healthy",
+            ],
+        );
+        let buf = draw(&a, 200, 60);
+        assert_eq!(colour_of(&buf, "api", "unhealthy"), Color::Red);
+        assert_eq!(colour_of(&buf, "web", "exited (3)"), Color::Red);
+        assert_eq!(colour_of(&buf, "sidecar", "healthy"), Color::Green);
+        assert_eq!(colour_of(&buf, "db", "waiting for health"), Color::Yellow);
+        // The failure is explained where it happened: the check and the last log lines.
+        select(&mut a, "api");
+        assert_shows(&a, &["health check failed: CMD-SHELL wget", "api-log-line-2"]);
+    }
+
+    #[test]
+    fn a_failed_operation_shows_its_error_and_up_or_down_reload_the_endpoints() {
+        let mut a = stack_app();
+        key(&mut a, KeyCode::Char('u'));
+        // One operation at a time.
+        assert!(key(&mut a, KeyCode::Char('p')).is_empty());
+        assert!(a.notice.as_ref().unwrap().text.contains("still running"));
+        let cmds = a.update(Msg::StackDone {
+            cmd: StackCmd::Up { only: vec![] },
+            result: Err("cannot start db: 127.0.0.1:18081 is already in use by nc (pid 7)\nstop that process".into()),
+        });
+        assert_eq!(cmds, vec![Cmd::ReloadEndpoints]);
+        assert!(a.stack.busy.is_none());
+        assert_shows(
+            &a,
+            &[
+                "up failed: cannot start db",
+                "18081 is already in use by nc (pid 7)",
+                "stop that process",
+            ],
+        );
+        // Stop, start and restart act on the selected service; pull needs no endpoint reload.
+        select(&mut a, "web");
+        assert_eq!(
+            key(&mut a, KeyCode::Char('s')),
+            vec![Cmd::Stack(StackCmd::Stop("web".into()))]
+        );
+        let cmds = a.update(Msg::StackDone {
+            cmd: StackCmd::Stop("web".into()),
+            result: Ok("web stopped".into()),
+        });
+        assert!(cmds.is_empty());
+        assert_eq!(
+            key(&mut a, KeyCode::Char('U')),
+            vec![Cmd::Stack(StackCmd::Up {
+                only: vec!["web".into()]
+            })]
+        );
+    }
+
+    #[test]
+    fn down_asks_first_and_removed_containers_turn_absent() {
+        let mut a = stack_app();
+        event(
+            &mut a,
+            StackEvent::Healthy {
+                service: "db".into(),
+                after: Duration::ZERO,
+            },
+        );
+        assert!(key(&mut a, KeyCode::Char('D')).is_empty());
+        assert_eq!(a.mode, Mode::Confirm(Cmd::Stack(StackCmd::Down { volumes: true })));
+        assert_shows(&a, &["AND volumes"]);
+        assert_eq!(
+            key(&mut a, KeyCode::Char('y')),
+            vec![Cmd::Stack(StackCmd::Down { volumes: true })]
+        );
+        event(
+            &mut a,
+            StackEvent::Removed {
+                kind: ResourceKind::Container,
+                name: "db".into(),
+            },
+        );
+        assert!(a.stack.all_absent());
+        // The command line does the same.
+        a.update(Msg::StackDone {
+            cmd: StackCmd::Down { volumes: true },
+            result: Ok("removed".into()),
+        });
+        key(&mut a, KeyCode::Char(':'));
+        for c in "down --volumes".chars() {
+            key(&mut a, KeyCode::Char(c));
+        }
+        key(&mut a, KeyCode::Enter);
+        assert_eq!(a.mode, Mode::Confirm(Cmd::Stack(StackCmd::Down { volumes: true })));
+        key(&mut a, KeyCode::Esc);
+        key(&mut a, KeyCode::Char(':'));
+        for c in "stop nosuch".chars() {
+            key(&mut a, KeyCode::Char(c));
+        }
+        assert!(key(&mut a, KeyCode::Enter).is_empty());
+        assert!(a.notice.as_ref().unwrap().text.contains("no service \"nosuch\""));
+    }
+
+    #[test]
+    fn without_docker_the_banner_offers_the_demo_and_e_takes_it() {
+        let mut a = stack_app();
+        a.view = View::Overview;
+        a.update(Msg::Doctor(Box::new(DoctorReport {
+            stack: Some("labtest".into()),
+            engine: None,
+            findings: vec![Finding {
+                check: "docker".into(),
+                level: Level::Fail,
+                detail: "cannot reach the Docker engine at unix:///nonexistent.sock".into(),
+                fix: Some("start Docker".into()),
+            }],
+        })));
+        assert_shows(&a, &["No Docker engine", "embedded demo", "1 Overview"]);
+        key(&mut a, KeyCode::Char('e'));
+        assert!(a.quit);
+        assert_eq!(a.after_exit, Some(AfterExit::Demo));
+    }
+
+    #[test]
+    fn a_stopped_stack_says_how_to_start_it() {
+        let mut a = stack_app();
+        a.stack.observe(&[]);
+        assert_shows(&a, &["Stack labtest is not running: press u"]);
+    }
 }
