@@ -23,6 +23,8 @@ use bigdata_lab::runtime::events::{Events, StackEvent};
 use bigdata_lab::stack::{SelectionRequest, Stack, StackFile, secrets};
 use tokio::sync::mpsc::unbounded_channel;
 
+mod tmux;
+
 const STACK: &str = "labtest";
 
 /// One scenario at a time: they share the engine, the stack name and its host ports.
@@ -520,4 +522,162 @@ async fn lab_binary_up_ps_logs_down() {
             assert!(!text.contains(secret.trim()), "{name} leaked into {what}");
         }
     }
+}
+
+/// The row of `service` on the Stack view's screen.
+fn stack_row<'a>(screen: &'a str, service: &str) -> &'a str {
+    screen
+        .lines()
+        .find(|l| l.starts_with(&format!("│{service} ")))
+        .unwrap_or_else(|| panic!("no row for {service}:\n{screen}"))
+}
+
+#[tokio::test]
+#[ignore = "needs the test Docker engine: make test-docker"]
+async fn the_tui_brings_the_stack_up_and_down_from_its_stack_view() {
+    let _guard = ENGINE_LOCK.lock().await;
+    down_all(&engine().await, STACK).await;
+    let state = tempfile::tempdir().unwrap();
+    let tmux = tmux::Tmux::new("lab-docker-tui");
+    let closed = "127.0.0.1:9";
+    let script = format!(
+        "env -u NO_COLOR -u LAB_PG_URL DOCKER_HOST={docker_host} LAB_STATE_DIR={state} LAB_KAFKA_BROKERS={closed} \
+         LAB_HDFS_HTTP=http://{closed} LAB_SPARK_UI=http://{closed} LAB_AIRFLOW_URL=http://{closed} LAB_SERVICES_DIR= \
+         {bin} tui --stack {stack}; echo TUI-EXITED-$?; sleep 600",
+        docker_host = std::env::var("DOCKER_HOST").unwrap(),
+        state = state.path().display(),
+        bin = env!("CARGO_BIN_EXE_lab"),
+        stack = test_stack_path().display(),
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "mon",
+        "-x",
+        "140",
+        "-y",
+        "40",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    // The engine answers and the stack has no container: the banner says how to start it.
+    tmux.wait_for(&["Stack labtest is not running: press u"]);
+    tmux.keys(&["9"]);
+    let s = tmux.wait_for(&["Stack labtest", "Docker 20", "SERVICE", "absent"]);
+    for service in ["db", "migrate", "sidecar", "api", "web"] {
+        assert!(stack_row(&s, service).contains("absent"), "{s}");
+    }
+
+    tmux.keys(&["u"]);
+    let long = std::time::Duration::from_secs(120);
+    let s = tmux.wait_for_within(&["stack labtest is up (5 services)"], long);
+    for (service, state) in [
+        ("db", "healthy"),
+        ("migrate", "completed"),
+        ("sidecar", "healthy"),
+        ("api", "healthy"),
+        ("web", "running"),
+    ] {
+        assert!(stack_row(&s, service).contains(state), "{service} is {state}:\n{s}");
+    }
+    assert!(
+        stack_row(&s, "broken").contains("absent"),
+        "a profile service stays down: {s}"
+    );
+    let running = docker_lines(&["ps", "-q", "--filter", "label=lab.stack=labtest"]);
+    assert_eq!(running.len(), 4, "db, sidecar, api, web run (migrate completed)");
+    assert_eq!(http_get("127.0.0.1:18083", "/index.html").unwrap().trim(), "ok");
+
+    // Stop one service from the command line, then its probe-driven state shows it.
+    tmux.keys(&[":"]);
+    tmux.keys(&["-l", "stop web"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for_within(&["web stopped"], long);
+    let s = tmux.wait_for_within(&["exited ("], long);
+    assert!(stack_row(&s, "web").contains("exited ("), "{s}");
+
+    // Down with volumes asks first, then nothing labeled remains.
+    tmux.keys(&["D"]);
+    tmux.wait_for(&["AND volumes", "[y] yes"]);
+    tmux.keys(&["y"]);
+    let s = tmux.wait_for_within(&["stack labtest removed"], long);
+    for service in ["db", "migrate", "sidecar", "api", "web"] {
+        assert!(stack_row(&s, service).contains("absent"), "{s}");
+    }
+    for kind in [
+        &["ps", "-aq"][..],
+        &["network", "ls", "-q"][..],
+        &["volume", "ls", "-q"][..],
+    ] {
+        let mut args = kind.to_vec();
+        args.extend(["--filter", "label=lab.stack=labtest"]);
+        assert!(
+            docker_lines(&args).is_empty(),
+            "docker {args:?} still lists lab resources"
+        );
+    }
+    tmux.keys(&["q"]);
+    tmux.wait_for(&["TUI-EXITED-0"]);
+}
+
+#[tokio::test]
+#[ignore = "needs the test Docker engine: make test-docker"]
+async fn up_names_the_process_on_a_taken_port_and_doctor_sees_the_engine_and_the_labs_ports() {
+    let _guard = ENGINE_LOCK.lock().await;
+    down_all(&engine().await, STACK).await;
+    let state = tempfile::tempdir().unwrap();
+    let lab = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lab"))
+            .arg("--state-dir")
+            .arg(state.path())
+            .args(args)
+            .args(["--stack", test_stack_path().to_str().unwrap()])
+            .env_remove("LAB_STATE_DIR")
+            .output()
+            .expect("run lab")
+    };
+    // web publishes 127.0.0.1:18083: a stray server holds it.
+    let stray = std::net::TcpListener::bind("127.0.0.1:18083").unwrap();
+    let out = lab(&["up", "--only", "web", "--pull", "never"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cannot start web: 127.0.0.1:18083 is already in use by")
+            && stderr.contains(&format!("pid {}", std::process::id()))
+            && stderr.contains("give web another host port"),
+        "{stderr}"
+    );
+    let doctor = lab(&["doctor", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    assert!(!doctor.status.success());
+    assert!(
+        report["engine"]["api_version"].as_str().unwrap().starts_with("1."),
+        "{report:#}"
+    );
+    assert!(findings.iter().any(|f| f["check"] == "docker" && f["level"] == "ok"));
+    // db and api came up before web failed: their ports are the lab's own, 18083 is the stray's.
+    let ports: Vec<&str> = findings
+        .iter()
+        .filter(|f| f["check"] == "port")
+        .map(|f| f["detail"].as_str().unwrap())
+        .collect();
+    assert!(
+        ports
+            .iter()
+            .any(|d| d.contains("127.0.0.1:18081 is held by the lab's own db")),
+        "{ports:?}"
+    );
+    assert!(
+        ports
+            .iter()
+            .any(|d| d.contains("127.0.0.1:18083 (for web) is in use by")),
+        "{ports:?}"
+    );
+    drop(stray);
+    let out = lab(&["up", "--only", "web", "--pull", "never"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    down_all(&engine().await, STACK).await;
 }

@@ -1,81 +1,22 @@
 //! Smoke test of the real `lab tui` binary in a real terminal (tmux): it starts, every view and
 //! the help overlay draw, `q` quits, and the terminal is restored (alternate screen left, cursor
-//! shown, the shell's next output visible). Endpoints point at closed ports, so the views show
-//! the services as down with the reason, which is also what this checks.
+//! shown, the shell's next output visible). Endpoints point at closed ports and there is no Docker
+//! engine, so the views show the services as down with the reason, the Stack view lists the stack
+//! with the first-run banner, and `e` runs the embedded demo instead: also what this checks.
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+mod tmux;
+use std::time::Duration;
 
-struct Tmux {
-    socket: String,
-}
+use tmux::Tmux;
 
-impl Tmux {
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket, "-f", "/dev/null"]);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = self
-            .cmd()
-            .args(args)
-            .output()
-            .expect("tmux runs (apt-get install tmux)");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "mon"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "mon"];
-        args.extend_from_slice(keys);
-        self.run(&args);
-    }
-
-    /// Waits until the screen contains every one of `needles` (upper bound only).
-    fn wait_for(&self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let s = self.screen();
-            if needles.iter().all(|n| s.contains(n)) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "screen never showed {needles:?}:\n{s}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        // Our own server only (its private socket), never other tmux sessions.
-        if let Err(e) = self.cmd().arg("kill-server").output() {
-            eprintln!("could not stop the test's tmux server: {e}");
-        }
-    }
-}
-
-#[test]
-fn tui_draws_every_view_and_help_then_quits_and_restores_the_terminal() {
-    let state = tempfile::tempdir().unwrap();
-    let tmux = Tmux {
-        socket: format!("lab-tui-test-{}", std::process::id()),
-    };
+/// `lab tui` in a 100×30 tmux window, endpoints on closed ports and no Docker engine.
+fn start_monitor(tmux: &Tmux, state: &std::path::Path) {
     let closed = "127.0.0.1:9"; // the discard port: nothing listens, connections are refused
     let script = format!(
         "env -u NO_COLOR -u LAB_PG_URL LAB_STATE_DIR={state} LAB_KAFKA_BROKERS={closed} LAB_HDFS_HTTP=http://{closed} \
-         LAB_SPARK_UI=http://{closed} LAB_AIRFLOW_URL=http://{closed} LAB_SERVICES_DIR= {bin} tui; \
-         echo TUI-EXITED-$?; sleep 600",
-        state = state.path().display(),
+         LAB_SPARK_UI=http://{closed} LAB_AIRFLOW_URL=http://{closed} LAB_SERVICES_DIR= \
+         DOCKER_HOST=unix:///nonexistent/docker.sock {bin} tui; echo TUI-EXITED-$?; sleep 600",
+        state = state.display(),
         bin = env!("CARGO_BIN_EXE_lab"),
     );
     tmux.run(&[
@@ -91,8 +32,15 @@ fn tui_draws_every_view_and_help_then_quits_and_restores_the_terminal() {
         "-c",
         &script,
     ]);
+}
 
-    let s = tmux.wait_for(&["1 Overview", "8 Logs", "Kafka DOWN", "Spark DOWN"]);
+#[test]
+fn tui_draws_every_view_and_help_then_quits_and_restores_the_terminal() {
+    let state = tempfile::tempdir().unwrap();
+    let tmux = Tmux::new("lab-tui-test");
+    start_monitor(&tmux, state.path());
+
+    let s = tmux.wait_for(&["1 Overview", "9 Stack", "Kafka DOWN", "Spark DOWN"]);
     assert!(s.contains("connection refused"), "the reason shows:\n{s}");
     assert!(s.contains("PostgreSQL UNKNOWN") && s.contains("not configured"), "{s}");
 
@@ -104,15 +52,17 @@ fn tui_draws_every_view_and_help_then_quits_and_restores_the_terminal() {
         ("6", &["Airflow DOWN"][..]),
         ("7", &["PostgreSQL UNKNOWN", "not configured"][..]),
         ("8", &["Sources", "lines"][..]),
+        // No Docker engine here: the Stack view lists the stack and the banner says what to do.
+        ("9", &["Stack lambda", "namenode", "No Docker engine", "press e"][..]),
     ];
     for (key, needles) in views {
         tmux.keys(&[key]);
         tmux.wait_for(needles);
     }
     tmux.keys(&["Tab"]);
-    tmux.wait_for(&["Trends"]); // Tab from the last view wraps to Overview
+    tmux.wait_for(&["Trends", "embedded demo"]); // Tab from the last view wraps to Overview
     tmux.keys(&["?"]);
-    tmux.wait_for(&["Help", "command line", ":trigger DAG"]);
+    tmux.wait_for(&["Help", "command line", ":trigger DAG", ":down [--volumes]"]);
     tmux.keys(&["Escape"]);
     tmux.keys(&[":"]);
     tmux.keys(&["-l", "bogus"]);
@@ -127,4 +77,16 @@ fn tui_draws_every_view_and_help_then_quits_and_restores_the_terminal() {
     );
     let flags = tmux.run(&["display-message", "-p", "-t", "mon", "#{alternate_on} #{cursor_flag}"]);
     assert_eq!(flags.trim(), "0 1", "alternate screen left and cursor visible again");
+}
+
+#[test]
+fn without_docker_the_monitor_offers_the_embedded_demo_and_runs_it() {
+    let state = tempfile::tempdir().unwrap();
+    let tmux = Tmux::new("lab-tui-demo-test");
+    start_monitor(&tmux, state.path());
+    tmux.wait_for(&["No Docker engine", "press e to run the embedded demo"]);
+    tmux.keys(&["e"]);
+    let s = tmux.wait_for_within(&["TUI-EXITED-0"], Duration::from_secs(180));
+    assert!(s.contains("running the embedded demo instead"), "{s}");
+    assert!(s.contains("rows out"), "the demo ran to its summary:\n{s}");
 }

@@ -270,8 +270,8 @@ impl App {
                     .map_or(String::new(), |f| f.detail.clone());
                 return Some(Notice {
                     text: format!(
-                        "No Docker engine ({why}). Press e to run the embedded demo instead (no Docker needed), \
-                         or start Docker and press u."
+                        "No Docker engine: press e to run the embedded demo instead (no Docker needed), \
+                         or start Docker and press u. ({why})"
                     ),
                     error: true,
                 });

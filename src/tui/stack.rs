@@ -198,6 +198,14 @@ impl StackPanel {
     pub fn finish(&mut self, error: Option<String>) {
         self.busy = None;
         self.last_error = error;
+        // Services the operation did not create (outside the selection, or it failed first) have
+        // no container, whatever their image did.
+        for r in &mut self.rows {
+            if matches!(r.phase, Phase::ImageReady | Phase::Pulling(_)) {
+                r.phase = Phase::Absent;
+            }
+        }
+        self.pulls.clear();
     }
 
     /// Applies one runtime event.

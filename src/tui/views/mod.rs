@@ -32,7 +32,7 @@ impl Widget for &App {
         render_tabs(self, tabs, buf);
         let body = match (self.view, self.banner()) {
             (View::Overview | View::Stack, Some(banner)) => {
-                let height = if body.width < 100 { 2 } else { 1 };
+                let height = 2;
                 let [top, rest] = Layout::vertical([Constraint::Length(height), Constraint::Min(0)]).areas(body);
                 let style = if banner.error {
                     self.theme.error()

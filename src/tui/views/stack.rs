@@ -87,11 +87,18 @@ fn services_table(app: &App, area: Rect, buf: &mut Buffer) {
             if i == selected { row.style(t.selected()) } else { row }
         })
         .collect();
+    let name_width = panel
+        .rows
+        .iter()
+        .map(|r| service_label(r).chars().count() as u16 + 1)
+        .max()
+        .unwrap_or(8)
+        .clamp(8, 28);
     let (header, widths) = if wide {
         (
             vec!["SERVICE", "STATE", "IMAGE", "PORTS (127.0.0.1)", "MEMORY  CPU"],
             vec![
-                Constraint::Length(22),
+                Constraint::Length(name_width),
                 Constraint::Length(24),
                 Constraint::Min(14),
                 Constraint::Length(18),
@@ -102,7 +109,7 @@ fn services_table(app: &App, area: Rect, buf: &mut Buffer) {
         (
             vec!["SERVICE", "STATE", "PORTS", "MEMORY  CPU"],
             vec![
-                Constraint::Length(16),
+                Constraint::Length(name_width),
                 Constraint::Length(24),
                 Constraint::Min(10),
                 Constraint::Length(15),

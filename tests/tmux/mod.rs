@@ -1,0 +1,74 @@
+//! Driving the real `lab` binary in a real terminal: a private tmux server per test.
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// A private tmux server (its own socket), killed on drop.
+    pub fn new(name: &str) -> Self {
+        Self {
+            socket: format!("{name}-{}", std::process::id()),
+        }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket, "-f", "/dev/null"]);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self
+            .cmd()
+            .args(args)
+            .output()
+            .expect("tmux runs (apt-get install tmux)");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "mon"])
+    }
+
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "mon"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// Waits until the screen contains every one of `needles` (upper bound only).
+    pub fn wait_for(&self, needles: &[&str]) -> String {
+        self.wait_for_within(needles, Duration::from_secs(30))
+    }
+
+    pub fn wait_for_within(&self, needles: &[&str], limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let s = self.screen();
+            if needles.iter().all(|n| s.contains(n)) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "screen never showed {needles:?}:\n{s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        // Our own server only (its private socket), never other tmux sessions.
+        if let Err(e) = self.cmd().arg("kill-server").output() {
+            eprintln!("could not stop the test's tmux server: {e}");
+        }
+    }
+}
