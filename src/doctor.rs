@@ -80,7 +80,7 @@ impl DoctorReport {
     #[must_use]
     pub fn problems(&self) -> Vec<&Finding> {
         let mut p: Vec<&Finding> = self.findings.iter().filter(|f| f.level != Level::Ok).collect();
-        p.sort_by(|a, b| b.level.cmp(&a.level));
+        p.sort_by_key(|f| std::cmp::Reverse(f.level));
         p
     }
 }
