@@ -7,8 +7,10 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButto
 use super::logs::LogLine;
 use super::msg::{Cmd, Msg, StackCmd};
 use super::stack::StackPanel;
+use super::stages::{StageKind, StageStart};
 use super::theme::Theme;
 use crate::doctor::DoctorReport;
+use crate::pipeline::stats::StageSnapshot;
 use crate::probes::kafka::{Group, GroupPartition, Topic};
 use crate::probes::{LabSnapshot, ServiceSnapshot, airflow};
 
@@ -97,6 +99,34 @@ pub enum Mode {
     Help,
 }
 
+/// A stage running (or run) in this monitor, with rates from the last two reports.
+#[derive(Debug, Clone, Default)]
+pub struct StageView {
+    pub snapshot: StageSnapshot,
+    pub rate_in: Option<f64>,
+    pub rate_out: Option<f64>,
+    pub running: bool,
+    /// How it ended: its summary, or its error.
+    pub outcome: Option<Result<String, String>>,
+    last: Option<(std::time::Instant, StageSnapshot)>,
+}
+
+impl StageView {
+    fn observe(&mut self, snapshot: StageSnapshot, now: std::time::Instant) {
+        if let Some((at, prev)) = self.last {
+            let secs = now.saturating_duration_since(at).as_secs_f64();
+            if secs > 0.0 {
+                self.rate_in = Some(snapshot.input.saturating_sub(prev.input) as f64 / secs);
+                self.rate_out = Some(snapshot.output.saturating_sub(prev.output) as f64 / secs);
+            }
+        }
+        self.last = Some((now, snapshot));
+        self.snapshot = snapshot;
+        self.running = !snapshot.done;
+        self.outcome = None;
+    }
+}
+
 /// What `lab` does once the monitor has closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterExit {
@@ -139,6 +169,8 @@ pub struct App {
     pub notice: Option<Notice>,
     /// The stack file's services and their containers (the Stack view).
     pub stack: StackPanel,
+    /// Stages this monitor runs (`:produce`, `:transform`, `:consume`).
+    pub stages: BTreeMap<StageKind, StageView>,
     /// The first-run check (`lab doctor`), once it finished.
     pub doctor: Option<DoctorReport>,
     /// What to do after the monitor closes (e.g. run the embedded demo).
@@ -171,6 +203,7 @@ impl App {
             log_scroll: 0,
             notice: None,
             stack: StackPanel::default(),
+            stages: BTreeMap::new(),
             doctor: None,
             after_exit: None,
             quit: false,
@@ -196,6 +229,31 @@ impl App {
             // Only countdowns move with time: redraw while an operation runs on screen.
             Msg::Tick => self.dirty = self.stack.busy.is_some() && self.view == View::Stack,
             Msg::Doctor(report) => self.doctor = Some(*report),
+            Msg::StageStats { kind, snapshot } => {
+                self.stages
+                    .entry(kind)
+                    .or_default()
+                    .observe(snapshot, std::time::Instant::now());
+                self.dirty = self.view == View::Pipeline;
+            }
+            Msg::StageDone { kind, snapshot, result } => {
+                let view = self.stages.entry(kind).or_default();
+                view.observe(snapshot, std::time::Instant::now());
+                view.running = false;
+                view.rate_in = None;
+                view.rate_out = None;
+                self.notice = Some(match &result {
+                    Ok(text) => Notice {
+                        text: text.clone(),
+                        error: false,
+                    },
+                    Err(e) => Notice {
+                        text: format!("the {} failed: {}", kind.name(), e.lines().next().unwrap_or_default()),
+                        error: true,
+                    },
+                });
+                view.outcome = Some(result);
+            }
             Msg::Quit => self.quit = true,
         }
         Vec::new()
@@ -707,12 +765,70 @@ impl App {
         }
     }
 
+    /// `:produce [--rate N] [--data PATH]`, `:transform`, `:consume`, and `:stop`/`:start` with a
+    /// stage's name; `None` when the line is not about an in-monitor stage.
+    fn stage_command(&mut self, cmd: &str, words: &[&str]) -> Option<Vec<Cmd>> {
+        let (kind, start, options) = match cmd {
+            "produce" | "transform" | "consume" => (StageKind::parse(cmd)?, true, words),
+            "stop" | "start" | "restart" => {
+                let kind = StageKind::parse(words.first()?)?;
+                if cmd == "restart" {
+                    self.notice = Some(Notice {
+                        text: format!(
+                            ":stop {0} then :start {0} (a stage restarts from its committed offsets)",
+                            kind.name()
+                        ),
+                        error: true,
+                    });
+                    return Some(Vec::new());
+                }
+                (kind, cmd == "start", &words[1..])
+            }
+            _ => return None,
+        };
+        if !start {
+            return Some(vec![Cmd::StopStage(kind)]);
+        }
+        let mut how = StageStart::default();
+        let mut it = options.iter();
+        while let Some(arg) = it.next() {
+            match (*arg, it.next()) {
+                ("--rate", Some(n)) if kind == StageKind::Producer => match n.parse::<u32>() {
+                    Ok(r) if r > 0 => how.rate = Some(r),
+                    _ => {
+                        self.notice = Some(Notice {
+                            text: format!("--rate needs a positive number of messages per second, not {n:?}"),
+                            error: true,
+                        });
+                        return Some(Vec::new());
+                    }
+                },
+                ("--data", Some(p)) if kind == StageKind::Producer => how.data = Some(p.into()),
+                (other, _) => {
+                    self.notice = Some(Notice {
+                        text: format!(
+                            "unknown option {other:?} (:produce [--rate N] [--data PATH], :transform, :consume)"
+                        ),
+                        error: true,
+                    });
+                    return Some(Vec::new());
+                }
+            }
+        }
+        Some(vec![Cmd::StartStage { kind, how }])
+    }
+
     /// Runs a `:` command line.
     fn run_command(&mut self, line: &str) -> Vec<Cmd> {
         let mut words = line.split_whitespace();
         let Some(cmd) = words.next() else {
             return Vec::new();
         };
+        let rest: Vec<&str> = words.collect();
+        if let Some(cmds) = self.stage_command(cmd, &rest) {
+            return cmds;
+        }
+        let mut words = rest.iter().copied();
         match cmd {
             "up" => {
                 let only = words.map(str::to_string).collect();
@@ -763,10 +879,6 @@ impl App {
                 Some(v) => self.switch(v),
                 None => self.notice = err(format!("no view {name:?}: use one of the tab names")),
             },
-            ("produce", _) => {
-                self.notice =
-                    err(":produce is not available in the monitor yet: run `lab produce --rate N` in a shell".into());
-            }
             ("trigger" | "pause" | "unpause" | "clear" | "view", None) => {
                 self.notice = err(format!(":{cmd} needs an argument (see ? for the commands)"));
             }
@@ -874,6 +986,79 @@ mod tests {
         assert_eq!(app.view, View::Kafka);
         app.run_command("q");
         assert!(app.quit);
+    }
+
+    #[test]
+    fn stage_commands_parse_their_options_and_services_stay_services() {
+        let mut app = App::new(Theme { color: false });
+        assert_eq!(
+            app.run_command("produce --rate 50"),
+            vec![Cmd::StartStage {
+                kind: StageKind::Producer,
+                how: StageStart {
+                    rate: Some(50),
+                    data: None
+                }
+            }]
+        );
+        assert_eq!(
+            app.run_command("stop transform"),
+            vec![Cmd::StopStage(StageKind::Transform)]
+        );
+        assert_eq!(
+            app.run_command("start consume"),
+            vec![Cmd::StartStage {
+                kind: StageKind::Consumer,
+                how: StageStart::default()
+            }]
+        );
+        for bad in [
+            "produce --rate 0",
+            "produce --speed 3",
+            "transform --rate 5",
+            "restart consumer",
+        ] {
+            app.notice = None;
+            assert!(app.run_command(bad).is_empty(), "{bad}");
+            assert!(app.notice.as_ref().unwrap().error, "{bad}");
+        }
+        // Not a stage: a service of the stack (none loaded here, so it is refused by name).
+        assert!(app.run_command("stop datanode").is_empty());
+        assert!(app.notice.as_ref().unwrap().text.contains("no service \"datanode\""));
+    }
+
+    #[test]
+    fn stage_reports_become_rates_and_an_outcome() {
+        let mut app = App::new(Theme { color: false });
+        let snap = |input, output| StageSnapshot {
+            input,
+            output,
+            ..StageSnapshot::default()
+        };
+        let kind = StageKind::Producer;
+        app.update(Msg::StageStats {
+            kind,
+            snapshot: snap(0, 0),
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        app.update(Msg::StageStats {
+            kind,
+            snapshot: snap(100, 90),
+        });
+        let v = &app.stages[&kind];
+        assert!(v.running && v.rate_in.unwrap() > 0.0 && v.rate_out.unwrap() > 0.0);
+        app.update(Msg::StageDone {
+            kind,
+            snapshot: snap(100, 100),
+            result: Err("Kafka: cannot deliver\nis the broker running?".into()),
+        });
+        let v = &app.stages[&kind];
+        assert!(!v.running && v.rate_in.is_none());
+        assert_eq!(v.snapshot.output, 100);
+        assert_eq!(
+            app.notice.as_ref().unwrap().text,
+            "the producer failed: Kafka: cannot deliver"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::TuiError;
 use super::actions::StackContext;
 use super::app::AfterExit;
 use super::stack::StackPanel;
+use super::stages::StageConfig;
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct StatusArgs {
@@ -104,7 +105,7 @@ pub async fn run_tui(config: &LabConfig, overrides: Overrides, args: &TuiArgs) -
     };
     let targets = with_stack(config);
     let reload = Box::new(move || match LabConfig::resolve(overrides.clone()) {
-        Ok(c) => Some(with_stack(&c)),
+        Ok(c) => Some((with_stack(&c), StageConfig::from_config(&c))),
         Err(e) => {
             tracing::warn!(error = %e, "cannot resolve the endpoints again");
             None
@@ -119,6 +120,7 @@ pub async fn run_tui(config: &LabConfig, overrides: Overrides, args: &TuiArgs) -
             state_dir: config.state_dir.clone(),
         },
         panel,
+        stages: StageConfig::from_config(config),
         reload,
     })
     .await

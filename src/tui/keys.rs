@@ -73,6 +73,12 @@ pub const COMMANDS: &[(&str, &str)] = &[
     (":down [--volumes]", "remove the stack (asks; --volumes: its data too)"),
     (":stop / :start / :restart SVC", "one service of the stack"),
     (":pull", "pull the stack's images again"),
+    (
+        ":produce [--rate N] [--data P]",
+        "run the producer in this monitor (sample by default)",
+    ),
+    (":transform / :consume", "run that stage in this monitor"),
+    (":stop STAGE", "stop a stage run here (it commits what is durable)"),
     (":view NAME", "open a view (overview, pipeline, kafka, …)"),
     (":q", "quit"),
 ];

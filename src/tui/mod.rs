@@ -14,6 +14,7 @@ pub mod logs;
 pub mod msg;
 pub mod run;
 pub mod stack;
+pub mod stages;
 pub mod theme;
 pub mod views;
 

@@ -2,7 +2,9 @@
 
 use crossterm::event::{KeyEvent, MouseEvent};
 
+use super::stages::{StageKind, StageStart};
 use crate::doctor::DoctorReport;
+use crate::pipeline::stats::StageSnapshot;
 use crate::probes::ServiceSnapshot;
 use crate::runtime::events::StackEvent;
 
@@ -26,6 +28,17 @@ pub enum Msg {
     },
     /// A second passed while a stack operation runs (health-wait countdowns).
     Tick,
+    /// Counters of a stage running in this monitor, once a second.
+    StageStats {
+        kind: StageKind,
+        snapshot: StageSnapshot,
+    },
+    /// A stage running in this monitor ended (stopped, done, or failed).
+    StageDone {
+        kind: StageKind,
+        snapshot: StageSnapshot,
+        result: Result<String, String>,
+    },
     /// The first-run check finished.
     Doctor(Box<DoctorReport>),
     /// Ctrl-C or SIGTERM outside the terminal's raw mode.
@@ -92,6 +105,11 @@ pub enum Cmd {
         dag_run_id: String,
     },
     Stack(StackCmd),
+    StartStage {
+        kind: StageKind,
+        how: StageStart,
+    },
+    StopStage(StageKind),
     /// `lab up`/`down` rewrote the endpoints: point the probes at them again.
     ReloadEndpoints,
 }
@@ -114,6 +132,8 @@ impl Cmd {
                 "Remove the stack's containers, network AND volumes (all its data)?".into()
             }
             Cmd::Stack(other) => format!("{}?", other.describe_progress()),
+            Cmd::StartStage { kind, .. } => format!("Start the {} here?", kind.name()),
+            Cmd::StopStage(kind) => format!("Stop the {}?", kind.name()),
             Cmd::ReloadEndpoints => "Reload the endpoints?".into(),
         }
     }

@@ -16,6 +16,7 @@ use super::actions::{self, StackContext};
 use super::app::{AfterExit, App};
 use super::msg::{Cmd, Msg};
 use super::stack::StackPanel;
+use super::stages::{StageConfig, StageRunner};
 use super::theme::Theme;
 use crate::probes::airflow::AirflowProbe;
 use crate::probes::scheduler::{self, Intervals};
@@ -41,9 +42,14 @@ pub struct Setup {
     pub log_dir: PathBuf,
     pub stack: StackContext,
     pub panel: StackPanel,
+    /// Where stages started from the monitor read and write.
+    pub stages: StageConfig,
     /// Resolves the endpoints again (after `up`/`down` rewrote them); `None` keeps the old ones.
-    pub reload: Box<dyn Fn() -> Option<ProbeTargets> + Send>,
+    pub reload: Reload,
 }
+
+/// Resolves the configuration again: the probes' targets and the stages' endpoints.
+pub type Reload = Box<dyn Fn() -> Option<(ProbeTargets, StageConfig)> + Send>;
 
 /// Opens the monitor on the real terminal until the user quits; returns what to do next.
 pub async fn run(setup: Setup) -> Result<Option<AfterExit>, TuiError> {
@@ -70,6 +76,7 @@ pub async fn run(setup: Setup) -> Result<Option<AfterExit>, TuiError> {
     let mut effects = Effects {
         airflow,
         stack: setup.stack,
+        stages: StageRunner::new(setup.stages, tx.clone()),
         tx,
         probes: Some(probes),
         reload: setup.reload,
@@ -150,30 +157,52 @@ pub struct Effects {
     pub airflow: AirflowProbe,
     pub stack: StackContext,
     pub tx: mpsc::Sender<Msg>,
+    stages: StageRunner,
     probes: Option<ProbeSupervisor>,
-    reload: Box<dyn Fn() -> Option<ProbeTargets> + Send>,
+    reload: Reload,
 }
 
 impl Effects {
     /// Effects without probes to restart (tests drive the loop with their own messages).
     #[must_use]
-    pub fn detached(airflow: AirflowProbe, stack: StackContext, tx: mpsc::Sender<Msg>) -> Self {
+    pub fn detached(airflow: AirflowProbe, stack: StackContext, stages: StageConfig, tx: mpsc::Sender<Msg>) -> Self {
         Self {
             airflow,
             stack,
+            stages: StageRunner::new(stages, tx.clone()),
             tx,
             probes: None,
             reload: Box::new(|| None),
         }
     }
 
-    fn run(&mut self, cmd: Cmd) {
+    /// An immediate outcome, for the footer.
+    fn report(&self, result: Result<String, String>) {
+        if let Err(e) = self.tx.try_send(Msg::ActionDone(result)) {
+            tracing::warn!(error = %e, "the monitor's queue is full; an action's outcome was dropped");
+        }
+    }
+
+    /// Runs one effect (spawned, or at once for the in-monitor stages' start and stop).
+    pub fn run(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Stack(c) => {
                 tokio::spawn(actions::run_stack(c, self.stack.clone(), self.tx.clone()));
             }
+            Cmd::StartStage { kind, how } => {
+                let result = self.stages.start(kind, &how);
+                self.report(result);
+            }
+            Cmd::StopStage(kind) => {
+                let result = self.stages.stop(kind);
+                self.report(result);
+            }
             Cmd::ReloadEndpoints => {
-                let (Some(probes), Some(targets)) = (self.probes.as_mut(), (self.reload)()) else {
+                let Some((targets, stages)) = (self.reload)() else {
+                    return;
+                };
+                self.stages.config = stages;
+                let Some(probes) = self.probes.as_mut() else {
                     return;
                 };
                 match probes.restart(&targets) {

@@ -2,7 +2,7 @@
 //! PostgreSQL, each hop with its live figures (rates from watermark and commit deltas, lag, sizes).
 
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Row, Table, Widget};
@@ -12,6 +12,7 @@ use crate::probes::kafka::{Group, KafkaSnapshot};
 use crate::probes::report::bytes;
 use crate::probes::{Health, Service};
 use crate::tui::app::App;
+use crate::tui::stages::StageKind;
 
 /// One row of the graph.
 struct Hop {
@@ -23,6 +24,60 @@ struct Hop {
 }
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    let [graph_area, stages_area] = Layout::vertical([Constraint::Min(10), Constraint::Length(6)]).areas(area);
+    graph(app, graph_area, buf);
+    stages(app, stages_area, buf);
+}
+
+/// The stages this monitor runs itself (`:produce`, `:transform`, `:consume`), from their own
+/// counters: what they read and delivered per second, totals, dead letters, how they ended.
+fn stages(app: &App, area: Rect, buf: &mut Buffer) {
+    let t = app.theme;
+    let rows: Vec<Row> = StageKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let (state, style, figures) = match app.stages.get(&kind) {
+                None => ("not started".to_string(), t.dim(), String::new()),
+                Some(v) => {
+                    let s = &v.snapshot;
+                    let figures = format!(
+                        "in {}  out {}  total {} → {}  DLQ {}",
+                        rate(v.rate_in),
+                        rate(v.rate_out),
+                        count(i64::try_from(s.input).unwrap_or(i64::MAX)),
+                        count(i64::try_from(s.output).unwrap_or(i64::MAX)),
+                        count(i64::try_from(s.dlq).unwrap_or(i64::MAX)),
+                    );
+                    match (&v.outcome, v.running) {
+                        (_, true) => ("running".to_string(), t.health(Health::Up), figures),
+                        (Some(Err(e)), _) => (
+                            format!("failed: {}", e.lines().next().unwrap_or_default()),
+                            t.error(),
+                            figures,
+                        ),
+                        _ => ("stopped".to_string(), t.dim(), figures),
+                    }
+                }
+            };
+            Row::new(vec![
+                Cell::from(kind.name()).style(t.title()),
+                Cell::from(state).style(style),
+                Cell::from(figures),
+            ])
+        })
+        .collect();
+    Table::new(
+        rows,
+        [Constraint::Length(12), Constraint::Length(24), Constraint::Fill(1)],
+    )
+    .block(Block::bordered().title(Line::styled(
+        " Run here: :produce [--rate N]  :transform  :consume  :stop STAGE ",
+        t.title(),
+    )))
+    .render(area, buf);
+}
+
+fn graph(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
     let rows: Vec<Row> = hops(app)
         .into_iter()
