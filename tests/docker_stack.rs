@@ -590,6 +590,11 @@ async fn the_tui_brings_the_stack_up_and_down_from_its_stack_view() {
     assert_eq!(running.len(), 4, "db, sidecar, api, web run (migrate completed)");
     assert_eq!(http_get("127.0.0.1:18083", "/index.html").unwrap().trim(), "ok");
 
+    // The Logs view follows the containers' logs too.
+    tmux.keys(&["8"]);
+    tmux.wait_for(&["docker:db", "db-starting"]);
+    tmux.keys(&["9"]);
+
     // Stop one service from the command line, then its probe-driven state shows it.
     tmux.keys(&[":"]);
     tmux.keys(&["-l", "stop web"]);

@@ -180,6 +180,17 @@ pub struct App {
     pub dirty: bool,
     /// Terminal width (the tab bar's layout depends on it).
     pub width: u16,
+    /// Where the last frame drew its selectable lists, so a click can select a row. Written by
+    /// the views while drawing (the only state they touch), read by `update`.
+    pub hits: std::cell::RefCell<Vec<ListHit>>,
+}
+
+/// A list on screen: its pane in the view, the rectangle of its rows, the first row shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListHit {
+    pub pane: usize,
+    pub rows: ratatui::layout::Rect,
+    pub offset: usize,
 }
 
 impl App {
@@ -209,6 +220,7 @@ impl App {
             quit: false,
             dirty: true,
             width: 80,
+            hits: std::cell::RefCell::new(Vec::new()),
         }
     }
 
@@ -403,7 +415,28 @@ impl App {
                     self.switch(v);
                 }
             }
+            MouseEventKind::Down(MouseButton::Left) => self.click_row(m.column, m.row),
             _ => self.dirty = false,
+        }
+    }
+
+    /// A click on a row of a list selects it (and focuses its pane).
+    fn click_row(&mut self, x: u16, y: u16) {
+        let hit = self.hits.borrow().iter().copied().find(|h| {
+            let r = h.rows;
+            x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height
+        });
+        let Some(hit) = hit else {
+            self.dirty = false;
+            return;
+        };
+        let i = self.view.index();
+        if self.pane[i] != hit.pane {
+            self.pane[i] = hit.pane;
+        }
+        let row = hit.offset + usize::from(y - hit.rows.y);
+        if row < self.list_len() {
+            self.selection[i] = row;
         }
     }
 

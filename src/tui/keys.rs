@@ -44,7 +44,7 @@ pub const KEYS: &[KeyHelp] = &[
     global(":", "command line", true),
     global("?", "help", true),
     global("q Ctrl-C", "quit", true),
-    global("mouse", "click a tab, scroll a list", false),
+    global("mouse", "click a tab or a row, scroll a list", false),
     global(
         "e",
         "run the embedded demo instead (offered when there is no Docker)",

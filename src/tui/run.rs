@@ -65,6 +65,11 @@ pub async fn run(setup: Setup) -> Result<Option<AfterExit>, TuiError> {
     tasks.push(tokio::spawn(read_input(tx.clone(), cancel.clone())));
     tasks.push(tokio::spawn(quit_on_signal(tx.clone(), cancel.clone())));
     tasks.push(tokio::spawn(first_run_check(setup.stack.clone(), tx.clone())));
+    tasks.push(tokio::spawn(super::container_logs::follow(
+        setup.panel.name.clone(),
+        tx.clone(),
+        cancel.clone(),
+    )));
 
     let terminal = ratatui::try_init()?;
     let _restore = RestoreGuard;

@@ -102,6 +102,7 @@ fn render_dags(app: &App, a: &AirflowSnapshot, area: Rect, buf: &mut Buffer) {
     .block(Block::bordered().title(Line::styled(" DAGs (t trigger, p pause) ", t.title())));
     let mut state = TableState::default().with_selected((!empty).then_some(app.selection[View::Airflow.index()]));
     StatefulWidget::render(table, area, buf, &mut state);
+    super::remember_rows(app, 0, area, 1, state.offset());
 }
 
 /// One grid cell: a coloured square, or the state's initial without colour.

@@ -92,6 +92,7 @@ fn render_groups(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
     let mut state =
         TableState::default().with_selected((focused && !empty).then_some(app.selection[View::Kafka.index()]));
     StatefulWidget::render(table, area, buf, &mut state);
+    super::remember_rows(app, 0, area, 1, state.offset());
 }
 
 fn render_topics(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
@@ -122,6 +123,7 @@ fn render_topics(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
     .block(focus_block(app, " Topics ".into(), focused));
     let mut state = TableState::default().with_selected(focused.then_some(app.selection[View::Kafka.index()]));
     StatefulWidget::render(table, area, buf, &mut state);
+    super::remember_rows(app, 1, area, 1, state.offset());
 }
 
 fn render_lag_table(app: &App, area: Rect, buf: &mut Buffer) {

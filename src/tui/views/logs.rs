@@ -19,6 +19,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     );
     let mut state = ListState::default().with_selected(Some(app.selection[View::Logs.index()]));
     StatefulWidget::render(list, sources, buf, &mut state);
+    super::remember_rows(app, 0, sources, 0, state.offset());
 
     let lines = app.visible_logs();
     let block = Block::bordered()

@@ -27,6 +27,7 @@ use crate::probes::{Health, Service, Status};
 
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
+        self.hits.borrow_mut().clear();
         let [tabs, body, footer] =
             Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
         render_tabs(self, tabs, buf);
@@ -143,6 +144,17 @@ fn render_confirm(theme: Theme, question: &str, area: Rect, buf: &mut Buffer) {
     .wrap(Wrap { trim: true })
     .block(Block::bordered().title(" Confirm ").border_style(theme.accent()))
     .render(popup, buf);
+}
+
+/// Records where a bordered list with `header_rows` drew its rows, for mouse selection.
+pub fn remember_rows(app: &App, pane: usize, area: Rect, header_rows: u16, offset: usize) {
+    let inner = Block::bordered().inner(area);
+    let rows = Rect {
+        y: inner.y + header_rows.min(inner.height),
+        height: inner.height.saturating_sub(header_rows),
+        ..inner
+    };
+    app.hits.borrow_mut().push(super::app::ListHit { pane, rows, offset });
 }
 
 /// A `w`×`h` rectangle centred in `area` (clipped to it).

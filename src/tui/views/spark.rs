@@ -93,4 +93,5 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     )));
     let mut state = TableState::default().with_selected(Some(app.selection[View::Spark.index()]));
     StatefulWidget::render(table, apps, buf, &mut state);
+    super::remember_rows(app, 0, apps, 1, state.offset());
 }

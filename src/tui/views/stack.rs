@@ -8,7 +8,7 @@ use std::time::Instant;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Row, Table, Widget, Wrap};
+use ratatui::widgets::{Block, Paragraph, Row, StatefulWidget, Table, TableState, Widget, Wrap};
 
 use crate::runtime::cli::human_bytes;
 use crate::tui::app::{App, View};
@@ -68,8 +68,7 @@ fn services_table(app: &App, area: Rect, buf: &mut Buffer) {
     let rows: Vec<Row> = panel
         .rows
         .iter()
-        .enumerate()
-        .map(|(i, r)| {
+        .map(|r| {
             let mut cells = vec![
                 Span::raw(service_label(r)),
                 Span::styled(r.phase.label(now), tone_style(t, r.phase.tone())),
@@ -83,8 +82,7 @@ fn services_table(app: &App, area: Rect, buf: &mut Buffer) {
                 r.ports.join(",")
             }));
             cells.push(Span::raw(memory(r)));
-            let row = Row::new(cells);
-            if i == selected { row.style(t.selected()) } else { row }
+            Row::new(cells)
         })
         .collect();
     let name_width = panel
@@ -116,10 +114,14 @@ fn services_table(app: &App, area: Rect, buf: &mut Buffer) {
             ],
         )
     };
-    Table::new(rows, widths)
+    let empty = rows.is_empty();
+    let table = Table::new(rows, widths)
         .header(Row::new(header).style(t.title()))
-        .block(block)
-        .render(area, buf);
+        .row_highlight_style(t.selected())
+        .block(block);
+    let mut state = TableState::default().with_selected((!empty).then_some(selected));
+    StatefulWidget::render(table, area, buf, &mut state);
+    super::remember_rows(app, 0, area, 1, state.offset());
 }
 
 fn service_label(r: &StackRow) -> String {

@@ -492,6 +492,35 @@ mod stack_view {
     }
 
     #[test]
+    fn clicking_a_row_selects_it() {
+        use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+        let mut a = stack_app();
+        let buf = draw(&a, 120, 40);
+        let (_, y) = find(&buf, "│api ").unwrap();
+        a.update(Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: 3,
+            row: y,
+            modifiers: KeyModifiers::NONE,
+        }));
+        assert_eq!(a.selected_service(), Some("api"));
+        // The Kafka view's topics pane takes focus and selection on a click too.
+        let mut k = app(live_lab(), View::Kafka);
+        k.width = 200;
+        let buf = draw(&k, 200, 60);
+        let topic = &k.kafka_topics()[2].name.clone();
+        let (x, y) = find(&buf, topic).unwrap();
+        k.update(Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: x,
+            row: y,
+            modifiers: KeyModifiers::NONE,
+        }));
+        assert_eq!(k.pane[View::Kafka.index()], 1);
+        assert_eq!(k.selection[View::Kafka.index()], 2);
+    }
+
+    #[test]
     fn a_stopped_stack_says_how_to_start_it() {
         let mut a = stack_app();
         a.stack.observe(&[]);
