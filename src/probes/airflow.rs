@@ -20,6 +20,8 @@ use super::{ProbeError, Probed, Service};
 /// How many recent runs and task instances one poll reads (across all DAGs).
 const RECENT_RUNS: usize = 100;
 const RECENT_TASKS: usize = 300;
+/// Airflow 2: the task instances of this many recent runs (its pages hold 100 rows).
+const V1_TASK_RUNS: usize = 25;
 
 #[derive(Debug, Clone)]
 pub struct AirflowTarget {
@@ -114,7 +116,13 @@ impl AirflowSnapshot {
         let mut problems: Vec<String> = self
             .components
             .iter()
-            .filter(|(name, status)| name != "triggerer" && status.as_deref() != Some("healthy"))
+            // The lab runs no triggerer; Airflow 2 parses DAGs inside the scheduler, so its
+            // standalone dag_processor reports no status at all.
+            .filter(|(name, status)| {
+                let optional = name == "triggerer"
+                    || (name == "dag_processor" && status.is_none() && self.api == Some(ApiVersion::V1));
+                !optional && status.as_deref() != Some("healthy")
+            })
             .map(|(name, status)| format!("{name} is {}", status.as_deref().unwrap_or("not running")))
             .collect();
         if let Some(auth) = &self.auth_problem {
@@ -265,11 +273,17 @@ impl AirflowProbe {
             format!("{p}/dags/~/dagRuns?limit={RECENT_RUNS}&order_by={runs_order}"),
             format!("{p}/dags/~/dagRuns/~/taskInstances?limit={RECENT_TASKS}&order_by=-start_date"),
         ];
+        let tasks_v2 = async {
+            match api {
+                ApiVersion::V2 => self.get_authed(&paths[3], &auth).await.map(Some),
+                ApiVersion::V1 => Ok(None),
+            }
+        };
         let (dags, errors, runs, tasks) = tokio::try_join!(
             self.get_authed(&paths[0], &auth),
             self.get_authed(&paths[1], &auth),
             self.get_authed(&paths[2], &auth),
-            self.get_authed(&paths[3], &auth),
+            tasks_v2,
         )
         .inspect_err(|e| {
             if matches!(e, ProbeError::Status { status: 401, .. }) {
@@ -283,6 +297,10 @@ impl AirflowProbe {
         snap.dags.sort_by(|a, b| a.dag_id.cmp(&b.dag_id));
         snap.import_errors = parse_import_errors(&errors)?;
         snap.runs = parse_runs(&runs)?;
+        let tasks = match tasks {
+            Some(t) => t,
+            None => self.task_instances_v1(&snap.runs, &auth).await?,
+        };
         snap.task_instances = parse_task_instances(&tasks)?;
         Ok(snap)
     }
@@ -365,6 +383,26 @@ impl AirflowProbe {
 
     async fn get_authed(&self, path: &str, auth: &Auth) -> Result<bytes::Bytes, ProbeError> {
         self.get_bytes(&self.url(path), Some(auth)).await
+    }
+
+    /// Airflow 2's list endpoint cannot sort task instances, so they are asked for by run: the
+    /// batch endpoint with the recent runs' ids (v1 pages hold at most 100 rows).
+    async fn task_instances_v1(&self, runs: &[DagRun], auth: &Auth) -> Result<bytes::Bytes, ProbeError> {
+        let mut ids: Vec<&str> = runs.iter().take(V1_TASK_RUNS).map(|r| r.dag_run_id.as_str()).collect();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(bytes::Bytes::from_static(
+                br#"{"task_instances": [], "total_entries": 0}"#,
+            ));
+        }
+        let url = self.url("/api/v1/dags/~/dagRuns/~/taskInstances/list");
+        let body = json!({"dag_run_ids": ids, "page_limit": 100});
+        http::send_bytes(
+            Service::Airflow,
+            &url,
+            self.with_auth(self.client.post(&url), Some(auth)).json(&body),
+        )
+        .await
     }
 
     /// Sends a write request; on 401 logs in again and retries once.
@@ -505,6 +543,40 @@ mod tests {
         assert_eq!(s.import_errors[0].filename, "broken.py");
         assert!(s.import_errors[0].stack_trace.contains("nonexistent_module_xyz"));
         assert_eq!(s.problems(), vec!["1 DAG file(s) fail to import".to_string()]);
+    }
+
+    /// Captured from a real Airflow 2.10.5 (v1 API, basic auth) after a `lab_smoke` run
+    /// triggered through this probe, with a DAG file that fails to import.
+    #[test]
+    fn airflow2_answers_parse_and_its_missing_dag_processor_is_no_problem() {
+        let s = AirflowSnapshot {
+            api: Some(ApiVersion::V1),
+            components: parse_health(&fixture("airflow2_health.json")).unwrap(),
+            dags: parse_dags(&fixture("airflow2_dags.json")).unwrap(),
+            import_errors: parse_import_errors(&fixture("airflow2_import_errors.json")).unwrap(),
+            runs: parse_runs(&fixture("airflow2_dag_runs.json")).unwrap(),
+            task_instances: parse_task_instances(&fixture("airflow2_task_instances.json")).unwrap(),
+            auth_problem: None,
+        };
+        let ids: Vec<&str> = s.dags.iter().map(|d| d.dag_id.as_str()).collect();
+        assert_eq!(ids, vec!["lab_smoke", "yelp_batch"]);
+        let run = s.runs_of("lab_smoke").next().unwrap();
+        assert_eq!(run.state, "success");
+        assert_eq!(s.task_state("lab_smoke", &run.dag_run_id, "hello"), Some("success"));
+        assert!(
+            s.import_errors[0]
+                .stack_trace
+                .contains("broken_module_that_does_not_exist")
+        );
+        // Airflow 2 parses DAGs in the scheduler: no dag_processor status is expected there…
+        assert_eq!(s.problems(), vec!["1 DAG file(s) fail to import".to_string()]);
+        // …while Airflow 3 needs its standalone dag processor.
+        let as_v3 = AirflowSnapshot {
+            api: Some(ApiVersion::V2),
+            import_errors: Vec::new(),
+            ..s
+        };
+        assert_eq!(as_v3.problems(), vec!["dag_processor is not running".to_string()]);
     }
 
     #[test]
