@@ -194,7 +194,7 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
         broker: format!("librdkafka mock cluster {brokers}"),
         raw_zone: raw_dir.display().to_string(),
         serving: serving_desc,
-        dlq: transform.dead_lettered + consumer.dead_lettered,
+        dlq: producer.dead_lettered + transform.dead_lettered + consumer.dead_lettered,
         final_lag: [
             ("transform".to_string(), transform_counters.snapshot().lag),
             ("consumer".to_string(), sink_counters.snapshot().lag),

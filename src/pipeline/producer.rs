@@ -37,6 +37,8 @@ pub struct ProducerReport {
     pub sent: u64,
     pub delivered: u64,
     pub malformed_lines: u64,
+    /// Lines too large for a Kafka record, sent to the DLQ as an excerpt with their size and origin.
+    pub dead_lettered: u64,
     /// The first malformed lines, as `file:line`.
     pub malformed_examples: Vec<String>,
     pub bytes: u64,
@@ -108,6 +110,7 @@ pub fn run_producer(
         .create_with_context(context)
         .map_err(|e| PipelineError::kafka("create a producer", &opts.brokers, e))?;
     let topic_names: Vec<(Entity, String)> = Entity::ALL.iter().map(|e| (*e, opts.topics.raw(*e))).collect();
+    let dlq_topic = opts.topics.dlq();
     let mut report = ProducerReport::default();
     let pacing = opts.rate.filter(|r| *r > 0).map(|r| Duration::from_secs(1) / r);
 
@@ -127,6 +130,24 @@ pub fn run_producer(
                 .iter()
                 .find(|(e, _)| *e == line.entity)
                 .map_or("", |(_, t)| t.as_str());
+            if line.text.len() > MAX_RECORD_BYTES {
+                let origin = format!("{}:{}", line.source, line.line_no);
+                tracing::warn!(%origin, bytes = line.text.len(), "line too large for a record: dead-lettered");
+                report.malformed_lines += 1;
+                report.dead_lettered += 1;
+                if report.malformed_examples.len() < MAX_MALFORMED_EXAMPLES {
+                    report
+                        .malformed_examples
+                        .push(format!("{origin} ({} bytes, over the record limit)", line.text.len()));
+                }
+                let record = oversized_record(&dlq_topic, topic, &origin, line.text);
+                send_with_backpressure(&producer, record, &opts.brokers)?;
+                report.sent += 1;
+                StageCounters::add(&counters.input, 1);
+                StageCounters::add(&counters.dlq, 1);
+                StageCounters::add(&counters.bytes, line.text.len() as u64);
+                return Ok(());
+            }
             let key = key_of(line.entity, line.text);
             let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(topic).payload(line.text);
             let key_ref;
@@ -192,6 +213,41 @@ pub fn run_producer(
         ));
     }
     Ok(report)
+}
+
+/// Largest line sent as a record. Brokers refuse messages over about 1 MB by default
+/// (`message.max.bytes`, and librdkafka's own limit), and one refused message would stop the whole
+/// producer; a larger line goes to the DLQ instead (see [`oversized_record`]).
+pub const MAX_RECORD_BYTES: usize = 900 * 1024;
+/// How much of an oversized line its DLQ record keeps.
+pub const DLQ_EXCERPT_BYTES: usize = 64 * 1024;
+
+/// The DLQ record for a line too large to send: its first [`DLQ_EXCERPT_BYTES`], the reason
+/// (`too_large`), its size, the topic it was meant for and where it was read (`file:line`), so it
+/// can be found and fixed at the source.
+fn oversized_record<'a>(dlq: &'a str, meant_for: &str, origin: &str, text: &'a [u8]) -> BaseRecord<'a, [u8], [u8], ()> {
+    let reason = format!(
+        "too_large: {} bytes, over the {MAX_RECORD_BYTES}-byte record limit (first {DLQ_EXCERPT_BYTES} bytes kept)",
+        text.len()
+    );
+    let size = text.len().to_string();
+    let headers = [
+        ("lab.reason", reason.as_bytes()),
+        ("lab.reason.code", b"too_large".as_slice()),
+        ("lab.source", origin.as_bytes()),
+        ("lab.source.topic", meant_for.as_bytes()),
+        ("lab.original.bytes", size.as_bytes()),
+    ]
+    .into_iter()
+    .fold(OwnedHeaders::new(), |h, (key, value)| {
+        h.insert(Header {
+            key,
+            value: Some(value),
+        })
+    });
+    BaseRecord::to(dlq)
+        .payload(&text[..text.len().min(DLQ_EXCERPT_BYTES)])
+        .headers(headers)
 }
 
 /// Queues a record, waiting while librdkafka's local queue is full instead of failing.
