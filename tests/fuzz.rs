@@ -120,12 +120,19 @@ proptest! {
 
     #[test]
     fn quirk_parsers_take_any_text(s in ".{0,200}") {
-        let _ = quirks::parse_yelp_datetime(&s);
-        let _ = quirks::parse_elite(&s);
-        let _ = quirks::parse_friends(&s);
-        let _ = quirks::parse_categories(Some(&s));
+        // Whatever they accept is bounded by the input (no invented items, no blow-up).
+        if let Ok(t) = quirks::parse_yelp_datetime(&s) {
+            prop_assert!(!quirks::to_rfc3339(t).is_empty());
+        }
+        if let Ok(years) = quirks::parse_elite(&s) {
+            prop_assert!(years.len() <= s.len());
+        }
+        prop_assert!(quirks::parse_friends(&s).len() <= s.len() + 1);
+        prop_assert!(quirks::parse_categories(Some(&s)).len() <= s.len() + 1);
         let hours = BTreeMap::from([("Monday".to_string(), s.clone())]);
-        let _ = quirks::normalize_hours(&hours);
+        if let Ok(h) = quirks::normalize_hours(&hours) {
+            prop_assert!(h.len() <= 1);
+        }
     }
 }
 
