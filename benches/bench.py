@@ -685,10 +685,11 @@ def machine():
         "os": ver(["sh", "-c", ". /etc/os-release; echo $PRETTY_NAME"]),
         "lab_commit": commit + ("+dirty" if dirty else ""),
         "rustc": ver(["rustc", "--version"]),
-        "kcat": ver(["kcat", "-V"]),
+        "kcat": ver(["sh", "-c", r"kcat -V | sed -n 's/^Version \([^ ]*\).*librdkafka \([^ ]*\).*/\1 (librdkafka \2)/p'"]),
         "python": platform.python_version(),
         "kafka-python": kafka.__version__,
-        "confluent-kafka": confluent_kafka.version()[0] + " (librdkafka " + confluent_kafka.libversion()[0] + ")",
+        "confluent-kafka": getattr(confluent_kafka, "__version__", "?") + " (librdkafka "
+        + confluent_kafka.libversion()[0] + ")",
         "duckdb": duckdb.__version__,
         "pyspark": pyspark.__version__,
         "java": ver(["sh", "-c", "java -version 2>&1"]),
