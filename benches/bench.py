@@ -579,7 +579,7 @@ def bench_consumer(lab, data_dir, reviews):
     return hdfs_ok
 
 
-def bench_tui(lab, idle_s):
+def bench_tui(lab, idle_s, broker_desc):
     """The monitor attached to the running services (broker with data, HDFS, PostgreSQL), in tmux."""
     service("postgres.sh", "start")
     sock = f"lab-bench-{os.getpid()}"
@@ -643,7 +643,7 @@ def bench_tui(lab, idle_s):
         time.sleep(0.5)
     finally:
         subprocess.run(tmux + ["kill-server"], check=False, capture_output=True)
-    services = "Kafka (with data), HDFS, PostgreSQL"
+    services = f"Kafka ({broker_desc}), HDFS, PostgreSQL"
     add_row("TUI first frame", services, "lab tui", f"{first_frame * 1000:,.0f} ms", target="< 200 ms",
             ok=first_frame < 0.2, detail={"first_frame_ms": first_frame * 1000})
     add_row(f"TUI idle CPU ({elapsed:.0f} s)", services, "lab tui", f"{cpu_pct:.2f} % of a core",
@@ -854,13 +854,17 @@ def main():
                         fresh_broker()
                     if "hdfs.sh" not in STARTED:
                         service("hdfs.sh", "start")
-                    bench_tui(lab, args.tui_idle_seconds)
+                    held = "empty" if "consumer" not in only else f"{fmt_size(2 * args.reviews)} messages"
+                    bench_tui(lab, args.tui_idle_seconds, held)
             stage("consumer/tui", consumer_and_tui)
     except KeyboardInterrupt:
         errors.append("interrupted")
         log("interrupted; stopping services")
     finally:
         stop_all()
+        # The services' data is throwaway (the broker's alone is gigabytes); their logs stay.
+        for data in ("kafka", "hdfs", "pg"):
+            shutil.rmtree(Path(os.environ["LAB_SERVICES_DIR"]) / data, ignore_errors=True)
     elapsed = time.perf_counter() - started
     write_report(info, args, elapsed, errors)
     print(text_table(ROWS))
