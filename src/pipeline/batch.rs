@@ -125,7 +125,7 @@ pub async fn run_batch<Z: RawZone>(
         run_sql(&ctx, "views", &statement).await?;
     }
     // Every serving query reads the deduplicated views, and a view is recomputed by every query
-    // that reads it: deduplicate once, in memory (profiled: most of the batch's time at 1M reviews).
+    // that reads it: deduplicate once, in memory (measured: half the batch's CPU time at 1M reviews).
     for view in DEDUP_VIEWS {
         materialize(&ctx, view).await?;
     }
