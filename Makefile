@@ -4,7 +4,7 @@ CARGO ?= cargo
 LAB_SERVICES_DIR ?= /tmp/lab-services
 export LAB_SERVICES_DIR
 
-.PHONY: all build demo demo-headless test test-with-services test-unit lint fmt services-up services-down sample clean
+.PHONY: all build demo demo-headless test test-with-services test-unit lint fmt services-up services-down sample clean bench
 
 all: build
 
@@ -49,6 +49,13 @@ services-up:
 
 services-down:
 	tests/services/down.sh
+
+## Every stage against what users would use instead (kafka-python, confluent-kafka, kcat, PySpark,
+## DuckDB), on this machine, in one run (< 20 min on 2 cores): target/bench/{results.json,report.md}.
+## Installs its peers (apt, pip into .venv), builds release, runs its own services on 3xxxx ports
+## (LAB_BENCH_*_PORT, LAB_BENCH_SERVICES_DIR) so it never collides with `make test`. ARGS="--only batch".
+bench:
+	benches/run.sh $(ARGS)
 
 ## Regenerate the checked-in sample (deterministic: same seed, same bytes).
 sample: build

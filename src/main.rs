@@ -115,6 +115,16 @@ enum Command {
     Status(bigdata_lab::tui::cli::StatusArgs),
     /// The live monitor: every service's health, lag, runs and tables, with actions.
     Tui(bigdata_lab::tui::cli::TuiArgs),
+    /// Measure every stage against the tools users would use instead (`make bench`; needs the source tree).
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Arguments for benches/bench.py, e.g. `--only batch --batch-sizes 1000000`
+    /// (`benches/run.sh --help` lists them).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
 }
 
 #[derive(Args)]
@@ -546,6 +556,31 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
             stack_cli::run_service_action(stack_cli::ServiceAction::Restart, &args, &config.state_dir).await?
         }
         Command::Compose(args) => stack_cli::run_compose(&args, &config.state_dir)?,
+        Command::Bench(args) => run_bench(&args.args).await?,
+    }
+    Ok(())
+}
+
+/// `lab bench` runs the source tree's `benches/run.sh` (the one `make bench` runs): the current
+/// directory's, else the tree this binary was built from.
+async fn run_bench(args: &[String]) -> Result<()> {
+    let roots = [PathBuf::from("."), PathBuf::from(env!("CARGO_MANIFEST_DIR"))];
+    let Some(script) = roots.iter().map(|r| r.join("benches/run.sh")).find(|p| p.is_file()) else {
+        bail!(
+            "`lab bench` needs the bigdata-lab source tree (benches/run.sh, not found in the current directory \
+             or in {}): run it from a checkout, or `make bench` there",
+            env!("CARGO_MANIFEST_DIR")
+        );
+    };
+    // Ctrl-C reaches the script too (same process group): wait while it stops its services.
+    tokio::spawn(async { while tokio::signal::ctrl_c().await.is_ok() {} });
+    let status = tokio::process::Command::new(&script)
+        .args(args)
+        .status()
+        .await
+        .with_context(|| format!("running {}", script.display()))?;
+    if !status.success() {
+        bail!("{} failed ({status})", script.display());
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::physical_plan::collect_partitioned;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::SinkExt;
 use serde::Serialize;
@@ -123,6 +124,11 @@ pub async fn run_batch<Z: RawZone>(
     for statement in sql_statements(VIEWS_SQL) {
         run_sql(&ctx, "views", &statement).await?;
     }
+    // Every serving query reads the deduplicated views, and a view is recomputed by every query
+    // that reads it: deduplicate once, in memory (measured: half the batch's CPU time at 1M reviews).
+    for view in DEDUP_VIEWS {
+        materialize(&ctx, view).await?;
+    }
     let mut results = Vec::new();
     for table in &SERVING_TABLES {
         results.push((table, run_sql(&ctx, table.name, table.sql).await?));
@@ -219,6 +225,30 @@ async fn count_raw_rows(ctx: &SessionContext) -> Result<u64, BatchError> {
         })? as u64;
     }
     Ok(total)
+}
+
+/// The views `VIEWS_SQL` creates.
+const DEDUP_VIEWS: [&str; 3] = ["businesses", "users", "reviews"];
+
+/// Replaces a view by an in-memory table of its rows (same name, same columns, same partitions).
+async fn materialize(ctx: &SessionContext, view: &str) -> Result<(), BatchError> {
+    let sql_err = |source| BatchError::Sql {
+        step: format!("materialize {view}"),
+        source,
+    };
+    let plan = ctx
+        .table(view)
+        .await
+        .map_err(sql_err)?
+        .create_physical_plan()
+        .await
+        .map_err(sql_err)?;
+    let schema = plan.schema();
+    let partitions = collect_partitioned(plan, ctx.task_ctx()).await.map_err(sql_err)?;
+    let table = MemTable::try_new(schema, partitions).map_err(sql_err)?;
+    ctx.deregister_table(view).map_err(sql_err)?;
+    ctx.register_table(view, Arc::new(table)).map_err(sql_err)?;
+    Ok(())
 }
 
 async fn run_sql(ctx: &SessionContext, step: &str, sql: &str) -> Result<Vec<RecordBatch>, BatchError> {

@@ -1,0 +1,898 @@
+#!/usr/bin/env python3
+"""`make bench` / `lab bench`: every stage of the lab measured side by side with what users would
+use instead, on this machine, in this run.
+
+Run through benches/run.sh, which installs the peers (pip venv, apt) and builds `lab` in release
+mode. Writes target/bench/results.json and target/bench/report.md and prints one table. Every
+figure comes from a process started here and timed here; nothing is copied from an earlier run.
+
+Ratios are "lab speed / peer speed": above 1 means `lab` is faster (for batch: peer time / lab time).
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "target" / "bench"
+WORK = OUT / "work"
+LOGS = OUT / "logs"
+CACHE = REPO / ".cache" / "bench"
+SERVICES = REPO / "tests" / "services"
+PEERS = REPO / "benches" / "peers"
+VENV_PY = Path(sys.executable)
+
+TOPIC_PREFIX = "yelp"
+REVIEW_TOPIC = f"{TOPIC_PREFIX}.review"
+CLEAN_REVIEW_TOPIC = f"{TOPIC_PREFIX}.review.clean"
+PARTITIONS = 3
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring a process: wall time, peak RSS of its whole process tree, CPU time.
+
+
+class Run:
+    def __init__(self, name, wall_s, peak_rss_mb, cpu_s, rc, out_path, err_path):
+        self.name, self.wall_s, self.peak_rss_mb, self.cpu_s, self.rc = name, wall_s, peak_rss_mb, cpu_s, rc
+        self.out_path, self.err_path = out_path, err_path
+        self.broker_cpu_s = None  # CPU the broker spent while this ran (it shares the 2 cores)
+
+    def stdout(self):
+        return self.out_path.read_text(errors="replace") if self.out_path else ""
+
+    def last_json(self):
+        """The last stdout line that parses as JSON (the stages print a report there)."""
+        text = self.stdout().strip()
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+        for line in reversed(text.splitlines()):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+        raise RuntimeError(f"{self.name}: no JSON report on stdout (see {self.out_path})")
+
+
+def proc_field(pid, path, key):
+    """A `key: N kB` field of /proc/PID/<path>, in MiB (0 when the process is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/{path}").read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def sample_memory(proc, argv, hwm, with_pss):
+    """Records each process's own peak RSS (VmHWM) in `hwm` (pid → MiB) and returns the tree's
+    current PSS sum (shared pages split between the processes sharing them) when `with_pss`.
+    The root counts only once it runs `argv`: between fork and exec it is a copy of this Python."""
+    try:
+        procs = proc.children(recursive=True)
+        if proc.cmdline() == argv:
+            procs.append(proc)
+    except psutil.Error:
+        return 0
+    pss = 0
+    for p in procs:
+        hwm[p.pid] = max(hwm.get(p.pid, 0), proc_field(p.pid, "status", "VmHWM:"))
+        if with_pss:
+            pss += proc_field(p.pid, "smaps_rollup", "Pss:")
+    return pss
+
+
+class TimedOut(RuntimeError):
+    def __init__(self, name, wall_s, peak_rss_mb):
+        super().__init__(f"{name} stopped after {wall_s:.0f} s (time limit)")
+        self.wall_s, self.peak_rss_mb = wall_s, peak_rss_mb
+
+
+def measure(name, cmd, env=None, stdout_to_null=False, cwd=None, timeout=1800):
+    """Runs cmd to completion; fails loudly on a non-zero exit (a failed run has no figures)."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    out_path = None if stdout_to_null else LOGS / f"{name}.out"
+    err_path = LOGS / f"{name}.err"
+    log(f"run {name}: {' '.join(str(c) for c in cmd)}")
+    broker_before = broker_cpu()
+    load_before = os.getloadavg()[0]
+    argv = [str(c) for c in cmd]
+    with open(out_path or os.devnull, "wb") as out, open(err_path, "wb") as err:
+        started = time.perf_counter()
+        p = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                             env=env, cwd=cwd or WORK, start_new_session=True)
+        try:
+            proc = psutil.Process(p.pid)
+        except psutil.Error:
+            proc = None
+        hwm = {}
+        peak_pss = 0
+        samples = 0
+        rusage = None
+        status = 0
+        timed_out = False
+        while True:
+            pid, status, rusage = os.wait4(p.pid, os.WNOHANG)
+            if pid == p.pid:
+                break
+            if proc is not None:
+                # PSS needs a page-table walk: every 10th sample (0.2 s), VmHWM every time.
+                peak_pss = max(peak_pss, sample_memory(proc, argv, hwm, samples % 10 == 0))
+                samples += 1
+            if time.perf_counter() - started > timeout:
+                os.killpg(p.pid, signal.SIGKILL)
+                _, status, rusage = os.wait4(p.pid, 0)
+                timed_out = True
+                break
+            time.sleep(0.02)
+        wall = time.perf_counter() - started
+        p.returncode = os.waitstatus_to_exitcode(status)
+    # Peak memory of the process tree: the largest PSS sum seen (process trees: JVM + Python
+    # workers forked from one parent share pages), or the largest single process's own peak RSS
+    # (exact for a single process, which samples can miss). Not ru_maxrss: Linux carries the
+    # pre-exec (Python) image's peak into it.
+    peak_mb = max([peak_pss, *hwm.values()])
+    cpu = rusage.ru_utime + rusage.ru_stime
+    run = Run(name, wall, peak_mb, cpu, p.returncode, out_path, err_path)
+    broker_after = broker_cpu()
+    if broker_before is not None and broker_after is not None:
+        run.broker_cpu_s = broker_after - broker_before
+    RUNS.append({"name": name, "rc": p.returncode, "wall_s": round(wall, 3), "cpu_s": round(cpu, 2),
+                 "peak_rss_mb": round(peak_mb, 1), "broker_cpu_s": run.broker_cpu_s,
+                 "loadavg_1m_before": load_before, "loadavg_1m_after": os.getloadavg()[0]})
+    if timed_out:
+        log(f"  {name}: stopped at the time limit ({wall:.0f} s), peak RSS {peak_mb:.0f} MB")
+        raise TimedOut(name, wall, peak_mb)
+    if p.returncode != 0:
+        tail = err_path.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{name} exited with {p.returncode} after {wall:.1f} s:\n{tail}")
+    broker = f", broker {run.broker_cpu_s:.1f} s CPU" if run.broker_cpu_s is not None else ""
+    log(f"  {name}: {wall:.2f} s wall, {cpu:.1f} s CPU, peak RSS {peak_mb:.0f} MB{broker}")
+    return run
+
+
+def broker_cpu():
+    """CPU seconds used so far by the running broker (noida-db), or None when none runs."""
+    try:
+        pid = int((Path(os.environ["LAB_SERVICES_DIR"]) / "kafka.pid").read_text().strip())
+        t = psutil.Process(pid).cpu_times()
+        return t.user + t.system
+    except (OSError, ValueError, psutil.Error):
+        return None
+
+
+def quiet(cmd, env=None, check=True, name=None):
+    """An untimed helper command (service start/stop); output goes to the logs dir."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    name = name or Path(str(cmd[0])).name
+    with open(LOGS / "services.log", "ab") as f:
+        f.write(f"\n$ {' '.join(str(c) for c in cmd)}\n".encode())
+        f.flush()
+        r = subprocess.run([str(c) for c in cmd], stdout=f, stderr=f, env=env, cwd=WORK)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{name} failed (exit {r.returncode}); see {LOGS / 'services.log'}")
+    return r.returncode
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment and services (tests/services/*.sh with the bench's own ports and state dir).
+
+
+def clean_env(**extra):
+    """The caller's environment minus any LAB_* setting that could point `lab` elsewhere."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_") or k.startswith("LAB_TEST_")}
+    env["LAB_SERVICES_DIR"] = os.environ["LAB_SERVICES_DIR"]
+    env["NO_COLOR"] = "1"
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def port(name):
+    return int(os.environ[name])
+
+
+def brokers():
+    return f"127.0.0.1:{port('LAB_TEST_KAFKA_PORT')}"
+
+
+def hdfs_url():
+    return f"hdfs://127.0.0.1:{port('LAB_TEST_HDFS_PORT')}"
+
+
+def pg_url():
+    return f"host=127.0.0.1 port={port('LAB_TEST_PG_PORT')} user=postgres dbname=postgres"
+
+
+STARTED = []  # services this run started and must stop
+
+
+def service(script, action):
+    quiet([SERVICES / script, action], env=clean_env(LAB_VENV=VENV_PY.parent.parent))
+    if action == "start" and script not in STARTED:
+        STARTED.append(script)
+    elif action == "stop" and script in STARTED:
+        STARTED.remove(script)
+    if action == "stop" and script == "kafka.sh":
+        wait_port_closed(port("LAB_TEST_KAFKA_PORT"))
+
+
+def port_open(p):
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", p)) == 0
+
+
+def wait_port_closed(p, timeout=60):
+    """A killed broker holding gigabytes takes a moment to release its memory and its port."""
+    deadline = time.perf_counter() + timeout
+    while port_open(p):
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"127.0.0.1:{p} still in use {timeout} s after the service was stopped")
+        time.sleep(0.2)
+
+
+def stop_all():
+    for script in list(reversed(STARTED)):
+        try:
+            service(script, "stop")
+        except Exception as e:  # keep stopping the others
+            log(f"could not stop {script}: {e}")
+
+
+def fresh_broker():
+    """A new, empty broker (noida-db keeps everything in memory: never reuse one between runs)."""
+    service("kafka.sh", "start")
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": brokers()})
+    for f in admin.create_topics([NewTopic(REVIEW_TOPIC, PARTITIONS, 1)]).values():
+        f.result(15)
+
+
+def topic_messages(topic):
+    """Messages in a topic (sum of high watermarks): proof that a producer delivered everything."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": brokers(), "group.id": "bench-watermarks"})
+    try:
+        meta = c.list_topics(topic, timeout=15)
+        total = 0
+        for p in meta.topics[topic].partitions:
+            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=15)
+            total += high - low
+        return total
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+ROWS = []
+EXTRA = {}
+RUNS = []  # every measured process, in order
+
+
+def fmt_rate(msgs_s, mb_s=None):
+    s = f"{msgs_s / 1000:,.0f}k msg/s" if msgs_s >= 10000 else f"{msgs_s:,.0f} msg/s"
+    return s + (f", {mb_s:,.0f} MB/s" if mb_s is not None else "")
+
+
+def fmt_size(n):
+    return f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:g}k"
+
+
+def add_row(stage, size, lab, lab_fig, peer=None, peer_fig=None, ratio=None, target=None, ok=None,
+            detail=None):
+    row = {
+        "stage": stage,
+        "data": size,
+        "lab": lab_fig,
+        "peer": peer or "—",
+        "peer_figure": peer_fig or "—",
+        "ratio": None if ratio is None else round(ratio, 2),
+        "target": target or "—",
+        "result": "—" if ok is None else ("pass" if ok else "short"),
+        "detail": detail or {},
+    }
+    ROWS.append(row)
+    shown = f"{ratio:.2f}×" if ratio is not None else ""
+    log(f"ROW {stage} [{size}] lab {lab_fig} | {row['peer']} {row['peer_figure']} {shown} {row['result']}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Stages
+
+
+def dataset_dir(state, reviews, seed):
+    # The directory `lab demo --reviews N --seed S` generates into (and reuses) under its state dir.
+    return state / "datasets" / f"generated-{reviews}-seed{seed}"
+
+
+def review_file(data_dir):
+    return data_dir / "yelp_academic_dataset_review.json"
+
+
+def bench_generator(lab, reviews, seed, state):
+    """Generates the end-to-end dataset (the demo's own invalid rate) and times it."""
+    out = dataset_dir(state, reviews, seed)
+    if out.exists():
+        shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run = measure(f"generate-{reviews}", [lab, "dataset", "generate", "--out", out, "--reviews", reviews,
+                                          "--seed", seed, "--invalid-rate", "0.001"], env=clean_env())
+    size_mb = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+    add_row("generator", fmt_size(reviews) + " reviews", "lab dataset generate",
+            f"{reviews / run.wall_s / 1000:,.0f}k reviews/s ({size_mb / run.wall_s:,.0f} MB/s)",
+            detail={"wall_s": run.wall_s, "reviews_per_s": reviews / run.wall_s, "bytes_mb": size_mb,
+                    "peak_rss_mb": run.peak_rss_mb})
+    return out
+
+
+def bench_e2e(lab, reviews, seed, state, parquet=False, name="e2e"):
+    cmd = [lab, "--state-dir", state, "demo", "--headless", "--reviews", reviews, "--seed", seed]
+    if parquet:
+        cmd.append("--parquet")
+    run = measure(f"{name}-{reviews}", cmd, env=clean_env())
+    summary = run.last_json()
+    t = summary["timings_ms"]
+    stream_s = t["stream"] / 1000
+    detail = {
+        "wall_s": run.wall_s,
+        "peak_rss_mb": run.peak_rss_mb,
+        "cpu_s": run.cpu_s,
+        "timings_ms": t,
+        "produced": summary["producer"]["sent"],
+        "raw_zone_records": summary["consumer"]["records_written"],
+        "dlq": summary["dlq"],
+        "serving_rows": summary["serving_rows"],
+        "serving": summary["serving"],
+        "stream_msgs_per_s": summary["producer"]["sent"] / stream_s if stream_s else None,
+        "producer_msgs_per_s": summary["producer"]["sent"] / (summary["producer"]["elapsed_ms"] / 1000),
+    }
+    return run, summary, detail
+
+
+def bench_batch(lab, raw_zone, reviews, pyspark_limit_s):
+    size = fmt_size(reviews) + " reviews"
+    results = {}
+    out_root = WORK / f"batch-{reviews}"
+    if out_root.exists():
+        shutil.rmtree(out_root)
+    out_root.mkdir(parents=True)
+    # PySpark is the slowest and the first to run out of a 20-minute budget; DuckDB and lab first.
+    engines = [
+        ("lab", [lab, "--state-dir", WORK / "state-batch", "--raw-zone", raw_zone, "batch", "--json",
+                 "--parquet-out", out_root / "lab"]),
+        ("duckdb", [VENV_PY, PEERS / "batch_duckdb.py", raw_zone, out_root / "duckdb"]),
+        # 8g: with 4g, 5M reviews failed with AGGREGATE_OUT_OF_MEMORY after 9 minutes.
+        ("pyspark", [VENV_PY.parent / "spark-submit", "--master", "local[2]", "--driver-memory", "8g",
+                     "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.session.timeZone=UTC",
+                     PEERS / "batch_pyspark.py", raw_zone, out_root / "pyspark"]),
+    ]
+    spark_env = clean_env(SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=VENV_PY,
+                          SPARK_HOME=spark_home())
+    for engine, cmd in engines:
+        # The whole bench must fit in 20 minutes: PySpark gets a time limit, and a run stopped
+        # there is reported as "more than" (the ratio then is a lower bound).
+        limit = pyspark_limit_s if engine == "pyspark" else 1800
+        try:
+            run = measure(f"batch-{engine}-{reviews}", cmd, timeout=limit,
+                          env=spark_env if engine == "pyspark" else clean_env())
+        except TimedOut as t:
+            results[engine] = {"wall_s": t.wall_s, "peak_rss_mb": t.peak_rss_mb, "timed_out": True}
+            continue
+        except RuntimeError as e:
+            if engine == "lab":
+                raise
+            # A peer that fails (PySpark out of memory, say) is a finding, not the end of the stage.
+            results[engine] = {"failed": str(e).splitlines()[0]}
+            continue
+        results[engine] = {"wall_s": run.wall_s, "peak_rss_mb": run.peak_rss_mb, "cpu_s": run.cpu_s,
+                           "rows_in": run.last_json().get("rows_in"),
+                           "tables": output_counts(out_root / engine)}
+    # Same answer from every engine, or the timing means nothing.
+    ref = results["lab"]["tables"]
+    for engine, r in results.items():
+        if r.get("timed_out") or r.get("failed"):
+            continue
+        if r["tables"] != ref or r["rows_in"] != results["lab"]["rows_in"]:
+            raise RuntimeError(f"batch {reviews}: {engine} produced {r['tables']} (rows_in {r['rows_in']}), "
+                               f"lab produced {ref} (rows_in {results['lab']['rows_in']})")
+    lab_r = results["lab"]
+    lab_fig = f"{lab_r['wall_s']:.2f} s, {lab_r['peak_rss_mb']:,.0f} MB"
+    for engine, target, need in (("pyspark", "≥ 5× (time ≤ 1/5)", 5.0), ("duckdb", "time ≤ 1.5× (≥ 0.67×)", 1 / 1.5)):
+        r = results[engine]
+        peer = "PySpark local[2]" if engine == "pyspark" else "DuckDB (Python)"
+        if r.get("failed"):
+            add_row("batch (serving SQL → Parquet)", size, "lab batch (DataFusion)", lab_fig, peer,
+                    f"failed: {r['failed'][:80]}", None, target, None, detail={"lab": lab_r, engine: r})
+            continue
+        ratio = r["wall_s"] / lab_r["wall_s"]
+        fig = f"{r['wall_s']:.2f} s, {r['peak_rss_mb']:,.0f} MB"
+        if r.get("timed_out"):
+            # Unfinished: its time is more than the limit, so the ratio is at least this.
+            fig = f"> {r['wall_s']:.0f} s (stopped), {r['peak_rss_mb']:,.0f} MB"
+            ok = True if ratio >= need else None
+        else:
+            ok = ratio >= need
+        add_row("batch (serving SQL → Parquet)", size, "lab batch (DataFusion)", lab_fig, peer,
+                fig, ratio, target, ok, detail={"lab": lab_r, engine: r})
+        if r.get("timed_out"):
+            ROWS[-1]["ratio_is_lower_bound"] = True
+    EXTRA[f"batch_{reviews}"] = results
+
+
+def output_counts(out_dir):
+    """Rows per serving table in an engine's Parquet output (a file or a Spark directory)."""
+    import pyarrow.dataset as ds
+
+    counts = {}
+    for name in ("business_summary", "business_daily", "city_category_top", "user_summary"):
+        path = out_dir / f"{name}.parquet"
+        if not path.exists():
+            path = out_dir / name
+        counts[name] = ds.dataset(str(path), format="parquet").count_rows()
+    return counts
+
+
+def spark_home():
+    import pyspark
+
+    return os.path.dirname(pyspark.__file__)
+
+
+def bench_producer(lab, data_dir, reviews, kafka_python_reviews):
+    reviews_file = review_file(data_dir)
+    file_bytes = reviews_file.stat().st_size
+    lines = reviews
+    work = WORK / "producer"
+    work.mkdir(parents=True, exist_ok=True)
+    subset = reviews_file
+    if kafka_python_reviews < reviews:
+        subset = work / f"reviews-{kafka_python_reviews}.json"
+        with open(reviews_file, "rb") as src, open(subset, "wb") as dst:
+            for i, line in enumerate(src):
+                if i >= kafka_python_reviews:
+                    break
+                dst.write(line)
+    runs = {}
+    peers = [
+        ("lab", [lab, "--state-dir", work / "state", "--brokers", brokers(), "--topic-prefix", TOPIC_PREFIX,
+                 "produce", "--data", data_dir, "--entities", "review", "--partitions", PARTITIONS], reviews_file),
+        ("kcat", ["kcat", "-P", "-b", brokers(), "-t", REVIEW_TOPIC, "-l", reviews_file], reviews_file),
+        # The same delivery settings as `lab produce` (lz4, idempotent, acks=all, linger 20 ms), no keys:
+        # how much of the gap to plain kcat is those settings rather than the code around them.
+        ("kcat-lz4", ["kcat", "-P", "-b", brokers(), "-t", REVIEW_TOPIC, "-z", "lz4", "-X", "enable.idempotence=true",
+                      "-X", "acks=all", "-X", "linger.ms=20", "-X", "batch.size=1000000", "-l", reviews_file],
+         reviews_file),
+        ("confluent-kafka", [VENV_PY, PEERS / "produce_confluent.py", reviews_file, REVIEW_TOPIC, brokers()],
+         reviews_file),
+        ("kafka-python", [VENV_PY, PEERS / "produce_kafka_python.py", subset, REVIEW_TOPIC, brokers()], subset),
+    ]
+    for name, cmd, src in peers:
+        fresh_broker()
+        try:
+            run = measure(f"produce-{name}", cmd, env=clean_env())
+            n = sum(1 for _ in open(src, "rb")) if src != reviews_file else lines
+            got = topic_messages(REVIEW_TOPIC)
+            if got < n - n // 500:  # kafka-python skips unparseable lines (0.1 % invalid ones)
+                raise RuntimeError(f"produce-{name}: {got} of {n} messages reached the broker")
+            size = src.stat().st_size
+            runs[name] = {"wall_s": run.wall_s, "messages": got, "bytes": size, "cpu_s": run.cpu_s,
+                          "peak_rss_mb": run.peak_rss_mb, "broker_cpu_s": run.broker_cpu_s,
+                          "msgs_per_s": got / run.wall_s, "mb_per_s": size / 1e6 / run.wall_s}
+        finally:
+            service("kafka.sh", "stop")
+    lab_r = runs["lab"]
+    lab_fig = fmt_rate(lab_r["msgs_per_s"], lab_r["mb_per_s"])
+    targets = {"kafka-python": ("≥ 20×", 20.0), "kcat": ("≥ 0.8×", 0.8), "confluent-kafka": (None, None),
+               "kcat-lz4": (None, None)}
+    for peer in ("kafka-python", "confluent-kafka", "kcat", "kcat-lz4"):
+        r = runs[peer]
+        ratio = lab_r["msgs_per_s"] / r["msgs_per_s"]
+        target, need = targets[peer]
+        peer_name = {"kcat": "kcat -P", "kafka-python": "kafka-python (classic lab)",
+                     "confluent-kafka": "confluent-kafka (Python)",
+                     "kcat-lz4": "kcat -P with lab's settings (lz4, idempotent)"}[peer]
+        size = fmt_size(r["messages"]) + " reviews"
+        if r["messages"] != lab_r["messages"]:
+            size = f"{fmt_size(lab_r['messages'])} vs {fmt_size(r['messages'])} reviews"
+        add_row("producer → broker", size, "lab produce", lab_fig, peer_name,
+                fmt_rate(r["msgs_per_s"], r["mb_per_s"]), ratio, target,
+                None if need is None else ratio >= need, detail={"lab": lab_r, peer: r})
+    EXTRA["producer"] = runs
+    return file_bytes
+
+
+def bench_consumer(lab, data_dir, reviews):
+    """Raw + clean topics on one broker, then kcat -C and `lab consume` (local, HDFS) read the clean topic."""
+    work = WORK / "consumer"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    fresh_broker()
+    common = [lab, "--state-dir", work / "state", "--brokers", brokers(), "--topic-prefix", TOPIC_PREFIX]
+    measure("consumer-setup-produce", common + ["produce", "--data", data_dir, "--entities", "review",
+                                                  "--partitions", PARTITIONS], env=clean_env())
+    tr = measure("transform", common + ["transform", "--until-caught-up", "--group", "bench-transform"],
+                 env=clean_env())
+    treport = tr.last_json()
+    # Not the watermarks: the transform writes in transactions, whose commit markers take offsets.
+    clean = treport["clean"]
+    add_row("transform (raw → clean topic)", fmt_size(treport["consumed"]) + " reviews", "lab transform",
+            fmt_rate(treport["consumed"] / tr.wall_s), detail={"wall_s": tr.wall_s, "report": treport,
+                                                                "peak_rss_mb": tr.peak_rss_mb})
+    # kcat -C: read everything to the end of every partition, output discarded.
+    kc = measure("consume-kcat", ["kcat", "-C", "-b", brokers(), "-t", CLEAN_REVIEW_TOPIC, "-o", "beginning",
+                                  "-e", "-q", "-X", "receive.message.max.bytes=1000000000"],
+                 env=clean_env(), stdout_to_null=True)
+    kcat_rate = clean / kc.wall_s
+    results = {"kcat": {"wall_s": kc.wall_s, "messages": clean, "msgs_per_s": kcat_rate, "cpu_s": kc.cpu_s,
+                        "broker_cpu_s": kc.broker_cpu_s}}
+    zones = [("local disk", work / "raw", "lab-consume-local")]
+    hdfs_ok = True
+    try:
+        service("hdfs.sh", "start")
+        zones.append(("HDFS", f"{hdfs_url()}/bench/raw", "lab-consume-hdfs"))
+    except RuntimeError as e:
+        hdfs_ok = False
+        log(f"HDFS did not start, consumer → HDFS not measured: {e}")
+    for label, zone, group in zones:
+        run = measure(f"consume-{'hdfs' if label == 'HDFS' else 'local'}",
+                      common + ["--raw-zone", zone, "consume", "--until-caught-up", "--group", group],
+                      env=clean_env())
+        report = run.last_json()
+        written = report["records_written"] + report["dead_lettered"]
+        if written != clean:
+            raise RuntimeError(f"lab consume ({label}) wrote {written} of {clean} records")
+        rate = written / run.wall_s
+        results[label] = {"wall_s": run.wall_s, "messages": written, "msgs_per_s": rate, "cpu_s": run.cpu_s,
+                          "broker_cpu_s": run.broker_cpu_s,
+                          "peak_rss_mb": run.peak_rss_mb, "files": report["files_written"]}
+        ratio = rate / kcat_rate
+        add_row(f"consumer → Parquet ({label})", fmt_size(clean) + " reviews", "lab consume",
+                fmt_rate(rate) + f", {run.peak_rss_mb:,.0f} MB", "kcat -C (to /dev/null)", fmt_rate(kcat_rate),
+                ratio, "≥ 0.5×", ratio >= 0.5, detail={"lab": results[label], "kcat": results["kcat"]})
+    EXTRA["consumer"] = results
+    return hdfs_ok
+
+
+def bench_tui(lab, idle_s, broker_desc):
+    """The monitor attached to the running services (broker with data, HDFS, PostgreSQL), in tmux."""
+    service("postgres.sh", "start")
+    sock = f"lab-bench-{os.getpid()}"
+    tmux = ["tmux", "-L", sock, "-f", "/dev/null"]
+    state = WORK / "tui-state"
+    state.mkdir(parents=True, exist_ok=True)
+    closed = "127.0.0.1:9"  # Spark and Airflow are not part of the bench: shown DOWN, polled less often
+    env_args = [f"LAB_STATE_DIR={state}", f"LAB_KAFKA_BROKERS={brokers()}", f"LAB_PG_URL={pg_url()}",
+                f"LAB_HDFS_URL={hdfs_url()}", f"LAB_HDFS_HTTP=http://127.0.0.1:{port('LAB_TEST_HDFS_HTTP_PORT')}",
+                f"LAB_RAW_ZONE={hdfs_url()}/bench/raw", f"LAB_SPARK_UI=http://{closed}",
+                f"LAB_SPARK_MASTER=spark://{closed}", f"LAB_AIRFLOW_URL=http://{closed}",
+                f"LAB_SERVICES_DIR={os.environ['LAB_SERVICES_DIR']}"]
+    script = "exec env -u NO_COLOR " + " ".join(env_args) + f" {lab} tui"
+    try:
+        started = time.perf_counter()
+        subprocess.run(tmux + ["new-session", "-d", "-s", "mon", "-x", "160", "-y", "48", "sh", "-c", script],
+                       check=True, env=clean_env())
+        first_frame = None
+        screen = ""
+        while time.perf_counter() - started < 20:
+            screen = subprocess.run(tmux + ["capture-pane", "-p", "-t", "mon"], capture_output=True,
+                                    text=True).stdout
+            if "Overview" in screen:
+                first_frame = time.perf_counter() - started
+                break
+            time.sleep(0.005)
+        if first_frame is None:
+            raise RuntimeError(f"the TUI drew nothing within 20 s:\n{screen}")
+        pid = int(subprocess.run(tmux + ["display-message", "-p", "-t", "mon", "#{pane_pid}"],
+                                 capture_output=True, text=True, check=True).stdout.strip())
+        proc = psutil.Process(pid)
+        # Let the first polls land (services shown with their data), then measure idle.
+        deadline = time.perf_counter() + 15
+        while time.perf_counter() < deadline:
+            screen = subprocess.run(tmux + ["capture-pane", "-p", "-t", "mon"], capture_output=True,
+                                    text=True).stdout
+            if "Kafka UP" in screen and "HDFS UP" in screen:
+                break
+            time.sleep(0.2)
+        (OUT / "tui-screen.txt").write_text(screen)
+        time.sleep(2)
+        c0 = proc.cpu_times()
+        t0 = time.perf_counter()
+        rss_samples = []
+        while time.perf_counter() - t0 < idle_s:
+            rss_samples.append(proc.memory_info().rss)
+            time.sleep(0.5)
+        c1 = proc.cpu_times()
+        elapsed = time.perf_counter() - t0
+        cpu = (c1.user + c1.system) - (c0.user + c0.system)
+        cpu_pct = 100 * cpu / elapsed
+        rss_mb = max(rss_samples) / 2**20
+        hwm_mb = None
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    hwm_mb = int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        subprocess.run(tmux + ["send-keys", "-t", "mon", "q"], check=False)
+        time.sleep(0.5)
+    finally:
+        subprocess.run(tmux + ["kill-server"], check=False, capture_output=True)
+    services = f"Kafka ({broker_desc}), HDFS, PostgreSQL"
+    add_row("TUI first frame", services, "lab tui", f"{first_frame * 1000:,.0f} ms", target="< 200 ms",
+            ok=first_frame < 0.2, detail={"first_frame_ms": first_frame * 1000})
+    add_row(f"TUI idle CPU ({elapsed:.0f} s)", services, "lab tui", f"{cpu_pct:.2f} % of a core",
+            target="< 2 %", ok=cpu_pct < 2, detail={"cpu_s": cpu, "seconds": elapsed})
+    add_row("TUI RSS", services, "lab tui", f"{rss_mb:,.1f} MB (peak {hwm_mb or rss_mb:,.1f} MB)",
+            target="< 60 MB", ok=(hwm_mb or rss_mb) < 60, detail={"rss_mb": rss_mb, "hwm_mb": hwm_mb})
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def machine():
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = psutil.virtual_memory().total / 2**30
+
+    def ver(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "unknown"
+
+    import confluent_kafka
+    import duckdb
+    import kafka
+    import pyspark
+
+    commit = ver(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    dirty = ver(["git", "-C", str(REPO), "status", "--porcelain"]) not in ("", "unknown")
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gib": round(mem, 1),
+        "kernel": platform.release(),
+        "os": ver(["sh", "-c", ". /etc/os-release; echo $PRETTY_NAME"]),
+        "lab_commit": commit + ("+dirty" if dirty else ""),
+        "rustc": ver(["rustc", "--version"]),
+        "kcat": ver(["sh", "-c", r"kcat -V | sed -n 's/^Version \([^ ]*\).*librdkafka \([^ ]*\).*/\1 (librdkafka \2)/p'"]),
+        "python": platform.python_version(),
+        "kafka-python": kafka.__version__,
+        "confluent-kafka": getattr(confluent_kafka, "__version__", "?") + " (librdkafka "
+        + confluent_kafka.libversion()[0] + ")",
+        "duckdb": duckdb.__version__,
+        "pyspark": pyspark.__version__,
+        "java": ver(["sh", "-c", "java -version 2>&1"]),
+        "broker": "noida-db 0.2.3 (Kafka protocol, in-memory) on 127.0.0.1",
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+COLUMNS = [("stage", "stage"), ("data", "data"), ("lab", "lab"), ("peer", "peer"), ("peer_figure", "peer figure"),
+           ("ratio", "ratio"), ("target", "target"), ("result", "result")]
+
+
+def cell(row, key):
+    v = row[key]
+    if key == "ratio":
+        return "—" if v is None else ("≥ " if row.get("ratio_is_lower_bound") else "") + f"{v:.2f}×"
+    return str(v)
+
+
+def text_table(rows):
+    widths = [max(len(title), *(len(cell(r, k)) for r in rows)) for k, title in COLUMNS]
+    lines = ["  ".join(t.ljust(w) for (_, t), w in zip(COLUMNS, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        lines.append("  ".join(cell(r, k).ljust(w) for (k, _), w in zip(COLUMNS, widths)))
+    return "\n".join(lines)
+
+
+def markdown_table(rows):
+    lines = ["| " + " | ".join(t for _, t in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        lines.append("| " + " | ".join(cell(r, k).replace("|", "\\|") for k, _ in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def write_report(info, args, elapsed, errors):
+    OUT.mkdir(parents=True, exist_ok=True)
+    results = {"machine": info, "args": vars(args), "elapsed_s": round(elapsed, 1), "rows": ROWS,
+               "extra": EXTRA, "runs": RUNS, "errors": errors}
+    (OUT / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    m = info
+    md = [
+        "# `make bench` report",
+        "",
+        f"{m['date']} · lab {m['lab_commit']} · whole run {elapsed / 60:.1f} min",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['os']}, Linux {m['kernel']}.",
+        f"Peers: kcat {m['kcat']}; Python {m['python']}: kafka-python {m['kafka-python']}, confluent-kafka "
+        f"{m['confluent-kafka']}, DuckDB {m['duckdb']}, PySpark {m['pyspark']} ({m['java']}). "
+        f"Broker: {m['broker']}. {m['rustc']}.",
+        "",
+        "Ratio = lab speed / peer speed (above 1: lab is faster; batch: peer time / lab time). "
+        "Figures are wall time of the whole process (start-up included) and peak RSS of its process tree. "
+        "One run, no repetitions: expect a few per cent of noise.",
+        "",
+        markdown_table(ROWS),
+        "",
+    ]
+    e2e = EXTRA.get("e2e")
+    if e2e:
+        md += ["## End to end (`lab demo --headless`)", "", "```json", json.dumps(e2e, indent=2), "```", ""]
+    if errors:
+        md += ["## Stages that failed", ""] + [f"- {e}" for e in errors] + [""]
+    md += ["Logs of every run: `target/bench/logs/`; all figures: `target/bench/results.json`.", ""]
+    (OUT / "report.md").write_text("\n".join(md))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+STAGES = ("generator", "e2e", "batch", "producer", "consumer", "tui")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lab", default=os.environ.get("LAB_BIN"), help="the lab binary (release build)")
+    ap.add_argument("--reviews", type=int, default=1_000_000, help="reviews for producer, consumer, end to end")
+    ap.add_argument("--batch-sizes", default="1000000,5000000", help="review counts for the batch comparison")
+    ap.add_argument("--kafka-python-reviews", type=int, default=None,
+                    help="send only this many reviews with kafka-python (default: all; it is the slow one)")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--pyspark-limit", type=float, default=420,
+                    help="seconds a PySpark batch may take before it is stopped (reported as '> limit')")
+    ap.add_argument("--tui-idle-seconds", type=float, default=30)
+    ap.add_argument("--only", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES))
+    args = ap.parse_args()
+    if not args.lab or not Path(args.lab).is_file():
+        ap.error("no lab binary: run through benches/run.sh (make bench) or pass --lab PATH")
+    lab = Path(args.lab).resolve()
+    only = set(args.only.split(","))
+    unknown = only - set(STAGES)
+    if unknown:
+        ap.error(f"unknown stage(s) {', '.join(sorted(unknown))}; choose from {', '.join(STAGES)}")
+    batch_sizes = [int(s) for s in args.batch_sizes.split(",") if s]
+    WORK.mkdir(parents=True, exist_ok=True)
+    if LOGS.exists():
+        shutil.rmtree(LOGS)
+    LOGS.mkdir(parents=True)
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    started = time.perf_counter()
+    info = machine()
+    errors = []
+    state = CACHE / f"state-{args.reviews}-seed{args.seed}"
+
+    def stage(name, fn):
+        try:
+            return fn()
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # one failed stage must not hide the others' figures
+            log(f"stage {name} FAILED: {e}")
+            errors.append(f"{name}: {e}")
+            return None
+        finally:
+            stop_all()
+
+    try:
+        data_dir = dataset_dir(state, args.reviews, args.seed)
+        if "generator" in only or not review_file(data_dir).is_file():
+            stage("generator", lambda: bench_generator(lab, args.reviews, args.seed, state))
+        if "e2e" in only:
+            def e2e():
+                (state / "raw-zone.complete").unlink(missing_ok=True)  # the demo replaces its raw zone
+                run, _summary, detail = bench_e2e(lab, args.reviews, args.seed, state)
+                (state / "raw-zone.complete").write_text(json.dumps(detail, default=str))
+                EXTRA["e2e"] = detail
+                t = detail["timings_ms"]
+                size = fmt_size(args.reviews) + " reviews"
+                for target, limit in (("≤ 60 s (issue #7)", 60), ("≤ 30 s (developers' guide)", 30)):
+                    add_row("end to end: lab demo --headless", size, "lab demo",
+                            f"{run.wall_s:.1f} s, peak {run.peak_rss_mb:,.0f} MB", target=target,
+                            ok=run.wall_s <= limit, detail=detail)
+                add_row("  e2e: stream (produce→transform→consume)", size, "lab demo",
+                        f"{t['stream'] / 1000:.1f} s, {fmt_rate(detail['stream_msgs_per_s'])}")
+                add_row("  e2e: batch → PostgreSQL", size, "lab demo", f"{t['batch'] / 1000:.1f} s")
+            stage("e2e", e2e)
+        if "batch" in only:
+            for n in batch_sizes:
+                def batch(n=n):
+                    bench_batch(lab, batch_raw_zone(lab, n, args.seed), n, args.pyspark_limit)
+                stage(f"batch {n}", batch)
+        if "producer" in only:
+            stage("producer", lambda: bench_producer(lab, data_dir, args.reviews,
+                                                     args.kafka_python_reviews or args.reviews))
+        if "consumer" in only or "tui" in only:
+            def consumer_and_tui():
+                try:
+                    if "consumer" in only:
+                        bench_consumer(lab, data_dir, args.reviews)
+                    else:
+                        fresh_broker()
+                        service("hdfs.sh", "start")
+                except Exception as e:
+                    errors.append(f"consumer: {e}")
+                    log(f"stage consumer FAILED: {e}")
+                if "tui" in only:
+                    if "kafka.sh" not in STARTED:
+                        fresh_broker()
+                    if "hdfs.sh" not in STARTED:
+                        service("hdfs.sh", "start")
+                    held = "empty" if "consumer" not in only else f"{fmt_size(2 * args.reviews)} messages"
+                    bench_tui(lab, args.tui_idle_seconds, held)
+            stage("consumer/tui", consumer_and_tui)
+    except KeyboardInterrupt:
+        errors.append("interrupted")
+        log("interrupted; stopping services")
+    finally:
+        stop_all()
+        # The services' data is throwaway (the broker's alone is gigabytes); their logs stay.
+        for data in ("kafka", "hdfs", "pg"):
+            shutil.rmtree(Path(os.environ["LAB_SERVICES_DIR"]) / data, ignore_errors=True)
+    elapsed = time.perf_counter() - started
+    write_report(info, args, elapsed, errors)
+    print(text_table(ROWS))
+    print(f"\nmachine: {info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB · whole run {elapsed / 60:.1f} min")
+    print(f"results: {OUT / 'results.json'}  report: {OUT / 'report.md'}")
+    if errors:
+        print("\nFAILED stages:\n" + "\n".join(f"  {e}" for e in errors))
+        return 1
+    return 0
+
+
+def batch_raw_zone(lab, reviews, seed):
+    """A raw zone of `reviews` reviews, built once by `lab demo --parquet` and cached under .cache/bench
+    (keyed by size and seed: the generator is deterministic)."""
+    state = CACHE / f"state-{reviews}-seed{seed}"
+    raw = state / "demo" / "raw"
+    done = state / "raw-zone.complete"
+    if done.is_file() and (raw / "review").is_dir():
+        log(f"raw zone for {reviews} reviews: cached in {raw}")
+        return raw
+    log(f"building the raw zone for {reviews} reviews once (lab demo --parquet), cached in {state}")
+    bench_generator(lab, reviews, seed, state)
+    run, _summary, detail = bench_e2e(lab, reviews, seed, state, parquet=True, name="rawzone")
+    add_row("  e2e (building the batch input)", fmt_size(reviews) + " reviews", "lab demo --parquet",
+            f"{run.wall_s:.1f} s, peak {run.peak_rss_mb:,.0f} MB", detail=detail)
+    done.write_text(json.dumps(detail, default=str))
+    return raw
+
+
+if __name__ == "__main__":
+    sys.exit(main())
