@@ -212,18 +212,22 @@ pub async fn next_batch<'c, C: ConsumerContext + 'static>(
 pub fn dlq_headers(rejection: &Rejection, topic: &str, partition: i32, offset: i64) -> OwnedHeaders {
     let reason = rejection.header();
     let (partition, offset) = (partition.to_string(), offset.to_string());
-    [
+    headers(&[
         ("lab.reason", reason.as_bytes()),
         ("lab.reason.code", rejection.code.as_bytes()),
         ("lab.source.topic", topic.as_bytes()),
         ("lab.source.partition", partition.as_bytes()),
         ("lab.source.offset", offset.as_bytes()),
-    ]
-    .into_iter()
-    .fold(OwnedHeaders::new(), |headers, (key, value)| {
+    ])
+}
+
+/// Record headers from key/value pairs.
+#[must_use]
+pub fn headers(pairs: &[(&str, &[u8])]) -> OwnedHeaders {
+    pairs.iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
         headers.insert(Header {
             key,
-            value: Some(value),
+            value: Some(*value),
         })
     })
 }

@@ -231,20 +231,13 @@ fn oversized_record<'a>(dlq: &'a str, meant_for: &str, origin: &str, text: &'a [
         text.len()
     );
     let size = text.len().to_string();
-    let headers = [
+    let headers = kafka::headers(&[
         ("lab.reason", reason.as_bytes()),
         ("lab.reason.code", b"too_large".as_slice()),
         ("lab.source", origin.as_bytes()),
         ("lab.source.topic", meant_for.as_bytes()),
         ("lab.original.bytes", size.as_bytes()),
-    ]
-    .into_iter()
-    .fold(OwnedHeaders::new(), |h, (key, value)| {
-        h.insert(Header {
-            key,
-            value: Some(value),
-        })
-    });
+    ]);
     BaseRecord::to(dlq)
         .payload(&text[..text.len().min(DLQ_EXCERPT_BYTES)])
         .headers(headers)
