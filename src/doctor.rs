@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::runtime::docker::{Engine, EngineInfo, ServiceStatus};
+use crate::runtime::docker::{Engine, EngineInfo, ServiceStatus, docker_host};
+use crate::runtime::first_line;
 use crate::runtime::ports;
 use crate::stack::{SelectionRequest, Stack, secrets};
 
@@ -166,14 +167,6 @@ async fn connect_with_info() -> Result<(Engine, EngineInfo), crate::runtime::doc
     let engine = Engine::connect().await?;
     let info = engine.info().await?;
     Ok((engine, info))
-}
-
-fn docker_host() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
 }
 
 /// The services `lab up` starts by default (no profiles).

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ProbeError, Probed, Service};
 use crate::runtime::docker::{Engine, ServiceStatus};
+use crate::runtime::first_line;
 
 /// Connecting and listing are quick; the stats sample per container takes up to ~2 s.
 const DOCKER_DEADLINE: Duration = Duration::from_secs(4);
@@ -99,8 +100,4 @@ impl DockerProbe {
             problems,
         ))
     }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
 }

@@ -256,7 +256,7 @@ pub fn stack_path(arg: &StackArg, state_dir: &Path) -> Result<PathBuf, Error> {
 }
 
 /// The stack's name (its labels) for commands that only need to find its resources.
-fn stack_name(arg: &StackArg, state_dir: &Path) -> Result<String, Error> {
+pub fn stack_name(arg: &StackArg, state_dir: &Path) -> Result<String, Error> {
     Ok(Stack::load(&stack_path(arg, state_dir)?)?.name)
 }
 

@@ -153,6 +153,12 @@ pub struct EngineInfo {
     pub cpus: Option<u32>,
 }
 
+/// Where the engine is looked for: `DOCKER_HOST`, else the default socket.
+#[must_use]
+pub fn docker_host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
 /// The engine runs on this machine (a unix socket, or TCP on loopback), so the ports it publishes
 /// are this machine's.
 #[must_use]
@@ -173,7 +179,7 @@ impl Engine {
     /// Connects via `DOCKER_HOST` (or the platform's default socket) and negotiates the API
     /// version, so older engines (e.g. 20.10, API 1.41) are spoken to in their own version.
     pub async fn connect() -> Result<Self, Error> {
-        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let host = docker_host();
         let no_engine = |cause| Error::NoEngine {
             host: host.clone(),
             cause,

@@ -7,3 +7,9 @@ pub mod docker;
 pub mod events;
 pub mod ports;
 pub mod render;
+
+/// The first line of a (multi-line) error message, for a banner or a status tile.
+#[must_use]
+pub fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}

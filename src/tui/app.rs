@@ -13,6 +13,7 @@ use crate::doctor::DoctorReport;
 use crate::pipeline::stats::StageSnapshot;
 use crate::probes::kafka::{Group, GroupPartition, Topic};
 use crate::probes::{LabSnapshot, ServiceSnapshot, airflow};
+use crate::runtime::first_line;
 
 /// Points kept per trend line (one per Kafka poll: two minutes at the default 1 s).
 pub const HISTORY_LEN: usize = 120;
@@ -260,7 +261,7 @@ impl App {
                         error: false,
                     },
                     Err(e) => Notice {
-                        text: format!("the {} failed: {}", kind.name(), e.lines().next().unwrap_or_default()),
+                        text: format!("the {} failed: {}", kind.name(), first_line(e)),
                         error: true,
                     },
                 });
@@ -279,7 +280,7 @@ impl App {
                 self.notice = Some(Notice { text, error: false });
             }
             Err(text) => {
-                let first = text.lines().next().unwrap_or_default().to_string();
+                let first = first_line(&text);
                 self.stack.finish(Some(text));
                 self.notice = Some(Notice {
                     text: format!("{} failed: {first}", cmd.verb()),
@@ -305,7 +306,7 @@ impl App {
         }
         if let Some(e) = &self.stack.load_error {
             self.notice = Some(Notice {
-                text: format!("no stack to manage: {}", e.lines().next().unwrap_or_default()),
+                text: format!("no stack to manage: {}", first_line(e)),
                 error: true,
             });
             return Vec::new();

@@ -2,13 +2,11 @@
 
 use std::time::Duration;
 
-use std::path::{Path, PathBuf};
-
 use crate::config::{LabConfig, Overrides};
 use crate::probes::report::{self, StatusReport};
 use crate::probes::scheduler::Intervals;
 use crate::probes::{ProbeTargets, Service};
-use crate::runtime::cli::{StackArg, stack_path};
+use crate::runtime::cli::{StackArg, stack_name, stack_path};
 use crate::stack::Stack;
 
 use super::TuiError;
@@ -65,7 +63,7 @@ impl TuiArgs {
 /// `lab status`: prints one snapshot; an error when a required service is down.
 pub async fn run_status(config: &LabConfig, args: &StatusArgs) -> Result<(), TuiError> {
     let mut targets = ProbeTargets::from_config(config);
-    if let Some(name) = stack_name(&StackArg::default(), &config.state_dir) {
+    if let Ok(name) = stack_name(&StackArg::default(), &config.state_dir) {
         targets.docker_stack = name;
     }
     let report: StatusReport = report::status(&targets, &args.require).await?;
@@ -124,10 +122,4 @@ pub async fn run_tui(config: &LabConfig, overrides: Overrides, args: &TuiArgs) -
         reload,
     })
     .await
-}
-
-/// The name of the stack `arg` points at (or the remembered / default one), if it loads.
-fn stack_name(arg: &StackArg, state_dir: &Path) -> Option<String> {
-    let path: PathBuf = stack_path(arg, state_dir).ok()?;
-    Stack::load(&path).ok().map(|s| s.name)
 }

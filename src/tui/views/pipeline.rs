@@ -11,6 +11,7 @@ use super::{count, duration, rate};
 use crate::probes::kafka::{Group, KafkaSnapshot};
 use crate::probes::report::bytes;
 use crate::probes::{Health, Service};
+use crate::runtime::first_line;
 use crate::tui::app::App;
 use crate::tui::stages::StageKind;
 
@@ -50,11 +51,7 @@ fn stages(app: &App, area: Rect, buf: &mut Buffer) {
                     );
                     match (&v.outcome, v.running) {
                         (_, true) => ("running".to_string(), t.health(Health::Up), figures),
-                        (Some(Err(e)), _) => (
-                            format!("failed: {}", e.lines().next().unwrap_or_default()),
-                            t.error(),
-                            figures,
-                        ),
+                        (Some(Err(e)), _) => (format!("failed: {}", first_line(e)), t.error(), figures),
                         _ => ("stopped".to_string(), t.dim(), figures),
                     }
                 }
