@@ -148,7 +148,7 @@ pub async fn diagnose(stack_path: Result<PathBuf, String>, state_dir: &Path) -> 
 
     if let Some((stack, path)) = &stack {
         let running = match &engine {
-            Some(e) => e.ps(&stack.name).await.unwrap_or_default(),
+            Some(e) => e.states(&stack.name).await.unwrap_or_default(),
             None => Vec::new(),
         };
         findings.extend(memory_findings(stack, info.as_ref()));

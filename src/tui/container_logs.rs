@@ -38,7 +38,7 @@ pub async fn follow(stack: String, tx: mpsc::Sender<Msg>, cancel: CancellationTo
             engine = Engine::connect().await.ok();
         }
         if let Some(e) = &engine {
-            match e.ps(&stack).await {
+            match e.states(&stack).await {
                 Ok(rows) => {
                     for row in rows.into_iter().filter(|r| r.state == "running") {
                         let new = following.lock().is_ok_and(|mut f| f.insert(row.service.clone()));

@@ -105,15 +105,29 @@ impl Engine {
 
     /// Every service of the stack with state, health, ports, uptime, restarts, CPU and memory.
     pub async fn ps(&self, stack: &str) -> Result<Vec<ServiceStatus>, Error> {
+        self.statuses(stack, true).await
+    }
+
+    /// [`Engine::ps`] without CPU and memory: no stats sample (each takes the engine a second or
+    /// two), for callers that only need states and ports.
+    pub async fn states(&self, stack: &str) -> Result<Vec<ServiceStatus>, Error> {
+        self.statuses(stack, false).await
+    }
+
+    async fn statuses(&self, stack: &str, with_usage: bool) -> Result<Vec<ServiceStatus>, Error> {
         let containers = self.stack_containers(stack).await?;
-        let rows =
-            futures::future::join_all(containers.into_iter().map(|(service, c)| self.status_of(service, c))).await;
+        let rows = futures::future::join_all(
+            containers
+                .into_iter()
+                .map(|(service, c)| self.status_of(service, c, with_usage)),
+        )
+        .await;
         let mut rows = rows.into_iter().collect::<Result<Vec<_>, _>>()?;
         rows.sort_by(|a, b| a.service.cmp(&b.service));
         Ok(rows)
     }
 
-    async fn status_of(&self, service: String, c: ContainerSummary) -> Result<ServiceStatus, Error> {
+    async fn status_of(&self, service: String, c: ContainerSummary, with_usage: bool) -> Result<ServiceStatus, Error> {
         let id = c.id.clone().unwrap_or_default();
         let info = self.inspect(&id).await?;
         let state = info.state.clone().unwrap_or_default();
@@ -134,7 +148,11 @@ impl Engine {
             .collect();
         ports.sort();
         ports.dedup();
-        let (cpu_percent, memory_bytes) = if running { self.usage(&id).await } else { (None, None) };
+        let (cpu_percent, memory_bytes) = if running && with_usage {
+            self.usage(&id).await
+        } else {
+            (None, None)
+        };
         Ok(ServiceStatus {
             service,
             container: info.name.unwrap_or_default().trim_start_matches('/').to_string(),
