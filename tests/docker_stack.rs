@@ -549,19 +549,7 @@ async fn the_tui_brings_the_stack_up_and_down_from_its_stack_view() {
         bin = env!("CARGO_BIN_EXE_lab"),
         stack = test_stack_path().display(),
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "mon",
-        "-x",
-        "140",
-        "-y",
-        "40",
-        "sh",
-        "-c",
-        &script,
-    ]);
+    tmux.start(140, 40, &script);
     // The engine answers and the stack has no container: the banner says how to start it.
     tmux.wait_for(&["Stack labtest is not running: press u"]);
     tmux.keys(&["9"]);

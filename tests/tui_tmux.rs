@@ -19,19 +19,7 @@ fn start_monitor(tmux: &Tmux, state: &std::path::Path) {
         state = state.display(),
         bin = env!("CARGO_BIN_EXE_lab"),
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "mon",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        "sh",
-        "-c",
-        &script,
-    ]);
+    tmux.start(100, 30, &script);
 }
 
 #[test]

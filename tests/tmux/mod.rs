@@ -16,6 +16,12 @@ impl Tmux {
         }
     }
 
+    /// Runs `script` (sh) in a detached session `mon` of `width`×`height`.
+    pub fn start(&self, width: u16, height: u16, script: &str) {
+        let (w, h) = (width.to_string(), height.to_string());
+        self.run(&["new-session", "-d", "-s", "mon", "-x", &w, "-y", &h, "sh", "-c", script]);
+    }
+
     pub fn cmd(&self) -> Command {
         let mut c = Command::new("tmux");
         c.args(["-L", &self.socket, "-f", "/dev/null"]);
