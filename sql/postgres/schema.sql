@@ -56,3 +56,8 @@ CREATE TABLE IF NOT EXISTS yelp.batch_runs (
 ALTER TABLE yelp.batch_runs ADD COLUMN IF NOT EXISTS engine text;
 ALTER TABLE yelp.batch_runs ADD COLUMN IF NOT EXISTS dag_run_id text;
 ALTER TABLE yelp.batch_runs ADD COLUMN IF NOT EXISTS quality text;
+
+-- The PostgreSQL session that inserted a run's row (the one that then loads, in the same session).
+-- A `running` row whose session is gone belongs to a batch that was killed: its load was rolled
+-- back with the session, and the next batch marks the row failed (see pipeline/batch.rs).
+ALTER TABLE yelp.batch_runs ADD COLUMN IF NOT EXISTS backend_pid integer DEFAULT pg_backend_pid();

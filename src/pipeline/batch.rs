@@ -273,6 +273,13 @@ fn sql_statements(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// `running` rows whose PostgreSQL session is gone: their batch died (SIGKILL, OOM, power) and its
+/// load was rolled back with the session, so they will never finish.
+const ABANDONED_RUNS_SQL: &str = "UPDATE yelp.batch_runs SET status = 'failed', finished_at = now(), \
+     error = 'abandoned: the batch process ended mid-run (killed?); its load was rolled back, nothing of it is visible' \
+     WHERE status = 'running' AND backend_pid IS NOT NULL \
+     AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = batch_runs.backend_pid)";
+
 /// Loads every serving table in one transaction: COPY into a staging table, delete rows that are
 /// gone, upsert the rest. The `batch_runs` row says `running` until the same transaction commits.
 async fn load_postgres(
@@ -283,6 +290,13 @@ async fn load_postgres(
 ) -> Result<(), BatchError> {
     let mut client = pg::connect(url).await?;
     pg::ensure_schema(&client).await?;
+    let abandoned = client
+        .execute(ABANDONED_RUNS_SQL, &[])
+        .await
+        .map_err(PgError::query("close the runs of killed batches"))?;
+    if abandoned > 0 {
+        tracing::warn!(abandoned, "marked the runs of batches that died mid-load as failed");
+    }
     client
         .execute(
             "INSERT INTO yelp.batch_runs (run_id, started_at, as_of, status, engine) VALUES ($1, $2, $3, 'running', 'datafusion')",
@@ -378,6 +392,11 @@ async fn load_table(
     sink.finish()
         .await
         .map_err(PgError::query(format!("finish COPY into {target}")))?;
+    // Autovacuum never analyzes temp tables. Without statistics the planner guesses the staging
+    // table is tiny and anti-joins it with a nested loop: a reload of 200k rows then ran for hours.
+    tx.batch_execute(&format!("ANALYZE {stage}"))
+        .await
+        .map_err(PgError::query(format!("analyze the staging table of {target}")))?;
 
     let key_match = table
         .key

@@ -39,6 +39,12 @@ pub const DEFAULT_FETCH_WAIT_MS: u32 = 500;
 pub const MOCK_FETCH_WAIT_MS: u32 = 10;
 
 /// Config for a consumer-group member that commits offsets only by hand, after a durable write.
+///
+/// The member is static (`group.instance.id` = the group): a stage restarted after a crash takes
+/// its old place and partitions at once. A dynamic member would wait for the group to expel the
+/// dead one first: `session.timeout.ms` on Kafka, and forever on brokers that never expire members
+/// (noida-db). One process per group: a second one fences the first (see [`next_batch`]), as the
+/// transform's transactional id (also the group) already requires.
 #[must_use]
 pub fn consumer_config(brokers: &str, group_id: &str, fetch_wait_ms: u32) -> ClientConfig {
     let mut cfg = ClientConfig::new();
@@ -51,7 +57,8 @@ pub fn consumer_config(brokers: &str, group_id: &str, fetch_wait_ms: u32) -> Cli
         .set("isolation.level", "read_committed")
         // Some Kafka-protocol brokers ignore fetch.max.bytes and answer with a whole backlog.
         .set("receive.message.max.bytes", "1000000000")
-        .set("session.timeout.ms", "10000");
+        .set("session.timeout.ms", "10000")
+        .set("group.instance.id", group_id);
     cfg
 }
 
@@ -161,15 +168,18 @@ pub fn commit_sync<C: ConsumerContext, K: Consumer<C>>(
         Err(KafkaError::ConsumerCommit(
             code @ (RDKafkaErrorCode::IllegalGeneration
             | RDKafkaErrorCode::RebalanceInProgress
-            | RDKafkaErrorCode::UnknownMemberId
-            | RDKafkaErrorCode::FencedInstanceId),
+            | RDKafkaErrorCode::UnknownMemberId),
         )) => {
             tracing::warn!(%code, "commit rejected by a group rebalance; the records will be re-read");
             Ok(())
         }
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::FencedInstanceId)) => Err(PipelineError::Other(FENCED.into())),
         Err(e) => Err(PipelineError::kafka("commit consumer offsets", brokers, e)),
     }
 }
+
+const FENCED: &str = "another process joined this stage's consumer group as the same member and replaced this one: \
+run one consumer per group (stop the other), or give one of them its own --group";
 
 /// Waits up to `idle` for a message, then takes every message already fetched, up to `max`.
 /// An empty batch means nothing arrived in `idle`.
@@ -195,6 +205,10 @@ pub async fn next_batch<'c, C: ConsumerContext + 'static>(
             )) => {
                 tracing::warn!(%code, "a subscribed topic does not exist yet; waiting for it");
             }
+            Err(
+                KafkaError::MessageConsumption(RDKafkaErrorCode::FencedInstanceId)
+                | KafkaError::MessageConsumptionFatal(RDKafkaErrorCode::FencedInstanceId),
+            ) => return Err(PipelineError::Other(FENCED.into())),
             Err(e) => return Err(PipelineError::kafka("consume records", brokers, e)),
         }
         next = if batch.len() < max {
