@@ -131,6 +131,11 @@ with DAG(
     params={
         "engine": Param("datafusion", enum=["datafusion", "spark"], description="batch engine"),
         "teaching": Param(TEACHING, type="boolean", description="batch what is there, without waiting"),
+        # The `slow-batch` fault lesson (lab lesson run slow-batch): the batch's first try hangs
+        # this many seconds and then fails, so students watch Airflow retry a late task.
+        "lesson_slow_first_try": Param(
+            0, type="integer", minimum=0, maximum=600, description="lesson: first batch try hangs N s, then fails"
+        ),
     },
     tags=["bigdata-lab", "batch"],
     user_defined_macros={"batch_day": batch_day},
@@ -146,9 +151,21 @@ with DAG(
         retries=0,
     )
     def wait_for_raw_files(dag_run=None, params=None):
+        import psycopg2
+
         ds = batch_day(dag_run)
         files, newest = raw_files_up_to(ds)
-        since = last_successful_batch_ms()
+        # This sensor has no retries, so a PostgreSQL outage must not fail it (that would fail the
+        # whole run and the batch task's retries would never get a chance). Teaching runs batch
+        # whatever is there and do not ask the database; other runs cannot tell yet whether the
+        # files are new, so they poke again later (until the timeout).
+        since = 0
+        if not params["teaching"]:
+            try:
+                since = last_successful_batch_ms()
+            except psycopg2.OperationalError as e:
+                print(f"raw zone: {files} part files dated <= {ds}; PostgreSQL unreachable, poking again later: {e}")
+                return PokeReturnValue(is_done=False)
         ready = files > 0 and (params["teaching"] or newest > since)
         print(f"raw zone: {files} part files dated <= {ds}, newest {newest} ms; last batch {since} ms -> ready={ready}")
         return PokeReturnValue(is_done=ready, xcom_value={"files": files, "newest_ms": newest})
@@ -158,7 +175,11 @@ with DAG(
         # batch_day renders a YYYY-MM-DD date; engine is validated by the Param enum. Nothing else
         # from outside reaches the shell.
         bash_command=(
-            "{% if params.engine == 'spark' %}"
+            # The lesson param is an integer checked by its Param schema, rendered through `int`.
+            "{% if params.lesson_slow_first_try and ti.try_number == 1 %}"
+            "echo 'lesson slow-batch: try 1 hangs {{ params.lesson_slow_first_try | int }} s, then fails' >&2; "
+            "sleep {{ params.lesson_slow_first_try | int }}; exit 1"
+            "{% elif params.engine == 'spark' %}"
             '"$LAB_SPARK_SUBMIT" --master "$LAB_SPARK_MASTER" --conf spark.executor.memory=1g '
             '--conf spark.sql.session.timeZone=UTC "$LAB_JOBS_DIR/batch_layer.py" '
             '--raw-zone "$LAB_RAW_ZONE" --date {{ batch_day(dag_run) }}'

@@ -117,6 +117,28 @@ enum Command {
     Tui(bigdata_lab::tui::cli::TuiArgs),
     /// Measure every stage against the tools users would use instead (`make bench`; needs the source tree).
     Bench(BenchArgs),
+    /// Fault lessons for teaching: break one thing on purpose, watch the signal, repair it.
+    #[command(subcommand)]
+    Lesson(LessonCommand),
+}
+
+#[derive(Subcommand)]
+enum LessonCommand {
+    /// Every lesson: what it breaks, what to watch, how it is repaired.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one lesson against the running lab (`lab up`'s stack, or the endpoints configured;
+    /// LAB_CONTROL_<SERVICE>_STOP/_START for services run outside Docker). Exits 1 when the
+    /// signal never showed or the repair was not confirmed.
+    Run {
+        /// consumer-lag, poison-messages, broker-restart, datanode-down or slow-batch
+        name: bigdata_lab::lesson::Lesson,
+        /// Print the report as JSON on stdout (narration goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -384,6 +406,22 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
                     "lab doctor found {} problem(s); each has its fix above",
                     report.failures()
                 );
+            }
+        }
+        Command::Lesson(LessonCommand::List { json }) => {
+            if json {
+                let infos: Vec<_> = bigdata_lab::lesson::Lesson::ALL.iter().map(|l| l.info()).collect();
+                println!("{}", serde_json::to_string_pretty(&infos)?);
+            } else {
+                print!("{}", bigdata_lab::lesson::render_list());
+            }
+        }
+        Command::Lesson(LessonCommand::Run { name, json }) => {
+            let report = bigdata_lab::lesson::run_cli(config, name, json, ctrl_c_token()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("Lesson {} done in {:.0} s.", name.name(), report.elapsed_s);
             }
         }
         Command::Demo(args) => demo(args, &config).await?,

@@ -12,6 +12,7 @@ pub mod kafka;
 pub mod producer;
 pub mod quality;
 pub mod sink;
+pub mod stage;
 pub mod stats;
 pub mod topics;
 pub mod transform;

@@ -135,6 +135,7 @@ async fn sink_loop<Z: RawZone>(
     let mut skipped_commits = kafka::OffsetTracker::default();
     let mut report = SinkReport::default();
     let mut last_check = Instant::now() - Duration::from_secs(1);
+    let mut position_commits: HashMap<(String, i32), i64> = HashMap::new();
     loop {
         let mut pending = tokio::select! {
             () = cancel.cancelled() => break,
@@ -188,6 +189,9 @@ async fn sink_loop<Z: RawZone>(
             lag = tokio::task::block_in_place(|| kafka::assigned_lag(&consumer, &watermarks))?;
             counters.set_lag(lag.unwrap_or(-1));
         }
+        if caught_up_check {
+            commit_positions_past_markers(&consumer, &buffers, &mut position_commits, brokers)?;
+        }
         let finishing = opts.stop.reached(lag);
         let due: Vec<(Entity, i32)> = buffers
             .iter()
@@ -220,6 +224,7 @@ async fn sink_loop<Z: RawZone>(
             kafka::commit_sync(&consumer, &tpl, brokers)?;
         }
         if finishing && buffers.is_empty() {
+            commit_positions_past_markers(&consumer, &buffers, &mut position_commits, brokers)?;
             break;
         }
     }
@@ -241,6 +246,46 @@ fn commit_next<C: ConsumerContext + 'static>(
     // If a rebalance rejects it, the file is durable anyway: whoever reads the partition next
     // finds its offsets in the raw zone and skips them.
     kafka::commit_sync(consumer, &tpl, brokers)
+}
+
+/// Commits the read position of every partition with nothing buffered, when it moved past what
+/// the records' own offsets committed.
+///
+/// The clean topics are written in transactions, and each commit leaves a control marker after
+/// the data: committing "last record + 1" would leave the group one message behind per partition
+/// for ever, so `lab status`, the monitor and Kafka's own tools would never show lag 0. Everything
+/// before the position of a partition without a buffer is durable (written, skipped as already
+/// written, or dead-lettered), so committing it loses nothing.
+fn commit_positions_past_markers<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    buffers: &HashMap<(Entity, i32), PartBuffer>,
+    committed: &mut HashMap<(String, i32), i64>,
+    brokers: &str,
+) -> Result<(), PipelineError> {
+    let position = consumer
+        .position()
+        .map_err(|e| PipelineError::kafka("read the consumer position", brokers, e))?;
+    let mut tpl = TopicPartitionList::new();
+    let mut moved = Vec::new();
+    for elem in position.elements() {
+        let (topic, partition) = (elem.topic(), elem.partition());
+        let Offset::Offset(next) = elem.offset() else {
+            continue;
+        };
+        let buffered = buffers.values().any(|b| b.topic == topic && b.partition == partition);
+        let key = (topic.to_string(), partition);
+        if buffered || committed.get(&key) == Some(&next) {
+            continue;
+        }
+        tpl.add_partition_offset(topic, partition, Offset::Offset(next))
+            .map_err(|e| PipelineError::kafka("build the offsets to commit", brokers, e))?;
+        moved.push((key, next));
+    }
+    if tpl.count() > 0 {
+        kafka::commit_sync(consumer, &tpl, brokers)?;
+        committed.extend(moved);
+    }
+    Ok(())
 }
 
 /// The highest offset already in the raw zone, per (entity, Kafka partition).

@@ -413,7 +413,11 @@ impl AirflowProbe {
             let url = self.url(&path);
             let body = match (api, &body) {
                 // v1's trigger takes no logical_date; v2 requires the key (null = now).
-                (ApiVersion::V1, Value::Object(m)) if m.contains_key("logical_date") => json!({}),
+                (ApiVersion::V1, Value::Object(m)) if m.contains_key("logical_date") => {
+                    let mut m = m.clone();
+                    m.remove("logical_date");
+                    Value::Object(m)
+                }
                 _ => body.clone(),
             };
             let req = self
@@ -449,11 +453,16 @@ impl AirflowProbe {
 
     /// Starts a run of `dag_id` now; returns its run id.
     pub async fn trigger(&self, dag_id: &str) -> Result<String, ProbeError> {
+        self.trigger_with(dag_id, &json!({})).await
+    }
+
+    /// Starts a run of `dag_id` now with run parameters (`conf`); returns its run id.
+    pub async fn trigger_with(&self, dag_id: &str, conf: &Value) -> Result<String, ProbeError> {
         let v = self
             .write(
                 reqwest::Method::POST,
                 &format!("/api/v2/dags/{dag_id}/dagRuns"),
-                json!({"logical_date": null}),
+                json!({"logical_date": null, "conf": conf}),
             )
             .await?;
         v.get("dag_run_id")

@@ -267,6 +267,24 @@ impl App {
                 });
                 view.outcome = Some(result);
             }
+            Msg::Lesson(event) => {
+                self.notice = Some(Notice {
+                    text: match event {
+                        crate::lesson::LessonEvent::Step { text } => format!("lesson: {text}"),
+                        crate::lesson::LessonEvent::Signal { what, value } => format!("lesson ✔ {what}: {value}"),
+                    },
+                    error: false,
+                });
+            }
+            Msg::LessonDone(result) => {
+                self.notice = Some(match result {
+                    Ok(text) => Notice { text, error: false },
+                    Err(e) => Notice {
+                        text: format!("the lesson failed: {}", first_line(&e)),
+                        error: true,
+                    },
+                });
+            }
             Msg::Quit => self.quit = true,
         }
         Vec::new()
@@ -903,6 +921,14 @@ impl App {
         match (cmd, arg) {
             ("q" | "quit", _) => self.quit = true,
             ("trigger", Some(dag)) => self.mode = Mode::Confirm(Cmd::TriggerDag(dag)),
+            ("lesson", Some(name)) => match name.parse::<crate::lesson::Lesson>() {
+                Ok(lesson) => self.mode = Mode::Confirm(Cmd::Lesson(lesson)),
+                Err(e) => self.notice = err(e),
+            },
+            ("lesson", None) => {
+                let names: Vec<&str> = crate::lesson::Lesson::ALL.iter().map(|l| l.name()).collect();
+                self.notice = err(format!(":lesson needs a name: {}", names.join(", ")));
+            }
             ("pause", Some(dag_id)) => self.mode = Mode::Confirm(Cmd::SetPaused { dag_id, paused: true }),
             ("unpause", Some(dag_id)) => self.mode = Mode::Confirm(Cmd::SetPaused { dag_id, paused: false }),
             ("clear", Some(dag)) => {
@@ -1009,6 +1035,33 @@ mod tests {
         app.update(key(KeyCode::Enter));
         assert!(app.update(key(KeyCode::Char('n'))).is_empty());
         assert_eq!(app.notice.as_ref().unwrap().text, "cancelled");
+    }
+
+    #[test]
+    fn lesson_asks_first_then_runs_and_narrates_in_the_footer() {
+        let mut app = App::new(Theme { color: false });
+        assert!(app.run_command("lesson datanode").is_empty());
+        assert!(app.notice.as_ref().unwrap().text.contains("datanode-down"));
+        assert!(app.run_command("lesson consumer-lag").is_empty());
+        assert_eq!(
+            app.update(key(KeyCode::Char('y'))),
+            vec![Cmd::Lesson(crate::lesson::Lesson::ConsumerLag)]
+        );
+        app.update(Msg::Lesson(crate::lesson::LessonEvent::Signal {
+            what: "consumer lag grew".into(),
+            value: "900 messages behind".into(),
+        }));
+        assert_eq!(
+            app.notice.as_ref().unwrap().text,
+            "lesson ✔ consumer lag grew: 900 messages behind"
+        );
+        app.update(Msg::LessonDone(Err("lesson consumer-lag: did not see x\nmore".into())));
+        let notice = app.notice.as_ref().unwrap();
+        assert!(
+            notice.error && notice.text.ends_with("did not see x"),
+            "{}",
+            notice.text
+        );
     }
 
     #[test]

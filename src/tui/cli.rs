@@ -120,6 +120,7 @@ pub async fn run_tui(config: &LabConfig, overrides: Overrides, args: &TuiArgs) -
         panel,
         stages: StageConfig::from_config(config),
         reload,
+        lessons: config.clone(),
     })
     .await
 }

@@ -79,6 +79,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     (":transform / :consume", "run that stage in this monitor"),
     (":stop STAGE", "stop a stage run here (it commits what is durable)"),
+    (
+        ":lesson NAME",
+        "run a fault lesson (consumer-lag, poison-messages, broker-restart, datanode-down, slow-batch)",
+    ),
     (":view NAME", "open a view (overview, pipeline, kafka, …)"),
     (":q", "quit"),
 ];

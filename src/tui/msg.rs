@@ -41,6 +41,10 @@ pub enum Msg {
     },
     /// The first-run check finished.
     Doctor(Box<DoctorReport>),
+    /// A step or a signal of the running fault lesson (`:lesson NAME`).
+    Lesson(crate::lesson::LessonEvent),
+    /// The lesson ended: its summary, or why it failed.
+    LessonDone(Result<String, String>),
     /// Ctrl-C or SIGTERM outside the terminal's raw mode.
     Quit,
 }
@@ -110,6 +114,8 @@ pub enum Cmd {
         how: StageStart,
     },
     StopStage(StageKind),
+    /// Run a fault lesson in the background, narrating into the footer.
+    Lesson(crate::lesson::Lesson),
     /// `lab up`/`down` rewrote the endpoints: point the probes at them again.
     ReloadEndpoints,
 }
@@ -134,6 +140,7 @@ impl Cmd {
             Cmd::Stack(other) => format!("{}?", other.describe_progress()),
             Cmd::StartStage { kind, .. } => format!("Start the {} here?", kind.name()),
             Cmd::StopStage(kind) => format!("Stop the {}?", kind.name()),
+            Cmd::Lesson(lesson) => format!("Run the {} lesson (it breaks something on purpose)?", lesson.name()),
             Cmd::ReloadEndpoints => "Reload the endpoints?".into(),
         }
     }

@@ -9,6 +9,8 @@ use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::Backend;
 use tokio::sync::mpsc;
+
+use crate::config::LabConfig;
 use tokio_util::sync::CancellationToken;
 
 use super::TuiError;
@@ -46,6 +48,8 @@ pub struct Setup {
     pub stages: StageConfig,
     /// Resolves the endpoints again (after `up`/`down` rewrote them); `None` keeps the old ones.
     pub reload: Reload,
+    /// What `:lesson` runs against.
+    pub lessons: LabConfig,
 }
 
 /// Resolves the configuration again: the probes' targets and the stages' endpoints.
@@ -85,6 +89,7 @@ pub async fn run(setup: Setup) -> Result<Option<AfterExit>, TuiError> {
         tx,
         probes: Some(probes),
         reload: setup.reload,
+        lessons: Some(setup.lessons),
     };
     let result = event_loop(&mut terminal, app, rx, &mut effects).await;
     cancel.cancel();
@@ -165,6 +170,7 @@ pub struct Effects {
     stages: StageRunner,
     probes: Option<ProbeSupervisor>,
     reload: Reload,
+    lessons: Option<LabConfig>,
 }
 
 impl Effects {
@@ -178,6 +184,7 @@ impl Effects {
             tx,
             probes: None,
             reload: Box::new(|| None),
+            lessons: None,
         }
     }
 
@@ -202,6 +209,12 @@ impl Effects {
                 let result = self.stages.stop(kind);
                 self.report(result);
             }
+            Cmd::Lesson(lesson) => match self.lessons.clone() {
+                Some(config) => {
+                    tokio::spawn(run_lesson(lesson, config, self.tx.clone()));
+                }
+                None => self.report(Err("lessons need the lab's configuration (run `lab tui`)".into())),
+            },
             Cmd::ReloadEndpoints => {
                 let Some((targets, stages)) = (self.reload)() else {
                     return;
@@ -296,4 +309,38 @@ where
         }
     }
     Ok(app.after_exit)
+}
+
+/// Runs a lesson, forwarding its narration to the footer.
+async fn run_lesson(lesson: crate::lesson::Lesson, config: LabConfig, tx: mpsc::Sender<Msg>) {
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let forward = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if tx.send(Msg::Lesson(event)).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let ctx = crate::lesson::LessonContext {
+        control: crate::lesson::ServiceControl::new(config.state_dir.clone()),
+        config,
+        narrator: crate::lesson::Narrator::new(events_tx),
+        cancel: CancellationToken::new(),
+    };
+    let result = crate::lesson::run(lesson, &ctx).await;
+    drop(ctx);
+    if forward.await.is_err() {
+        tracing::debug!("the lesson narration forwarder panicked");
+    }
+    let done = match result {
+        Ok(report) if report.recovered => Ok(format!("lesson {} done in {:.0} s", lesson.name(), report.elapsed_s)),
+        Ok(_) => Err(format!("lesson {}: the repair was not confirmed", lesson.name())),
+        Err(e) => Err(e.to_string()),
+    };
+    if tx.send(Msg::LessonDone(done)).await.is_err() {
+        tracing::debug!("the monitor closed before the lesson ended");
+    }
 }

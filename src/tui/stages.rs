@@ -4,7 +4,6 @@
 //! `Msg::StageDone`. A stopped stage ends cleanly (commits only what is durable), as on Ctrl-C.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,72 +11,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::msg::Msg;
-use crate::config::LabConfig;
-use crate::dataset::reader::DatasetSource;
-use crate::pipeline::producer::{ProducerOptions, run_producer};
-use crate::pipeline::sink::{RollPolicy, SinkOptions, run_sink};
-use crate::pipeline::transform::{TransformOptions, run_transform};
-use crate::pipeline::{StageCounters, StopWhen, Topics, kafka, sink, transform};
-use crate::storage::AnyRawZone;
+pub use crate::pipeline::stage::{StageConfig, StageKind, StageStart};
+use crate::pipeline::{StageCounters, stage};
 
 const REPORT_EVERY: Duration = Duration::from_secs(1);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum StageKind {
-    Producer,
-    Transform,
-    Consumer,
-}
-
-impl StageKind {
-    pub const ALL: [StageKind; 3] = [StageKind::Producer, StageKind::Transform, StageKind::Consumer];
-
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            StageKind::Producer => "producer",
-            StageKind::Transform => "transform",
-            StageKind::Consumer => "consumer",
-        }
-    }
-
-    /// `producer`/`produce`, `transform`, `consumer`/`consume`.
-    #[must_use]
-    pub fn parse(word: &str) -> Option<Self> {
-        match word {
-            "producer" | "produce" => Some(StageKind::Producer),
-            "transform" => Some(StageKind::Transform),
-            "consumer" | "consume" => Some(StageKind::Consumer),
-            _ => None,
-        }
-    }
-}
-
-/// How to start a stage (`:produce --rate 50 --data DIR`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StageStart {
-    pub rate: Option<u32>,
-    pub data: Option<PathBuf>,
-}
-
-/// Where the stages read and write: from the same configuration as the CLI.
-#[derive(Debug, Clone)]
-pub struct StageConfig {
-    pub brokers: String,
-    pub topic_prefix: String,
-    pub raw_zone: PathBuf,
-}
-
-impl StageConfig {
-    #[must_use]
-    pub fn from_config(config: &LabConfig) -> Self {
-        Self {
-            brokers: config.brokers.clone(),
-            topic_prefix: config.topic_prefix.clone(),
-            raw_zone: config.raw_zone.clone(),
-        }
-    }
-}
 
 struct Running {
     cancel: CancellationToken,
@@ -183,7 +120,7 @@ async fn run_stage(
             }
         })
     };
-    let result = execute(kind, &how, &config, &counters, &cancel).await;
+    let result = stage::execute(kind, &how, &config, &counters, &cancel).await;
     reporter.abort();
     if let Err(e) = &result {
         tracing::warn!(stage = kind.name(), error = %e, "stage failed");
@@ -195,76 +132,5 @@ async fn run_stage(
     };
     if tx.send(done).await.is_err() {
         tracing::debug!(stage = kind.name(), "the monitor closed before the stage ended");
-    }
-}
-
-async fn execute(
-    kind: StageKind,
-    how: &StageStart,
-    config: &StageConfig,
-    counters: &Arc<StageCounters>,
-    cancel: &CancellationToken,
-) -> Result<String, String> {
-    let topics = Topics::new(&config.topic_prefix);
-    let text = |e: &dyn std::fmt::Display| e.to_string();
-    kafka::ensure_topics(&config.brokers, &topics.all(), kafka::DEFAULT_PARTITIONS)
-        .await
-        .map_err(|e| text(&e))?;
-    match kind {
-        StageKind::Producer => {
-            let path = how.data.clone().unwrap_or_else(crate::demo::default_sample);
-            let source = DatasetSource::open(&path).map_err(|e| format!("dataset {}: {e}", path.display()))?;
-            let opts = ProducerOptions {
-                brokers: config.brokers.clone(),
-                topics,
-                rate: how.rate,
-                entities: Vec::new(),
-                backpressure: None,
-            };
-            let (c, cancel) = (counters.clone(), cancel.clone());
-            let report = tokio::task::spawn_blocking(move || run_producer(&source, &opts, &c, &cancel))
-                .await
-                .map_err(|e| text(&e))?
-                .map_err(|e| text(&e))?;
-            Ok(format!(
-                "producer done: {} sent, {} delivered",
-                report.sent, report.delivered
-            ))
-        }
-        StageKind::Transform => {
-            let opts = TransformOptions {
-                brokers: config.brokers.clone(),
-                topics,
-                group_id: kafka::default_group(transform::GROUP_STAGE, &config.topic_prefix),
-                stop: StopWhen::Cancelled,
-                fetch_wait_ms: kafka::DEFAULT_FETCH_WAIT_MS,
-                backpressure: None,
-            };
-            let report = run_transform(&opts, counters, cancel).await.map_err(|e| text(&e))?;
-            Ok(format!(
-                "transform stopped: {} consumed, {} clean, {} dead-lettered",
-                report.consumed, report.clean, report.dead_lettered
-            ))
-        }
-        StageKind::Consumer => {
-            let zone = AnyRawZone::open(&config.raw_zone).map_err(|e| text(&e))?;
-            let opts = SinkOptions {
-                brokers: config.brokers.clone(),
-                topics,
-                group_id: kafka::default_group(sink::GROUP_STAGE, &config.topic_prefix),
-                fetch_wait_ms: kafka::DEFAULT_FETCH_WAIT_MS,
-                // Short files, so what a student streams shows up in the raw zone within seconds.
-                roll: RollPolicy {
-                    max_age: Duration::from_secs(5),
-                    ..RollPolicy::default()
-                },
-                stop: StopWhen::Cancelled,
-            };
-            let report = run_sink(&zone, &opts, counters, cancel).await.map_err(|e| text(&e))?;
-            Ok(format!(
-                "consumer stopped: {} records in {} files",
-                report.records_written, report.files_written
-            ))
-        }
     }
 }

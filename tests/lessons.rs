@@ -1,0 +1,221 @@
+//! `lab lesson run NAME` on the real test services: each lesson's signal really appears in the
+//! services' own APIs, and the repair really recovers. Its own test binary: broker-restart and
+//! datanode-down stop shared services (cargo runs test binaries one after another).
+//!
+//! Services the lab does not run in Docker are stopped and started through the harness's scripts,
+//! named in LAB_CONTROL_<SERVICE>_STOP/_START exactly as a course running its own services would.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::services::{Airflow, hdfs_delete};
+use common::{json_stdout, lab, run_stage, sample_dir, service_env, unique_prefix};
+use serde_json::Value;
+
+/// One lesson at a time: they share the broker and stop services.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn script(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/services")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// `lab lesson run NAME --json` against the test services; the report and the narration.
+fn lesson(name: &str, prefix: &str, state: &Path, extra_env: &[(&str, String)]) -> (Value, String) {
+    let mut cmd: Command = lab();
+    cmd.args(["lesson", "run", name, "--json"])
+        .env("LAB_STATE_DIR", state)
+        .env("LAB_KAFKA_BROKERS", service_env("LAB_TEST_KAFKA"))
+        .env("LAB_TOPIC_PREFIX", prefix)
+        .env("LAB_RAW_ZONE", state.join("raw"))
+        .env("LAB_HDFS_URL", service_env("LAB_TEST_HDFS_URL"))
+        .env("LAB_HDFS_HTTP", service_env("LAB_TEST_HDFS_HTTP"));
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run lab lesson");
+    let narration = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "lesson {name} failed ({}):\n{narration}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (json_stdout(&out), narration)
+}
+
+/// The value of the signal called `what`, which must have been observed.
+fn signal<'a>(report: &'a Value, what: &str) -> &'a str {
+    report["signals"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["what"] == what))
+        .and_then(|s| s["value"].as_str())
+        .unwrap_or_else(|| panic!("signal {what:?} not observed: {report}"))
+}
+
+fn number_before(text: &str, marker: &str) -> u64 {
+    let head = text.split(marker).next().unwrap_or_default();
+    let digits: String = head
+        .chars()
+        .rev()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number before {marker:?} in {text:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consumer_lag_grows_while_the_consumer_is_paused_and_drains_after() {
+    let _serial = SERIAL.lock().await;
+    let state = tempfile::tempdir().unwrap();
+    let (report, _) = lesson("consumer-lag", &unique_prefix("lesson-lag"), state.path(), &[]);
+    assert_eq!(report["recovered"], true, "{report}");
+    let grew = signal(&report, "consumer lag grew");
+    assert!(number_before(grew, " messages behind") >= 300, "{grew}");
+    let drained = signal(&report, "consumer lag drained");
+    assert!(drained.starts_with("0 messages behind"), "{drained}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn poison_messages_fill_the_dlq_with_their_reasons_while_good_records_flow() {
+    let _serial = SERIAL.lock().await;
+    let state = tempfile::tempdir().unwrap();
+    let (report, narration) = lesson("poison-messages", &unique_prefix("lesson-poison"), state.path(), &[]);
+    assert_eq!(report["recovered"], true, "{report}");
+    assert_eq!(
+        signal(&report, "good records flow past the poison"),
+        "300 of 300 good reviews cleaned"
+    );
+    let dlq = signal(&report, "DLQ grew");
+    assert!(dlq.contains(": +7 ("), "{dlq}");
+    for reason in ["invalid_json", "stars_out_of_range", "missing_field", "not_utf8"] {
+        assert!(dlq.contains(reason), "no {reason} in {dlq}");
+    }
+    assert!(
+        narration.contains("kcat"),
+        "the lesson tells how to read the DLQ: {narration}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_restart_buffers_in_the_producer_and_delivers_everything_once() {
+    let _serial = SERIAL.lock().await;
+    // A fresh, empty broker: restarting one that holds the earlier suites' data means saving and
+    // reloading all of it (minutes on noida-db), which is not what this lesson is about.
+    common::services::service_script("kafka", "start");
+    let state = tempfile::tempdir().unwrap();
+    let kafka = script("kafka.sh");
+    let (report, _) = lesson(
+        "broker-restart",
+        &unique_prefix("lesson-broker"),
+        state.path(),
+        &[
+            ("LAB_CONTROL_KAFKA_STOP", format!("{kafka} stop-keep")),
+            ("LAB_CONTROL_KAFKA_START", format!("{kafka} restart")),
+        ],
+    );
+    assert_eq!(report["recovered"], true, "{report}");
+    signal(&report, "broker down");
+    assert!(number_before(signal(&report, "producer buffering"), " records sent") > 0);
+    signal(&report, "broker back");
+    let delivered = signal(&report, "every record delivered once");
+    let lines = std::fs::read_dir(sample_dir())
+        .unwrap()
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap().lines().count())
+        .sum::<usize>();
+    assert!(
+        delivered.starts_with(&format!("{lines} sent, {lines} delivered")),
+        "{delivered} (the sample has {lines} lines)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn datanode_down_fails_writes_and_they_recover_when_it_is_back() {
+    let _serial = SERIAL.lock().await;
+    let state = tempfile::tempdir().unwrap();
+    let hdfs = script("hdfs.sh");
+    let (report, narration) = lesson(
+        "datanode-down",
+        &unique_prefix("lesson-dn"),
+        state.path(),
+        &[
+            ("LAB_CONTROL_DATANODE_STOP", format!("{hdfs} stop-datanode")),
+            ("LAB_CONTROL_DATANODE_START", format!("{hdfs} start-datanode")),
+        ],
+    );
+    assert_eq!(report["recovered"], true, "{report}");
+    let failure = signal(&report, "raw-zone writes fail");
+    assert!(!failure.is_empty());
+    signal(&report, "raw-zone writes work again");
+    assert!(number_before(signal(&report, "DataNode live"), " live DataNode") >= 1);
+    assert!(narration.contains("heartbeat.recheck-interval"), "{narration}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_batch_goes_up_for_retry_and_succeeds_on_a_later_try() {
+    let _serial = SERIAL.lock().await;
+    // The harness's Airflow batches hdfs://…/lab/raw: give it the sample.
+    let raw_zone = format!("{}/lab/raw", service_env("LAB_TEST_HDFS_URL"));
+    hdfs_delete("/lab/raw").await;
+    let state = tempfile::tempdir().unwrap();
+    let prefix = unique_prefix("lesson-slow");
+    let sample = sample_dir();
+    let raw: &std::ffi::OsStr = raw_zone.as_ref();
+    run_stage(
+        &prefix,
+        raw,
+        state.path(),
+        &["produce", "--data", sample.to_str().unwrap()],
+    );
+    run_stage(&prefix, raw, state.path(), &["transform", "--until-caught-up"]);
+    run_stage(&prefix, raw, state.path(), &["consume", "--until-caught-up"]);
+    Airflow::connect().unpause_when_parsed("yelp_batch");
+
+    let (report, _) = lesson(
+        "slow-batch",
+        &prefix,
+        state.path(),
+        &[
+            ("LAB_AIRFLOW_URL", service_env("LAB_TEST_AIRFLOW_URL")),
+            ("LAB_AIRFLOW_USER", service_env("LAB_TEST_AIRFLOW_USER")),
+            (
+                "LAB_AIRFLOW_PASSWORD_FILE",
+                service_env("LAB_TEST_AIRFLOW_PASSWORD_FILE"),
+            ),
+        ],
+    );
+    assert_eq!(report["recovered"], true, "{report}");
+    assert!(signal(&report, "batch up for retry").starts_with("try 1 failed"));
+    let finished = signal(&report, "run finished late");
+    assert!(finished.starts_with("run success"), "{finished}");
+    assert!(number_before(finished, " tries") >= 2, "{finished}");
+}
+
+#[test]
+fn lesson_list_names_every_lesson_and_unknown_names_are_refused() {
+    let out = lab().args(["lesson", "list"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "consumer-lag",
+        "poison-messages",
+        "broker-restart",
+        "datanode-down",
+        "slow-batch",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    let out = lab().args(["lesson", "run", "datanode"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("datanode-down"), "the error lists the lessons: {err}");
+}
