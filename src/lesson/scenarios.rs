@@ -119,10 +119,23 @@ async fn consumer_lag(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, 
     n.step("Starting the transform and the consumer, and sending the sample once.");
     let transform = Stage::start(ctx, StageKind::Transform, StageStart::default());
     let consumer = Stage::start(ctx, StageKind::Consumer, StageStart::default());
-    Stage::start(ctx, StageKind::Producer, StageStart::default())
-        .finish(lesson)
-        .await?;
+    let first = Stage::start(ctx, StageKind::Producer, StageStart::default());
+    let sent_counter = first.counters.clone();
+    first.finish(lesson).await?;
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let sent = count(&sent_counter.output);
+    // Caught up means the sample went all the way through, not merely "no lag yet": before the
+    // transform's first output the clean topics are empty and the lag is trivially 0.
     until!(name, "the consumer catching up", PATIENCE, POLL, {
+        let (t, c) = (&transform.counters, &consumer.counters);
+        let cleaned = count(&t.output).saturating_sub(count(&t.dlq));
+        if count(&t.input) < sent || cleaned == 0 || count(&c.output) < cleaned {
+            return Err(format!(
+                "transform read {} of {sent}, consumer landed {} of {cleaned}",
+                count(&t.input),
+                count(&c.output)
+            ));
+        }
         match group_lag(&mut probe, &group).await? {
             0 => Ok(()),
             lag => Err(format!("lag {lag}")),

@@ -477,3 +477,96 @@ pub fn reference(dir: &Path) -> Reference {
     );
     r
 }
+
+/// A process running in the background while a test does something to the services under it.
+/// Its stdout and stderr go to files (a pipe nobody reads could block it); it is killed if the
+/// test ends before it does.
+pub struct Background {
+    child: Option<std::process::Child>,
+    what: String,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    _files: tempfile::TempDir,
+}
+
+impl Background {
+    pub fn spawn(cmd: &mut Command) -> Self {
+        let files = tempfile::tempdir().expect("temp dir");
+        let (stdout, stderr) = (files.path().join("stdout"), files.path().join("stderr"));
+        let child = cmd
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Self {
+            child: Some(child),
+            what: format!("{cmd:?}"),
+            stdout,
+            stderr,
+            _files: files,
+        }
+    }
+
+    /// Still running (not exited yet)?
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().expect("poll the child").is_none())
+    }
+
+    /// Its stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits for it to exit; kills it and panics (with its output) if it takes longer than
+    /// `patience`, which is a hang guard, not a timing assertion.
+    pub fn wait(mut self, patience: std::time::Duration) -> Output {
+        let mut child = self.child.take().expect("not waited for yet");
+        let deadline = std::time::Instant::now() + patience;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("poll the child") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                kill_and_reap(&mut child);
+                panic!(
+                    "{} still running after {patience:?}; killed.\nstdout:\n{}\nstderr:\n{}",
+                    self.what,
+                    std::fs::read_to_string(&self.stdout).unwrap_or_default(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        Output {
+            status,
+            stdout: std::fs::read(&self.stdout).unwrap_or_default(),
+            stderr: std::fs::read(&self.stderr).unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_and_reap(&mut child);
+        }
+    }
+}
+
+fn kill_and_reap(child: &mut std::process::Child) {
+    if let Err(e) = child.kill() {
+        eprintln!("could not kill pid {}: {e}", child.id());
+    }
+    if let Err(e) = child.wait() {
+        eprintln!("could not reap pid {}: {e}", child.id());
+    }
+}
+
+/// The last `n` lines of a `lab` state dir's log (newest last), for failure messages.
+pub fn log_tail(state: &Path, n: usize) -> String {
+    let log = std::fs::read_to_string(state.join("logs/lab.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -46,6 +46,50 @@ pub fn service_script(service: &str, action: &str) {
     );
 }
 
+/// A test service stopped by a test, brought back (on the same data) if the test fails before it
+/// does, so the test binaries after it still find it running.
+pub struct Stopped {
+    service: &'static str,
+    /// The action that starts it again on the same data.
+    back: &'static str,
+    is_back: bool,
+}
+
+impl Stopped {
+    /// Runs `<service>.sh <stop>`; `back` is the action that starts it again on the same data.
+    pub fn stop(service: &'static str, stop: &str, back: &'static str) -> Self {
+        service_script(service, stop);
+        Self {
+            service,
+            back,
+            is_back: false,
+        }
+    }
+
+    pub fn start_again(mut self) {
+        self.is_back = true;
+        service_script(self.service, self.back);
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if self.is_back {
+            return;
+        }
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/services/{}.sh", self.service));
+        match Command::new(&script).arg(self.back).output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!(
+                "could not bring {} back: {}",
+                self.service,
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => eprintln!("could not run {}: {e}", script.display()),
+        }
+    }
+}
+
 /// `spark-submit` of the harness's pyspark, against the test master.
 pub fn spark_submit() -> Command {
     let venv = PathBuf::from(service_env("LAB_TEST_VENV"));
@@ -168,6 +212,27 @@ impl Airflow {
             "/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/1"
         ));
         log.to_string()
+    }
+
+    /// The log of one try of a task, as text.
+    pub fn task_log_try(&self, dag_id: &str, run_id: &str, task_id: &str, try_number: u64) -> String {
+        let log = self.get(&format!(
+            "/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+        ));
+        log.to_string()
+    }
+
+    /// One task instance of a run as the API returns it (`state`, `try_number`, …).
+    pub fn task_instance(&self, dag_id: &str, run_id: &str, task_id: &str) -> Value {
+        self.get(&format!(
+            "/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+        ))
+    }
+
+    /// A run's state (`queued`, `running`, `success`, `failed`).
+    pub fn run_state(&self, dag_id: &str, run_id: &str) -> String {
+        let run = self.get(&format!("/api/v2/dags/{dag_id}/dagRuns/{run_id}"));
+        run["state"].as_str().unwrap_or("").to_string()
     }
 }
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Throwaway PostgreSQL cluster for tests: 127.0.0.1:${LAB_TEST_PG_PORT:-25432},
-# trust auth, fsync=off, fresh data dir under ${LAB_SERVICES_DIR:-/tmp/lab-services}/pg.
-# Usage: postgres.sh start|stop|status
+# trust auth, fsync=off, data dir under ${LAB_SERVICES_DIR:-/tmp/lab-services}/pg.
+# Usage: postgres.sh start|stop|restart|status
+#   start    fresh (initdb'd) cluster
+#   stop     clean shutdown (pg_ctl -m fast); the data stays until the next start
+#   restart  stop if running, then start on the SAME data (databases kept), for the outage tests
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -64,6 +67,21 @@ do_start() {
   if ! as_pg "$bin/initdb" -D "$PG_DATA" -A trust -U postgres --no-sync >"$PG_DIR/initdb.log" 2>&1; then
     log_tail "$PG_DIR/initdb.log"; die "initdb failed"
   fi
+  launch
+}
+
+do_restart() {
+  ensure_installed
+  do_stop
+  [ -f "$PG_DATA/PG_VERSION" ] || die "postgres: no cluster in $PG_DATA to restart (run start first)"
+  require_port_free "$LAB_TEST_PG_PORT" postgres
+  cd /tmp
+  launch
+}
+
+# launch: the server on the cluster in $PG_DATA.
+launch() {
+  local bin; bin=$(pg_bindir)
   # -k: unix socket in our own dir (not /var/run/postgresql, which may not exist).
   if ! as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 30 \
       -o "-c listen_addresses=127.0.0.1 -p $LAB_TEST_PG_PORT -k $PG_DIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
@@ -86,6 +104,7 @@ do_status() {
 case ${1:-} in
   start) do_start ;;
   stop) do_stop ;;
+  restart) do_restart ;;
   status) do_status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
 esac

@@ -1,0 +1,258 @@
+//! Outages of the real services under a running pipeline (issue #8):
+//!
+//! - the Kafka-protocol broker stops in the middle of `lab produce` and comes back on the same
+//!   data: the idempotent producer buffers and retries, exits 0 with every line delivered, and
+//!   downstream every record arrives exactly once (serving tables equal the reference);
+//! - PostgreSQL is down: `lab batch` fails at once with a message that says what failed and what
+//!   to do, and the Airflow DAG's batch task goes up for retry and succeeds on a later try once
+//!   the database is back.
+//!
+//! Its own test binary, because it stops shared test services (cargo runs test binaries one after
+//! another, so no other test sees the outages). A failing test restarts what it stopped.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bigdata_lab::dataset::Entity;
+use bigdata_lab::pipeline::Topics;
+use bigdata_lab::probes::kafka::KafkaProbe;
+use common::services::{Airflow, Stopped, hdfs_delete};
+use common::{
+    Background, assert_tables_equal_reference, connect, fresh_database, json_stdout, log_tail, reference, run_stage,
+    sample_dir, service_env, stage_cmd, unique_prefix,
+};
+use serde_json::{Value, json};
+
+/// One outage at a time: the tests of this binary would otherwise run in parallel, each under
+/// the other's outage.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Records held by the raw topics of `prefix`, as the broker reports them.
+async fn raw_records(prefix: &str) -> Option<i64> {
+    let topics = Topics::new(prefix);
+    let raw: Vec<String> = Entity::ALL.iter().map(|e| topics.raw(*e)).collect();
+    let snap = KafkaProbe::new(&service_env("LAB_TEST_KAFKA"), prefix)
+        .poll()
+        .await
+        .detail?;
+    Some(
+        snap.topics
+            .iter()
+            .filter(|t| raw.contains(&t.name))
+            .map(|t| t.messages)
+            .sum(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_restart_mid_produce_loses_and_duplicates_nothing() {
+    let _serial = SERIAL.lock().await;
+    let prefix = unique_prefix("broker-outage");
+    let raw_zone = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let sample = sample_dir();
+    let reference = reference(&sample);
+    let valid = reference.total_lines - reference.invalid_lines;
+
+    // Rate-limited, so the outage falls in the middle: ~2,200 lines take about 11 s.
+    let mut producer = Background::spawn(&mut stage_cmd(
+        &prefix,
+        raw_zone.path().as_os_str(),
+        state.path(),
+        &["produce", "--data", sample.to_str().unwrap(), "--rate", "200"],
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let before = loop {
+        match raw_records(&prefix).await {
+            Some(n) if n > 0 => break n,
+            _ => {}
+        }
+        assert!(
+            producer.is_running() && Instant::now() < deadline,
+            "nothing reached the broker within 60 s\nproducer stderr:\n{}\nlog:\n{}",
+            producer.stderr(),
+            log_tail(state.path(), 30)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // The broker goes away (saving its state) and comes back on the same data.
+    let outage = Stopped::stop("kafka", "stop-keep", "restart");
+    assert!(
+        producer.is_running() && u64::try_from(before).unwrap() < reference.total_lines,
+        "the producer was not mid-way when the broker stopped ({before} of {} records in), so this test proved nothing",
+        reference.total_lines
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    outage.start_again();
+
+    let out = producer.wait(Duration::from_secs(300));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the producer did not survive the broker restart ({}):\nstderr:\n{stderr}\nlog:\n{}",
+        out.status,
+        log_tail(state.path(), 30)
+    );
+    let report = json_stdout(&out);
+    assert_eq!(report["sent"], reference.total_lines, "{report}");
+    assert_eq!(report["delivered"], report["sent"], "{report}");
+    let log = std::fs::read_to_string(state.path().join("logs/lab.log")).unwrap_or_default();
+    assert!(
+        log.contains("Connection refused"),
+        "the producer never saw the broker go away, so this test proved nothing; log:\n{}",
+        log_tail(state.path(), 30)
+    );
+    // At the broker: every line once, retried batches not appended twice.
+    assert_eq!(
+        raw_records(&prefix).await,
+        Some(i64::try_from(reference.total_lines).unwrap()),
+        "records in the raw topics after the restart"
+    );
+
+    // Downstream: each valid record exactly once in the serving tables.
+    let zone = raw_zone.path().as_os_str();
+    run_stage(&prefix, zone, state.path(), &["transform", "--until-caught-up"]);
+    let consumed = run_stage(
+        &prefix,
+        zone,
+        state.path(),
+        &["consume", "--until-caught-up", "--roll-seconds", "1"],
+    );
+    assert_eq!(consumed["records_written"], valid, "{consumed}");
+    let url = fresh_database("lab_broker_outage").await;
+    let batch = run_stage(&prefix, zone, state.path(), &["batch", "--json", "--pg", &url]);
+    assert_eq!(batch["rows_in"], valid, "raw rows before deduplication: no duplicates");
+    assert_tables_equal_reference(&connect(&url).await, &reference).await;
+}
+
+/// Polls the batch task of a run until it is up for retry; panics if it gets anywhere else.
+fn wait_up_for_retry(airflow: &Airflow, run_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let ti = airflow.task_instance("yelp_batch", run_id, "batch");
+        let state = ti["state"].as_str().unwrap_or("none");
+        if state == "up_for_retry" {
+            return ti;
+        }
+        let run = airflow.run_state("yelp_batch", run_id);
+        assert!(
+            !matches!(state, "success" | "failed" | "upstream_failed" | "skipped")
+                && !matches!(run.as_str(), "success" | "failed")
+                && Instant::now() < deadline,
+            "with PostgreSQL down the batch task should be up for retry, but it is {state} (run {run}); tasks: {}\n\
+             sensor log: {}\nbatch log: {}",
+            airflow.task_states("yelp_batch", run_id),
+            airflow.task_log("yelp_batch", run_id, "wait_for_raw_files"),
+            airflow.task_log("yelp_batch", run_id, "batch"),
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_down_fails_the_batch_fast_and_airflow_retries_it() {
+    let _serial = SERIAL.lock().await;
+    // The harness's Airflow batches hdfs://…/lab/raw into the database `yelp`; this test owns both
+    // (as does batch_layer.rs's Airflow test, which runs in another binary).
+    let raw_zone = format!("{}/lab/raw", service_env("LAB_TEST_HDFS_URL"));
+    hdfs_delete("/lab/raw").await;
+    let pg_url = service_env("LAB_TEST_AIRFLOW_PG_URL");
+    connect(&pg_url)
+        .await
+        .batch_execute("DROP SCHEMA IF EXISTS yelp CASCADE")
+        .await
+        .unwrap();
+    let prefix = unique_prefix("pg-outage");
+    let state = tempfile::tempdir().unwrap();
+    let zone = raw_zone.as_ref();
+    let sample = sample_dir();
+    let reference = reference(&sample);
+    let valid = reference.total_lines - reference.invalid_lines;
+    let produced = run_stage(
+        &prefix,
+        zone,
+        state.path(),
+        &["produce", "--data", sample.to_str().unwrap()],
+    );
+    assert_eq!(produced["sent"], produced["delivered"]);
+    run_stage(&prefix, zone, state.path(), &["transform", "--until-caught-up"]);
+    let consumed = run_stage(
+        &prefix,
+        zone,
+        state.path(),
+        &["consume", "--until-caught-up", "--roll-seconds", "1"],
+    );
+    assert_eq!(consumed["records_written"], valid);
+    let airflow = Airflow::connect();
+    airflow.unpause_when_parsed("yelp_batch");
+
+    let outage = Stopped::stop("postgres", "stop", "restart");
+
+    // By hand: a non-zero exit straight away (the patience is only a hang guard), saying what
+    // failed and what to do.
+    let out = Background::spawn(&mut stage_cmd(
+        &prefix,
+        zone,
+        state.path(),
+        &["batch", "--json", "--pg", &pg_url],
+    ))
+    .wait(Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "batch succeeded without PostgreSQL:\n{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "no report for a failed batch: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for needle in [
+        &format!("PostgreSQL: cannot connect to {pg_url}"),
+        "Connection refused",
+        "is the server running? pass --pg URL or set LAB_PG_URL",
+    ] {
+        assert!(stderr.contains(needle), "the error should say {needle:?}:\n{stderr}");
+    }
+
+    // Through Airflow: the batch task fails on its first try and is retried.
+    let run_id = airflow.trigger("yelp_batch", &json!({"engine": "datafusion", "teaching": true}));
+    let ti = wait_up_for_retry(&airflow, &run_id);
+    assert_eq!(ti["try_number"], 1, "{ti}");
+    let first_try = airflow.task_log_try("yelp_batch", &run_id, "batch", 1);
+    assert!(
+        first_try.contains("cannot connect to"),
+        "the first try should fail on the connection: {first_try}"
+    );
+    outage.start_again();
+
+    let run_state = airflow.wait_run("yelp_batch", &run_id, Duration::from_secs(600));
+    let tasks = airflow.task_states("yelp_batch", &run_id);
+    let ti = airflow.task_instance("yelp_batch", &run_id, "batch");
+    assert_eq!(
+        run_state,
+        "success",
+        "the run failed after PostgreSQL came back: {tasks}\nbatch: {ti}\nlast batch log: {}",
+        airflow.task_log_try("yelp_batch", &run_id, "batch", ti["try_number"].as_u64().unwrap_or(1))
+    );
+    assert!(
+        ti["try_number"].as_u64().unwrap() >= 2,
+        "the batch was not retried: {ti}"
+    );
+    for task in ["wait_for_raw_files", "batch", "quality_check", "record_run"] {
+        assert!(tasks.contains(&format!("{task}=success")), "{tasks}");
+    }
+    let client = connect(&pg_url).await;
+    assert_tables_equal_reference(&client, &reference).await;
+    let row = client
+        .query_one(
+            "SELECT status, quality, rows_in FROM yelp.batch_runs WHERE dag_run_id = $1",
+            &[&run_id],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("no batch_runs row for {run_id}: {e}"));
+    assert_eq!(row.get::<_, String>(0), "succeeded");
+    assert_eq!(row.get::<_, String>(1), "passed");
+    assert_eq!(row.get::<_, i64>(2), i64::try_from(valid).unwrap());
+}
