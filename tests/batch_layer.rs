@@ -9,36 +9,13 @@ use std::time::Duration;
 use common::services::{Airflow, hdfs_delete, hdfs_raw_zone, jobs_dir, spark_submit};
 use common::{
     TABLES, assert_tables_equal_reference, connect, fresh_database, lab, read_table, reference, run_ok, run_stage,
-    sample_dir, service_env, unique_prefix,
+    sample_dir, service_env, stream_sample_into, unique_prefix,
 };
 use serde_json::{Value, json};
 
 /// Runs a `lab` stage against the test broker with the given raw zone; returns its JSON report.
 fn stage(prefix: &str, raw_zone: &str, state: &std::path::Path, args: &[&str]) -> Value {
     run_stage(prefix, raw_zone.as_ref(), state, args)
-}
-
-/// Streams the sample through the real broker into `raw_zone` (on HDFS); returns valid records.
-fn stream_sample_into(prefix: &str, raw_zone: &str, state: &std::path::Path) -> u64 {
-    let sample = sample_dir();
-    let produced = stage(
-        prefix,
-        raw_zone,
-        state,
-        &["produce", "--data", sample.to_str().expect("UTF-8 path")],
-    );
-    assert_eq!(produced["sent"], produced["delivered"]);
-    stage(prefix, raw_zone, state, &["transform", "--until-caught-up"]);
-    let consumed = stage(
-        prefix,
-        raw_zone,
-        state,
-        &["consume", "--until-caught-up", "--roll-seconds", "1"],
-    );
-    let written = consumed["records_written"].as_u64().expect("records_written");
-    let reference = reference(&sample);
-    assert_eq!(written, reference.total_lines - reference.invalid_lines);
-    written
 }
 
 async fn assert_same_tables(a_url: &str, b_url: &str) {

@@ -16,14 +16,14 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::services::{hdfs_client, hdfs_delete, hdfs_raw_zone};
 use common::{
-    Reference, assert_tables_equal_reference, connect, fresh_database, json_stdout, reference, run_ok, service_env,
-    stage_cmd, unique_prefix,
+    Background, Reference, assert_tables_equal_reference, connect, fresh_database, json_stdout, log_tail, reference,
+    run_ok, service_env, stage_cmd, unique_prefix,
 };
 use serde_json::Value;
 
@@ -105,26 +105,18 @@ impl Env {
         json_stdout(&run_ok(&mut self.cmd(args)))
     }
 
-    /// A stage in the background, its output discarded (the log file keeps what matters).
-    fn spawn(&self, args: &[&str]) -> Running {
-        Running(Some(
-            self.cmd(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("start lab {args:?}: {e}")),
-        ))
+    /// A stage in the background.
+    fn spawn(&self, args: &[&str]) -> Background {
+        Background::spawn(&mut self.cmd(args))
     }
 
     /// The rate-limited producer, streaming the whole dataset once.
-    fn stream_in_background(&self, data: &Dataset) -> Running {
+    fn stream_in_background(&self, data: &Dataset) -> Background {
         self.spawn(&["produce", "--data", data.dir.to_str().unwrap(), "--rate", STREAM_RATE])
     }
 
     fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.state.path().join("logs/lab.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        tail.join("\n")
+        log_tail(self.state.path(), 40)
     }
 
     /// Batch into a fresh database; the raw zone must hold every valid record exactly once and the
@@ -135,57 +127,16 @@ impl Env {
         assert_eq!(
             batch["rows_in"],
             data.valid,
-            "raw-zone records: every valid input record exactly once\nlog tail (newest first):\n{}",
+            "raw-zone records: every valid input record exactly once\nlog tail:\n{}",
             self.log_tail()
         );
         assert_tables_equal_reference(&connect(&url).await, &data.reference).await;
     }
 }
 
-/// A child process that is SIGKILLed if the test ends (or fails) before it.
-struct Running(Option<Child>);
-
-impl Running {
-    fn kill(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            // SIGKILL: no signal handler, no flush, no goodbye to the broker or the database.
-            if let Err(e) = child.kill() {
-                eprintln!("kill: {e}");
-            }
-            if let Err(e) = child.wait() {
-                eprintln!("reap: {e}");
-            }
-        }
-    }
-
-    /// Whether it exited on its own (and with which status).
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.0.as_mut().and_then(|c| c.try_wait().unwrap())
-    }
-
-    fn wait_ok(&mut self, what: &str) {
-        let status = self.0.take().map(|mut c| c.wait().unwrap());
-        assert!(status.is_some_and(|s| s.success()), "{what} failed: {status:?}");
-    }
-
-    /// Ctrl-C: the stage's clean stop.
-    fn interrupt(&mut self, what: &str) {
-        if let Some(child) = &self.0 {
-            run_ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
-        }
-        self.wait_ok(what);
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Starts `args` again and again, SIGKILLing it after a random 0.3–2.5 s, until it was killed
 /// `KILLS` times and `producer` has finished. Returns the number of kills.
-fn kill_loop(env: &Env, args: &[&str], producer: &mut Running, rng: &mut Rng) -> u32 {
+fn kill_loop(env: &Env, args: &[&str], producer: &mut Background, rng: &mut Rng) -> u32 {
     let mut kills = 0;
     let mut produced = false;
     while kills < KILLS || !produced {
@@ -244,9 +195,10 @@ async fn consumer_killed_repeatedly_while_streaming_to_hdfs_loses_and_doubles_no
     let mut rng = Rng::new("consumer");
 
     let mut producer = env.stream_in_background(data);
-    let mut transform = env.spawn(&["transform"]);
+    let transform = env.spawn(&["transform"]);
     let kills = kill_loop(&env, &["consume", "--roll-seconds", "1"], &mut producer, &mut rng);
-    transform.interrupt("the background transform");
+    let stopped = transform.interrupt(Duration::from_secs(120));
+    assert!(stopped.status.success(), "the background transform failed: {stopped:?}");
     env.run(&["transform", "--until-caught-up"]);
 
     let files_before = parquet_files(&root).await;
@@ -395,7 +347,7 @@ async fn watch_tables(
 }
 
 /// Waits until the batch holds the load lock (`Some`) or exits on its own (`None`, successfully).
-async fn wait_for_load(probe: &tokio_postgres::Client, batch: &mut Running) -> Option<()> {
+async fn wait_for_load(probe: &tokio_postgres::Client, batch: &mut Background) -> Option<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let holders: i64 = probe.query_one(IN_LOAD_SQL, &[]).await.unwrap().get(0);

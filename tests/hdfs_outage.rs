@@ -4,13 +4,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::services::{hdfs_client, hdfs_delete, hdfs_raw_zone, service_script};
 use common::{
-    assert_tables_equal_reference, connect, fresh_database, json_stdout, reference, run_ok, sample_dir, service_env,
-    stage_cmd, unique_prefix,
+    Background, assert_tables_equal_reference, connect, fresh_database, json_stdout, reference, run_ok, sample_dir,
+    service_env, stage_cmd, unique_prefix,
 };
 use serde_json::Value;
 
@@ -43,26 +43,6 @@ impl Env {
     }
 }
 
-/// Kills the consumer if the test fails half-way.
-struct Consumer(Option<Child>);
-
-fn stop(child: &mut Child) {
-    if let Err(e) = child.kill() {
-        eprintln!("could not kill the consumer: {e}");
-    }
-    if let Err(e) = child.wait() {
-        eprintln!("could not reap the consumer: {e}");
-    }
-}
-
-impl Drop for Consumer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            stop(&mut child);
-        }
-    }
-}
-
 async fn files_under(dir: &str) -> usize {
     match hdfs_client().list_status(dir, true).await {
         Ok(list) => list.iter().filter(|s| !s.isdir && s.path.ends_with(".parquet")).count(),
@@ -86,13 +66,7 @@ async fn hdfs_restart_while_consuming_loses_and_duplicates_nothing() {
 
     // First half of the data, and a consumer that keeps running (no --until-caught-up).
     env.produce("business,user");
-    let mut consumer = Consumer(Some(
-        env.cmd(&["consume", "--roll-seconds", "1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the consumer"),
-    ));
+    let consumer = Background::spawn(&mut env.cmd(&["consume", "--roll-seconds", "1"]));
     let deadline = Instant::now() + Duration::from_secs(60);
     while files_under(&format!("{root}/user")).await == 0 {
         assert!(
@@ -132,13 +106,7 @@ async fn hdfs_restart_while_consuming_loses_and_duplicates_nothing() {
             last_error = String::from_utf8_lossy(&out.stderr).into_owned();
         }
         if Instant::now() > deadline {
-            let mut consumer_err = String::new();
-            if let Some(mut child) = consumer.0.take() {
-                stop(&mut child);
-                if let Some(stderr) = child.stderr.as_mut() {
-                    std::io::Read::read_to_string(stderr, &mut consumer_err).expect("read the consumer's stderr");
-                }
-            }
+            let consumer_err = consumer.stderr();
             let log = std::fs::read_to_string(env.state.path().join("logs/lab.log")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(30).collect();
             panic!(
@@ -151,12 +119,9 @@ async fn hdfs_restart_while_consuming_loses_and_duplicates_nothing() {
     }
 
     // Ctrl-C: a clean stop, with every record accounted for exactly once.
-    let mut child = consumer.0.take().unwrap();
-    run_ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
-    let status = child.wait().unwrap();
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-    assert!(status.success(), "consumer exit {status}: {stdout}");
+    let stopped = consumer.interrupt(Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&stopped.stdout);
+    assert!(stopped.status.success(), "consumer exit {}: {stdout}", stopped.status);
     let report: Value = serde_json::from_str(&stdout).expect("consumer report");
     assert_eq!(report["records_written"], valid, "{report}");
 

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::services::{Airflow, hdfs_delete};
-use common::{json_stdout, lab, run_stage, sample_dir, service_env, unique_prefix};
+use common::{json_stdout, lab, sample_dir, service_env, stream_sample_into, unique_prefix};
 use serde_json::Value;
 
 /// One lesson at a time: they share the broker and stop services.
@@ -169,16 +169,7 @@ async fn slow_batch_goes_up_for_retry_and_succeeds_on_a_later_try() {
     hdfs_delete("/lab/raw").await;
     let state = tempfile::tempdir().unwrap();
     let prefix = unique_prefix("lesson-slow");
-    let sample = sample_dir();
-    let raw: &std::ffi::OsStr = raw_zone.as_ref();
-    run_stage(
-        &prefix,
-        raw,
-        state.path(),
-        &["produce", "--data", sample.to_str().unwrap()],
-    );
-    run_stage(&prefix, raw, state.path(), &["transform", "--until-caught-up"]);
-    run_stage(&prefix, raw, state.path(), &["consume", "--until-caught-up"]);
+    stream_sample_into(&prefix, &raw_zone, state.path());
     Airflow::connect().unpause_when_parsed("yelp_batch");
 
     let (report, _) = lesson(

@@ -22,7 +22,7 @@ use bigdata_lab::probes::kafka::KafkaProbe;
 use common::services::{Airflow, Stopped, hdfs_delete};
 use common::{
     Background, assert_tables_equal_reference, connect, fresh_database, json_stdout, log_tail, reference, run_stage,
-    sample_dir, service_env, stage_cmd, unique_prefix,
+    sample_dir, service_env, stage_cmd, stream_sample_into, unique_prefix,
 };
 use serde_json::{Value, json};
 
@@ -168,25 +168,8 @@ async fn postgres_down_fails_the_batch_fast_and_airflow_retries_it() {
         .unwrap();
     let prefix = unique_prefix("pg-outage");
     let state = tempfile::tempdir().unwrap();
-    let zone = raw_zone.as_ref();
-    let sample = sample_dir();
-    let reference = reference(&sample);
-    let valid = reference.total_lines - reference.invalid_lines;
-    let produced = run_stage(
-        &prefix,
-        zone,
-        state.path(),
-        &["produce", "--data", sample.to_str().unwrap()],
-    );
-    assert_eq!(produced["sent"], produced["delivered"]);
-    run_stage(&prefix, zone, state.path(), &["transform", "--until-caught-up"]);
-    let consumed = run_stage(
-        &prefix,
-        zone,
-        state.path(),
-        &["consume", "--until-caught-up", "--roll-seconds", "1"],
-    );
-    assert_eq!(consumed["records_written"], valid);
+    let reference = reference(&sample_dir());
+    let valid = stream_sample_into(&prefix, &raw_zone, state.path());
     let airflow = Airflow::connect();
     airflow.unpause_when_parsed("yelp_batch");
 
@@ -196,7 +179,7 @@ async fn postgres_down_fails_the_batch_fast_and_airflow_retries_it() {
     // failed and what to do.
     let out = Background::spawn(&mut stage_cmd(
         &prefix,
-        zone,
+        raw_zone.as_ref(),
         state.path(),
         &["batch", "--json", "--pg", &pg_url],
     ))

@@ -122,18 +122,16 @@ async fn consumer_lag(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, 
     let first = Stage::start(ctx, StageKind::Producer, StageStart::default());
     let sent_counter = first.counters.clone();
     first.finish(lesson).await?;
-    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-    let sent = count(&sent_counter.output);
+    let sent = sent_counter.snapshot().output;
     // Caught up means the sample went all the way through, not merely "no lag yet": before the
     // transform's first output the clean topics are empty and the lag is trivially 0.
     until!(name, "the consumer catching up", PATIENCE, POLL, {
-        let (t, c) = (&transform.counters, &consumer.counters);
-        let cleaned = count(&t.output).saturating_sub(count(&t.dlq));
-        if count(&t.input) < sent || cleaned == 0 || count(&c.output) < cleaned {
+        let (t, c) = (transform.counters.snapshot(), consumer.counters.snapshot());
+        let cleaned = t.output.saturating_sub(t.dlq);
+        if t.input < sent || cleaned == 0 || c.output < cleaned {
             return Err(format!(
                 "transform read {} of {sent}, consumer landed {} of {cleaned}",
-                count(&t.input),
-                count(&c.output)
+                t.input, c.output
             ));
         }
         match group_lag(&mut probe, &group).await? {
@@ -318,17 +316,17 @@ async fn poison_messages(ctx: &LessonContext, log: &mut SignalLog) -> Result<boo
     producer.finish(lesson).await?;
     let counters = transform.counters.clone();
     let sent = (good + poison) as u64;
-    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     // `output` counts every delivery, clean or dead letter.
     until!(name, "the transform handling every record", PATIENCE, POLL, {
-        let done = count(&counters.output);
+        let done = counters.snapshot().output;
         if done >= sent {
             Ok(())
         } else {
             Err(format!("{done} of {sent} handled"))
         }
     })?;
-    let clean = count(&counters.output) - count(&counters.dlq);
+    let handled = counters.snapshot();
+    let clean = handled.output - handled.dlq;
     log.saw(
         "good records flow past the poison",
         format!("{clean} of {good} good reviews cleaned"),
@@ -379,8 +377,8 @@ async fn broker_restart(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool
     n.step("The producer streams the sample at 200 msg/s.");
     let producer = Stage::start(ctx, StageKind::Producer, sample_at(200));
     let counters = producer.counters.clone();
-    let delivered = || counters.output.load(std::sync::atomic::Ordering::Relaxed);
-    let sent = || counters.input.load(std::sync::atomic::Ordering::Relaxed);
+    let delivered = || counters.snapshot().output;
+    let sent = || counters.snapshot().input;
     until!(name, "the first deliveries", PATIENCE, Duration::from_millis(200), {
         if delivered() > 0 {
             Ok(())
@@ -510,13 +508,8 @@ async fn slow_batch(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, Le
     let lesson = Lesson::SlowBatch;
     let name = lesson.name();
     let n = &ctx.narrator;
-    let airflow = &ctx.config.airflow;
-    let mut probe = AirflowProbe::new(AirflowTarget {
-        url: airflow.url.clone(),
-        username: airflow.username.clone(),
-        password_file: airflow.password_file.clone(),
-    })
-    .map_err(|e| failed(lesson, e.to_string()))?;
+    let mut probe =
+        AirflowProbe::new(AirflowTarget::from(&ctx.config.airflow)).map_err(|e| failed(lesson, e.to_string()))?;
     let to_failed = |e: crate::probes::ProbeError| failed(lesson, e.to_string());
     probe.set_paused(DAG, false).await.map_err(to_failed)?;
     let conf = serde_json::json!({"teaching": true, "lesson_slow_first_try": SLOW_FIRST_TRY_S});

@@ -135,7 +135,8 @@ async fn sink_loop<Z: RawZone>(
     let mut skipped_commits = kafka::OffsetTracker::default();
     let mut report = SinkReport::default();
     let mut last_check = Instant::now() - Duration::from_secs(1);
-    let mut position_commits: HashMap<(String, i32), i64> = HashMap::new();
+    // The last offset committed per partition, so a position is only committed when it moved.
+    let mut committed: HashMap<(String, i32), i64> = HashMap::new();
     loop {
         let mut pending = tokio::select! {
             () = cancel.cancelled() => break,
@@ -190,7 +191,7 @@ async fn sink_loop<Z: RawZone>(
             counters.set_lag(lag.unwrap_or(-1));
         }
         if caught_up_check {
-            commit_positions_past_markers(&consumer, &buffers, &mut position_commits, brokers)?;
+            commit_positions_past_markers(&consumer, &buffers, &mut committed, brokers)?;
         }
         let finishing = opts.stop.reached(lag);
         let due: Vec<(Entity, i32)> = buffers
@@ -217,14 +218,20 @@ async fn sink_loop<Z: RawZone>(
                     StageCounters::add(&counters.output, buffer.offsets.len() as u64);
                 }
                 commit_next(&consumer, &buffer.topic, buffer.partition, buffer.next_offset, brokers)?;
+                committed.insert((buffer.topic, buffer.partition), buffer.next_offset);
             }
         }
         if !skipped_commits.is_empty() {
             let tpl = skipped_commits.take()?;
             kafka::commit_sync(&consumer, &tpl, brokers)?;
+            for elem in tpl.elements() {
+                if let Offset::Offset(next) = elem.offset() {
+                    committed.insert((elem.topic().to_string(), elem.partition()), next);
+                }
+            }
         }
         if finishing && buffers.is_empty() {
-            commit_positions_past_markers(&consumer, &buffers, &mut position_commits, brokers)?;
+            commit_positions_past_markers(&consumer, &buffers, &mut committed, brokers)?;
             break;
         }
     }
@@ -248,8 +255,8 @@ fn commit_next<C: ConsumerContext + 'static>(
     kafka::commit_sync(consumer, &tpl, brokers)
 }
 
-/// Commits the read position of every partition with nothing buffered, when it moved past what
-/// the records' own offsets committed.
+/// Commits the read position of every partition with nothing buffered, when it moved past the
+/// last offset committed for it (`committed`, kept by the caller).
 ///
 /// The clean topics are written in transactions, and each commit leaves a control marker after
 /// the data: committing "last record + 1" would leave the group one message behind per partition

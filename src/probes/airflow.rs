@@ -30,6 +30,16 @@ pub struct AirflowTarget {
     pub password_file: Option<PathBuf>,
 }
 
+impl From<&crate::config::AirflowEndpoint> for AirflowTarget {
+    fn from(endpoint: &crate::config::AirflowEndpoint) -> Self {
+        Self {
+            url: endpoint.url.clone(),
+            username: endpoint.username.clone(),
+            password_file: endpoint.password_file.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ApiVersion {

@@ -333,11 +333,7 @@ impl ProbeTargets {
             pg_url: config.pg_url.clone(),
             hdfs_http: config.hdfs.http.clone(),
             spark_ui: config.spark.ui.clone(),
-            airflow: airflow::AirflowTarget {
-                url: config.airflow.url.clone(),
-                username: config.airflow.username.clone(),
-                password_file: config.airflow.password_file.clone(),
-            },
+            airflow: airflow::AirflowTarget::from(&config.airflow),
             docker_stack: crate::runtime::cli::DEFAULT_STACK.to_string(),
         }
     }

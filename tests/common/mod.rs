@@ -45,6 +45,30 @@ pub fn run_stage(prefix: &str, raw_zone: &std::ffi::OsStr, state: &Path, args: &
     json_stdout(&run_ok(&mut stage_cmd(prefix, raw_zone, state, args)))
 }
 
+/// Streams the sample through the real broker (produce, transform, consume) into `raw_zone`, a
+/// directory or an `hdfs://` URL; asserts every valid record landed and returns their count.
+pub fn stream_sample_into(prefix: &str, raw_zone: &str, state: &Path) -> u64 {
+    let sample = sample_dir();
+    let produced = run_stage(
+        prefix,
+        raw_zone.as_ref(),
+        state,
+        &["produce", "--data", sample.to_str().expect("UTF-8 path")],
+    );
+    assert_eq!(produced["sent"], produced["delivered"]);
+    run_stage(prefix, raw_zone.as_ref(), state, &["transform", "--until-caught-up"]);
+    let consumed = run_stage(
+        prefix,
+        raw_zone.as_ref(),
+        state,
+        &["consume", "--until-caught-up", "--roll-seconds", "1"],
+    );
+    let written = consumed["records_written"].as_u64().expect("records_written");
+    let reference = reference(&sample);
+    assert_eq!(written, reference.total_lines - reference.invalid_lines);
+    written
+}
+
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run lab");
     assert!(
@@ -509,9 +533,27 @@ impl Background {
 
     /// Still running (not exited yet)?
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| c.try_wait().expect("poll the child").is_none())
+        self.child.is_some() && self.exited().is_none()
+    }
+
+    /// Its exit status, once it has exited on its own.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().expect("poll the child"))
+    }
+
+    /// SIGKILL now: no signal handler, no flush, no goodbye to the broker or the database.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_and_reap(&mut child);
+        }
+    }
+
+    /// Ctrl-C (the stage's clean stop), then [`Background::wait`].
+    pub fn interrupt(self, patience: std::time::Duration) -> Output {
+        if let Some(child) = &self.child {
+            run_ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
+        }
+        self.wait(patience)
     }
 
     /// Its stderr so far.
@@ -549,9 +591,7 @@ impl Background {
 
 impl Drop for Background {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            kill_and_reap(&mut child);
-        }
+        self.kill();
     }
 }
 
