@@ -19,7 +19,8 @@ the raw zone without waiting for new files, for demos triggered by hand.
 No secrets here. Everything comes from the Airflow environment (set by `lab up` or the test
 harness): the connection `lab_postgres` (e.g. AIRFLOW_CONN_LAB_POSTGRES), and
 LAB_BIN (the lab binary), LAB_RAW_ZONE (hdfs://namenode:port/lab/raw), LAB_HDFS_HTTP (WebHDFS base
-URL), LAB_SPARK_MASTER, LAB_SPARK_SUBMIT (spark-submit path), LAB_JOBS_DIR (this repo's jobs/).
+URL), LAB_SPARK_MASTER, LAB_SPARK_SUBMIT (spark-submit path), LAB_SPARK_DRIVER_HOST (optional: the
+name the Spark master and executors reach the driver by), LAB_JOBS_DIR (this repo's jobs/).
 Importable by Airflow 3 and Airflow 2 (2.5+).
 """
 
@@ -181,6 +182,9 @@ with DAG(
             "sleep {{ params.lesson_slow_first_try | int }}; exit 1"
             "{% elif params.engine == 'spark' %}"
             '"$LAB_SPARK_SUBMIT" --master "$LAB_SPARK_MASTER" --conf spark.executor.memory=1g '
+            # The host the master and executors call the driver back on, where the default
+            # (this machine's name) is not the right one (the Docker stack: namenode).
+            '${LAB_SPARK_DRIVER_HOST:+--conf "spark.driver.host=$LAB_SPARK_DRIVER_HOST"} '
             '--conf spark.sql.session.timeZone=UTC "$LAB_JOBS_DIR/batch_layer.py" '
             '--raw-zone "$LAB_RAW_ZONE" --date {{ batch_day(dag_run) }}'
             "{% else %}"

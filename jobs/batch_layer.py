@@ -170,7 +170,10 @@ def empty_raw_table(spark, entity):
         "review": "review_id STRING, user_id STRING, business_id STRING, stars INT, `date` TIMESTAMP, "
         "_partition INT, _offset BIGINT",
     }
-    return spark.createDataFrame([], schemas[entity])
+    # From an RDD without partitions: a DataFrame of local rows ([]) would start Python workers on
+    # the executors, and the job must not need Python there (the Docker stack's Spark image has
+    # another Python version than the driver's).
+    return spark.createDataFrame(spark.sparkContext.emptyRDD(), schemas[entity])
 
 
 def utc(value):

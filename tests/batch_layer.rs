@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::services::{Airflow, hdfs_delete, hdfs_raw_zone, jobs_dir, spark_submit};
@@ -44,17 +45,37 @@ async fn datafusion_and_spark_build_identical_serving_tables_from_hdfs() {
 
     // The PySpark twin on the standalone cluster, same raw zone.
     let spark_url = fresh_database("lab_engine_spark").await;
-    let out = run_ok(spark_submit().arg(jobs_dir().join("batch_layer.py")).args([
-        "--raw-zone",
-        &raw_zone,
-        "--pg",
-        &spark_url,
-    ]));
+    // The executors get no usable Python: the job must need none there (it is SQL and a
+    // driver-side load), because the Docker stack's Spark image has another Python than the
+    // Airflow image its driver runs in.
+    let no_executor_python = |raw_zone: &str, pg_url: &str| {
+        let driver_python = PathBuf::from(service_env("LAB_TEST_VENV")).join("bin/python");
+        run_ok(
+            spark_submit()
+                .args(["--conf", "spark.pyspark.python=/nonexistent/python3"])
+                .arg("--conf")
+                .arg(format!("spark.pyspark.driver.python={}", driver_python.display()))
+                .arg(jobs_dir().join("batch_layer.py"))
+                .args(["--raw-zone", raw_zone, "--pg", pg_url]),
+        )
+    };
+    let out = no_executor_python(&raw_zone, &spark_url);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("spark job report");
     assert_eq!(report["rows_in"], valid);
     assert_eq!(report["engine"], "spark");
     assert_same_tables(&df_url, &spark_url).await;
+    // Entities missing from the raw zone become empty tables, still without Python on the executors.
+    let empty_zone = tempfile::tempdir().unwrap();
+    let empty_url = fresh_database("lab_engine_spark_empty").await;
+    let out = no_executor_python(empty_zone.path().to_str().unwrap(), &empty_url);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let empty: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("spark job report");
+    assert_eq!(
+        (empty["rows_in"].as_u64(), empty["rows_out"].as_u64()),
+        (Some(0), Some(0)),
+        "{empty}"
+    );
 
     let client = connect(&spark_url).await;
     let row = client

@@ -674,3 +674,185 @@ async fn up_names_the_process_on_a_taken_port_and_doctor_sees_the_engine_and_the
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     down_all(&engine().await, STACK).await;
 }
+
+/// tests/stacks/build.toml and its build context, copied where the test may edit them.
+fn build_stack_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stacks");
+    std::fs::copy(src.join("build.toml"), dir.path().join("build.toml")).unwrap();
+    let images = dir.path().join("images/tools");
+    std::fs::create_dir_all(&images).unwrap();
+    for file in ["Dockerfile", "marker"] {
+        std::fs::copy(src.join("images/tools").join(file), images.join(file)).unwrap();
+    }
+    let path = dir.path().join("build.toml");
+    (dir, path)
+}
+
+fn built(events: &[StackEvent]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, StackEvent::Built { image } if image == "lab-test/tools:1"))
+}
+
+#[tokio::test]
+#[ignore = "needs the test Docker engine: make test-docker"]
+async fn up_builds_images_rebuilds_on_change_and_a_shared_namespace_answers_to_its_owners_name() {
+    let _guard = ENGINE_LOCK.lock().await;
+    let engine = engine().await;
+    down_all(&engine, "labbuild").await;
+    // Leftover of an earlier run; absent is fine.
+    drop(Command::new("docker").args(["rmi", "-f", "lab-test/tools:1"]).output());
+    let state = tempfile::tempdir().unwrap();
+    let (dir, path) = build_stack_copy();
+    let stack = Stack::load(&path).unwrap();
+
+    // Missing: built, even with --pull never (building pulls nothing here: the bases are local).
+    let (result, events) = up(&engine, &stack, &[], &[], PullPolicy::Never, state.path()).await;
+    let report = result.unwrap_or_else(|e| panic!("{e}"));
+    assert!(built(&events), "{events:#?}");
+    let steps: Vec<(u32, u32)> = events
+        .iter()
+        .filter_map(|e| match e {
+            StackEvent::Building { step, .. } => *step,
+            _ => None,
+        })
+        .collect();
+    // The Dockerfile's four steps, and the label the engine adds as a fifth.
+    assert_eq!(
+        (steps.first(), steps.last()),
+        (Some(&(1, 5)), Some(&(5, 5))),
+        "{events:#?}"
+    );
+    let built_at = position(&events, |e| matches!(e, StackEvent::Built { .. }), "built");
+    assert!(built_at < position(&events, started("hub"), "hub started"));
+    let hub = &ids(&report)["hub"];
+    assert_eq!(docker(&["exec", hub, "cat", "/www/marker"]), "first build");
+    assert_eq!(docker(&["exec", hub, "cat", "/www/built"]), "built-by-lab");
+    docker(&["exec", hub, "test", "-x", "/opt/donor/busybox"]);
+    assert_eq!(
+        docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"lab.build-hash\"}}",
+            "lab-test/tools:1"
+        ])
+        .len(),
+        32,
+        "the image carries its context's digest"
+    );
+
+    // The server in hub's namespace answers other containers under the name hub, and thinks it
+    // is hub: the Spark driver in the NameNode's namespace relies on both.
+    let caller_logs = docker(&["logs", &ids(&report)["caller"]]);
+    assert!(
+        caller_logs.contains("hub") && caller_logs.contains("caller-reached-the-driver"),
+        "{caller_logs}"
+    );
+
+    // Unchanged context: no build, nothing recreated.
+    let (result, events) = up(&engine, &stack, &[], &[], PullPolicy::Missing, state.path()).await;
+    let again = result.unwrap();
+    assert!(
+        !events.iter().any(|e| matches!(e, StackEvent::BuildStarted { .. })),
+        "{events:#?}"
+    );
+    assert_eq!(outcomes(&again)["hub"], ServiceOutcome::Kept);
+    assert_eq!(&ids(&again)["hub"], hub);
+
+    // A changed file in the context: rebuilt, and the containers on the old image recreated.
+    std::fs::write(dir.path().join("images/tools/marker"), "second build\n").unwrap();
+    let (result, events) = up(&engine, &stack, &[], &[], PullPolicy::Missing, state.path()).await;
+    let rebuilt = result.unwrap();
+    assert!(built(&events), "{events:#?}");
+    assert_eq!(outcomes(&rebuilt)["hub"], ServiceOutcome::Recreated);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        StackEvent::Recreating { service, reason } if service == "hub" && reason.contains("image changed")
+    )));
+    assert_eq!(
+        docker(&["exec", &ids(&rebuilt)["hub"], "cat", "/www/marker"]),
+        "second build"
+    );
+
+    // A failing step: the error names the image, the step's output and what to do; the running
+    // containers are left alone.
+    let dockerfile = dir.path().join("images/tools/Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    std::fs::write(&dockerfile, format!("{text}RUN echo build-step-fails >&2; exit 3\n")).unwrap();
+    let (result, _) = up(&engine, &stack, &[], &[], PullPolicy::Missing, state.path()).await;
+    let err = result.unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, Error::BuildFailed { .. }), "{message}");
+    for needle in [
+        "cannot build image lab-test/tools:1 (for hub, driver)",
+        "build-step-fails",
+        "Step 5/6",
+        "fix the Dockerfile",
+    ] {
+        assert!(message.contains(needle), "{needle:?} in {message}");
+    }
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", &ids(&rebuilt)["hub"]]),
+        "true"
+    );
+
+    // A context that is gone: a precise error before anything is sent to the engine.
+    std::fs::remove_dir_all(dir.path().join("images")).unwrap();
+    let (result, _) = up(&engine, &stack, &[], &[], PullPolicy::Missing, state.path()).await;
+    let message = result.unwrap_err().to_string();
+    assert!(
+        message.contains("cannot read the build context of image lab-test/tools:1"),
+        "{message}"
+    );
+
+    // The compose export carries the build.
+    let yaml = bigdata_lab::stack::compose::export(&select(&stack, &[], &[]), ".lab/compose.env");
+    assert!(
+        yaml.contains("    build:\n      context: ") && yaml.contains("images/tools"),
+        "{yaml}"
+    );
+    down_all(&engine, "labbuild").await;
+}
+
+#[tokio::test]
+#[ignore = "needs the test Docker engine: make test-docker"]
+async fn lessons_stop_and_start_the_stacks_own_containers() {
+    use bigdata_lab::lesson::ServiceControl;
+    let _guard = ENGINE_LOCK.lock().await;
+    down_all(&engine().await, STACK).await;
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .arg("--state-dir")
+        .arg(state.path())
+        .args([
+            "up",
+            "--stack",
+            test_stack_path().to_str().unwrap(),
+            "--only",
+            "web",
+            "--pull",
+            "never",
+        ])
+        .env_remove("LAB_STATE_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let running = || docker(&["inspect", "-f", "{{.State.Running}}", "lab-labtest-web"]);
+
+    // The control finds the stack `lab up` started from the state dir alone, as a lesson does.
+    let control = ServiceControl::new(state.path().to_path_buf());
+    control.check("web").await.unwrap();
+    control.stop("web").await.unwrap();
+    assert_eq!(running(), "false");
+    control.start("web").await.unwrap();
+    assert_eq!(running(), "true");
+
+    let err = control.check("kafka").await.unwrap_err().to_string();
+    assert!(
+        err.contains("stack labtest has no kafka container") && err.contains("LAB_CONTROL_KAFKA_STOP"),
+        "{err}"
+    );
+    down_all(&engine().await, STACK).await;
+}

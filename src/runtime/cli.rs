@@ -299,7 +299,10 @@ pub fn plan_table(selection: &Selection<'_>) -> String {
         out.push_str(&format!(
             "  {:<22} {:<34} {:<30} {:>8}\n",
             format!("{}{kind}", s.name),
-            s.image.to_string(),
+            match s.build {
+                Some(_) => format!("{} (built here)", s.image),
+                None => s.image.to_string(),
+            },
             if ports.is_empty() { "-".into() } else { ports.join(",") },
             memory
         ));

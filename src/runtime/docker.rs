@@ -5,6 +5,7 @@
 //! and waits for health; [`manage`] has `down`, `ps`, `logs`, `stop`/`start`/`restart`. Progress
 //! goes out as [`StackEvent`](super::events::StackEvent)s, never drawn here.
 
+mod build;
 mod health;
 mod manage;
 mod pull;
@@ -52,6 +53,26 @@ pub enum Error {
         image: String,
         services: String,
         reason: String,
+    },
+    #[error(
+        "cannot read the build context of image {image} at {context}: {cause}\nthe stack file's build.context must name a directory (next to the stack file) that holds the Dockerfile"
+    )]
+    BuildContext {
+        image: String,
+        context: String,
+        cause: String,
+    },
+    #[error(
+        "cannot build image {image} (for {services}) from {context}: {reason}\nlast {} lines of the build:\n{}\nfix the Dockerfile, or check that this machine can reach the registry for its base images",
+        line_count(.output),
+        indent(.output)
+    )]
+    BuildFailed {
+        image: String,
+        services: String,
+        context: String,
+        reason: String,
+        output: Vec<String>,
     },
     #[error("{name} {kind} already exists but does not belong to this lab (no lab.stack label); remove or rename it")]
     Foreign { kind: &'static str, name: String },

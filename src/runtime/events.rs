@@ -27,6 +27,21 @@ pub enum StackEvent {
     Pulled {
         image: String,
     },
+    /// A build started for an image the listed services use (it was missing, its build context
+    /// changed since it was built, or `--pull always` asked for a rebuild).
+    BuildStarted {
+        image: String,
+        services: Vec<String>,
+    },
+    /// One line of the builder's output; `step` is the last `Step n/of` header seen.
+    Building {
+        image: String,
+        step: Option<(u32, u32)>,
+        line: String,
+    },
+    Built {
+        image: String,
+    },
     NetworkReady {
         name: String,
         created: bool,

@@ -35,6 +35,7 @@ async fn draw(mut rx: UnboundedReceiver<StackEvent>) {
     let service_style = ProgressStyle::with_template("{spinner} {prefix:<24} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     let mut pulls: HashMap<String, (ProgressBar, LayerBytes)> = HashMap::new();
+    let mut builds: HashMap<String, ProgressBar> = HashMap::new();
     let mut services: HashMap<String, ProgressBar> = HashMap::new();
     let mut service_bar = |multi: &MultiProgress, name: &str| -> ProgressBar {
         services
@@ -81,6 +82,23 @@ async fn draw(mut rx: UnboundedReceiver<StackEvent>) {
                     bar.finish_with_message("pulled");
                 }
             }
+            StackEvent::BuildStarted { image, .. } => {
+                let bar = multi.add(ProgressBar::new_spinner().with_style(service_style.clone()));
+                bar.set_prefix(image.clone());
+                bar.set_message("building");
+                bar.enable_steady_tick(Duration::from_millis(120));
+                builds.insert(image, bar);
+            }
+            StackEvent::Building { ref image, .. } => {
+                if let Some(bar) = builds.get(image) {
+                    bar.set_message(describe(&event));
+                }
+            }
+            StackEvent::Built { image } => {
+                if let Some(bar) = builds.get(&image) {
+                    bar.finish_with_message("built");
+                }
+            }
             StackEvent::Unhealthy { service, .. } | StackEvent::Exited { service, .. } => {
                 service_bar(&multi, &service).abandon_with_message("failed (details below)");
             }
@@ -100,7 +118,7 @@ async fn draw(mut rx: UnboundedReceiver<StackEvent>) {
             }
         }
     }
-    for bar in services.values() {
+    for bar in services.values().chain(builds.values()) {
         if !bar.is_finished() {
             bar.finish();
         }
@@ -109,7 +127,13 @@ async fn draw(mut rx: UnboundedReceiver<StackEvent>) {
 
 async fn print(mut rx: UnboundedReceiver<StackEvent>) {
     while let Some(event) = rx.recv().await {
-        if matches!(event, StackEvent::Pulling { .. }) {
+        // Layer progress and the builder's own output are too chatty for a log; a build's step
+        // headers say where it is (and a failed build's error carries its last lines).
+        if matches!(
+            event,
+            StackEvent::Pulling { .. } | StackEvent::Building { step: None, .. }
+        ) || matches!(&event, StackEvent::Building { line, .. } if !line.starts_with("Step "))
+        {
             continue;
         }
         let text = describe(&event);
@@ -148,6 +172,12 @@ pub fn describe(event: &StackEvent) -> String {
             image, layer, status, ..
         } => format!("{image} {layer}: {status}"),
         StackEvent::Pulled { image } => format!("pulled {image}"),
+        StackEvent::BuildStarted { image, services } => format!("building {image} (for {})", services.join(", ")),
+        StackEvent::Building { image, step, line } => match step {
+            Some((n, of)) if !line.starts_with("Step ") => format!("building {image} (step {n}/{of}): {line}"),
+            _ => format!("building {image}: {line}"),
+        },
+        StackEvent::Built { image } => format!("built {image}"),
         StackEvent::NetworkReady { name, created } => {
             format!("network {name} {}", if *created { "created" } else { "exists" })
         }

@@ -27,6 +27,11 @@ pub fn export(selection: &Selection<'_>, env_file_hint: &str) -> String {
     for s in &selection.services {
         emit!("  {}:", s.name);
         emit!("    image: {}", q(&s.image.to_string()));
+        if let Some(build) = &s.build {
+            y.push_str("    build:\n");
+            emit!("      context: {}", q(&build.context));
+            emit!("      dockerfile: {}", q(&build.dockerfile));
+        }
         emit!("    container_name: {}", q(&stack.container_name(&s.name)));
         match &s.share_network_with {
             Some(owner) => {

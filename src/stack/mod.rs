@@ -20,12 +20,14 @@ pub use env::{EnvPart, EnvValue};
 pub use image::ImageRef;
 pub use model::{Condition, Mount, PortMapping, StackFile};
 pub use select::{Selection, SelectionRequest};
-pub use service::{Healthcheck, Service, Stack};
+pub use service::{Build, Healthcheck, Service, Stack};
 
 /// Labels every resource of a lab carries; `lab down` removes by these and nothing else.
 pub const LABEL_STACK: &str = "lab.stack";
 pub const LABEL_SERVICE: &str = "lab.service";
 pub const LABEL_SPEC_HASH: &str = "lab.spec-hash";
+/// On an image `lab up` built: the digest of the build context it was built from.
+pub const LABEL_BUILD_HASH: &str = "lab.build-hash";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -59,6 +61,14 @@ pub enum Error {
         "service {service}: port {port:?} would listen beyond this machine; publish on 127.0.0.1 only (127.0.0.1:HOST:CONTAINER)"
     )]
     NonLoopbackPort { service: String, port: String },
+    #[error(
+        "image {image} is built by services {first} and {second} in different ways; give one of them another image tag"
+    )]
+    ConflictingBuilds {
+        image: String,
+        first: String,
+        second: String,
+    },
     #[error("host port {port} is published twice (by {first} and {second}); give one of them another host port")]
     PortClash { port: u16, first: String, second: String },
     #[error("service {service}: volume {volume:?} is invalid: {reason}")]

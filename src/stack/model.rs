@@ -31,7 +31,11 @@ pub struct StackFile {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSpec {
+    /// The image to run. With `build`, the tag `lab up` builds and runs (still pinned: no `latest`).
     pub image: String,
+    /// Build `image` locally from a Dockerfile instead of pulling it (see [`BuildSpec`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,6 +77,19 @@ pub struct ServiceSpec {
     /// How long `lab up` waits for this service to become healthy (or to complete). Default 180s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_timeout: Option<String>,
+}
+
+/// `build = { context = "./images/x", dockerfile = "Dockerfile" }`: `lab up` builds the service's
+/// image from this directory (relative to the stack file) through the Docker API when the image is
+/// missing or the directory's content changed since the last build, and rebuilds it (pulling fresh
+/// base images) with `--pull always`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSpec {
+    pub context: String,
+    /// The Dockerfile's path inside `context`. Default `Dockerfile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

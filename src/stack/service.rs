@@ -29,6 +29,10 @@ pub struct Stack {
 pub struct Service {
     pub name: String,
     pub image: ImageRef,
+    /// Built locally (by `lab up`) rather than pulled. Left out of the spec hash when absent, so
+    /// services without one hash as they always did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
     pub entrypoint: Option<Vec<String>>,
     pub command: Option<Vec<String>>,
     pub env: BTreeMap<String, EnvValue>,
@@ -45,6 +49,14 @@ pub struct Service {
     pub user: Option<String>,
     pub working_dir: Option<String>,
     pub start_timeout: Duration,
+}
+
+/// Where a locally built image comes from: the context directory (absolute, resolved against the
+/// stack file like a bind mount; it is read by `lab up`, not here) and the Dockerfile inside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Build {
+    pub context: String,
+    pub dockerfile: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,6 +106,7 @@ impl Stack {
             services.insert(name.clone(), Service::from_spec(name, spec, &base_dir)?);
         }
         check_dependencies(&services)?;
+        check_builds(&services)?;
         order::dependency_order(&services, services.keys().cloned().collect())?;
         check_port_clashes(&services)?;
         let disk_bytes = match &file.disk {
@@ -148,6 +161,11 @@ impl Service {
             image: spec.image.clone(),
             reason,
         })?;
+        let build = spec
+            .build
+            .as_ref()
+            .map(|b| parse_build(name, b, base_dir))
+            .transpose()?;
         let mut env = BTreeMap::new();
         for (key, value) in &spec.env {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
@@ -243,6 +261,7 @@ impl Service {
         Ok(Self {
             name: name.to_string(),
             image,
+            build,
             entrypoint: spec.entrypoint.clone(),
             command: spec.command.clone(),
             env,
@@ -277,6 +296,61 @@ impl Service {
             Mount::Bind { .. } => None,
         })
     }
+}
+
+fn parse_build(service: &str, spec: &model::BuildSpec, base_dir: &Path) -> Result<Build, Error> {
+    let bad = |field: &'static str, value: &str, reason: &str| Error::BadField {
+        service: service.to_string(),
+        field,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    let context = &spec.context;
+    if !(context.starts_with("./") || context.starts_with("../") || context.starts_with('/')) || context.contains('\0')
+    {
+        return Err(bad(
+            "build.context",
+            context,
+            "name a directory: ./dir or ../dir relative to the stack file, or an absolute path",
+        ));
+    }
+    let dockerfile = spec.dockerfile.clone().unwrap_or_else(|| "Dockerfile".to_string());
+    let inside = !dockerfile.is_empty()
+        && !dockerfile.contains('\0')
+        && Path::new(&dockerfile)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+    if !inside {
+        return Err(bad(
+            "build.dockerfile",
+            &dockerfile,
+            "a path inside the context, such as Dockerfile or docker/app.Dockerfile",
+        ));
+    }
+    Ok(Build {
+        context: resolve_bind(base_dir, context),
+        dockerfile,
+    })
+}
+
+/// Two services may share a built image only if they build it the same way.
+fn check_builds(services: &BTreeMap<String, Service>) -> Result<(), Error> {
+    let mut builders: HashMap<String, &Service> = HashMap::new();
+    for service in services.values() {
+        let Some(build) = &service.build else { continue };
+        let image = service.image.to_string();
+        if let Some(first) = builders.get(&image)
+            && first.build.as_ref() != Some(build)
+        {
+            return Err(Error::ConflictingBuilds {
+                image,
+                first: first.name.clone(),
+                second: service.name.clone(),
+            });
+        }
+        builders.insert(image, service);
+    }
+    Ok(())
 }
 
 fn resolve_bind(base_dir: &Path, source: &str) -> String {

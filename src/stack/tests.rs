@@ -283,6 +283,82 @@ fn resolves_bind_mounts_against_the_stack_directory() {
 }
 
 #[test]
+fn build_contexts_resolve_against_the_stack_directory() {
+    let stack = with("build = { context = \"./images/app\" }").unwrap();
+    assert_eq!(
+        stack.services["app"].build,
+        Some(Build {
+            context: "/repo/stacks/images/app".into(),
+            dockerfile: "Dockerfile".into(),
+        })
+    );
+    let stack = with("build = { context = \"../docker\", dockerfile = \"app/Dockerfile.lab\" }").unwrap();
+    let build = stack.services["app"].build.clone().unwrap();
+    assert_eq!(
+        (build.context.as_str(), build.dockerfile.as_str()),
+        ("/repo/docker", "app/Dockerfile.lab")
+    );
+}
+
+#[test]
+fn rejects_bad_builds() {
+    for (build, field) in [
+        ("{ context = \"images/app\" }", "build.context"),
+        ("{ context = \"\" }", "build.context"),
+        (
+            "{ context = \"./x\", dockerfile = \"../Dockerfile\" }",
+            "build.dockerfile",
+        ),
+        (
+            "{ context = \"./x\", dockerfile = \"/etc/Dockerfile\" }",
+            "build.dockerfile",
+        ),
+        ("{ context = \"./x\", dockerfile = \"\" }", "build.dockerfile"),
+    ] {
+        let err = with(&format!("build = {build}")).unwrap_err();
+        assert!(
+            matches!(err, Error::BadField { field: f, .. } if f == field),
+            "{build}: {err}"
+        );
+    }
+    let err = with("build = { context = \"./x\", file = \"D\" }").unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+}
+
+#[test]
+fn an_image_is_built_one_way_only() {
+    // Two services running one built image: fine when they build it the same way.
+    let same = "[services.other]\nimage = \"lab-test/busybox:1\"\nbuild = { context = \"./b\" }\n";
+    assert!(with(&format!("build = {{ context = \"./b\" }}\n{same}")).is_ok());
+    let err = with(&format!("build = {{ context = \"./a\" }}\n{same}")).unwrap_err();
+    assert!(
+        matches!(err, Error::ConflictingBuilds { ref image, .. } if image == "lab-test/busybox:1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn lambdas_scheduler_image_is_built_from_the_repository() {
+    let lambda = load_repo_stack("lambda");
+    let scheduler = &lambda.services["airflow-scheduler"];
+    let build = scheduler.build.as_ref().expect("the scheduler's image is built");
+    let dockerfile = Path::new(&build.context).join(&build.dockerfile);
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    // Spark and its Java come from the image the cluster runs: one Spark version on both sides.
+    let spark_image = lambda.services["spark-worker"].image.to_string();
+    assert!(text.contains(&format!("FROM {spark_image} AS spark")), "{text}");
+    assert!(
+        text.contains(&format!("FROM {}", lambda.services["airflow-apiserver"].image)),
+        "{text}"
+    );
+    assert_eq!(
+        scheduler.env["LAB_SPARK_SUBMIT"].to_compose(),
+        "/opt/spark/bin/spark-submit",
+        "the DAG runs the spark-submit the image carries"
+    );
+}
+
+#[test]
 fn selection_orders_dependencies_first_and_honours_profiles() {
     let lambda = load_repo_stack("lambda");
     let all = lambda.select(&SelectionRequest::default()).unwrap();

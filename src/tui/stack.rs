@@ -16,6 +16,8 @@ pub enum Phase {
     Absent,
     /// Its image is being pulled; percent over the layers whose size is known.
     Pulling(Option<u8>),
+    /// Its image is being built; the builder's step (n of total) once it said one.
+    Building(Option<(u32, u32)>),
     /// The image is here; the container is next.
     ImageReady,
     Recreating,
@@ -45,6 +47,8 @@ impl Phase {
             Phase::Absent => "absent".into(),
             Phase::Pulling(Some(p)) => format!("pulling {p}%"),
             Phase::Pulling(None) => "pulling".into(),
+            Phase::Building(Some((n, of))) => format!("building {n}/{of}"),
+            Phase::Building(None) => "building".into(),
             Phase::ImageReady => "image ready".into(),
             Phase::Recreating => "recreating".into(),
             Phase::Created => "created".into(),
@@ -201,7 +205,7 @@ impl StackPanel {
         // Services the operation did not create (outside the selection, or it failed first) have
         // no container, whatever their image did.
         for r in &mut self.rows {
-            if matches!(r.phase, Phase::ImageReady | Phase::Pulling(_)) {
+            if matches!(r.phase, Phase::ImageReady | Phase::Pulling(_) | Phase::Building(_)) {
                 r.phase = Phase::Absent;
             }
         }
@@ -232,10 +236,12 @@ impl StackPanel {
                 let percent = pull_percent(layers);
                 self.set_image_phase(image, Phase::Pulling(percent));
             }
-            StackEvent::Pulled { image } | StackEvent::ImagePresent { image } => {
+            StackEvent::BuildStarted { image, .. } => self.set_image_phase(image, Phase::Building(None)),
+            StackEvent::Building { image, step, .. } => self.set_image_phase(image, Phase::Building(*step)),
+            StackEvent::Pulled { image } | StackEvent::Built { image } | StackEvent::ImagePresent { image } => {
                 self.pulls.remove(image);
                 for r in self.rows.iter_mut().filter(|r| &r.image == image) {
-                    if matches!(r.phase, Phase::Pulling(_) | Phase::Absent) {
+                    if matches!(r.phase, Phase::Pulling(_) | Phase::Building(_) | Phase::Absent) {
                         r.phase = Phase::ImageReady;
                     }
                 }
@@ -415,6 +421,26 @@ mod tests {
         });
         assert_eq!(phase(&p, "db"), Phase::Pulling(Some(87)));
         p.apply(&StackEvent::Pulled { image });
+        assert_eq!(phase(&p, "db"), Phase::ImageReady);
+    }
+
+    #[test]
+    fn a_build_shows_its_step_until_the_image_is_built() {
+        let mut p = panel();
+        let image = "lab-test/busybox:1".to_string();
+        p.apply(&StackEvent::BuildStarted {
+            image: image.clone(),
+            services: vec!["db".into()],
+        });
+        assert_eq!(phase(&p, "db"), Phase::Building(None));
+        p.apply(&StackEvent::Building {
+            image: image.clone(),
+            step: Some((2, 5)),
+            line: "Step 2/5 : COPY a /a".into(),
+        });
+        assert_eq!(phase(&p, "api"), Phase::Building(Some((2, 5))));
+        assert_eq!(Phase::Building(Some((2, 5))).label(Instant::now()), "building 2/5");
+        p.apply(&StackEvent::Built { image });
         assert_eq!(phase(&p, "db"), Phase::ImageReady);
     }
 

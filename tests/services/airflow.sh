@@ -31,6 +31,7 @@ airflow_env() {
     LAB_RAW_ZONE=hdfs://127.0.0.1:$LAB_TEST_HDFS_PORT/lab/raw \
     LAB_HDFS_HTTP=http://127.0.0.1:$LAB_TEST_HDFS_HTTP_PORT \
     LAB_SPARK_MASTER=spark://127.0.0.1:$LAB_TEST_SPARK_PORT LAB_SPARK_SUBMIT=$LAB_VENV/bin/spark-submit \
+    LAB_SPARK_DRIVER_HOST=127.0.0.1 \
     LAB_JOBS_DIR=$LAB_REPO_ROOT/jobs LAB_AIRFLOW_SCHEDULE=none \
     LAB_STATE_DIR=$A_DIR/lab-state SPARK_LOCAL_IP=127.0.0.1 PYSPARK_PYTHON=$LAB_VENV/bin/python
   SPARK_HOME=$("$LAB_VENV/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')

@@ -1,4 +1,5 @@
-//! Images: present locally, or pulled with per-layer progress, as the pull policy says.
+//! Images: present locally, pulled with per-layer progress as the pull policy says, or built
+//! (`build.rs`) for services that have a `build`.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,7 @@ use futures::StreamExt;
 
 use super::{Engine, Error, api, is_not_found};
 use crate::runtime::events::{Events, StackEvent};
-use crate::stack::{ImageRef, Selection};
+use crate::stack::{Build, ImageRef, Selection};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum PullPolicy {
@@ -23,45 +24,59 @@ pub enum PullPolicy {
 impl Engine {
     /// `lab pull` / the TUI's pull key: every image of the selection, fresh from the registry.
     pub async fn pull_images(&self, selection: &Selection<'_>, events: &Events) -> Result<(), Error> {
-        self.ensure_images(selection, PullPolicy::Always, events).await
+        self.ensure_images(selection, PullPolicy::Always, events)
+            .await
+            .map(drop)
     }
 
-    /// Makes every image of the selection available, or fails naming the image and its services.
+    /// Makes every image of the selection available (pulled, or built for services with a
+    /// `build`), or fails naming the image and its services. Returns each image's id.
     pub(super) async fn ensure_images(
         &self,
         selection: &Selection<'_>,
         policy: PullPolicy,
         events: &Events,
-    ) -> Result<(), Error> {
-        let mut by_image: BTreeMap<String, (&ImageRef, Vec<String>)> = BTreeMap::new();
+    ) -> Result<BTreeMap<String, String>, Error> {
+        // One entry per image: a service that runs an image another one builds waits for that build.
+        let mut by_image: BTreeMap<String, (&ImageRef, Option<&Build>, Vec<String>)> = BTreeMap::new();
         for s in &selection.services {
-            by_image
+            let entry = by_image
                 .entry(s.image.to_string())
-                .or_insert_with(|| (&s.image, Vec::new()))
-                .1
-                .push(s.name.clone());
+                .or_insert_with(|| (&s.image, None, Vec::new()));
+            entry.1 = entry.1.or(s.build.as_ref());
+            entry.2.push(s.name.clone());
         }
-        for (image, (reference, services)) in by_image {
-            let present = policy != PullPolicy::Always && self.image_present(&image).await?;
-            if present {
-                events.send(StackEvent::ImagePresent { image });
-                continue;
+        let mut ids = BTreeMap::new();
+        for (image, (reference, build, services)) in by_image {
+            if let Some(build) = build {
+                self.ensure_built(reference, build, &services, policy, events).await?;
+            } else {
+                let present = policy != PullPolicy::Always && self.image_id(&image).await?.is_some();
+                if present {
+                    events.send(StackEvent::ImagePresent { image: image.clone() });
+                } else if policy == PullPolicy::Never {
+                    return Err(Error::ImageMissing {
+                        image,
+                        services: services.join(", "),
+                    });
+                } else {
+                    self.pull(reference, &services, events).await?;
+                }
             }
-            if policy == PullPolicy::Never {
-                return Err(Error::ImageMissing {
-                    image,
-                    services: services.join(", "),
-                });
-            }
-            self.pull(reference, &services, events).await?;
+            let id = self.image_id(&image).await?.ok_or_else(|| Error::ImageMissing {
+                image: image.clone(),
+                services: services.join(", "),
+            })?;
+            ids.insert(image, id);
         }
-        Ok(())
+        Ok(ids)
     }
 
-    async fn image_present(&self, image: &str) -> Result<bool, Error> {
+    /// The image's id (`sha256:…`) if it is on this machine.
+    async fn image_id(&self, image: &str) -> Result<Option<String>, Error> {
         match self.docker.inspect_image(image).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
+            Ok(info) => Ok(Some(info.id.unwrap_or_default())),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(api(format!("inspect image {image}"))(e)),
         }
     }
@@ -100,7 +115,7 @@ impl Engine {
             });
         }
         // The stream can end without an error even when nothing arrived (e.g. a proxy cut it).
-        if !self.image_present(&name).await? {
+        if self.image_id(&name).await?.is_none() {
             return Err(failed(
                 "the engine reported no error, but the image is still missing".into(),
             ));
@@ -111,7 +126,7 @@ impl Engine {
 }
 
 /// The engine's own words for a failure, without bollard's wrapping.
-fn engine_message(e: bollard::errors::Error) -> String {
+pub(super) fn engine_message(e: bollard::errors::Error) -> String {
     match e {
         bollard::errors::Error::DockerResponseServerError { message, .. } => message,
         bollard::errors::Error::DockerStreamError { error } => error,

@@ -1,6 +1,6 @@
 //! `lab up`: images, the lab network and volumes, then each service in dependency order — kept if
-//! it runs with the same spec hash, recreated if its spec changed — and finally every health and
-//! completion condition.
+//! it runs with the same spec hash on the same image, recreated if its spec or its image changed —
+//! and finally every health and completion condition.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -24,6 +24,15 @@ pub enum ServiceOutcome {
     Recreated,
 }
 
+/// What was replaced under an existing container since it was created, beyond its own spec.
+#[derive(Debug, Clone, Copy)]
+struct Replaced {
+    /// The service whose network namespace it shares got a new container.
+    network_owner: bool,
+    /// Its image tag now names another image.
+    image: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct UpReport {
     /// In start order: service, container id, outcome.
@@ -40,7 +49,7 @@ impl Engine {
         events: &Events,
     ) -> Result<UpReport, Error> {
         let stack = selection.stack;
-        self.ensure_images(selection, pull, events).await?;
+        let image_ids = self.ensure_images(selection, pull, events).await?;
         self.ensure_network(stack, events).await?;
         let volumes: BTreeSet<&str> = selection.services.iter().flat_map(|s| s.volume_names()).collect();
         for volume in volumes {
@@ -71,15 +80,18 @@ impl Engine {
                     .iter()
                     .any(|(s, _, o)| s == owner && matches!(o, ServiceOutcome::Created | ServiceOutcome::Recreated))
             });
+            let current = existing.remove(&service.name);
+            // A rebuilt image, or a tag pulled anew, keeps its name but not its id.
+            let image_replaced = match (&current, image_ids.get(&service.image.to_string())) {
+                (Some(c), Some(want)) => c.image_id.as_ref() != Some(want),
+                _ => false,
+            };
+            let replaced = Replaced {
+                network_owner: owner_replaced,
+                image: image_replaced,
+            };
             let (id, outcome) = self
-                .converge(
-                    stack,
-                    service,
-                    existing.remove(&service.name),
-                    owner_replaced,
-                    secrets,
-                    events,
-                )
+                .converge(stack, service, current, replaced, secrets, events)
                 .await?;
             report.services.push((service.name.clone(), id.clone(), outcome));
             ids.insert(&service.name, id);
@@ -107,7 +119,7 @@ impl Engine {
         stack: &Stack,
         service: &Service,
         current: Option<bollard::models::ContainerSummary>,
-        network_owner_replaced: bool,
+        replaced: Replaced,
         secrets: &BTreeMap<String, String>,
         events: &Events,
     ) -> Result<(String, ServiceOutcome), Error> {
@@ -115,8 +127,9 @@ impl Engine {
         let mut outcome = ServiceOutcome::Created;
         if let Some(current) = current {
             let id = current.id.clone().unwrap_or_default();
-            let same_spec =
-                current.labels.as_ref().and_then(|l| l.get(LABEL_SPEC_HASH)) == Some(&hash) && !network_owner_replaced;
+            let same_spec = current.labels.as_ref().and_then(|l| l.get(LABEL_SPEC_HASH)) == Some(&hash)
+                && !replaced.network_owner
+                && !replaced.image;
             let state = current.state;
             if same_spec {
                 match state {
@@ -139,8 +152,10 @@ impl Engine {
                     _ => {}
                 }
             }
-            let reason = if network_owner_replaced {
+            let reason = if replaced.network_owner {
                 "the service whose network it shares was replaced".to_string()
+            } else if replaced.image {
+                "its image changed (rebuilt, or pulled anew)".to_string()
             } else if same_spec {
                 format!(
                     "container is {}",
