@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use rdkafka::mocking::MockCluster;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +19,7 @@ use crate::dataset::generate::{GenerateOptions, generate};
 use crate::dataset::reader::DatasetSource;
 use crate::pg::{self, throwaway::ThrowawayPg};
 use crate::pipeline::batch::{BatchReport, SERVING_TABLES, ServingTarget, run_batch};
+use crate::pipeline::embedded::EmbeddedBroker;
 use crate::pipeline::producer::{ProducerOptions, ProducerReport, run_producer};
 use crate::pipeline::sink::{RollPolicy, SinkOptions, SinkReport, run_sink};
 use crate::pipeline::transform::{TransformOptions, TransformReport, run_transform};
@@ -66,6 +66,20 @@ pub struct DemoSummary {
     pub timings_ms: BTreeMap<String, u128>,
 }
 
+/// Every topic the stages use, for the in-process broker (which cannot create them on demand):
+/// `partitions` each, the DLQ one (its order is the order things went wrong).
+#[must_use]
+pub fn embedded_topics(topics: &Topics, partitions: i32) -> Vec<(String, i32)> {
+    topics
+        .all()
+        .into_iter()
+        .map(|t| {
+            let n = if t == topics.dlq() { 1 } else { partitions };
+            (t, n)
+        })
+        .collect()
+}
+
 /// The checked-in sample: `datasets/sample` next to the working directory, else in the source tree.
 #[must_use]
 pub fn default_sample() -> PathBuf {
@@ -88,14 +102,8 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
     let (target, _pg_guard, serving_desc) = serving_target(opts).await?;
 
     let topics = Topics::new(&opts.topic_prefix);
-    let cluster = MockCluster::new(1).context("starting librdkafka's in-process mock cluster")?;
-    let brokers = cluster.bootstrap_servers();
-    for topic in topics.all() {
-        let partitions = if topic == topics.dlq() { 1 } else { opts.partitions };
-        cluster
-            .create_topic(&topic, partitions, 1)
-            .with_context(|| format!("creating topic {topic} on the mock cluster"))?;
-    }
+    let broker = EmbeddedBroker::start(embedded_topics(&topics, opts.partitions))?;
+    let brokers = broker.brokers().to_string();
 
     let raw_dir = opts.state_dir.join("demo").join("raw");
     if raw_dir.exists() {

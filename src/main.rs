@@ -11,6 +11,7 @@ use bigdata_lab::dataset::generate::{GenerateOptions, generate};
 use bigdata_lab::dataset::inspect::inspect;
 use bigdata_lab::dataset::reader::DatasetSource;
 use bigdata_lab::demo::{DemoOptions, default_sample, run_demo};
+use bigdata_lab::lesson::{Lesson, RunOn};
 use bigdata_lab::pipeline::batch::{ServingTarget, run_batch};
 use bigdata_lab::pipeline::producer::{ProducerOptions, run_producer};
 use bigdata_lab::pipeline::quality::check_quality;
@@ -134,10 +135,14 @@ enum LessonCommand {
     /// signal never showed or the repair was not confirmed.
     Run {
         /// consumer-lag, poison-messages, broker-restart, datanode-down or slow-batch
-        name: bigdata_lab::lesson::Lesson,
+        name: Lesson,
         /// Print the report as JSON on stdout (narration goes to stderr).
         #[arg(long)]
         json: bool,
+        /// Run it without any service, on an in-process Kafka broker and a local raw zone
+        /// (consumer-lag, poison-messages, broker-restart).
+        #[arg(long)]
+        embedded: bool,
     },
 }
 
@@ -190,6 +195,10 @@ struct DemoArgs {
     /// Producer rate limit in messages per second (a slow stream for teaching).
     #[arg(long)]
     rate: Option<u32>,
+    /// Instead of the pipeline, run a fault lesson on the in-process broker (consumer-lag,
+    /// poison-messages, broker-restart); with --headless its report is JSON on stdout.
+    #[arg(long, conflicts_with_all = ["data", "reviews", "parquet", "rate"])]
+    lesson: Option<Lesson>,
 }
 
 impl Default for DemoArgs {
@@ -203,6 +212,7 @@ impl Default for DemoArgs {
             parquet: false,
             partitions: 3,
             rate: None,
+            lesson: None,
         }
     }
 }
@@ -354,8 +364,22 @@ fn ctrl_c_token() -> CancellationToken {
     token
 }
 
+/// `lab lesson run` and `lab demo --lesson`: the lesson's narration, then its report.
+async fn lesson(config: LabConfig, name: Lesson, how: RunOn, json: bool) -> Result<()> {
+    let report = bigdata_lab::lesson::run_cli(config, name, how, json, ctrl_c_token()).await?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("Lesson {} done in {:.0} s.", name.name(), report.elapsed_s);
+    }
+    Ok(())
+}
+
 /// `lab demo`: the whole pipeline in one process.
 async fn demo(args: DemoArgs, config: &LabConfig) -> Result<()> {
+    if let Some(name) = args.lesson {
+        return lesson(config.clone(), name, RunOn::Embedded, args.headless).await;
+    }
     let cancel = ctrl_c_token();
     let opts = DemoOptions {
         state_dir: config.state_dir.clone(),
@@ -410,19 +434,15 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
         }
         Command::Lesson(LessonCommand::List { json }) => {
             if json {
-                let infos: Vec<_> = bigdata_lab::lesson::Lesson::ALL.iter().map(|l| l.info()).collect();
+                let infos: Vec<_> = Lesson::ALL.iter().map(|l| l.info()).collect();
                 println!("{}", serde_json::to_string_pretty(&infos)?);
             } else {
                 print!("{}", bigdata_lab::lesson::render_list());
             }
         }
-        Command::Lesson(LessonCommand::Run { name, json }) => {
-            let report = bigdata_lab::lesson::run_cli(config, name, json, ctrl_c_token()).await?;
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                println!("Lesson {} done in {:.0} s.", name.name(), report.elapsed_s);
-            }
+        Command::Lesson(LessonCommand::Run { name, json, embedded }) => {
+            let how = if embedded { RunOn::Embedded } else { RunOn::Services };
+            lesson(config, name, how, json).await?;
         }
         Command::Demo(args) => demo(args, &config).await?,
         Command::Dataset(DatasetCommand::Generate {

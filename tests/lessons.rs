@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::services::{Airflow, hdfs_delete};
-use common::{json_stdout, lab, sample_dir, service_env, stream_sample_into, unique_prefix};
+use common::{json_stdout, lab, number_before, sample_dir, service_env, signal, stream_sample_into, unique_prefix};
 use serde_json::Value;
 
 /// One lesson at a time: they share the broker and stop services.
@@ -47,31 +47,6 @@ fn lesson(name: &str, prefix: &str, state: &Path, extra_env: &[(&str, String)]) 
         String::from_utf8_lossy(&out.stdout)
     );
     (json_stdout(&out), narration)
-}
-
-/// The value of the signal called `what`, which must have been observed.
-fn signal<'a>(report: &'a Value, what: &str) -> &'a str {
-    report["signals"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["what"] == what))
-        .and_then(|s| s["value"].as_str())
-        .unwrap_or_else(|| panic!("signal {what:?} not observed: {report}"))
-}
-
-fn number_before(text: &str, marker: &str) -> u64 {
-    let head = text.split(marker).next().unwrap_or_default();
-    let digits: String = head
-        .chars()
-        .rev()
-        .skip_while(|c| !c.is_ascii_digit())
-        .take_while(char::is_ascii_digit)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    digits
-        .parse()
-        .unwrap_or_else(|_| panic!("no number before {marker:?} in {text:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -94,6 +94,8 @@ async fn stages_started_from_the_command_line_stream_the_sample_and_stop_cleanly
         brokers,
         topic_prefix: prefix.clone(),
         raw_zone: raw.path().to_path_buf(),
+        fetch_wait_ms: bigdata_lab::pipeline::kafka::DEFAULT_FETCH_WAIT_MS,
+        create_topics: true,
     };
     let stack = StackContext {
         path: Err("no stack in this test".into()),

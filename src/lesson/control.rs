@@ -6,7 +6,9 @@
 //! shell commands that do it, e.g. `LAB_CONTROL_DATANODE_STOP="systemctl stop hadoop-datanode"`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use crate::pipeline::embedded::EmbeddedBroker;
 use crate::runtime::cli::StackArg;
 use crate::runtime::docker::{Engine, Error as RuntimeError};
 use crate::runtime::events::Events;
@@ -31,17 +33,21 @@ pub enum ControlError {
         command: String,
         detail: String,
     },
+    #[error("cannot {action} the embedded Kafka broker: {detail}")]
+    Embedded { action: &'static str, detail: String },
     #[error("cannot {action} the {target} container: {source}")]
     Docker {
         action: &'static str,
         target: String,
-        source: RuntimeError,
+        source: Box<RuntimeError>,
     },
 }
 
 /// How to stop and start the lab's services.
 pub struct ServiceControl {
     state_dir: PathBuf,
+    /// The in-process broker of an embedded lesson: `kafka` is this one.
+    embedded_kafka: Option<Arc<EmbeddedBroker>>,
 }
 
 #[derive(Clone, Copy)]
@@ -70,7 +76,24 @@ impl ServiceControl {
     /// `state_dir` tells which stack the last `lab up` started.
     #[must_use]
     pub fn new(state_dir: PathBuf) -> Self {
-        Self { state_dir }
+        Self {
+            state_dir,
+            embedded_kafka: None,
+        }
+    }
+
+    /// For an embedded lesson: `kafka` is the in-process broker, stopped and started in place.
+    #[must_use]
+    pub fn embedded(state_dir: PathBuf, broker: Arc<EmbeddedBroker>) -> Self {
+        Self {
+            state_dir,
+            embedded_kafka: Some(broker),
+        }
+    }
+
+    /// The in-process broker, when `target` is it.
+    fn embedded_target(&self, target: &str) -> Option<&EmbeddedBroker> {
+        self.embedded_kafka.as_deref().filter(|_| target == "kafka")
     }
 
     /// Stops `target` (a stack service name: `kafka`, `datanode`).
@@ -84,6 +107,9 @@ impl ServiceControl {
 
     /// Whether `target` can be controlled at all, checked before a lesson breaks anything.
     pub async fn check(&self, target: &str) -> Result<(), ControlError> {
+        if self.embedded_target(target).is_some() {
+            return Ok(());
+        }
         for action in [Action::Stop, Action::Start] {
             if command(target, action).is_none() {
                 self.stack(target, action).await?;
@@ -93,6 +119,16 @@ impl ServiceControl {
     }
 
     async fn act(&self, target: &str, action: Action) -> Result<(), ControlError> {
+        if let Some(broker) = self.embedded_target(target) {
+            let result = match action {
+                Action::Stop => broker.stop_serving(),
+                Action::Start => broker.start_serving(),
+            };
+            return result.map_err(|e| ControlError::Embedded {
+                action: action.word(),
+                detail: e.to_string(),
+            });
+        }
         if let Some(cmd) = command(target, action) {
             return run_command(target, action, &cmd).await;
         }
@@ -105,7 +141,7 @@ impl ServiceControl {
         result.map_err(|source| ControlError::Docker {
             action: action.word(),
             target: target.to_string(),
-            source,
+            source: Box::new(source),
         })
     }
 

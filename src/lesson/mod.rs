@@ -18,7 +18,18 @@ use tokio_util::sync::CancellationToken;
 pub use control::{ControlError, ServiceControl};
 
 use crate::config::LabConfig;
+use crate::pipeline::embedded::EmbeddedBroker;
+use crate::pipeline::stage::StageConfig;
 use crate::probes::Service;
+
+/// Where a lesson runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOn {
+    /// The lab's services: `lab up`'s stack or the configured endpoints.
+    Services,
+    /// An in-process broker and a local raw zone, nothing else (the lessons that only need Kafka).
+    Embedded,
+}
 
 /// The lessons, in teaching order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,6 +54,8 @@ pub struct LessonInfo {
     pub repair: &'static str,
     /// The services it needs running.
     pub needs: &'static [Service],
+    /// Whether it also runs without any service, on the in-process broker (`--embedded`).
+    pub embedded: bool,
 }
 
 impl Lesson {
@@ -63,6 +76,7 @@ impl Lesson {
                 watch: "Kafka tab: the consumer group's lag grows, then drains once the consumer is back",
                 repair: "restarts the consumer and waits until its lag is 0",
                 needs: &[Service::Kafka],
+                embedded: true,
             },
             Lesson::PoisonMessages => LessonInfo {
                 name: "poison-messages",
@@ -70,6 +84,7 @@ impl Lesson {
                 watch: "Kafka tab: the DLQ count grows by exactly the poison sent; good records still flow",
                 repair: "nothing to repair in the stream: the transform never stopped; read the DLQ's reasons",
                 needs: &[Service::Kafka],
+                embedded: true,
             },
             Lesson::BrokerRestart => LessonInfo {
                 name: "broker-restart",
@@ -77,6 +92,7 @@ impl Lesson {
                 watch: "Overview: Kafka turns red; the producer buffers (sent grows, delivered stalls)",
                 repair: "starts the broker again: every buffered record is delivered once",
                 needs: &[Service::Kafka],
+                embedded: true,
             },
             Lesson::DatanodeDown => LessonInfo {
                 name: "datanode-down",
@@ -84,6 +100,7 @@ impl Lesson {
                 watch: "HDFS tab: writes to the raw zone fail, the DataNode goes dead and blocks go missing",
                 repair: "starts the DataNode: writes succeed again and the blocks come back",
                 needs: &[Service::Hdfs],
+                embedded: false,
             },
             Lesson::SlowBatch => LessonInfo {
                 name: "slow-batch",
@@ -91,6 +108,7 @@ impl Lesson {
                 watch: "Airflow tab: the run is late, the batch task goes up_for_retry, try 2 succeeds",
                 repair: "Airflow's retry with backoff repairs it: nothing to do but watch",
                 needs: &[Service::Airflow, Service::Postgres],
+                embedded: false,
             },
         }
     }
@@ -188,12 +206,66 @@ impl Narrator {
     }
 }
 
-/// Everything a lesson may touch: the lab's endpoints and a way to stop and start services.
+/// Everything a lesson may touch: the lab's endpoints, how its stages run, and a way to stop and
+/// start services.
 pub struct LessonContext {
     pub config: LabConfig,
+    pub stages: StageConfig,
     pub control: ServiceControl,
     pub narrator: Narrator,
     pub cancel: CancellationToken,
+}
+
+impl LessonContext {
+    /// On the lab's services (`lab up`'s stack, or the configured endpoints).
+    #[must_use]
+    pub fn on_services(config: LabConfig, narrator: Narrator, cancel: CancellationToken) -> Self {
+        Self {
+            stages: StageConfig::from_config(&config),
+            control: ServiceControl::new(config.state_dir.clone()),
+            config,
+            narrator,
+            cancel,
+        }
+    }
+
+    /// On an in-process broker (`--embedded`): no service needed. The raw zone is a fresh
+    /// directory under the state dir.
+    pub fn embedded(mut config: LabConfig, narrator: Narrator, cancel: CancellationToken) -> Result<Self, LessonError> {
+        let topics = crate::pipeline::Topics::new(&config.topic_prefix);
+        let broker = EmbeddedBroker::start(crate::demo::embedded_topics(
+            &topics,
+            crate::pipeline::kafka::DEFAULT_PARTITIONS,
+        ))
+        .map_err(|e| LessonError::Failed {
+            lesson: "embedded",
+            detail: e.to_string(),
+        })?;
+        let raw_zone = config.state_dir.join("lessons/embedded/raw");
+        if raw_zone.exists() {
+            std::fs::remove_dir_all(&raw_zone).map_err(|e| LessonError::Failed {
+                lesson: "embedded",
+                detail: format!(
+                    "cannot clear the previous embedded raw zone {}: {e}",
+                    raw_zone.display()
+                ),
+            })?;
+        }
+        config.brokers = broker.brokers().to_string();
+        config.raw_zone = raw_zone;
+        let stages = StageConfig {
+            fetch_wait_ms: crate::pipeline::kafka::MOCK_FETCH_WAIT_MS,
+            create_topics: false,
+            ..StageConfig::from_config(&config)
+        };
+        Ok(Self {
+            stages,
+            control: ServiceControl::embedded(config.state_dir.clone(), std::sync::Arc::new(broker)),
+            config,
+            narrator,
+            cancel,
+        })
+    }
 }
 
 /// Runs one lesson to its end: break, observe, repair, observe the recovery.
@@ -247,8 +319,13 @@ pub fn render_list() -> String {
     for lesson in Lesson::ALL {
         let info = lesson.info();
         let needs: Vec<&str> = info.needs.iter().map(|s| s.title()).collect();
+        let embedded = if info.embedded {
+            ", or nothing with --embedded"
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "{}  (needs {})\n  breaks: {}\n  watch:  {}\n  repair: {}\n\n",
+            "{}  (needs {}{embedded})\n  breaks: {}\n  watch:  {}\n  repair: {}\n\n",
             info.name,
             needs.join(", "),
             info.breaks,
@@ -256,18 +333,34 @@ pub fn render_list() -> String {
             info.repair
         ));
     }
-    out.push_str("Run one with `lab lesson run NAME`, or `:lesson NAME` in `lab tui` to watch it live.\n");
+    out.push_str(
+        "Run one with `lab lesson run NAME` (add --embedded, or use `lab demo --lesson NAME`, to run it \
+         on an in-process broker without Docker), or `:lesson NAME` in `lab tui` to watch it live.\n",
+    );
     out
 }
 
-/// `lab lesson run NAME`: narrates on stdout (stderr with `json`, whose report is stdout's only
-/// line) and returns the report; an error when the signal never showed or the repair failed.
+/// `lab lesson run NAME [--embedded]`: narrates on stdout (stderr with `json`, whose report is
+/// stdout's only line) and returns the report; an error when the signal never showed or the
+/// repair failed.
 pub async fn run_cli(
     config: LabConfig,
     lesson: Lesson,
+    how: RunOn,
     json: bool,
     cancel: CancellationToken,
 ) -> Result<LessonReport, LessonError> {
+    if how == RunOn::Embedded && !lesson.info().embedded {
+        let needs: Vec<&str> = lesson.info().needs.iter().map(|s| s.title()).collect();
+        return Err(LessonError::Failed {
+            lesson: lesson.name(),
+            detail: format!(
+                "it cannot run embedded: it needs {}. Bring the lab up (`lab up`) and run `lab lesson run {}`",
+                needs.join(" and "),
+                lesson.name()
+            ),
+        });
+    }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let printer = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
@@ -282,11 +375,18 @@ pub async fn run_cli(
             }
         }
     });
-    let ctx = LessonContext {
-        control: ServiceControl::new(config.state_dir.clone()),
-        config,
-        narrator: Narrator::new(tx),
-        cancel,
+    let narrator = Narrator::new(tx);
+    let ctx = match how {
+        RunOn::Services => LessonContext::on_services(config, narrator, cancel),
+        RunOn::Embedded => {
+            let ctx = LessonContext::embedded(config, narrator, cancel)?;
+            ctx.narrator.step(format!(
+                "Embedded: an in-process Kafka broker at {} (no Docker), the raw zone in {}.",
+                ctx.config.brokers,
+                ctx.config.raw_zone.display()
+            ));
+            ctx
+        }
     };
     let result = run(lesson, &ctx).await;
     drop(ctx);

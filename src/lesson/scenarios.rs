@@ -14,12 +14,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::watch::until;
 use super::{Lesson, LessonContext, LessonError, SignalLog};
-use crate::pipeline::stage::{StageConfig, StageKind, StageStart, execute};
+use crate::pipeline::stage::{StageKind, StageStart, execute};
 use crate::pipeline::{StageCounters, Topics, kafka, sink};
 use crate::probes::Health;
 use crate::probes::airflow::{AirflowProbe, AirflowTarget};
 use crate::probes::hdfs::HdfsProbe;
-use crate::probes::kafka::KafkaProbe;
+use crate::probes::kafka::{KafkaProbe, partition_lag};
 
 const POLL: Duration = Duration::from_secs(1);
 /// Longest a lesson waits for a signal or a recovery.
@@ -53,7 +53,7 @@ impl Stage {
     fn start(ctx: &LessonContext, kind: StageKind, how: StageStart) -> Self {
         let counters = Arc::new(StageCounters::default());
         let cancel = ctx.cancel.child_token();
-        let config = StageConfig::from_config(&ctx.config);
+        let config = ctx.stages.clone();
         let handle = {
             let (counters, cancel) = (counters.clone(), cancel.clone());
             tokio::spawn(async move { execute(kind, &how, &config, &counters, &cancel).await })
@@ -96,16 +96,52 @@ fn sample_at(rate: u32) -> StageStart {
     }
 }
 
-/// The consumer group's lag as the broker reports it (committed offsets vs. high watermarks).
-async fn group_lag(probe: &mut KafkaProbe, group: &str) -> Result<i64, String> {
-    let snap = probe.poll().await;
-    let detail = snap.detail.ok_or_else(|| format!("Kafka: {}", snap.status.reason))?;
-    detail
-        .groups
-        .iter()
-        .find(|g| g.name == group)
-        .map(|g| g.total_lag)
-        .ok_or_else(|| format!("group {group} not known to the broker yet"))
+/// The consumer group's lag as the broker reports it: per partition of `topics`, the high
+/// watermark minus the group's committed offset (all the partition holds while nothing is
+/// committed). Asked of the group's coordinator directly rather than through a group listing,
+/// which the in-process broker of an embedded lesson cannot answer.
+fn committed_lag(brokers: &str, group: &str, topics: &[String]) -> Result<i64, String> {
+    let meta = kafka::watermark_client(brokers).map_err(|e| e.to_string())?;
+    let offsets: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| format!("offset client: {e}"))?;
+    let mut tpl = TopicPartitionList::new();
+    let mut marks = Vec::new();
+    for topic in topics {
+        let md = meta
+            .fetch_metadata(Some(topic), kafka::QUERY_TIMEOUT)
+            .map_err(|e| format!("metadata of {topic}: {e}"))?;
+        for p in md.topics().iter().flat_map(|t| t.partitions()) {
+            let (low, high) = meta
+                .fetch_watermarks(topic, p.id(), kafka::QUERY_TIMEOUT)
+                .map_err(|e| format!("watermarks of {topic}/{}: {e}", p.id()))?;
+            tpl.add_partition(topic, p.id());
+            marks.push((topic, p.id(), low, high));
+        }
+    }
+    let committed = offsets
+        .committed_offsets(tpl, kafka::QUERY_TIMEOUT)
+        .map_err(|e| format!("committed offsets of group {group}: {e}"))?;
+    Ok(marks
+        .into_iter()
+        .map(|(topic, partition, low, high)| {
+            let offset = match committed.find_partition(topic, partition).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => Some(o),
+                _ => None,
+            };
+            partition_lag(offset, low, high)
+        })
+        .sum())
+}
+
+async fn group_lag(brokers: &str, group: &str, topics: &[String]) -> Result<i64, String> {
+    let (brokers, group, topics) = (brokers.to_string(), group.to_string(), topics.to_vec());
+    tokio::task::spawn_blocking(move || committed_lag(&brokers, &group, &topics))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 async fn consumer_lag(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, LessonError> {
@@ -113,7 +149,9 @@ async fn consumer_lag(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, 
     let name = lesson.name();
     let config = &ctx.config;
     let group = kafka::default_group(sink::GROUP_STAGE, &config.topic_prefix);
-    let mut probe = KafkaProbe::new(&config.brokers, &config.topic_prefix);
+    let topics = Topics::new(&config.topic_prefix);
+    let clean: Vec<String> = crate::dataset::Entity::ALL.iter().map(|e| topics.clean(*e)).collect();
+    let lag = || group_lag(&config.brokers, &group, &clean);
     let n = &ctx.narrator;
 
     n.step("Starting the transform and the consumer, and sending the sample once.");
@@ -134,7 +172,7 @@ async fn consumer_lag(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, 
                 t.input, c.output
             ));
         }
-        match group_lag(&mut probe, &group).await? {
+        match lag().await? {
             0 => Ok(()),
             lag => Err(format!("lag {lag}")),
         }
@@ -145,7 +183,7 @@ async fn consumer_lag(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, 
     n.step("The producer sends the sample again at 300 msg/s; nobody lands it in the raw zone.");
     let producer = Stage::start(ctx, StageKind::Producer, sample_at(300));
     let grown = until!(name, "the consumer lag growing", PATIENCE, POLL, {
-        match group_lag(&mut probe, &group).await? {
+        match lag().await? {
             lag if lag >= 300 => Ok(lag),
             lag => Err(format!("lag {lag}")),
         }
@@ -158,7 +196,7 @@ async fn consumer_lag(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, 
     let restarted = Instant::now();
     let mut peak = grown;
     until!(name, "the consumer lag draining to 0", PATIENCE, POLL, {
-        match group_lag(&mut probe, &group).await? {
+        match lag().await? {
             0 => Ok(()),
             lag => {
                 peak = peak.max(lag);
@@ -290,7 +328,8 @@ async fn poison_messages(ctx: &LessonContext, log: &mut SignalLog) -> Result<boo
     let topics = Topics::new(&config.topic_prefix);
     let dlq = topics.dlq();
     let n = &ctx.narrator;
-    kafka::ensure_topics(&config.brokers, &topics.all(), kafka::DEFAULT_PARTITIONS)
+    ctx.stages
+        .ensure_topics()
         .await
         .map_err(|e| failed(lesson, e.to_string()))?;
     let (data, good, poison) = write_poisoned_dataset(ctx, 300).map_err(|e| failed(lesson, e))?;

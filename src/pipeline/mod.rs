@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod clean;
+pub mod embedded;
 pub mod kafka;
 pub mod producer;
 pub mod quality;

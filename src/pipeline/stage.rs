@@ -60,6 +60,11 @@ pub struct StageConfig {
     pub brokers: String,
     pub topic_prefix: String,
     pub raw_zone: PathBuf,
+    /// How long a fetch may wait for data ([`kafka::MOCK_FETCH_WAIT_MS`] on the in-process broker).
+    pub fetch_wait_ms: u32,
+    /// Create missing topics first. Off on the in-process broker, which holds them from the start
+    /// (and whose admin API cannot create any).
+    pub create_topics: bool,
 }
 
 impl StageConfig {
@@ -69,7 +74,18 @@ impl StageConfig {
             brokers: config.brokers.clone(),
             topic_prefix: config.topic_prefix.clone(),
             raw_zone: config.raw_zone.clone(),
+            fetch_wait_ms: kafka::DEFAULT_FETCH_WAIT_MS,
+            create_topics: true,
         }
+    }
+
+    /// Makes sure the stages' topics exist (when this broker needs to be asked).
+    pub async fn ensure_topics(&self) -> Result<(), super::PipelineError> {
+        if !self.create_topics {
+            return Ok(());
+        }
+        let topics = Topics::new(&self.topic_prefix);
+        kafka::ensure_topics(&self.brokers, &topics.all(), kafka::DEFAULT_PARTITIONS).await
     }
 }
 
@@ -83,9 +99,7 @@ pub async fn execute(
 ) -> Result<String, String> {
     let topics = Topics::new(&config.topic_prefix);
     let text = |e: &dyn std::fmt::Display| e.to_string();
-    kafka::ensure_topics(&config.brokers, &topics.all(), kafka::DEFAULT_PARTITIONS)
-        .await
-        .map_err(|e| text(&e))?;
+    config.ensure_topics().await.map_err(|e| text(&e))?;
     match kind {
         StageKind::Producer => {
             let path = how.data.clone().unwrap_or_else(crate::demo::default_sample);
@@ -113,7 +127,7 @@ pub async fn execute(
                 topics,
                 group_id: kafka::default_group(transform::GROUP_STAGE, &config.topic_prefix),
                 stop: StopWhen::Cancelled,
-                fetch_wait_ms: kafka::DEFAULT_FETCH_WAIT_MS,
+                fetch_wait_ms: config.fetch_wait_ms,
                 backpressure: None,
             };
             let report = run_transform(&opts, counters, cancel).await.map_err(|e| text(&e))?;
@@ -128,7 +142,7 @@ pub async fn execute(
                 brokers: config.brokers.clone(),
                 topics,
                 group_id: kafka::default_group(sink::GROUP_STAGE, &config.topic_prefix),
-                fetch_wait_ms: kafka::DEFAULT_FETCH_WAIT_MS,
+                fetch_wait_ms: config.fetch_wait_ms,
                 // Short files, so what a student streams shows up in the raw zone within seconds.
                 roll: RollPolicy {
                     max_age: Duration::from_secs(5),

@@ -324,12 +324,11 @@ async fn run_lesson(lesson: crate::lesson::Lesson, config: LabConfig, tx: mpsc::
             }
         })
     };
-    let ctx = crate::lesson::LessonContext {
-        control: crate::lesson::ServiceControl::new(config.state_dir.clone()),
+    let ctx = crate::lesson::LessonContext::on_services(
         config,
-        narrator: crate::lesson::Narrator::new(events_tx),
-        cancel: CancellationToken::new(),
-    };
+        crate::lesson::Narrator::new(events_tx),
+        CancellationToken::new(),
+    );
     let result = crate::lesson::run(lesson, &ctx).await;
     drop(ctx);
     if forward.await.is_err() {

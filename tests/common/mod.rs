@@ -69,6 +69,31 @@ pub fn stream_sample_into(prefix: &str, raw_zone: &str, state: &Path) -> u64 {
     written
 }
 
+/// A fault lesson's report: the value of the signal called `what`, which must have been observed.
+pub fn signal<'a>(report: &'a Value, what: &str) -> &'a str {
+    report["signals"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["what"] == what))
+        .and_then(|s| s["value"].as_str())
+        .unwrap_or_else(|| panic!("signal {what:?} not observed: {report}"))
+}
+
+pub fn number_before(text: &str, marker: &str) -> u64 {
+    let head = text.split(marker).next().unwrap_or_default();
+    let digits: String = head
+        .chars()
+        .rev()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number before {marker:?} in {text:?}"))
+}
+
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run lab");
     assert!(
