@@ -8,16 +8,18 @@ use tokio_postgres::{Client, NoTls};
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
     #[error(
-        "PostgreSQL: cannot connect to {target}: {source}\nis the server running? pass --pg URL or set LAB_PG_URL (e.g. host=127.0.0.1 port=5432 user=postgres dbname=yelp)"
+        "PostgreSQL: cannot connect to {target}: {}\nis the server running? pass --pg URL or set LAB_PG_URL (e.g. host=127.0.0.1 port=5432 user=postgres dbname=yelp)",
+        cause_text(.cause)
     )]
     Connect {
         target: String,
-        source: tokio_postgres::Error,
+        // Not `#[source]`: the message already says it, and error chains would repeat it.
+        cause: tokio_postgres::Error,
     },
-    #[error("PostgreSQL: {action} failed: {source}")]
+    #[error("PostgreSQL: {action} failed: {}", cause_text(.cause))]
     Query {
         action: String,
-        source: tokio_postgres::Error,
+        cause: tokio_postgres::Error,
     },
     #[error("PostgreSQL: {0}")]
     Other(String),
@@ -26,7 +28,32 @@ pub enum PgError {
 impl PgError {
     pub fn query(action: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> PgError {
         let action = action.into();
-        move |source| PgError::Query { action, source }
+        move |cause| PgError::Query { action, cause }
+    }
+}
+
+/// The server's own words (`ERROR: permission denied …`, with its hint) when it sent any, else
+/// the client's with its causes (`error connecting to server: Connection refused (os error 111)`).
+fn cause_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.hint() {
+            Some(hint) => format!("{}: {} (hint: {hint})", db.severity(), db.message()),
+            None => format!("{}: {}", db.severity(), db.message()),
+        },
+        None => {
+            // The client's message, then each cause it does not already spell out.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                let said = cause.to_string();
+                if !text.contains(&said) {
+                    text.push_str(": ");
+                    text.push_str(&said);
+                }
+                source = cause.source();
+            }
+            text
+        }
     }
 }
 
@@ -38,9 +65,9 @@ pub const SCHEMA_SQL: &str = include_str!("../../sql/postgres/schema.sql");
 pub async fn connect(url: &str) -> Result<Client, PgError> {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
-        .map_err(|source| PgError::Connect {
+        .map_err(|cause| PgError::Connect {
             target: redact(url),
-            source,
+            cause,
         })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -58,27 +85,91 @@ pub async fn ensure_schema(client: &Client) -> Result<(), PgError> {
         .map_err(PgError::query("create the serving schema"))
 }
 
-/// A connection string with any password replaced, for messages and logs.
+/// A connection string with any password replaced, for messages and logs. Both forms libpq
+/// takes: a URL (`postgresql://user:secret@host/db`, also `?password=secret`) and keyword/value
+/// pairs (`password=secret`, `password = 'with spaces'`).
 #[must_use]
 pub fn redact(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        // postgresql://user:secret@host/db
-        if let Some((creds, host)) = rest.split_once('@') {
-            let user = creds.split(':').next().unwrap_or("");
-            return format!("{scheme}://{user}:***@{host}");
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return redact_keywords(url);
+    };
+    let (main, query) = match rest.split_once('?') {
+        Some((main, query)) => (main, Some(query)),
+        None => (rest, None),
+    };
+    // The user info ends at the LAST '@': an unencoded '@' in a password must not cut it short.
+    let main = match main.rsplit_once('@') {
+        Some((creds, host)) => match creds.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{creds}@{host}"),
+        },
+        None => main.to_string(),
+    };
+    match query {
+        None => format!("{scheme}://{main}"),
+        Some(query) => {
+            let params: Vec<&str> = query
+                .split('&')
+                .map(|kv| {
+                    if kv.starts_with("password=") {
+                        "password=***"
+                    } else {
+                        kv
+                    }
+                })
+                .collect();
+            format!("{scheme}://{main}?{}", params.join("&"))
         }
-        return url.to_string();
     }
-    url.split_whitespace()
-        .map(|kv| {
-            if kv.starts_with("password=") {
-                "password=***"
-            } else {
-                kv
+}
+
+/// `key=value` pairs as libpq reads them: spaces allowed around `=`, a value single-quoted (with
+/// `\'` and `\\` escapes) may hold spaces. Every `password` value becomes `***`.
+fn redact_keywords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let take_spaces = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>, into: &mut String| {
+        while let Some(c) = chars.next_if(|c| c.is_whitespace()) {
+            into.push(c);
+        }
+    };
+    loop {
+        take_spaces(&mut chars, &mut out);
+        if chars.peek().is_none() {
+            return out;
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        out.push_str(&key);
+        let mut between = String::new();
+        take_spaces(&mut chars, &mut between);
+        if chars.next_if_eq(&'=').is_none() {
+            out.push_str(&between);
+            continue;
+        }
+        between.push('=');
+        take_spaces(&mut chars, &mut between);
+        out.push_str(&between);
+        let mut value = String::new();
+        if let Some(quote) = chars.next_if_eq(&'\'') {
+            value.push(quote);
+            while let Some(c) = chars.next() {
+                value.push(c);
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '\'' => break,
+                    _ => {}
+                }
             }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                value.push(c);
+            }
+        }
+        out.push_str(if key == "password" { "***" } else { &value });
+    }
 }
 
 #[cfg(test)]
@@ -96,5 +187,40 @@ mod tests {
             "host=127.0.0.1 user=lab password=*** dbname=yelp"
         );
         assert_eq!(redact("host=127.0.0.1 user=postgres"), "host=127.0.0.1 user=postgres");
+    }
+
+    #[test]
+    fn awkward_passwords_are_redacted_whole() {
+        for (url, shown) in [
+            // An unencoded '@' in the password.
+            (
+                "postgresql://lab:p@ss@db:5432/yelp",
+                "postgresql://lab:***@db:5432/yelp",
+            ),
+            (
+                "postgres://lab:secret@db/yelp?sslmode=disable&password=other",
+                "postgres://lab:***@db/yelp?sslmode=disable&password=***",
+            ),
+            (
+                "postgresql://db/yelp?password=only-here",
+                "postgresql://db/yelp?password=***",
+            ),
+            ("postgresql://lab@db/yelp", "postgresql://lab@db/yelp"),
+            // Quoted, with spaces and escapes; spaces around '='.
+            (
+                "host=db password='my secret \\' pass' dbname=yelp",
+                "host=db password=*** dbname=yelp",
+            ),
+            ("host=db password = hunter2 user=lab", "host=db password = *** user=lab"),
+            ("password=", "password=***"),
+        ] {
+            let redacted = redact(url);
+            assert_eq!(redacted, shown, "{url}");
+            for secret in ["p@ss", "secret", "other", "only-here", "my secret", "hunter2"] {
+                if url.contains(secret) && !shown.contains(secret) {
+                    assert!(!redacted.contains(secret), "{secret} leaked from {url}: {redacted}");
+                }
+            }
+        }
     }
 }
