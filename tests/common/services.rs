@@ -140,6 +140,12 @@ impl Airflow {
 
     /// Waits until the dag-processor has parsed `dag_id`, then unpauses it.
     pub fn unpause_when_parsed(&self, dag_id: &str) {
+        self.wait_parsed(dag_id);
+        self.patch(&format!("/api/v2/dags/{dag_id}"), &json!({"is_paused": false}));
+    }
+
+    /// Waits until the dag-processor has parsed `dag_id`.
+    pub fn wait_parsed(&self, dag_id: &str) {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let dag = self.get(&format!("/api/v2/dags/{dag_id}"));
@@ -153,7 +159,6 @@ impl Airflow {
             );
             std::thread::sleep(Duration::from_secs(1));
         }
-        self.patch(&format!("/api/v2/dags/{dag_id}"), &json!({"is_paused": false}));
     }
 
     /// Triggers a run with `conf`; returns its run id.
