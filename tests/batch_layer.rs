@@ -30,6 +30,58 @@ async fn assert_same_tables(a_url: &str, b_url: &str) {
     }
 }
 
+/// jobs/batch_layer.py on the Spark version the Docker stack runs (the apache/spark tag of
+/// stacks/lambda.toml, whose scheduler image carries that Spark), in local mode over a local raw
+/// zone: the same tables as DataFusion's, again with no Python on the executors.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pyspark_twin_runs_on_the_docker_stacks_spark_version() {
+    let lambda =
+        bigdata_lab::stack::Stack::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("stacks/lambda.toml")).unwrap();
+    let tag = lambda.services["spark-worker"].image.tag.clone().unwrap();
+    let venv = PathBuf::from(service_env("LAB_TEST_STACK_SPARK_VENV"));
+    let python = venv.join("bin/python");
+    let version =
+        run_ok(std::process::Command::new(&python).args(["-c", "import pyspark; print(pyspark.__version__)"]));
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        tag,
+        "the harness installs the stack's Spark"
+    );
+
+    let prefix = unique_prefix("spark-stack");
+    let raw = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let raw_zone = raw.path().to_str().unwrap();
+    let valid = stream_sample_into(&prefix, raw_zone, state.path());
+    let df_url = fresh_database("lab_stack_spark_df").await;
+    stage(&prefix, raw_zone, state.path(), &["batch", "--json", "--pg", &df_url]);
+
+    let spark_url = fresh_database("lab_stack_spark").await;
+    let site = run_ok(
+        std::process::Command::new(&python)
+            .args(["-c", "import os, pyspark; print(os.path.dirname(pyspark.__file__))"]),
+    );
+    let out = run_ok(
+        std::process::Command::new(venv.join("bin/spark-submit"))
+            .env("SPARK_HOME", String::from_utf8_lossy(&site.stdout).trim())
+            .env("SPARK_LOCAL_IP", "127.0.0.1")
+            .args([
+                "--master",
+                "local[2]",
+                "--conf",
+                "spark.pyspark.python=/nonexistent/python3",
+            ])
+            .arg("--conf")
+            .arg(format!("spark.pyspark.driver.python={}", python.display()))
+            .arg(jobs_dir().join("batch_layer.py"))
+            .args(["--raw-zone", raw_zone, "--pg", &spark_url]),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("spark job report");
+    assert_eq!(report["rows_in"], valid, "{report}");
+    assert_same_tables(&df_url, &spark_url).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn datafusion_and_spark_build_identical_serving_tables_from_hdfs() {
     let prefix = unique_prefix("engines");

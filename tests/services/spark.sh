@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Throwaway Spark standalone cluster (master + one worker, pyspark from PyPI) for tests,
 # on 127.0.0.1:${LAB_TEST_SPARK_PORT:-27077}, master UI :${LAB_TEST_SPARK_UI_PORT:-28090}.
-# Usage: spark.sh start|stop|status
+# Usage: spark.sh start|stop|status|home|stack-venv
+#   stack-venv: installs (once) the pyspark of the Docker stack's Spark version (the apache/spark
+#   tag in stacks/lambda.toml) into .venv-stack-spark and prints that venv's path, so the PySpark
+#   job is also tested on the Spark the stack runs.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -52,6 +55,17 @@ do_start() {
   log "spark master spark://127.0.0.1:$LAB_TEST_SPARK_PORT (ui :$LAB_TEST_SPARK_UI_PORT), 1 worker"
 }
 
+stack_spark_version() {
+  sed -n 's|^image = "apache/spark:\([0-9][0-9.]*\)"$|\1|p' "$LAB_REPO_ROOT/stacks/lambda.toml" | head -1
+}
+
+do_stack_venv() {
+  local version; version=$(stack_spark_version)
+  [ -n "$version" ] || die "no apache/spark image tag in stacks/lambda.toml"
+  LAB_VENV=$LAB_REPO_ROOT/.venv-stack-spark ensure_pip "pyspark-$version" "pyspark==$version" psycopg2-binary
+  echo "$LAB_REPO_ROOT/.venv-stack-spark"
+}
+
 do_status() {
   if master_json | grep -q '"status" : "ALIVE"'; then
     echo "spark: running on spark://127.0.0.1:$LAB_TEST_SPARK_PORT ($(master_json | grep -o '"aliveworkers" : [0-9]*'))"
@@ -66,5 +80,6 @@ case ${1:-} in
   status) do_status ;;
   # Prints the SPARK_HOME the harness uses (the tests and the DAG submit jobs with it).
   home) spark_home ;;
-  *) echo "usage: $0 start|stop|status|home" >&2; exit 2 ;;
+  stack-venv) do_stack_venv ;;
+  *) echo "usage: $0 start|stop|status|home|stack-venv" >&2; exit 2 ;;
 esac

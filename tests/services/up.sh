@@ -26,6 +26,8 @@ export LAB_TEST_HDFS_HTTP="http://127.0.0.1:$LAB_TEST_HDFS_HTTP_PORT"
 export LAB_TEST_SPARK_MASTER="spark://127.0.0.1:$LAB_TEST_SPARK_PORT"
 export LAB_TEST_SPARK_UI="http://127.0.0.1:$LAB_TEST_SPARK_UI_PORT"
 export LAB_TEST_SPARK_HOME="$("$here/spark.sh" home)"
+# pyspark of the Docker stack's Spark version (stacks/lambda.toml), for the job's local-mode test.
+export LAB_TEST_STACK_SPARK_VENV="$("$here/spark.sh" stack-venv)"
 export LAB_TEST_AIRFLOW_URL="http://127.0.0.1:$LAB_TEST_AIRFLOW_PORT"
 export LAB_TEST_AIRFLOW_USER="admin"
 export LAB_TEST_AIRFLOW_PASSWORD_FILE="$LAB_SERVICES_DIR/airflow/admin-password"
