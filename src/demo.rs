@@ -66,20 +66,6 @@ pub struct DemoSummary {
     pub timings_ms: BTreeMap<String, u128>,
 }
 
-/// Every topic the stages use, for the in-process broker (which cannot create them on demand):
-/// `partitions` each, the DLQ one (its order is the order things went wrong).
-#[must_use]
-pub fn embedded_topics(topics: &Topics, partitions: i32) -> Vec<(String, i32)> {
-    topics
-        .all()
-        .into_iter()
-        .map(|t| {
-            let n = if t == topics.dlq() { 1 } else { partitions };
-            (t, n)
-        })
-        .collect()
-}
-
 /// The checked-in sample: `datasets/sample` next to the working directory, else in the source tree.
 #[must_use]
 pub fn default_sample() -> PathBuf {
@@ -102,7 +88,7 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
     let (target, _pg_guard, serving_desc) = serving_target(opts).await?;
 
     let topics = Topics::new(&opts.topic_prefix);
-    let broker = EmbeddedBroker::start(embedded_topics(&topics, opts.partitions))?;
+    let broker = EmbeddedBroker::for_stages(&topics, opts.partitions)?;
     let brokers = broker.brokers().to_string();
 
     let raw_dir = opts.state_dir.join("demo").join("raw");

@@ -11,7 +11,10 @@ use std::path::Path;
 use std::process::Command;
 
 use common::services::{Airflow, hdfs_delete};
-use common::{json_stdout, lab, number_before, sample_dir, service_env, signal, stream_sample_into, unique_prefix};
+use common::{
+    assert_consumer_lag_report, assert_poison_report, json_stdout, lab, number_before, sample_dir, service_env, signal,
+    stream_sample_into, unique_prefix,
+};
 use serde_json::Value;
 
 /// One lesson at a time: they share the broker and stop services.
@@ -54,11 +57,7 @@ async fn consumer_lag_grows_while_the_consumer_is_paused_and_drains_after() {
     let _serial = SERIAL.lock().await;
     let state = tempfile::tempdir().unwrap();
     let (report, _) = lesson("consumer-lag", &unique_prefix("lesson-lag"), state.path(), &[]);
-    assert_eq!(report["recovered"], true, "{report}");
-    let grew = signal(&report, "consumer lag grew");
-    assert!(number_before(grew, " messages behind") >= 300, "{grew}");
-    let drained = signal(&report, "consumer lag drained");
-    assert!(drained.starts_with("0 messages behind"), "{drained}");
+    assert_consumer_lag_report(&report);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -66,16 +65,7 @@ async fn poison_messages_fill_the_dlq_with_their_reasons_while_good_records_flow
     let _serial = SERIAL.lock().await;
     let state = tempfile::tempdir().unwrap();
     let (report, narration) = lesson("poison-messages", &unique_prefix("lesson-poison"), state.path(), &[]);
-    assert_eq!(report["recovered"], true, "{report}");
-    assert_eq!(
-        signal(&report, "good records flow past the poison"),
-        "300 of 300 good reviews cleaned"
-    );
-    let dlq = signal(&report, "DLQ grew");
-    assert!(dlq.contains(": +7 ("), "{dlq}");
-    for reason in ["invalid_json", "stars_out_of_range", "missing_field", "not_utf8"] {
-        assert!(dlq.contains(reason), "no {reason} in {dlq}");
-    }
+    assert_poison_report(&report);
     assert!(
         narration.contains("kcat"),
         "the lesson tells how to read the DLQ: {narration}"

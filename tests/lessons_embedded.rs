@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{json_stdout, lab, number_before, signal};
+use common::{assert_consumer_lag_report, assert_poison_report, json_stdout, lab, number_before, signal};
 use serde_json::Value;
 
 const CLOSED: &str = "127.0.0.1:9";
@@ -51,13 +51,7 @@ fn embedded(name: &str, state: &Path) -> (Value, String) {
 fn consumer_lag_runs_embedded() {
     let state = tempfile::tempdir().unwrap();
     let (report, _) = embedded("consumer-lag", state.path());
-    assert_eq!(report["recovered"], true, "{report}");
-    let grew = signal(&report, "consumer lag grew");
-    assert!(number_before(grew, " messages behind") >= 300, "{grew}");
-    assert!(
-        signal(&report, "consumer lag drained").starts_with("0 messages behind"),
-        "{report}"
-    );
+    assert_consumer_lag_report(&report);
     // The consumer really landed the records in the embedded raw zone.
     let raw = state.path().join("lessons/embedded/raw/review");
     assert!(raw.is_dir(), "no raw zone at {}", raw.display());
@@ -68,15 +62,7 @@ fn poison_messages_run_embedded_from_lab_demo() {
     let state = tempfile::tempdir().unwrap();
     let (ok, report, narration) = run(&["demo", "--lesson", "poison-messages", "--headless"], state.path());
     assert!(ok, "{narration}");
-    assert_eq!(
-        signal(&report, "good records flow past the poison"),
-        "300 of 300 good reviews cleaned"
-    );
-    let dlq = signal(&report, "DLQ grew");
-    assert!(dlq.contains(": +7 ("), "{dlq}");
-    for reason in ["invalid_json", "stars_out_of_range", "missing_field", "not_utf8"] {
-        assert!(dlq.contains(reason), "no {reason} in {dlq}");
-    }
+    assert_poison_report(&report);
 }
 
 #[test]

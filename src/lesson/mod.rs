@@ -233,13 +233,11 @@ impl LessonContext {
     /// directory under the state dir.
     pub fn embedded(mut config: LabConfig, narrator: Narrator, cancel: CancellationToken) -> Result<Self, LessonError> {
         let topics = crate::pipeline::Topics::new(&config.topic_prefix);
-        let broker = EmbeddedBroker::start(crate::demo::embedded_topics(
-            &topics,
-            crate::pipeline::kafka::DEFAULT_PARTITIONS,
-        ))
-        .map_err(|e| LessonError::Failed {
-            lesson: "embedded",
-            detail: e.to_string(),
+        let broker = EmbeddedBroker::for_stages(&topics, crate::pipeline::kafka::DEFAULT_PARTITIONS).map_err(|e| {
+            LessonError::Failed {
+                lesson: "embedded",
+                detail: e.to_string(),
+            }
         })?;
         let raw_zone = config.state_dir.join("lessons/embedded/raw");
         if raw_zone.exists() {

@@ -392,11 +392,13 @@ async fn load_table(
     sink.finish()
         .await
         .map_err(PgError::query(format!("finish COPY into {target}")))?;
-    // Autovacuum never analyzes temp tables. Without statistics the planner guesses the staging
-    // table is tiny and anti-joins it with a nested loop: a reload of 200k rows then ran for hours.
-    tx.batch_execute(&format!("ANALYZE {stage}"))
+    // Autovacuum never analyzes temp tables, and a serving table just loaded for the first time
+    // has no statistics until autovacuum gets to it either. Missing either side's, the planner
+    // anti-joins them with a nested loop: a reload of 200k rows then ran for hours (seen for the
+    // staging table, and again for a target loaded moments before). Both are sampled here.
+    tx.batch_execute(&format!("ANALYZE {stage}, {target}"))
         .await
-        .map_err(PgError::query(format!("analyze the staging table of {target}")))?;
+        .map_err(PgError::query(format!("analyze {target} and its staging table")))?;
 
     let key_match = table
         .key

@@ -8,6 +8,8 @@ use std::thread::JoinHandle;
 
 use rdkafka::mocking::MockCluster;
 
+use super::Topics;
+
 /// The mock cluster's only broker.
 const BROKER_ID: i32 = 1;
 
@@ -70,6 +72,22 @@ impl EmbeddedBroker {
             commands: Some(commands),
             thread: Some(thread),
         })
+    }
+
+    /// A cluster with every topic the stages use: `partitions` each, and one for the DLQ (its
+    /// order is the order things went wrong).
+    pub fn for_stages(topics: &Topics, partitions: i32) -> Result<Self, EmbeddedError> {
+        let dlq = topics.dlq();
+        Self::start(
+            topics
+                .all()
+                .into_iter()
+                .map(|t| {
+                    let n = if t == dlq { 1 } else { partitions };
+                    (t, n)
+                })
+                .collect(),
+        )
     }
 
     /// The bootstrap servers to give clients (`127.0.0.1:PORT`).

@@ -78,6 +78,31 @@ pub fn signal<'a>(report: &'a Value, what: &str) -> &'a str {
         .unwrap_or_else(|| panic!("signal {what:?} not observed: {report}"))
 }
 
+/// What `consumer-lag` must have seen, wherever it ran: lag of at least the 300 messages sent
+/// while the consumer was paused, then drained to 0.
+pub fn assert_consumer_lag_report(report: &Value) {
+    assert_eq!(report["recovered"], true, "{report}");
+    let grew = signal(report, "consumer lag grew");
+    assert!(number_before(grew, " messages behind") >= 300, "{grew}");
+    let drained = signal(report, "consumer lag drained");
+    assert!(drained.starts_with("0 messages behind"), "{drained}");
+}
+
+/// What `poison-messages` must have seen, wherever it ran: every good review cleaned, the 7
+/// poisoned ones dead-lettered, each with its own reason.
+pub fn assert_poison_report(report: &Value) {
+    assert_eq!(report["recovered"], true, "{report}");
+    assert_eq!(
+        signal(report, "good records flow past the poison"),
+        "300 of 300 good reviews cleaned"
+    );
+    let dlq = signal(report, "DLQ grew");
+    assert!(dlq.contains(": +7 ("), "{dlq}");
+    for reason in ["invalid_json", "stars_out_of_range", "missing_field", "not_utf8"] {
+        assert!(dlq.contains(reason), "no {reason} in {dlq}");
+    }
+}
+
 pub fn number_before(text: &str, marker: &str) -> u64 {
     let head = text.split(marker).next().unwrap_or_default();
     let digits: String = head
