@@ -104,6 +104,17 @@ fn docker_lines(args: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// The real `lab` binary with its own state dir (never the caller's LAB_STATE_DIR).
+fn lab_in(state: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lab"))
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .env_remove("LAB_STATE_DIR")
+        .output()
+        .expect("run lab")
+}
+
 /// GET over plain TCP (no HTTP client dependency); returns the body.
 fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(addr)?;
@@ -453,13 +464,7 @@ async fn lab_binary_up_ps_logs_down() {
     down_all(&engine().await, STACK).await;
     let state = tempfile::tempdir().unwrap();
     let lab = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_lab"))
-            .arg("--state-dir")
-            .arg(state.path())
-            .args(args)
-            .env_remove("LAB_STATE_DIR")
-            .output()
-            .expect("run lab");
+        let out = lab_in(state.path(), args);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "lab {args:?} failed:\n{stdout}\n{stderr}");
@@ -621,15 +626,12 @@ async fn up_names_the_process_on_a_taken_port_and_doctor_sees_the_engine_and_the
     let _guard = ENGINE_LOCK.lock().await;
     down_all(&engine().await, STACK).await;
     let state = tempfile::tempdir().unwrap();
+    let stack_file = test_stack_path();
     let lab = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_lab"))
-            .arg("--state-dir")
-            .arg(state.path())
-            .args(args)
-            .args(["--stack", test_stack_path().to_str().unwrap()])
-            .env_remove("LAB_STATE_DIR")
-            .output()
-            .expect("run lab")
+        lab_in(
+            state.path(),
+            &[args, &["--stack", stack_file.to_str().unwrap()]].concat(),
+        )
     };
     // web publishes 127.0.0.1:18083: a stray server holds it.
     let stray = std::net::TcpListener::bind("127.0.0.1:18083").unwrap();
@@ -823,21 +825,19 @@ async fn lessons_stop_and_start_the_stacks_own_containers() {
     let _guard = ENGINE_LOCK.lock().await;
     down_all(&engine().await, STACK).await;
     let state = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .arg("--state-dir")
-        .arg(state.path())
-        .args([
+    let stack_file = test_stack_path();
+    let out = lab_in(
+        state.path(),
+        &[
             "up",
             "--stack",
-            test_stack_path().to_str().unwrap(),
+            stack_file.to_str().unwrap(),
             "--only",
             "web",
             "--pull",
             "never",
-        ])
-        .env_remove("LAB_STATE_DIR")
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let running = || docker(&["inspect", "-f", "{{.State.Running}}", "lab-labtest-web"]);
 
