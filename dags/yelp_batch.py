@@ -18,7 +18,9 @@ the raw zone without waiting for new files, for demos triggered by hand.
 
 No secrets here. Everything comes from the Airflow environment (set by `lab up` or the test
 harness): the connection `lab_postgres` (e.g. AIRFLOW_CONN_LAB_POSTGRES), and
-LAB_BIN (the lab binary), LAB_RAW_ZONE (hdfs://namenode:port/lab/raw), LAB_HDFS_HTTP (WebHDFS base
+LAB_BIN (the lab binary), LAB_RAW_ZONE (hdfs://namenode:port/lab/raw: each topic prefix has its own
+directory in it; the `topic_prefix` param, by default LAB_TOPIC_PREFIX or `yelp`, picks the one a run
+batches), LAB_HDFS_HTTP (WebHDFS base
 URL), LAB_SPARK_MASTER, LAB_SPARK_SUBMIT (spark-submit path), LAB_SPARK_DRIVER_HOST (optional: the
 name the Spark master and executors reach the driver by), LAB_JOBS_DIR (this repo's jobs/).
 Importable by Airflow 3 and Airflow 2 (2.5+).
@@ -52,6 +54,8 @@ TEACHING = os.environ.get("LAB_AIRFLOW_TEACHING") == "1"
 # "none" for manual runs only, which is what the lab's tests use).
 SCHEDULE = os.environ.get("LAB_AIRFLOW_SCHEDULE") or ("*/5 * * * *" if TEACHING else "@daily")
 ENTITIES = ("business", "review", "user", "checkin", "tip")
+# The lab's topic prefix: its raw zone is LAB_RAW_ZONE/<prefix> (`lab` reads the same variable).
+TOPIC_PREFIX = os.environ.get("LAB_TOPIC_PREFIX") or "yelp"
 PG_CONN_ID = "lab_postgres"
 
 
@@ -80,12 +84,12 @@ def _webhdfs_list(session, base, path):
     return r.json()["FileStatuses"]["FileStatus"]
 
 
-def raw_files_up_to(ds):
-    """(count, newest modification time in ms) of the raw zone's part files dated up to ds."""
+def raw_files_up_to(prefix, ds):
+    """(count, newest modification time in ms) of the prefix's raw-zone part files dated up to ds."""
     import requests
 
     base = os.environ["LAB_HDFS_HTTP"].rstrip("/")
-    root = urlsplit(os.environ["LAB_RAW_ZONE"]).path.rstrip("/")
+    root = urlsplit(os.environ["LAB_RAW_ZONE"]).path.rstrip("/") + "/" + prefix
     count, newest = 0, 0
     with requests.Session() as s:
         for entity in ENTITIES:
@@ -132,6 +136,11 @@ with DAG(
     params={
         "engine": Param("datafusion", enum=["datafusion", "spark"], description="batch engine"),
         "teaching": Param(TEACHING, type="boolean", description="batch what is there, without waiting"),
+        # Which lab's raw zone (LAB_RAW_ZONE/<prefix>) to batch. The pattern is a Kafka topic
+        # name's alphabet: nothing else can reach the shell commands below.
+        "topic_prefix": Param(
+            TOPIC_PREFIX, type="string", pattern=r"^[A-Za-z0-9._-]{1,200}$", description="the lab's topic prefix"
+        ),
         # The `slow-batch` fault lesson (lab lesson run slow-batch): the batch's first try hangs
         # this many seconds and then fails, so students watch Airflow retry a late task.
         "lesson_slow_first_try": Param(
@@ -155,7 +164,7 @@ with DAG(
         import psycopg2
 
         ds = batch_day(dag_run)
-        files, newest = raw_files_up_to(ds)
+        files, newest = raw_files_up_to(params["topic_prefix"], ds)
         # This sensor has no retries, so a PostgreSQL outage must not fail it (that would fail the
         # whole run and the batch task's retries would never get a chance). Teaching runs batch
         # whatever is there and do not ask the database; other runs cannot tell yet whether the
@@ -186,9 +195,9 @@ with DAG(
             # (this machine's name) is not the right one (the Docker stack: namenode).
             '${LAB_SPARK_DRIVER_HOST:+--conf "spark.driver.host=$LAB_SPARK_DRIVER_HOST"} '
             '--conf spark.sql.session.timeZone=UTC "$LAB_JOBS_DIR/batch_layer.py" '
-            '--raw-zone "$LAB_RAW_ZONE" --date {{ batch_day(dag_run) }}'
+            '--raw-zone "$LAB_RAW_ZONE/{{ params.topic_prefix }}" --date {{ batch_day(dag_run) }}'
             "{% else %}"
-            '"$LAB_BIN" batch --date {{ batch_day(dag_run) }} --json'
+            '"$LAB_BIN" batch --topic-prefix {{ params.topic_prefix }} --date {{ batch_day(dag_run) }} --json'
             "{% endif %}"
         ),
         env={"LAB_PG_URL": "{{ conn.lab_postgres.get_uri() }}"},
@@ -199,7 +208,7 @@ with DAG(
     quality_check = BashOperator(
         task_id="quality_check",
         # The table goes to the task log (stderr), the JSON line to XCom (stdout's last line).
-        bash_command='"$LAB_BIN" check --date {{ batch_day(dag_run) }} --json',
+        bash_command='"$LAB_BIN" check --topic-prefix {{ params.topic_prefix }} --date {{ batch_day(dag_run) }} --json',
         env={"LAB_PG_URL": "{{ conn.lab_postgres.get_uri() }}"},
         append_env=True,
         do_xcom_push=True,

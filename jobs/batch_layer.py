@@ -11,7 +11,7 @@ driver jar is needed on the cluster (none can be downloaded in the lab), only ps
 driver. A row in yelp.batch_runs (engine 'spark') records every run, like `lab batch` does.
 
     spark-submit --master spark://127.0.0.1:7077 jobs/batch_layer.py \
-        --raw-zone hdfs://127.0.0.1:9000/lab/raw --date 2026-11-24
+        --raw-zone hdfs://127.0.0.1:9000/lab/raw/yelp --date 2026-11-24
 
 The PostgreSQL URL comes from --pg or the LAB_PG_URL environment variable (never from this file);
 both `postgresql://user:pass@host:port/db` and libpq `key=value` strings work.
@@ -111,7 +111,11 @@ SERVING = {
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--raw-zone", required=True, help="hdfs://host:port/dir or a local directory")
+    p.add_argument(
+        "--raw-zone",
+        required=True,
+        help="the raw zone of one topic prefix (<lab raw zone>/<prefix>): hdfs://host:port/dir or a local directory",
+    )
     p.add_argument("--date", type=dt.date.fromisoformat, help="only raw-zone partitions dated up to this day")
     p.add_argument("--pg", default=os.environ.get("LAB_PG_URL"), help="PostgreSQL URL (default: $LAB_PG_URL)")
     p.add_argument(

@@ -25,7 +25,7 @@ use crate::pipeline::sink::{RollPolicy, SinkOptions, SinkReport, run_sink};
 use crate::pipeline::transform::{TransformOptions, TransformReport, run_transform};
 use crate::pipeline::{Backpressure, StageCounters, StopWhen, Topics, kafka, sink, transform};
 use crate::progress::LiveView;
-use crate::storage::LocalRawZone;
+use crate::storage::AnyRawZone;
 
 /// How far (uncompressed payload bytes) a stage may run ahead of its reader in the demo. The mock
 /// cluster keeps at most 5 MB per partition; 4 MiB stays below that even if it all lands in one
@@ -96,7 +96,7 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
         std::fs::remove_dir_all(&raw_dir)
             .with_context(|| format!("clearing the previous demo's raw zone {}", raw_dir.display()))?;
     }
-    let zone = LocalRawZone::new(&raw_dir);
+    let zone = AnyRawZone::open(&raw_dir, &opts.topic_prefix)?;
 
     let producer_counters = Arc::new(StageCounters::default());
     let transform_counters = Arc::new(StageCounters::default());
@@ -137,6 +137,8 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
             downstream: sink_counters.clone(),
             budget_bytes: MOCK_BUDGET_BYTES,
         }),
+        delivery: None,
+        broker_patience: kafka::DEFAULT_BROKER_PATIENCE,
     };
     let sink_opts = SinkOptions {
         brokers: brokers.clone(),
@@ -150,6 +152,7 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
         stop: StopWhen::CaughtUp {
             upstream: Some(transform_counters.clone()),
         },
+        broker_patience: kafka::DEFAULT_BROKER_PATIENCE,
     };
     let (producer, transform, consumer) = tokio::join!(
         async {

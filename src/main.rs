@@ -85,7 +85,7 @@ enum Command {
     /// Stream a dataset into the raw topics.
     Produce(ProduceArgs),
     /// Validate, clean and enrich raw topics into `<topic>.clean`; invalid records go to the DLQ.
-    Transform(StreamArgs),
+    Transform(TransformArgs),
     /// Land the clean topics in the raw zone as Parquet.
     Consume(ConsumeArgs),
     /// Compute the serving tables from the raw zone and load them into PostgreSQL.
@@ -263,6 +263,36 @@ struct StreamArgs {
     /// Exit once every input partition is read to its end (instead of running until Ctrl-C).
     #[arg(long)]
     until_caught_up: bool,
+    /// Seconds to wait for an unreachable broker (a restart, say) before giving up.
+    #[arg(long, value_name = "SECS", default_value_t = kafka::DEFAULT_BROKER_PATIENCE.as_secs())]
+    broker_patience: u64,
+}
+
+#[derive(Args)]
+struct TransformArgs {
+    #[command(flatten)]
+    stream: StreamArgs,
+    /// auto: exactly-once where the broker has transactions, else at-least-once (with a warning);
+    /// exactly-once: fail rather than fall back; at-least-once: never use transactions.
+    #[arg(long, value_enum, default_value_t = DeliveryArg::Auto)]
+    delivery: DeliveryArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DeliveryArg {
+    Auto,
+    ExactlyOnce,
+    AtLeastOnce,
+}
+
+impl DeliveryArg {
+    fn wanted(self) -> Option<transform::Delivery> {
+        match self {
+            Self::Auto => None,
+            Self::ExactlyOnce => Some(transform::Delivery::ExactlyOnce),
+            Self::AtLeastOnce => Some(transform::Delivery::AtLeastOnce),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -272,6 +302,10 @@ struct ConsumeArgs {
     /// Write a file at the latest after this many seconds of buffering.
     #[arg(long, default_value_t = 30)]
     roll_seconds: u64,
+    /// Memory for buffered records, all partitions together (MiB); over it the largest buffers
+    /// are written out first.
+    #[arg(long, value_name = "MIB", default_value_t = sink::DEFAULT_BUFFER_BUDGET >> 20)]
+    buffer_mib: usize,
 }
 
 #[derive(Args)]
@@ -323,6 +357,8 @@ fn main() -> std::process::ExitCode {
         .unwrap_or_else(|| Command::Tui(bigdata_lab::tui::cli::TuiArgs::default()));
     match runtime.block_on(run(command, config, overrides)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // Stopped by Ctrl-C after printing what it did: the shell convention, 128 + SIGINT.
+        Err(e) if e.is::<Interrupted>() => std::process::ExitCode::from(130),
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "command failed");
             eprintln!("error: {e:#}");
@@ -331,10 +367,43 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// A command stopped by Ctrl-C once it had reported what it did: exit status 130, no error text.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+struct Interrupted;
+
+/// `lab.log` is rotated when a run starts with it over this size; this many old ones are kept
+/// (`lab.log.1` the newest).
+const LOG_ROTATE_BYTES: u64 = 16 << 20;
+const LOG_KEEP: u32 = 3;
+
+/// Shifts `lab.log` → `lab.log.1` → … → `lab.log.<keep>` (the oldest dropped) when it has
+/// `max_bytes` or more.
+fn rotate_log(dir: &std::path::Path, max_bytes: u64, keep: u32) {
+    let log = dir.join("lab.log");
+    if std::fs::metadata(&log).map_or(true, |m| m.len() < max_bytes) {
+        return;
+    }
+    let old = |n: u32| dir.join(format!("lab.log.{n}"));
+    for n in (1..keep).rev() {
+        match std::fs::rename(old(n), old(n + 1)) {
+            // A missing older file is fine: there is just less history.
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                eprintln!("warning: cannot rotate {}: {e}", old(n).display());
+            }
+            _ => {}
+        }
+    }
+    if let Err(e) = std::fs::rename(&log, old(1)) {
+        eprintln!("warning: cannot rotate {}: {e}", log.display());
+    }
+}
+
 /// Logs go to `<state-dir>/logs/lab.log`, never to the terminal the stages draw on.
 fn init_logging(config: &LabConfig) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let dir = config.log_dir();
     std::fs::create_dir_all(&dir).ok()?;
+    rotate_log(&dir, LOG_ROTATE_BYTES, LOG_KEEP);
     let appender = tracing_appender::rolling::never(&dir, "lab.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let filter = tracing_subscriber::EnvFilter::try_from_env("LAB_LOG")
@@ -501,6 +570,9 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
             let report = tokio::task::spawn_blocking(move || run_producer(&source, &opts, &c, &cancel)).await??;
             view.finish().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.interrupted {
+                return Err(Interrupted.into());
+            }
         }
         Command::Transform(args) => {
             // Created here too, so the stages can start before anything was produced.
@@ -509,11 +581,14 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
                 brokers: config.brokers.clone(),
                 topics,
                 group_id: args
+                    .stream
                     .group
                     .unwrap_or_else(|| kafka::default_group(transform::GROUP_STAGE, &config.topic_prefix)),
                 fetch_wait_ms: kafka::DEFAULT_FETCH_WAIT_MS,
-                stop: stop_when(args.until_caught_up),
+                stop: stop_when(args.stream.until_caught_up),
                 backpressure: None,
+                delivery: args.delivery.wanted(),
+                broker_patience: std::time::Duration::from_secs(args.stream.broker_patience),
             };
             let counters = Arc::new(StageCounters::default());
             let view = LiveView::start(
@@ -526,7 +601,7 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
         }
         Command::Consume(args) => {
             kafka::ensure_topics(&config.brokers, &topics.all(), kafka::DEFAULT_PARTITIONS).await?;
-            let zone = AnyRawZone::open(&config.raw_zone)?;
+            let zone = AnyRawZone::open(&config.raw_zone, &config.topic_prefix)?;
             let opts = SinkOptions {
                 brokers: config.brokers.clone(),
                 topics,
@@ -537,9 +612,11 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
                 fetch_wait_ms: kafka::DEFAULT_FETCH_WAIT_MS,
                 roll: RollPolicy {
                     max_age: std::time::Duration::from_secs(args.roll_seconds.max(1)),
+                    max_total_bytes: args.buffer_mib.max(1) << 20,
                     ..RollPolicy::default()
                 },
                 stop: stop_when(args.stream.until_caught_up),
+                broker_patience: std::time::Duration::from_secs(args.stream.broker_patience),
             };
             let counters = Arc::new(StageCounters::default());
             let view = LiveView::start(
@@ -551,7 +628,7 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Batch(args) => {
-            let zone = AnyRawZone::open(&config.raw_zone)?;
+            let zone = AnyRawZone::open(&config.raw_zone, &config.topic_prefix)?;
             let target = match (args.parquet_out, &config.pg_url) {
                 (Some(dir), _) => ServingTarget::Parquet(dir),
                 (None, Some(url)) => ServingTarget::Postgres(url.clone()),
@@ -578,7 +655,7 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
             }
         }
         Command::Check(args) => {
-            let zone = AnyRawZone::open(&config.raw_zone)?;
+            let zone = AnyRawZone::open(&config.raw_zone, &config.topic_prefix)?;
             let Some(url) = &config.pg_url else {
                 bail!("no PostgreSQL configured: pass --pg URL or set LAB_PG_URL");
             };
@@ -675,4 +752,29 @@ fn print_demo_summary(s: &bigdata_lab::demo::DemoSummary) {
     }
     let total = s.timings_ms.get("total").copied().unwrap_or_default();
     println!("done in {:.1} s", total as f64 / 1000.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_log_is_rotated_and_only_a_few_old_ones_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("lab.log");
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).ok();
+        for run in 0..5 {
+            std::fs::write(&log, format!("run {run} {}", "x".repeat(100))).unwrap();
+            rotate_log(dir.path(), 100, 3);
+            assert!(!log.exists(), "rotated away before run {run} logs");
+        }
+        assert!(read("lab.log.1").unwrap().starts_with("run 4"));
+        assert!(read("lab.log.2").unwrap().starts_with("run 3"));
+        assert!(read("lab.log.3").unwrap().starts_with("run 2"));
+        assert_eq!(read("lab.log.4"), None, "only 3 kept");
+        // A small log stays where it is.
+        std::fs::write(&log, "short").unwrap();
+        rotate_log(dir.path(), 100, 3);
+        assert_eq!(read("lab.log").as_deref(), Some("short"));
+    }
 }

@@ -74,7 +74,8 @@ async fn the_pyspark_twin_runs_on_the_docker_stacks_spark_version() {
             .arg("--conf")
             .arg(format!("spark.pyspark.driver.python={}", python.display()))
             .arg(jobs_dir().join("batch_layer.py"))
-            .args(["--raw-zone", raw_zone, "--pg", &spark_url]),
+            // The job reads one lab's raw zone: the prefix's directory.
+            .args(["--raw-zone", &format!("{raw_zone}/{prefix}"), "--pg", &spark_url]),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("spark job report");
@@ -111,7 +112,7 @@ async fn datafusion_and_spark_build_identical_serving_tables_from_hdfs() {
                 .args(["--raw-zone", raw_zone, "--pg", pg_url]),
         )
     };
-    let out = no_executor_python(&raw_zone, &spark_url);
+    let out = no_executor_python(&format!("{raw_zone}/{prefix}"), &spark_url);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("spark job report");
     assert_eq!(report["rows_in"], valid);
@@ -205,7 +206,8 @@ async fn airflow_yelp_batch_runs_both_engines_end_to_end() {
     let airflow = Airflow::connect();
     airflow.unpause_when_parsed("yelp_batch");
     for engine in ["datafusion", "spark"] {
-        let run_id = airflow.trigger("yelp_batch", &json!({"engine": engine, "teaching": true}));
+        let conf = json!({"engine": engine, "teaching": true, "topic_prefix": prefix});
+        let run_id = airflow.trigger("yelp_batch", &conf);
         let state = airflow.wait_run("yelp_batch", &run_id, Duration::from_secs(600));
         let tasks = airflow.task_states("yelp_batch", &run_id);
         assert_eq!(

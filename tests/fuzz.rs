@@ -52,6 +52,8 @@ fn fragment() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         Just(b"null".to_vec()),
         Just(b"\"\\u0000\"".to_vec()),
+        // Inside a string: a NUL in a text field, which must never reach a clean record.
+        Just(b"\\u0000".to_vec()),
         Just(b"1e999".to_vec()),
         Just(b"-0".to_vec()),
         Just(b"[[[[[[[[[[".to_vec()),
@@ -86,11 +88,31 @@ fn apply(mut line: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
 fn check_clean(entity: Entity, line: &[u8]) {
     // Accepted records come out as JSON objects; rejected ones carry a code.
     match clean(entity, line) {
-        Ok(json) => {
-            let v: serde_json::Value = serde_json::from_slice(&json).expect("clean output is JSON");
+        Ok(cleaned) => {
+            let v: serde_json::Value = serde_json::from_slice(&cleaned.json).expect("clean output is JSON");
             assert!(v.is_object());
+            // PostgreSQL text cannot hold NUL: no string of a clean record may carry one, nested
+            // JSON text (attributes, hours) included.
+            assert_no_nul(&v);
         }
         Err(r) => assert!(!r.code.is_empty()),
+    }
+}
+
+fn assert_no_nul(v: &serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            assert!(!s.contains('\0'), "a NUL reached a clean record: {s:?}");
+            if let Ok(nested @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) = serde_json::from_str(s) {
+                assert_no_nul(&nested);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(assert_no_nul),
+        serde_json::Value::Object(map) => map.iter().for_each(|(k, v)| {
+            assert!(!k.contains('\0'), "a NUL reached a clean record's key: {k:?}");
+            assert_no_nul(v);
+        }),
+        _ => {}
     }
 }
 

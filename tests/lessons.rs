@@ -9,11 +9,12 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::services::{Airflow, hdfs_delete};
 use common::{
-    assert_consumer_lag_report, assert_poison_report, json_stdout, lab, number_before, sample_dir, service_env, signal,
-    stream_sample_into, unique_prefix,
+    Background, assert_consumer_lag_report, assert_poison_report, json_stdout, lab, number_before, sample_dir,
+    service_env, signal, stream_sample_into, unique_prefix,
 };
 use serde_json::Value;
 
@@ -99,7 +100,7 @@ async fn broker_restart_buffers_in_the_producer_and_delivers_everything_once() {
         .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap().lines().count())
         .sum::<usize>();
     assert!(
-        delivered.starts_with(&format!("{lines} sent, {lines} delivered")),
+        delivered.starts_with(&format!("{lines} new records in the raw topics for {lines} sent")),
         "{delivered} (the sample has {lines} lines)"
     );
 }
@@ -119,6 +120,7 @@ async fn datanode_down_fails_writes_and_they_recover_when_it_is_back() {
         ],
     );
     assert_eq!(report["recovered"], true, "{report}");
+    signal(&report, "DataNode silent");
     let failure = signal(&report, "raw-zone writes fail");
     assert!(!failure.is_empty());
     signal(&report, "raw-zone writes work again");
@@ -174,4 +176,137 @@ fn lesson_list_names_every_lesson_and_unknown_names_are_refused() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("datanode-down"), "the error lists the lessons: {err}");
+}
+
+/// `lab lesson run NAME --json` started in the background, with the same environment as [`lesson`].
+fn lesson_in_background(name: &str, prefix: &str, state: &Path, extra_env: &[(&str, String)]) -> Background {
+    let mut cmd: Command = lab();
+    cmd.args(["lesson", "run", name, "--json"])
+        .env("LAB_STATE_DIR", state)
+        .env("LAB_KAFKA_BROKERS", service_env("LAB_TEST_KAFKA"))
+        .env("LAB_TOPIC_PREFIX", prefix)
+        .env("LAB_RAW_ZONE", state.join("raw"))
+        .env("LAB_HDFS_URL", service_env("LAB_TEST_HDFS_URL"))
+        .env("LAB_HDFS_HTTP", service_env("LAB_TEST_HDFS_HTTP"));
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    Background::spawn(&mut cmd)
+}
+
+/// Waits until the lesson's narration says `text`.
+fn wait_for_narration(lesson: &mut Background, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !lesson.stderr().contains(text) {
+        assert!(
+            lesson.is_running(),
+            "the lesson ended before {text:?}:\n{}",
+            lesson.stderr()
+        );
+        assert!(Instant::now() < deadline, "no {text:?} in 120 s:\n{}", lesson.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn kafka_port_open() -> bool {
+    std::net::TcpStream::connect(service_env("LAB_TEST_KAFKA")).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lesson_stopped_mid_way_starts_the_broker_again() {
+    let _serial = SERIAL.lock().await;
+    common::services::service_script("kafka", "start");
+    let state = tempfile::tempdir().unwrap();
+    let kafka = script("kafka.sh");
+    let mut lesson = lesson_in_background(
+        "broker-restart",
+        &unique_prefix("lesson-cancel"),
+        state.path(),
+        &[
+            ("LAB_CONTROL_KAFKA_STOP", format!("{kafka} stop-keep")),
+            ("LAB_CONTROL_KAFKA_START", format!("{kafka} restart")),
+        ],
+    );
+    wait_for_narration(&mut lesson, "broker down");
+    assert!(!kafka_port_open(), "the lesson said the broker is down, but it answers");
+    // Ctrl-C in the middle of the outage.
+    let out = lesson.interrupt(Duration::from_secs(120));
+    let narration = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a stopped lesson is not a success:\n{narration}");
+    assert!(narration.contains("Started the kafka again"), "{narration}");
+    assert!(!narration.contains("Repaired:"), "{narration}");
+    assert!(
+        kafka_port_open(),
+        "the broker is still down after the lesson stopped:\n{narration}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn poison_messages_fails_when_the_dlq_holds_one_dead_letter_too_many() {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let _serial = SERIAL.lock().await;
+    let state = tempfile::tempdir().unwrap();
+    let prefix = unique_prefix("lesson-extra");
+    let mut lesson = lesson_in_background("poison-messages", &prefix, state.path(), &[]);
+    wait_for_narration(&mut lesson, "Starting the transform");
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", service_env("LAB_TEST_KAFKA"))
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::<str, str>::to(&format!("{prefix}.dlq")).payload("not the lesson's"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    let out = lesson.wait(Duration::from_secs(300));
+    let narration = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "an extra dead letter went unnoticed:\n{narration}"
+    );
+    assert!(narration.contains("NOT repaired"), "{narration}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_restart_fails_when_the_broker_never_went_down() {
+    let _serial = SERIAL.lock().await;
+    let state = tempfile::tempdir().unwrap();
+    let lesson = lesson_in_background(
+        "broker-restart",
+        &unique_prefix("lesson-nostop"),
+        state.path(),
+        &[
+            // A control that does nothing: the broker's own state must give it away.
+            ("LAB_CONTROL_KAFKA_STOP", "true".into()),
+            ("LAB_CONTROL_KAFKA_START", "true".into()),
+            ("LAB_LESSON_PATIENCE_S", "15".into()),
+        ],
+    );
+    let out = lesson.wait(Duration::from_secs(300));
+    let narration = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{narration}");
+    assert!(narration.contains("did not see Kafka going down"), "{narration}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn datanode_down_fails_when_the_datanode_never_stopped() {
+    let _serial = SERIAL.lock().await;
+    let state = tempfile::tempdir().unwrap();
+    let out = lesson_in_background(
+        "datanode-down",
+        &unique_prefix("lesson-dn-nostop"),
+        state.path(),
+        &[
+            ("LAB_CONTROL_DATANODE_STOP", "true".into()),
+            ("LAB_CONTROL_DATANODE_START", "true".into()),
+            ("LAB_LESSON_PATIENCE_S", "15".into()),
+        ],
+    )
+    .wait(Duration::from_secs(300));
+    let narration = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{narration}");
+    assert!(narration.contains("did not see writes failing"), "{narration}");
 }

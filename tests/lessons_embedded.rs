@@ -53,7 +53,8 @@ fn consumer_lag_runs_embedded() {
     let (report, _) = embedded("consumer-lag", state.path());
     assert_consumer_lag_report(&report);
     // The consumer really landed the records in the embedded raw zone.
-    let raw = state.path().join("lessons/embedded/raw/review");
+    // (the default topic prefix, `yelp`, names the lab's directory in it)
+    let raw = state.path().join("lessons/embedded/raw/yelp/review");
     assert!(raw.is_dir(), "no raw zone at {}", raw.display());
 }
 

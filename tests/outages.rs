@@ -3,6 +3,9 @@
 //! - the Kafka-protocol broker stops in the middle of `lab produce` and comes back on the same
 //!   data: the idempotent producer buffers and retries, exits 0 with every line delivered, and
 //!   downstream every record arrives exactly once (serving tables equal the reference);
+//! - the broker restarts three times while the producer, the transform and the consumer all run
+//!   (and the transform and the consumer are SIGKILLed once each): no stage exits by itself, and
+//!   every entity is counted through the raw topic, the clean topic, the raw zone and the tables;
 //! - PostgreSQL is down: `lab batch` fails at once with a message that says what failed and what
 //!   to do, and the Airflow DAG's batch task goes up for retry and succeeds on a later try once
 //!   the database is back.
@@ -14,6 +17,7 @@
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use bigdata_lab::dataset::Entity;
@@ -129,6 +133,248 @@ async fn broker_restart_mid_produce_loses_and_duplicates_nothing() {
     assert_tables_equal_reference(&connect(&url).await, &reference).await;
 }
 
+/// The distinct ids in each entity's clean topic (read uncommitted: the at-least-once transform
+/// writes no transactions), by entity name.
+fn clean_topic_ids(prefix: &str) -> BTreeMap<&'static str, BTreeSet<String>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", service_env("LAB_TEST_KAFKA"))
+        .set("group.id", format!("{prefix}-count"))
+        .set("enable.auto.commit", "false")
+        .set("receive.message.max.bytes", "1000000000")
+        .create()
+        .unwrap();
+    let topics = Topics::new(prefix);
+    let mut out = BTreeMap::new();
+    for entity in Entity::ALL {
+        let topic = topics.clean(entity);
+        let meta = client.fetch_metadata(Some(&topic), Duration::from_secs(10)).unwrap();
+        let mut tpl = TopicPartitionList::new();
+        let mut remaining = 0;
+        for p in meta.topics()[0].partitions() {
+            let (low, high) = client
+                .fetch_watermarks(&topic, p.id(), Duration::from_secs(10))
+                .unwrap();
+            tpl.add_partition_offset(&topic, p.id(), Offset::Offset(low)).unwrap();
+            remaining += high - low;
+        }
+        client.assign(&tpl).unwrap();
+        let id_field = match entity {
+            Entity::Business | Entity::Checkin => "business_id",
+            Entity::Review => "review_id",
+            Entity::User => "user_id",
+            Entity::Tip => "tip_id",
+        };
+        let mut ids = BTreeSet::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while remaining > 0 {
+            assert!(Instant::now() < deadline, "{topic}: {remaining} records not read back");
+            if let Some(msg) = client.poll(Duration::from_millis(500)) {
+                let msg = msg.unwrap();
+                let v: Value = serde_json::from_slice(msg.payload().unwrap_or_default()).unwrap();
+                ids.insert(v[id_field].as_str().unwrap().to_string());
+                remaining -= 1;
+            }
+        }
+        out.insert(entity.name(), ids);
+    }
+    out
+}
+
+/// The distinct ids of each entity in a local raw zone, read with DataFusion from the Parquet files.
+async fn raw_zone_ids(zone: &std::path::Path) -> BTreeMap<&'static str, BTreeSet<String>> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::prelude::{ParquetReadOptions, SessionContext};
+    let ctx = SessionContext::new();
+    let mut out = BTreeMap::new();
+    for entity in Entity::ALL {
+        let id_field = match entity {
+            Entity::Business | Entity::Checkin => "business_id",
+            Entity::Review => "review_id",
+            Entity::User => "user_id",
+            Entity::Tip => "tip_id",
+        };
+        let dir = zone.join(entity.name());
+        let mut ids = BTreeSet::new();
+        if dir.exists() {
+            let df = ctx
+                .read_parquet(dir.to_str().unwrap(), ParquetReadOptions::default())
+                .await
+                .unwrap()
+                .select_columns(&[id_field])
+                .unwrap();
+            for batch in df.collect().await.unwrap() {
+                let col =
+                    datafusion::arrow::compute::cast(batch.column(0), &datafusion::arrow::datatypes::DataType::Utf8)
+                        .unwrap();
+                ids.extend(col.as_string::<i32>().iter().flatten().map(str::to_string));
+            }
+        }
+        out.insert(entity.name(), ids);
+    }
+    out
+}
+
+/// Lines per entity file of a dataset directory.
+fn lines_per_entity(dir: &std::path::Path) -> BTreeMap<&'static str, i64> {
+    Entity::ALL
+        .iter()
+        .map(|e| {
+            let text = std::fs::read(dir.join(format!("yelp_academic_dataset_{}.json", e.name()))).unwrap_or_default();
+            let n = text
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+                .count();
+            (e.name(), i64::try_from(n).unwrap())
+        })
+        .collect()
+}
+
+/// Records in each entity's raw topic, as the broker reports them.
+async fn raw_records_per_entity(prefix: &str) -> BTreeMap<&'static str, i64> {
+    let topics = Topics::new(prefix);
+    let snap = KafkaProbe::new(&service_env("LAB_TEST_KAFKA"), prefix)
+        .poll()
+        .await
+        .detail
+        .unwrap();
+    Entity::ALL
+        .iter()
+        .map(|e| {
+            let name = topics.raw(*e);
+            (
+                e.name(),
+                snap.topics.iter().filter(|t| t.name == name).map(|t| t.messages).sum(),
+            )
+        })
+        .collect()
+}
+
+/// The scenario: a broker restarted under every running stage is an outage to ride out.
+///
+/// The transform runs at-least-once here. The test broker (noida-db) loses the outcome of
+/// transactions across a restart, so records of transactions that committed before it become
+/// invisible to `read_committed` readers (../shared/RECIPES.md records a reproduction with
+/// confluent-kafka alone, no lab code): exactly-once across a restart cannot hold on this broker
+/// whatever the client does. At-least-once plus the batch's deduplication by id is what can.
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_restarts_under_every_stage_lose_nothing() {
+    let _serial = SERIAL.lock().await;
+    let prefix = unique_prefix("restarts");
+    let raw_zone = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let zone = raw_zone.path().as_os_str();
+    let sample = sample_dir();
+    let reference = reference(&sample);
+    let stage = |args: &[&str]| Background::spawn(&mut stage_cmd(&prefix, zone, state.path(), args));
+    let transform_args = ["transform", "--delivery", "at-least-once"];
+    let consume_args = ["consume", "--roll-seconds", "1"];
+
+    // ~2,200 lines at 60/s: about 37 s of streaming, for three restarts and two SIGKILLs.
+    let mut producer = stage(&["produce", "--data", sample.to_str().unwrap(), "--rate", "60"]);
+    let mut transform = stage(&transform_args);
+    let mut consumer = stage(&consume_args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while raw_records(&prefix).await.unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "nothing produced: {}", producer.stderr());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let alive = |what: &str, b: &mut Background| {
+        assert!(
+            b.is_running(),
+            "{what} exited by itself during the broker restarts:\n{}\nlog:\n{}",
+            b.stderr(),
+            log_tail(state.path(), 40)
+        );
+    };
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let outage = Stopped::stop("kafka", "stop-keep", "restart");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        for (what, b) in [
+            ("the producer", &mut producer),
+            ("the transform", &mut transform),
+            ("the consumer", &mut consumer),
+        ] {
+            alive(what, b);
+        }
+        outage.start_again();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        // A crash on top of the outages, once each.
+        match round {
+            0 => {
+                transform.kill();
+                transform = stage(&transform_args);
+            }
+            1 => {
+                consumer.kill();
+                consumer = stage(&consume_args);
+            }
+            _ => {}
+        }
+        alive("the transform", &mut transform);
+        alive("the consumer", &mut consumer);
+    }
+    assert!(
+        producer.is_running(),
+        "the producer finished before the last restart: the test proved less than it says"
+    );
+    let out = producer.wait(Duration::from_secs(300));
+    assert!(
+        out.status.success(),
+        "the producer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(state.path().join("logs/lab.log")).unwrap_or_default();
+    assert!(
+        log.contains("the broker is unreachable; waiting for it"),
+        "no stage ever waited for the broker, so this test proved nothing; log:\n{}",
+        log_tail(state.path(), 40)
+    );
+    // Stop the long-running stages cleanly, then drain what is left.
+    for (what, b) in [("transform", transform), ("consumer", consumer)] {
+        let out = b.interrupt(Duration::from_secs(120));
+        assert!(
+            out.status.success(),
+            "the {what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    run_stage(
+        &prefix,
+        zone,
+        state.path(),
+        &["transform", "--until-caught-up", "--delivery", "at-least-once"],
+    );
+    run_stage(
+        &prefix,
+        zone,
+        state.path(),
+        &["consume", "--until-caught-up", "--roll-seconds", "1"],
+    );
+
+    // Every entity through every hop: the raw topic holds each line once (idempotent producer),
+    // the clean topic and the raw zone the same ids, and the tables equal the reference.
+    assert_eq!(
+        raw_records_per_entity(&prefix).await,
+        lines_per_entity(&sample),
+        "raw topics"
+    );
+    let clean = clean_topic_ids(&prefix);
+    let landed = raw_zone_ids(&raw_zone.path().join(&prefix)).await;
+    for entity in Entity::ALL {
+        let name = entity.name();
+        assert!(!clean[name].is_empty(), "{name}: no clean records");
+        assert_eq!(clean[name], landed[name], "{name}: clean topic ids vs raw zone ids");
+    }
+    let url = fresh_database("lab_broker_restarts").await;
+    run_stage(&prefix, zone, state.path(), &["batch", "--json", "--pg", &url]);
+    assert_tables_equal_reference(&connect(&url).await, &reference).await;
+    let check = run_stage(&prefix, zone, state.path(), &["check", "--json", "--pg", &url]);
+    assert_eq!(check["passed"], true, "{check}");
+}
+
 /// Polls the batch task of a run until it is up for retry; panics if it gets anywhere else.
 fn wait_up_for_retry(airflow: &Airflow, run_id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(240);
@@ -200,7 +446,8 @@ async fn postgres_down_fails_the_batch_fast_and_airflow_retries_it() {
     }
 
     // Through Airflow: the batch task fails on its first try and is retried.
-    let run_id = airflow.trigger("yelp_batch", &json!({"engine": "datafusion", "teaching": true}));
+    let conf = json!({"engine": "datafusion", "teaching": true, "topic_prefix": prefix});
+    let run_id = airflow.trigger("yelp_batch", &conf);
     let ti = wait_up_for_retry(&airflow, &run_id);
     assert_eq!(ti["try_number"], 1, "{ti}");
     let first_try = airflow.task_log_try("yelp_batch", &run_id, "batch", 1);

@@ -48,6 +48,9 @@ pub struct ServiceControl {
     state_dir: PathBuf,
     /// The in-process broker of an embedded lesson: `kafka` is this one.
     embedded_kafka: Option<Arc<EmbeddedBroker>>,
+    /// What this control stopped and has not started again: [`ServiceControl::restore`] starts
+    /// it, whatever way the lesson ended.
+    stopped: std::sync::Mutex<Vec<String>>,
 }
 
 #[derive(Clone, Copy)]
@@ -79,6 +82,7 @@ impl ServiceControl {
         Self {
             state_dir,
             embedded_kafka: None,
+            stopped: std::sync::Mutex::default(),
         }
     }
 
@@ -88,6 +92,7 @@ impl ServiceControl {
         Self {
             state_dir,
             embedded_kafka: Some(broker),
+            stopped: std::sync::Mutex::default(),
         }
     }
 
@@ -98,11 +103,37 @@ impl ServiceControl {
 
     /// Stops `target` (a stack service name: `kafka`, `datanode`).
     pub async fn stop(&self, target: &str) -> Result<(), ControlError> {
+        // Noted first: a stop that fails half-way or is cancelled is still repaired.
+        self.note_stopped(target, true);
         self.act(target, Action::Stop).await
     }
 
     pub async fn start(&self, target: &str) -> Result<(), ControlError> {
-        self.act(target, Action::Start).await
+        self.act(target, Action::Start).await?;
+        self.note_stopped(target, false);
+        Ok(())
+    }
+
+    /// Starts again everything this control stopped and has not started: a lesson's repair on
+    /// every way out (a failed check, Ctrl-C, the monitor quitting). Returns what it started, each
+    /// with the outcome.
+    pub async fn restore(&self) -> Vec<(String, Result<(), ControlError>)> {
+        let targets = self.stopped.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut out = Vec::new();
+        for target in targets {
+            let result = self.start(&target).await;
+            out.push((target, result));
+        }
+        out
+    }
+
+    fn note_stopped(&self, target: &str, stopped: bool) {
+        if let Ok(mut list) = self.stopped.lock() {
+            list.retain(|t| t != target);
+            if stopped {
+                list.push(target.to_string());
+            }
+        }
     }
 
     /// Whether `target` can be controlled at all, checked before a lesson breaks anything.

@@ -273,11 +273,31 @@ pub async fn run(lesson: Lesson, ctx: &LessonContext) -> Result<LessonReport, Le
     ctx.narrator.step(format!("Lesson {}: {}.", info.name, info.breaks));
     ctx.narrator.step(format!("Watch: {}.", info.watch));
     let mut log = SignalLog::new(ctx.narrator.clone());
-    let recovered = tokio::select! {
-        () = ctx.cancel.cancelled() => return Err(LessonError::Cancelled),
-        result = scenarios::play(lesson, ctx, &mut log) => result?,
+    let outcome = tokio::select! {
+        () = ctx.cancel.cancelled() => Err(LessonError::Cancelled),
+        result = scenarios::play(lesson, ctx, &mut log) => result,
     };
-    ctx.narrator.step(format!("Repaired: {}.", info.repair));
+    // Whatever happened (a check failed, Ctrl-C, the monitor quit), nothing stays broken.
+    let mut restored = true;
+    for (target, result) in ctx.control.restore().await {
+        match result {
+            Ok(()) => ctx.narrator.step(format!(
+                "Started the {target} again: the lesson had stopped it and did not finish."
+            )),
+            Err(e) => {
+                restored = false;
+                ctx.narrator
+                    .step(format!("Could not start the {target} again: {e}. Start it by hand."));
+            }
+        }
+    }
+    let recovered = outcome? && restored;
+    if recovered {
+        ctx.narrator.step(format!("Repaired: {}.", info.repair));
+    } else {
+        ctx.narrator
+            .step("NOT repaired: the recovery check did not pass (see the signals above).".to_string());
+    }
     Ok(LessonReport {
         lesson,
         signals: log.observed,

@@ -22,8 +22,14 @@ use crate::probes::hdfs::HdfsProbe;
 use crate::probes::kafka::{KafkaProbe, partition_lag};
 
 const POLL: Duration = Duration::from_secs(1);
-/// Longest a lesson waits for a signal or a recovery.
-const PATIENCE: Duration = Duration::from_secs(180);
+/// Longest a lesson waits for a signal or a recovery: 180 s, or `LAB_LESSON_PATIENCE_S` (a
+/// course on slow machines raises it; the tests lower it to see a lesson fail in reasonable time).
+fn patience() -> Duration {
+    std::env::var("LAB_LESSON_PATIENCE_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(180), Duration::from_secs)
+}
 
 pub(super) async fn play(lesson: Lesson, ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, LessonError> {
     match lesson {
@@ -163,7 +169,7 @@ async fn consumer_lag(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, 
     let sent = sent_counter.snapshot().output;
     // Caught up means the sample went all the way through, not merely "no lag yet": before the
     // transform's first output the clean topics are empty and the lag is trivially 0.
-    until!(name, "the consumer catching up", PATIENCE, POLL, {
+    until!(name, "the consumer catching up", patience(), POLL, {
         let (t, c) = (transform.counters.snapshot(), consumer.counters.snapshot());
         let cleaned = t.output.saturating_sub(t.dlq);
         if t.input < sent || cleaned == 0 || c.output < cleaned {
@@ -182,7 +188,7 @@ async fn consumer_lag(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, 
 
     n.step("The producer sends the sample again at 300 msg/s; nobody lands it in the raw zone.");
     let producer = Stage::start(ctx, StageKind::Producer, sample_at(300));
-    let grown = until!(name, "the consumer lag growing", PATIENCE, POLL, {
+    let grown = until!(name, "the consumer lag growing", patience(), POLL, {
         match lag().await? {
             lag if lag >= 300 => Ok(lag),
             lag => Err(format!("lag {lag}")),
@@ -195,7 +201,7 @@ async fn consumer_lag(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, 
     producer.finish(lesson).await?;
     let restarted = Instant::now();
     let mut peak = grown;
-    until!(name, "the consumer lag draining to 0", PATIENCE, POLL, {
+    until!(name, "the consumer lag draining to 0", patience(), POLL, {
         match lag().await? {
             0 => Ok(()),
             lag => {
@@ -282,18 +288,15 @@ fn dlq_ends(brokers: &str, topic: &str) -> Result<BTreeMap<i32, i64>, String> {
     Ok(ends)
 }
 
-/// Reads the committed dead letters after `from`: their `lab.reason.code` headers, counted.
-fn read_dead_letters(
-    brokers: &str,
-    topic: &str,
-    from: &BTreeMap<i32, i64>,
-    want: usize,
-) -> Result<BTreeMap<String, usize>, String> {
+/// Reads every committed dead letter after `from`, to the end of each partition (so extras show
+/// too): their `lab.reason.code` headers, counted.
+fn read_dead_letters(brokers: &str, topic: &str, from: &BTreeMap<i32, i64>) -> Result<BTreeMap<String, usize>, String> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "lab-lesson-dlq-reader")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
         .create()
         .map_err(|e| format!("DLQ reader: {e}"))?;
     let mut tpl = TopicPartitionList::new();
@@ -303,14 +306,24 @@ fn read_dead_letters(
     }
     consumer.assign(&tpl).map_err(|e| format!("assign {topic}: {e}"))?;
     let mut reasons = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut read = 0;
-    while read < want && Instant::now() < deadline {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut at_end = std::collections::BTreeSet::new();
+    while at_end.len() < from.len() {
+        if Instant::now() > deadline {
+            return Err(format!("{topic}: could not read to the end of every partition in 20 s"));
+        }
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
-        let msg = msg.map_err(|e| format!("read {topic}: {e}"))?;
-        read += 1;
+        let msg = match msg {
+            Ok(msg) => msg,
+            Err(rdkafka::error::KafkaError::PartitionEOF(p)) => {
+                at_end.insert(p);
+                continue;
+            }
+            Err(e) => return Err(format!("read {topic}: {e}")),
+        };
+        at_end.remove(&msg.partition());
         let code = msg
             .headers()
             .and_then(|h| h.iter().find(|h| h.key == "lab.reason.code"))
@@ -356,7 +369,7 @@ async fn poison_messages(ctx: &LessonContext, log: &mut SignalLog) -> Result<boo
     let counters = transform.counters.clone();
     let sent = (good + poison) as u64;
     // `output` counts every delivery, clean or dead letter.
-    until!(name, "the transform handling every record", PATIENCE, POLL, {
+    until!(name, "the transform handling every record", patience(), POLL, {
         let done = counters.snapshot().output;
         if done >= sent {
             Ok(())
@@ -371,9 +384,9 @@ async fn poison_messages(ctx: &LessonContext, log: &mut SignalLog) -> Result<boo
         format!("{clean} of {good} good reviews cleaned"),
     );
     let mut got = BTreeMap::new();
-    until!(name, "every poisoned record in the DLQ", PATIENCE, POLL, {
+    until!(name, "every poisoned record in the DLQ", patience(), POLL, {
         let (brokers, dlq, from) = (config.brokers.clone(), dlq.clone(), from.clone());
-        got = tokio::task::spawn_blocking(move || read_dead_letters(&brokers, &dlq, &from, poison))
+        got = tokio::task::spawn_blocking(move || read_dead_letters(&brokers, &dlq, &from))
             .await
             .map_err(|e| e.to_string())??;
         let total: usize = got.values().sum();
@@ -413,12 +426,18 @@ async fn broker_restart(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool
         broker_up(&mut probe).await
     })?;
 
+    let topics = Topics::new(&ctx.config.topic_prefix);
+    ctx.stages
+        .ensure_topics()
+        .await
+        .map_err(|e| failed(lesson, e.to_string()))?;
+    let held_before = raw_records(ctx, &topics).await.map_err(|e| failed(lesson, e))?;
     n.step("The producer streams the sample at 200 msg/s.");
     let producer = Stage::start(ctx, StageKind::Producer, sample_at(200));
     let counters = producer.counters.clone();
     let delivered = || counters.snapshot().output;
     let sent = || counters.snapshot().input;
-    until!(name, "the first deliveries", PATIENCE, Duration::from_millis(200), {
+    until!(name, "the first deliveries", patience(), Duration::from_millis(200), {
         if delivered() > 0 {
             Ok(())
         } else {
@@ -428,7 +447,7 @@ async fn broker_restart(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool
 
     n.step("Stopping the broker.");
     ctx.control.stop("kafka").await?;
-    let reason = until!(name, "Kafka going down", PATIENCE, POLL, {
+    let reason = until!(name, "Kafka going down", patience(), POLL, {
         let snap = probe.poll().await;
         match snap.status.health {
             Health::Down => Ok(snap.status.reason),
@@ -437,7 +456,7 @@ async fn broker_restart(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool
     })?;
     log.saw("broker down", reason);
     let stalled_at = delivered();
-    let buffered = until!(name, "the producer buffering", PATIENCE, POLL, {
+    let buffered = until!(name, "the producer buffering", patience(), POLL, {
         let (s, d) = (sent(), delivered());
         if s > stalled_at + 50 && d == stalled_at {
             Ok(s - d)
@@ -452,15 +471,42 @@ async fn broker_restart(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool
 
     n.step("Starting the broker again.");
     ctx.control.start("kafka").await?;
-    until!(name, "Kafka back up", PATIENCE, POLL, { broker_up(&mut probe).await })?;
+    until!(name, "Kafka back up", patience(), POLL, { broker_up(&mut probe).await })?;
     log.saw("broker back", "Kafka answers again");
     let summary = producer.finish(lesson).await?;
     let (s, d) = (sent(), delivered());
+    // The broker's own count, not the producer's: a lost or doubled record shows here.
+    let held = raw_records(ctx, &topics).await.map_err(|e| failed(lesson, e))? - held_before;
     log.saw(
         "every record delivered once",
-        format!("{s} sent, {d} delivered ({summary})"),
+        format!("{held} new records in the raw topics for {s} sent ({summary})"),
     );
-    Ok(s == d)
+    Ok(u64::try_from(held).is_ok_and(|h| h == s) && s == d)
+}
+
+/// Records held by the raw topics and the DLQ, by the broker's high and low watermarks.
+async fn raw_records(ctx: &LessonContext, topics: &Topics) -> Result<i64, String> {
+    let brokers = ctx.config.brokers.clone();
+    let mut names: Vec<String> = crate::dataset::Entity::ALL.iter().map(|e| topics.raw(*e)).collect();
+    names.push(topics.dlq());
+    tokio::task::spawn_blocking(move || {
+        let client = kafka::watermark_client(&brokers).map_err(|e| e.to_string())?;
+        let mut total = 0;
+        for topic in &names {
+            let meta = client
+                .fetch_metadata(Some(topic), kafka::QUERY_TIMEOUT)
+                .map_err(|e| format!("metadata of {topic}: {e}"))?;
+            for p in meta.topics().iter().flat_map(|t| t.partitions()) {
+                let (low, high) = client
+                    .fetch_watermarks(topic, p.id(), kafka::QUERY_TIMEOUT)
+                    .map_err(|e| format!("watermarks of {topic}/{}: {e}", p.id()))?;
+                total += high - low;
+            }
+        }
+        Ok(total)
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// Writes a small file to HDFS and reads nothing back: does the write path (NameNode + a
@@ -491,7 +537,7 @@ async fn datanode_down(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool,
     let n = &ctx.narrator;
     let hdfs = &ctx.config.hdfs;
     ctx.control.check("datanode").await?;
-    let mut probe = HdfsProbe::new(&hdfs.http).map_err(|e| failed(lesson, e.to_string()))?;
+    let mut probe = HdfsProbe::new(&hdfs.http, &ctx.config.topic_prefix).map_err(|e| failed(lesson, e.to_string()))?;
     hdfs_write(&hdfs.url, 0).await.map_err(|e| {
         failed(
             lesson,
@@ -502,7 +548,7 @@ async fn datanode_down(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool,
     n.step("HDFS accepts writes. Stopping the DataNode.");
     ctx.control.stop("datanode").await?;
     let mut attempt = 0;
-    let error = until!(name, "writes failing", PATIENCE, POLL, {
+    let error = until!(name, "writes failing", patience(), POLL, {
         attempt += 1;
         match hdfs_write(&hdfs.url, attempt).await {
             Err(e) => Ok(e),
@@ -510,6 +556,20 @@ async fn datanode_down(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool,
         }
     })?;
     log.saw("raw-zone writes fail", error);
+    // The NameNode's own record: the DataNode's heartbeats stopped (every 3 s while it runs).
+    let silent = until!(name, "the DataNode's heartbeats stopping", patience(), POLL, {
+        let snap = probe.poll().await;
+        match snap
+            .detail
+            .as_ref()
+            .and_then(|d| d.datanodes.iter().map(|n| n.last_contact_s).min())
+        {
+            Some(s) if s >= SILENT_HEARTBEAT_S => Ok(s),
+            Some(s) => Err(format!("last heartbeat {s} s ago")),
+            None => Err(format!("HDFS: {}", snap.status.reason)),
+        }
+    })?;
+    log.saw("DataNode silent", format!("last heartbeat {silent} s ago"));
     let snap = probe.poll().await;
     if let Some(d) = snap.detail {
         n.step(format!(
@@ -521,22 +581,37 @@ async fn datanode_down(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool,
 
     n.step("Starting the DataNode again.");
     ctx.control.start("datanode").await?;
-    until!(name, "writes succeeding again", PATIENCE, POLL, {
+    until!(name, "writes succeeding again", patience(), POLL, {
         attempt += 1;
         hdfs_write(&hdfs.url, attempt).await
     })?;
     log.saw("raw-zone writes work again", "a test file was written and removed");
-    let live = until!(name, "a live DataNode", PATIENCE, POLL, {
+    // Live *again*: counted live and heartbeating afresh. A DataNode that was never stopped
+    // passed the write checks above only if the control did nothing, and fails the silence check.
+    let live = until!(name, "a live DataNode heartbeating again", patience(), POLL, {
         let snap = probe.poll().await;
         match snap.detail {
-            Some(d) if d.live_datanodes > 0 => Ok(d.live_datanodes),
-            Some(d) => Err(format!("{} live DataNodes", d.live_datanodes)),
+            Some(d) => {
+                let fresh = d
+                    .datanodes
+                    .iter()
+                    .filter(|n| n.live && n.last_contact_s < SILENT_HEARTBEAT_S)
+                    .count();
+                if d.live_datanodes > 0 && fresh > 0 {
+                    Ok(d.live_datanodes)
+                } else {
+                    Err(format!("{} live DataNodes, {fresh} heartbeating", d.live_datanodes))
+                }
+            }
             None => Err(format!("HDFS: {}", snap.status.reason)),
         }
     })?;
-    log.saw("DataNode live", format!("{live} live DataNode(s)"));
+    log.saw("DataNode live", format!("{live} live DataNode(s), heartbeating again"));
     Ok(true)
 }
+
+/// A DataNode heartbeats every 3 s: this long without one means it is gone.
+const SILENT_HEARTBEAT_S: i64 = 7;
 
 const DAG: &str = "yelp_batch";
 const BATCH_TASK: &str = "batch";
@@ -551,7 +626,11 @@ async fn slow_batch(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, Le
         AirflowProbe::new(AirflowTarget::from(&ctx.config.airflow)).map_err(|e| failed(lesson, e.to_string()))?;
     let to_failed = |e: crate::probes::ProbeError| failed(lesson, e.to_string());
     probe.set_paused(DAG, false).await.map_err(to_failed)?;
-    let conf = serde_json::json!({"teaching": true, "lesson_slow_first_try": SLOW_FIRST_TRY_S});
+    let conf = serde_json::json!({
+        "teaching": true,
+        "lesson_slow_first_try": SLOW_FIRST_TRY_S,
+        "topic_prefix": ctx.config.topic_prefix,
+    });
     let run_id = probe.trigger_with(DAG, &conf).await.map_err(to_failed)?;
     n.step(format!(
         "Triggered {DAG} run {run_id}: its batch task's first try hangs {SLOW_FIRST_TRY_S} s, then fails."
@@ -563,7 +642,7 @@ async fn slow_batch(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, Le
             .find(|t| t.dag_run_id == run_id && t.task_id == BATCH_TASK)
             .map(|t| (t.state.clone().unwrap_or_default(), t.try_number))
     };
-    let waited = until!(name, "the batch task going up_for_retry", PATIENCE * 2, POLL, {
+    let waited = until!(name, "the batch task going up_for_retry", patience() * 2, POLL, {
         let snap = probe.poll().await;
         let detail = snap.detail.ok_or_else(|| format!("Airflow: {}", snap.status.reason))?;
         match try_state(&detail) {
@@ -580,7 +659,7 @@ async fn slow_batch(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, Le
         format!("try {waited} failed after hanging {SLOW_FIRST_TRY_S} s; Airflow retries with backoff"),
     );
 
-    let (state, tries) = until!(name, "the run finishing", PATIENCE * 2, POLL, {
+    let (state, tries) = until!(name, "the run finishing", patience() * 2, POLL, {
         let state = probe.run_state(DAG, &run_id).await.map_err(|e| e.reason())?;
         let snap = probe.poll().await;
         let tries = snap.detail.as_ref().and_then(try_state).map_or(0, |(_, t)| t);

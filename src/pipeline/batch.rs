@@ -475,7 +475,7 @@ mod tests {
             let mut json = Vec::new();
             let mut offsets = Vec::new();
             for (i, (_, line)) in lines.iter().filter(|(e, _)| *e == entity).enumerate() {
-                json.extend(clean(entity, line.as_bytes()).unwrap());
+                json.extend(clean(entity, line.as_bytes()).unwrap().json);
                 json.push(b'\n');
                 offsets.push(i as i64);
             }
@@ -486,6 +486,7 @@ mod tests {
                 partition: 0,
                 first_offset: 0,
                 last_offset: *offsets.last().unwrap(),
+                epoch: crate::storage::Epoch::random(),
             };
             zone.put_atomic(
                 &part.path(entity, date),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, Utc};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::dataset::Entity;
 use crate::dataset::quirks::{self, QuirkError};
@@ -177,8 +178,17 @@ pub struct CleanCheckin {
     pub checkin_count: i64,
 }
 
+/// A clean record, and what was repaired in it on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cleaned {
+    pub json: Vec<u8>,
+    /// The raw line held NUL characters (`\u0000`), and none of them is in the clean record (see
+    /// [`text`]).
+    pub nul_removed: bool,
+}
+
 /// Validates, normalises and enriches one raw line of `entity`, returning the clean JSON.
-pub fn clean(entity: Entity, payload: &[u8]) -> Result<Vec<u8>, Rejection> {
+pub fn clean(entity: Entity, payload: &[u8]) -> Result<Cleaned, Rejection> {
     let json = match entity {
         Entity::Business => serde_json::to_vec(&clean_business(parse(entity, payload)?)?),
         Entity::Review => serde_json::to_vec(&clean_review(parse(entity, payload)?)?),
@@ -186,7 +196,40 @@ pub fn clean(entity: Entity, payload: &[u8]) -> Result<Vec<u8>, Rejection> {
         Entity::Tip => serde_json::to_vec(&clean_tip(parse(entity, payload)?)?),
         Entity::Checkin => serde_json::to_vec(&clean_checkin(parse(entity, payload)?)?),
     };
-    json.map_err(|e| Rejection::new("internal", e.to_string()))
+    Ok(Cleaned {
+        json: json.map_err(|e| Rejection::new("internal", e.to_string()))?,
+        // JSON can only carry a NUL inside a string, as this escape (a raw NUL byte is invalid
+        // JSON): every string that reaches a clean record went through `text`, or is an id (ids
+        // with control characters are rejected).
+        nul_removed: memchr::memmem::find(payload, b"\\u0000").is_some(),
+    })
+}
+
+/// A free-text field as the clean record carries it: trimmed, and without NUL characters.
+///
+/// NUL is removed rather than dead-lettered: it carries no meaning in Yelp's text, and PostgreSQL
+/// cannot store it in `text` at all (`invalid byte sequence for encoding "UTF8": 0x00`), so a
+/// single one would otherwise fail every load of the serving tables.
+fn text(value: &str) -> String {
+    if value.contains('\0') {
+        value.replace('\0', "").trim().to_string()
+    } else {
+        value.trim().to_string()
+    }
+}
+
+/// `value` with NUL characters removed from every string in it (keys included).
+fn without_nul(value: Value) -> Value {
+    match value {
+        Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "")),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nul).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k.replace('\0', ""), without_nul(v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 pub fn clean_business(b: Business) -> Result<CleanBusiness, Rejection> {
@@ -196,11 +239,11 @@ pub fn clean_business(b: Business) -> Result<CleanBusiness, Rejection> {
     };
     Ok(CleanBusiness {
         business_id: check_id("business_id", &b.business_id)?,
-        name: b.name.trim().to_string(),
-        address: b.address.trim().to_string(),
-        city: b.city.trim().to_string(),
-        state: b.state.trim().to_string(),
-        postal_code: b.postal_code.trim().to_string(),
+        name: text(&b.name),
+        address: text(&b.address),
+        city: text(&b.city),
+        state: text(&b.state),
+        postal_code: text(&b.postal_code),
         latitude: b.latitude.filter(|l| (-90.0..=90.0).contains(l)),
         longitude: b.longitude.filter(|l| (-180.0..=180.0).contains(l)),
         stars: check_business_stars(b.stars)?,
@@ -210,14 +253,14 @@ pub fn clean_business(b: Business) -> Result<CleanBusiness, Rejection> {
             .attributes
             .as_ref()
             .map(|a| json_text(&quirks::normalize_attributes(a))),
-        categories: quirks::parse_categories(b.categories.as_deref()),
+        categories: quirks::parse_categories(b.categories.as_deref().map(text).as_deref()),
         hours,
     })
 }
 
 pub fn clean_review(r: Review) -> Result<CleanReview, Rejection> {
     let date = quirks::parse_yelp_datetime(&r.date)?;
-    let text = r.text.trim().to_string();
+    let text = text(&r.text);
     Ok(CleanReview {
         review_id: check_id("review_id", &r.review_id)?,
         user_id: check_id("user_id", &r.user_id)?,
@@ -257,14 +300,14 @@ pub fn clean_user(u: User) -> Result<CleanUser, Rejection> {
     .sum();
     Ok(CleanUser {
         user_id: check_id("user_id", &u.user_id)?,
-        name: u.name.trim().to_string(),
+        name: text(&u.name),
         review_count: u.review_count,
         yelping_since,
         useful: u.useful,
         funny: u.funny,
         cool: u.cool,
         elite: quirks::parse_elite(&u.elite)?,
-        friends: quirks::parse_friends(&u.friends),
+        friends: quirks::parse_friends(&text(&u.friends)),
         fans: u.fans,
         average_stars: u.average_stars,
         compliments,
@@ -275,7 +318,7 @@ pub fn clean_tip(t: Tip) -> Result<CleanTip, Rejection> {
     let date = quirks::parse_yelp_datetime(&t.date)?;
     let user_id = check_id("user_id", &t.user_id)?;
     let business_id = check_id("business_id", &t.business_id)?;
-    let text = t.text.trim().to_string();
+    let text = text(&t.text);
     let date_text = quirks::to_rfc3339(date);
     Ok(CleanTip {
         tip_id: tip_id(&user_id, &business_id, &date_text, &text),
@@ -306,8 +349,12 @@ fn month_of(date: DateTime<Utc>) -> i32 {
     date.month() as i32
 }
 
+/// Nested values (attributes, hours) as JSON text, without NUL characters (see [`text`]).
 fn json_text<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
+    serde_json::to_value(value)
+        .map(without_nul)
+        .and_then(|v| serde_json::to_string(&v))
+        .unwrap_or_default()
 }
 
 /// Stable 16-hex-digit id for a tip (FNV-1a 64 over its identifying fields).
@@ -421,7 +468,7 @@ mod tests {
     use serde_json::Value;
 
     fn cleaned(entity: Entity, line: &str) -> Value {
-        serde_json::from_slice(&clean(entity, line.as_bytes()).unwrap()).unwrap()
+        serde_json::from_slice(&clean(entity, line.as_bytes()).unwrap().json).unwrap()
     }
 
     fn rejected(entity: Entity, line: &[u8]) -> Rejection {

@@ -16,6 +16,110 @@ use super::clean::Rejection;
 /// How long a metadata/watermark query may take before we treat the broker as unreachable.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What a Kafka failure says about itself: its text, and whether it passes by itself.
+pub trait KafkaDetail: std::fmt::Display {
+    fn is_transient(&self) -> bool {
+        false
+    }
+}
+
+impl KafkaDetail for &str {}
+impl KafkaDetail for String {}
+
+impl KafkaDetail for RDKafkaErrorCode {
+    fn is_transient(&self) -> bool {
+        use RDKafkaErrorCode as C;
+        matches!(
+            self,
+            // The broker is down, restarting or unreachable: librdkafka reconnects by itself.
+            C::BrokerTransportFailure
+                | C::AllBrokersDown
+                | C::Resolve
+                | C::NetworkException
+                | C::RequestTimedOut
+                | C::OperationTimedOut
+                | C::MessageTimedOut
+                // A coordinator or leader is being elected or loaded (after a restart, say).
+                | C::CoordinatorNotAvailable
+                | C::NotCoordinator
+                | C::CoordinatorLoadInProgress
+                | C::WaitingForCoordinator
+                | C::LeaderNotAvailable
+                | C::NotLeaderForPartition
+                | C::NotEnoughReplicas
+        )
+    }
+}
+
+impl KafkaDetail for KafkaError {
+    fn is_transient(&self) -> bool {
+        match self {
+            // A transaction librdkafka says can be retried, or aborted and tried again.
+            KafkaError::Transaction(e) => !e.is_fatal() && (e.is_retriable() || e.txn_requires_abort()),
+            other => other.rdkafka_error_code().is_some_and(|c| c.is_transient()),
+        }
+    }
+}
+
+/// How long a stage waits for an unreachable broker before it gives up (`--broker-patience`).
+pub const DEFAULT_BROKER_PATIENCE: Duration = Duration::from_secs(300);
+
+/// A broker outage a stage is riding out.
+///
+/// A broker restart is an outage, not a reason to exit: librdkafka reconnects by itself, so the
+/// stage keeps polling, says it is waiting (log, its counters for the Pipeline view), and gives up
+/// only when the broker stays away longer than `patience`, or on an error that does not pass.
+pub struct BrokerOutage {
+    patience: Duration,
+    since: Option<std::time::Instant>,
+    counters: std::sync::Arc<super::StageCounters>,
+}
+
+impl BrokerOutage {
+    #[must_use]
+    pub fn new(patience: Duration, counters: &std::sync::Arc<super::StageCounters>) -> Self {
+        Self {
+            patience,
+            since: None,
+            counters: counters.clone(),
+        }
+    }
+
+    /// Takes a failure: a transient one starts (or continues) the outage, an `Err` once it has
+    /// lasted longer than the patience; any other failure is returned as it is.
+    pub fn ride_out(&mut self, error: PipelineError) -> Result<(), PipelineError> {
+        if !error.is_transient() {
+            return Err(error);
+        }
+        let since = *self.since.get_or_insert_with(|| {
+            tracing::warn!(%error, "the broker is unreachable; waiting for it (librdkafka reconnects by itself)");
+            std::time::Instant::now()
+        });
+        self.counters.set_waiting_for_broker(true);
+        if since.elapsed() > self.patience {
+            return Err(PipelineError::Other(format!(
+                "{error}\nthe broker stayed unreachable for more than {} s (--broker-patience): the stage stopped. \
+                 Nothing is lost: it resumes from its last commit when started again",
+                self.patience.as_secs()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The broker answered again.
+    pub fn over(&mut self) {
+        if let Some(since) = self.since.take() {
+            tracing::info!(after = ?since.elapsed(), "the broker is reachable again; resuming");
+            self.counters.set_waiting_for_broker(false);
+        }
+    }
+
+    #[must_use]
+    pub fn is_on(&self) -> bool {
+        self.since.is_some()
+    }
+}
+
 /// Config for a producer that never duplicates on retry (idempotence) and batches for throughput.
 #[must_use]
 pub fn producer_config(brokers: &str) -> ClientConfig {
@@ -85,13 +189,7 @@ pub async fn ensure_topics(brokers: &str, topics: &[String], partitions: i32) ->
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(PipelineError::Kafka {
-                    action: format!("create topic {topic}"),
-                    brokers: brokers.to_string(),
-                    detail: code.to_string(),
-                });
-            }
+            Err((topic, code)) => return Err(PipelineError::kafka(&format!("create topic {topic}"), brokers, code)),
         }
     }
     Ok(())
@@ -163,8 +261,16 @@ pub fn commit_sync<C: ConsumerContext, K: Consumer<C>>(
     offsets: &TopicPartitionList,
     brokers: &str,
 ) -> Result<(), PipelineError> {
-    match consumer.commit(offsets, CommitMode::Sync) {
+    // A synchronous commit waits for the broker: off the async worker, so the other tasks (the
+    // monitor's UI among them) keep running.
+    match tokio::task::block_in_place(|| consumer.commit(offsets, CommitMode::Sync)) {
         Ok(()) => Ok(()),
+        // The broker is unreachable: not committing now loses nothing (what these offsets cover
+        // is durable downstream, and a later commit covers it), at worst it is read again.
+        Err(e) if e.is_transient() => {
+            tracing::warn!(error = %e, "offset commit failed while the broker is unreachable; a later commit covers it");
+            Ok(())
+        }
         Err(KafkaError::ConsumerCommit(
             code @ (RDKafkaErrorCode::IllegalGeneration
             | RDKafkaErrorCode::RebalanceInProgress
@@ -173,24 +279,54 @@ pub fn commit_sync<C: ConsumerContext, K: Consumer<C>>(
             tracing::warn!(%code, "commit rejected by a group rebalance; the records will be re-read");
             Ok(())
         }
-        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::FencedInstanceId)) => Err(PipelineError::Other(FENCED.into())),
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::FencedInstanceId)) => Err(PipelineError::Fenced),
         Err(e) => Err(PipelineError::kafka("commit consumer offsets", brokers, e)),
     }
 }
 
-const FENCED: &str = "another process joined this stage's consumer group as the same member and replaced this one: \
-run one consumer per group (stop the other), or give one of them its own --group";
+/// A fence this soon after joining is taken for the stale registration of this stage's own dead
+/// predecessor (a SIGKILLed process the broker still holds), not for a second live process: the
+/// stage joins again, a few times, instead of exiting.
+const EARLY_FENCE: Duration = Duration::from_secs(60);
+const EARLY_FENCE_RETRIES: u32 = 3;
+
+/// Runs a stage, joining its group again when it is fenced early (see [`EARLY_FENCE`]). A second
+/// live process with the same member id keeps fencing it, so that case still ends in
+/// [`PipelineError::Fenced`].
+pub async fn rejoin_when_fenced_early<T, F, Fut>(mut run: F) -> Result<T, PipelineError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, PipelineError>>,
+{
+    let mut tries = 0;
+    loop {
+        let started = std::time::Instant::now();
+        match run().await {
+            Err(PipelineError::Fenced) if started.elapsed() < EARLY_FENCE && tries < EARLY_FENCE_RETRIES => {
+                tries += 1;
+                tracing::warn!(
+                    tries,
+                    "fenced right after joining (a dead predecessor's registration?); joining again"
+                );
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// Waits up to `idle` for a message, then takes every message already fetched, up to `max`.
 /// An empty batch means nothing arrived in `idle`.
 ///
 /// Errors about a topic's state (one not created yet, say) are logged and skipped: they are not
-/// failures of the stage, and the partition is picked up once it exists.
+/// failures of the stage, and the partition is picked up once it exists. Transport errors (the
+/// broker restarting) go to `outage`, which waits them out up to its patience.
 pub async fn next_batch<'c, C: ConsumerContext + 'static>(
     consumer: &'c StreamConsumer<C>,
     idle: Duration,
     max: usize,
     brokers: &str,
+    outage: &mut BrokerOutage,
 ) -> Result<Vec<BorrowedMessage<'c>>, PipelineError> {
     let mut batch = Vec::new();
     let Ok(first) = tokio::time::timeout(idle, consumer.recv()).await else {
@@ -199,7 +335,13 @@ pub async fn next_batch<'c, C: ConsumerContext + 'static>(
     let mut next = Some(first);
     while let Some(msg) = next {
         match msg {
-            Ok(msg) => batch.push(msg),
+            Ok(msg) => {
+                outage.over();
+                batch.push(msg);
+            }
+            Err(KafkaError::MessageConsumption(code)) if code.is_transient() => {
+                outage.ride_out(PipelineError::kafka("consume records", brokers, code))?;
+            }
             Err(KafkaError::MessageConsumption(
                 code @ (RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic),
             )) => {
@@ -208,7 +350,7 @@ pub async fn next_batch<'c, C: ConsumerContext + 'static>(
             Err(
                 KafkaError::MessageConsumption(RDKafkaErrorCode::FencedInstanceId)
                 | KafkaError::MessageConsumptionFatal(RDKafkaErrorCode::FencedInstanceId),
-            ) => return Err(PipelineError::Other(FENCED.into())),
+            ) => return Err(PipelineError::Fenced),
             Err(e) => return Err(PipelineError::kafka("consume records", brokers, e)),
         }
         next = if batch.len() < max {
@@ -218,6 +360,42 @@ pub async fn next_batch<'c, C: ConsumerContext + 'static>(
         };
     }
     Ok(batch)
+}
+
+/// Moves every assigned partition back to the group's committed offset (its start when nothing is
+/// committed), so records read since the last commit are read again: what a stage does after a
+/// batch failed before its commit. Retries transient failures within `outage`'s patience.
+pub async fn rewind_to_committed<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    brokers: &str,
+    outage: &mut BrokerOutage,
+) -> Result<(), PipelineError> {
+    let once = || -> Result<(), PipelineError> {
+        let kerr = |action: &'static str| move |e| PipelineError::kafka(action, brokers, e);
+        let assignment = consumer.assignment().map_err(kerr("read the assignment"))?;
+        let committed = consumer
+            .committed_offsets(assignment, QUERY_TIMEOUT)
+            .map_err(kerr("read the committed offsets"))?;
+        for elem in committed.elements() {
+            let to = match elem.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            consumer
+                .seek(elem.topic(), elem.partition(), to, QUERY_TIMEOUT)
+                .map_err(kerr("go back to the committed offset"))?;
+        }
+        Ok(())
+    };
+    loop {
+        match tokio::task::block_in_place(once) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                outage.ride_out(e)?;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// Headers of a dead-lettered record: why (`lab.reason` = `code: detail`, `lab.reason.code`) and

@@ -12,6 +12,7 @@ pub mod embedded;
 pub mod kafka;
 pub mod producer;
 pub mod quality;
+mod resume;
 pub mod sink;
 pub mod stage;
 pub mod stats;
@@ -30,6 +31,9 @@ pub enum PipelineError {
         action: String,
         brokers: String,
         detail: String,
+        /// Whether the failure passes by itself (the broker restarting or briefly unreachable, a
+        /// coordinator moving): a stage rides such failures out (see [`kafka::BrokerOutage`]).
+        transient: bool,
     },
     #[error(transparent)]
     Read(#[from] crate::dataset::reader::ReadError),
@@ -37,17 +41,45 @@ pub enum PipelineError {
     Storage(#[from] crate::storage::StorageError),
     #[error("cannot write Parquet for {entity}: {detail}")]
     Parquet { entity: String, detail: String },
+    #[error(
+        "raw zone {zone}: it holds {entity} files for partition {partition} of {topic}, but consumer group {group} \
+         has no record of writing them (its committed offset carries no raw-zone epoch: it was set by another tool or \
+         an older lab), so the consumer cannot tell which records are already there. Nothing was written or skipped.\n\
+         to land the topic again, move {zone}/{entity} aside (or delete it), or use another --raw-zone"
+    )]
+    UnknownRawZoneFiles {
+        zone: String,
+        entity: String,
+        topic: String,
+        partition: i32,
+        group: String,
+    },
+    #[error(
+        "another process joined this stage's consumer group as the same member and replaced this one: \
+         run one process per group (stop the other), or give one of them its own --group"
+    )]
+    Fenced,
+    /// Stopped on request (Ctrl-C, the monitor's `:stop`).
+    #[error("cancelled")]
+    Cancelled,
     #[error("{0}")]
     Other(String),
 }
 
 impl PipelineError {
-    pub fn kafka(action: &str, brokers: &str, e: impl std::fmt::Display) -> Self {
+    pub fn kafka(action: &str, brokers: &str, e: impl kafka::KafkaDetail) -> Self {
         PipelineError::Kafka {
             action: action.to_string(),
             brokers: brokers.to_string(),
+            transient: e.is_transient(),
             detail: e.to_string(),
         }
+    }
+
+    /// A Kafka failure that passes by itself (see [`PipelineError::Kafka`]).
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        matches!(self, PipelineError::Kafka { transient: true, .. })
     }
 }
 

@@ -43,6 +43,8 @@ pub struct ProducerReport {
     pub malformed_examples: Vec<String>,
     pub bytes: u64,
     pub elapsed_ms: u128,
+    /// Stopped (Ctrl-C) before the end of the dataset: `delivered` is what reached Kafka.
+    pub interrupted: bool,
 }
 
 /// Counts deliveries; the only place that learns whether Kafka accepted a message.
@@ -119,7 +121,7 @@ pub fn run_producer(
         &opts.entities,
         |line: LineRef<'_>| -> Result<(), PipelineError> {
             if cancel.is_cancelled() {
-                return Err(PipelineError::Other("cancelled".into()));
+                return Err(PipelineError::Cancelled);
             }
             if let Some(bp) = &opts.backpressure {
                 while bp.should_wait(counters) && !cancel.is_cancelled() {
@@ -186,7 +188,15 @@ pub fn run_producer(
     report.delivered = counters.output.load(Ordering::Relaxed);
     report.elapsed_ms = started.elapsed().as_millis();
     counters.finish();
-    let stats = read?;
+    let stats = match read {
+        Ok(stats) => stats,
+        // A clean stop: what was sent is flushed above and reported, nothing more is read.
+        Err(PipelineError::Cancelled) => {
+            report.interrupted = true;
+            crate::dataset::reader::ReadStats::default()
+        }
+        Err(e) => return Err(e),
+    };
     // Lines over the reader's cap never reach Kafka (no broker takes them); they are reported.
     for long in &stats.too_long {
         report.malformed_lines += 1;

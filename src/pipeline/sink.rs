@@ -2,10 +2,12 @@
 //!
 //! Order of operations per file: encode → write to a temp name → rename (atomic) → commit the
 //! partition's offset. A crash after the rename but before the commit makes the consumer re-read
-//! records it already wrote; it recognises them from the offsets in the raw zone's file names and
-//! skips them, so the raw zone holds every record exactly once.
+//! records it already wrote; it recognises them from the offsets and epoch in the raw zone's file
+//! names and skips them, so the raw zone holds every record exactly once. Only files of the
+//! partition's own incarnation count (see [`super::resume`]): records of a recreated topic, a new
+//! prefix or a reset broker are always written.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -24,9 +26,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::clean::{Rejection, arrow_schema, raw_zone_schema};
 use super::kafka;
+use super::resume::{self, Owned};
 use super::{PipelineError, StageCounters, StopWhen, Topics};
 use crate::dataset::Entity;
-use crate::storage::{PartFile, RawZone};
+use crate::storage::{Epoch, PartFile, RawZone};
 
 /// Stage name in the default consumer group (see [`kafka::default_group`]).
 pub const GROUP_STAGE: &str = "consumer";
@@ -35,9 +38,16 @@ pub const GROUP_STAGE: &str = "consumer";
 #[derive(Debug, Clone, Copy)]
 pub struct RollPolicy {
     pub max_rows: usize,
+    /// Largest buffer of one partition.
     pub max_bytes: usize,
     pub max_age: Duration,
+    /// All buffers together: over it, the largest buffers are written out first until the rest
+    /// fits (one bound on the consumer's memory, however many entities × partitions it owns).
+    pub max_total_bytes: usize,
 }
+
+/// Default of [`RollPolicy::max_total_bytes`].
+pub const DEFAULT_BUFFER_BUDGET: usize = 512 << 20;
 
 impl Default for RollPolicy {
     fn default() -> Self {
@@ -45,8 +55,25 @@ impl Default for RollPolicy {
             max_rows: 500_000,
             max_bytes: 128 << 20,
             max_age: Duration::from_secs(30),
+            max_total_bytes: DEFAULT_BUFFER_BUDGET,
         }
     }
+}
+
+/// Which of the buffers not already due must also be written so that the rest stay within
+/// `budget` bytes: the largest first. `sizes` are (key, bytes) of the buffers not yet due.
+fn over_budget<K: Copy>(mut sizes: Vec<(K, usize)>, budget: usize) -> Vec<K> {
+    let mut total: usize = sizes.iter().map(|(_, b)| b).sum();
+    sizes.sort_by(|a, b| b.1.cmp(&a.1));
+    let mut out = Vec::new();
+    for (key, bytes) in sizes {
+        if total <= budget {
+            break;
+        }
+        total -= bytes;
+        out.push(key);
+    }
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +85,8 @@ pub struct SinkOptions {
     pub fetch_wait_ms: u32,
     pub roll: RollPolicy,
     pub stop: StopWhen,
+    /// How long to wait for an unreachable broker before giving up.
+    pub broker_patience: Duration,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -86,6 +115,8 @@ struct PartBuffer {
     entity: Entity,
     topic: String,
     partition: i32,
+    /// The incarnation of the topic these offsets belong to.
+    epoch: Epoch,
     json: Vec<u8>,
     offsets: Vec<i64>,
     /// End of each record in `json`, so records can be told apart whatever they contain.
@@ -103,7 +134,7 @@ pub async fn run_sink<Z: RawZone>(
     counters: &Arc<StageCounters>,
     cancel: &CancellationToken,
 ) -> Result<SinkReport, PipelineError> {
-    let result = sink_loop(zone, opts, counters, cancel).await;
+    let result = kafka::rejoin_when_fenced_early(|| sink_loop(zone, opts, counters, cancel)).await;
     counters.finish();
     result
 }
@@ -130,7 +161,9 @@ async fn sink_loop<Z: RawZone>(
         .map_err(|e| PipelineError::kafka("subscribe to the clean topics", brokers, e))?;
     tracing::info!(zone = %zone.describe(), topics = ?inputs, "consumer started");
 
-    let mut durable = durable_offsets(zone).await?;
+    // Learned at each assignment (the first one included: it, too, sets the rebalance flag).
+    let mut owned = Owned::new();
+    let mut outage = kafka::BrokerOutage::new(opts.broker_patience, counters);
     let mut buffers: HashMap<(Entity, i32), PartBuffer> = HashMap::new();
     let mut skipped_commits = kafka::OffsetTracker::default();
     let mut report = SinkReport::default();
@@ -140,24 +173,41 @@ async fn sink_loop<Z: RawZone>(
     loop {
         let mut pending = tokio::select! {
             () = cancel.cancelled() => break,
-            batch = kafka::next_batch(&consumer, Duration::from_millis(200), 50_000, brokers) => batch?,
+            batch = kafka::next_batch(&consumer, Duration::from_millis(200), 50_000, brokers, &mut outage) => batch?,
         };
         if consumer.context().0.swap(false, Ordering::AcqRel) {
             // Partitions may have moved: forget what we no longer own, re-learn what is durable.
-            let owned = consumer
+            let assigned = consumer
                 .assignment()
                 .map_err(|e| PipelineError::kafka("read the assignment", brokers, e))?;
-            buffers.retain(|_, b| owned.find_partition(&b.topic, b.partition).is_some());
-            pending.retain(|m| owned.find_partition(m.topic(), m.partition()).is_some());
-            durable = durable_offsets(zone).await?;
+            buffers.retain(|_, b| assigned.find_partition(&b.topic, b.partition).is_some());
+            pending.retain(|m| assigned.find_partition(m.topic(), m.partition()).is_some());
+            // Records of these partitions are already in `pending`: retry (the broker may be
+            // restarting) rather than drop them.
+            owned = loop {
+                match resume::resume(zone, &consumer, &watermarks, &opts.topics, &opts.group_id, brokers).await {
+                    Ok(owned) => break owned,
+                    Err(e) => {
+                        outage.ride_out(e)?;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            };
+            committed.clear();
         }
         for msg in pending {
             let Some(entity) = opts.topics.entity_of_clean(msg.topic()) else {
                 continue;
             };
             let (partition, offset) = (msg.partition(), msg.offset());
+            let Some(state) = owned.get(&(msg.topic().to_string(), partition)).copied() else {
+                return Err(PipelineError::Other(format!(
+                    "internal: a record of {} partition {partition} arrived before its assignment was handled",
+                    msg.topic()
+                )));
+            };
             StageCounters::add(&counters.input, 1);
-            if durable.get(&(entity, partition)).is_some_and(|last| offset <= *last) {
+            if state.durable.is_some_and(|last| offset <= last) {
                 StageCounters::add(&counters.skipped, 1);
                 report.skipped_already_durable += 1;
                 skipped_commits.processed(msg.topic(), partition, offset);
@@ -169,6 +219,7 @@ async fn sink_loop<Z: RawZone>(
                 entity,
                 topic: msg.topic().to_string(),
                 partition,
+                epoch: state.epoch,
                 json: Vec::new(),
                 offsets: Vec::new(),
                 ends: Vec::new(),
@@ -187,23 +238,30 @@ async fn sink_loop<Z: RawZone>(
         let mut lag = None;
         if caught_up_check {
             last_check = Instant::now();
-            lag = tokio::task::block_in_place(|| kafka::assigned_lag(&consumer, &watermarks))?;
+            lag = match tokio::task::block_in_place(|| kafka::assigned_lag(&consumer, &watermarks)) {
+                Ok(lag) => lag,
+                Err(e) => {
+                    outage.ride_out(e)?;
+                    None
+                }
+            };
             counters.set_lag(lag.unwrap_or(-1));
         }
         if caught_up_check {
-            commit_positions_past_markers(&consumer, &buffers, &mut committed, brokers)?;
+            commit_positions_past_markers(&consumer, &buffers, &owned, &mut committed, brokers)?;
         }
         let finishing = opts.stop.reached(lag);
-        let due: Vec<(Entity, i32)> = buffers
-            .iter()
-            .filter(|(_, b)| {
-                finishing
-                    || b.offsets.len() >= opts.roll.max_rows
-                    || b.json.len() >= opts.roll.max_bytes
-                    || b.started.elapsed() >= opts.roll.max_age
-            })
-            .map(|(k, _)| *k)
-            .collect();
+        let (ready, waiting): (Vec<_>, Vec<_>) = buffers.iter().partition(|(_, b)| {
+            finishing
+                || b.offsets.len() >= opts.roll.max_rows
+                || b.json.len() >= opts.roll.max_bytes
+                || b.started.elapsed() >= opts.roll.max_age
+        });
+        let mut due: Vec<(Entity, i32)> = ready.into_iter().map(|(k, _)| *k).collect();
+        due.extend(over_budget(
+            waiting.iter().map(|(k, b)| (**k, b.json.len())).collect(),
+            opts.roll.max_total_bytes,
+        ));
         for key in due {
             if let Some(mut buffer) = buffers.remove(&key) {
                 let (moved, decoded) = decode_or_dead_letter(&mut buffer, &dlq, &dlq_topic, brokers).await?;
@@ -211,18 +269,20 @@ async fn sink_loop<Z: RawZone>(
                 report.dead_lettered += moved;
                 if let Some(batch) = decoded {
                     let part = write_part(zone, &buffer, batch).await?;
-                    durable.insert(key, part.last_offset);
+                    if let Some(state) = owned.get_mut(&(buffer.topic.clone(), buffer.partition)) {
+                        state.durable = Some(part.last_offset);
+                    }
                     report.files_written += 1;
                     report.records_written += buffer.offsets.len() as u64;
                     StageCounters::add(&counters.files, 1);
                     StageCounters::add(&counters.output, buffer.offsets.len() as u64);
                 }
-                commit_next(&consumer, &buffer.topic, buffer.partition, buffer.next_offset, brokers)?;
+                commit_next(&consumer, &buffer, &owned, brokers)?;
                 committed.insert((buffer.topic, buffer.partition), buffer.next_offset);
             }
         }
         if !skipped_commits.is_empty() {
-            let tpl = skipped_commits.take()?;
+            let tpl = resume::tagged(&skipped_commits.take()?, &owned, brokers)?;
             kafka::commit_sync(&consumer, &tpl, brokers)?;
             for elem in tpl.elements() {
                 if let Offset::Offset(next) = elem.offset() {
@@ -231,7 +291,7 @@ async fn sink_loop<Z: RawZone>(
             }
         }
         if finishing && buffers.is_empty() {
-            commit_positions_past_markers(&consumer, &buffers, &mut committed, brokers)?;
+            commit_positions_past_markers(&consumer, &buffers, &owned, &mut committed, brokers)?;
             break;
         }
     }
@@ -240,19 +300,19 @@ async fn sink_loop<Z: RawZone>(
     Ok(report)
 }
 
+/// Commits the position after a handled buffer, tagged with the buffer's epoch.
 fn commit_next<C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
-    topic: &str,
-    partition: i32,
-    next: i64,
+    buffer: &PartBuffer,
+    owned: &Owned,
     brokers: &str,
 ) -> Result<(), PipelineError> {
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(next))
+    tpl.add_partition_offset(&buffer.topic, buffer.partition, Offset::Offset(buffer.next_offset))
         .map_err(|e| PipelineError::kafka("build the offset to commit", brokers, e))?;
     // If a rebalance rejects it, the file is durable anyway: whoever reads the partition next
     // finds its offsets in the raw zone and skips them.
-    kafka::commit_sync(consumer, &tpl, brokers)
+    kafka::commit_sync(consumer, &resume::tagged(&tpl, owned, brokers)?, brokers)
 }
 
 /// Commits the read position of every partition with nothing buffered, when it moved past the
@@ -266,6 +326,7 @@ fn commit_next<C: ConsumerContext + 'static>(
 fn commit_positions_past_markers<C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
     buffers: &HashMap<(Entity, i32), PartBuffer>,
+    owned: &Owned,
     committed: &mut HashMap<(String, i32), i64>,
     brokers: &str,
 ) -> Result<(), PipelineError> {
@@ -288,25 +349,12 @@ fn commit_positions_past_markers<C: ConsumerContext + 'static>(
             .map_err(|e| PipelineError::kafka("build the offsets to commit", brokers, e))?;
         moved.push((key, next));
     }
+    let tpl = resume::tagged(&tpl, owned, brokers)?;
     if tpl.count() > 0 {
         kafka::commit_sync(consumer, &tpl, brokers)?;
         committed.extend(moved);
     }
     Ok(())
-}
-
-/// The highest offset already in the raw zone, per (entity, Kafka partition).
-async fn durable_offsets<Z: RawZone>(zone: &Z) -> Result<BTreeMap<(Entity, i32), i64>, PipelineError> {
-    let mut durable = BTreeMap::new();
-    for entity in Entity::ALL {
-        for path in zone.list_files(entity.name()).await? {
-            if let Some(part) = PartFile::parse(&path) {
-                let last = durable.entry((entity, part.partition)).or_insert(part.last_offset);
-                *last = (*last).max(part.last_offset);
-            }
-        }
-    }
-    Ok(durable)
 }
 
 /// Encodes a buffer as Parquet and puts it in the raw zone; returns what it wrote.
@@ -319,6 +367,7 @@ async fn write_part<Z: RawZone>(zone: &Z, buffer: &PartBuffer, batch: RecordBatc
         partition: buffer.partition,
         first_offset,
         last_offset,
+        epoch: buffer.epoch,
     };
     // The date partition comes from the first record's Kafka timestamp, so a re-read after a
     // crash lands in the same directory as the first attempt.
@@ -328,7 +377,8 @@ async fn write_part<Z: RawZone>(zone: &Z, buffer: &PartBuffer, batch: RecordBatc
         .unwrap_or_else(Utc::now)
         .format("%Y-%m-%d")
         .to_string();
-    let bytes = encode_batch(buffer.entity, buffer.partition, &buffer.offsets, batch)?;
+    // Parquet encoding is CPU work (tens of MB per file): off the async worker.
+    let bytes = tokio::task::block_in_place(|| encode_batch(buffer.entity, buffer.partition, &buffer.offsets, batch))?;
     zone.put_atomic(&part.path(buffer.entity, &date), bytes).await?;
     tracing::debug!(entity = %buffer.entity, ?part, "raw-zone file written");
     Ok(part)
@@ -371,7 +421,8 @@ async fn decode_or_dead_letter(
     brokers: &str,
 ) -> Result<(u64, Option<RecordBatch>), PipelineError> {
     // The common case: everything decodes, in one pass.
-    if let Ok(batch) = decode_records(buffer.entity, &buffer.json, buffer.offsets.len()) {
+    let decoded = tokio::task::block_in_place(|| decode_records(buffer.entity, &buffer.json, buffer.offsets.len()));
+    if let Ok(batch) = decoded {
         return Ok((0, Some(batch)));
     }
     let (mut json, mut offsets, mut ends) = (Vec::new(), Vec::new(), Vec::new());
@@ -443,4 +494,18 @@ fn encode_batch(entity: Entity, partition: i32, offsets: &[i64], batch: RecordBa
     writer.write(&batch).map_err(|e| perr(&e))?;
     writer.close().map_err(|e| perr(&e))?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn over_the_budget_the_largest_buffers_go_first() {
+        let sizes = vec![("a", 10), ("b", 50), ("c", 30), ("d", 5)];
+        // 95 bytes held, 40 allowed: writing b (50) leaves 45, then c (30) leaves 15.
+        assert_eq!(over_budget(sizes.clone(), 40), vec!["b", "c"]);
+        assert_eq!(over_budget(sizes.clone(), 95), Vec::<&str>::new());
+        assert_eq!(over_budget(sizes, 0), vec!["b", "c", "a", "d"]);
+    }
 }

@@ -129,6 +129,8 @@ pub async fn execute(
                 stop: StopWhen::Cancelled,
                 fetch_wait_ms: config.fetch_wait_ms,
                 backpressure: None,
+                delivery: None,
+                broker_patience: kafka::DEFAULT_BROKER_PATIENCE,
             };
             let report = run_transform(&opts, counters, cancel).await.map_err(|e| text(&e))?;
             Ok(format!(
@@ -137,7 +139,7 @@ pub async fn execute(
             ))
         }
         StageKind::Consumer => {
-            let zone = AnyRawZone::open(&config.raw_zone).map_err(|e| text(&e))?;
+            let zone = AnyRawZone::open(&config.raw_zone, &config.topic_prefix).map_err(|e| text(&e))?;
             let opts = SinkOptions {
                 brokers: config.brokers.clone(),
                 topics,
@@ -149,6 +151,7 @@ pub async fn execute(
                     ..RollPolicy::default()
                 },
                 stop: StopWhen::Cancelled,
+                broker_patience: kafka::DEFAULT_BROKER_PATIENCE,
             };
             let report = run_sink(&zone, &opts, counters, cancel).await.map_err(|e| text(&e))?;
             Ok(format!(

@@ -1,8 +1,10 @@
 //! Live counters each stage updates and the progress views read (lock-free, cheap to bump).
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 
 use serde::Serialize;
+
+use super::transform::Delivery;
 
 #[derive(Debug, Default)]
 pub struct StageCounters {
@@ -24,6 +26,10 @@ pub struct StageCounters {
     pub lag: AtomicI64,
     /// Set when the stage has finished (successfully or not).
     pub done: AtomicBool,
+    /// How the stage delivers (the transform says once it knows): 0 unknown, see [`Delivery`].
+    delivery: AtomicU8,
+    /// Set while the stage waits out an unreachable broker.
+    waiting_for_broker: AtomicBool,
 }
 
 /// A point-in-time copy of [`StageCounters`].
@@ -37,6 +43,10 @@ pub struct StageSnapshot {
     pub files: u64,
     pub lag: i64,
     pub done: bool,
+    /// The transform's delivery, once chosen (exactly-once or at-least-once).
+    pub delivery: Option<Delivery>,
+    /// The stage is waiting out an unreachable broker.
+    pub waiting_for_broker: bool,
 }
 
 impl StageCounters {
@@ -46,6 +56,18 @@ impl StageCounters {
 
     pub fn set_lag(&self, lag: i64) {
         self.lag.store(lag, Ordering::Relaxed);
+    }
+
+    pub fn set_delivery(&self, delivery: Delivery) {
+        let code = match delivery {
+            Delivery::ExactlyOnce => 1,
+            Delivery::AtLeastOnce => 2,
+        };
+        self.delivery.store(code, Ordering::Relaxed);
+    }
+
+    pub fn set_waiting_for_broker(&self, waiting: bool) {
+        self.waiting_for_broker.store(waiting, Ordering::Relaxed);
     }
 
     pub fn finish(&self) {
@@ -68,6 +90,12 @@ impl StageCounters {
             files: self.files.load(Ordering::Relaxed),
             lag: self.lag.load(Ordering::Relaxed),
             done: self.is_done(),
+            delivery: match self.delivery.load(Ordering::Relaxed) {
+                1 => Some(Delivery::ExactlyOnce),
+                2 => Some(Delivery::AtLeastOnce),
+                _ => None,
+            },
+            waiting_for_broker: self.waiting_for_broker.load(Ordering::Relaxed),
         }
     }
 }

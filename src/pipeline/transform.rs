@@ -14,8 +14,10 @@ use std::time::Duration;
 
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +36,10 @@ pub struct TransformOptions {
     pub fetch_wait_ms: u32,
     /// Stay at most this far ahead of the consumer (used by `lab demo`).
     pub backpressure: Option<Backpressure>,
+    /// The delivery the user asked for; `None`: exactly-once where the broker has transactions.
+    pub delivery: Option<Delivery>,
+    /// How long to wait for an unreachable broker before giving up.
+    pub broker_patience: Duration,
 }
 
 /// Stage name in the default consumer group (see [`kafka::default_group`]).
@@ -46,7 +52,7 @@ const IDLE_POLL: Duration = Duration::from_millis(200);
 const LAG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How the transform hands its results downstream (see the module docs).
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Delivery {
     ExactlyOnce,
@@ -63,6 +69,8 @@ pub struct TransformReport {
     pub consumed: u64,
     pub clean: u64,
     pub dead_lettered: u64,
+    /// Clean records whose raw line held NUL characters, removed on the way (see `clean::text`).
+    pub nul_removed: u64,
 }
 
 /// Runs until cancelled or, with [`StopWhen::CaughtUp`], until the raw topics are drained.
@@ -71,7 +79,7 @@ pub async fn run_transform(
     counters: &Arc<StageCounters>,
     cancel: &CancellationToken,
 ) -> Result<TransformReport, PipelineError> {
-    let result = transform_loop(opts, counters, cancel).await;
+    let result = kafka::rejoin_when_fenced_early(|| transform_loop(opts, counters, cancel)).await;
     counters.finish();
     result
 }
@@ -85,7 +93,9 @@ async fn transform_loop(
     let consumer: StreamConsumer = kafka::consumer_config(brokers, &opts.group_id, opts.fetch_wait_ms)
         .create()
         .map_err(|e| PipelineError::kafka("create the transform consumer", brokers, e))?;
-    let (producer, delivery) = create_producer(brokers, &opts.group_id)?;
+    let mut outage = kafka::BrokerOutage::new(opts.broker_patience, counters);
+    let (producer, delivery) = create_producer(brokers, &opts.group_id, opts.delivery, &mut outage, cancel).await?;
+    counters.set_delivery(delivery);
     let watermarks = kafka::watermark_client(brokers)?;
     let inputs: Vec<String> = Entity::ALL.iter().map(|e| opts.topics.raw(*e)).collect();
     let input_refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
@@ -107,33 +117,42 @@ async fn transform_loop(
         }
         let batch = tokio::select! {
             () = cancel.cancelled() => break,
-            batch = kafka::next_batch(&consumer, IDLE_POLL, MAX_BATCH, brokers) => batch?,
+            batch = kafka::next_batch(&consumer, IDLE_POLL, MAX_BATCH, brokers, &mut outage) => batch?,
         };
         if !batch.is_empty() {
-            match delivery {
+            let result = match delivery {
                 Delivery::ExactlyOnce => {
-                    let result = transactional_batch(&batch, &consumer, opts, &producer, counters, &mut report).await;
-                    if let Err(e) = result {
-                        // Nothing of this batch becomes visible; the next run resumes from the last
-                        // committed transaction.
-                        let abort = tokio::task::block_in_place(|| producer.abort_transaction(TXN_TIMEOUT));
-                        if let Err(abort) = abort {
-                            tracing::warn!(error = %abort, "aborting the failed transaction failed too");
-                        }
-                        return Err(e);
-                    }
+                    transactional_batch(&batch, &consumer, opts, &producer, counters, &mut report).await
                 }
-                Delivery::AtLeastOnce => {
-                    let offsets = process_batch(&batch, opts, &producer, counters, &mut report).await?;
+                Delivery::AtLeastOnce => match process_batch(&batch, opts, &producer, counters, &mut report).await {
                     // Synchronous: once this returns the batch will not be re-read after a crash.
-                    kafka::commit_sync(&consumer, &offsets, brokers)?;
-                }
-            }
+                    Ok(offsets) => kafka::commit_sync(&consumer, &offsets, brokers),
+                    Err(e) => Err(e),
+                },
+            };
             drop(batch);
+            if let Err(e) = result {
+                // Nothing of this batch was committed. Exactly-once: abort it, so none of it becomes
+                // visible. Then, if the failure passes (the broker restarting), read the batch again
+                // from the last commit; otherwise stop, and a restart resumes from that commit.
+                if delivery == Delivery::ExactlyOnce {
+                    abort(&producer, brokers, &mut outage, e.is_transient()).await?;
+                }
+                outage.ride_out(e)?;
+                kafka::rewind_to_committed(&consumer, brokers, &mut outage).await?;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
         }
         if last_lag_check.elapsed() >= LAG_INTERVAL {
             last_lag_check = tokio::time::Instant::now();
-            let lag = tokio::task::block_in_place(|| kafka::assigned_lag(&consumer, &watermarks))?;
+            let lag = match tokio::task::block_in_place(|| kafka::assigned_lag(&consumer, &watermarks)) {
+                Ok(lag) => lag,
+                Err(e) => {
+                    outage.ride_out(e)?;
+                    None
+                }
+            };
             counters.set_lag(lag.unwrap_or(-1));
             if opts.stop.reached(lag) {
                 break;
@@ -144,27 +163,135 @@ async fn transform_loop(
     Ok(report)
 }
 
-/// A transactional producer when the broker supports transactions, else an idempotent one.
-fn create_producer(brokers: &str, group_id: &str) -> Result<(FutureProducer, Delivery), PipelineError> {
+/// What an `init_transactions` failure means for the choice of delivery.
+#[derive(Debug, PartialEq, Eq)]
+enum InitFailure {
+    /// The broker has no transactions at all: only at-least-once is possible.
+    NoTransactions,
+    /// Passing (coordinator loading or moving, broker unreachable for now): try again.
+    Transient,
+    /// Anything else (authorisation, a fenced id, a bad configuration): the stage stops.
+    Fatal,
+}
+
+fn classify_init_failure(code: RDKafkaErrorCode, retriable: bool) -> InitFailure {
+    match code {
+        // librdkafka's answer when no broker offers InitProducerId / transactions, and a broker's
+        // own answer to a request version it does not know.
+        RDKafkaErrorCode::UnsupportedFeature | RDKafkaErrorCode::UnsupportedVersion => InitFailure::NoTransactions,
+        RDKafkaErrorCode::CoordinatorNotAvailable
+        | RDKafkaErrorCode::NotCoordinator
+        | RDKafkaErrorCode::CoordinatorLoadInProgress
+        | RDKafkaErrorCode::OperationTimedOut
+        | RDKafkaErrorCode::RequestTimedOut
+        | RDKafkaErrorCode::BrokerTransportFailure
+        | RDKafkaErrorCode::AllBrokersDown
+        | RDKafkaErrorCode::ConcurrentTransactions => InitFailure::Transient,
+        _ if retriable => InitFailure::Transient,
+        _ => InitFailure::Fatal,
+    }
+}
+
+/// The transform's producer and its delivery: transactional (exactly-once) unless the user asked
+/// for at-least-once or the broker answers that it has no transactions. A passing failure is
+/// retried, never taken for "no transactions"; falling back is logged as a warning and shown in
+/// the report, `lab status` and the monitor (the stage's counters carry the mode).
+async fn create_producer(
+    brokers: &str,
+    group_id: &str,
+    wanted: Option<Delivery>,
+    outage: &mut kafka::BrokerOutage,
+    cancel: &CancellationToken,
+) -> Result<(FutureProducer, Delivery), PipelineError> {
     let mut config = kafka::producer_config(brokers);
     config.set("linger.ms", "5");
-    let transactional: FutureProducer = config
-        .clone()
-        .set("transactional.id", group_id)
-        // A message may not outlive the transaction it belongs to.
-        .set("transaction.timeout.ms", "60000")
-        .set("message.timeout.ms", "60000")
-        .create()
-        .map_err(|e| PipelineError::kafka("create the transform producer", brokers, e))?;
-    // Only the broker's answer decides: a broker without transactions fails InitProducerId.
-    match tokio::task::block_in_place(|| transactional.init_transactions(TXN_TIMEOUT)) {
-        Ok(()) => Ok((transactional, Delivery::ExactlyOnce)),
-        Err(e) => {
-            tracing::warn!(error = %e, "the broker does not support transactions; the transform runs at-least-once");
-            let producer = config
-                .create()
-                .map_err(|e| PipelineError::kafka("create the transform producer", brokers, e))?;
-            Ok((producer, Delivery::AtLeastOnce))
+    let plain = || {
+        config
+            .create()
+            .map_err(|e| PipelineError::kafka("create the transform producer", brokers, e))
+    };
+    if wanted == Some(Delivery::AtLeastOnce) {
+        tracing::info!("at-least-once delivery, as asked: no transactions");
+        return Ok((plain()?, Delivery::AtLeastOnce));
+    }
+    let mut pause = Duration::from_millis(500);
+    loop {
+        let transactional: FutureProducer = config
+            .clone()
+            .set("transactional.id", group_id)
+            // A message may not outlive the transaction it belongs to.
+            .set("transaction.timeout.ms", "60000")
+            .set("message.timeout.ms", "60000")
+            .create()
+            .map_err(|e| PipelineError::kafka("create the transform producer", brokers, e))?;
+        let Err(e) = tokio::task::block_in_place(|| transactional.init_transactions(TXN_TIMEOUT)) else {
+            outage.over();
+            return Ok((transactional, Delivery::ExactlyOnce));
+        };
+        let (code, retriable) = match &e {
+            KafkaError::Transaction(t) => (t.code(), t.is_retriable()),
+            other => (other.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Unknown), false),
+        };
+        match classify_init_failure(code, retriable) {
+            InitFailure::NoTransactions if wanted == Some(Delivery::ExactlyOnce) => {
+                return Err(PipelineError::kafka(
+                    "start exactly-once delivery (--delivery exactly-once)",
+                    brokers,
+                    format!("the broker has no transactions ({e}); run with --delivery at-least-once"),
+                ));
+            }
+            InitFailure::NoTransactions => {
+                tracing::warn!(error = %e, "the broker has no transactions: the transform runs AT-LEAST-ONCE (downstream dedupes by id)");
+                return Ok((plain()?, Delivery::AtLeastOnce));
+            }
+            InitFailure::Transient if !cancel.is_cancelled() => {
+                // Never taken for "no transactions": wait for the broker (up to the patience).
+                tracing::warn!(error = %e, retry_in = ?pause, "cannot start transactions yet; retrying");
+                outage.ride_out(PipelineError::Kafka {
+                    action: "start transactions (init_transactions)".into(),
+                    brokers: brokers.into(),
+                    detail: e.to_string(),
+                    transient: true,
+                })?;
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    () = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+            InitFailure::Transient | InitFailure::Fatal => {
+                return Err(PipelineError::kafka(
+                    "start transactions (init_transactions)",
+                    brokers,
+                    e,
+                ));
+            }
+        }
+    }
+}
+
+/// Aborts the open transaction, retrying while the broker is unreachable. An abort that fails for
+/// good (a fenced or fatally failed producer) stops the stage: a restart resumes from the last
+/// committed transaction. `quiet`: the batch failure was transient, so an abort failure is too.
+async fn abort(
+    producer: &FutureProducer,
+    brokers: &str,
+    outage: &mut kafka::BrokerOutage,
+    quiet: bool,
+) -> Result<(), PipelineError> {
+    loop {
+        match tokio::task::block_in_place(|| producer.abort_transaction(TXN_TIMEOUT)) {
+            Ok(()) => return Ok(()),
+            Err(e) if kafka::KafkaDetail::is_transient(&e) => {
+                outage.ride_out(PipelineError::kafka("abort the failed transaction", brokers, e))?;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                if !quiet {
+                    tracing::warn!(error = %e, "aborting the failed transaction failed too");
+                }
+                return Err(PipelineError::kafka("abort the failed transaction", brokers, e));
+            }
         }
     }
 }
@@ -215,23 +342,31 @@ async fn process_batch(
         offsets.processed(msg.topic(), msg.partition(), msg.offset());
         let entity = opts.topics.entity_of_raw(msg.topic());
         let outcome = match entity {
-            Some(entity) => clean(entity, payload).map(|json| (entity, json)),
+            Some(entity) => clean(entity, payload).map(|cleaned| (entity, cleaned)),
             None => Err(Rejection {
                 code: "unknown_topic",
                 detail: format!("no entity for topic {}", msg.topic()),
             }),
         };
-        let delivery = match outcome {
-            Ok((entity, json)) => {
-                report.clean += 1;
-                StageCounters::add(&counters.out_bytes, json.len() as u64);
+        let clean_delivery = match outcome {
+            Ok((entity, cleaned)) => {
                 let topic = opts.topics.clean(entity);
-                let mut record = FutureRecord::to(&topic).payload(&json);
+                let mut record = FutureRecord::to(&topic).payload(&cleaned.json);
                 if let Some(key) = msg.key() {
                     record = record.key(key);
                 }
-                send(producer, record, brokers).await?
+                let sent = send(producer, record, brokers).await?;
+                if sent.is_ok() {
+                    report.clean += 1;
+                    report.nul_removed += u64::from(cleaned.nul_removed);
+                    StageCounters::add(&counters.out_bytes, cleaned.json.len() as u64);
+                }
+                sent
             }
+            Err(rejection) => Err(rejection),
+        };
+        let delivery = match clean_delivery {
+            Ok(delivery) => delivery,
             Err(rejection) => {
                 report.dead_lettered += 1;
                 StageCounters::add(&counters.dlq, 1);
@@ -242,7 +377,9 @@ async fn process_batch(
                 if let Some(key) = msg.key() {
                     record = record.key(key);
                 }
-                send(producer, record, brokers).await?
+                send(producer, record, brokers)
+                    .await?
+                    .map_err(|too_large| PipelineError::kafka("dead-letter a record", brokers, too_large.detail))?
             }
         };
         deliveries.push(delivery);
@@ -281,19 +418,70 @@ fn dlq_headers(msg: &BorrowedMessage<'_>, rejection: &Rejection) -> OwnedHeaders
 }
 
 /// Enqueues a record, waiting for queue space when librdkafka's local queue is full.
-async fn send<'a>(
+///
+/// A record larger than the producer's `message.max.bytes` comes back as a [`Rejection`]
+/// (`too_large`), for the caller to dead-letter: a clean record can outgrow its raw line (nested
+/// attributes become escaped JSON text), and one such record must not stop the stage.
+async fn send<'a, P: rdkafka::message::ToBytes + ?Sized>(
     producer: &FutureProducer,
-    mut record: FutureRecord<'a, [u8], Vec<u8>>,
+    mut record: FutureRecord<'a, [u8], P>,
     brokers: &str,
-) -> Result<rdkafka::producer::DeliveryFuture, PipelineError> {
+) -> Result<Result<rdkafka::producer::DeliveryFuture, Rejection>, PipelineError> {
+    use rdkafka::error::KafkaError::MessageProduction;
+    use rdkafka::types::RDKafkaErrorCode::{MessageSizeTooLarge, QueueFull};
     loop {
         match producer.send_result(record) {
-            Ok(delivery) => return Ok(delivery),
-            Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+            Ok(delivery) => return Ok(Ok(delivery)),
+            Err((MessageProduction(QueueFull), back)) => {
                 record = back;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
+            Err((MessageProduction(MessageSizeTooLarge), back)) => {
+                let size = back.payload.map_or(0, |p| p.to_bytes().len());
+                return Ok(Err(Rejection {
+                    code: "too_large",
+                    detail: format!(
+                        "the record is {size} bytes, more than a Kafka record may hold (message.max.bytes)"
+                    ),
+                }));
+            }
             Err((e, _)) => return Err(PipelineError::kafka("queue a transformed record", brokers, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_broker_without_transactions_makes_the_transform_at_least_once() {
+        use RDKafkaErrorCode as C;
+        for code in [C::UnsupportedFeature, C::UnsupportedVersion] {
+            assert_eq!(
+                classify_init_failure(code, false),
+                InitFailure::NoTransactions,
+                "{code:?}"
+            );
+        }
+        // An unreachable or restarting broker, a coordinator not elected yet: wait, do not degrade.
+        for code in [
+            C::CoordinatorNotAvailable,
+            C::CoordinatorLoadInProgress,
+            C::NotCoordinator,
+            C::OperationTimedOut,
+            C::BrokerTransportFailure,
+            C::AllBrokersDown,
+        ] {
+            assert_eq!(classify_init_failure(code, false), InitFailure::Transient, "{code:?}");
+        }
+        assert_eq!(classify_init_failure(C::Unknown, true), InitFailure::Transient);
+        for code in [
+            C::TransactionalIdAuthorizationFailed,
+            C::ClusterAuthorizationFailed,
+            C::Fenced,
+        ] {
+            assert_eq!(classify_init_failure(code, false), InitFailure::Fatal, "{code:?}");
         }
     }
 }

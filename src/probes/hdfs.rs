@@ -1,5 +1,5 @@
 //! HDFS: the NameNode's JMX (capacity, datanodes, blocks, safe mode) and WebHDFS content
-//! summaries of the lab's raw zone (`/lab/raw/<entity>`).
+//! summaries of the lab's raw zone (`/lab/raw/<topic prefix>/<entity>`).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -11,8 +11,8 @@ use super::http;
 use super::{ProbeError, Probed, Service};
 use crate::dataset::Entity;
 
-/// Where the consumer lands the raw zone on HDFS: `/lab/raw/<entity>/date=YYYY-MM-DD/part-*.parquet`.
-/// The same directory `lab up` puts in endpoints.toml as the raw zone.
+/// Where the consumer lands the raw zone on HDFS: `/lab/raw/<topic prefix>/<entity>/date=YYYY-MM-DD/part-*.parquet`
+/// (see `crate::storage`). The same directory `lab up` puts in endpoints.toml as the raw zone.
 pub const RAW_ZONE_ROOT: &str = crate::stack::endpoints::STACK_RAW_ZONE_DIR;
 
 const FS_STATE_BEAN: &str = "Hadoop:service=NameNode,name=FSNamesystemState";
@@ -35,6 +35,9 @@ pub struct HdfsSnapshot {
     pub safe_mode: bool,
     pub version: String,
     pub datanodes: Vec<DataNode>,
+    /// The raw-zone directory `zones` summarises (`/lab/raw/<topic prefix>`).
+    #[serde(default)]
+    pub zone_dir: String,
     /// Raw-zone contents per entity; an entity with no directory yet is absent.
     pub zones: BTreeMap<String, ZoneUsage>,
 }
@@ -136,6 +139,7 @@ pub fn parse_jmx(fs_state: &[u8], fs: &[u8], info: &[u8]) -> Result<HdfsSnapshot
         fs_state: fs_state_name,
         version: bean_str(&info, "Version").to_string(),
         datanodes,
+        zone_dir: String::new(),
         zones: BTreeMap::new(),
     })
 }
@@ -186,13 +190,16 @@ pub fn parse_content_summary(body: &[u8]) -> Result<ZoneUsage, ProbeError> {
 pub struct HdfsProbe {
     client: reqwest::Client,
     base: String,
+    /// The raw zone of the lab's topic prefix, under [`RAW_ZONE_ROOT`].
+    zone_dir: String,
 }
 
 impl HdfsProbe {
-    pub fn new(http_url: &str) -> Result<Self, ProbeError> {
+    pub fn new(http_url: &str, topic_prefix: &str) -> Result<Self, ProbeError> {
         Ok(Self {
             client: http::client(Service::Hdfs)?,
             base: http_url.trim_end_matches('/').to_string(),
+            zone_dir: format!("{RAW_ZONE_ROOT}/{topic_prefix}"),
         })
     }
 
@@ -213,6 +220,7 @@ impl HdfsProbe {
             self.get_bytes(&urls[2]),
         )?;
         let mut snap = parse_jmx(&state, &fs, &info)?;
+        snap.zone_dir.clone_from(&self.zone_dir);
         let zones = futures::future::join_all(Entity::ALL.iter().map(|e| self.zone(e.name()))).await;
         for (entity, usage) in Entity::ALL.iter().zip(zones) {
             if let Some(usage) = usage? {
@@ -232,7 +240,10 @@ impl HdfsProbe {
 
     /// Content summary of one entity's raw-zone directory; `None` when it does not exist yet.
     async fn zone(&self, entity: &str) -> Result<Option<ZoneUsage>, ProbeError> {
-        let url = format!("{}/webhdfs/v1{RAW_ZONE_ROOT}/{entity}?op=GETCONTENTSUMMARY", self.base);
+        let url = format!(
+            "{}/webhdfs/v1{}/{entity}?op=GETCONTENTSUMMARY",
+            self.base, self.zone_dir
+        );
         let resp = self
             .client
             .get(&url)

@@ -158,6 +158,9 @@ pub struct KafkaProbe {
     dlq_topic: String,
     clients: Option<Arc<Clients>>,
     previous: Option<Previous>,
+    /// The blocking read in flight. It outlives a poll that timed out, and no new read starts
+    /// while it runs: at most one read per probe, whatever the broker's speed.
+    reading: Option<tokio::task::JoinHandle<Result<RawRead, ProbeError>>>,
 }
 
 fn kerr(brokers: &str, what: &str, e: &rdkafka::error::KafkaError) -> ProbeError {
@@ -209,22 +212,58 @@ impl Clients {
                 port: b.port(),
             })
             .collect();
-        let mut topics = Vec::new();
-        for t in metadata.topics() {
-            if t.name().starts_with("__") {
-                continue; // the broker's own bookkeeping (__consumer_offsets, __transaction_state)
+        // The broker's own bookkeeping (__consumer_offsets, __transaction_state) is left out.
+        let listed: Vec<_> = metadata
+            .topics()
+            .iter()
+            .filter(|t| !t.name().starts_with("__"))
+            .collect();
+        // Two batched ListOffsets requests (earliest, latest) for every partition, not one
+        // round trip per partition: a broker with hundreds of topics answers within the deadline.
+        let mut earliest = TopicPartitionList::new();
+        for t in &listed {
+            for p in t.partitions() {
+                earliest
+                    .add_partition_offset(t.name(), p.id(), Offset::Beginning)
+                    .map_err(|e| kerr(&self.brokers, "build the offset request", &e))?;
             }
+        }
+        let mut latest = earliest.clone();
+        latest
+            .set_all_offsets(Offset::End)
+            .map_err(|e| kerr(&self.brokers, "build the offset request", &e))?;
+        let (lows, highs) = if earliest.count() == 0 {
+            (earliest, latest)
+        } else {
+            (
+                self.meta
+                    .offsets_for_times(earliest, REQUEST_TIMEOUT)
+                    .map_err(|e| kerr(&self.brokers, "earliest offsets", &e))?,
+                self.meta
+                    .offsets_for_times(latest, REQUEST_TIMEOUT)
+                    .map_err(|e| kerr(&self.brokers, "latest offsets", &e))?,
+            )
+        };
+        let offset_of = |tpl: &TopicPartitionList, topic: &str, partition: i32| match tpl
+            .find_partition(topic, partition)
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(o)) => Ok(o),
+            other => Err(ProbeError::Unreachable {
+                service: Service::Kafka,
+                url: self.brokers.clone(),
+                detail: format!("no offset for {topic}[{partition}]: {other:?}"),
+            }),
+        };
+        let mut topics = Vec::new();
+        for t in listed {
             let mut partitions = Vec::new();
             for p in t.partitions() {
-                let (low, high) = self
-                    .meta
-                    .fetch_watermarks(t.name(), p.id(), REQUEST_TIMEOUT)
-                    .map_err(|e| kerr(&self.brokers, &format!("watermarks of {}[{}]", t.name(), p.id()), &e))?;
                 partitions.push(Partition {
                     id: p.id(),
                     leader: p.leader(),
-                    low,
-                    high,
+                    low: offset_of(&lows, t.name(), p.id())?,
+                    high: offset_of(&highs, t.name(), p.id())?,
                 });
             }
             partitions.sort_by_key(|p| p.id);
@@ -244,6 +283,11 @@ impl Clients {
                 for g in list.groups() {
                     groups.push(self.group(g, &topics)?);
                 }
+                // Clients of groups that are gone are dropped (each holds threads and sockets).
+                self.by_group
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .retain(|name, _| list.groups().iter().any(|g| g.name() == name));
                 groups.sort_by(|a, b| a.name.cmp(&b.name));
                 groups
             }
@@ -340,6 +384,7 @@ impl KafkaProbe {
             dlq_topic: crate::pipeline::Topics::new(topic_prefix).dlq(),
             clients: None,
             previous: None,
+            reading: None,
         }
     }
 
@@ -358,12 +403,22 @@ impl KafkaProbe {
                 c
             }
         };
-        let raw = tokio::task::spawn_blocking(move || clients.read())
-            .await
-            .map_err(|e| ProbeError::Other {
+        if self.reading.as_ref().is_some_and(|r| !r.is_finished()) {
+            return Err(ProbeError::Other {
                 service: Service::Kafka,
-                detail: format!("probe task failed: {e}"),
-            })?;
+                detail: "the previous poll has not answered yet (the broker is slow)".into(),
+            });
+        }
+        // A read that finished after its poll gave up is still fresh enough to use.
+        let reading = self
+            .reading
+            .get_or_insert_with(|| tokio::task::spawn_blocking(move || clients.read()));
+        let raw = reading.await.map_err(|e| ProbeError::Other {
+            service: Service::Kafka,
+            detail: format!("probe task failed: {e}"),
+        });
+        self.reading = None;
+        let raw = raw?;
         let raw = match raw {
             Ok(raw) => raw,
             Err(e) => {

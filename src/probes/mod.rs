@@ -363,7 +363,7 @@ impl Probes {
     pub fn new(targets: &ProbeTargets) -> Result<Self, ProbeError> {
         Ok(Self {
             kafka: kafka::KafkaProbe::new(&targets.brokers, &targets.topic_prefix),
-            hdfs: hdfs::HdfsProbe::new(&targets.hdfs_http)?,
+            hdfs: hdfs::HdfsProbe::new(&targets.hdfs_http, &targets.topic_prefix)?,
             spark: spark::SparkProbe::new(&targets.spark_ui)?,
             airflow: airflow::AirflowProbe::new(targets.airflow.clone())?,
             postgres: postgres::PostgresProbe::new(targets.pg_url.clone()),

@@ -1,6 +1,12 @@
 //! The raw zone: where the consumer lands Parquet files and the batch reads them.
 //!
-//! Layout: `<root>/<entity>/date=YYYY-MM-DD/part-<partition>-<firstOffset>-<lastOffset>.parquet`.
+//! Layout: `<location>/<topic prefix>/<entity>/date=YYYY-MM-DD/part-<partition>-<firstOffset>-<lastOffset>-<epoch>.parquet`.
+//! - The topic prefix keeps two labs (two prefixes) on one raw zone apart: each reads and writes
+//!   only its own directory ([`AnyRawZone::open`] roots a zone there).
+//! - The epoch names the incarnation of the topic the offsets belong to (see [`Epoch`]): a topic
+//!   recreated on a reset broker restarts at offset 0, and its files must neither collide with nor
+//!   be mistaken for the files of the topic it replaced.
+//!
 //! Writers go through [`RawZone::put_atomic`]: a file is either absent or complete, never partial,
 //! which is what lets the consumer commit Kafka offsets right after a put returns.
 
@@ -71,14 +77,17 @@ pub enum AnyRawZone {
 }
 
 impl AnyRawZone {
-    pub fn open(location: &Path) -> Result<Self, StorageError> {
+    /// The raw zone of the lab whose topics start with `topic_prefix`: the directory
+    /// `<location>/<topic_prefix>` of a local directory or `hdfs://host:port/dir`.
+    pub fn open(location: &Path, topic_prefix: &str) -> Result<Self, StorageError> {
         let text = location.to_string_lossy();
         if text.starts_with("hdfs://") {
-            Ok(Self::Hdfs(HdfsRawZone::from_url(&text)?))
+            let url = format!("{}/{topic_prefix}", text.trim_end_matches('/'));
+            Ok(Self::Hdfs(HdfsRawZone::from_url(&url)?))
         } else if text.contains("://") {
             Err(StorageError::BadLocation(text.into_owned()))
         } else {
-            Ok(Self::Local(LocalRawZone::new(location)))
+            Ok(Self::Local(LocalRawZone::new(location.join(topic_prefix))))
         }
     }
 }
@@ -120,24 +129,80 @@ impl RawZone for AnyRawZone {
     }
 }
 
+/// One incarnation of a topic partition, as the raw zone knows it.
+///
+/// Kafka offsets identify a record only within one incarnation of a topic: a topic deleted and
+/// created again, or a broker reset to an empty volume, starts again at offset 0. Kafka's own
+/// answer, topic IDs, is not available through the client (rdkafka has no DescribeTopics) nor on
+/// every broker (the test broker returns the null ID), so the consumer keeps its own marker: a
+/// random epoch chosen when it first lands a partition, written into every raw-zone file name of
+/// that partition and into the metadata of every offset it commits for it. The committed offsets
+/// live on the broker and die with the topic or the broker, so a partition whose group commit
+/// carries epoch E is the incarnation whose files carry E; one with no commit is a new incarnation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Epoch(u64);
+
+impl Epoch {
+    /// What the consumer writes into its offset commits' metadata, before the epoch's hex digits.
+    const TAG: &'static str = "lab.raw-zone.epoch=";
+
+    /// A fresh epoch for a partition the raw zone has no record of.
+    #[must_use]
+    pub fn random() -> Self {
+        Self(rand::random())
+    }
+
+    /// The offset-commit metadata naming this epoch.
+    #[must_use]
+    pub fn commit_metadata(self) -> String {
+        format!("{}{self}", Self::TAG)
+    }
+
+    /// The epoch named by offset-commit metadata; `None` for metadata the consumer did not write.
+    #[must_use]
+    pub fn from_commit_metadata(metadata: &str) -> Option<Self> {
+        metadata.strip_prefix(Self::TAG)?.parse().ok()
+    }
+}
+
+impl std::fmt::Display for Epoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for Epoch {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 16 {
+            // Make the error a ParseIntError too: only the canonical form names an epoch.
+            return u64::from_str_radix("", 16).map(Self);
+        }
+        u64::from_str_radix(s, 16).map(Self)
+    }
+}
+
 /// Name of a raw-zone file, parsed back: what part of which Kafka partition it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartFile {
     pub partition: i32,
     pub first_offset: i64,
     pub last_offset: i64,
+    pub epoch: Epoch,
 }
 
 impl PartFile {
-    /// `<entity>/date=<date>/part-<p>-<first>-<last>.parquet`
+    /// `<entity>/date=<date>/part-<p>-<first>-<last>-<epoch>.parquet`
     #[must_use]
     pub fn path(self, entity: Entity, date: &str) -> String {
         format!(
-            "{}/date={date}/part-{}-{:020}-{:020}.parquet",
+            "{}/date={date}/part-{}-{:020}-{:020}-{}.parquet",
             entity.name(),
             self.partition,
             self.first_offset,
-            self.last_offset
+            self.last_offset,
+            self.epoch
         )
     }
 
@@ -146,14 +211,16 @@ impl PartFile {
     pub fn parse(path: &str) -> Option<PartFile> {
         let name = path.rsplit('/').next()?;
         let stem = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
-        let mut fields = stem.splitn(3, '-');
+        let mut fields = stem.splitn(4, '-');
         let partition = fields.next()?.parse().ok()?;
         let first_offset = fields.next()?.parse().ok()?;
         let last_offset = fields.next()?.parse().ok()?;
+        let epoch = fields.next()?.parse().ok()?;
         (first_offset <= last_offset).then_some(PartFile {
             partition,
             first_offset,
             last_offset,
+            epoch,
         })
     }
 }
@@ -168,15 +235,43 @@ mod tests {
             partition: 2,
             first_offset: 10,
             last_offset: 99,
+            epoch: Epoch(0xab),
         };
         let path = p.path(Entity::Review, "2026-11-24");
         assert_eq!(
             path,
-            "review/date=2026-11-24/part-2-00000000000000000010-00000000000000000099.parquet"
+            "review/date=2026-11-24/part-2-00000000000000000010-00000000000000000099-00000000000000ab.parquet"
         );
         assert_eq!(PartFile::parse(&path), Some(p));
-        assert_eq!(PartFile::parse("review/date=x/.part-1-1-2.parquet.tmp"), None);
-        assert_eq!(PartFile::parse("review/part-1-9-2.parquet"), None);
+        assert_eq!(
+            PartFile::parse("review/date=x/.part-1-1-2-00000000000000ab.parquet.tmp"),
+            None
+        );
+        assert_eq!(PartFile::parse("review/part-1-9-2-00000000000000ab.parquet"), None);
+        // Files of the layout before epochs: not this lab's, never read or skipped over.
+        assert_eq!(PartFile::parse("review/part-1-1-2.parquet"), None);
+        assert_eq!(PartFile::parse("review/part-1-1-2-ab.parquet"), None);
         assert_eq!(PartFile::parse("review/notes.txt"), None);
+    }
+
+    #[test]
+    fn epochs_round_trip_through_commit_metadata() {
+        let e = Epoch::random();
+        assert_eq!(Epoch::from_commit_metadata(&e.commit_metadata()), Some(e));
+        assert_eq!(Epoch::from_commit_metadata(""), None);
+        assert_eq!(Epoch::from_commit_metadata("lab.raw-zone.epoch=xyz"), None);
+        assert_eq!(Epoch::from_commit_metadata("something a tool wrote"), None);
+    }
+
+    #[test]
+    fn a_zone_is_rooted_at_its_topic_prefix() {
+        let Ok(AnyRawZone::Local(z)) = AnyRawZone::open(Path::new("/data/raw"), "yelp") else {
+            panic!("a local zone");
+        };
+        assert_eq!(z.root(), Path::new("/data/raw/yelp"));
+        let Ok(AnyRawZone::Hdfs(z)) = AnyRawZone::open(Path::new("hdfs://127.0.0.1:9000/lab/raw/"), "b") else {
+            panic!("an HDFS zone");
+        };
+        assert!(z.describe().ends_with("/lab/raw/b"), "{}", z.describe());
     }
 }

@@ -90,8 +90,10 @@ pub async fn run(setup: Setup) -> Result<Option<AfterExit>, TuiError> {
         probes: Some(probes),
         reload: setup.reload,
         lessons: Some(setup.lessons),
+        lesson: None,
     };
     let result = event_loop(&mut terminal, app, rx, &mut effects).await;
+    effects.finish_lesson().await;
     cancel.cancel();
     for t in tasks {
         t.abort();
@@ -171,9 +173,26 @@ pub struct Effects {
     probes: Option<ProbeSupervisor>,
     reload: Reload,
     lessons: Option<LabConfig>,
+    /// The running `:lesson`: its stop token and task, so quitting the monitor repairs it first.
+    lesson: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
+/// How long quitting the monitor waits for a cancelled lesson to start again what it stopped.
+const LESSON_REPAIR_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
+
 impl Effects {
+    /// Stops a running lesson and waits (a bounded time) for its repair: a lesson never leaves a
+    /// service stopped because the monitor quit.
+    async fn finish_lesson(&mut self) {
+        let Some((cancel, task)) = self.lesson.take() else {
+            return;
+        };
+        cancel.cancel();
+        if tokio::time::timeout(LESSON_REPAIR_WAIT, task).await.is_err() {
+            tracing::warn!("the cancelled lesson did not finish its repair in time");
+        }
+    }
+
     /// Effects without probes to restart (tests drive the loop with their own messages).
     #[must_use]
     pub fn detached(airflow: AirflowProbe, stack: StackContext, stages: StageConfig, tx: mpsc::Sender<Msg>) -> Self {
@@ -185,6 +204,7 @@ impl Effects {
             probes: None,
             reload: Box::new(|| None),
             lessons: None,
+            lesson: None,
         }
     }
 
@@ -210,8 +230,13 @@ impl Effects {
                 self.report(result);
             }
             Cmd::Lesson(lesson) => match self.lessons.clone() {
+                Some(_) if self.lesson.as_ref().is_some_and(|(_, task)| !task.is_finished()) => {
+                    self.report(Err("a lesson is already running: one at a time".into()));
+                }
                 Some(config) => {
-                    tokio::spawn(run_lesson(lesson, config, self.tx.clone()));
+                    let cancel = CancellationToken::new();
+                    let task = tokio::spawn(run_lesson(lesson, config, self.tx.clone(), cancel.clone()));
+                    self.lesson = Some((cancel, task));
                 }
                 None => self.report(Err("lessons need the lab's configuration (run `lab tui`)".into())),
             },
@@ -312,7 +337,12 @@ where
 }
 
 /// Runs a lesson, forwarding its narration to the footer.
-async fn run_lesson(lesson: crate::lesson::Lesson, config: LabConfig, tx: mpsc::Sender<Msg>) {
+async fn run_lesson(
+    lesson: crate::lesson::Lesson,
+    config: LabConfig,
+    tx: mpsc::Sender<Msg>,
+    cancel: CancellationToken,
+) {
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let forward = {
         let tx = tx.clone();
@@ -324,11 +354,7 @@ async fn run_lesson(lesson: crate::lesson::Lesson, config: LabConfig, tx: mpsc::
             }
         })
     };
-    let ctx = crate::lesson::LessonContext::on_services(
-        config,
-        crate::lesson::Narrator::new(events_tx),
-        CancellationToken::new(),
-    );
+    let ctx = crate::lesson::LessonContext::on_services(config, crate::lesson::Narrator::new(events_tx), cancel);
     let result = crate::lesson::run(lesson, &ctx).await;
     drop(ctx);
     if forward.await.is_err() {

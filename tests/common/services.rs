@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::service_env;
+use super::{Background, service_env};
 
 /// A fresh raw-zone location on the test HDFS, unique per test run.
 pub fn hdfs_raw_zone(name: &str) -> String {
@@ -267,4 +267,71 @@ fn curl(base: &str, method: &str, path: &str, token: Option<&str>, body: Option<
     );
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&out.stdout).into_owned()))
+}
+
+/// A Kafka-protocol broker of one test's own (the harness's noida-db binary) on a free loopback
+/// port, for tests that must not touch the shared one: a reset is a new process on an empty data
+/// directory at the same address, as a new Kafka volume would be.
+pub struct OwnBroker {
+    port: u16,
+    process: Option<Background>,
+    data: Option<tempfile::TempDir>,
+}
+
+impl OwnBroker {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut broker = Self {
+            port,
+            process: None,
+            data: None,
+        };
+        broker.launch();
+        broker
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Throws the broker and everything it held away and starts an empty one at the same address.
+    pub fn reset(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+        self.data = None;
+        self.launch();
+    }
+
+    fn launch(&mut self) {
+        let data = tempfile::tempdir().expect("broker data dir");
+        let venv = PathBuf::from(service_env("LAB_TEST_VENV"));
+        let lib = std::fs::read_dir(venv.join("lib"))
+            .expect("the test venv")
+            .flatten()
+            .map(|e| e.path().join("site-packages/noida_db/noida-db"))
+            .find(|p| p.is_file())
+            .expect("the harness's Kafka-protocol broker (tests/services/kafka.sh installs it)");
+        let process = Background::spawn(
+            Command::new(lib)
+                .args(["start", "--host", "127.0.0.1", "--only", "kafka", "--kafka-port"])
+                .arg(self.port.to_string())
+                .arg("--data-dir")
+                .arg(data.path()),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the test broker did not start: {}",
+                process.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.process = Some(process);
+        self.data = Some(data);
+    }
 }

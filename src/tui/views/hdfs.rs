@@ -69,10 +69,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         [Constraint::Fill(1), Constraint::Length(8), Constraint::Length(11)],
     )
     .header(Row::new(["entity", "files", "size"]).style(t.dim()))
-    .block(Block::bordered().title(Line::styled(
-        format!(" Raw zone {} ", crate::probes::hdfs::RAW_ZONE_ROOT),
-        t.title(),
-    )))
+    .block(Block::bordered().title(Line::styled(format!(" Raw zone {} ", h.zone_dir), t.title())))
     .render(zones, buf);
     let node_rows: Vec<Row> = h
         .datanodes

@@ -8,6 +8,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Row, Table, Widget};
 
 use super::{count, duration, rate};
+use crate::pipeline::transform::Delivery;
 use crate::probes::kafka::{Group, KafkaSnapshot};
 use crate::probes::report::bytes;
 use crate::probes::{Health, Service};
@@ -41,7 +42,7 @@ fn stages(app: &App, area: Rect, buf: &mut Buffer) {
                 None => ("not started".to_string(), t.dim(), String::new()),
                 Some(v) => {
                     let s = &v.snapshot;
-                    let figures = format!(
+                    let mut figures = format!(
                         "in {}  out {}  total {} → {}  DLQ {}",
                         rate(v.rate_in),
                         rate(v.rate_out),
@@ -49,7 +50,18 @@ fn stages(app: &App, area: Rect, buf: &mut Buffer) {
                         count(i64::try_from(s.output).unwrap_or(i64::MAX)),
                         count(i64::try_from(s.dlq).unwrap_or(i64::MAX)),
                     );
+                    // Loud when a transform could not get transactions: duplicates are possible.
+                    match s.delivery {
+                        Some(Delivery::ExactlyOnce) => figures.push_str("  exactly-once"),
+                        Some(Delivery::AtLeastOnce) => figures.push_str("  AT-LEAST-ONCE"),
+                        None => {}
+                    }
                     match (&v.outcome, v.running) {
+                        (_, true) if s.waiting_for_broker => (
+                            "waiting for the broker".to_string(),
+                            t.health(Health::Degraded),
+                            figures,
+                        ),
                         (_, true) => ("running".to_string(), t.health(Health::Up), figures),
                         (Some(Err(e)), _) => (format!("failed: {}", first_line(e)), t.error(), figures),
                         _ => ("stopped".to_string(), t.dim(), figures),
@@ -202,7 +214,7 @@ fn hops(app: &App) -> Vec<Hop> {
     let hdfs = lab.hdfs.as_ref().and_then(|p| p.detail.as_ref());
     out.push(Hop {
         stage: "raw zone",
-        place: format!("→ HDFS {}", crate::probes::hdfs::RAW_ZONE_ROOT),
+        place: format!("→ HDFS {}/{p}", crate::probes::hdfs::RAW_ZONE_ROOT),
         state: crate::tui::theme::health_label(hh).to_lowercase(),
         health: hh,
         figures: hdfs.map_or_else(String::new, |h| {

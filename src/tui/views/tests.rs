@@ -145,7 +145,7 @@ fn hdfs_view_shows_usage_zones_and_datanodes() {
         &a,
         &[
             "used of",
-            "Raw zone /lab/raw",
+            "Raw zone /lab/raw/yelp",
             "review",
             "DataNodes 1 live / 0 dead",
             "live",
