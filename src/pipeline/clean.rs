@@ -540,6 +540,29 @@ mod tests {
     }
 
     #[test]
+    fn nul_is_removed_from_every_text_field_and_counted() {
+        let line = r#"{"business_id":"b1","name":"Caf\u0000é","address":"\u00001 Main","city":"Zü\u0000rich","state":"Z\u0000H","postal_code":"80\u000000","stars":4.0,"review_count":1,"is_open":1,"attributes":{"Wi\u0000Fi":"u'fr\u0000ee'","Ambience":"{'ro\u0000mantic': True}"},"categories":"Ba\u0000rs, Te\u0000a","hours":{"Monday":"8:0-18:0"}}"#;
+        let cleaned = clean(Entity::Business, line.as_bytes()).unwrap();
+        assert!(cleaned.nul_removed);
+        let v: Value = serde_json::from_slice(&cleaned.json).unwrap();
+        assert_eq!(v["name"], "Café");
+        assert_eq!(v["address"], "1 Main");
+        assert_eq!(v["city"], "Zürich");
+        assert_eq!(v["state"], "ZH");
+        assert_eq!(v["postal_code"], "8000");
+        assert_eq!(v["categories"], serde_json::json!(["Bars", "Tea"]));
+        let attributes: Value = serde_json::from_str(v["attributes"].as_str().unwrap()).unwrap();
+        assert_eq!(attributes["WiFi"], "free");
+        assert_eq!(attributes["Ambience"]["romantic"], true);
+        let review = r#"{"review_id":"r1","user_id":"u1","business_id":"b1","stars":5.0,"text":"gr\u0000eat","date":"2020-01-01 10:00:00"}"#;
+        let cleaned = clean(Entity::Review, review.as_bytes()).unwrap();
+        assert!(cleaned.nul_removed);
+        assert_eq!(serde_json::from_slice::<Value>(&cleaned.json).unwrap()["text"], "great");
+        let plain = r#"{"review_id":"r1","user_id":"u1","business_id":"b1","stars":5.0,"text":"fine","date":"2020-01-01 10:00:00"}"#;
+        assert!(!clean(Entity::Review, plain.as_bytes()).unwrap().nul_removed);
+    }
+
+    #[test]
     fn business_quirks_are_resolved() {
         let v = cleaned(
             Entity::Business,

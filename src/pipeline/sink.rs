@@ -60,8 +60,8 @@ impl Default for RollPolicy {
     }
 }
 
-/// Which of the buffers not already due must also be written so that the rest stay within
-/// `budget` bytes: the largest first. `sizes` are (key, bytes) of the buffers not yet due.
+/// Which buffers to write out so that the rest stay within `budget` bytes: the largest first.
+/// `sizes` are (key, bytes) of the buffers held.
 fn over_budget<K: Copy>(mut sizes: Vec<(K, usize)>, budget: usize) -> Vec<K> {
     let mut total: usize = sizes.iter().map(|(_, b)| b).sum();
     sizes.sort_by(|a, b| b.1.cmp(&a.1));
@@ -165,6 +165,16 @@ async fn sink_loop<Z: RawZone>(
     let mut owned = Owned::new();
     let mut outage = kafka::BrokerOutage::new(opts.broker_patience, counters);
     let mut buffers: HashMap<(Entity, i32), PartBuffer> = HashMap::new();
+    // The bytes held by `buffers`, against `RollPolicy::max_total_bytes`.
+    let mut buffered_bytes = 0usize;
+    let landing = Landing {
+        zone,
+        consumer: &consumer,
+        dlq: &dlq,
+        dlq_topic: &dlq_topic,
+        brokers,
+        counters,
+    };
     let mut skipped_commits = kafka::OffsetTracker::default();
     let mut report = SinkReport::default();
     let mut last_check = Instant::now() - Duration::from_secs(1);
@@ -181,6 +191,7 @@ async fn sink_loop<Z: RawZone>(
                 .assignment()
                 .map_err(|e| PipelineError::kafka("read the assignment", brokers, e))?;
             buffers.retain(|_, b| assigned.find_partition(&b.topic, b.partition).is_some());
+            buffered_bytes = buffers.values().map(|b| b.json.len()).sum();
             pending.retain(|m| assigned.find_partition(m.topic(), m.partition()).is_some());
             // Records of these partitions are already in `pending`: retry (the broker may be
             // restarting) rather than drop them.
@@ -232,6 +243,17 @@ async fn sink_loop<Z: RawZone>(
             buffer.offsets.push(offset);
             buffer.ends.push(buffer.json.len());
             buffer.next_offset = offset + 1;
+            buffered_bytes += payload.len() + 1;
+            // The memory bound holds while a batch is taken in, not only after it.
+            if buffered_bytes > opts.roll.max_total_bytes {
+                let sizes = buffers.iter().map(|(k, b)| (*k, b.json.len())).collect();
+                for key in over_budget(sizes, opts.roll.max_total_bytes) {
+                    if let Some(buffer) = buffers.remove(&key) {
+                        buffered_bytes -= buffer.json.len();
+                        landing.land(buffer, &mut owned, &mut report, &mut committed).await?;
+                    }
+                }
+            }
         }
 
         let caught_up_check = last_check.elapsed() >= Duration::from_secs(1);
@@ -251,38 +273,26 @@ async fn sink_loop<Z: RawZone>(
             commit_positions_past_markers(&consumer, &buffers, &owned, &mut committed, brokers)?;
         }
         let finishing = opts.stop.reached(lag);
-        let (ready, waiting): (Vec<_>, Vec<_>) = buffers.iter().partition(|(_, b)| {
-            finishing
-                || b.offsets.len() >= opts.roll.max_rows
-                || b.json.len() >= opts.roll.max_bytes
-                || b.started.elapsed() >= opts.roll.max_age
-        });
-        let mut due: Vec<(Entity, i32)> = ready.into_iter().map(|(k, _)| *k).collect();
-        due.extend(over_budget(
-            waiting.iter().map(|(k, b)| (**k, b.json.len())).collect(),
-            opts.roll.max_total_bytes,
-        ));
+        let due: Vec<(Entity, i32)> = buffers
+            .iter()
+            .filter(|(_, b)| {
+                finishing
+                    || b.offsets.len() >= opts.roll.max_rows
+                    || b.json.len() >= opts.roll.max_bytes
+                    || b.started.elapsed() >= opts.roll.max_age
+            })
+            .map(|(k, _)| *k)
+            .collect();
         for key in due {
-            if let Some(mut buffer) = buffers.remove(&key) {
-                let (moved, decoded) = decode_or_dead_letter(&mut buffer, &dlq, &dlq_topic, brokers).await?;
-                StageCounters::add(&counters.dlq, moved);
-                report.dead_lettered += moved;
-                if let Some(batch) = decoded {
-                    let part = write_part(zone, &buffer, batch).await?;
-                    if let Some(state) = owned.get_mut(&(buffer.topic.clone(), buffer.partition)) {
-                        state.durable = Some(part.last_offset);
-                    }
-                    report.files_written += 1;
-                    report.records_written += buffer.offsets.len() as u64;
-                    StageCounters::add(&counters.files, 1);
-                    StageCounters::add(&counters.output, buffer.offsets.len() as u64);
-                }
-                commit_next(&consumer, &buffer, &owned, brokers)?;
-                committed.insert((buffer.topic, buffer.partition), buffer.next_offset);
+            if let Some(buffer) = buffers.remove(&key) {
+                buffered_bytes -= buffer.json.len();
+                landing.land(buffer, &mut owned, &mut report, &mut committed).await?;
             }
         }
         if !skipped_commits.is_empty() {
-            let tpl = resume::tagged(&skipped_commits.take()?, &owned, brokers)?;
+            let mut tpl = resume::tagged(&skipped_commits.take()?, &owned, brokers)?;
+            // Never move a partition's commit back behind a file landed in this same round.
+            tpl = without_backward_moves(&tpl, &committed, brokers)?;
             kafka::commit_sync(&consumer, &tpl, brokers)?;
             for elem in tpl.elements() {
                 if let Offset::Offset(next) = elem.offset() {
@@ -298,6 +308,68 @@ async fn sink_loop<Z: RawZone>(
     // Cancelled: what is buffered is not committed, so it is re-read next time. Nothing is lost.
     tracing::info!(?report, unwritten_buffers = buffers.len(), "consumer finished");
     Ok(report)
+}
+
+/// What landing a buffer needs: where it goes and whom to tell.
+struct Landing<'a, Z: RawZone, C: ConsumerContext + 'static> {
+    zone: &'a Z,
+    consumer: &'a StreamConsumer<C>,
+    dlq: &'a FutureProducer,
+    dlq_topic: &'a str,
+    brokers: &'a str,
+    counters: &'a Arc<StageCounters>,
+}
+
+impl<Z: RawZone, C: ConsumerContext + 'static> Landing<'_, Z, C> {
+    /// Writes one buffer to the raw zone (its undecodable records to the DLQ), then commits the
+    /// position after it.
+    async fn land(
+        &self,
+        mut buffer: PartBuffer,
+        owned: &mut Owned,
+        report: &mut SinkReport,
+        committed: &mut HashMap<(String, i32), i64>,
+    ) -> Result<(), PipelineError> {
+        let (moved, decoded) = decode_or_dead_letter(&mut buffer, self.dlq, self.dlq_topic, self.brokers).await?;
+        StageCounters::add(&self.counters.dlq, moved);
+        report.dead_lettered += moved;
+        if let Some(batch) = decoded {
+            let part = write_part(self.zone, &buffer, batch).await?;
+            if let Some(state) = owned.get_mut(&(buffer.topic.clone(), buffer.partition)) {
+                state.durable = Some(part.last_offset);
+            }
+            report.files_written += 1;
+            report.records_written += buffer.offsets.len() as u64;
+            StageCounters::add(&self.counters.files, 1);
+            StageCounters::add(&self.counters.output, buffer.offsets.len() as u64);
+        }
+        commit_next(self.consumer, &buffer, owned, self.brokers)?;
+        committed.insert((buffer.topic, buffer.partition), buffer.next_offset);
+        Ok(())
+    }
+}
+
+/// `offsets` without the partitions whose last commit (`committed`) is already further on.
+fn without_backward_moves(
+    offsets: &TopicPartitionList,
+    committed: &HashMap<(String, i32), i64>,
+    brokers: &str,
+) -> Result<TopicPartitionList, PipelineError> {
+    let mut out = TopicPartitionList::new();
+    for elem in offsets.elements() {
+        let (topic, partition) = (elem.topic(), elem.partition());
+        if let (Offset::Offset(next), Some(done)) = (elem.offset(), committed.get(&(topic.to_string(), partition)))
+            && next <= *done
+        {
+            continue;
+        }
+        out.add_partition_offset(topic, partition, elem.offset())
+            .map_err(|e| PipelineError::kafka("build the offsets to commit", brokers, e))?;
+        if let Some(mut copy) = out.find_partition(topic, partition) {
+            copy.set_metadata(elem.metadata());
+        }
+    }
+    Ok(out)
 }
 
 /// Commits the position after a handled buffer, tagged with the buffer's epoch.
