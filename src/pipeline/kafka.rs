@@ -61,6 +61,10 @@ impl KafkaDetail for KafkaError {
     }
 }
 
+/// What the transform writes before its delivery mode (`exactly-once`, `at-least-once`) in its
+/// offset commits' metadata, for whoever reads the group (the Kafka probe).
+pub const DELIVERY_TAG: &str = "lab.delivery=";
+
 /// How long a stage waits for an unreachable broker before it gives up (`--broker-patience`).
 pub const DEFAULT_BROKER_PATIENCE: Duration = Duration::from_secs(300);
 

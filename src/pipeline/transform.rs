@@ -126,7 +126,7 @@ async fn transform_loop(
                 }
                 Delivery::AtLeastOnce => match process_batch(&batch, opts, &producer, counters, &mut report).await {
                     // Synchronous: once this returns the batch will not be re-read after a crash.
-                    Ok(offsets) => kafka::commit_sync(&consumer, &offsets, brokers),
+                    Ok(offsets) => kafka::commit_sync(&consumer, &with_delivery(offsets, delivery), brokers),
                     Err(e) => Err(e),
                 },
             };
@@ -311,7 +311,10 @@ async fn transactional_batch(
         move |e| PipelineError::kafka(&action, brokers, e)
     };
     producer.begin_transaction().map_err(txn_err("begin a transaction"))?;
-    let offsets = process_batch(batch, opts, producer, counters, report).await?;
+    let offsets = with_delivery(
+        process_batch(batch, opts, producer, counters, report).await?,
+        Delivery::ExactlyOnce,
+    );
     let group = consumer
         .group_metadata()
         .ok_or_else(|| PipelineError::kafka("read the consumer group metadata", brokers, "not in a group"))?;
@@ -398,6 +401,20 @@ async fn process_batch(
         }
     }
     offsets.take()
+}
+
+/// `offsets` with the delivery mode in each commit's metadata: the broker then tells anyone who
+/// reads the group (`lab status`, the monitor's Kafka view) how this transform delivers.
+fn with_delivery(offsets: rdkafka::TopicPartitionList, delivery: Delivery) -> rdkafka::TopicPartitionList {
+    let mode = match delivery {
+        Delivery::ExactlyOnce => "exactly-once",
+        Delivery::AtLeastOnce => "at-least-once",
+    };
+    let tag = format!("{}{mode}", kafka::DELIVERY_TAG);
+    for mut elem in offsets.elements() {
+        elem.set_metadata(&tag);
+    }
+    offsets
 }
 
 /// Headers a dead-lettered record carries: why, and where it came from.

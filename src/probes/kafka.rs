@@ -63,6 +63,10 @@ pub struct Group {
     pub rate: Option<f64>,
     /// Seconds until the lag is consumed at the current rate (`Some(0.0)` when caught up).
     pub catch_up_s: Option<f64>,
+    /// How the lab's transform in this group delivers (`exactly-once`, `at-least-once`), as its
+    /// last offset commit says (see `pipeline::transform`); `None` for other groups.
+    #[serde(default)]
+    pub delivery: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,6 +332,11 @@ impl Clients {
                 &e,
             )
         })?;
+        let delivery = committed.elements().iter().find_map(|e| {
+            e.metadata()
+                .strip_prefix(crate::pipeline::kafka::DELIVERY_TAG)
+                .map(str::to_string)
+        });
         let mut partitions = Vec::new();
         for t in topics {
             for p in &t.partitions {
@@ -363,6 +372,7 @@ impl Clients {
             partitions,
             rate: None,
             catch_up_s: None,
+            delivery,
         })
     }
 }

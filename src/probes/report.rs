@@ -52,13 +52,25 @@ pub fn summary(snapshot: &LabSnapshot, service: Service) -> String {
     match service {
         Service::Kafka => snapshot.kafka.as_ref().and_then(|p| p.detail.as_ref()).map(|k| {
             let lag: i64 = k.groups.iter().map(|g| g.total_lag).sum();
-            format!(
+            let mut line = format!(
                 "{} broker(s), {} topic(s), {} group(s), lag {lag}, DLQ {}",
                 k.brokers.len(),
                 k.topics.len(),
                 k.groups.len(),
                 k.dlq_messages
-            )
+            );
+            // Loud when a transform runs without transactions: duplicates are possible downstream.
+            for g in &k.groups {
+                if let Some(d) = &g.delivery {
+                    let mode = if d == "at-least-once" {
+                        "AT-LEAST-ONCE"
+                    } else {
+                        d.as_str()
+                    };
+                    line.push_str(&format!("; {} {mode}", g.name));
+                }
+            }
+            line
         }),
         Service::Hdfs => snapshot.hdfs.as_ref().and_then(|p| p.detail.as_ref()).map(|h| {
             format!(
