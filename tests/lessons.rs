@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::services::{Airflow, hdfs_delete};
 use common::{
-    Background, assert_consumer_lag_report, assert_poison_report, json_stdout, lab, number_before, sample_dir,
+    Background, assert_consumer_lag_report, assert_poison_report, json_stdout, lab, number_before, run_ok, sample_dir,
     service_env, signal, stream_sample_into, unique_prefix,
 };
 use serde_json::Value;
@@ -218,19 +218,34 @@ async fn a_lesson_stopped_mid_way_starts_the_broker_again() {
     common::services::service_script("kafka", "start");
     let state = tempfile::tempdir().unwrap();
     let kafka = script("kafka.sh");
+    // The stop holds on until the test lets it go, so the Ctrl-C below lands in the outage,
+    // with the lesson's stop still in flight.
+    let (stopped, go_on) = (state.path().join("stopped"), state.path().join("go-on"));
+    let stop = format!(
+        "{kafka} stop-keep && touch {} && while [ ! -e {} ]; do sleep 0.1; done",
+        stopped.display(),
+        go_on.display()
+    );
     let mut lesson = lesson_in_background(
         "broker-restart",
         &unique_prefix("lesson-cancel"),
         state.path(),
         &[
-            ("LAB_CONTROL_KAFKA_STOP", format!("{kafka} stop-keep")),
+            ("LAB_CONTROL_KAFKA_STOP", stop),
             ("LAB_CONTROL_KAFKA_START", format!("{kafka} restart")),
         ],
     );
-    wait_for_narration(&mut lesson, "broker down");
-    assert!(!kafka_port_open(), "the lesson said the broker is down, but it answers");
-    // Ctrl-C in the middle of the outage.
-    let out = lesson.interrupt(Duration::from_secs(120));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !stopped.exists() {
+        assert!(lesson.is_running() && Instant::now() < deadline, "{}", lesson.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!kafka_port_open(), "the broker was stopped, but it answers");
+    // Ctrl-C in the middle of the outage; the stop then finishes, and the repair follows it.
+    run_ok(Command::new("kill").args(["-INT", &lesson.pid().to_string()]));
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::write(&go_on, b"").unwrap();
+    let out = lesson.wait(Duration::from_secs(120));
     let narration = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a stopped lesson is not a success:\n{narration}");
     assert!(narration.contains("Started the kafka again"), "{narration}");

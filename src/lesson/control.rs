@@ -44,13 +44,18 @@ pub enum ControlError {
 }
 
 /// How to stop and start the lab's services.
+#[derive(Clone)]
 pub struct ServiceControl {
     state_dir: PathBuf,
     /// The in-process broker of an embedded lesson: `kafka` is this one.
     embedded_kafka: Option<Arc<EmbeddedBroker>>,
     /// What this control stopped and has not started again: [`ServiceControl::restore`] starts
     /// it, whatever way the lesson ended.
-    stopped: std::sync::Mutex<Vec<String>>,
+    stopped: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Held while a stop or start runs. An operation runs to its end in its own task even when
+    /// the lesson is cancelled meanwhile, and the repair waits for it: a start never races the
+    /// stop it repairs.
+    running: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Clone, Copy)]
@@ -82,7 +87,8 @@ impl ServiceControl {
         Self {
             state_dir,
             embedded_kafka: None,
-            stopped: std::sync::Mutex::default(),
+            stopped: Arc::default(),
+            running: Arc::default(),
         }
     }
 
@@ -92,7 +98,8 @@ impl ServiceControl {
         Self {
             state_dir,
             embedded_kafka: Some(broker),
-            stopped: std::sync::Mutex::default(),
+            stopped: Arc::default(),
+            running: Arc::default(),
         }
     }
 
@@ -109,15 +116,15 @@ impl ServiceControl {
     }
 
     pub async fn start(&self, target: &str) -> Result<(), ControlError> {
-        self.act(target, Action::Start).await?;
-        self.note_stopped(target, false);
-        Ok(())
+        self.act(target, Action::Start).await
     }
 
     /// Starts again everything this control stopped and has not started: a lesson's repair on
     /// every way out (a failed check, Ctrl-C, the monitor quitting). Returns what it started, each
     /// with the outcome.
     pub async fn restore(&self) -> Vec<(String, Result<(), ControlError>)> {
+        // An operation the lesson was in the middle of finishes first.
+        drop(self.running.lock().await);
         let targets = self.stopped.lock().map(|s| s.clone()).unwrap_or_default();
         let mut out = Vec::new();
         for target in targets {
@@ -149,7 +156,29 @@ impl ServiceControl {
         Ok(())
     }
 
+    /// Runs the operation in its own task (see [`ServiceControl::running`]).
     async fn act(&self, target: &str, action: Action) -> Result<(), ControlError> {
+        let guard = self.running.clone().lock_owned().await;
+        let (this, owned_target) = (self.clone(), target.to_string());
+        let task = tokio::spawn(async move {
+            let _running = guard;
+            let result = this.act_now(&owned_target, action).await;
+            if result.is_ok() && matches!(action, Action::Start) {
+                this.note_stopped(&owned_target, false);
+            }
+            result
+        });
+        task.await.unwrap_or_else(|e| {
+            Err(ControlError::Command {
+                action: action.word(),
+                target: target.to_string(),
+                command: "(lesson control)".into(),
+                detail: format!("the operation's task failed: {e}"),
+            })
+        })
+    }
+
+    async fn act_now(&self, target: &str, action: Action) -> Result<(), ControlError> {
         if let Some(broker) = self.embedded_target(target) {
             let result = match action {
                 Action::Stop => broker.stop_serving(),

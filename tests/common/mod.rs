@@ -581,6 +581,11 @@ impl Background {
         }
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, std::process::Child::id)
+    }
+
     /// Still running (not exited yet)?
     pub fn is_running(&mut self) -> bool {
         self.child.is_some() && self.exited().is_none()

@@ -42,7 +42,21 @@ ensure_installed() {
 
 # A graceful stop makes noida-db save its whole state as JSON (can take 10-20 s with
 # large data); the data is thrown away anyway, so KILL after 3 s.
-do_stop() { stop_bg "$K_PID" 3 noida-db; }
+do_stop() { stop_bg "$K_PID" 3 noida-db; stop_orphan; }
+
+# A broker of this harness still listening without a pid file (its pid file was removed while it
+# started or stopped, e.g. by a start racing a stop): found by its port, and stopped only if it is
+# noida-db on this harness's data dir.
+stop_orphan() {
+  local pid
+  port_open "$LAB_TEST_KAFKA_PORT" || return 0
+  pid=$(ss -Hltnp "sport = :$LAB_TEST_KAFKA_PORT" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = noida-db ] || return 0
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--data-dir $K_DATA " || return 0
+  log "stopping a broker left without a pid file (pid $pid)"
+  echo "$pid" >"$K_PID"
+  stop_bg "$K_PID" 3 noida-db
+}
 
 # Keeping the data needs more than SIGTERM. noida-db 0.2.3 does save its state on SIGTERM, but it
 # keeps answering requests already on open connections until it exits, after the save: a producer
