@@ -5,6 +5,9 @@
 //! Services the lab does not run in Docker are stopped and started through the harness's scripts,
 //! named in LAB_CONTROL_<SERVICE>_STOP/_START exactly as a course running its own services would.
 
+// Helpers outside #[test] functions: a panic there is the test's failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

@@ -3,6 +3,9 @@
 //! through the probe's action and see it succeed), PostgreSQL serving tables.
 //! A missing endpoint variable fails the test with instructions: nothing passes vacuously.
 
+// Helpers outside #[test] functions: a panic there is the test's failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::PathBuf;

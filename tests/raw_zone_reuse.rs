@@ -4,6 +4,9 @@
 //! attribute stop it with an error instead of a guess. Real broker(s), the `lab` binary, and what
 //! the raw zone and the database hold afterwards.
 
+// Helpers outside #[test] functions: a panic there is the test's failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

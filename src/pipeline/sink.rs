@@ -64,7 +64,7 @@ impl Default for RollPolicy {
 /// `sizes` are (key, bytes) of the buffers held.
 fn over_budget<K: Copy>(mut sizes: Vec<(K, usize)>, budget: usize) -> Vec<K> {
     let mut total: usize = sizes.iter().map(|(_, b)| b).sum();
-    sizes.sort_by(|a, b| b.1.cmp(&a.1));
+    sizes.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
     let mut out = Vec::new();
     for (key, bytes) in sizes {
         if total <= budget {
