@@ -68,7 +68,7 @@ async fn hdfs_restart_while_consuming_loses_and_duplicates_nothing() {
     env.produce("business,user");
     let consumer = Background::spawn(&mut env.cmd(&["consume", "--roll-seconds", "1"]));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while files_under(&format!("{root}/user")).await == 0 {
+    while files_under(&format!("{root}/{}/user", env.prefix)).await == 0 {
         assert!(
             Instant::now() < deadline,
             "the consumer wrote nothing to HDFS within 60 s"

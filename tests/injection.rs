@@ -35,6 +35,15 @@ fn hostile(marker: &Path, what: &str) -> String {
     )
 }
 
+/// A one-line dataset file of `entity` in `dir`.
+fn write_entity(dir: &Path, entity: &str, value: &serde_json::Value) {
+    std::fs::write(
+        dir.join(format!("yelp_academic_dataset_{entity}.json")),
+        format!("{value}\n"),
+    )
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_values_arrive_verbatim_and_nothing_runs() {
     let prefix = unique_prefix("inject");
@@ -51,13 +60,7 @@ async fn hostile_values_arrive_verbatim_and_nothing_runs() {
         hostile(&marker, "text"),
     );
     let (business, user, review) = (id('b'), id('u'), id('r'));
-    let write = |file: &str, value: serde_json::Value| {
-        std::fs::write(
-            data.path().join(format!("yelp_academic_dataset_{file}.json")),
-            format!("{value}\n"),
-        )
-        .unwrap();
-    };
+    let write = |file: &str, value: serde_json::Value| write_entity(data.path(), file, &value);
     write(
         "business",
         json!({"business_id": business, "name": format!("  {name}  "), "address": "1 Main St", "city": city,
@@ -143,13 +146,7 @@ async fn nul_in_text_reaches_postgres_without_blocking_the_load() {
     let raw = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     let (business, user, review, outsider) = (id('n'), id('v'), id('w'), id('o'));
-    let write = |file: &str, value: serde_json::Value| {
-        std::fs::write(
-            data.path().join(format!("yelp_academic_dataset_{file}.json")),
-            format!("{value}\n"),
-        )
-        .unwrap();
-    };
+    let write = |file: &str, value: serde_json::Value| write_entity(data.path(), file, &value);
     write(
         "business",
         json!({"business_id": business, "name": "Caf\u{0}é\u{0}", "address": "1\u{0} Main St", "city": "Zü\u{0}rich",

@@ -32,8 +32,8 @@ fn script(name: &str) -> String {
         .to_string()
 }
 
-/// `lab lesson run NAME --json` against the test services; the report and the narration.
-fn lesson(name: &str, prefix: &str, state: &Path, extra_env: &[(&str, String)]) -> (Value, String) {
+/// `lab lesson run NAME --json` against the test services, with `extra_env` on top.
+fn lesson_cmd(name: &str, prefix: &str, state: &Path, extra_env: &[(&str, String)]) -> Command {
     let mut cmd: Command = lab();
     cmd.args(["lesson", "run", name, "--json"])
         .env("LAB_STATE_DIR", state)
@@ -45,7 +45,14 @@ fn lesson(name: &str, prefix: &str, state: &Path, extra_env: &[(&str, String)]) 
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("run lab lesson");
+    cmd
+}
+
+/// A lesson that must succeed: its report and its narration.
+fn lesson(name: &str, prefix: &str, state: &Path, extra_env: &[(&str, String)]) -> (Value, String) {
+    let out = lesson_cmd(name, prefix, state, extra_env)
+        .output()
+        .expect("run lab lesson");
     let narration = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
@@ -181,20 +188,33 @@ fn lesson_list_names_every_lesson_and_unknown_names_are_refused() {
     assert!(err.contains("datanode-down"), "the error lists the lessons: {err}");
 }
 
-/// `lab lesson run NAME --json` started in the background, with the same environment as [`lesson`].
+/// A lesson started in the background.
 fn lesson_in_background(name: &str, prefix: &str, state: &Path, extra_env: &[(&str, String)]) -> Background {
-    let mut cmd: Command = lab();
-    cmd.args(["lesson", "run", name, "--json"])
-        .env("LAB_STATE_DIR", state)
-        .env("LAB_KAFKA_BROKERS", service_env("LAB_TEST_KAFKA"))
-        .env("LAB_TOPIC_PREFIX", prefix)
-        .env("LAB_RAW_ZONE", state.join("raw"))
-        .env("LAB_HDFS_URL", service_env("LAB_TEST_HDFS_URL"))
-        .env("LAB_HDFS_HTTP", service_env("LAB_TEST_HDFS_HTTP"));
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
-    Background::spawn(&mut cmd)
+    Background::spawn(&mut lesson_cmd(name, prefix, state, extra_env))
+}
+
+/// A lesson whose service control does nothing must fail, saying which signal it never saw: its
+/// checks read the service, not the control's word.
+fn fails_with_a_control_that_does_nothing(name: &str, target: &str, never_saw: &str) {
+    let state = tempfile::tempdir().unwrap();
+    let (stop, start) = (
+        format!("LAB_CONTROL_{target}_STOP"),
+        format!("LAB_CONTROL_{target}_START"),
+    );
+    let out = lesson_in_background(
+        name,
+        &unique_prefix(&format!("{name}-nostop")),
+        state.path(),
+        &[
+            (stop.as_str(), "true".into()),
+            (start.as_str(), "true".into()),
+            ("LAB_LESSON_PATIENCE_S", "15".into()),
+        ],
+    )
+    .wait(Duration::from_secs(300));
+    let narration = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{narration}");
+    assert!(narration.contains(&format!("did not see {never_saw}")), "{narration}");
 }
 
 /// Waits until the lesson's narration says `text`.
@@ -291,40 +311,11 @@ async fn poison_messages_fails_when_the_dlq_holds_one_dead_letter_too_many() {
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_restart_fails_when_the_broker_never_went_down() {
     let _serial = SERIAL.lock().await;
-    let state = tempfile::tempdir().unwrap();
-    let lesson = lesson_in_background(
-        "broker-restart",
-        &unique_prefix("lesson-nostop"),
-        state.path(),
-        &[
-            // A control that does nothing: the broker's own state must give it away.
-            ("LAB_CONTROL_KAFKA_STOP", "true".into()),
-            ("LAB_CONTROL_KAFKA_START", "true".into()),
-            ("LAB_LESSON_PATIENCE_S", "15".into()),
-        ],
-    );
-    let out = lesson.wait(Duration::from_secs(300));
-    let narration = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{narration}");
-    assert!(narration.contains("did not see Kafka going down"), "{narration}");
+    fails_with_a_control_that_does_nothing("broker-restart", "KAFKA", "Kafka going down");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn datanode_down_fails_when_the_datanode_never_stopped() {
     let _serial = SERIAL.lock().await;
-    let state = tempfile::tempdir().unwrap();
-    let out = lesson_in_background(
-        "datanode-down",
-        &unique_prefix("lesson-dn-nostop"),
-        state.path(),
-        &[
-            ("LAB_CONTROL_DATANODE_STOP", "true".into()),
-            ("LAB_CONTROL_DATANODE_START", "true".into()),
-            ("LAB_LESSON_PATIENCE_S", "15".into()),
-        ],
-    )
-    .wait(Duration::from_secs(300));
-    let narration = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{narration}");
-    assert!(narration.contains("did not see writes failing"), "{narration}");
+    fails_with_a_control_that_does_nothing("datanode-down", "DATANODE", "writes failing");
 }

@@ -150,6 +150,53 @@ async fn stages_on_real_broker_and_postgres_match_reference_and_are_idempotent()
     );
 }
 
+/// Moves `group`'s committed offsets on the clean topics of `prefix` back to offset 0, keeping
+/// each commit's metadata (the consumer's raw-zone epoch): what the group's commits are after a
+/// crash that came before the first offset commit of any file. It joins as the stage's own static
+/// member (the broker refuses commits from outside a group that has one).
+fn rewind_group(group: &str, prefix: &str) {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", service_env("LAB_TEST_KAFKA"))
+        .set("group.id", group)
+        .set("group.instance.id", group)
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "10000")
+        .create()
+        .expect("a group member");
+    let topics: Vec<String> = ["business", "review", "user", "checkin", "tip"]
+        .iter()
+        .map(|e| format!("{prefix}.{e}.clean"))
+        .collect();
+    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    client.subscribe(&refs).expect("subscribe");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while client.assignment().expect("assignment").count() == 0 {
+        assert!(std::time::Instant::now() < deadline, "never joined {group}");
+        drop(client.poll(std::time::Duration::from_millis(100)));
+    }
+    let committed = client
+        .committed(std::time::Duration::from_secs(10))
+        .expect("the group's commits");
+    let mut rewound = TopicPartitionList::new();
+    for elem in committed.elements() {
+        if let Offset::Offset(_) = elem.offset() {
+            rewound
+                .add_partition_offset(elem.topic(), elem.partition(), Offset::Offset(0))
+                .expect("an offset");
+            rewound
+                .find_partition(elem.topic(), elem.partition())
+                .expect("just added")
+                .set_metadata(elem.metadata());
+        }
+    }
+    assert!(rewound.count() > 0, "group {group} has no commits to rewind");
+    client
+        .commit(&rewound, CommitMode::Sync)
+        .expect("commit the rewound offsets");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn consumer_restart_neither_loses_nor_duplicates() {
     // The consumer is stopped (by reaching the end) after the first half, then more data arrives;
@@ -166,12 +213,10 @@ async fn consumer_restart_neither_loses_nor_duplicates() {
     assert_eq!(written, reference.total_lines - reference.invalid_lines);
 
     // Simulate a crash between the durable write and the offset commit: rewind the group to the
-    // beginning. The consumer must recognise every record as already in the raw zone.
-    let rewound = stage(
-        &prefix,
-        raw.path(),
-        &["consume", "--until-caught-up", "--group", "lab-consumer-rewound"],
-    );
+    // beginning, as its commits stood before the first file (same raw-zone epoch). The consumer
+    // must recognise every record as already in the raw zone.
+    rewind_group(&format!("lab-consumer-{prefix}"), &prefix);
+    let rewound = stage(&prefix, raw.path(), &["consume", "--until-caught-up"]);
     assert_eq!(rewound["records_written"], 0);
     assert_eq!(
         rewound["skipped_already_durable"],
@@ -210,10 +255,7 @@ async fn undecodable_record_on_a_clean_topic_is_dead_lettered_not_fatal() {
     assert_eq!(report["dead_lettered"], 1, "{report}");
     assert_eq!(report["records_written"], 2, "{report}");
     // Run again from the start: nothing new is written, the bad record is not fatal either.
-    let again = stage(
-        &prefix,
-        raw.path(),
-        &["consume", "--until-caught-up", "--group", "poison-rewound"],
-    );
+    rewind_group(&format!("lab-consumer-{prefix}"), &prefix);
+    let again = stage(&prefix, raw.path(), &["consume", "--until-caught-up"]);
     assert_eq!(again["records_written"], 0);
 }

@@ -265,6 +265,10 @@ pub fn commit_sync<C: ConsumerContext, K: Consumer<C>>(
     offsets: &TopicPartitionList,
     brokers: &str,
 ) -> Result<(), PipelineError> {
+    // Nothing to commit (every partition filtered out, say): librdkafka would answer NoOffset.
+    if offsets.count() == 0 {
+        return Ok(());
+    }
     // A synchronous commit waits for the broker: off the async worker, so the other tasks (the
     // monitor's UI among them) keep running.
     match tokio::task::block_in_place(|| consumer.commit(offsets, CommitMode::Sync)) {
