@@ -10,10 +10,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::kafka::{self, QUERY_TIMEOUT};
+use super::kafka::QUERY_TIMEOUT;
 use super::{PipelineError, Topics};
 use crate::dataset::Entity;
 use crate::storage::{Epoch, PartFile, RawZone};
@@ -133,7 +135,21 @@ pub(super) async fn resume<Z: RawZone, C: ConsumerContext + 'static>(
         owned.insert((topic.to_string(), partition), state);
     }
     if markers.count() > 0 {
-        kafka::commit_sync(consumer, &markers, brokers)?;
+        // Strict, unlike the other commits: files of an epoch whose marker the broker refused (a
+        // rebalance under way) could not be told apart from another incarnation's after a
+        // crash. A refusal makes the caller work out the partitions again, with a fresh epoch.
+        match tokio::task::block_in_place(|| consumer.commit(&markers, CommitMode::Sync)) {
+            Ok(()) => {}
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::FencedInstanceId)) => return Err(PipelineError::Fenced),
+            Err(e) => {
+                return Err(PipelineError::Kafka {
+                    action: "commit the new raw-zone epochs".into(),
+                    brokers: brokers.into(),
+                    detail: e.to_string(),
+                    transient: true,
+                });
+            }
+        }
     }
     Ok(owned)
 }
