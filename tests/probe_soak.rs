@@ -15,23 +15,6 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-
-async fn produce(brokers: &str, topic: &str, n: usize) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("producer");
-    for i in 0..n {
-        producer
-            .send(
-                FutureRecord::<str, str>::to(topic).payload(&format!("m{i}")),
-                Duration::from_secs(10),
-            )
-            .await
-            .expect("produce");
-    }
-}
 
 /// Resident memory and thread count of this test process (Linux /proc).
 fn rss_kib_and_threads() -> (u64, u64) {
@@ -69,7 +52,7 @@ async fn the_kafka_probe_stays_bounded_on_a_broker_with_hundreds_of_topics_and_g
         result.unwrap();
     }
     for t in names.iter().step_by(10) {
-        produce(&brokers, t, 5).await;
+        common::produce(&brokers, t, 5).await;
     }
     // 50 groups, each with a commit on a few topics.
     for g in 0..50 {

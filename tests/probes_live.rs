@@ -22,7 +22,6 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 
 /// Waiting for a service to reach a state (not a timing assertion: only an upper bound).
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -33,23 +32,6 @@ fn unique(prefix: &str) -> String {
         .expect("clock after 1970")
         .as_nanos();
     format!("{prefix}{}x{}", std::process::id(), nanos % 1_000_000_000)
-}
-
-async fn produce(brokers: &str, topic: &str, n: usize) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("producer");
-    for i in 0..n {
-        let key = i.to_string();
-        producer
-            .send(
-                FutureRecord::to(topic).key(&key).payload(&format!("record {i}")),
-                Duration::from_secs(10),
-            )
-            .await
-            .expect("record delivered");
-    }
 }
 
 /// Receives `n` records and commits the position after them.
@@ -80,8 +62,8 @@ async fn kafka_probe_reports_watermarks_lag_as_a_group_consumes_and_dlq_size() {
         )
         .await
         .unwrap();
-    produce(&brokers, &topic, 100).await;
-    produce(&brokers, &format!("{prefix}.dlq"), 3).await;
+    common::produce(&brokers, &topic, 100).await;
+    common::produce(&brokers, &format!("{prefix}.dlq"), 3).await;
 
     let group = format!("lab-transform-{prefix}");
     let consumer: StreamConsumer = ClientConfig::new()
@@ -109,7 +91,7 @@ async fn kafka_probe_reports_watermarks_lag_as_a_group_consumes_and_dlq_size() {
     assert_eq!(g.partitions.iter().filter_map(|p| p.committed).sum::<i64>(), 30);
 
     // More records arrive and the group catches up: the rate shows and the lag drops to 0.
-    produce(&brokers, &topic, 50).await;
+    common::produce(&brokers, &topic, 50).await;
     consume_and_commit(&consumer, 120).await;
     let k = probe.poll().await.detail.unwrap();
     let t = k.topics.iter().find(|t| t.name == topic).unwrap();

@@ -665,3 +665,23 @@ pub fn log_tail(state: &Path, n: usize) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// Sends `n` keyed records to `topic` and waits for each to be delivered.
+pub async fn produce(brokers: &str, topic: &str, n: usize) {
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("producer");
+    for i in 0..n {
+        let key = i.to_string();
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::to(topic)
+                    .key(&key)
+                    .payload(&format!("record {i}")),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .expect("record delivered");
+    }
+}
