@@ -94,20 +94,45 @@ pub struct RawZoneSection {
     pub path: Option<PathBuf>,
 }
 
-/// Values given on the command line or in the environment (clap fills both).
-#[derive(Debug, Default, Clone)]
+/// Values given on the command line or in the environment: clap fills them straight from the
+/// flags (`lab --help` shows them), so a new setting is declared once, here.
+#[derive(Debug, Default, Clone, clap::Args)]
 pub struct Overrides {
+    /// Where the lab keeps logs, the raw zone and generated data.
+    #[arg(long, global = true, env = "LAB_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Kafka bootstrap servers.
+    #[arg(long, global = true, env = "LAB_KAFKA_BROKERS")]
     pub brokers: Option<String>,
+    /// Prefix of every topic name (`<prefix>.review`, `<prefix>.review.clean`, `<prefix>.dlq`).
+    #[arg(long, global = true, env = "LAB_TOPIC_PREFIX")]
     pub topic_prefix: Option<String>,
+    /// PostgreSQL connection string for the serving tables.
+    #[arg(long = "pg", global = true, env = "LAB_PG_URL", hide_env_values = true)]
     pub pg_url: Option<String>,
+    /// Raw zone: a directory or hdfs://HOST:PORT/DIR (default: <state-dir>/raw, or HDFS after `lab up`).
+    #[arg(long, global = true, env = "LAB_RAW_ZONE")]
     pub raw_zone: Option<PathBuf>,
+    /// HDFS NameNode RPC URL.
+    #[arg(long = "hdfs", global = true, env = "LAB_HDFS_URL", help_heading = "Endpoints")]
     pub hdfs_url: Option<String>,
+    /// HDFS NameNode HTTP URL (JMX, WebHDFS).
+    #[arg(long, global = true, env = "LAB_HDFS_HTTP", help_heading = "Endpoints")]
     pub hdfs_http: Option<String>,
+    /// Spark master URL.
+    #[arg(long, global = true, env = "LAB_SPARK_MASTER", help_heading = "Endpoints")]
     pub spark_master: Option<String>,
+    /// Spark master web UI URL.
+    #[arg(long, global = true, env = "LAB_SPARK_UI", help_heading = "Endpoints")]
     pub spark_ui: Option<String>,
+    /// Airflow API server URL.
+    #[arg(long, global = true, env = "LAB_AIRFLOW_URL", help_heading = "Endpoints")]
     pub airflow_url: Option<String>,
+    /// Airflow user name.
+    #[arg(long, global = true, env = "LAB_AIRFLOW_USER", help_heading = "Endpoints")]
     pub airflow_user: Option<String>,
+    /// File holding the Airflow password.
+    #[arg(long, global = true, env = "LAB_AIRFLOW_PASSWORD_FILE", help_heading = "Endpoints")]
     pub airflow_password_file: Option<PathBuf>,
 }
 

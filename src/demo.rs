@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -20,10 +20,11 @@ use crate::dataset::reader::DatasetSource;
 use crate::pg::{self, throwaway::ThrowawayPg};
 use crate::pipeline::batch::{BatchReport, SERVING_TABLES, ServingTarget, run_batch};
 use crate::pipeline::embedded::EmbeddedBroker;
-use crate::pipeline::producer::{ProducerOptions, ProducerReport, run_producer};
-use crate::pipeline::sink::{RollPolicy, SinkOptions, SinkReport, run_sink};
-use crate::pipeline::transform::{TransformOptions, TransformReport, run_transform};
-use crate::pipeline::{Backpressure, StageCounters, StopWhen, Topics, kafka, sink, transform};
+use crate::pipeline::producer::{ProducerReport, run_producer};
+use crate::pipeline::sink::{SinkReport, run_sink};
+use crate::pipeline::stage::StageContext;
+use crate::pipeline::transform::{TransformReport, run_transform};
+use crate::pipeline::{Backpressure, StageCounters, StopWhen, Topics};
 use crate::progress::LiveView;
 use crate::storage::AnyRawZone;
 
@@ -66,17 +67,6 @@ pub struct DemoSummary {
     pub timings_ms: BTreeMap<String, u128>,
 }
 
-/// The checked-in sample: `datasets/sample` next to the working directory, else in the source tree.
-#[must_use]
-pub fn default_sample() -> PathBuf {
-    let local = PathBuf::from("datasets/sample");
-    if local.is_dir() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample")
-    }
-}
-
 pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<DemoSummary> {
     let total = Instant::now();
     let mut timings = BTreeMap::new();
@@ -97,6 +87,7 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
             .with_context(|| format!("clearing the previous demo's raw zone {}", raw_dir.display()))?;
     }
     let zone = AnyRawZone::open(&raw_dir, &opts.topic_prefix)?;
+    let cx = StageContext::embedded(&brokers, &opts.topic_prefix, raw_dir.clone());
 
     let producer_counters = Arc::new(StageCounters::default());
     let transform_counters = Arc::new(StageCounters::default());
@@ -112,48 +103,24 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
 
     let stream_started = Instant::now();
     let producer_task = {
-        let opts = ProducerOptions {
-            brokers: brokers.clone(),
-            topics: topics.clone(),
-            rate: opts.rate,
-            entities: Vec::new(),
-            backpressure: Some(Backpressure {
-                downstream: transform_counters.clone(),
-                budget_bytes: MOCK_BUDGET_BYTES,
-            }),
-        };
+        let mut opts = cx.producer(opts.rate);
+        opts.backpressure = Some(Backpressure {
+            downstream: transform_counters.clone(),
+            budget_bytes: MOCK_BUDGET_BYTES,
+        });
         let (counters, cancel) = (producer_counters.clone(), cancel.clone());
         tokio::task::spawn_blocking(move || run_producer(&source, &opts, &counters, &cancel))
     };
-    let transform_opts = TransformOptions {
-        brokers: brokers.clone(),
-        topics: topics.clone(),
-        group_id: kafka::default_group(transform::GROUP_STAGE, &opts.topic_prefix),
-        fetch_wait_ms: kafka::MOCK_FETCH_WAIT_MS,
-        stop: StopWhen::CaughtUp {
-            upstream: Some(producer_counters.clone()),
-        },
-        backpressure: Some(Backpressure {
-            downstream: sink_counters.clone(),
-            budget_bytes: MOCK_BUDGET_BYTES,
-        }),
-        delivery: None,
-        broker_patience: kafka::DEFAULT_BROKER_PATIENCE,
-    };
-    let sink_opts = SinkOptions {
-        brokers: brokers.clone(),
-        topics: topics.clone(),
-        group_id: kafka::default_group(sink::GROUP_STAGE, &opts.topic_prefix),
-        fetch_wait_ms: kafka::MOCK_FETCH_WAIT_MS,
-        roll: RollPolicy {
-            max_age: Duration::from_secs(5),
-            ..RollPolicy::default()
-        },
-        stop: StopWhen::CaughtUp {
-            upstream: Some(transform_counters.clone()),
-        },
-        broker_patience: kafka::DEFAULT_BROKER_PATIENCE,
-    };
+    let mut transform_opts = cx.transform(StopWhen::CaughtUp {
+        upstream: Some(producer_counters.clone()),
+    });
+    transform_opts.backpressure = Some(Backpressure {
+        downstream: sink_counters.clone(),
+        budget_bytes: MOCK_BUDGET_BYTES,
+    });
+    let sink_opts = cx.sink(StopWhen::CaughtUp {
+        upstream: Some(transform_counters.clone()),
+    });
     let (producer, transform, consumer) = tokio::join!(
         async {
             producer_task
@@ -230,7 +197,7 @@ fn resolve_dataset(opts: &DemoOptions) -> Result<PathBuf> {
         }
         return Ok(dir);
     }
-    let path = opts.data.clone().unwrap_or_else(default_sample);
+    let path = opts.data.clone().unwrap_or_else(crate::dataset::default_sample);
     if !path.exists() {
         bail!(
             "dataset {} not found; pass --data PATH (a Yelp file, directory or yelp_dataset.tar) or --reviews N to generate one",

@@ -1,342 +1,36 @@
 //! `lab`: the bigdata-lab command line. Parses flags, sets up logging to the state dir, and calls
 //! the library; the only place errors become `anyhow`.
 
+mod cli;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use bigdata_lab::config::{LabConfig, Overrides};
-use bigdata_lab::dataset::Entity;
+use bigdata_lab::dataset::default_sample;
 use bigdata_lab::dataset::generate::{GenerateOptions, generate};
 use bigdata_lab::dataset::inspect::inspect;
 use bigdata_lab::dataset::reader::DatasetSource;
-use bigdata_lab::demo::{DemoOptions, default_sample, run_demo};
+use bigdata_lab::demo::{DemoOptions, run_demo};
 use bigdata_lab::lesson::{Lesson, RunOn};
+use bigdata_lab::pipeline::StageCounters;
 use bigdata_lab::pipeline::batch::{ServingTarget, run_batch};
-use bigdata_lab::pipeline::producer::{ProducerOptions, run_producer};
+use bigdata_lab::pipeline::producer::run_producer;
 use bigdata_lab::pipeline::quality::check_quality;
-use bigdata_lab::pipeline::sink::{RollPolicy, SinkOptions, run_sink};
-use bigdata_lab::pipeline::transform::{TransformOptions, run_transform};
-use bigdata_lab::pipeline::{StageCounters, StopWhen, Topics, kafka, sink, transform};
+use bigdata_lab::pipeline::sink::run_sink;
+use bigdata_lab::pipeline::stage::StageContext;
+use bigdata_lab::pipeline::transform::run_transform;
 use bigdata_lab::progress::LiveView;
 use bigdata_lab::runtime::cli as stack_cli;
 use bigdata_lab::storage::{AnyRawZone, RawZone};
-use chrono::NaiveDate;
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
+use cli::{Cli, Command, DatasetCommand, DemoArgs, LessonCommand};
 use tokio_util::sync::CancellationToken;
-
-#[derive(Parser)]
-#[command(name = "lab", version, about = "A big-data lambda-architecture lab on one laptop", long_about = None)]
-struct Cli {
-    #[command(flatten)]
-    global: GlobalArgs,
-    /// Without a subcommand, `lab` opens the live monitor (`lab tui`).
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Args)]
-struct GlobalArgs {
-    /// Where the lab keeps logs, the raw zone and generated data.
-    #[arg(long, global = true, env = "LAB_STATE_DIR")]
-    state_dir: Option<PathBuf>,
-    /// Kafka bootstrap servers.
-    #[arg(long, global = true, env = "LAB_KAFKA_BROKERS")]
-    brokers: Option<String>,
-    /// Prefix of every topic name (`<prefix>.review`, `<prefix>.review.clean`, `<prefix>.dlq`).
-    #[arg(long, global = true, env = "LAB_TOPIC_PREFIX")]
-    topic_prefix: Option<String>,
-    /// PostgreSQL connection string for the serving tables.
-    #[arg(long = "pg", global = true, env = "LAB_PG_URL", hide_env_values = true)]
-    pg_url: Option<String>,
-    /// Raw zone: a directory or hdfs://HOST:PORT/DIR (default: <state-dir>/raw, or HDFS after `lab up`).
-    #[arg(long, global = true, env = "LAB_RAW_ZONE")]
-    raw_zone: Option<PathBuf>,
-    /// HDFS NameNode RPC URL.
-    #[arg(long = "hdfs", global = true, env = "LAB_HDFS_URL", help_heading = "Endpoints")]
-    hdfs_url: Option<String>,
-    /// HDFS NameNode HTTP URL (JMX, WebHDFS).
-    #[arg(long, global = true, env = "LAB_HDFS_HTTP", help_heading = "Endpoints")]
-    hdfs_http: Option<String>,
-    /// Spark master URL.
-    #[arg(long, global = true, env = "LAB_SPARK_MASTER", help_heading = "Endpoints")]
-    spark_master: Option<String>,
-    /// Spark master web UI URL.
-    #[arg(long, global = true, env = "LAB_SPARK_UI", help_heading = "Endpoints")]
-    spark_ui: Option<String>,
-    /// Airflow API server URL.
-    #[arg(long, global = true, env = "LAB_AIRFLOW_URL", help_heading = "Endpoints")]
-    airflow_url: Option<String>,
-    /// Airflow user name.
-    #[arg(long, global = true, env = "LAB_AIRFLOW_USER", help_heading = "Endpoints")]
-    airflow_user: Option<String>,
-    /// File holding the Airflow password.
-    #[arg(long, global = true, env = "LAB_AIRFLOW_PASSWORD_FILE", help_heading = "Endpoints")]
-    airflow_password_file: Option<PathBuf>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the whole pipeline in one process: mock Kafka, local raw zone, DataFusion, PostgreSQL.
-    Demo(DemoArgs),
-    /// Generate or inspect Yelp data.
-    #[command(subcommand)]
-    Dataset(DatasetCommand),
-    /// Stream a dataset into the raw topics.
-    Produce(ProduceArgs),
-    /// Validate, clean and enrich raw topics into `<topic>.clean`; invalid records go to the DLQ.
-    Transform(TransformArgs),
-    /// Land the clean topics in the raw zone as Parquet.
-    Consume(ConsumeArgs),
-    /// Compute the serving tables from the raw zone and load them into PostgreSQL.
-    Batch(BatchArgs),
-    /// Data-quality check: do the serving tables account for exactly the raw zone's records?
-    /// Exits 1 on a mismatch (the Airflow DAG's quality gate).
-    Check(CheckArgs),
-    /// Start the lab's services (Kafka, HDFS, Spark, Airflow, PostgreSQL) in Docker and wait until healthy.
-    Up(stack_cli::UpArgs),
-    /// Remove the lab's containers and network (and volumes with --volumes); nothing else.
-    Down(stack_cli::DownArgs),
-    /// The lab's services: state, health, ports, uptime, restarts, CPU, memory.
-    Ps(stack_cli::PsArgs),
-    /// Print a service's log.
-    Logs(stack_cli::LogsArgs),
-    /// Stop one service.
-    Stop(stack_cli::ServiceArgs),
-    /// Start one stopped service.
-    Start(stack_cli::ServiceArgs),
-    /// Restart one service.
-    Restart(stack_cli::ServiceArgs),
-    /// Print an equivalent docker-compose file (secrets go to <state-dir>/compose.env).
-    Compose(stack_cli::ComposeArgs),
-    /// Can this machine run the stack? Docker engine, memory, disk, ports, state dir; each problem
-    /// with its fix. Exits 1 when something must be fixed before `lab up`.
-    Doctor(DoctorArgs),
-    /// One snapshot of every service; exits non-zero when a required service is down.
-    Status(bigdata_lab::tui::cli::StatusArgs),
-    /// The live monitor: every service's health, lag, runs and tables, with actions.
-    Tui(bigdata_lab::tui::cli::TuiArgs),
-    /// Measure every stage against the tools users would use instead (`make bench`; needs the source tree).
-    Bench(BenchArgs),
-    /// Fault lessons for teaching: break one thing on purpose, watch the signal, repair it.
-    #[command(subcommand)]
-    Lesson(LessonCommand),
-}
-
-#[derive(Subcommand)]
-enum LessonCommand {
-    /// Every lesson: what it breaks, what to watch, how it is repaired.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Run one lesson against the running lab (`lab up`'s stack, or the endpoints configured;
-    /// LAB_CONTROL_<SERVICE>_STOP/_START for services run outside Docker). Exits 1 when the
-    /// signal never showed or the repair was not confirmed.
-    Run {
-        /// consumer-lag, poison-messages, broker-restart, datanode-down or slow-batch
-        name: Lesson,
-        /// Print the report as JSON on stdout (narration goes to stderr).
-        #[arg(long)]
-        json: bool,
-        /// Run it without any service, on an in-process Kafka broker and a local raw zone
-        /// (consumer-lag, poison-messages, broker-restart).
-        #[arg(long)]
-        embedded: bool,
-    },
-}
-
-#[derive(Args)]
-struct BenchArgs {
-    /// Arguments for benches/bench.py, e.g. `--only batch --batch-sizes 1000000`
-    /// (`benches/run.sh --help` lists them).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    args: Vec<String>,
-}
-
-#[derive(Args)]
-struct DoctorArgs {
-    #[command(flatten)]
-    stack: stack_cli::StackArg,
-    /// Print the findings as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args)]
-struct CheckArgs {
-    /// Count raw-zone partitions dated up to this day (YYYY-MM-DD), as the batch did; default: all.
-    #[arg(long)]
-    date: Option<NaiveDate>,
-    /// One JSON line on stdout (the table then goes to stderr).
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args)]
-struct DemoArgs {
-    /// Dataset: a Yelp JSON file, a directory of them, or yelp_dataset.tar[.gz]. Default: the sample.
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Generate this many reviews (deterministic) instead of reading --data.
-    #[arg(long, conflicts_with = "data")]
-    reviews: Option<u64>,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    /// No live view: progress lines on stderr and one JSON summary on stdout.
-    #[arg(long)]
-    headless: bool,
-    /// Write the serving tables as Parquet files instead of loading PostgreSQL (wins over --pg).
-    #[arg(long)]
-    parquet: bool,
-    /// Partitions per topic.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=64))]
-    partitions: i32,
-    /// Producer rate limit in messages per second (a slow stream for teaching).
-    #[arg(long)]
-    rate: Option<u32>,
-    /// Instead of the pipeline, run a fault lesson on the in-process broker (consumer-lag,
-    /// poison-messages, broker-restart); with --headless its report is JSON on stdout.
-    #[arg(long, conflicts_with_all = ["data", "reviews", "parquet", "rate"])]
-    lesson: Option<Lesson>,
-}
-
-impl Default for DemoArgs {
-    /// What plain `lab demo` does (the TUI offers it when there is no Docker).
-    fn default() -> Self {
-        Self {
-            data: None,
-            reviews: None,
-            seed: 42,
-            headless: false,
-            parquet: false,
-            partitions: 3,
-            rate: None,
-            lesson: None,
-        }
-    }
-}
-
-#[derive(Subcommand)]
-enum DatasetCommand {
-    /// Write a deterministic, referentially consistent dataset in the official files' format.
-    Generate {
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long)]
-        reviews: u64,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Fraction of review and tip lines replaced by invalid ones (to exercise the DLQ).
-        #[arg(long, default_value_t = 0.0)]
-        invalid_rate: f64,
-    },
-    /// Count records, date range and malformed lines of a dataset.
-    Inspect {
-        path: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Args)]
-struct ProduceArgs {
-    /// Dataset to send (default: the checked-in sample).
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Messages per second (default: unlimited).
-    #[arg(long)]
-    rate: Option<u32>,
-    /// Only these entities (comma-separated: business,user,review,tip,checkin).
-    #[arg(long, value_delimiter = ',')]
-    entities: Vec<Entity>,
-    /// Partitions for topics the producer creates.
-    #[arg(long, default_value_t = kafka::DEFAULT_PARTITIONS)]
-    partitions: i32,
-}
-
-#[derive(Args)]
-struct StreamArgs {
-    /// Consumer group.
-    #[arg(long)]
-    group: Option<String>,
-    /// Exit once every input partition is read to its end (instead of running until Ctrl-C).
-    #[arg(long)]
-    until_caught_up: bool,
-    /// Seconds to wait for an unreachable broker (a restart, say) before giving up.
-    #[arg(long, value_name = "SECS", default_value_t = kafka::DEFAULT_BROKER_PATIENCE.as_secs())]
-    broker_patience: u64,
-}
-
-#[derive(Args)]
-struct TransformArgs {
-    #[command(flatten)]
-    stream: StreamArgs,
-    /// auto: exactly-once where the broker has transactions, else at-least-once (with a warning);
-    /// exactly-once: fail rather than fall back; at-least-once: never use transactions.
-    #[arg(long, value_enum, default_value_t = DeliveryArg::Auto)]
-    delivery: DeliveryArg,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum DeliveryArg {
-    Auto,
-    ExactlyOnce,
-    AtLeastOnce,
-}
-
-impl DeliveryArg {
-    fn wanted(self) -> Option<transform::Delivery> {
-        match self {
-            Self::Auto => None,
-            Self::ExactlyOnce => Some(transform::Delivery::ExactlyOnce),
-            Self::AtLeastOnce => Some(transform::Delivery::AtLeastOnce),
-        }
-    }
-}
-
-#[derive(Args)]
-struct ConsumeArgs {
-    #[command(flatten)]
-    stream: StreamArgs,
-    /// Write a file at the latest after this many seconds of buffering.
-    #[arg(long, default_value_t = 30)]
-    roll_seconds: u64,
-    /// Memory for buffered records, all partitions together (MiB); over it the largest buffers
-    /// are written out first.
-    #[arg(long, value_name = "MIB", default_value_t = sink::DEFAULT_BUFFER_BUDGET >> 20)]
-    buffer_mib: usize,
-}
-
-#[derive(Args)]
-struct BatchArgs {
-    /// Use raw-zone partitions dated up to this day (YYYY-MM-DD); default: all.
-    #[arg(long)]
-    date: Option<NaiveDate>,
-    /// Write the serving tables as Parquet into this directory instead of PostgreSQL.
-    #[arg(long)]
-    parquet_out: Option<PathBuf>,
-    /// Print the report as one JSON line (the last line of output, for Airflow's XCom).
-    #[arg(long)]
-    json: bool,
-}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let overrides = Overrides {
-        state_dir: cli.global.state_dir.clone(),
-        brokers: cli.global.brokers.clone(),
-        topic_prefix: cli.global.topic_prefix.clone(),
-        pg_url: cli.global.pg_url.clone(),
-        raw_zone: cli.global.raw_zone.clone(),
-        hdfs_url: cli.global.hdfs_url.clone(),
-        hdfs_http: cli.global.hdfs_http.clone(),
-        spark_master: cli.global.spark_master.clone(),
-        spark_ui: cli.global.spark_ui.clone(),
-        airflow_url: cli.global.airflow_url.clone(),
-        airflow_user: cli.global.airflow_user.clone(),
-        airflow_password_file: cli.global.airflow_password_file.clone(),
-    };
+    let overrides = cli.global;
     let config = match LabConfig::resolve(overrides.clone()) {
         Ok(c) => c,
         Err(e) => {
@@ -352,9 +46,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let command = cli
-        .command
-        .unwrap_or_else(|| Command::Tui(bigdata_lab::tui::cli::TuiArgs::default()));
+    let command = cli.command.unwrap_or_else(|| Command::Tui(cli::TuiArgs::default()));
     match runtime.block_on(run(command, config, overrides)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // Stopped by Ctrl-C after printing what it did: the shell convention, 128 + SIGINT.
@@ -472,22 +164,22 @@ async fn demo(args: DemoArgs, config: &LabConfig) -> Result<()> {
 }
 
 async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Result<()> {
-    let topics = Topics::new(&config.topic_prefix);
     match command {
         Command::Status(args) => {
-            return bigdata_lab::tui::cli::run_status(&config, &args)
+            return bigdata_lab::probes::report::run_status(&config, &args.require, args.json)
                 .await
                 .map_err(Into::into);
         }
         Command::Tui(args) => {
-            let next = bigdata_lab::tui::cli::run_tui(&config, overrides, &args).await?;
+            let stack = args.stack.stack.as_deref();
+            let next = bigdata_lab::tui::cli::run_tui(&config, overrides, args.intervals(), stack).await?;
             if next == Some(bigdata_lab::tui::app::AfterExit::Demo) {
                 println!("No Docker engine: running the embedded demo instead (`lab demo`).");
                 demo(DemoArgs::default(), &config).await?;
             }
         }
         Command::Doctor(args) => {
-            let path = stack_cli::stack_path(&args.stack, &config.state_dir).map_err(|e| e.to_string());
+            let path = args.stack_path(&config.state_dir);
             let report = bigdata_lab::doctor::diagnose(path, &config.state_dir).await;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -552,14 +244,13 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
         Command::Produce(args) => {
             let path = args.data.unwrap_or_else(default_sample);
             let source = DatasetSource::open(&path).with_context(|| format!("opening dataset {}", path.display()))?;
-            kafka::ensure_topics(&config.brokers, &topics.all(), args.partitions).await?;
-            let opts = ProducerOptions {
-                brokers: config.brokers.clone(),
-                topics,
-                rate: args.rate,
-                entities: args.entities,
-                backpressure: None,
+            let cx = StageContext {
+                partitions: args.partitions,
+                ..StageContext::from_config(&config)
             };
+            cx.ensure_topics().await?;
+            let mut opts = cx.producer(args.rate);
+            opts.entities = args.entities;
             let counters = Arc::new(StageCounters::default());
             let view = LiveView::start(
                 std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -576,20 +267,13 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
         }
         Command::Transform(args) => {
             // Created here too, so the stages can start before anything was produced.
-            kafka::ensure_topics(&config.brokers, &topics.all(), kafka::DEFAULT_PARTITIONS).await?;
-            let opts = TransformOptions {
-                brokers: config.brokers.clone(),
-                topics,
-                group_id: args
-                    .stream
-                    .group
-                    .unwrap_or_else(|| kafka::default_group(transform::GROUP_STAGE, &config.topic_prefix)),
-                fetch_wait_ms: kafka::DEFAULT_FETCH_WAIT_MS,
-                stop: stop_when(args.stream.until_caught_up),
-                backpressure: None,
-                delivery: args.delivery.wanted(),
-                broker_patience: std::time::Duration::from_secs(args.stream.broker_patience),
-            };
+            let cx = args.stream.context(&config);
+            cx.ensure_topics().await?;
+            let mut opts = cx.transform(args.stream.stop_when());
+            if let Some(group) = args.stream.group {
+                opts.group_id = group;
+            }
+            opts.delivery = args.delivery.wanted();
             let counters = Arc::new(StageCounters::default());
             let view = LiveView::start(
                 std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -600,24 +284,15 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Consume(args) => {
-            kafka::ensure_topics(&config.brokers, &topics.all(), kafka::DEFAULT_PARTITIONS).await?;
-            let zone = AnyRawZone::open(&config.raw_zone, &config.topic_prefix)?;
-            let opts = SinkOptions {
-                brokers: config.brokers.clone(),
-                topics,
-                group_id: args
-                    .stream
-                    .group
-                    .unwrap_or_else(|| kafka::default_group(sink::GROUP_STAGE, &config.topic_prefix)),
-                fetch_wait_ms: kafka::DEFAULT_FETCH_WAIT_MS,
-                roll: RollPolicy {
-                    max_age: std::time::Duration::from_secs(args.roll_seconds.max(1)),
-                    max_total_bytes: args.buffer_mib.max(1) << 20,
-                    ..RollPolicy::default()
-                },
-                stop: stop_when(args.stream.until_caught_up),
-                broker_patience: std::time::Duration::from_secs(args.stream.broker_patience),
-            };
+            let mut cx = args.stream.context(&config);
+            cx.roll.max_age = std::time::Duration::from_secs(args.roll_seconds.max(1));
+            cx.roll.max_total_bytes = args.buffer_mib.max(1) << 20;
+            cx.ensure_topics().await?;
+            let zone = AnyRawZone::open(&cx.raw_zone, &cx.topic_prefix)?;
+            let mut opts = cx.sink(args.stream.stop_when());
+            if let Some(group) = args.stream.group {
+                opts.group_id = group;
+            }
             let counters = Arc::new(StageCounters::default());
             let view = LiveView::start(
                 std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -718,14 +393,6 @@ async fn run_bench(args: &[String]) -> Result<()> {
         bail!("{} failed ({status})", script.display());
     }
     Ok(())
-}
-
-fn stop_when(until_caught_up: bool) -> StopWhen {
-    if until_caught_up {
-        StopWhen::CaughtUp { upstream: None }
-    } else {
-        StopWhen::Cancelled
-    }
 }
 
 fn print_demo_summary(s: &bigdata_lab::demo::DemoSummary) {

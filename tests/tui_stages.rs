@@ -12,7 +12,7 @@ use bigdata_lab::tui::actions::StackContext;
 use bigdata_lab::tui::app::{App, View};
 use bigdata_lab::tui::msg::Msg;
 use bigdata_lab::tui::run::Effects;
-use bigdata_lab::tui::stages::{StageConfig, StageKind};
+use bigdata_lab::tui::stages::{StageContext, StageKind};
 use bigdata_lab::tui::theme::Theme;
 use common::{reference, sample_dir, service_env, unique_prefix};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -90,13 +90,8 @@ async fn stages_started_from_the_command_line_stream_the_sample_and_stop_cleanly
         password_file: None,
     })
     .unwrap();
-    let stages = StageConfig {
-        brokers,
-        topic_prefix: prefix.clone(),
-        raw_zone: raw.path().to_path_buf(),
-        fetch_wait_ms: bigdata_lab::pipeline::kafka::DEFAULT_FETCH_WAIT_MS,
-        create_topics: true,
-    };
+    // The monitor's context, on the test broker.
+    let stages = StageContext::on_broker(&brokers, &prefix, raw.path().to_path_buf()).watched();
     let stack = StackContext {
         path: Err("no stack in this test".into()),
         state_dir: raw.path().to_path_buf(),

@@ -7,6 +7,7 @@ pub mod reader;
 pub mod types;
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// One of the five files of the Yelp Open Dataset.
@@ -76,6 +77,17 @@ impl FromStr for Entity {
             .into_iter()
             .find(|e| e.name() == s)
             .ok_or_else(|| format!("unknown entity {s:?} (expected one of business, user, review, tip, checkin)"))
+    }
+}
+
+/// The checked-in sample: `datasets/sample` next to the working directory, else in the source tree.
+#[must_use]
+pub fn default_sample() -> PathBuf {
+    let local = PathBuf::from("datasets/sample");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample")
     }
 }
 

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::pipeline::embedded::EmbeddedBroker;
-use crate::runtime::cli::StackArg;
 use crate::runtime::docker::{Engine, Error as RuntimeError};
 use crate::runtime::events::Events;
 
@@ -214,7 +213,7 @@ impl ServiceControl {
             verb: action.verb(),
             reason,
         };
-        let name = crate::runtime::cli::stack_name(&StackArg::default(), &self.state_dir)
+        let name = crate::stack::current::stack_name(None, &self.state_dir)
             .map_err(|e| no_way(crate::runtime::first_line(&e.to_string())))?;
         let engine = Engine::connect()
             .await

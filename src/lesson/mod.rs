@@ -19,7 +19,7 @@ pub use control::{ControlError, ServiceControl};
 
 use crate::config::LabConfig;
 use crate::pipeline::embedded::EmbeddedBroker;
-use crate::pipeline::stage::StageConfig;
+use crate::pipeline::stage::StageContext;
 use crate::probes::Service;
 
 /// Where a lesson runs.
@@ -210,7 +210,7 @@ impl Narrator {
 /// start services.
 pub struct LessonContext {
     pub config: LabConfig,
-    pub stages: StageConfig,
+    pub stages: StageContext,
     pub control: ServiceControl,
     pub narrator: Narrator,
     pub cancel: CancellationToken,
@@ -221,7 +221,7 @@ impl LessonContext {
     #[must_use]
     pub fn on_services(config: LabConfig, narrator: Narrator, cancel: CancellationToken) -> Self {
         Self {
-            stages: StageConfig::from_config(&config),
+            stages: StageContext::from_config(&config).watched(),
             control: ServiceControl::new(config.state_dir.clone()),
             config,
             narrator,
@@ -251,11 +251,7 @@ impl LessonContext {
         }
         config.brokers = broker.brokers().to_string();
         config.raw_zone = raw_zone;
-        let stages = StageConfig {
-            fetch_wait_ms: crate::pipeline::kafka::MOCK_FETCH_WAIT_MS,
-            create_topics: false,
-            ..StageConfig::from_config(&config)
-        };
+        let stages = StageContext::embedded(&config.brokers, &config.topic_prefix, config.raw_zone.clone());
         Ok(Self {
             stages,
             control: ServiceControl::embedded(config.state_dir.clone(), std::sync::Arc::new(broker)),

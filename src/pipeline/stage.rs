@@ -54,9 +54,13 @@ pub struct StageStart {
     pub data: Option<PathBuf>,
 }
 
-/// Where the stages read and write: from the same configuration as the CLI.
+/// Where the stages run and what differs by place: the CLI (`lab produce|transform|consume`), the
+/// monitor and the lessons on a lab's services, and the embedded lab on the in-process broker.
+/// Every stage is built from it ([`StageContext::producer`], [`StageContext::transform`],
+/// [`StageContext::sink`]), so a setting is decided in one place for all of them; a caller only
+/// adds what is its own (a group name from the command line, backpressure between embedded stages).
 #[derive(Debug, Clone)]
-pub struct StageConfig {
+pub struct StageContext {
     pub brokers: String,
     pub topic_prefix: String,
     pub raw_zone: PathBuf,
@@ -65,18 +69,62 @@ pub struct StageConfig {
     /// Create missing topics first. Off on the in-process broker, which holds them from the start
     /// (and whose admin API cannot create any).
     pub create_topics: bool,
+    /// Partitions of the topics this context creates.
+    pub partitions: i32,
+    /// How long a stage rides out an unreachable broker before it gives up.
+    pub broker_patience: Duration,
+    /// When the consumer closes a raw-zone file.
+    pub roll: RollPolicy,
 }
 
-impl StageConfig {
+/// The monitor's, the lessons' and the embedded lab's raw-zone files close after this long, so
+/// what a student streams shows up in the raw zone within seconds (the CLI's default is 30 s).
+pub const WATCHED_ROLL_AGE: Duration = Duration::from_secs(5);
+
+impl StageContext {
+    /// On the configured broker, with the CLI's defaults.
     #[must_use]
     pub fn from_config(config: &LabConfig) -> Self {
+        Self::on_broker(&config.brokers, &config.topic_prefix, config.raw_zone.clone())
+    }
+
+    /// On the Kafka broker at `brokers`, with the CLI's defaults.
+    #[must_use]
+    pub fn on_broker(brokers: &str, topic_prefix: &str, raw_zone: PathBuf) -> Self {
         Self {
-            brokers: config.brokers.clone(),
-            topic_prefix: config.topic_prefix.clone(),
-            raw_zone: config.raw_zone.clone(),
+            brokers: brokers.to_string(),
+            topic_prefix: topic_prefix.to_string(),
+            raw_zone,
             fetch_wait_ms: kafka::DEFAULT_FETCH_WAIT_MS,
             create_topics: true,
+            partitions: kafka::DEFAULT_PARTITIONS,
+            broker_patience: kafka::DEFAULT_BROKER_PATIENCE,
+            roll: RollPolicy::default(),
         }
+    }
+
+    /// On an in-process broker at `brokers`, which already holds the topics; watched.
+    #[must_use]
+    pub fn embedded(brokers: &str, topic_prefix: &str, raw_zone: PathBuf) -> Self {
+        Self {
+            fetch_wait_ms: kafka::MOCK_FETCH_WAIT_MS,
+            create_topics: false,
+            ..Self::on_broker(brokers, topic_prefix, raw_zone)
+        }
+        .watched()
+    }
+
+    /// For stages someone watches (the monitor, the lessons, the embedded lab): files roll every
+    /// [`WATCHED_ROLL_AGE`].
+    #[must_use]
+    pub fn watched(mut self) -> Self {
+        self.roll.max_age = WATCHED_ROLL_AGE;
+        self
+    }
+
+    #[must_use]
+    pub fn topics(&self) -> Topics {
+        Topics::new(&self.topic_prefix)
     }
 
     /// Makes sure the stages' topics exist (when this broker needs to be asked).
@@ -84,8 +132,48 @@ impl StageConfig {
         if !self.create_topics {
             return Ok(());
         }
-        let topics = Topics::new(&self.topic_prefix);
-        kafka::ensure_topics(&self.brokers, &topics.all(), kafka::DEFAULT_PARTITIONS).await
+        kafka::ensure_topics(&self.brokers, &self.topics().all(), self.partitions).await
+    }
+
+    /// The producer, at `rate` records per second (None: as fast as the broker takes them).
+    #[must_use]
+    pub fn producer(&self, rate: Option<u32>) -> ProducerOptions {
+        ProducerOptions {
+            brokers: self.brokers.clone(),
+            topics: self.topics(),
+            rate,
+            entities: Vec::new(),
+            backpressure: None,
+        }
+    }
+
+    /// The stream transform in the prefix's group, with the delivery the broker supports.
+    #[must_use]
+    pub fn transform(&self, stop: StopWhen) -> TransformOptions {
+        TransformOptions {
+            brokers: self.brokers.clone(),
+            topics: self.topics(),
+            group_id: kafka::default_group(transform::GROUP_STAGE, &self.topic_prefix),
+            stop,
+            fetch_wait_ms: self.fetch_wait_ms,
+            backpressure: None,
+            delivery: None,
+            broker_patience: self.broker_patience,
+        }
+    }
+
+    /// The consumer into the raw zone, in the prefix's group.
+    #[must_use]
+    pub fn sink(&self, stop: StopWhen) -> SinkOptions {
+        SinkOptions {
+            brokers: self.brokers.clone(),
+            topics: self.topics(),
+            group_id: kafka::default_group(sink::GROUP_STAGE, &self.topic_prefix),
+            fetch_wait_ms: self.fetch_wait_ms,
+            roll: self.roll,
+            stop,
+            broker_patience: self.broker_patience,
+        }
     }
 }
 
@@ -93,24 +181,17 @@ impl StageConfig {
 pub async fn execute(
     kind: StageKind,
     how: &StageStart,
-    config: &StageConfig,
+    cx: &StageContext,
     counters: &Arc<StageCounters>,
     cancel: &CancellationToken,
 ) -> Result<String, String> {
-    let topics = Topics::new(&config.topic_prefix);
     let text = |e: &dyn std::fmt::Display| e.to_string();
-    config.ensure_topics().await.map_err(|e| text(&e))?;
+    cx.ensure_topics().await.map_err(|e| text(&e))?;
     match kind {
         StageKind::Producer => {
-            let path = how.data.clone().unwrap_or_else(crate::demo::default_sample);
+            let path = how.data.clone().unwrap_or_else(crate::dataset::default_sample);
             let source = DatasetSource::open(&path).map_err(|e| format!("dataset {}: {e}", path.display()))?;
-            let opts = ProducerOptions {
-                brokers: config.brokers.clone(),
-                topics,
-                rate: how.rate,
-                entities: Vec::new(),
-                backpressure: None,
-            };
+            let opts = cx.producer(how.rate);
             let (c, cancel) = (counters.clone(), cancel.clone());
             let report = tokio::task::spawn_blocking(move || run_producer(&source, &opts, &c, &cancel))
                 .await
@@ -122,38 +203,19 @@ pub async fn execute(
             ))
         }
         StageKind::Transform => {
-            let opts = TransformOptions {
-                brokers: config.brokers.clone(),
-                topics,
-                group_id: kafka::default_group(transform::GROUP_STAGE, &config.topic_prefix),
-                stop: StopWhen::Cancelled,
-                fetch_wait_ms: config.fetch_wait_ms,
-                backpressure: None,
-                delivery: None,
-                broker_patience: kafka::DEFAULT_BROKER_PATIENCE,
-            };
-            let report = run_transform(&opts, counters, cancel).await.map_err(|e| text(&e))?;
+            let report = run_transform(&cx.transform(StopWhen::Cancelled), counters, cancel)
+                .await
+                .map_err(|e| text(&e))?;
             Ok(format!(
                 "transform stopped: {} consumed, {} clean, {} dead-lettered",
                 report.consumed, report.clean, report.dead_lettered
             ))
         }
         StageKind::Consumer => {
-            let zone = AnyRawZone::open(&config.raw_zone, &config.topic_prefix).map_err(|e| text(&e))?;
-            let opts = SinkOptions {
-                brokers: config.brokers.clone(),
-                topics,
-                group_id: kafka::default_group(sink::GROUP_STAGE, &config.topic_prefix),
-                fetch_wait_ms: config.fetch_wait_ms,
-                // Short files, so what a student streams shows up in the raw zone within seconds.
-                roll: RollPolicy {
-                    max_age: Duration::from_secs(5),
-                    ..RollPolicy::default()
-                },
-                stop: StopWhen::Cancelled,
-                broker_patience: kafka::DEFAULT_BROKER_PATIENCE,
-            };
-            let report = run_sink(&zone, &opts, counters, cancel).await.map_err(|e| text(&e))?;
+            let zone = AnyRawZone::open(&cx.raw_zone, &cx.topic_prefix).map_err(|e| text(&e))?;
+            let report = run_sink(&zone, &cx.sink(StopWhen::Cancelled), counters, cancel)
+                .await
+                .map_err(|e| text(&e))?;
             Ok(format!(
                 "consumer stopped: {} records in {} files",
                 report.records_written, report.files_written

@@ -334,7 +334,7 @@ impl ProbeTargets {
             hdfs_http: config.hdfs.http.clone(),
             spark_ui: config.spark.ui.clone(),
             airflow: airflow::AirflowTarget::from(&config.airflow),
-            docker_stack: crate::runtime::cli::DEFAULT_STACK.to_string(),
+            docker_stack: crate::stack::current::DEFAULT_STACK.to_string(),
         }
     }
 

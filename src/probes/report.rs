@@ -1,6 +1,44 @@
 //! `lab status`: one snapshot of every service, as a table or JSON, and which required services fail.
 
-use super::{Health, LabSnapshot, ProbeTargets, Probes, Service, poll_all_once};
+use super::{Health, LabSnapshot, ProbeError, ProbeTargets, Probes, Service, poll_all_once};
+use crate::config::LabConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error("required service(s) down: {}\nstart them (`lab up`), or choose which must be up with --require", names(.0))]
+    RequiredDown(Vec<Service>),
+}
+
+fn names(services: &[Service]) -> String {
+    services.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// `lab status`: prints one snapshot of the configured services (and the stack's containers), as
+/// a table or JSON; an error when a required service is down.
+pub async fn run_status(config: &LabConfig, require: &[Service], json: bool) -> Result<(), StatusError> {
+    let mut targets = ProbeTargets::from_config(config);
+    if let Ok(name) = crate::stack::current::stack_name(None, &config.state_dir) {
+        targets.docker_stack = name;
+    }
+    let report = status(&targets, require).await?;
+    if json {
+        let json = serde_json::json!({
+            "services": report.snapshot,
+            "required": report.required,
+            "failing": report.failing,
+        });
+        println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+    } else {
+        print!("{}", render_text(&report));
+    }
+    if report.failing.is_empty() {
+        Ok(())
+    } else {
+        Err(StatusError::RequiredDown(report.failing))
+    }
+}
 
 /// The result of `lab status`: the snapshot and the required services that are down.
 pub struct StatusReport {
@@ -10,7 +48,7 @@ pub struct StatusReport {
 }
 
 /// Polls everything once. `require` empty means every configured service is required.
-pub async fn status(targets: &ProbeTargets, require: &[Service]) -> Result<StatusReport, super::ProbeError> {
+pub async fn status(targets: &ProbeTargets, require: &[Service]) -> Result<StatusReport, ProbeError> {
     let mut probes = Probes::new(targets)?;
     let snapshot = poll_all_once(&mut probes).await;
     let required = if require.is_empty() {

@@ -12,18 +12,25 @@ use futures::StreamExt;
 use super::docker::{Engine, Error, LogLine, PullPolicy, ServiceStatus, UpReport};
 use super::events::{Events, StackEvent};
 use super::render;
-use crate::stack::{self, Selection, SelectionRequest, Stack, compose, endpoints, secrets};
-
-/// The stack `lab up` uses unless told otherwise.
-pub const DEFAULT_STACK: &str = "lambda";
-/// `<state>/stack`: the stack file the last `lab up` used, so `down`/`ps`/`logs` find it.
-const CURRENT_STACK_FILE: &str = "stack";
+use crate::stack::{self, Selection, SelectionRequest, Stack, compose, current, endpoints, secrets};
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct StackArg {
     /// Stack name (stacks/NAME.toml) or path to a stack file. Default: the last `lab up`, else `lambda`.
     #[arg(long)]
     pub stack: Option<String>,
+}
+
+impl StackArg {
+    /// The stack file this argument means ([`current::stack_path`]).
+    pub fn path(&self, state_dir: &Path) -> Result<PathBuf, stack::Error> {
+        current::stack_path(self.stack.as_deref(), state_dir)
+    }
+
+    /// The name of the stack this argument means.
+    pub fn name(&self, state_dir: &Path) -> Result<String, stack::Error> {
+        current::stack_name(self.stack.as_deref(), state_dir)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -98,7 +105,7 @@ pub enum ServiceAction {
 
 /// `lab up`: shows the plan, generates secrets, brings the selection up, writes the endpoints.
 pub async fn run_up(args: &UpArgs, state_dir: &Path) -> Result<UpReport, Error> {
-    let path = stack_path(&args.stack, state_dir)?;
+    let path = args.stack.path(state_dir)?;
     let stack = Stack::load(&path)?;
     let selection = stack.select(&SelectionRequest {
         only: args.only.clone(),
@@ -107,7 +114,7 @@ pub async fn run_up(args: &UpArgs, state_dir: &Path) -> Result<UpReport, Error> 
     print!("{}", plan_table(&selection));
     let secret_values = secrets::ensure(state_dir, &stack.secret_names())?;
     let engine = Engine::connect().await?;
-    remember_stack(state_dir, &path)?;
+    current::remember_stack(state_dir, &path)?;
     let (events, renderer) = render::spawn(std::io::stderr().is_terminal());
     let result = up_with_events(&engine, &selection, &secret_values, args.pull, state_dir, &events).await;
     drop(events);
@@ -140,7 +147,7 @@ pub async fn up_with_events(
 }
 
 pub async fn run_down(args: &DownArgs, state_dir: &Path) -> Result<(), Error> {
-    let name = stack_name(&args.stack, state_dir)?;
+    let name = args.stack.name(state_dir)?;
     let engine = Engine::connect().await?;
     let (events, renderer) = render::spawn(false);
     let result = engine.down(&name, args.volumes, &events).await;
@@ -170,7 +177,7 @@ pub fn forget_endpoints(state_dir: &Path) {
 }
 
 pub async fn run_ps(args: &PsArgs, state_dir: &Path) -> Result<(), Error> {
-    let name = stack_name(&args.stack, state_dir)?;
+    let name = args.stack.name(state_dir)?;
     let engine = Engine::connect().await?;
     let rows = engine.ps(&name).await?;
     if args.json {
@@ -184,7 +191,7 @@ pub async fn run_ps(args: &PsArgs, state_dir: &Path) -> Result<(), Error> {
 }
 
 pub async fn run_logs(args: &LogsArgs, state_dir: &Path) -> Result<(), Error> {
-    let name = stack_name(&args.stack, state_dir)?;
+    let name = args.stack.name(state_dir)?;
     let engine = Engine::connect().await?;
     let mut lines = engine.logs(&name, &args.service, args.follow, args.tail).await?;
     let mut out = std::io::stdout().lock();
@@ -205,7 +212,7 @@ pub async fn run_logs(args: &LogsArgs, state_dir: &Path) -> Result<(), Error> {
 }
 
 pub async fn run_service_action(action: ServiceAction, args: &ServiceArgs, state_dir: &Path) -> Result<(), Error> {
-    let name = stack_name(&args.stack, state_dir)?;
+    let name = args.stack.name(state_dir)?;
     let engine = Engine::connect().await?;
     let (events, renderer) = render::spawn(false);
     let result = match action {
@@ -220,7 +227,7 @@ pub async fn run_service_action(action: ServiceAction, args: &ServiceArgs, state
 
 /// `lab compose`: the YAML on stdout; the secrets into `<state>/compose.env` (0600).
 pub fn run_compose(args: &ComposeArgs, state_dir: &Path) -> Result<(), Error> {
-    let path = stack_path(&args.stack, state_dir)?;
+    let path = args.stack.path(state_dir)?;
     let stack = Stack::load(&path)?;
     let selection = stack.select(&SelectionRequest {
         only: args.only.clone(),
@@ -239,41 +246,6 @@ async fn finish(renderer: tokio::task::JoinHandle<()>) {
     if let Err(e) = renderer.await {
         tracing::warn!(error = %e, "progress renderer failed");
     }
-}
-
-/// The stack file: `--stack`, else the one the last `lab up` used, else `stacks/lambda.toml`.
-pub fn stack_path(arg: &StackArg, state_dir: &Path) -> Result<PathBuf, Error> {
-    if let Some(s) = &arg.stack {
-        return Ok(stack::locate(s)?);
-    }
-    if let Ok(text) = std::fs::read_to_string(state_dir.join(CURRENT_STACK_FILE)) {
-        let remembered = PathBuf::from(text.trim());
-        if remembered.is_file() {
-            return Ok(remembered);
-        }
-    }
-    Ok(stack::locate(DEFAULT_STACK)?)
-}
-
-/// The stack's name (its labels) for commands that only need to find its resources.
-pub fn stack_name(arg: &StackArg, state_dir: &Path) -> Result<String, Error> {
-    Ok(Stack::load(&stack_path(arg, state_dir)?)?.name)
-}
-
-/// Records the stack file `lab up` used, so later commands (and the TUI) find it.
-pub fn remember_stack(state_dir: &Path, path: &Path) -> Result<(), Error> {
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let file = state_dir.join(CURRENT_STACK_FILE);
-    std::fs::create_dir_all(state_dir)
-        .and_then(|()| std::fs::write(&file, absolute.display().to_string()))
-        .map_err(|cause| {
-            stack::Error::Io {
-                action: "write",
-                path: file,
-                cause,
-            }
-            .into()
-        })
 }
 
 /// What `lab up` is about to start: services, images, ports and the memory total.

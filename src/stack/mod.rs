@@ -5,6 +5,7 @@
 //! The runtime (`runtime::docker`) turns a selection into containers; [`compose`] exports it.
 
 pub mod compose;
+pub mod current;
 pub mod endpoints;
 mod env;
 mod image;

@@ -103,7 +103,7 @@ async fn execute(cmd: &StackCmd, ctx: &StackContext, events: &Events) -> Result<
                 profiles: Vec::new(),
             })?;
             let secret_values = secrets::ensure(state_dir, &stack.secret_names())?;
-            stack_cli::remember_stack(state_dir, &path)?;
+            crate::stack::current::remember_stack(state_dir, &path)?;
             let report = stack_cli::up_with_events(
                 &engine,
                 &selection,

@@ -19,7 +19,7 @@ pub mod stages;
 pub mod theme;
 pub mod views;
 
-use crate::probes::{ProbeError, Service};
+use crate::probes::ProbeError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TuiError {
@@ -29,10 +29,4 @@ pub enum TuiError {
         "cannot use the terminal: {0}\nrun `lab tui` in an interactive terminal, or use `lab status` for a one-shot report"
     )]
     Terminal(#[from] std::io::Error),
-    #[error("required service(s) down: {}\nstart them (`lab up`), or choose which must be up with --require", names(.0))]
-    RequiredDown(Vec<Service>),
-}
-
-fn names(services: &[Service]) -> String {
-    services.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
 }

@@ -18,7 +18,7 @@ use super::actions::{self, StackContext};
 use super::app::{AfterExit, App};
 use super::msg::{Cmd, Msg};
 use super::stack::StackPanel;
-use super::stages::{StageConfig, StageRunner};
+use super::stages::{StageContext, StageRunner};
 use super::theme::Theme;
 use crate::probes::airflow::AirflowProbe;
 use crate::probes::scheduler::{self, Intervals};
@@ -45,7 +45,7 @@ pub struct Setup {
     pub stack: StackContext,
     pub panel: StackPanel,
     /// Where stages started from the monitor read and write.
-    pub stages: StageConfig,
+    pub stages: StageContext,
     /// Resolves the endpoints again (after `up`/`down` rewrote them); `None` keeps the old ones.
     pub reload: Reload,
     /// What `:lesson` runs against.
@@ -53,7 +53,7 @@ pub struct Setup {
 }
 
 /// Resolves the configuration again: the probes' targets and the stages' endpoints.
-pub type Reload = Box<dyn Fn() -> Option<(ProbeTargets, StageConfig)> + Send>;
+pub type Reload = Box<dyn Fn() -> Option<(ProbeTargets, StageContext)> + Send>;
 
 /// Opens the monitor on the real terminal until the user quits; returns what to do next.
 pub async fn run(setup: Setup) -> Result<Option<AfterExit>, TuiError> {
@@ -195,7 +195,7 @@ impl Effects {
 
     /// Effects without probes to restart (tests drive the loop with their own messages).
     #[must_use]
-    pub fn detached(airflow: AirflowProbe, stack: StackContext, stages: StageConfig, tx: mpsc::Sender<Msg>) -> Self {
+    pub fn detached(airflow: AirflowProbe, stack: StackContext, stages: StageContext, tx: mpsc::Sender<Msg>) -> Self {
         Self {
             airflow,
             stack,

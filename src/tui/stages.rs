@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::msg::Msg;
-pub use crate::pipeline::stage::{StageConfig, StageKind, StageStart};
+pub use crate::pipeline::stage::{StageContext, StageKind, StageStart};
 use crate::pipeline::{StageCounters, stage};
 
 const REPORT_EVERY: Duration = Duration::from_secs(1);
@@ -23,14 +23,14 @@ struct Running {
 
 /// The stages this monitor runs.
 pub struct StageRunner {
-    pub config: StageConfig,
+    pub config: StageContext,
     running: HashMap<StageKind, Running>,
     tx: mpsc::Sender<Msg>,
 }
 
 impl StageRunner {
     #[must_use]
-    pub fn new(config: StageConfig, tx: mpsc::Sender<Msg>) -> Self {
+    pub fn new(config: StageContext, tx: mpsc::Sender<Msg>) -> Self {
         Self {
             config,
             running: HashMap::new(),
@@ -96,7 +96,7 @@ impl Drop for StageRunner {
 async fn run_stage(
     kind: StageKind,
     how: StageStart,
-    config: StageConfig,
+    config: StageContext,
     counters: Arc<StageCounters>,
     cancel: CancellationToken,
     tx: mpsc::Sender<Msg>,
