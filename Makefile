@@ -3,6 +3,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LAB_SERVICES_DIR ?= /tmp/lab-services
 export LAB_SERVICES_DIR
+# The integration tests that need the services (and tmux) sit behind this feature (Cargo.toml).
+TEST_FEATURES := --features service-tests
 
 .PHONY: all build demo demo-headless test test-with-services test-unit lint fmt services-up services-down sample clean bench
 
@@ -27,19 +29,24 @@ test:
 	@mkdir -p "$(LAB_SERVICES_DIR)"
 	@flock "$(LAB_SERVICES_DIR)/.lock" $(MAKE) -k --no-print-directory test-with-services test-docker
 
+# The services start while the tests compile (a cold build is most of a CI run); the build waits
+# for nothing and the tests wait for both.
 test-with-services:
-	@tests/services/up.sh >/dev/null
-	@set -a; . "$(LAB_SERVICES_DIR)/services.env"; set +a; \
-	trap 'tests/services/down.sh' EXIT; \
-	$(CARGO) test --all-targets --no-fail-fast
+	@trap 'tests/services/down.sh' EXIT; \
+	tests/services/up.sh >"$(LAB_SERVICES_DIR)/up.log" 2>&1 & up=$$!; \
+	$(CARGO) test $(TEST_FEATURES) --all-targets --no-run; built=$$?; \
+	if ! wait $$up; then cat "$(LAB_SERVICES_DIR)/up.log" >&2; echo "tests/services/up.sh failed" >&2; exit 1; fi; \
+	[ $$built -eq 0 ] || exit $$built; \
+	set -a; . "$(LAB_SERVICES_DIR)/services.env"; set +a; \
+	$(CARGO) test $(TEST_FEATURES) --all-targets --no-fail-fast
 
-## Unit tests only (no services).
+## The tests that need no service: unit, embedded and fuzz tests (what a plain `cargo test` runs).
 test-unit:
-	$(CARGO) test --lib
+	$(CARGO) test
 
 lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets $(TEST_FEATURES) -- -D warnings
 
 fmt:
 	$(CARGO) fmt
@@ -83,8 +90,8 @@ LAB_DOCKER_DIR ?= /tmp/lab-docker
 LAB_DOCKER_NETNS ?= labdk
 export LAB_DOCKER_DIR LAB_DOCKER_NETNS
 test-docker:
-	$(CARGO) test --no-run --test docker_stack
+	$(CARGO) test $(TEST_FEATURES) --no-run --test docker_stack
 	@trap 'tests/docker/engine.sh stop' EXIT; \
 	tests/docker/engine.sh start >/dev/null && \
 	DOCKER_HOST=unix://$(LAB_DOCKER_DIR)/docker.sock \
-	  nsenter --net=/run/netns/$(LAB_DOCKER_NETNS) $(CARGO) test --offline --test docker_stack -- --ignored
+	  nsenter --net=/run/netns/$(LAB_DOCKER_NETNS) $(CARGO) test $(TEST_FEATURES) --offline --test docker_stack -- --ignored

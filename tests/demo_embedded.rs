@@ -35,6 +35,7 @@ fn check_stream_counts(summary: &serde_json::Value, reference: &Reference) {
     assert!(reference.invalid_lines > 0, "the sample should exercise the DLQ");
 }
 
+#[cfg_attr(not(feature = "service-tests"), ignore = "needs PostgreSQL: run it with `make test`")]
 #[tokio::test(flavor = "multi_thread")]
 async fn headless_demo_into_postgres_matches_reference() {
     let url = fresh_database("lab_demo_embedded").await;
@@ -73,6 +74,7 @@ fn throwaway_dirs() -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+#[cfg_attr(not(feature = "service-tests"), ignore = "needs PostgreSQL: run it with `make test`")]
 #[test]
 fn headless_demo_with_throwaway_postgres() {
     // No --pg: the demo starts (and removes) its own cluster from the local server binaries.

@@ -1,6 +1,9 @@
 //! HDFS goes away while the consumer is streaming into it, then comes back: nothing is lost and
 //! nothing is doubled. Its own test binary, because it stops the shared test HDFS (cargo runs
 //! test binaries one after another, so no other test sees the outage).
+// Needs the services tests/services/up.sh starts: `make test` turns this feature on,
+// so a plain `cargo test` on a fresh clone skips it.
+#![cfg(feature = "service-tests")]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! Ctrl-C is a clean stop: a stage stopped that way says what it did and exits 130, and what it
 //! says matches what the broker holds.
-
+// Needs the services tests/services/up.sh starts: `make test` turns this feature on,
+// so a plain `cargo test` on a fresh clone skips it.
+#![cfg(feature = "service-tests")]
 // Helpers outside #[test] functions: a panic there is the test's failure report.
 #![allow(clippy::unwrap_used)]
 

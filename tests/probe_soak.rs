@@ -1,7 +1,9 @@
 //! The Kafka probe on a busy broker: 300 topics, 50 consumer groups and groups coming and going,
 //! polled back to back. Its own test binary, so that the process's thread count and memory are
 //! the probe's alone (no other test runs beside it).
-
+// Needs the services tests/services/up.sh starts: `make test` turns this feature on,
+// so a plain `cargo test` on a fresh clone skips it.
+#![cfg(feature = "service-tests")]
 // Helpers outside #[test] functions: a panic there is the test's failure report.
 #![allow(clippy::unwrap_used)]
 

@@ -9,6 +9,9 @@
 //! may still show the old state, and the one after it must show the new one.
 //! Its own test binary, so no other test uses those services while they are stopped; a failing
 //! test starts again what it stopped.
+// Needs the services tests/services/up.sh starts: `make test` turns this feature on,
+// so a plain `cargo test` on a fresh clone skips it.
+#![cfg(feature = "service-tests")]
 
 mod common;
 

@@ -3,7 +3,9 @@
 //! empty volume while the raw zone is kept, write every record; files the consumer cannot
 //! attribute stop it with an error instead of a guess. Real broker(s), the `lab` binary, and what
 //! the raw zone and the database hold afterwards.
-
+// Needs the services tests/services/up.sh starts: `make test` turns this feature on,
+// so a plain `cargo test` on a fresh clone skips it.
+#![cfg(feature = "service-tests")]
 // Helpers outside #[test] functions: a panic there is the test's failure report.
 #![allow(clippy::unwrap_used)]
 

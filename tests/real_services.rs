@@ -2,6 +2,9 @@
 //! started on 127.0.0.1 by `make test` (tests/services/). Checks the serving tables against an
 //! independent computation, and idempotence: producing the sample twice and running every stage
 //! twice gives identical tables (the batch deduplicates by record id and upserts).
+// Needs the services tests/services/up.sh starts: `make test` turns this feature on,
+// so a plain `cargo test` on a fresh clone skips it.
+#![cfg(feature = "service-tests")]
 
 mod common;
 

@@ -2,7 +2,9 @@
 //! (URL and keyword forms, with awkward characters) and the Airflow admin password stay out of
 //! `lab status --json`, error messages, the demo's summary and the log file (at debug level),
 //! whether the service answers or not. Against the real PostgreSQL and Airflow of `make test`.
-
+// Needs the services tests/services/up.sh starts: `make test` turns this feature on,
+// so a plain `cargo test` on a fresh clone skips it.
+#![cfg(feature = "service-tests")]
 #![allow(clippy::unwrap_used)]
 
 mod common;

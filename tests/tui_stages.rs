@@ -2,6 +2,9 @@
 //! `:stop STAGE`) against the real broker of `make test`: the monitor's own update loop and
 //! effects (as `lab tui` runs them, minus the terminal) stream the sample into a local raw zone,
 //! the Pipeline view shows each stage's counters, and stopping them loses nothing.
+// Needs the services tests/services/up.sh starts: `make test` turns this feature on,
+// so a plain `cargo test` on a fresh clone skips it.
+#![cfg(feature = "service-tests")]
 
 mod common;
 

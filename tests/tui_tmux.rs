@@ -3,6 +3,9 @@
 //! shown, the shell's next output visible). Endpoints point at closed ports and there is no Docker
 //! engine, so the views show the services as down with the reason, the Stack view lists the stack
 //! with the first-run banner, and `e` runs the embedded demo instead: also what this checks.
+// Needs tmux, which `make test` installs in CI: `make test` turns this feature on,
+// so a plain `cargo test` on a fresh clone skips it.
+#![cfg(feature = "service-tests")]
 
 mod tmux;
 use std::time::Duration;

@@ -4,11 +4,14 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
+use super::command::{self, Command};
 use super::logs::LogLine;
 use super::msg::{Cmd, Msg, StackCmd};
 use super::stack::StackPanel;
-use super::stages::{StageKind, StageStart};
+use super::stages::{StageEvent, StageKind};
 use super::theme::Theme;
+use super::views::tabs::tab_at;
+pub use super::views::tabs::{VIEWS, View};
 use crate::doctor::DoctorReport;
 use crate::pipeline::stats::StageSnapshot;
 use crate::probes::kafka::{Group, GroupPartition, Topic};
@@ -19,73 +22,6 @@ use crate::runtime::first_line;
 pub const HISTORY_LEN: usize = 120;
 /// Log lines kept in memory.
 pub const LOG_LINES: usize = 5_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum View {
-    Overview,
-    Pipeline,
-    Kafka,
-    Hdfs,
-    Spark,
-    Airflow,
-    Postgres,
-    Logs,
-    Stack,
-}
-
-/// Number of views (tabs).
-pub const VIEWS: usize = 9;
-
-impl View {
-    pub const ALL: [View; VIEWS] = [
-        View::Overview,
-        View::Pipeline,
-        View::Kafka,
-        View::Hdfs,
-        View::Spark,
-        View::Airflow,
-        View::Postgres,
-        View::Logs,
-        View::Stack,
-    ];
-
-    #[must_use]
-    pub fn title(self) -> &'static str {
-        match self {
-            View::Overview => "Overview",
-            View::Pipeline => "Pipeline",
-            View::Kafka => "Kafka",
-            View::Hdfs => "HDFS",
-            View::Spark => "Spark",
-            View::Airflow => "Airflow",
-            View::Postgres => "PostgreSQL",
-            View::Logs => "Logs",
-            View::Stack => "Stack",
-        }
-    }
-
-    /// The tab label when the terminal is narrow (all nine fit in 80 columns).
-    #[must_use]
-    pub fn short_title(self) -> &'static str {
-        match self {
-            View::Postgres => "Postgres",
-            v => v.title(),
-        }
-    }
-
-    #[must_use]
-    pub fn index(self) -> usize {
-        View::ALL.iter().position(|v| *v == self).unwrap_or(0)
-    }
-
-    fn from_name(name: &str) -> Option<View> {
-        let n = name.to_ascii_lowercase();
-        View::ALL.into_iter().find(|v| {
-            let t = v.title().to_ascii_lowercase();
-            t == n || ((n == "pg" || n == "postgres") && *v == View::Postgres)
-        })
-    }
-}
 
 /// What keys currently do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,22 +170,22 @@ impl App {
             Msg::Mouse(m) => self.on_mouse(m),
             Msg::Resize(width) => self.width = width,
             Msg::Probe(snap) => self.on_snapshot(*snap),
-            Msg::ActionDone(Ok(text)) => self.notice = Some(Notice { text, error: false }),
-            Msg::ActionDone(Err(text)) => self.notice = Some(Notice { text, error: true }),
+            Msg::ActionDone(Ok(text)) => self.say(text),
+            Msg::ActionDone(Err(text)) => self.fail(text),
             Msg::Logs(lines) => self.on_logs(lines),
             Msg::Stack(event) => self.stack.apply(&event),
             Msg::StackDone { cmd, result } => return self.on_stack_done(&cmd, result),
             // Only countdowns move with time: redraw while an operation runs on screen.
             Msg::Tick => self.dirty = self.stack.busy.is_some() && self.view == View::Stack,
             Msg::Doctor(report) => self.doctor = Some(*report),
-            Msg::StageStats { kind, snapshot } => {
+            Msg::Stage(StageEvent::Stats { kind, snapshot }) => {
                 self.stages
                     .entry(kind)
                     .or_default()
                     .observe(snapshot, std::time::Instant::now());
                 self.dirty = self.view == View::Pipeline;
             }
-            Msg::StageDone { kind, snapshot, result } => {
+            Msg::Stage(StageEvent::Done { kind, snapshot, result }) => {
                 let view = self.stages.entry(kind).or_default();
                 view.observe(snapshot, std::time::Instant::now());
                 view.running = false;
@@ -268,12 +204,9 @@ impl App {
                 view.outcome = Some(result);
             }
             Msg::Lesson(event) => {
-                self.notice = Some(Notice {
-                    text: match event {
-                        crate::lesson::LessonEvent::Step { text } => format!("lesson: {text}"),
-                        crate::lesson::LessonEvent::Signal { what, value } => format!("lesson ✔ {what}: {value}"),
-                    },
-                    error: false,
+                self.say(match event {
+                    crate::lesson::LessonEvent::Step { text } => format!("lesson: {text}"),
+                    crate::lesson::LessonEvent::Signal { what, value } => format!("lesson ✔ {what}: {value}"),
                 });
             }
             Msg::LessonDone(result) => {
@@ -295,15 +228,12 @@ impl App {
         match result {
             Ok(text) => {
                 self.stack.finish(None);
-                self.notice = Some(Notice { text, error: false });
+                self.say(text);
             }
             Err(text) => {
                 let first = first_line(&text);
                 self.stack.finish(Some(text));
-                self.notice = Some(Notice {
-                    text: format!("{} failed: {first}", cmd.verb()),
-                    error: true,
-                });
+                self.fail(format!("{} failed: {first}", cmd.verb()));
             }
         }
         if matches!(cmd, StackCmd::Up { .. } | StackCmd::Down { .. }) {
@@ -316,24 +246,15 @@ impl App {
     /// Starts a stack operation, unless one is already running (one at a time, like the CLI).
     fn stack_cmd(&mut self, cmd: StackCmd) -> Vec<Cmd> {
         if let Some(busy) = &self.stack.busy {
-            self.notice = Some(Notice {
-                text: format!("wait: {} is still running", busy.what),
-                error: true,
-            });
+            self.fail(format!("wait: {} is still running", busy.what));
             return Vec::new();
         }
         if let Some(e) = &self.stack.load_error {
-            self.notice = Some(Notice {
-                text: format!("no stack to manage: {}", first_line(e)),
-                error: true,
-            });
+            self.fail(format!("no stack to manage: {}", first_line(e)));
             return Vec::new();
         }
         self.stack.begin(cmd.describe_progress(), std::time::Instant::now());
-        self.notice = Some(Notice {
-            text: format!("{} …", cmd.describe_progress()),
-            error: false,
-        });
+        self.say(format!("{} …", cmd.describe_progress()));
         vec![Cmd::Stack(cmd)]
     }
 
@@ -478,16 +399,10 @@ impl App {
                     if let Cmd::Stack(stack_cmd) = cmd {
                         return self.stack_cmd(stack_cmd);
                     }
-                    self.notice = Some(Notice {
-                        text: format!("{} …", cmd.describe().trim_end_matches('?')),
-                        error: false,
-                    });
+                    self.say(format!("{} …", cmd.describe().trim_end_matches('?')));
                     vec![cmd]
                 } else {
-                    self.notice = Some(Notice {
-                        text: "cancelled".into(),
-                        error: false,
-                    });
+                    self.say("cancelled".to_string());
                     Vec::new()
                 }
             }
@@ -809,142 +724,56 @@ impl App {
                 });
             }
             None => {
-                self.notice = Some(Notice {
-                    text: format!("{dag} has no run to clear"),
-                    error: true,
-                });
+                self.fail(format!("{dag} has no run to clear"));
             }
         }
-    }
-
-    /// `:produce [--rate N] [--data PATH]`, `:transform`, `:consume`, and `:stop`/`:start` with a
-    /// stage's name; `None` when the line is not about an in-monitor stage.
-    fn stage_command(&mut self, cmd: &str, words: &[&str]) -> Option<Vec<Cmd>> {
-        let (kind, start, options) = match cmd {
-            "produce" | "transform" | "consume" => (StageKind::parse(cmd)?, true, words),
-            "stop" | "start" | "restart" => {
-                let kind = StageKind::parse(words.first()?)?;
-                if cmd == "restart" {
-                    self.notice = Some(Notice {
-                        text: format!(
-                            ":stop {0} then :start {0} (a stage restarts from its committed offsets)",
-                            kind.name()
-                        ),
-                        error: true,
-                    });
-                    return Some(Vec::new());
-                }
-                (kind, cmd == "start", &words[1..])
-            }
-            _ => return None,
-        };
-        if !start {
-            return Some(vec![Cmd::StopStage(kind)]);
-        }
-        let mut how = StageStart::default();
-        let mut it = options.iter();
-        while let Some(arg) = it.next() {
-            match (*arg, it.next()) {
-                ("--rate", Some(n)) if kind == StageKind::Producer => match n.parse::<u32>() {
-                    Ok(r) if r > 0 => how.rate = Some(r),
-                    _ => {
-                        self.notice = Some(Notice {
-                            text: format!("--rate needs a positive number of messages per second, not {n:?}"),
-                            error: true,
-                        });
-                        return Some(Vec::new());
-                    }
-                },
-                ("--data", Some(p)) if kind == StageKind::Producer => how.data = Some(p.into()),
-                (other, _) => {
-                    self.notice = Some(Notice {
-                        text: format!(
-                            "unknown option {other:?} (:produce [--rate N] [--data PATH], :transform, :consume)"
-                        ),
-                        error: true,
-                    });
-                    return Some(Vec::new());
-                }
-            }
-        }
-        Some(vec![Cmd::StartStage { kind, how }])
     }
 
     /// Runs a `:` command line.
     fn run_command(&mut self, line: &str) -> Vec<Cmd> {
-        let mut words = line.split_whitespace();
-        let Some(cmd) = words.next() else {
-            return Vec::new();
-        };
-        let rest: Vec<&str> = words.collect();
-        if let Some(cmds) = self.stage_command(cmd, &rest) {
-            return cmds;
-        }
-        let mut words = rest.iter().copied();
-        match cmd {
-            "up" => {
-                let only = words.map(str::to_string).collect();
-                return self.stack_cmd(StackCmd::Up { only });
-            }
-            "down" => {
-                let volumes = words.any(|w| w == "--volumes" || w == "-v");
-                self.mode = Mode::Confirm(Cmd::Stack(StackCmd::Down { volumes }));
+        let command = match command::parse(line) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Vec::new(),
+            Err(e) => {
+                self.fail(e.to_string());
                 return Vec::new();
             }
-            "pull" => return self.stack_cmd(StackCmd::Pull),
-            "stop" | "start" | "restart" => {
-                let Some(service) = words.next().map(str::to_string) else {
-                    self.notice = Some(Notice {
-                        text: format!(":{cmd} needs a service of the stack (e.g. :{cmd} datanode)"),
-                        error: true,
-                    });
-                    return Vec::new();
-                };
-                if !self.stack.rows.iter().any(|r| r.service == service) {
+        };
+        match command {
+            Command::Quit => self.quit = true,
+            Command::StartStage { kind, how } => return vec![Cmd::StartStage { kind, how }],
+            Command::StopStage(kind) => return vec![Cmd::StopStage(kind)],
+            Command::Stack(cmd @ StackCmd::Down { .. }) => self.mode = Mode::Confirm(Cmd::Stack(cmd)),
+            Command::Stack(cmd) => {
+                if let StackCmd::Stop(service) | StackCmd::Start(service) | StackCmd::Restart(service) = &cmd
+                    && !self.stack.rows.iter().any(|r| &r.service == service)
+                {
                     let known: Vec<&str> = self.stack.rows.iter().map(|r| r.service.as_str()).collect();
-                    self.notice = Some(Notice {
-                        text: format!("no service {service:?} in the stack (services: {})", known.join(", ")),
-                        error: true,
-                    });
+                    self.fail(format!(
+                        "no service {service:?} in the stack (services: {})",
+                        known.join(", ")
+                    ));
                     return Vec::new();
                 }
-                return self.stack_cmd(match cmd {
-                    "stop" => StackCmd::Stop(service),
-                    "start" => StackCmd::Start(service),
-                    _ => StackCmd::Restart(service),
-                });
+                return self.stack_cmd(cmd);
             }
-            _ => {}
-        }
-        let arg = words.next().map(str::to_string);
-        let err = |text: String| Some(Notice { text, error: true });
-        match (cmd, arg) {
-            ("q" | "quit", _) => self.quit = true,
-            ("trigger", Some(dag)) => self.mode = Mode::Confirm(Cmd::TriggerDag(dag)),
-            ("lesson", Some(name)) => match name.parse::<crate::lesson::Lesson>() {
-                Ok(lesson) => self.mode = Mode::Confirm(Cmd::Lesson(lesson)),
-                Err(e) => self.notice = err(e),
-            },
-            ("lesson", None) => {
-                let names: Vec<&str> = crate::lesson::Lesson::ALL.iter().map(|l| l.name()).collect();
-                self.notice = err(format!(":lesson needs a name: {}", names.join(", ")));
-            }
-            ("pause", Some(dag_id)) => self.mode = Mode::Confirm(Cmd::SetPaused { dag_id, paused: true }),
-            ("unpause", Some(dag_id)) => self.mode = Mode::Confirm(Cmd::SetPaused { dag_id, paused: false }),
-            ("clear", Some(dag)) => {
-                let run = words.next().map(str::to_string);
-                self.ask_clear_of(&dag, run);
-            }
-            ("view", Some(name)) => match View::from_name(&name) {
-                Some(v) => self.switch(v),
-                None => self.notice = err(format!("no view {name:?}: use one of the tab names")),
-            },
-            ("trigger" | "pause" | "unpause" | "clear" | "view", None) => {
-                self.notice = err(format!(":{cmd} needs an argument (see ? for the commands)"));
-            }
-            (other, _) => self.notice = err(format!("unknown command :{other} (see ? for the commands)")),
+            Command::Trigger(dag) => self.mode = Mode::Confirm(Cmd::TriggerDag(dag)),
+            Command::SetPaused { dag_id, paused } => self.mode = Mode::Confirm(Cmd::SetPaused { dag_id, paused }),
+            Command::Clear { dag_id, run } => self.ask_clear_of(&dag_id, run),
+            Command::Lesson(lesson) => self.mode = Mode::Confirm(Cmd::Lesson(lesson)),
+            Command::View(v) => self.switch(v),
         }
         Vec::new()
+    }
+
+    /// Shows `text` in the footer as an error.
+    fn fail(&mut self, text: String) {
+        self.notice = Some(Notice { text, error: true });
+    }
+
+    /// Shows `text` in the footer.
+    fn say(&mut self, text: String) {
+        self.notice = Some(Notice { text, error: false });
     }
 }
 
@@ -955,45 +784,12 @@ fn push_bounded(buf: &mut VecDeque<u64>, v: u64) {
     buf.push_back(v);
 }
 
-/// Terminal width below which the tab labels drop their padding (so all nine fit in 80 columns).
-const WIDE_TABS: u16 = 100;
-
-/// The tab bar's layout: ` 1 Overview │ 2 Pipeline │…` (`1 Overview│2 Pipeline│…` when narrow),
-/// the same for drawing and mouse clicks.
-#[must_use]
-pub fn tab_labels(width: u16) -> Vec<(View, String)> {
-    View::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let label = if width >= WIDE_TABS {
-                format!(" {} {} ", i + 1, v.title())
-            } else {
-                format!("{} {}", i + 1, v.short_title())
-            };
-            (*v, label)
-        })
-        .collect()
-}
-
-/// Which tab a click on the tab bar's column `x` hits, on a terminal `width` wide.
-#[must_use]
-pub fn tab_at(x: u16, width: u16) -> Option<View> {
-    let mut start = 0u16;
-    for (v, label) in tab_labels(width) {
-        let end = start + label.chars().count() as u16;
-        if x >= start && x < end {
-            return Some(v);
-        }
-        start = end + 1; // one-column divider
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::probes::{Probed, ServiceSnapshot};
+    use crate::tui::stages::StageStart;
+    use crate::tui::views::tabs::tab_labels;
 
     fn key(c: KeyCode) -> Msg {
         Msg::Key(KeyEvent::new(c, KeyModifiers::NONE))
@@ -1123,22 +919,22 @@ mod tests {
             ..StageSnapshot::default()
         };
         let kind = StageKind::Producer;
-        app.update(Msg::StageStats {
+        app.update(Msg::Stage(StageEvent::Stats {
             kind,
             snapshot: snap(0, 0),
-        });
+        }));
         std::thread::sleep(std::time::Duration::from_millis(20));
-        app.update(Msg::StageStats {
+        app.update(Msg::Stage(StageEvent::Stats {
             kind,
             snapshot: snap(100, 90),
-        });
+        }));
         let v = &app.stages[&kind];
         assert!(v.running && v.rate_in.unwrap() > 0.0 && v.rate_out.unwrap() > 0.0);
-        app.update(Msg::StageDone {
+        app.update(Msg::Stage(StageEvent::Done {
             kind,
             snapshot: snap(100, 100),
             result: Err("Kafka: cannot deliver\nis the broker running?".into()),
-        });
+        }));
         let v = &app.stages[&kind];
         assert!(!v.running && v.rate_in.is_none());
         assert_eq!(v.snapshot.output, 100);

@@ -12,7 +12,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::logs::LogLine;
-use super::msg::Msg;
 use crate::runtime::docker::{self, Engine};
 
 const LOOK_EVERY: Duration = Duration::from_secs(5);
@@ -25,7 +24,13 @@ pub fn source_name(service: &str) -> String {
     format!("docker:{service}")
 }
 
-pub async fn follow(stack: String, tx: mpsc::Sender<Msg>, cancel: CancellationToken) {
+/// Follows the logs of the stack's containers until cancelled, sending each batch of new lines to
+/// `tx` (as `M`, like [`super::logs::follow`]).
+pub async fn follow<M: From<Vec<LogLine>> + Send + 'static>(
+    stack: String,
+    tx: mpsc::Sender<M>,
+    cancel: CancellationToken,
+) {
     if stack.is_empty() {
         return;
     }
@@ -73,13 +78,13 @@ pub async fn follow(stack: String, tx: mpsc::Sender<Msg>, cancel: CancellationTo
     }
 }
 
-async fn stream_one(
+async fn stream_one<M: From<Vec<LogLine>> + Send + 'static>(
     engine: Engine,
     stack: String,
     service: String,
     tail: usize,
     following: Arc<Mutex<HashSet<String>>>,
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::Sender<M>,
     cancel: CancellationToken,
 ) {
     let source = source_name(&service);
@@ -108,7 +113,7 @@ async fn stream_one(
                         text,
                     })
                     .collect();
-                if !lines.is_empty() && tx.send(Msg::Logs(lines)).await.is_err() {
+                if !lines.is_empty() && tx.send(lines.into()).await.is_err() {
                     break;
                 }
             }

@@ -1,7 +1,7 @@
 //! The key table: one list feeds the `?` help overlay and the footer hints, so they cannot drift
 //! from each other. `App::update` implements these bindings.
 
-use super::app::View;
+use super::views::tabs::View;
 
 /// One binding as shown to the user.
 #[derive(Debug, Clone, Copy)]

@@ -10,8 +10,6 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::msg::Msg;
-
 /// How much of an existing file is shown when following starts.
 const INITIAL_TAIL_BYTES: u64 = 16 * 1024;
 const POLL: Duration = Duration::from_secs(1);
@@ -101,8 +99,9 @@ impl Follower {
     }
 }
 
-/// Follows the files of `dirs` until cancelled, sending new lines as `Msg::Logs`.
-pub async fn follow(dirs: Vec<PathBuf>, tx: mpsc::Sender<Msg>, cancel: CancellationToken) {
+/// Follows the files of `dirs` until cancelled, sending each batch of new lines to `tx` (as `M`:
+/// the monitor wraps them in its own message type).
+pub async fn follow<M: From<Vec<LogLine>>>(dirs: Vec<PathBuf>, tx: mpsc::Sender<M>, cancel: CancellationToken) {
     let mut follower = Follower::default();
     loop {
         let dirs2 = dirs.clone();
@@ -117,7 +116,7 @@ pub async fn follow(dirs: Vec<PathBuf>, tx: mpsc::Sender<Msg>, cancel: Cancellat
             Err(_) => return,
         };
         follower = f;
-        if !lines.is_empty() && tx.send(Msg::Logs(lines)).await.is_err() {
+        if !lines.is_empty() && tx.send(lines.into()).await.is_err() {
             return;
         }
         tokio::select! {

@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod app;
 pub mod cli;
+pub mod command;
 pub mod container_logs;
 pub mod keys;
 pub mod logs;

@@ -2,9 +2,10 @@
 
 use crossterm::event::{KeyEvent, MouseEvent};
 
-use super::stages::{StageKind, StageStart};
+use super::logs::LogLine;
+use super::stages::StageEvent;
 use crate::doctor::DoctorReport;
-use crate::pipeline::stats::StageSnapshot;
+use crate::pipeline::stage::{StageKind, StageStart};
 use crate::probes::ServiceSnapshot;
 use crate::runtime::events::StackEvent;
 
@@ -18,7 +19,7 @@ pub enum Msg {
     /// A finished action: a message for the footer, or what went wrong.
     ActionDone(Result<String, String>),
     /// New lines of the followed log files.
-    Logs(Vec<crate::tui::logs::LogLine>),
+    Logs(Vec<LogLine>),
     /// Progress of the running stack operation (the runtime's own events).
     Stack(StackEvent),
     /// The stack operation finished: a message for the footer, or the full error.
@@ -28,17 +29,8 @@ pub enum Msg {
     },
     /// A second passed while a stack operation runs (health-wait countdowns).
     Tick,
-    /// Counters of a stage running in this monitor, once a second.
-    StageStats {
-        kind: StageKind,
-        snapshot: StageSnapshot,
-    },
-    /// A stage running in this monitor ended (stopped, done, or failed).
-    StageDone {
-        kind: StageKind,
-        snapshot: StageSnapshot,
-        result: Result<String, String>,
-    },
+    /// A stage running in this monitor: its counters, or its end.
+    Stage(StageEvent),
     /// The first-run check finished.
     Doctor(Box<DoctorReport>),
     /// A step or a signal of the running fault lesson (`:lesson NAME`).
@@ -47,6 +39,18 @@ pub enum Msg {
     LessonDone(Result<String, String>),
     /// Ctrl-C or SIGTERM outside the terminal's raw mode.
     Quit,
+}
+
+impl From<Vec<LogLine>> for Msg {
+    fn from(lines: Vec<LogLine>) -> Self {
+        Msg::Logs(lines)
+    }
+}
+
+impl From<StageEvent> for Msg {
+    fn from(event: StageEvent) -> Self {
+        Msg::Stage(event)
+    }
 }
 
 /// What the Stack view can ask of the Docker runtime: the same calls as `lab up|down|stop|…`.

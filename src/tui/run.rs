@@ -169,7 +169,7 @@ pub struct Effects {
     pub airflow: AirflowProbe,
     pub stack: StackContext,
     pub tx: mpsc::Sender<Msg>,
-    stages: StageRunner,
+    stages: StageRunner<Msg>,
     probes: Option<ProbeSupervisor>,
     reload: Reload,
     lessons: Option<LabConfig>,

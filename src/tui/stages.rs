@@ -1,7 +1,8 @@
 //! Pipeline stages run inside the monitor (`:produce`, `:transform`, `:consume`, `:stop STAGE`):
 //! the same library calls as `lab produce|transform|consume`, each on its own task with its own
-//! cancellation, reporting its counters once a second as `Msg::StageStats` and its end as
-//! `Msg::StageDone`. A stopped stage ends cleanly (commits only what is durable), as on Ctrl-C.
+//! cancellation, reporting its counters once a second and its end as [`StageEvent`]s (the monitor
+//! wraps them in its own message type). A stopped stage ends cleanly (commits only what is
+//! durable), as on Ctrl-C.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,9 +11,22 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::msg::Msg;
 pub use crate::pipeline::stage::{StageContext, StageKind, StageStart};
+use crate::pipeline::stats::StageSnapshot;
 use crate::pipeline::{StageCounters, stage};
+
+/// What a stage running in the monitor reports.
+#[derive(Debug, Clone)]
+pub enum StageEvent {
+    /// Its counters, once a second.
+    Stats { kind: StageKind, snapshot: StageSnapshot },
+    /// It ended (stopped, done, or failed).
+    Done {
+        kind: StageKind,
+        snapshot: StageSnapshot,
+        result: Result<String, String>,
+    },
+}
 
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
@@ -21,16 +35,16 @@ struct Running {
     handle: tokio::task::JoinHandle<()>,
 }
 
-/// The stages this monitor runs.
-pub struct StageRunner {
+/// The stages this monitor runs; their events go to `tx` as `M`.
+pub struct StageRunner<M> {
     pub config: StageContext,
     running: HashMap<StageKind, Running>,
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::Sender<M>,
 }
 
-impl StageRunner {
+impl<M: From<StageEvent> + Send + 'static> StageRunner<M> {
     #[must_use]
-    pub fn new(config: StageContext, tx: mpsc::Sender<Msg>) -> Self {
+    pub fn new(config: StageContext, tx: mpsc::Sender<M>) -> Self {
         Self {
             config,
             running: HashMap::new(),
@@ -84,7 +98,7 @@ impl StageRunner {
     }
 }
 
-impl Drop for StageRunner {
+impl<M> Drop for StageRunner<M> {
     fn drop(&mut self) {
         for r in self.running.values() {
             r.cancel.cancel();
@@ -93,13 +107,13 @@ impl Drop for StageRunner {
 }
 
 /// Runs one stage to its end while reporting its counters.
-async fn run_stage(
+async fn run_stage<M: From<StageEvent> + Send + 'static>(
     kind: StageKind,
     how: StageStart,
     config: StageContext,
     counters: Arc<StageCounters>,
     cancel: CancellationToken,
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::Sender<M>,
 ) {
     let reporter = {
         let (tx, counters) = (tx.clone(), counters.clone());
@@ -108,10 +122,13 @@ async fn run_stage(
             loop {
                 every.tick().await;
                 if tx
-                    .send(Msg::StageStats {
-                        kind,
-                        snapshot: counters.snapshot(),
-                    })
+                    .send(
+                        StageEvent::Stats {
+                            kind,
+                            snapshot: counters.snapshot(),
+                        }
+                        .into(),
+                    )
                     .await
                     .is_err()
                 {
@@ -125,12 +142,12 @@ async fn run_stage(
     if let Err(e) = &result {
         tracing::warn!(stage = kind.name(), error = %e, "stage failed");
     }
-    let done = Msg::StageDone {
+    let done = StageEvent::Done {
         kind,
         snapshot: counters.snapshot(),
         result,
     };
-    if tx.send(done).await.is_err() {
+    if tx.send(done.into()).await.is_err() {
         tracing::debug!(stage = kind.name(), "the monitor closed before the stage ended");
     }
 }

@@ -11,6 +11,7 @@ mod pipeline;
 mod postgres;
 mod spark;
 mod stack;
+pub mod tabs;
 #[cfg(test)]
 mod tests;
 
@@ -20,10 +21,11 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
 
-use super::app::{App, Mode, View, tab_labels};
+use super::app::{App, Mode};
 use super::keys;
 use super::theme::{Theme, health_label};
 use crate::probes::{Health, Service, Status};
+use tabs::{View, tab_labels};
 
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
