@@ -391,7 +391,7 @@ fn existing_ancestor(path: &Path) -> PathBuf {
 }
 
 fn human(bytes: u64) -> String {
-    crate::runtime::cli::human_bytes(bytes)
+    indicatif::HumanBytes(bytes).to_string()
 }
 
 /// The report as text: one line per finding, fixes indented under problems.

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use indicatif::{HumanBytes, HumanCount};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -117,7 +118,7 @@ impl InspectReport {
                 line_no: long.line_no,
                 reason: format!(
                     "line of {} is longer than the reader accepts; skipped",
-                    format_bytes(long.bytes)
+                    HumanBytes(long.bytes)
                 ),
             };
             insert_in_reading_order(&mut self.malformed_samples, sample);
@@ -231,8 +232,12 @@ impl fmt::Display for InspectReport {
         writeln!(f, "Yelp dataset: {}", self.source)?;
         writeln!(f)?;
         let row = |f: &mut fmt::Formatter<'_>, name: &str, lines, valid, malformed, bytes, dates: &str| {
-            let (lines, valid, malformed) = (format_count(lines), format_count(valid), format_count(malformed));
-            let size = format_bytes(bytes);
+            let (lines, valid, malformed) = (
+                HumanCount(lines).to_string(),
+                HumanCount(valid).to_string(),
+                HumanCount(malformed).to_string(),
+            );
+            let size = HumanBytes(bytes).to_string();
             let row = format!("  {name:<9} {lines:>13} {valid:>13} {malformed:>10} {size:>11}  {dates}");
             writeln!(f, "{}", row.trim_end())
         };
@@ -268,35 +273,6 @@ impl fmt::Display for InspectReport {
             write!(f, "\n  {}:{}  [{}] {}", m.source, m.line_no, m.entity, m.reason)?;
         }
         Ok(())
-    }
-}
-
-/// `1234567` → `"1,234,567"`.
-pub(crate) fn format_count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// `1536` → `"1.5 KiB"`.
-pub(crate) fn format_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -470,16 +446,5 @@ mod tests {
                 .unwrap_err()
                 .starts_with("missing field `user_id`")
         );
-    }
-
-    #[test]
-    fn formats_counts_and_sizes() {
-        assert_eq!(format_count(0), "0");
-        assert_eq!(format_count(999), "999");
-        assert_eq!(format_count(1_000), "1,000");
-        assert_eq!(format_count(6_990_280), "6,990,280");
-        assert_eq!(format_bytes(512), "512 B");
-        assert_eq!(format_bytes(1536), "1.5 KiB");
-        assert_eq!(format_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
     }
 }

@@ -14,12 +14,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::watch::until;
 use super::{Lesson, LessonContext, LessonError, SignalLog};
+use crate::pipeline::kafka::partition_lag;
 use crate::pipeline::stage::{StageKind, StageStart, execute};
 use crate::pipeline::{StageCounters, Topics, kafka, sink};
 use crate::probes::Health;
 use crate::probes::airflow::{AirflowProbe, AirflowTarget};
 use crate::probes::hdfs::HdfsProbe;
-use crate::probes::kafka::{KafkaProbe, partition_lag};
+use crate::probes::kafka::KafkaProbe;
 
 const POLL: Duration = Duration::from_secs(1);
 /// Longest a lesson waits for a signal or a recovery: 180 s, or `LAB_LESSON_PATIENCE_S` (a

@@ -251,9 +251,21 @@ pub fn assigned_lag<C: ConsumerContext, K: Consumer<C>>(
                 "records expired (broker retention) before they were read"
             );
         }
-        lag += (high - next).max(0);
+        lag += partition_lag(Some(next), low, high);
     }
     Ok(Some(lag))
+}
+
+/// Lag of one partition: high − the next offset to read, or everything held (high − low) when
+/// nothing was committed. Records below the low watermark expired before anyone read them: they
+/// are not lag (no reader will ever get them). The one lag function of the stages, the Kafka probe
+/// and the lessons.
+#[must_use]
+pub fn partition_lag(committed: Option<i64>, low: i64, high: i64) -> i64 {
+    match committed {
+        Some(c) => (high - c.max(low)).max(0),
+        None => (high - low).max(0),
+    }
 }
 
 /// Commits `offsets` synchronously. A commit the group coordinator rejects because the group is
@@ -481,5 +493,14 @@ mod tests {
         assert_eq!(tpl.find_partition("a", 0).unwrap().offset(), Offset::Offset(6));
         assert_eq!(tpl.find_partition("a", 1).unwrap().offset(), Offset::Offset(1));
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn lag_is_high_minus_committed_or_everything_held_without_a_commit() {
+        assert_eq!(partition_lag(Some(5), 0, 20), 15);
+        assert_eq!(partition_lag(Some(20), 0, 20), 0);
+        assert_eq!(partition_lag(None, 3, 20), 17);
+        // Committed below the low watermark (records expired): only what is still held counts.
+        assert_eq!(partition_lag(Some(1), 10, 20), 10);
     }
 }

@@ -86,15 +86,6 @@ pub struct GroupPartition {
     pub lag: i64,
 }
 
-/// Lag of one partition: high − committed, or everything held (high − low) when nothing was committed.
-#[must_use]
-pub fn partition_lag(committed: Option<i64>, low: i64, high: i64) -> i64 {
-    match committed {
-        Some(c) => (high - c.max(low)).max(0),
-        None => (high - low).max(0),
-    }
-}
-
 /// Decodes a consumer-protocol `MemberAssignment` (version, [topic, [partition]], user data).
 #[must_use]
 pub fn decode_assignment(bytes: &[u8]) -> Vec<(String, Vec<i32>)> {
@@ -352,7 +343,7 @@ impl Clients {
                     partition: p.id,
                     committed: offset,
                     high: p.high,
-                    lag: partition_lag(offset, p.low, p.high),
+                    lag: crate::pipeline::kafka::partition_lag(offset, p.low, p.high),
                 });
             }
         }
@@ -508,15 +499,6 @@ pub fn catch_up(lag: i64, rate: f64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lag_is_high_minus_committed_or_everything_held_without_a_commit() {
-        assert_eq!(partition_lag(Some(5), 0, 20), 15);
-        assert_eq!(partition_lag(Some(20), 0, 20), 0);
-        assert_eq!(partition_lag(None, 3, 20), 17);
-        // Committed below the low watermark (records expired): only what is still held counts.
-        assert_eq!(partition_lag(Some(1), 10, 20), 10);
-    }
 
     #[test]
     fn assignment_bytes_decode_to_topics_and_partitions() {

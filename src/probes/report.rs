@@ -2,6 +2,7 @@
 
 use super::{Health, LabSnapshot, ProbeError, ProbeTargets, Probes, Service, poll_all_once};
 use crate::config::LabConfig;
+use indicatif::HumanBytes;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -113,8 +114,8 @@ pub fn summary(snapshot: &LabSnapshot, service: Service) -> String {
         Service::Hdfs => snapshot.hdfs.as_ref().and_then(|p| p.detail.as_ref()).map(|h| {
             format!(
                 "{} of {} used, {} live / {} dead datanode(s), {} files",
-                bytes(h.capacity_used),
-                bytes(h.capacity_total),
+                HumanBytes(h.capacity_used),
+                HumanBytes(h.capacity_total),
                 h.live_datanodes,
                 h.dead_datanodes,
                 h.files_total
@@ -158,23 +159,6 @@ pub fn summary(snapshot: &LabSnapshot, service: Service) -> String {
         }),
     }
     .unwrap_or_default()
-}
-
-/// Human-readable bytes (binary units).
-#[must_use]
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 /// The table `lab status` prints.
@@ -246,12 +230,5 @@ mod tests {
         assert_eq!(failing(&snap, &[Service::Kafka, Service::Spark]), vec![Service::Spark]);
         // Never probed counts as failing: `lab status` must not pass on a service it did not see.
         assert_eq!(failing(&snap, &[Service::Hdfs]), vec![Service::Hdfs]);
-    }
-
-    #[test]
-    fn bytes_are_human_readable() {
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use futures::StreamExt;
+use indicatif::HumanBytes;
 
 use super::docker::{Engine, Error, LogLine, PullPolicy, ServiceStatus, UpReport};
 use super::events::{Events, StackEvent};
@@ -266,7 +267,7 @@ pub fn plan_table(selection: &Selection<'_>) -> String {
             .iter()
             .map(|p| format!("{}:{}", p.host_ip, p.host_port))
             .collect();
-        let memory = s.memory_bytes.map_or_else(|| "-".into(), human_bytes);
+        let memory = s.memory_bytes.map_or_else(|| "-".into(), |b| HumanBytes(b).to_string());
         let kind = if s.one_shot { " (job)" } else { "" };
         out.push_str(&format!(
             "  {:<22} {:<34} {:<30} {:>8}\n",
@@ -280,7 +281,7 @@ pub fn plan_table(selection: &Selection<'_>) -> String {
         ));
     }
     let (total, unknown) = selection.memory_estimate();
-    out.push_str(&format!("  estimated memory: {}", human_bytes(total)));
+    out.push_str(&format!("  estimated memory: {}", HumanBytes(total)));
     if unknown > 0 {
         out.push_str(&format!(" (+ {unknown} services without a limit)"));
     }
@@ -312,7 +313,7 @@ pub fn ps_table(rows: &[ServiceStatus]) -> String {
             r.uptime.map_or_else(|| "-".into(), human_duration),
             r.restarts,
             r.cpu_percent.map_or_else(|| "-".into(), |c| format!("{c:.1}%")),
-            r.memory_bytes.map_or_else(|| "-".into(), human_bytes),
+            r.memory_bytes.map_or_else(|| "-".into(), |b| HumanBytes(b).to_string()),
         ));
     }
     out
@@ -352,18 +353,6 @@ fn endpoint_lines(config: &crate::config::FileConfig) -> Vec<String> {
         ));
     }
     lines
-}
-
-#[must_use]
-pub fn human_bytes(bytes: u64) -> String {
-    const GIB: f64 = (1u64 << 30) as f64;
-    const MIB: f64 = (1u64 << 20) as f64;
-    let b = bytes as f64;
-    if b >= GIB {
-        format!("{:.1}G", b / GIB)
-    } else {
-        format!("{:.0}M", b / MIB)
-    }
 }
 
 fn human_duration(d: Duration) -> String {

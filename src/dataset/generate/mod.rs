@@ -147,7 +147,7 @@ fn serialize_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 
 impl fmt::Display for GenerateSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use super::inspect::{format_bytes, format_count};
+        use indicatif::{HumanBytes, HumanCount};
         writeln!(
             f,
             "Generated a Yelp-format dataset in {} (seed {})",
@@ -160,9 +160,9 @@ impl fmt::Display for GenerateSummary {
                 f,
                 "  {:<10} {:>12} {:>10} {:>11}",
                 entity.name(),
-                format_count(file.lines),
-                format_count(file.invalid),
-                format_bytes(file.bytes)
+                HumanCount(file.lines).to_string(),
+                HumanCount(file.invalid).to_string(),
+                HumanBytes(file.bytes).to_string()
             )?;
         }
         let lines: u64 = self.files.values().map(|f| f.lines).sum();
@@ -171,15 +171,15 @@ impl fmt::Display for GenerateSummary {
             f,
             "  {:<10} {:>12} {:>10} {:>11}",
             "total",
-            format_count(lines),
-            format_count(invalid),
-            format_bytes(self.bytes_written())
+            HumanCount(lines).to_string(),
+            HumanCount(invalid).to_string(),
+            HumanBytes(self.bytes_written())
         )?;
         write!(
             f,
             "  in {:.2} s ({} reviews/s)",
             self.elapsed.as_secs_f64(),
-            format_count(self.reviews_per_sec() as u64)
+            HumanCount(self.reviews_per_sec() as u64)
         )
     }
 }

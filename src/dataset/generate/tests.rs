@@ -384,12 +384,3 @@ fn summary_serialises_and_displays() {
     let text = s.to_string();
     assert!(text.contains("review") && text.contains("reviews/s"), "{text}");
 }
-
-/// Speed check: `cargo test --lib generation_speed -- --ignored --nocapture`.
-#[test]
-#[ignore = "timing, run on demand"]
-fn generation_speed() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = generate_into(dir.path(), 100_000, 1, 0.0);
-    println!("{s}");
-}

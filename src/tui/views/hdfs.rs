@@ -7,9 +7,9 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Gauge, Row, Table, Widget};
 
 use super::{count, render_unavailable, service_block};
-use crate::probes::report::bytes;
 use crate::probes::{Health, Service};
 use crate::tui::app::App;
+use indicatif::HumanBytes;
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
@@ -34,10 +34,10 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         .ratio(ratio)
         .label(format!(
             "{} used of {} ({:.1}%), {} free",
-            bytes(h.capacity_used),
-            bytes(h.capacity_total),
+            HumanBytes(h.capacity_used),
+            HumanBytes(h.capacity_total),
             ratio * 100.0,
-            bytes(h.capacity_remaining)
+            HumanBytes(h.capacity_remaining)
         ))
         .gauge_style(t.health(gauge_health))
         .render(gauge, buf);
@@ -60,7 +60,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             Row::new(vec![
                 Cell::from(e.name()),
                 Cell::from(z.map_or_else(|| "–".into(), |z| count(z.files as i64))),
-                Cell::from(z.map_or_else(|| "not yet".into(), |z| bytes(z.bytes))),
+                Cell::from(z.map_or_else(|| "not yet".into(), |z| HumanBytes(z.bytes).to_string())),
             ])
         })
         .collect();
@@ -79,7 +79,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             Row::new(vec![
                 Cell::from(n.name.clone()),
                 Cell::from(if n.live { "live" } else { "DEAD" }).style(t.health(health)),
-                Cell::from(bytes(n.used)),
+                Cell::from(HumanBytes(n.used).to_string()),
                 Cell::from(count(n.blocks as i64)),
                 Cell::from(format!("{}s", n.last_contact_s)),
             ])

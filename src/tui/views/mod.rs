@@ -233,18 +233,15 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
-/// Thousands separated by a thin space-free comma (`12,345`).
+/// Thousands separated by commas (`12,345`); a signed count (a lag) keeps its sign.
 #[must_use]
 pub fn count(n: i64) -> String {
-    let s = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
+    let digits = indicatif::HumanCount(n.unsigned_abs());
+    if n < 0 {
+        format!("-{digits}")
+    } else {
+        digits.to_string()
     }
-    if n < 0 { format!("-{out}") } else { out }
 }
 
 #[cfg(test)]

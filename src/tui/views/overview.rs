@@ -7,9 +7,9 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph, Sparkline, Widget, Wrap};
 
 use super::{count, rate, service_block};
-use crate::probes::report::bytes;
 use crate::probes::{Health, Service};
 use crate::tui::app::App;
+use indicatif::HumanBytes;
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let rows = Layout::vertical([Constraint::Ratio(1, 3); 3]).split(area);
@@ -69,8 +69,8 @@ fn figures(app: &App, service: Service) -> Vec<String> {
             vec![
                 format!(
                     "used {} of {} ({:.0}%)",
-                    bytes(h.capacity_used),
-                    bytes(h.capacity_total),
+                    HumanBytes(h.capacity_used),
+                    HumanBytes(h.capacity_total),
                     h.used_ratio() * 100.0
                 ),
                 format!("datanodes {} live / {} dead", h.live_datanodes, h.dead_datanodes),

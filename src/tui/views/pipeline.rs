@@ -10,11 +10,11 @@ use ratatui::widgets::{Block, Cell, Row, Table, Widget};
 use super::{count, duration, rate};
 use crate::pipeline::transform::Delivery;
 use crate::probes::kafka::{Group, KafkaSnapshot};
-use crate::probes::report::bytes;
 use crate::probes::{Health, Service};
 use crate::runtime::first_line;
 use crate::tui::app::App;
 use crate::tui::stages::StageKind;
+use indicatif::HumanBytes;
 
 /// One row of the graph.
 struct Hop {
@@ -224,7 +224,7 @@ fn hops(app: &App) -> Vec<Hop> {
                 "{} entities  {} files  {}",
                 h.zones.len(),
                 count(files as i64),
-                bytes(size)
+                HumanBytes(size)
             )
         }),
     });

@@ -10,10 +10,10 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, StatefulWidget, Table, TableState, Widget, Wrap};
 
-use crate::runtime::cli::human_bytes;
 use crate::tui::app::{App, View};
 use crate::tui::stack::{StackRow, Tone};
 use crate::tui::theme::Theme;
+use indicatif::HumanBytes;
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
@@ -136,8 +136,8 @@ fn service_label(r: &StackRow) -> String {
 }
 
 fn memory(r: &StackRow) -> String {
-    let used = r.memory_used.map(human_bytes);
-    let limit = r.memory_limit.map(human_bytes);
+    let used = r.memory_used.map(|b| HumanBytes(b).to_string());
+    let limit = r.memory_limit.map(|b| HumanBytes(b).to_string());
     let mem = match (used, limit) {
         (Some(u), Some(l)) => format!("{u}/{l}"),
         (Some(u), None) => u,
