@@ -9,9 +9,9 @@ use bigdata_lab::dataset::Entity;
 use bigdata_lab::lesson::Lesson;
 use bigdata_lab::pipeline::stage::StageContext;
 use bigdata_lab::pipeline::{StopWhen, kafka, sink, transform};
-use bigdata_lab::probes::Service;
+use bigdata_lab::probes::LabService;
 use bigdata_lab::probes::scheduler::Intervals;
-use bigdata_lab::runtime::cli as runtime_cli;
+use bigdata_lab::runtime::stack_commands;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
@@ -44,21 +44,21 @@ pub enum Command {
     /// Exits 1 on a mismatch (the Airflow DAG's quality gate).
     Check(CheckArgs),
     /// Start the lab's services (Kafka, HDFS, Spark, Airflow, PostgreSQL) in Docker and wait until healthy.
-    Up(runtime_cli::UpArgs),
+    Up(stack_commands::UpArgs),
     /// Remove the lab's containers and network (and volumes with --volumes); nothing else.
-    Down(runtime_cli::DownArgs),
+    Down(stack_commands::DownArgs),
     /// The lab's services: state, health, ports, uptime, restarts, CPU, memory.
-    Ps(runtime_cli::PsArgs),
+    Ps(stack_commands::PsArgs),
     /// Print a service's log.
-    Logs(runtime_cli::LogsArgs),
+    Logs(stack_commands::LogsArgs),
     /// Stop one service.
-    Stop(runtime_cli::ServiceArgs),
+    Stop(stack_commands::ServiceArgs),
     /// Start one stopped service.
-    Start(runtime_cli::ServiceArgs),
+    Start(stack_commands::ServiceArgs),
     /// Restart one service.
-    Restart(runtime_cli::ServiceArgs),
+    Restart(stack_commands::ServiceArgs),
     /// Print an equivalent docker-compose file (secrets go to <state-dir>/compose.env).
-    Compose(runtime_cli::ComposeArgs),
+    Compose(stack_commands::ComposeArgs),
     /// Can this machine run the stack? Docker engine, memory, disk, ports, state dir; each problem
     /// with its fix. Exits 1 when something must be fixed before `lab up`.
     Doctor(DoctorArgs),
@@ -107,7 +107,7 @@ pub struct BenchArgs {
 #[derive(Args)]
 pub struct DoctorArgs {
     #[command(flatten)]
-    pub stack: runtime_cli::StackArg,
+    pub stack: stack_commands::StackArg,
     /// Print the findings as JSON.
     #[arg(long)]
     pub json: bool,
@@ -297,7 +297,7 @@ pub struct StatusArgs {
     /// Services that must be up for a zero exit status (comma-separated: kafka,hdfs,spark,airflow,postgres).
     /// Default: every configured service.
     #[arg(long, value_delimiter = ',')]
-    pub require: Vec<Service>,
+    pub require: Vec<LabService>,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -310,7 +310,7 @@ pub struct TuiArgs {
     pub interval: Option<f64>,
     /// The stack the Stack view manages.
     #[command(flatten)]
-    pub stack: runtime_cli::StackArg,
+    pub stack: stack_commands::StackArg,
 }
 
 impl TuiArgs {

@@ -22,7 +22,7 @@ use bigdata_lab::pipeline::sink::run_sink;
 use bigdata_lab::pipeline::stage::StageContext;
 use bigdata_lab::pipeline::transform::run_transform;
 use bigdata_lab::progress::LiveView;
-use bigdata_lab::runtime::cli as stack_cli;
+use bigdata_lab::runtime::stack_commands;
 use bigdata_lab::storage::{AnyRawZone, RawZone};
 use clap::Parser;
 use cli::{Cli, Command, DatasetCommand, DemoArgs, LessonCommand};
@@ -172,7 +172,7 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
         }
         Command::Tui(args) => {
             let stack = args.stack.stack.as_deref();
-            let next = bigdata_lab::tui::cli::run_tui(&config, overrides, args.intervals(), stack).await?;
+            let next = bigdata_lab::tui::launch::run_tui(&config, overrides, args.intervals(), stack).await?;
             if next == Some(bigdata_lab::tui::app::AfterExit::Demo) {
                 println!("No Docker engine: running the embedded demo instead (`lab demo`).");
                 demo(DemoArgs::default(), &config).await?;
@@ -351,21 +351,21 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
             }
         }
         Command::Up(args) => {
-            stack_cli::run_up(&args, &config.state_dir).await?;
+            stack_commands::run_up(&args, &config.state_dir).await?;
         }
-        Command::Down(args) => stack_cli::run_down(&args, &config.state_dir).await?,
-        Command::Ps(args) => stack_cli::run_ps(&args, &config.state_dir).await?,
-        Command::Logs(args) => stack_cli::run_logs(&args, &config.state_dir).await?,
+        Command::Down(args) => stack_commands::run_down(&args, &config.state_dir).await?,
+        Command::Ps(args) => stack_commands::run_ps(&args, &config.state_dir).await?,
+        Command::Logs(args) => stack_commands::run_logs(&args, &config.state_dir).await?,
         Command::Stop(args) => {
-            stack_cli::run_service_action(stack_cli::ServiceAction::Stop, &args, &config.state_dir).await?
+            stack_commands::run_service_action(stack_commands::ServiceAction::Stop, &args, &config.state_dir).await?
         }
         Command::Start(args) => {
-            stack_cli::run_service_action(stack_cli::ServiceAction::Start, &args, &config.state_dir).await?
+            stack_commands::run_service_action(stack_commands::ServiceAction::Start, &args, &config.state_dir).await?
         }
         Command::Restart(args) => {
-            stack_cli::run_service_action(stack_cli::ServiceAction::Restart, &args, &config.state_dir).await?
+            stack_commands::run_service_action(stack_commands::ServiceAction::Restart, &args, &config.state_dir).await?
         }
-        Command::Compose(args) => stack_cli::run_compose(&args, &config.state_dir)?,
+        Command::Compose(args) => stack_commands::run_compose(&args, &config.state_dir)?,
         Command::Bench(args) => run_bench(&args.args).await?,
     }
     Ok(())

@@ -6,7 +6,7 @@
 //! `#[ignore]`d so a plain `cargo test` does not run them.
 //!
 //! The stack is tests/stacks/test.toml, brought up through the same library path as `lab up`
-//! (`runtime::cli::up_with_events`), and once through the real `lab` binary.
+//! (`runtime::stack_commands::up_with_events`), and once through the real `lab` binary.
 
 // Helpers outside #[test] functions too: a panic with its message is the test's failure report.
 #![allow(clippy::unwrap_used)]
@@ -17,9 +17,9 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bigdata_lab::runtime::cli::up_with_events;
 use bigdata_lab::runtime::docker::{Engine, Error, PullPolicy, ServiceOutcome, UpReport};
 use bigdata_lab::runtime::events::{Events, StackEvent};
+use bigdata_lab::runtime::stack_commands::up_with_events;
 use bigdata_lab::stack::{SelectionRequest, Stack, StackFile, secrets};
 use tokio::sync::mpsc::unbounded_channel;
 

@@ -18,7 +18,7 @@ use bigdata_lab::probes::hdfs::HdfsProbe;
 use bigdata_lab::probes::kafka::KafkaProbe;
 use bigdata_lab::probes::postgres::PostgresProbe;
 use bigdata_lab::probes::spark::SparkProbe;
-use bigdata_lab::probes::{Health, ProbeTargets, Service};
+use bigdata_lab::probes::{Health, LabService, ProbeTargets};
 use common::service_env;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -268,7 +268,7 @@ async fn lab_status_json_covers_every_service_and_exits_zero_when_all_are_up() {
         .output()
         .unwrap();
     let json = common::json_stdout(&out);
-    for s in Service::ALL {
+    for s in LabService::ALL {
         let health = json["services"][s.name()]["status"]["health"]
             .as_str()
             .unwrap_or("missing");
@@ -307,5 +307,5 @@ fn probe_targets_come_from_the_lab_config() {
     .unwrap();
     let t = ProbeTargets::from_config(&config);
     assert_eq!(t.spark_ui, "http://127.0.0.1:18090");
-    assert!(!t.configured().contains(&Service::Postgres), "no PG URL configured");
+    assert!(!t.configured().contains(&LabService::Postgres), "no PG URL configured");
 }

@@ -20,7 +20,7 @@ pub use control::{ControlError, ServiceControl};
 use crate::config::LabConfig;
 use crate::pipeline::embedded::EmbeddedBroker;
 use crate::pipeline::stage::StageContext;
-use crate::probes::Service;
+use crate::probes::LabService;
 
 /// Where a lesson runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub struct LessonInfo {
     /// How it is repaired.
     pub repair: &'static str,
     /// The services it needs running.
-    pub needs: &'static [Service],
+    pub needs: &'static [LabService],
     /// Whether it also runs without any service, on the in-process broker (`--embedded`).
     pub embedded: bool,
 }
@@ -75,7 +75,7 @@ impl Lesson {
                 breaks: "pauses the raw-zone consumer while the producer keeps sending",
                 watch: "Kafka tab: the consumer group's lag grows, then drains once the consumer is back",
                 repair: "restarts the consumer and waits until its lag is 0",
-                needs: &[Service::Kafka],
+                needs: &[LabService::Kafka],
                 embedded: true,
             },
             Lesson::PoisonMessages => LessonInfo {
@@ -83,7 +83,7 @@ impl Lesson {
                 breaks: "sends malformed reviews (bad JSON, stars 7, missing ids, …) between good ones",
                 watch: "Kafka tab: the DLQ count grows by exactly the poison sent; good records still flow",
                 repair: "nothing to repair in the stream: the transform never stopped; read the DLQ's reasons",
-                needs: &[Service::Kafka],
+                needs: &[LabService::Kafka],
                 embedded: true,
             },
             Lesson::BrokerRestart => LessonInfo {
@@ -91,7 +91,7 @@ impl Lesson {
                 breaks: "stops the Kafka broker while the producer streams",
                 watch: "Overview: Kafka turns red; the producer buffers (sent grows, delivered stalls)",
                 repair: "starts the broker again: every buffered record is delivered once",
-                needs: &[Service::Kafka],
+                needs: &[LabService::Kafka],
                 embedded: true,
             },
             Lesson::DatanodeDown => LessonInfo {
@@ -99,7 +99,7 @@ impl Lesson {
                 breaks: "stops the HDFS DataNode",
                 watch: "HDFS tab: writes to the raw zone fail, the DataNode goes dead and blocks go missing",
                 repair: "starts the DataNode: writes succeed again and the blocks come back",
-                needs: &[Service::Hdfs],
+                needs: &[LabService::Hdfs],
                 embedded: false,
             },
             Lesson::SlowBatch => LessonInfo {
@@ -107,7 +107,7 @@ impl Lesson {
                 breaks: "makes the first try of the yelp_batch DAG's batch task hang, then fail",
                 watch: "Airflow tab: the run is late, the batch task goes up_for_retry, try 2 succeeds",
                 repair: "Airflow's retry with backoff repairs it: nothing to do but watch",
-                needs: &[Service::Airflow, Service::Postgres],
+                needs: &[LabService::Airflow, LabService::Postgres],
                 embedded: false,
             },
         }

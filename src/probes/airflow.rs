@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::http;
-use super::{ProbeError, Probed, Service};
+use super::{LabService, ProbeError, Probed};
 
 /// How many recent runs and task instances one poll reads (across all DAGs).
 const RECENT_RUNS: usize = 100;
@@ -161,10 +161,10 @@ impl AirflowSnapshot {
 
 /// Parses the health document (`/api/v2/monitor/health` or `/api/v1/health`).
 pub fn parse_health(body: &[u8]) -> Result<Vec<(String, Option<String>)>, ProbeError> {
-    let v: Value = http::parse(Service::Airflow, "health", body)?;
+    let v: Value = http::parse(LabService::Airflow, "health", body)?;
     let Value::Object(map) = v else {
         return Err(ProbeError::Parse {
-            service: Service::Airflow,
+            service: LabService::Airflow,
             url: "health".into(),
             detail: "not a JSON object".into(),
         });
@@ -196,16 +196,16 @@ struct TaskInstanceList {
 }
 
 pub fn parse_dags(body: &[u8]) -> Result<Vec<Dag>, ProbeError> {
-    http::parse::<DagList>(Service::Airflow, "dags", body).map(|l| l.dags)
+    http::parse::<DagList>(LabService::Airflow, "dags", body).map(|l| l.dags)
 }
 pub fn parse_import_errors(body: &[u8]) -> Result<Vec<ImportError>, ProbeError> {
-    http::parse::<ImportErrorList>(Service::Airflow, "importErrors", body).map(|l| l.import_errors)
+    http::parse::<ImportErrorList>(LabService::Airflow, "importErrors", body).map(|l| l.import_errors)
 }
 pub fn parse_runs(body: &[u8]) -> Result<Vec<DagRun>, ProbeError> {
-    http::parse::<DagRunList>(Service::Airflow, "dagRuns", body).map(|l| l.dag_runs)
+    http::parse::<DagRunList>(LabService::Airflow, "dagRuns", body).map(|l| l.dag_runs)
 }
 pub fn parse_task_instances(body: &[u8]) -> Result<Vec<TaskInstance>, ProbeError> {
-    http::parse::<TaskInstanceList>(Service::Airflow, "taskInstances", body).map(|l| l.task_instances)
+    http::parse::<TaskInstanceList>(LabService::Airflow, "taskInstances", body).map(|l| l.task_instances)
 }
 
 #[derive(Debug, Clone)]
@@ -224,7 +224,7 @@ pub struct AirflowProbe {
 
 fn other(detail: String) -> ProbeError {
     ProbeError::Other {
-        service: Service::Airflow,
+        service: LabService::Airflow,
         detail,
     }
 }
@@ -232,7 +232,7 @@ fn other(detail: String) -> ProbeError {
 impl AirflowProbe {
     pub fn new(target: AirflowTarget) -> Result<Self, ProbeError> {
         Ok(Self {
-            client: http::client(Service::Airflow)?,
+            client: http::client(LabService::Airflow)?,
             target,
             auth: Arc::new(Mutex::new(None)),
         })
@@ -340,7 +340,7 @@ impl AirflowProbe {
             .json(&json!({"username": self.target.username, "password": password}))
             .send()
             .await
-            .map_err(|e| http::unreachable(Service::Airflow, &url, &e))?;
+            .map_err(|e| http::unreachable(LabService::Airflow, &url, &e))?;
         let status = resp.status();
         let auth = if status.is_success() {
             #[derive(Deserialize)]
@@ -350,8 +350,8 @@ impl AirflowProbe {
             let body = resp
                 .bytes()
                 .await
-                .map_err(|e| http::unreachable(Service::Airflow, &url, &e))?;
-            let token: Token = http::parse(Service::Airflow, &url, &body)?;
+                .map_err(|e| http::unreachable(LabService::Airflow, &url, &e))?;
+            let token: Token = http::parse(LabService::Airflow, &url, &body)?;
             (ApiVersion::V2, Auth::Bearer(token.access_token))
         } else if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::METHOD_NOT_ALLOWED {
             // Airflow 2 has no token endpoint: v1 with basic auth.
@@ -370,7 +370,7 @@ impl AirflowProbe {
             )));
         } else {
             return Err(ProbeError::Status {
-                service: Service::Airflow,
+                service: LabService::Airflow,
                 url,
                 status: status.as_u16(),
             });
@@ -388,7 +388,7 @@ impl AirflowProbe {
     }
 
     async fn get_bytes(&self, url: &str, auth: Option<&Auth>) -> Result<bytes::Bytes, ProbeError> {
-        http::send_bytes(Service::Airflow, url, self.with_auth(self.client.get(url), auth)).await
+        http::send_bytes(LabService::Airflow, url, self.with_auth(self.client.get(url), auth)).await
     }
 
     async fn get_authed(&self, path: &str, auth: &Auth) -> Result<bytes::Bytes, ProbeError> {
@@ -408,7 +408,7 @@ impl AirflowProbe {
         let url = self.url("/api/v1/dags/~/dagRuns/~/taskInstances/list");
         let body = json!({"dag_run_ids": ids, "page_limit": 100});
         http::send_bytes(
-            Service::Airflow,
+            LabService::Airflow,
             &url,
             self.with_auth(self.client.post(&url), Some(auth)).json(&body),
         )
@@ -436,7 +436,7 @@ impl AirflowProbe {
             let resp = req
                 .send()
                 .await
-                .map_err(|e| http::unreachable(Service::Airflow, &url, &e))?;
+                .map_err(|e| http::unreachable(LabService::Airflow, &url, &e))?;
             let status = resp.status();
             if status == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
                 *self.auth.lock().await = None;
@@ -445,7 +445,7 @@ impl AirflowProbe {
             let bytes = resp
                 .bytes()
                 .await
-                .map_err(|e| http::unreachable(Service::Airflow, &url, &e))?;
+                .map_err(|e| http::unreachable(LabService::Airflow, &url, &e))?;
             if !status.is_success() {
                 let detail: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 let detail = detail
@@ -456,7 +456,7 @@ impl AirflowProbe {
                     status.as_u16()
                 )));
             }
-            return http::parse(Service::Airflow, &url, &bytes);
+            return http::parse(LabService::Airflow, &url, &bytes);
         }
         Err(other("login refused twice".into()))
     }
@@ -508,7 +508,7 @@ impl AirflowProbe {
         let body = self
             .get_authed(&format!("{}/dags/{dag_id}/dagRuns/{dag_run_id}", api.prefix()), &auth)
             .await?;
-        let run: DagRun = http::parse(Service::Airflow, "dagRun", &body)?;
+        let run: DagRun = http::parse(LabService::Airflow, "dagRun", &body)?;
         Ok(run.state)
     }
 }

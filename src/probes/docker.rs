@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{ProbeError, Probed, Service};
+use super::{LabService, ProbeError, Probed};
 use crate::runtime::docker::{Engine, ServiceStatus};
 use crate::runtime::first_line;
 
@@ -53,7 +53,7 @@ impl DockerProbe {
             .await
             .unwrap_or_else(|_| {
                 Err(ProbeError::Other {
-                    service: Service::Docker,
+                    service: LabService::Docker,
                     detail: format!("the engine did not answer within {} s", DOCKER_DEADLINE.as_secs()),
                 })
             });
@@ -65,7 +65,7 @@ impl DockerProbe {
 
     async fn read(&mut self) -> Result<(DockerSnapshot, Vec<String>), ProbeError> {
         let other = |detail: String| ProbeError::Other {
-            service: Service::Docker,
+            service: LabService::Docker,
             detail,
         };
         if self.engine.is_none() {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::http;
-use super::{ProbeError, Probed, Service};
+use super::{LabService, ProbeError, Probed};
 use crate::dataset::Entity;
 
 /// Where the consumer lands the raw zone on HDFS: `/lab/raw/<topic prefix>/<entity>/date=YYYY-MM-DD/part-*.parquet`
@@ -109,9 +109,9 @@ fn bean_str<'a>(bean: &'a Value, key: &str) -> &'a str {
 }
 
 fn first_bean(service_url: &str, body: &[u8]) -> Result<Value, ProbeError> {
-    let beans: Beans = http::parse(Service::Hdfs, service_url, body)?;
+    let beans: Beans = http::parse(LabService::Hdfs, service_url, body)?;
     beans.beans.into_iter().next().ok_or_else(|| ProbeError::Parse {
-        service: Service::Hdfs,
+        service: LabService::Hdfs,
         url: service_url.to_string(),
         detail: "no JMX bean in the answer (is this a NameNode?)".to_string(),
     })
@@ -179,7 +179,7 @@ struct ContentSummary {
 
 /// Parses a WebHDFS GETCONTENTSUMMARY answer.
 pub fn parse_content_summary(body: &[u8]) -> Result<ZoneUsage, ProbeError> {
-    let s: ContentSummaryBody = http::parse(Service::Hdfs, "GETCONTENTSUMMARY", body)?;
+    let s: ContentSummaryBody = http::parse(LabService::Hdfs, "GETCONTENTSUMMARY", body)?;
     Ok(ZoneUsage {
         bytes: s.content_summary.length,
         files: s.content_summary.file_count,
@@ -197,7 +197,7 @@ pub struct HdfsProbe {
 impl HdfsProbe {
     pub fn new(http_url: &str, topic_prefix: &str) -> Result<Self, ProbeError> {
         Ok(Self {
-            client: http::client(Service::Hdfs)?,
+            client: http::client(LabService::Hdfs)?,
             base: http_url.trim_end_matches('/').to_string(),
             zone_dir: format!("{RAW_ZONE_ROOT}/{topic_prefix}"),
         })
@@ -235,7 +235,7 @@ impl HdfsProbe {
     }
 
     async fn get_bytes(&self, url: &str) -> Result<bytes::Bytes, ProbeError> {
-        http::send_bytes(Service::Hdfs, url, self.client.get(url)).await
+        http::send_bytes(LabService::Hdfs, url, self.client.get(url)).await
     }
 
     /// Content summary of one entity's raw-zone directory; `None` when it does not exist yet.
@@ -249,13 +249,13 @@ impl HdfsProbe {
             .get(&url)
             .send()
             .await
-            .map_err(|e| http::unreachable(Service::Hdfs, &url, &e))?;
+            .map_err(|e| http::unreachable(LabService::Hdfs, &url, &e))?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
         if !resp.status().is_success() {
             return Err(ProbeError::Status {
-                service: Service::Hdfs,
+                service: LabService::Hdfs,
                 url,
                 status: resp.status().as_u16(),
             });
@@ -263,7 +263,7 @@ impl HdfsProbe {
         let body = resp
             .bytes()
             .await
-            .map_err(|e| http::unreachable(Service::Hdfs, &url, &e))?;
+            .map_err(|e| http::unreachable(LabService::Hdfs, &url, &e))?;
         parse_content_summary(&body).map(Some)
     }
 }

@@ -3,10 +3,10 @@
 
 use serde::de::DeserializeOwned;
 
-use super::{ProbeError, REQUEST_TIMEOUT, Service};
+use super::{LabService, ProbeError, REQUEST_TIMEOUT};
 
 /// A client whose every request (connect included) gives up after [`REQUEST_TIMEOUT`].
-pub fn client(service: Service) -> Result<reqwest::Client, ProbeError> {
+pub fn client(service: LabService) -> Result<reqwest::Client, ProbeError> {
     reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(REQUEST_TIMEOUT)
@@ -25,7 +25,7 @@ pub fn join(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
 }
 
-pub fn unreachable(service: Service, url: &str, e: &reqwest::Error) -> ProbeError {
+pub fn unreachable(service: LabService, url: &str, e: &reqwest::Error) -> ProbeError {
     let detail = if e.is_timeout() {
         format!("no answer within {} ms", REQUEST_TIMEOUT.as_millis())
     } else if e.is_connect() {
@@ -41,7 +41,11 @@ pub fn unreachable(service: Service, url: &str, e: &reqwest::Error) -> ProbeErro
 }
 
 /// Sends `req` and returns a 2xx body; any other status is an error naming the URL.
-pub async fn send_bytes(service: Service, url: &str, req: reqwest::RequestBuilder) -> Result<bytes::Bytes, ProbeError> {
+pub async fn send_bytes(
+    service: LabService,
+    url: &str,
+    req: reqwest::RequestBuilder,
+) -> Result<bytes::Bytes, ProbeError> {
     let resp = req.send().await.map_err(|e| unreachable(service, url, &e))?;
     let status = resp.status();
     if !status.is_success() {
@@ -56,7 +60,7 @@ pub async fn send_bytes(service: Service, url: &str, req: reqwest::RequestBuilde
 
 /// Sends `req` and decodes a 2xx JSON body as `T`.
 pub async fn send_json<T: DeserializeOwned>(
-    service: Service,
+    service: LabService,
     url: &str,
     req: reqwest::RequestBuilder,
 ) -> Result<T, ProbeError> {
@@ -65,7 +69,7 @@ pub async fn send_json<T: DeserializeOwned>(
 }
 
 /// Decodes a JSON body, naming the URL when it does not fit.
-pub fn parse<T: DeserializeOwned>(service: Service, url: &str, body: &[u8]) -> Result<T, ProbeError> {
+pub fn parse<T: DeserializeOwned>(service: LabService, url: &str, body: &[u8]) -> Result<T, ProbeError> {
     serde_json::from_slice(body).map_err(|e| ProbeError::Parse {
         service,
         url: url.to_string(),
@@ -75,7 +79,7 @@ pub fn parse<T: DeserializeOwned>(service: Service, url: &str, body: &[u8]) -> R
 
 pub async fn get_json<T: DeserializeOwned>(
     client: &reqwest::Client,
-    service: Service,
+    service: LabService,
     url: &str,
 ) -> Result<T, ProbeError> {
     send_json(service, url, client.get(url)).await

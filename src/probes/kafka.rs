@@ -14,7 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use super::{ProbeError, Probed, REQUEST_TIMEOUT, Service};
+use super::{LabService, ProbeError, Probed, REQUEST_TIMEOUT};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KafkaSnapshot {
@@ -160,7 +160,7 @@ pub struct KafkaProbe {
 
 fn kerr(brokers: &str, what: &str, e: &rdkafka::error::KafkaError) -> ProbeError {
     ProbeError::Unreachable {
-        service: Service::Kafka,
+        service: LabService::Kafka,
         url: brokers.to_string(),
         detail: format!("{what}: {e}"),
     }
@@ -245,7 +245,7 @@ impl Clients {
         {
             Some(Offset::Offset(o)) => Ok(o),
             other => Err(ProbeError::Unreachable {
-                service: Service::Kafka,
+                service: LabService::Kafka,
                 url: self.brokers.clone(),
                 detail: format!("no offset for {topic}[{partition}]: {other:?}"),
             }),
@@ -406,7 +406,7 @@ impl KafkaProbe {
         };
         if self.reading.as_ref().is_some_and(|r| !r.is_finished()) {
             return Err(ProbeError::Other {
-                service: Service::Kafka,
+                service: LabService::Kafka,
                 detail: "the previous poll has not answered yet (the broker is slow)".into(),
             });
         }
@@ -415,7 +415,7 @@ impl KafkaProbe {
             .reading
             .get_or_insert_with(|| tokio::task::spawn_blocking(move || clients.read()));
         let raw = reading.await.map_err(|e| ProbeError::Other {
-            service: Service::Kafka,
+            service: LabService::Kafka,
             detail: format!("probe task failed: {e}"),
         });
         self.reading = None;

@@ -28,20 +28,24 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 pub enum ProbeError {
     #[error("{service}: cannot reach {url}: {detail}")]
     Unreachable {
-        service: Service,
+        service: LabService,
         url: String,
         detail: String,
     },
     #[error("{service}: {url} answered HTTP {status}")]
-    Status { service: Service, url: String, status: u16 },
+    Status {
+        service: LabService,
+        url: String,
+        status: u16,
+    },
     #[error("{service}: unexpected answer from {url}: {detail}")]
     Parse {
-        service: Service,
+        service: LabService,
         url: String,
         detail: String,
     },
     #[error("{service}: {detail}")]
-    Other { service: Service, detail: String },
+    Other { service: LabService, detail: String },
 }
 
 impl ProbeError {
@@ -60,7 +64,7 @@ impl ProbeError {
 /// The services the lab monitors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Service {
+pub enum LabService {
     Kafka,
     Hdfs,
     Spark,
@@ -70,36 +74,36 @@ pub enum Service {
     Docker,
 }
 
-impl Service {
-    pub const ALL: [Service; 5] = [
-        Service::Kafka,
-        Service::Hdfs,
-        Service::Spark,
-        Service::Airflow,
-        Service::Postgres,
+impl LabService {
+    pub const ALL: [LabService; 5] = [
+        LabService::Kafka,
+        LabService::Hdfs,
+        LabService::Spark,
+        LabService::Airflow,
+        LabService::Postgres,
     ];
 
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
-            Service::Kafka => "kafka",
-            Service::Hdfs => "hdfs",
-            Service::Spark => "spark",
-            Service::Airflow => "airflow",
-            Service::Postgres => "postgres",
-            Service::Docker => "docker",
+            LabService::Kafka => "kafka",
+            LabService::Hdfs => "hdfs",
+            LabService::Spark => "spark",
+            LabService::Airflow => "airflow",
+            LabService::Postgres => "postgres",
+            LabService::Docker => "docker",
         }
     }
 
     #[must_use]
     pub fn title(self) -> &'static str {
         match self {
-            Service::Kafka => "Kafka",
-            Service::Hdfs => "HDFS",
-            Service::Spark => "Spark",
-            Service::Airflow => "Airflow",
-            Service::Postgres => "PostgreSQL",
-            Service::Docker => "Docker",
+            LabService::Kafka => "Kafka",
+            LabService::Hdfs => "HDFS",
+            LabService::Spark => "Spark",
+            LabService::Airflow => "Airflow",
+            LabService::Postgres => "PostgreSQL",
+            LabService::Docker => "Docker",
         }
     }
 
@@ -107,25 +111,25 @@ impl Service {
     #[must_use]
     pub fn default_interval(self) -> Duration {
         match self {
-            Service::Kafka => Duration::from_secs(1),
+            LabService::Kafka => Duration::from_secs(1),
             _ => Duration::from_secs(2),
         }
     }
 }
 
-impl std::fmt::Display for Service {
+impl std::fmt::Display for LabService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.title())
     }
 }
 
-impl std::str::FromStr for Service {
+impl std::str::FromStr for LabService {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim().to_ascii_lowercase();
-        Service::ALL
+        LabService::ALL
             .into_iter()
-            .find(|svc| svc.name() == s || (s == "pg" && *svc == Service::Postgres))
+            .find(|svc| svc.name() == s || (s == "pg" && *svc == LabService::Postgres))
             .ok_or_else(|| format!("unknown service {s:?}: use kafka, hdfs, spark, airflow or postgres"))
     }
 }
@@ -242,14 +246,14 @@ pub enum ServiceSnapshot {
 
 impl ServiceSnapshot {
     #[must_use]
-    pub fn service(&self) -> Service {
+    pub fn service(&self) -> LabService {
         match self {
-            ServiceSnapshot::Kafka(_) => Service::Kafka,
-            ServiceSnapshot::Hdfs(_) => Service::Hdfs,
-            ServiceSnapshot::Spark(_) => Service::Spark,
-            ServiceSnapshot::Airflow(_) => Service::Airflow,
-            ServiceSnapshot::Postgres(_) => Service::Postgres,
-            ServiceSnapshot::Docker(_) => Service::Docker,
+            ServiceSnapshot::Kafka(_) => LabService::Kafka,
+            ServiceSnapshot::Hdfs(_) => LabService::Hdfs,
+            ServiceSnapshot::Spark(_) => LabService::Spark,
+            ServiceSnapshot::Airflow(_) => LabService::Airflow,
+            ServiceSnapshot::Postgres(_) => LabService::Postgres,
+            ServiceSnapshot::Docker(_) => LabService::Docker,
         }
     }
 
@@ -293,20 +297,20 @@ impl LabSnapshot {
     }
 
     #[must_use]
-    pub fn status(&self, service: Service) -> Option<&Status> {
+    pub fn status(&self, service: LabService) -> Option<&Status> {
         match service {
-            Service::Kafka => self.kafka.as_ref().map(|p| &p.status),
-            Service::Hdfs => self.hdfs.as_ref().map(|p| &p.status),
-            Service::Spark => self.spark.as_ref().map(|p| &p.status),
-            Service::Airflow => self.airflow.as_ref().map(|p| &p.status),
-            Service::Postgres => self.postgres.as_ref().map(|p| &p.status),
-            Service::Docker => self.docker.as_ref().map(|p| &p.status),
+            LabService::Kafka => self.kafka.as_ref().map(|p| &p.status),
+            LabService::Hdfs => self.hdfs.as_ref().map(|p| &p.status),
+            LabService::Spark => self.spark.as_ref().map(|p| &p.status),
+            LabService::Airflow => self.airflow.as_ref().map(|p| &p.status),
+            LabService::Postgres => self.postgres.as_ref().map(|p| &p.status),
+            LabService::Docker => self.docker.as_ref().map(|p| &p.status),
         }
     }
 
     /// Health of a service; `Unknown` until it was probed.
     #[must_use]
-    pub fn health(&self, service: Service) -> Health {
+    pub fn health(&self, service: LabService) -> Health {
         self.status(service).map_or(Health::Unknown, |s| s.health)
     }
 }
@@ -340,10 +344,10 @@ impl ProbeTargets {
 
     /// Services with an endpoint. PostgreSQL has no default URL; the others default to loopback.
     #[must_use]
-    pub fn configured(&self) -> Vec<Service> {
-        Service::ALL
+    pub fn configured(&self) -> Vec<LabService> {
+        LabService::ALL
             .into_iter()
-            .filter(|s| *s != Service::Postgres || self.pg_url.is_some())
+            .filter(|s| *s != LabService::Postgres || self.pg_url.is_some())
             .collect()
     }
 }
@@ -414,11 +418,11 @@ mod tests {
 
     #[test]
     fn service_names_parse_both_ways() {
-        for s in Service::ALL {
-            assert_eq!(s.name().parse::<Service>().unwrap(), s);
+        for s in LabService::ALL {
+            assert_eq!(s.name().parse::<LabService>().unwrap(), s);
         }
-        assert_eq!("PG".parse::<Service>().unwrap(), Service::Postgres);
-        assert!("mysql".parse::<Service>().unwrap_err().contains("unknown service"));
+        assert_eq!("PG".parse::<LabService>().unwrap(), LabService::Postgres);
+        assert!("mysql".parse::<LabService>().unwrap_err().contains("unknown service"));
     }
 
     #[test]
@@ -431,7 +435,7 @@ mod tests {
         assert_eq!(degraded.status.reason, "no worker");
         let down: Probed<u8> = Probed::from_result(
             Err(ProbeError::Status {
-                service: Service::Spark,
+                service: LabService::Spark,
                 url: "http://x/json/".into(),
                 status: 503,
             }),

@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
-use super::{ProbeError, Probed, REQUEST_TIMEOUT, Service};
+use super::{LabService, ProbeError, Probed, REQUEST_TIMEOUT};
 
 /// The serving tables the batch layer loads (sql/postgres/schema.sql).
 pub const SERVING_TABLES: [&str; 5] = [
@@ -71,7 +71,7 @@ pub struct PostgresProbe {
 
 fn query_err(what: &str) -> impl Fn(tokio_postgres::Error) -> ProbeError + '_ {
     move |e| ProbeError::Other {
-        service: Service::Postgres,
+        service: LabService::Postgres,
         detail: format!("{what} failed: {e}"),
     }
 }
@@ -91,7 +91,7 @@ impl PostgresProbe {
         let result = match tokio::time::timeout(REQUEST_TIMEOUT, read(&url)).await {
             Ok(r) => r,
             Err(_) => Err(ProbeError::Unreachable {
-                service: Service::Postgres,
+                service: LabService::Postgres,
                 url: crate::pg::redact(&url),
                 detail: format!("no answer within {} ms", REQUEST_TIMEOUT.as_millis()),
             }),
@@ -111,7 +111,7 @@ async fn read(url: &str) -> Result<PostgresSnapshot, ProbeError> {
         tokio_postgres::connect(url, tokio_postgres::NoTls)
             .await
             .map_err(|e| ProbeError::Unreachable {
-                service: Service::Postgres,
+                service: LabService::Postgres,
                 url: crate::pg::redact(url),
                 detail: e.to_string(),
             })?;

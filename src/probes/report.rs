@@ -1,6 +1,6 @@
 //! `lab status`: one snapshot of every service, as a table or JSON, and which required services fail.
 
-use super::{Health, LabSnapshot, ProbeError, ProbeTargets, Probes, Service, poll_all_once};
+use super::{Health, LabService, LabSnapshot, ProbeError, ProbeTargets, Probes, poll_all_once};
 use crate::config::LabConfig;
 use indicatif::HumanBytes;
 
@@ -9,16 +9,16 @@ pub enum StatusError {
     #[error(transparent)]
     Probe(#[from] ProbeError),
     #[error("required service(s) down: {}\nstart them (`lab up`), or choose which must be up with --require", names(.0))]
-    RequiredDown(Vec<Service>),
+    RequiredDown(Vec<LabService>),
 }
 
-fn names(services: &[Service]) -> String {
+fn names(services: &[LabService]) -> String {
     services.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
 }
 
 /// `lab status`: prints one snapshot of the configured services (and the stack's containers), as
 /// a table or JSON; an error when a required service is down.
-pub async fn run_status(config: &LabConfig, require: &[Service], json: bool) -> Result<(), StatusError> {
+pub async fn run_status(config: &LabConfig, require: &[LabService], json: bool) -> Result<(), StatusError> {
     let mut targets = ProbeTargets::from_config(config);
     if let Ok(name) = crate::stack::current::stack_name(None, &config.state_dir) {
         targets.docker_stack = name;
@@ -44,12 +44,12 @@ pub async fn run_status(config: &LabConfig, require: &[Service], json: bool) -> 
 /// The result of `lab status`: the snapshot and the required services that are down.
 pub struct StatusReport {
     pub snapshot: LabSnapshot,
-    pub required: Vec<Service>,
-    pub failing: Vec<Service>,
+    pub required: Vec<LabService>,
+    pub failing: Vec<LabService>,
 }
 
 /// Polls everything once. `require` empty means every configured service is required.
-pub async fn status(targets: &ProbeTargets, require: &[Service]) -> Result<StatusReport, ProbeError> {
+pub async fn status(targets: &ProbeTargets, require: &[LabService]) -> Result<StatusReport, ProbeError> {
     let mut probes = Probes::new(targets)?;
     let snapshot = poll_all_once(&mut probes).await;
     let required = if require.is_empty() {
@@ -67,7 +67,7 @@ pub async fn status(targets: &ProbeTargets, require: &[Service]) -> Result<Statu
 
 /// Required services that are down (or not probed / not configured).
 #[must_use]
-pub fn failing(snapshot: &LabSnapshot, required: &[Service]) -> Vec<Service> {
+pub fn failing(snapshot: &LabSnapshot, required: &[LabService]) -> Vec<LabService> {
     required
         .iter()
         .copied()
@@ -87,9 +87,9 @@ pub fn health_word(h: Health) -> &'static str {
 
 /// A one-line summary of what a service is doing (what the Overview tiles show too).
 #[must_use]
-pub fn summary(snapshot: &LabSnapshot, service: Service) -> String {
+pub fn summary(snapshot: &LabSnapshot, service: LabService) -> String {
     match service {
-        Service::Kafka => snapshot.kafka.as_ref().and_then(|p| p.detail.as_ref()).map(|k| {
+        LabService::Kafka => snapshot.kafka.as_ref().and_then(|p| p.detail.as_ref()).map(|k| {
             let lag: i64 = k.groups.iter().map(|g| g.total_lag).sum();
             let mut line = format!(
                 "{} broker(s), {} topic(s), {} group(s), lag {lag}, DLQ {}",
@@ -111,7 +111,7 @@ pub fn summary(snapshot: &LabSnapshot, service: Service) -> String {
             }
             line
         }),
-        Service::Hdfs => snapshot.hdfs.as_ref().and_then(|p| p.detail.as_ref()).map(|h| {
+        LabService::Hdfs => snapshot.hdfs.as_ref().and_then(|p| p.detail.as_ref()).map(|h| {
             format!(
                 "{} of {} used, {} live / {} dead datanode(s), {} files",
                 HumanBytes(h.capacity_used),
@@ -121,7 +121,7 @@ pub fn summary(snapshot: &LabSnapshot, service: Service) -> String {
                 h.files_total
             )
         }),
-        Service::Spark => snapshot.spark.as_ref().and_then(|p| p.detail.as_ref()).map(|s| {
+        LabService::Spark => snapshot.spark.as_ref().and_then(|p| p.detail.as_ref()).map(|s| {
             format!(
                 "{} worker(s), cores {}/{}, {} running / {} completed app(s)",
                 s.aliveworkers,
@@ -131,7 +131,7 @@ pub fn summary(snapshot: &LabSnapshot, service: Service) -> String {
                 s.completedapps.len()
             )
         }),
-        Service::Airflow => snapshot.airflow.as_ref().and_then(|p| p.detail.as_ref()).map(|a| {
+        LabService::Airflow => snapshot.airflow.as_ref().and_then(|p| p.detail.as_ref()).map(|a| {
             let running = a.runs.iter().filter(|r| r.state == "running").count();
             let failed = a.runs.iter().filter(|r| r.state == "failed").count();
             format!(
@@ -140,14 +140,14 @@ pub fn summary(snapshot: &LabSnapshot, service: Service) -> String {
                 a.import_errors.len()
             )
         }),
-        Service::Postgres => snapshot.postgres.as_ref().and_then(|p| p.detail.as_ref()).map(|p| {
+        LabService::Postgres => snapshot.postgres.as_ref().and_then(|p| p.detail.as_ref()).map(|p| {
             let last = p
                 .last_batch
                 .as_ref()
                 .map_or_else(|| "no batch yet".to_string(), |b| format!("last batch {}", b.status));
             format!("{}, {} connection(s), {last}", p.version, p.connections)
         }),
-        Service::Docker => snapshot.docker.as_ref().and_then(|p| p.detail.as_ref()).map(|d| {
+        LabService::Docker => snapshot.docker.as_ref().and_then(|p| p.detail.as_ref()).map(|d| {
             format!(
                 "stack {}: {}/{} container(s) up, engine {} (API {})",
                 d.stack,
@@ -167,8 +167,8 @@ pub fn render_text(report: &StatusReport) -> String {
     let mut out = String::new();
     out.push_str(&format!("{:<11} {:<9} {:>8}  DETAIL\n", "SERVICE", "HEALTH", "LATENCY"));
     // Docker only when an engine answered: the services may run without containers.
-    let docker = report.snapshot.docker.is_some().then_some(Service::Docker);
-    for service in Service::ALL.into_iter().chain(docker) {
+    let docker = report.snapshot.docker.is_some().then_some(LabService::Docker);
+    for service in LabService::ALL.into_iter().chain(docker) {
         let status = report.snapshot.status(service);
         let health = status.map_or(Health::Unknown, |s| s.health);
         let latency = status
@@ -214,7 +214,7 @@ mod tests {
         let snap = LabSnapshot {
             spark: Some(Probed::from_result(
                 Err(ProbeError::Status {
-                    service: Service::Spark,
+                    service: LabService::Spark,
                     url: "u".into(),
                     status: 500,
                 }),
@@ -226,9 +226,12 @@ mod tests {
             )),
             ..LabSnapshot::default()
         };
-        assert_eq!(failing(&snap, &[Service::Kafka]), Vec::<Service>::new()); // degraded is not down
-        assert_eq!(failing(&snap, &[Service::Kafka, Service::Spark]), vec![Service::Spark]);
+        assert_eq!(failing(&snap, &[LabService::Kafka]), Vec::<LabService>::new()); // degraded is not down
+        assert_eq!(
+            failing(&snap, &[LabService::Kafka, LabService::Spark]),
+            vec![LabService::Spark]
+        );
         // Never probed counts as failing: `lab status` must not pass on a service it did not see.
-        assert_eq!(failing(&snap, &[Service::Hdfs]), vec![Service::Hdfs]);
+        assert_eq!(failing(&snap, &[LabService::Hdfs]), vec![LabService::Hdfs]);
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Health, ProbeError, Probed, Probes, Service, ServiceSnapshot, Status};
+use super::{Health, LabService, ProbeError, Probed, Probes, ServiceSnapshot, Status};
 
 /// Longest a whole poll may take (several requests run in sequence for Kafka).
 pub const POLL_DEADLINE: Duration = Duration::from_secs(5);
@@ -33,12 +33,12 @@ pub struct Intervals {
 impl Default for Intervals {
     fn default() -> Self {
         Self {
-            kafka: Service::Kafka.default_interval(),
-            hdfs: Service::Hdfs.default_interval(),
-            spark: Service::Spark.default_interval(),
-            airflow: Service::Airflow.default_interval(),
-            postgres: Service::Postgres.default_interval(),
-            docker: Service::Docker.default_interval(),
+            kafka: LabService::Kafka.default_interval(),
+            hdfs: LabService::Hdfs.default_interval(),
+            spark: LabService::Spark.default_interval(),
+            airflow: LabService::Airflow.default_interval(),
+            postgres: LabService::Postgres.default_interval(),
+            docker: LabService::Docker.default_interval(),
         }
     }
 }
@@ -55,7 +55,7 @@ pub fn next_delay(interval: Duration, consecutive_failures: u32) -> Duration {
 
 /// A probe the scheduler can run: one poll yields one snapshot.
 pub trait Probe: Send + 'static {
-    const SERVICE: Service;
+    const SERVICE: LabService;
     fn poll_snapshot(&mut self) -> impl Future<Output = ServiceSnapshot> + Send;
     /// The snapshot sent when a poll overruns [`POLL_DEADLINE`].
     fn timed_out(status: Status) -> ServiceSnapshot;
@@ -64,7 +64,7 @@ pub trait Probe: Send + 'static {
 macro_rules! impl_probe {
     ($ty:ty, $svc:ident) => {
         impl Probe for $ty {
-            const SERVICE: Service = Service::$svc;
+            const SERVICE: LabService = LabService::$svc;
             fn poll_snapshot(&mut self) -> impl Future<Output = ServiceSnapshot> + Send {
                 async move { ServiceSnapshot::$svc(self.poll().await) }
             }

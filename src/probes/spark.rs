@@ -5,7 +5,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::http;
-use super::{ProbeError, Probed, Service};
+use super::{LabService, ProbeError, Probed};
 
 /// What the master reports (field names as in Spark's `/json/`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -73,14 +73,14 @@ pub struct SparkProbe {
 impl SparkProbe {
     pub fn new(ui: &str) -> Result<Self, ProbeError> {
         Ok(Self {
-            client: http::client(Service::Spark)?,
+            client: http::client(LabService::Spark)?,
             url: http::join(ui, "/json/"),
         })
     }
 
     pub async fn poll(&mut self) -> Probed<SparkSnapshot> {
         let started = Instant::now();
-        let result = http::get_json::<SparkSnapshot>(&self.client, Service::Spark, &self.url)
+        let result = http::get_json::<SparkSnapshot>(&self.client, LabService::Spark, &self.url)
             .await
             .map(|snap| {
                 let problems = snap.problems();
@@ -92,7 +92,7 @@ impl SparkProbe {
 
 /// Parses a `/json/` body (used by the probe and by fixture tests).
 pub fn parse(body: &[u8]) -> Result<SparkSnapshot, ProbeError> {
-    http::parse(Service::Spark, "/json/", body)
+    http::parse(LabService::Spark, "/json/", body)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use bollard::Docker;
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 
-pub use manage::{LogLine, ServiceStatus};
+pub use manage::{ContainerLogLine, ServiceStatus};
 pub use pull::PullPolicy;
 pub use up::{ServiceOutcome, UpReport};
 

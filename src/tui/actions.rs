@@ -9,9 +9,9 @@ use tokio::sync::mpsc;
 
 use super::msg::{Cmd, Msg, StackCmd};
 use crate::probes::airflow::AirflowProbe;
-use crate::runtime::cli as stack_cli;
 use crate::runtime::docker::{Engine, Error};
 use crate::runtime::events::Events;
+use crate::runtime::stack_commands;
 use crate::stack::{SelectionRequest, Stack, secrets};
 
 /// Where the stack operations find their stack file and state dir.
@@ -104,7 +104,7 @@ async fn execute(cmd: &StackCmd, ctx: &StackContext, events: &Events) -> Result<
             })?;
             let secret_values = secrets::ensure(state_dir, &stack.secret_names())?;
             crate::stack::current::remember_stack(state_dir, &path)?;
-            let report = stack_cli::up_with_events(
+            let report = stack_commands::up_with_events(
                 &engine,
                 &selection,
                 &secret_values,
@@ -117,7 +117,7 @@ async fn execute(cmd: &StackCmd, ctx: &StackContext, events: &Events) -> Result<
         }
         StackCmd::Down { volumes } => {
             let removed = engine.down(&stack.name, *volumes, events).await?;
-            stack_cli::forget_endpoints(state_dir);
+            stack_commands::forget_endpoints(state_dir);
             format!("stack {} removed ({removed} resources)", stack.name)
         }
         StackCmd::Stop(service) => {

@@ -7,7 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButto
 use super::command::{self, Command};
 use super::logs::LogLine;
 use super::msg::{Cmd, Msg, StackCmd};
-use super::stack::StackPanel;
+use super::stack_panel::StackPanel;
 use super::stages::{StageEvent, StageKind};
 use super::theme::Theme;
 use super::views::tabs::tab_at;

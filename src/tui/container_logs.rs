@@ -103,7 +103,7 @@ async fn stream_one<M: From<Vec<LogLine>> + Send + 'static>(
                     .filter_map(Result::ok)
                     .flat_map(|l| {
                         let text = match l {
-                            docker::LogLine::Stdout(t) | docker::LogLine::Stderr(t) => t,
+                            docker::ContainerLogLine::Stdout(t) | docker::ContainerLogLine::Stderr(t) => t,
                         };
                         text.lines().map(str::to_string).collect::<Vec<_>>()
                     })

@@ -8,14 +8,14 @@
 
 pub mod actions;
 pub mod app;
-pub mod cli;
 pub mod command;
 pub mod container_logs;
 pub mod keys;
+pub mod launch;
 pub mod logs;
 pub mod msg;
 pub mod run;
-pub mod stack;
+pub mod stack_panel;
 pub mod stages;
 pub mod theme;
 pub mod views;

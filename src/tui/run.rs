@@ -17,7 +17,7 @@ use super::TuiError;
 use super::actions::{self, StackContext};
 use super::app::{AfterExit, App};
 use super::msg::{Cmd, Msg};
-use super::stack::StackPanel;
+use super::stack_panel::StackPanel;
 use super::stages::{StageContext, StageRunner};
 use super::theme::Theme;
 use crate::probes::airflow::AirflowProbe;

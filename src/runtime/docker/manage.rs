@@ -37,7 +37,7 @@ pub struct ServiceStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogLine {
+pub enum ContainerLogLine {
     Stdout(String),
     Stderr(String),
 }
@@ -191,7 +191,7 @@ impl Engine {
         service: &str,
         follow: bool,
         tail: Option<usize>,
-    ) -> Result<BoxStream<'static, Result<LogLine, Error>>, Error> {
+    ) -> Result<BoxStream<'static, Result<ContainerLogLine, Error>>, Error> {
         let container = self.service_container(stack, service).await?;
         let id = container.id.unwrap_or_default();
         let tail = tail.map_or_else(|| "all".to_string(), |n| n.to_string());
@@ -206,12 +206,12 @@ impl Engine {
             let service = service.clone();
             async move {
                 match item {
-                    Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
-                        Some(Ok(LogLine::Stdout(String::from_utf8_lossy(&message).into_owned())))
-                    }
-                    Ok(LogOutput::StdErr { message }) => {
-                        Some(Ok(LogLine::Stderr(String::from_utf8_lossy(&message).into_owned())))
-                    }
+                    Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => Some(Ok(
+                        ContainerLogLine::Stdout(String::from_utf8_lossy(&message).into_owned()),
+                    )),
+                    Ok(LogOutput::StdErr { message }) => Some(Ok(ContainerLogLine::Stderr(
+                        String::from_utf8_lossy(&message).into_owned(),
+                    ))),
                     Ok(LogOutput::StdIn { .. }) => None,
                     Err(e) => Some(Err(api(format!("read the logs of {service}"))(e))),
                 }

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, StatefulWidget, Table, TableState, Widget, Wrap};
 
 use super::{render_unavailable, service_block};
-use crate::probes::Service;
+use crate::probes::LabService;
 use crate::probes::airflow::AirflowSnapshot;
 use crate::tui::app::{App, View};
 use crate::tui::theme::Theme;
@@ -17,11 +17,11 @@ const GRID_RUNS: usize = 20;
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
-    let status = app.lab.status(Service::Airflow);
+    let status = app.lab.status(LabService::Airflow);
     let Some(a) = app.lab.airflow.as_ref().and_then(|p| p.detail.as_ref()) else {
-        return render_unavailable(t, Service::Airflow, status, area, buf);
+        return render_unavailable(t, LabService::Airflow, status, area, buf);
     };
-    let outer = service_block(t, Service::Airflow, status);
+    let outer = service_block(t, LabService::Airflow, status);
     let inner = outer.inner(area);
     outer.render(area, buf);
     let errors_h = if a.import_errors.is_empty() {

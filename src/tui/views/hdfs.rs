@@ -7,17 +7,17 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Gauge, Row, Table, Widget};
 
 use super::{count, render_unavailable, service_block};
-use crate::probes::{Health, Service};
+use crate::probes::{Health, LabService};
 use crate::tui::app::App;
 use indicatif::HumanBytes;
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
-    let status = app.lab.status(Service::Hdfs);
+    let status = app.lab.status(LabService::Hdfs);
     let Some(h) = app.lab.hdfs.as_ref().and_then(|p| p.detail.as_ref()) else {
-        return render_unavailable(t, Service::Hdfs, status, area, buf);
+        return render_unavailable(t, LabService::Hdfs, status, area, buf);
     };
-    let outer = service_block(t, Service::Hdfs, status);
+    let outer = service_block(t, LabService::Hdfs, status);
     let inner = outer.inner(area);
     outer.render(area, buf);
     let [gauge, facts, tables] =

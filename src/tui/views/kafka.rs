@@ -7,15 +7,15 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Row, Sparkline, StatefulWidget, Table, TableState, Widget};
 
 use super::{count, duration, rate, render_unavailable, service_block};
-use crate::probes::Service;
+use crate::probes::LabService;
 use crate::tui::app::{App, View};
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    let status = app.lab.status(Service::Kafka);
+    let status = app.lab.status(LabService::Kafka);
     let Some(k) = app.lab.kafka.as_ref().and_then(|p| p.detail.as_ref()) else {
-        return render_unavailable(app.theme, Service::Kafka, status, area, buf);
+        return render_unavailable(app.theme, LabService::Kafka, status, area, buf);
     };
-    let outer = service_block(app.theme, Service::Kafka, status);
+    let outer = service_block(app.theme, LabService::Kafka, status);
     let inner = outer.inner(area);
     outer.render(area, buf);
     let [head, groups_area, lower, chart] = Layout::vertical([

@@ -24,7 +24,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
 use super::app::{App, Mode};
 use super::keys;
 use super::theme::{Theme, health_label};
-use crate::probes::{Health, Service, Status};
+use crate::probes::{Health, LabService, Status};
 use tabs::{View, tab_labels};
 
 impl Widget for &App {
@@ -72,11 +72,11 @@ impl Widget for &App {
 /// The health of the service behind a view, for the tab's colour.
 fn view_health(app: &App, view: View) -> Option<Health> {
     let service = match view {
-        View::Kafka => Service::Kafka,
-        View::Hdfs => Service::Hdfs,
-        View::Spark => Service::Spark,
-        View::Airflow => Service::Airflow,
-        View::Postgres => Service::Postgres,
+        View::Kafka => LabService::Kafka,
+        View::Hdfs => LabService::Hdfs,
+        View::Spark => LabService::Spark,
+        View::Airflow => LabService::Airflow,
+        View::Postgres => LabService::Postgres,
         _ => return None,
     };
     Some(app.lab.health(service))
@@ -173,7 +173,7 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
 }
 
 /// A bordered block titled with the service's name and its health word, coloured by health.
-pub fn service_block(theme: Theme, service: Service, status: Option<&Status>) -> Block<'static> {
+pub fn service_block(theme: Theme, service: LabService, status: Option<&Status>) -> Block<'static> {
     let health = status.map_or(Health::Unknown, |s| s.health);
     let latency = status
         .and_then(|s| s.latency_ms)
@@ -189,7 +189,7 @@ pub fn service_block(theme: Theme, service: Service, status: Option<&Status>) ->
 }
 
 /// The body of a view whose service gave no details: why (down, not probed yet).
-pub fn render_unavailable(theme: Theme, service: Service, status: Option<&Status>, area: Rect, buf: &mut Buffer) {
+pub fn render_unavailable(theme: Theme, service: LabService, status: Option<&Status>, area: Rect, buf: &mut Buffer) {
     let block = service_block(theme, service, status);
     let text = match status {
         None => "waiting for the first answer…".to_string(),

@@ -7,7 +7,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph, Sparkline, Widget, Wrap};
 
 use super::{count, rate, service_block};
-use crate::probes::{Health, Service};
+use crate::probes::{Health, LabService};
 use crate::tui::app::App;
 use indicatif::HumanBytes;
 
@@ -19,13 +19,13 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         cells.push(a);
         cells.push(b);
     }
-    for (service, cell) in Service::ALL.into_iter().zip(cells.iter()) {
+    for (service, cell) in LabService::ALL.into_iter().zip(cells.iter()) {
         tile(app, service, *cell, buf);
     }
     trends(app, cells[5], buf);
 }
 
-fn tile(app: &App, service: Service, area: Rect, buf: &mut Buffer) {
+fn tile(app: &App, service: LabService, area: Rect, buf: &mut Buffer) {
     let status = app.lab.status(service);
     let block = service_block(app.theme, service, status);
     let mut lines: Vec<Line> = figures(app, service).into_iter().map(Line::from).collect();
@@ -44,10 +44,10 @@ fn tile(app: &App, service: Service, area: Rect, buf: &mut Buffer) {
 }
 
 /// The key figures of one service, a short line each.
-fn figures(app: &App, service: Service) -> Vec<String> {
+fn figures(app: &App, service: LabService) -> Vec<String> {
     let lab = &app.lab;
     match service {
-        Service::Kafka => lab.kafka.as_ref().and_then(|p| p.detail.as_ref()).map(|k| {
+        LabService::Kafka => lab.kafka.as_ref().and_then(|p| p.detail.as_ref()).map(|k| {
             let lag: i64 = k.groups.iter().map(|g| g.total_lag).sum();
             let rate_in: Option<f64> = k.topics.iter().map(|t| t.rate_in).sum();
             vec![
@@ -65,7 +65,7 @@ fn figures(app: &App, service: Service) -> Vec<String> {
                 ),
             ]
         }),
-        Service::Hdfs => lab.hdfs.as_ref().and_then(|p| p.detail.as_ref()).map(|h| {
+        LabService::Hdfs => lab.hdfs.as_ref().and_then(|p| p.detail.as_ref()).map(|h| {
             vec![
                 format!(
                     "used {} of {} ({:.0}%)",
@@ -80,7 +80,7 @@ fn figures(app: &App, service: Service) -> Vec<String> {
                 ),
             ]
         }),
-        Service::Spark => lab.spark.as_ref().and_then(|p| p.detail.as_ref()).map(|s| {
+        LabService::Spark => lab.spark.as_ref().and_then(|p| p.detail.as_ref()).map(|s| {
             vec![
                 format!("{}  workers {}", s.status, s.aliveworkers),
                 format!(
@@ -90,7 +90,7 @@ fn figures(app: &App, service: Service) -> Vec<String> {
                 format!("apps {} running / {} done", s.activeapps.len(), s.completedapps.len()),
             ]
         }),
-        Service::Airflow => lab.airflow.as_ref().and_then(|p| p.detail.as_ref()).map(|a| {
+        LabService::Airflow => lab.airflow.as_ref().and_then(|p| p.detail.as_ref()).map(|a| {
             let last = a.runs.first().map_or_else(
                 || "no runs yet".to_string(),
                 |r| format!("last {} {}", r.dag_id, r.state),
@@ -100,7 +100,7 @@ fn figures(app: &App, service: Service) -> Vec<String> {
                 last,
             ]
         }),
-        Service::Postgres => lab.postgres.as_ref().and_then(|p| p.detail.as_ref()).map(|p| {
+        LabService::Postgres => lab.postgres.as_ref().and_then(|p| p.detail.as_ref()).map(|p| {
             let rows: i64 = p.tables.iter().filter_map(|(_, r)| *r).sum();
             let batch = p
                 .last_batch
@@ -111,7 +111,7 @@ fn figures(app: &App, service: Service) -> Vec<String> {
                 format!("serving rows {}  {batch}", count(rows)),
             ]
         }),
-        Service::Docker => None, // the Stack view shows the containers
+        LabService::Docker => None, // the Stack view shows the containers
     }
     .unwrap_or_default()
 }

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Cell, Row, Table, Widget};
 use super::{count, duration, rate};
 use crate::pipeline::transform::Delivery;
 use crate::probes::kafka::{Group, KafkaSnapshot};
-use crate::probes::{Health, Service};
+use crate::probes::{Health, LabService};
 use crate::runtime::first_line;
 use crate::tui::app::App;
 use crate::tui::stages::StageKind;
@@ -154,7 +154,7 @@ fn group_hop(stage: &'static str, group: Option<&Group>, name: String, kafka_hea
 
 fn hops(app: &App) -> Vec<Hop> {
     let lab = &app.lab;
-    let kh = lab.health(Service::Kafka);
+    let kh = lab.health(LabService::Kafka);
     let kafka = lab.kafka.as_ref().and_then(|p| p.detail.as_ref());
     let mut out = Vec::new();
     let (raw_rate, raw_held, clean_rate, clean_held, dlq, p) =
@@ -210,7 +210,7 @@ fn hops(app: &App) -> Vec<Hop> {
         format!("lab-consumer-{p}"),
         kh,
     ));
-    let hh = lab.health(Service::Hdfs);
+    let hh = lab.health(LabService::Hdfs);
     let hdfs = lab.hdfs.as_ref().and_then(|p| p.detail.as_ref());
     out.push(Hop {
         stage: "raw zone",
@@ -228,7 +228,7 @@ fn hops(app: &App) -> Vec<Hop> {
             )
         }),
     });
-    let sh = lab.health(Service::Spark);
+    let sh = lab.health(LabService::Spark);
     let spark = lab.spark.as_ref().and_then(|p| p.detail.as_ref());
     out.push(Hop {
         stage: "batch",
@@ -243,7 +243,7 @@ fn hops(app: &App) -> Vec<Hop> {
             )
         }),
     });
-    let ph = lab.health(Service::Postgres);
+    let ph = lab.health(LabService::Postgres);
     let pg = lab.postgres.as_ref().and_then(|p| p.detail.as_ref());
     out.push(Hop {
         stage: "serving",

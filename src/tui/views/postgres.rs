@@ -6,16 +6,16 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Widget, Wrap};
 
 use super::{count, render_unavailable, service_block};
-use crate::probes::Service;
+use crate::probes::LabService;
 use crate::tui::app::App;
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
-    let status = app.lab.status(Service::Postgres);
+    let status = app.lab.status(LabService::Postgres);
     let Some(p) = app.lab.postgres.as_ref().and_then(|p| p.detail.as_ref()) else {
-        return render_unavailable(t, Service::Postgres, status, area, buf);
+        return render_unavailable(t, LabService::Postgres, status, area, buf);
     };
-    let outer = service_block(t, Service::Postgres, status);
+    let outer = service_block(t, LabService::Postgres, status);
     let inner = outer.inner(area);
     outer.render(area, buf);
     let [head, tables, batch] =

@@ -6,16 +6,16 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Row, StatefulWidget, Table, TableState, Widget};
 
 use super::{duration, render_unavailable, service_block};
-use crate::probes::Service;
+use crate::probes::LabService;
 use crate::tui::app::{App, View};
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
-    let status = app.lab.status(Service::Spark);
+    let status = app.lab.status(LabService::Spark);
     let Some(s) = app.lab.spark.as_ref().and_then(|p| p.detail.as_ref()) else {
-        return render_unavailable(t, Service::Spark, status, area, buf);
+        return render_unavailable(t, LabService::Spark, status, area, buf);
     };
-    let outer = service_block(t, Service::Spark, status);
+    let outer = service_block(t, LabService::Spark, status);
     let inner = outer.inner(area);
     outer.render(area, buf);
     let worker_rows = (s.workers.len() as u16 + 3).min(inner.height / 2).max(4);

@@ -11,7 +11,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, StatefulWidget, Table, TableState, Widget, Wrap};
 
 use crate::tui::app::{App, View};
-use crate::tui::stack::{StackRow, Tone};
+use crate::tui::stack_panel::{StackRow, Tone};
 use crate::tui::theme::Theme;
 use indicatif::HumanBytes;
 

@@ -5,7 +5,7 @@
 use ratatui::style::Color;
 
 use super::test_support::{app, down_lab, draw, find, live_lab, text};
-use crate::probes::Service;
+use crate::probes::LabService;
 use crate::tui::app::{App, Mode, View};
 use crate::tui::msg::Cmd;
 
@@ -220,10 +220,10 @@ fn help_overlay_lists_every_key() {
 #[test]
 fn down_views_say_why() {
     for (view, service) in [
-        (View::Kafka, Service::Kafka),
-        (View::Hdfs, Service::Hdfs),
-        (View::Spark, Service::Spark),
-        (View::Airflow, Service::Airflow),
+        (View::Kafka, LabService::Kafka),
+        (View::Hdfs, LabService::Hdfs),
+        (View::Spark, LabService::Spark),
+        (View::Airflow, LabService::Airflow),
     ] {
         let lab = down_lab();
         let reason = lab.status(service).unwrap().reason.clone();
@@ -265,7 +265,7 @@ mod stack_view {
     use crate::runtime::events::{ResourceKind, StackEvent};
     use crate::tui::app::AfterExit;
     use crate::tui::msg::{Msg, StackCmd};
-    use crate::tui::stack::StackPanel;
+    use crate::tui::stack_panel::StackPanel;
 
     fn stack_app() -> App {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stacks/test.toml");

@@ -10,7 +10,7 @@ use clap::Args;
 use futures::StreamExt;
 use indicatif::HumanBytes;
 
-use super::docker::{Engine, Error, LogLine, PullPolicy, ServiceStatus, UpReport};
+use super::docker::{ContainerLogLine, Engine, Error, PullPolicy, ServiceStatus, UpReport};
 use super::events::{Events, StackEvent};
 use super::render;
 use crate::stack::{self, Selection, SelectionRequest, Stack, compose, current, endpoints, secrets};
@@ -198,8 +198,8 @@ pub async fn run_logs(args: &LogsArgs, state_dir: &Path) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     while let Some(line) = lines.next().await {
         let written = match line? {
-            LogLine::Stdout(text) => out.write_all(text.as_bytes()),
-            LogLine::Stderr(text) => out.flush().and_then(|()| std::io::stderr().write_all(text.as_bytes())),
+            ContainerLogLine::Stdout(text) => out.write_all(text.as_bytes()),
+            ContainerLogLine::Stderr(text) => out.flush().and_then(|()| std::io::stderr().write_all(text.as_bytes())),
         };
         if written.is_err() {
             // The reader went away (e.g. `| head`): stop quietly.

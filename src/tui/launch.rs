@@ -8,7 +8,7 @@ use crate::stack::{Stack, current};
 use super::TuiError;
 use super::actions::StackContext;
 use super::app::AfterExit;
-use super::stack::StackPanel;
+use super::stack_panel::StackPanel;
 use super::stages::StageContext;
 
 /// `lab tui` (and `lab` alone): the live monitor. `overrides` re-resolve the endpoints after the
