@@ -78,7 +78,27 @@ pub struct Notice {
     pub error: bool,
 }
 
+/// The time the app's state was last updated at, read by `update` and the views instead of the
+/// system clock, so a frame depends only on the state (view snapshots are exact).
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub instant: std::time::Instant,
+    pub utc: chrono::DateTime<chrono::Utc>,
+}
+
+impl Clock {
+    #[must_use]
+    pub fn now() -> Self {
+        Self {
+            instant: std::time::Instant::now(),
+            utc: chrono::Utc::now(),
+        }
+    }
+}
+
 pub struct App {
+    /// Set by the event loop before every message.
+    pub now: Clock,
     pub view: View,
     pub lab: LabSnapshot,
     pub theme: Theme,
@@ -134,6 +154,7 @@ impl App {
     #[must_use]
     pub fn new(theme: Theme) -> Self {
         Self {
+            now: Clock::now(),
             view: View::Overview,
             lab: LabSnapshot::default(),
             theme,
@@ -179,15 +200,12 @@ impl App {
             Msg::Tick => self.dirty = self.stack.busy.is_some() && self.view == View::Stack,
             Msg::Doctor(report) => self.doctor = Some(*report),
             Msg::Stage(StageEvent::Stats { kind, snapshot }) => {
-                self.stages
-                    .entry(kind)
-                    .or_default()
-                    .observe(snapshot, std::time::Instant::now());
+                self.stages.entry(kind).or_default().observe(snapshot, self.now.instant);
                 self.dirty = self.view == View::Pipeline;
             }
             Msg::Stage(StageEvent::Done { kind, snapshot, result }) => {
                 let view = self.stages.entry(kind).or_default();
-                view.observe(snapshot, std::time::Instant::now());
+                view.observe(snapshot, self.now.instant);
                 view.running = false;
                 view.rate_in = None;
                 view.rate_out = None;
@@ -253,7 +271,7 @@ impl App {
             self.fail(format!("no stack to manage: {}", first_line(e)));
             return Vec::new();
         }
-        self.stack.begin(cmd.describe_progress(), std::time::Instant::now());
+        self.stack.begin(cmd.describe_progress(), self.now.instant);
         self.say(format!("{} …", cmd.describe_progress()));
         vec![Cmd::Stack(cmd)]
     }
@@ -923,7 +941,7 @@ mod tests {
             kind,
             snapshot: snap(0, 0),
         }));
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        app.now.instant += std::time::Duration::from_millis(20);
         app.update(Msg::Stage(StageEvent::Stats {
             kind,
             snapshot: snap(100, 90),

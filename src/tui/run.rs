@@ -326,6 +326,7 @@ where
             app.dirty = false;
         }
         let Some(msg) = rx.recv().await else { break };
+        app.now = super::app::Clock::now();
         for cmd in app.update(msg) {
             effects.run(cmd);
         }

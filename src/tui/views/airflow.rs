@@ -160,7 +160,7 @@ fn render_grid(app: &App, a: &AirflowSnapshot, area: Rect, buf: &mut Buffer) {
         lines.push(Line::from(spans));
     }
     lines.push(Line::from(""));
-    let now = chrono::Utc::now();
+    let now = app.now.utc;
     for r in runs.iter().rev().take(5) {
         let dur = r
             .duration(now)

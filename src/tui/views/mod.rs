@@ -253,7 +253,7 @@ pub(crate) mod test_support {
     use ratatui::buffer::Buffer;
 
     use crate::probes::LabSnapshot;
-    use crate::tui::app::{App, View};
+    use crate::tui::app::{App, Clock, View};
     use crate::tui::theme::Theme;
 
     /// `lab status --json` captured from real services with the pipeline's data flowing.
@@ -270,8 +270,20 @@ pub(crate) mod test_support {
         serde_json::from_value(v["services"].clone()).unwrap()
     }
 
+    /// The wall clock of every view test: the capture day of the fixtures, so durations and
+    /// ages in the views are the same on every run.
+    pub fn fixed_clock() -> Clock {
+        Clock {
+            instant: std::time::Instant::now(),
+            utc: chrono::DateTime::parse_from_rfc3339("2026-11-24T22:56:20Z")
+                .unwrap()
+                .with_timezone(&chrono::Utc),
+        }
+    }
+
     pub fn app(lab: LabSnapshot, view: View) -> App {
         let mut app = App::new(Theme { color: true });
+        app.now = fixed_clock();
         app.lab = lab;
         app.view = view;
         app

@@ -3,8 +3,6 @@
 //! memory; below it the selected service's details, with the failing check and its last log lines
 //! when it failed, or the last operation's error.
 
-use std::time::Instant;
-
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -43,7 +41,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 fn services_table(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
     let panel = &app.stack;
-    let now = Instant::now();
+    let now = app.now.instant;
     let status = match &panel.busy {
         Some(b) => Span::styled(
             format!(" {} … {}s ", b.what, now.saturating_duration_since(b.since).as_secs()),

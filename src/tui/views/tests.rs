@@ -36,6 +36,22 @@ fn every_view_renders_at_both_sizes_without_panicking() {
     }
 }
 
+/// Every view, with the services up and down, at both sizes: the whole screen as text, against
+/// the snapshot in src/tui/views/snapshots/ (`cargo insta review` accepts a change made on
+/// purpose). The checks below stay for what a snapshot does not say: colours, where a click lands.
+#[test]
+fn every_view_matches_its_snapshot() {
+    for (state, lab) in [("live", live_lab()), ("down", down_lab())] {
+        for view in View::ALL {
+            let a = app(lab.clone(), view);
+            for (w, h) in SIZES {
+                let name = format!("{}_{state}_{w}x{h}", view.short_title().to_lowercase());
+                insta::assert_snapshot!(name, screen(&a, w, h));
+            }
+        }
+    }
+}
+
 #[test]
 fn all_nine_tabs_fit_at_80_columns() {
     let s = screen(&app(live_lab(), View::Overview), 80, 24);
@@ -255,7 +271,7 @@ fn logs_view_filters_by_search() {
 mod stack_view {
     //! The Stack view driven by the runtime's own events through `App::update`.
 
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     use ratatui::style::Color;
@@ -331,11 +347,12 @@ mod stack_view {
             &["Stack labtest", "db", "pulling 42%", "18081", "bringing the stack up"],
         );
         event(&mut a, StackEvent::Created { service: "db".into() });
+        let deadline = a.now.instant + Duration::from_secs(29);
         event(
             &mut a,
             StackEvent::WaitingHealth {
                 service: "db".into(),
-                deadline: Instant::now() + Duration::from_secs(29),
+                deadline,
             },
         );
         event(
