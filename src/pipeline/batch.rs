@@ -11,6 +11,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use chrono::{NaiveDate, Utc};
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::error::ArrowError;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
@@ -430,6 +433,40 @@ async fn load_table(
     Ok(())
 }
 
+/// The serving tables' timestamps (seconds, as the raw zone holds them) as microseconds in UTC:
+/// Parquet has no logical type for seconds, so arrow writes those as bare integers, which DuckDB,
+/// pandas and Spark read as numbers. Microseconds carry the TIMESTAMP(UTC) logical type.
+fn readable_schema(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Timestamp(TimeUnit::Second, _) => f
+                .as_ref()
+                .clone()
+                .with_data_type(DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+fn readable_timestamps(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(column.clone())
+            } else {
+                cast(column, field.data_type())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
 fn write_parquet(dir: &Path, results: &[(&ServingTable, Vec<RecordBatch>)]) -> Result<(), BatchError> {
     let out_err = |path: &Path, e: &dyn std::fmt::Display| BatchError::Output {
         path: path.display().to_string(),
@@ -449,9 +486,11 @@ fn write_parquet(dir: &Path, results: &[(&ServingTable, Vec<RecordBatch>)]) -> R
             continue;
         };
         let file = std::fs::File::create(&tmp).map_err(|e| out_err(&tmp, &e))?;
-        let mut writer = ArrowWriter::try_new(file, schema, None).map_err(|e| out_err(&tmp, &e))?;
+        let schema = readable_schema(&schema);
+        let mut writer = ArrowWriter::try_new(file, schema.clone(), None).map_err(|e| out_err(&tmp, &e))?;
         for batch in batches {
-            writer.write(batch).map_err(|e| out_err(&tmp, &e))?;
+            let batch = readable_timestamps(batch, &schema).map_err(|e| out_err(&tmp, &e))?;
+            writer.write(&batch).map_err(|e| out_err(&tmp, &e))?;
         }
         writer.close().map_err(|e| out_err(&tmp, &e))?;
         std::fs::rename(&tmp, &path).map_err(|e| out_err(&path, &e))?;
@@ -496,6 +535,61 @@ mod tests {
             .unwrap();
         }
         zone
+    }
+
+    /// The serving tables' timestamps are Parquet TIMESTAMP(UTC) columns, not bare integers, so
+    /// DuckDB, pandas and Spark read them as times.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn serving_parquet_timestamps_carry_the_timestamp_type() {
+        use datafusion::parquet::basic::{LogicalType, TimeUnit as ParquetUnit};
+        use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+
+        let dir = tempfile::tempdir().unwrap();
+        let r1 = review("r1", "u1", "b1", 5, "2019-01-02 10:00:00");
+        let lines = [
+            (
+                Entity::Business,
+                r#"{"business_id":"b1","name":"Taco Place","city":"Tucson","state":"AZ","stars":4.0,"categories":"Mexican"}"#,
+            ),
+            (Entity::User, r#"{"user_id":"u1","elite":""}"#),
+            (Entity::Review, r1.as_str()),
+        ];
+        let zone = raw_zone_with(dir.path(), "2026-11-24", &lines).await;
+        let out = dir.path().join("serving");
+        run_batch(&zone, None, &ServingTarget::Parquet(out.clone()))
+            .await
+            .unwrap();
+        let file = std::fs::File::open(out.join("user_summary.parquet")).unwrap();
+        let reader = SerializedFileReader::new(file).unwrap();
+        let schema = reader.metadata().file_metadata().schema_descr_ptr();
+        for name in ["first_review_at", "last_review_at"] {
+            let column = schema.columns().iter().find(|c| c.name() == name).unwrap();
+            assert_eq!(
+                column.logical_type_ref(),
+                Some(&LogicalType::timestamp(true, ParquetUnit::MICROS)),
+                "{name}"
+            );
+        }
+        // And the value is the review's time.
+        let ctx = SessionContext::new();
+        ctx.register_parquet(
+            "u",
+            out.join("user_summary.parquet").to_str().unwrap(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        let rows = ctx
+            .sql("SELECT CAST(first_review_at AS VARCHAR) FROM u")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&rows)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("2019-01-02T10:00:00"), "{text}");
     }
 
     fn review(id: &str, user: &str, business: &str, stars: u8, date: &str) -> String {

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
 use super::command::{self, Command};
+use super::keys::{self, Action};
 use super::logs::LogLine;
 use super::msg::{Cmd, Msg, StackCmd};
 use super::stack_panel::StackPanel;
@@ -14,8 +15,7 @@ use super::views::tabs::tab_at;
 pub use super::views::tabs::{VIEWS, View};
 use crate::doctor::DoctorReport;
 use crate::pipeline::stats::StageSnapshot;
-use crate::probes::kafka::{Group, GroupPartition, Topic};
-use crate::probes::{LabSnapshot, ServiceSnapshot, airflow};
+use crate::probes::{LabSnapshot, ServiceSnapshot};
 use crate::runtime::first_line;
 
 /// Points kept per trend line (one per Kafka poll: two minutes at the default 1 s).
@@ -467,51 +467,86 @@ impl App {
     }
 
     fn on_normal_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
-        if let Some(cmds) = self.on_stack_key(key.code) {
-            return cmds;
+        match keys::action(self.view, key.code) {
+            Some(action) => self.perform(action, key.code),
+            None => {
+                self.dirty = false;
+                Vec::new()
+            }
         }
-        match key.code {
-            KeyCode::Char('q') => self.quit = true,
-            KeyCode::Char('?') => self.mode = Mode::Help,
-            KeyCode::Char('/') => {
-                self.mode = Mode::Filter;
-                self.input = self.filter.clone();
+    }
+
+    /// Carries out what a key of the keymap ([`keys::KEYMAP`]) is bound to.
+    fn perform(&mut self, action: Action, code: KeyCode) -> Vec<Cmd> {
+        let selected = self.selected_service().map(str::to_string);
+        let stack_cmd = match action {
+            Action::StackUp => Some(StackCmd::Up { only: Vec::new() }),
+            Action::StackUpSelected => selected.clone().map(|s| StackCmd::Up { only: vec![s] }),
+            Action::StopSelected => selected.clone().map(StackCmd::Stop),
+            Action::StartSelected => selected.clone().map(StackCmd::Start),
+            Action::RestartSelected => selected.clone().map(StackCmd::Restart),
+            Action::PullImages => Some(StackCmd::Pull),
+            _ => None,
+        };
+        if let Some(cmd) = stack_cmd {
+            return self.stack_cmd(cmd);
+        }
+        let views = View::ALL.len();
+        match action {
+            Action::ShowView => {
+                if let KeyCode::Char(c @ '1'..='9') = code {
+                    self.switch(View::ALL[(c as usize) - ('1' as usize)]);
+                }
             }
-            KeyCode::Char(':') => {
-                self.mode = Mode::Command;
-                self.input.clear();
-            }
-            KeyCode::Char(c @ '1'..='9') => {
-                let i = (c as usize) - ('1' as usize);
-                self.switch(View::ALL[i]);
-            }
-            KeyCode::Tab => self.switch(View::ALL[(self.view.index() + 1) % View::ALL.len()]),
-            KeyCode::BackTab => self.switch(View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()]),
-            KeyCode::Down | KeyCode::Char('j') => self.move_selection(1),
-            KeyCode::Up | KeyCode::Char('k') => self.move_selection(-1),
-            KeyCode::PageDown => self.move_selection(10),
-            KeyCode::PageUp => self.move_selection(-10),
-            KeyCode::Char('g') | KeyCode::Home => self.move_selection(-1_000_000),
-            KeyCode::Char('G') | KeyCode::End => self.move_selection(1_000_000),
-            KeyCode::Left | KeyCode::Char('h') => self.switch_pane(-1),
-            KeyCode::Right | KeyCode::Char('l') => self.switch_pane(1),
-            KeyCode::Enter => self.drill(true),
-            KeyCode::Esc => {
+            Action::NextView => self.switch(View::ALL[(self.view.index() + 1) % views]),
+            Action::PreviousView => self.switch(View::ALL[(self.view.index() + views - 1) % views]),
+            Action::Down => self.move_selection(1),
+            Action::Up => self.move_selection(-1),
+            Action::PageDown => self.move_selection(10),
+            Action::PageUp => self.move_selection(-10),
+            Action::First => self.move_selection(-1_000_000),
+            Action::Last => self.move_selection(1_000_000),
+            Action::PreviousPane => self.switch_pane(-1),
+            Action::NextPane => self.switch_pane(1),
+            Action::DrillIn => self.drill(true),
+            Action::Back => {
                 self.drill(false);
                 self.notice = None;
                 self.filter.clear();
             }
-            KeyCode::Char('s') if self.view == View::Kafka => self.sort_by_name = !self.sort_by_name,
-            KeyCode::Char('f') if self.view == View::Logs => {
+            Action::Filter => {
+                self.mode = Mode::Filter;
+                self.input = self.filter.clone();
+            }
+            Action::CommandLine => {
+                self.mode = Mode::Command;
+                self.input.clear();
+            }
+            Action::Help => self.mode = Mode::Help,
+            Action::Quit => self.quit = true,
+            Action::RunEmbedded => {
+                if self.doctor.as_ref().is_some_and(|d| !d.engine_reachable()) {
+                    self.after_exit = Some(AfterExit::Demo);
+                    self.quit = true;
+                } else {
+                    self.dirty = false;
+                }
+            }
+            Action::StackDown | Action::StackDownWithVolumes => {
+                let volumes = action == Action::StackDownWithVolumes;
+                self.mode = Mode::Confirm(Cmd::Stack(StackCmd::Down { volumes }));
+            }
+            Action::SortPartitions => self.sort_by_name = !self.sort_by_name,
+            Action::ToggleFollow => {
                 self.log_follow = !self.log_follow;
                 self.log_scroll = 0;
             }
-            KeyCode::Char('t') if self.view == View::Airflow => {
+            Action::TriggerDag => {
                 if let Some(d) = self.selected_dag() {
                     self.mode = Mode::Confirm(Cmd::TriggerDag(d.dag_id.clone()));
                 }
             }
-            KeyCode::Char('p') if self.view == View::Airflow => {
+            Action::TogglePause => {
                 if let Some(d) = self.selected_dag() {
                     self.mode = Mode::Confirm(Cmd::SetPaused {
                         dag_id: d.dag_id.clone(),
@@ -519,35 +554,16 @@ impl App {
                     });
                 }
             }
-            KeyCode::Char('c') if self.view == View::Airflow => self.ask_clear(None),
-            KeyCode::Char('e') if self.doctor.as_ref().is_some_and(|d| !d.engine_reachable()) => {
-                self.after_exit = Some(AfterExit::Demo);
-                self.quit = true;
-            }
-            _ => self.dirty = false,
+            Action::ClearFailed => self.ask_clear(None),
+            // A stack action without a selected service: nothing to do.
+            Action::StackUp
+            | Action::StackUpSelected
+            | Action::StopSelected
+            | Action::StartSelected
+            | Action::RestartSelected
+            | Action::PullImages => {}
         }
         Vec::new()
-    }
-
-    /// The Stack view's keys (and `u` on the Overview); `None` when `code` is not one of them here.
-    fn on_stack_key(&mut self, code: KeyCode) -> Option<Vec<Cmd>> {
-        let selected = || self.selected_service().map(str::to_string);
-        let cmd = match (self.view, code) {
-            (View::Stack | View::Overview, KeyCode::Char('u')) => StackCmd::Up { only: Vec::new() },
-            (View::Stack, KeyCode::Char('U')) => StackCmd::Up {
-                only: selected().into_iter().collect(),
-            },
-            (View::Stack, KeyCode::Char(c @ ('d' | 'D'))) => {
-                self.mode = Mode::Confirm(Cmd::Stack(StackCmd::Down { volumes: c == 'D' }));
-                return Some(Vec::new());
-            }
-            (View::Stack, KeyCode::Char('s')) => StackCmd::Stop(selected()?),
-            (View::Stack, KeyCode::Char('S')) => StackCmd::Start(selected()?),
-            (View::Stack, KeyCode::Char('r')) => StackCmd::Restart(selected()?),
-            (View::Stack, KeyCode::Char('p')) => StackCmd::Pull,
-            _ => return None,
-        };
-        Some(self.stack_cmd(cmd))
     }
 
     fn switch(&mut self, view: View) {
@@ -626,97 +642,9 @@ impl App {
         self.selection[self.view.index()]
     }
 
-    fn matches(&self, name: &str) -> bool {
+    /// Whether `name` passes the `/` filter.
+    pub(crate) fn matches(&self, name: &str) -> bool {
         self.filter.is_empty() || name.to_lowercase().contains(&self.filter.to_lowercase())
-    }
-
-    /// Consumer groups passing the filter.
-    #[must_use]
-    pub fn kafka_groups(&self) -> Vec<&Group> {
-        self.lab
-            .kafka
-            .as_ref()
-            .and_then(|p| p.detail.as_ref())
-            .map(|k| k.groups.iter().filter(|g| self.matches(&g.name)).collect())
-            .unwrap_or_default()
-    }
-
-    #[must_use]
-    pub fn kafka_topics(&self) -> Vec<&Topic> {
-        self.lab
-            .kafka
-            .as_ref()
-            .and_then(|p| p.detail.as_ref())
-            .map(|k| k.topics.iter().filter(|t| self.matches(&t.name)).collect())
-            .unwrap_or_default()
-    }
-
-    #[must_use]
-    pub fn selected_group(&self) -> Option<&Group> {
-        let groups = self.kafka_groups();
-        groups
-            .get(self.selection[View::Kafka.index()].min(groups.len().saturating_sub(1)))
-            .copied()
-    }
-
-    /// The selected group's partitions, sorted by lag (largest first) or by name.
-    #[must_use]
-    pub fn lag_table(&self) -> Vec<&GroupPartition> {
-        let Some(g) = self.selected_group() else {
-            return Vec::new();
-        };
-        let mut rows: Vec<&GroupPartition> = g.partitions.iter().collect();
-        if self.sort_by_name {
-            rows.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-        } else {
-            rows.sort_by(|a, b| {
-                b.lag
-                    .cmp(&a.lag)
-                    .then((&a.topic, a.partition).cmp(&(&b.topic, b.partition)))
-            });
-        }
-        rows
-    }
-
-    #[must_use]
-    pub fn dags(&self) -> Vec<&airflow::Dag> {
-        self.lab
-            .airflow
-            .as_ref()
-            .and_then(|p| p.detail.as_ref())
-            .map(|a| a.dags.iter().filter(|d| self.matches(&d.dag_id)).collect())
-            .unwrap_or_default()
-    }
-
-    #[must_use]
-    pub fn selected_dag(&self) -> Option<&airflow::Dag> {
-        let dags = self.dags();
-        dags.get(self.selection[View::Airflow.index()].min(dags.len().saturating_sub(1)))
-            .copied()
-    }
-
-    /// "all" followed by every log source seen.
-    #[must_use]
-    pub fn log_sources(&self) -> Vec<String> {
-        let mut s: Vec<String> = self.logs.iter().map(|l| l.source.clone()).collect();
-        s.sort();
-        s.dedup();
-        s.insert(0, "all".into());
-        s
-    }
-
-    /// Log lines of the selected source that match the filter (the `/` search).
-    #[must_use]
-    pub fn visible_logs(&self) -> Vec<&LogLine> {
-        let sources = self.log_sources();
-        let source = sources
-            .get(self.selection[View::Logs.index()])
-            .map_or("all", String::as_str);
-        self.logs
-            .iter()
-            .filter(|l| source == "all" || l.source == source)
-            .filter(|l| self.matches(&l.text))
-            .collect()
     }
 
     fn ask_clear(&mut self, run: Option<String>) {
@@ -805,6 +733,7 @@ fn push_bounded(buf: &mut VecDeque<u64>, v: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probes::kafka::Group;
     use crate::probes::{Probed, ServiceSnapshot};
     use crate::tui::stages::StageStart;
     use crate::tui::views::tabs::tab_labels;

@@ -1,68 +1,194 @@
-//! The key table: one list feeds the `?` help overlay and the footer hints, so they cannot drift
-//! from each other. `App::update` implements these bindings.
+//! The keymap: which key does what, in which view. One table that `App::update` dispatches through
+//! and that the `?` help overlay and the footer hints are drawn from, so a binding cannot exist
+//! in one and not the other (and a configurable keymap only has to replace this table).
+
+use crossterm::event::KeyCode;
 
 use super::views::tabs::View;
 
-/// One binding as shown to the user.
+/// What a key does. `App::perform` carries each one out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Switch to the view of this digit (1-9).
+    ShowView,
+    NextView,
+    PreviousView,
+    Down,
+    Up,
+    PageDown,
+    PageUp,
+    First,
+    Last,
+    PreviousPane,
+    NextPane,
+    DrillIn,
+    Back,
+    Filter,
+    CommandLine,
+    Help,
+    Quit,
+    /// Without a Docker engine: leave the monitor for the embedded demo.
+    RunEmbedded,
+    StackUp,
+    StackUpSelected,
+    StackDown,
+    StackDownWithVolumes,
+    StopSelected,
+    StartSelected,
+    RestartSelected,
+    PullImages,
+    SortPartitions,
+    TriggerDag,
+    TogglePause,
+    ClearFailed,
+    ToggleFollow,
+}
+
+/// One binding: its keys, how help shows them, what they do and where.
 #[derive(Debug, Clone, Copy)]
-pub struct KeyHelp {
-    pub keys: &'static str,
-    pub action: &'static str,
-    /// `None`: works everywhere.
+pub struct Binding {
+    pub keys: &'static [KeyCode],
+    /// The keys as help shows them (`↑↓ j k`).
+    pub shown: &'static str,
+    pub action: Action,
+    /// `None`: in every view (a view's own binding for the same key wins).
     pub view: Option<View>,
+    pub help: &'static str,
     /// Shown in the footer (the rest only in the help overlay).
     pub footer: bool,
 }
 
-const fn global(keys: &'static str, action: &'static str, footer: bool) -> KeyHelp {
-    KeyHelp {
+const fn global(
+    keys: &'static [KeyCode],
+    shown: &'static str,
+    action: Action,
+    help: &'static str,
+    footer: bool,
+) -> Binding {
+    Binding {
         keys,
+        shown,
         action,
         view: None,
+        help,
         footer,
     }
 }
 
-const fn on(view: View, keys: &'static str, action: &'static str) -> KeyHelp {
-    KeyHelp {
+const fn on(view: View, keys: &'static [KeyCode], shown: &'static str, action: Action, help: &'static str) -> Binding {
+    Binding {
         keys,
+        shown,
         action,
         view: Some(view),
+        help,
         footer: true,
     }
 }
 
-pub const KEYS: &[KeyHelp] = &[
-    global("1-9", "switch view", true),
-    global("Tab/S-Tab", "next / previous view", false),
-    global("↑↓ j k", "move selection", false),
-    global("PgUp PgDn g G", "page / first / last", false),
-    global("← → h l", "switch pane", false),
-    global("Enter", "drill in", false),
-    global("Esc", "back / close", false),
-    global("/", "filter the list", true),
-    global(":", "command line", true),
-    global("?", "help", true),
-    global("q Ctrl-C", "quit", true),
-    global("mouse", "click a tab or a row, scroll a list", false),
+use KeyCode::{BackTab, Char, Down, End, Enter, Esc, Home, Left, PageDown, PageUp, Right, Tab, Up};
+
+const DIGITS: &[KeyCode] = &[
+    Char('1'),
+    Char('2'),
+    Char('3'),
+    Char('4'),
+    Char('5'),
+    Char('6'),
+    Char('7'),
+    Char('8'),
+    Char('9'),
+];
+
+pub const KEYMAP: &[Binding] = &[
+    global(DIGITS, "1-9", Action::ShowView, "switch view", true),
+    global(&[Tab], "Tab", Action::NextView, "next view", false),
+    global(&[BackTab], "S-Tab", Action::PreviousView, "previous view", false),
+    global(&[Down, Char('j')], "↓ j", Action::Down, "move selection down", false),
+    global(&[Up, Char('k')], "↑ k", Action::Up, "move selection up", false),
+    global(&[PageDown], "PgDn", Action::PageDown, "page down", false),
+    global(&[PageUp], "PgUp", Action::PageUp, "page up", false),
+    global(&[Char('g'), Home], "g Home", Action::First, "first row", false),
+    global(&[Char('G'), End], "G End", Action::Last, "last row", false),
+    global(&[Left, Char('h')], "← h", Action::PreviousPane, "previous pane", false),
+    global(&[Right, Char('l')], "→ l", Action::NextPane, "next pane", false),
+    global(&[Enter], "Enter", Action::DrillIn, "drill in", false),
+    global(&[Esc], "Esc", Action::Back, "back / close / clear the filter", false),
+    global(&[Char('/')], "/", Action::Filter, "filter the list", true),
+    global(&[Char(':')], ":", Action::CommandLine, "command line", true),
+    global(&[Char('?')], "?", Action::Help, "help", true),
+    global(&[Char('q')], "q Ctrl-C", Action::Quit, "quit", true),
     global(
+        &[Char('e')],
         "e",
+        Action::RunEmbedded,
         "run the embedded demo instead (offered when there is no Docker)",
         false,
     ),
-    on(View::Overview, "u", "bring the stack up"),
-    on(View::Stack, "u/U", "up all / the selected service and its dependencies"),
-    on(View::Stack, "d/D", "down / down with volumes (asks)"),
-    on(View::Stack, "s/S/r", "stop / start / restart the selected service"),
-    on(View::Stack, "p", "pull the images"),
-    on(View::Kafka, "Enter", "partition lag of the group"),
-    on(View::Kafka, "s", "sort partitions by lag / name"),
-    on(View::Airflow, "t", "trigger the DAG"),
-    on(View::Airflow, "p", "pause / unpause"),
-    on(View::Airflow, "c", "clear failed tasks of the last run"),
-    on(View::Logs, "f", "follow on / off"),
-    on(View::Logs, "n", "next search match"),
+    on(View::Overview, &[Char('u')], "u", Action::StackUp, "bring the stack up"),
+    on(View::Stack, &[Char('u')], "u", Action::StackUp, "up all"),
+    on(
+        View::Stack,
+        &[Char('U')],
+        "U",
+        Action::StackUpSelected,
+        "up selected (+ dependencies)",
+    ),
+    on(View::Stack, &[Char('d')], "d", Action::StackDown, "down (asks)"),
+    on(
+        View::Stack,
+        &[Char('D')],
+        "D",
+        Action::StackDownWithVolumes,
+        "down + volumes (asks)",
+    ),
+    on(View::Stack, &[Char('s')], "s", Action::StopSelected, "stop selected"),
+    on(View::Stack, &[Char('S')], "S", Action::StartSelected, "start selected"),
+    on(
+        View::Stack,
+        &[Char('r')],
+        "r",
+        Action::RestartSelected,
+        "restart selected",
+    ),
+    on(View::Stack, &[Char('p')], "p", Action::PullImages, "pull images"),
+    on(
+        View::Kafka,
+        &[Enter],
+        "Enter",
+        Action::DrillIn,
+        "partition lag of the group",
+    ),
+    on(
+        View::Kafka,
+        &[Char('s')],
+        "s",
+        Action::SortPartitions,
+        "sort partitions by lag / name",
+    ),
+    on(View::Airflow, &[Char('t')], "t", Action::TriggerDag, "trigger the DAG"),
+    on(View::Airflow, &[Char('p')], "p", Action::TogglePause, "pause / unpause"),
+    on(
+        View::Airflow,
+        &[Char('c')],
+        "c",
+        Action::ClearFailed,
+        "clear failed tasks of the last run",
+    ),
+    on(View::Logs, &[Char('f')], "f", Action::ToggleFollow, "follow on / off"),
 ];
+
+/// What `code` does in `view`: the view's own binding first, then the global one.
+#[must_use]
+pub fn action(view: View, code: KeyCode) -> Option<Action> {
+    let bound = |b: &&Binding| b.keys.contains(&code);
+    KEYMAP
+        .iter()
+        .filter(|b| b.view == Some(view))
+        .find(bound)
+        .or_else(|| KEYMAP.iter().filter(|b| b.view.is_none()).find(bound))
+        .map(|b| b.action)
+}
 
 /// The `:` commands, for the help overlay.
 pub const COMMANDS: &[(&str, &str)] = &[
@@ -88,8 +214,38 @@ pub const COMMANDS: &[(&str, &str)] = &[
 ];
 
 /// Footer hints for `view`: its own keys first, then the global ones.
-pub fn footer(view: View) -> impl Iterator<Item = &'static KeyHelp> {
-    KEYS.iter()
+pub fn footer(view: View) -> impl Iterator<Item = &'static Binding> {
+    KEYMAP
+        .iter()
         .filter(move |k| k.view == Some(view))
-        .chain(KEYS.iter().filter(|k| k.view.is_none() && k.footer))
+        .chain(KEYMAP.iter().filter(|k| k.view.is_none() && k.footer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_views_own_binding_wins_over_the_global_one() {
+        assert_eq!(action(View::Kafka, Char('s')), Some(Action::SortPartitions));
+        assert_eq!(action(View::Stack, Char('s')), Some(Action::StopSelected));
+        assert_eq!(action(View::Airflow, Char('p')), Some(Action::TogglePause));
+        assert_eq!(action(View::Stack, Char('p')), Some(Action::PullImages));
+        assert_eq!(action(View::Logs, Char('s')), None);
+        assert_eq!(action(View::Logs, Char('j')), Some(Action::Down));
+        assert_eq!(action(View::Hdfs, Char('7')), Some(Action::ShowView));
+    }
+
+    #[test]
+    fn no_key_is_bound_twice_in_one_scope() {
+        for (i, a) in KEYMAP.iter().enumerate() {
+            for b in &KEYMAP[i + 1..] {
+                if a.view == b.view {
+                    for k in a.keys {
+                        assert!(!b.keys.contains(k), "{k:?} bound twice in {:?}", a.view);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -8,12 +8,33 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row, StatefulWidget, Table, Table
 
 use super::{render_unavailable, service_block};
 use crate::probes::LabService;
+use crate::probes::airflow;
 use crate::probes::airflow::AirflowSnapshot;
 use crate::tui::app::{App, View};
 use crate::tui::theme::Theme;
 
 /// Runs shown in the grid at most.
 const GRID_RUNS: usize = 20;
+
+/// What the view shows, derived from the app state (the key handlers select from the same lists).
+impl App {
+    #[must_use]
+    pub fn dags(&self) -> Vec<&airflow::Dag> {
+        self.lab
+            .airflow
+            .as_ref()
+            .and_then(|p| p.detail.as_ref())
+            .map(|a| a.dags.iter().filter(|d| self.matches(&d.dag_id)).collect())
+            .unwrap_or_default()
+    }
+
+    #[must_use]
+    pub fn selected_dag(&self) -> Option<&airflow::Dag> {
+        let dags = self.dags();
+        dags.get(self.selection[View::Airflow.index()].min(dags.len().saturating_sub(1)))
+            .copied()
+    }
+}
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;

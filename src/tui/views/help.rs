@@ -7,16 +7,16 @@ use ratatui::widgets::{Block, Clear, Paragraph, Widget};
 
 use super::centered;
 use crate::tui::app::App;
-use crate::tui::keys::{COMMANDS, KEYS};
+use crate::tui::keys::{COMMANDS, KEYMAP};
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
     let mut keys = vec![Line::styled("Keys", t.title())];
-    for k in KEYS {
+    for k in KEYMAP {
         let scope = k.view.map_or(String::new(), |v| format!("[{}] ", v.title()));
         keys.push(Line::from(vec![
-            Span::styled(format!("{:>14}  ", k.keys), t.accent()),
-            Span::raw(format!("{scope}{}", k.action)),
+            Span::styled(format!("{:>14}  ", k.shown), t.accent()),
+            Span::raw(format!("{scope}{}", k.help)),
         ]));
     }
     let mut commands = vec![Line::styled("Commands", t.title())];

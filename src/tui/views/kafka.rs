@@ -8,7 +8,59 @@ use ratatui::widgets::{Block, Cell, Row, Sparkline, StatefulWidget, Table, Table
 
 use super::{count, duration, rate, render_unavailable, service_block};
 use crate::probes::LabService;
+use crate::probes::kafka::{Group, GroupPartition, Topic};
 use crate::tui::app::{App, View};
+
+/// What the view shows, derived from the app state (the key handlers select from the same lists).
+impl App {
+    /// Consumer groups passing the filter.
+    #[must_use]
+    pub fn kafka_groups(&self) -> Vec<&Group> {
+        self.lab
+            .kafka
+            .as_ref()
+            .and_then(|p| p.detail.as_ref())
+            .map(|k| k.groups.iter().filter(|g| self.matches(&g.name)).collect())
+            .unwrap_or_default()
+    }
+
+    #[must_use]
+    pub fn kafka_topics(&self) -> Vec<&Topic> {
+        self.lab
+            .kafka
+            .as_ref()
+            .and_then(|p| p.detail.as_ref())
+            .map(|k| k.topics.iter().filter(|t| self.matches(&t.name)).collect())
+            .unwrap_or_default()
+    }
+
+    #[must_use]
+    pub fn selected_group(&self) -> Option<&Group> {
+        let groups = self.kafka_groups();
+        groups
+            .get(self.selection[View::Kafka.index()].min(groups.len().saturating_sub(1)))
+            .copied()
+    }
+
+    /// The selected group's partitions, sorted by lag (largest first) or by name.
+    #[must_use]
+    pub fn lag_table(&self) -> Vec<&GroupPartition> {
+        let Some(g) = self.selected_group() else {
+            return Vec::new();
+        };
+        let mut rows: Vec<&GroupPartition> = g.partitions.iter().collect();
+        if self.sort_by_name {
+            rows.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        } else {
+            rows.sort_by(|a, b| {
+                b.lag
+                    .cmp(&a.lag)
+                    .then((&a.topic, a.partition).cmp(&(&b.topic, b.partition)))
+            });
+        }
+        rows
+    }
+}
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let status = app.lab.status(LabService::Kafka);

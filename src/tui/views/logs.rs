@@ -6,6 +6,34 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, List, ListItem, ListState, Paragraph, StatefulWidget, Widget};
 
 use crate::tui::app::{App, View};
+use crate::tui::logs::LogLine;
+
+/// What the view shows, derived from the app state (the key handlers select from the same lists).
+impl App {
+    /// "all" followed by every log source seen.
+    #[must_use]
+    pub fn log_sources(&self) -> Vec<String> {
+        let mut s: Vec<String> = self.logs.iter().map(|l| l.source.clone()).collect();
+        s.sort();
+        s.dedup();
+        s.insert(0, "all".into());
+        s
+    }
+
+    /// Log lines of the selected source that match the filter (the `/` search).
+    #[must_use]
+    pub fn visible_logs(&self) -> Vec<&LogLine> {
+        let sources = self.log_sources();
+        let source = sources
+            .get(self.selection[View::Logs.index()])
+            .map_or("all", String::as_str);
+        self.logs
+            .iter()
+            .filter(|l| source == "all" || l.source == source)
+            .filter(|l| self.matches(&l.text))
+            .collect()
+    }
+}
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;

@@ -122,8 +122,8 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
                     spans.push(Span::styled(format!("filter: {}  ", app.filter), t.accent()));
                 }
                 for k in keys::footer(app.view) {
-                    spans.push(Span::styled(k.keys, t.accent()));
-                    spans.push(Span::styled(format!(" {}  ", k.action), t.dim()));
+                    spans.push(Span::styled(k.shown, t.accent()));
+                    spans.push(Span::styled(format!(" {}  ", k.help), t.dim()));
                 }
                 Line::from(spans)
             }

@@ -226,8 +226,8 @@ fn help_overlay_lists_every_key() {
     let mut a = app(live_lab(), View::Kafka);
     a.mode = Mode::Help;
     let s = screen(&a, 200, 60);
-    for k in crate::tui::keys::KEYS {
-        assert!(s.contains(k.action), "help lacks {:?}:\n{s}", k.action);
+    for k in crate::tui::keys::KEYMAP {
+        assert!(s.contains(k.help), "help lacks {:?}:\n{s}", k.help);
     }
     // At 80x24 it still opens (clipped), titled.
     assert!(screen(&a, 80, 24).contains("Help"));
