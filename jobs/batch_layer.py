@@ -153,9 +153,11 @@ def raw_table(spark, root, entity, as_of):
     return df
 
 
-# The raw zone stores these as Arrow Timestamp(Second, UTC). Parquet has no seconds unit, so the
-# writer keeps them as plain INT64 seconds (the unit lives only in the embedded Arrow schema, which
-# Spark does not read): turn them back into timestamps.
+# The raw zone stores these as Parquet TIMESTAMP(MICROS, UTC), which Spark reads as timestamps.
+# Raw zones written before 2026-12-03 hold them as Arrow Timestamp(Second): Parquet has no seconds
+# unit, so those files keep plain INT64 seconds (the unit lives only in the embedded Arrow schema,
+# which Spark does not read): turn them back into timestamps. (Spark cannot read a directory that
+# mixes both; DataFusion can: land the data under a new topic prefix to use the Spark twin on it.)
 TIMESTAMP_SECONDS_COLUMNS = ("date", "yelping_since")
 
 

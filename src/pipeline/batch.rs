@@ -537,6 +537,97 @@ mod tests {
         zone
     }
 
+    /// Raw zones written before timestamps were microseconds hold them as seconds (bare INT64 in
+    /// Parquet, the unit only in the embedded Arrow schema): the batch still reads such files
+    /// beside new ones, with the same times.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn raw_zone_files_with_second_timestamps_still_load() {
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+        let dir = tempfile::tempdir().unwrap();
+        let r1 = review("r1", "u1", "b1", 5, "2019-01-02 10:00:00");
+        let r2 = review("r2", "u1", "b1", 3, "2020-03-04 05:06:07");
+        let lines = [
+            (
+                Entity::Business,
+                r#"{"business_id":"b1","name":"Taco Place","city":"Tucson","state":"AZ","stars":4.0,"categories":"Mexican"}"#,
+            ),
+            (Entity::User, r#"{"user_id":"u1","elite":""}"#),
+            (Entity::Review, r1.as_str()),
+        ];
+        let zone = raw_zone_with(dir.path(), "2026-11-24", &lines).await;
+        // r2 as the consumer wrote it before: its timestamps cast to seconds.
+        let mut json = clean(Entity::Review, r2.as_bytes()).unwrap().json;
+        json.push(b'\n');
+        let current = encode_parquet(Entity::Review, 1, &[7], &json).unwrap();
+        let batch = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(current))
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let seconds = DataType::Timestamp(TimeUnit::Second, Some("UTC".into()));
+        let fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Timestamp(..) => f.as_ref().clone().with_data_type(seconds.clone()),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .map(|(c, f)| cast(c, f.data_type()).unwrap())
+            .collect();
+        let old = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let mut bytes = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut bytes, schema, None).unwrap();
+        writer.write(&old).unwrap();
+        writer.close().unwrap();
+        let part = PartFile {
+            partition: 1,
+            first_offset: 7,
+            last_offset: 7,
+            epoch: crate::storage::Epoch::random(),
+        };
+        zone.put_atomic(&part.path(Entity::Review, "2026-11-24"), bytes)
+            .await
+            .unwrap();
+
+        let out = dir.path().join("serving");
+        let report = run_batch(&zone, None, &ServingTarget::Parquet(out.clone()))
+            .await
+            .unwrap();
+        assert_eq!(report.rows_in, 4);
+        let ctx = SessionContext::new();
+        ctx.register_parquet(
+            "u",
+            out.join("user_summary.parquet").to_str().unwrap(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        let rows = ctx
+            .sql("SELECT reviews, CAST(first_review_at AS VARCHAR), CAST(last_review_at AS VARCHAR) FROM u")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&rows)
+            .unwrap()
+            .to_string();
+        assert!(
+            text.contains("| 2 ") && text.contains("2019-01-02T10:00:00") && text.contains("2020-03-04T05:06:07"),
+            "{text}"
+        );
+    }
+
     /// The serving tables' timestamps are Parquet TIMESTAMP(UTC) columns, not bare integers, so
     /// DuckDB, pandas and Spark read them as times.
     #[tokio::test(flavor = "multi_thread")]
@@ -570,6 +661,18 @@ mod tests {
                 "{name}"
             );
         }
+        // The raw zone's too: the review's `date` as the consumer wrote it.
+        let raw = zone.list_files("review").await.unwrap();
+        let file = std::fs::File::open(dir.path().join(&raw[0])).unwrap();
+        let reader = SerializedFileReader::new(file).unwrap();
+        let schema = reader.metadata().file_metadata().schema_descr_ptr();
+        let date = schema.columns().iter().find(|c| c.name() == "date").unwrap();
+        assert_eq!(
+            date.logical_type_ref(),
+            Some(&LogicalType::timestamp(true, ParquetUnit::MICROS)),
+            "raw zone {}",
+            raw[0]
+        );
         // And the value is the review's time.
         let ctx = SessionContext::new();
         ctx.register_parquet(

@@ -378,7 +378,9 @@ pub const KAFKA_OFFSET_COLUMN: &str = "_offset";
 /// The Arrow schema of an entity's clean records (without the Kafka columns).
 #[must_use]
 pub fn arrow_schema(entity: Entity) -> SchemaRef {
-    let ts = || DataType::Timestamp(TimeUnit::Second, Some("UTC".into()));
+    // Microseconds, not the dataset's seconds: Parquet has no logical type for seconds, so those
+    // would land as bare integers that Spark, DuckDB and pandas read as numbers.
+    let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     let list = |item: DataType| DataType::List(Arc::new(Field::new("item", item, true)));
     let f = |name: &str, ty: DataType, nullable: bool| Field::new(name, ty, nullable);
     use DataType::{Boolean, Float64, Int32, Int64, Utf8};
