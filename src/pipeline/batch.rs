@@ -547,15 +547,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r1 = review("r1", "u1", "b1", 5, "2019-01-02 10:00:00");
         let r2 = review("r2", "u1", "b1", 3, "2020-03-04 05:06:07");
-        let lines = [
-            (
-                Entity::Business,
-                r#"{"business_id":"b1","name":"Taco Place","city":"Tucson","state":"AZ","stars":4.0,"categories":"Mexican"}"#,
-            ),
-            (Entity::User, r#"{"user_id":"u1","elite":""}"#),
-            (Entity::Review, r1.as_str()),
-        ];
-        let zone = raw_zone_with(dir.path(), "2026-11-24", &lines).await;
+        let zone = raw_zone_with(dir.path(), "2026-11-24", &one_review(&r1)).await;
         // r2 as the consumer wrote it before: its timestamps cast to seconds.
         let mut json = clean(Entity::Review, r2.as_bytes()).unwrap().json;
         json.push(b'\n');
@@ -604,24 +596,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(report.rows_in, 4);
-        let ctx = SessionContext::new();
-        ctx.register_parquet(
-            "u",
-            out.join("user_summary.parquet").to_str().unwrap(),
-            Default::default(),
-        )
-        .await
-        .unwrap();
-        let rows = ctx
-            .sql("SELECT reviews, CAST(first_review_at AS VARCHAR), CAST(last_review_at AS VARCHAR) FROM u")
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let text = datafusion::arrow::util::pretty::pretty_format_batches(&rows)
-            .unwrap()
-            .to_string();
+        let text = user_summary_text(&out).await;
         assert!(
             text.contains("| 2 ") && text.contains("2019-01-02T10:00:00") && text.contains("2020-03-04T05:06:07"),
             "{text}"
@@ -637,15 +612,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let r1 = review("r1", "u1", "b1", 5, "2019-01-02 10:00:00");
-        let lines = [
-            (
-                Entity::Business,
-                r#"{"business_id":"b1","name":"Taco Place","city":"Tucson","state":"AZ","stars":4.0,"categories":"Mexican"}"#,
-            ),
-            (Entity::User, r#"{"user_id":"u1","elite":""}"#),
-            (Entity::Review, r1.as_str()),
-        ];
-        let zone = raw_zone_with(dir.path(), "2026-11-24", &lines).await;
+        let zone = raw_zone_with(dir.path(), "2026-11-24", &one_review(&r1)).await;
         let out = dir.path().join("serving");
         run_batch(&zone, None, &ServingTarget::Parquet(out.clone()))
             .await
@@ -674,6 +641,24 @@ mod tests {
             raw[0]
         );
         // And the value is the review's time.
+        let text = user_summary_text(&out).await;
+        assert!(text.contains("| 1 ") && text.contains("2019-01-02T10:00:00"), "{text}");
+    }
+
+    /// A business, its one user, and `review` by that user of that business.
+    fn one_review(review: &str) -> [(Entity, &str); 3] {
+        [
+            (
+                Entity::Business,
+                r#"{"business_id":"b1","name":"Taco Place","city":"Tucson","state":"AZ","stars":4.0,"categories":"Mexican"}"#,
+            ),
+            (Entity::User, r#"{"user_id":"u1","elite":""}"#),
+            (Entity::Review, review),
+        ]
+    }
+
+    /// `user_summary.parquet` under `out`: reviews, first and last review time, as a text table.
+    async fn user_summary_text(out: &Path) -> String {
         let ctx = SessionContext::new();
         ctx.register_parquet(
             "u",
@@ -683,16 +668,15 @@ mod tests {
         .await
         .unwrap();
         let rows = ctx
-            .sql("SELECT CAST(first_review_at AS VARCHAR) FROM u")
+            .sql("SELECT reviews, CAST(first_review_at AS VARCHAR), CAST(last_review_at AS VARCHAR) FROM u")
             .await
             .unwrap()
             .collect()
             .await
             .unwrap();
-        let text = datafusion::arrow::util::pretty::pretty_format_batches(&rows)
+        datafusion::arrow::util::pretty::pretty_format_batches(&rows)
             .unwrap()
-            .to_string();
-        assert!(text.contains("2019-01-02T10:00:00"), "{text}");
+            .to_string()
     }
 
     fn review(id: &str, user: &str, business: &str, stars: u8, date: &str) -> String {
