@@ -11,9 +11,6 @@ use std::time::Instant;
 use bytes::Bytes;
 use chrono::{NaiveDate, Utc};
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::arrow::error::ArrowError;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
@@ -433,40 +430,6 @@ async fn load_table(
     Ok(())
 }
 
-/// The serving tables' timestamps (seconds, as the raw zone holds them) as microseconds in UTC:
-/// Parquet has no logical type for seconds, so arrow writes those as bare integers, which DuckDB,
-/// pandas and Spark read as numbers. Microseconds carry the TIMESTAMP(UTC) logical type.
-fn readable_schema(schema: &SchemaRef) -> SchemaRef {
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::Timestamp(TimeUnit::Second, _) => f
-                .as_ref()
-                .clone()
-                .with_data_type(DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))),
-            _ => f.as_ref().clone(),
-        })
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
-}
-
-fn readable_timestamps(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(column, field)| {
-            if column.data_type() == field.data_type() {
-                Ok(column.clone())
-            } else {
-                cast(column, field.data_type())
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(schema.clone(), columns)
-}
-
 fn write_parquet(dir: &Path, results: &[(&ServingTable, Vec<RecordBatch>)]) -> Result<(), BatchError> {
     let out_err = |path: &Path, e: &dyn std::fmt::Display| BatchError::Output {
         path: path.display().to_string(),
@@ -486,11 +449,9 @@ fn write_parquet(dir: &Path, results: &[(&ServingTable, Vec<RecordBatch>)]) -> R
             continue;
         };
         let file = std::fs::File::create(&tmp).map_err(|e| out_err(&tmp, &e))?;
-        let schema = readable_schema(&schema);
-        let mut writer = ArrowWriter::try_new(file, schema.clone(), None).map_err(|e| out_err(&tmp, &e))?;
+        let mut writer = ArrowWriter::try_new(file, schema, None).map_err(|e| out_err(&tmp, &e))?;
         for batch in batches {
-            let batch = readable_timestamps(batch, &schema).map_err(|e| out_err(&tmp, &e))?;
-            writer.write(&batch).map_err(|e| out_err(&tmp, &e))?;
+            writer.write(batch).map_err(|e| out_err(&tmp, &e))?;
         }
         writer.close().map_err(|e| out_err(&tmp, &e))?;
         std::fs::rename(&tmp, &path).map_err(|e| out_err(&path, &e))?;
@@ -542,6 +503,8 @@ mod tests {
     /// beside new ones, with the same times.
     #[tokio::test(flavor = "multi_thread")]
     async fn raw_zone_files_with_second_timestamps_still_load() {
+        use datafusion::arrow::compute::cast;
+        use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
         use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
         let dir = tempfile::tempdir().unwrap();

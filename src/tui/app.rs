@@ -478,13 +478,13 @@ impl App {
 
     /// Carries out what a key of the keymap ([`keys::KEYMAP`]) is bound to.
     fn perform(&mut self, action: Action, code: KeyCode) -> Vec<Cmd> {
-        let selected = self.selected_service().map(str::to_string);
+        let selected = || self.selected_service().map(str::to_string);
         let stack_cmd = match action {
             Action::StackUp => Some(StackCmd::Up { only: Vec::new() }),
-            Action::StackUpSelected => selected.clone().map(|s| StackCmd::Up { only: vec![s] }),
-            Action::StopSelected => selected.clone().map(StackCmd::Stop),
-            Action::StartSelected => selected.clone().map(StackCmd::Start),
-            Action::RestartSelected => selected.clone().map(StackCmd::Restart),
+            Action::StackUpSelected => selected().map(|s| StackCmd::Up { only: vec![s] }),
+            Action::StopSelected => selected().map(StackCmd::Stop),
+            Action::StartSelected => selected().map(StackCmd::Start),
+            Action::RestartSelected => selected().map(StackCmd::Restart),
             Action::PullImages => Some(StackCmd::Pull),
             _ => None,
         };
