@@ -478,19 +478,6 @@ impl App {
 
     /// Carries out what a key of the keymap ([`keys::KEYMAP`]) is bound to.
     fn perform(&mut self, action: Action, code: KeyCode) -> Vec<Cmd> {
-        let selected = || self.selected_service().map(str::to_string);
-        let stack_cmd = match action {
-            Action::StackUp => Some(StackCmd::Up { only: Vec::new() }),
-            Action::StackUpSelected => selected().map(|s| StackCmd::Up { only: vec![s] }),
-            Action::StopSelected => selected().map(StackCmd::Stop),
-            Action::StartSelected => selected().map(StackCmd::Start),
-            Action::RestartSelected => selected().map(StackCmd::Restart),
-            Action::PullImages => Some(StackCmd::Pull),
-            _ => None,
-        };
-        if let Some(cmd) = stack_cmd {
-            return self.stack_cmd(cmd);
-        }
         let views = View::ALL.len();
         match action {
             Action::ShowView => {
@@ -555,15 +542,22 @@ impl App {
                 }
             }
             Action::ClearFailed => self.ask_clear(None),
-            // A stack action without a selected service: nothing to do.
-            Action::StackUp
-            | Action::StackUpSelected
-            | Action::StopSelected
-            | Action::StartSelected
-            | Action::RestartSelected
-            | Action::PullImages => {}
+            Action::StackUp => return self.stack_cmd(StackCmd::Up { only: Vec::new() }),
+            Action::PullImages => return self.stack_cmd(StackCmd::Pull),
+            Action::StackUpSelected => return self.on_selected_service(|s| StackCmd::Up { only: vec![s] }),
+            Action::StopSelected => return self.on_selected_service(StackCmd::Stop),
+            Action::StartSelected => return self.on_selected_service(StackCmd::Start),
+            Action::RestartSelected => return self.on_selected_service(StackCmd::Restart),
         }
         Vec::new()
+    }
+
+    /// Runs `cmd` on the Stack view's selected service; nothing when no service is selected.
+    fn on_selected_service(&mut self, cmd: fn(String) -> StackCmd) -> Vec<Cmd> {
+        match self.selected_service().map(str::to_string) {
+            Some(service) => self.stack_cmd(cmd(service)),
+            None => Vec::new(),
+        }
     }
 
     fn switch(&mut self, view: View) {

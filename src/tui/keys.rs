@@ -226,7 +226,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_views_own_binding_wins_over_the_global_one() {
+    fn view_keys_reach_their_action_and_global_keys_work_everywhere() {
         assert_eq!(action(View::Kafka, Char('s')), Some(Action::SortPartitions));
         assert_eq!(action(View::Stack, Char('s')), Some(Action::StopSelected));
         assert_eq!(action(View::Airflow, Char('p')), Some(Action::TogglePause));
@@ -234,6 +234,25 @@ mod tests {
         assert_eq!(action(View::Logs, Char('s')), None);
         assert_eq!(action(View::Logs, Char('j')), Some(Action::Down));
         assert_eq!(action(View::Hdfs, Char('7')), Some(Action::ShowView));
+    }
+
+    /// A view may repeat a global key only to describe it there (Kafka's Enter), never to make it
+    /// do something else: a global key works the same in every view.
+    #[test]
+    fn no_view_key_shadows_a_global_key() {
+        for v in KEYMAP.iter().filter(|b| b.view.is_some()) {
+            for g in KEYMAP.iter().filter(|b| b.view.is_none()) {
+                for k in v.keys {
+                    assert!(
+                        !g.keys.contains(k) || g.action == v.action,
+                        "{k:?} in {:?} does {:?}, not the global {:?}",
+                        v.view,
+                        v.action,
+                        g.action
+                    );
+                }
+            }
+        }
     }
 
     #[test]
