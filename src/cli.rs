@@ -151,22 +151,6 @@ pub struct DemoArgs {
     pub lesson: Option<Lesson>,
 }
 
-impl Default for DemoArgs {
-    /// What plain `lab demo` does (the TUI offers it when there is no Docker).
-    fn default() -> Self {
-        Self {
-            data: None,
-            reviews: None,
-            seed: 42,
-            headless: false,
-            parquet: false,
-            partitions: 3,
-            rate: None,
-            lesson: None,
-        }
-    }
-}
-
 #[derive(Subcommand)]
 pub enum DatasetCommand {
     /// Write a deterministic, referentially consistent dataset in the official files' format.

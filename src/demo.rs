@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dataset::generate::{GenerateOptions, generate};
 use crate::dataset::reader::DatasetSource;
-use crate::pg::{self, throwaway::ThrowawayPg};
-use crate::pipeline::batch::{BatchReport, SERVING_TABLES, ServingTarget, run_batch};
+use crate::embedded_lab::{read_back_rows, serving_target};
+use crate::pipeline::batch::{BatchReport, run_batch};
 use crate::pipeline::embedded::EmbeddedBroker;
 use crate::pipeline::producer::{ProducerReport, run_producer};
 use crate::pipeline::sink::{SinkReport, run_sink};
@@ -75,7 +75,12 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
         DatasetSource::open(&dataset_path).with_context(|| format!("opening dataset {}", dataset_path.display()))?;
 
     // Serving store first: a missing database should be reported before any work is done.
-    let (target, _pg_guard, serving_desc) = serving_target(opts).await?;
+    let (target, _pg_guard, serving_desc) = serving_target(
+        &opts.state_dir.join("demo").join("serving"),
+        opts.pg_url.as_deref(),
+        opts.parquet,
+    )
+    .await?;
 
     let topics = Topics::new(&opts.topic_prefix);
     let broker = EmbeddedBroker::for_stages(&topics, opts.partitions)?;
@@ -173,7 +178,9 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
     })
 }
 
-fn resolve_dataset(opts: &DemoOptions) -> Result<PathBuf> {
+/// The dataset the demo sends: `--reviews N` generated (once, kept under the state dir),
+/// `--data`, or the checked-in sample.
+pub fn resolve_dataset(opts: &DemoOptions) -> Result<PathBuf> {
     if let Some(reviews) = opts.reviews {
         let dir = opts
             .state_dir
@@ -205,76 +212,4 @@ fn resolve_dataset(opts: &DemoOptions) -> Result<PathBuf> {
         );
     }
     Ok(path)
-}
-
-/// PostgreSQL from `--pg`/`LAB_PG_URL`, else a throwaway cluster, else Parquet files.
-async fn serving_target(opts: &DemoOptions) -> Result<(ServingTarget, Option<ThrowawayPg>, String)> {
-    let parquet_dir = opts.state_dir.join("demo").join("serving");
-    if opts.parquet {
-        return Ok((
-            ServingTarget::Parquet(parquet_dir.clone()),
-            None,
-            format!("Parquet files in {}", parquet_dir.display()),
-        ));
-    }
-    if let Some(url) = &opts.pg_url {
-        pg::connect(url).await?;
-        return Ok((
-            ServingTarget::Postgres(url.clone()),
-            None,
-            format!("PostgreSQL {}", pg::redact(url)),
-        ));
-    }
-    let found = ThrowawayPg::find_binaries();
-    if let Some(bin) = found {
-        match tokio::task::spawn_blocking(move || ThrowawayPg::start(&bin)).await? {
-            Ok(pg) => {
-                let desc = pg.describe();
-                return Ok((ServingTarget::Postgres(pg.url()), Some(pg), desc));
-            }
-            Err(e) => eprintln!(
-                "notice: could not start a throwaway PostgreSQL ({e}); writing Parquet serving tables instead"
-            ),
-        }
-    } else {
-        eprintln!(
-            "notice: no PostgreSQL server binaries (initdb, pg_ctl) found and no --pg/LAB_PG_URL given; writing Parquet serving tables instead"
-        );
-    }
-    Ok((
-        ServingTarget::Parquet(parquet_dir.clone()),
-        None,
-        format!("Parquet files in {}", parquet_dir.display()),
-    ))
-}
-
-/// Reads the serving tables' row counts back from where they were loaded.
-async fn read_back_rows(target: &ServingTarget) -> Result<BTreeMap<String, u64>> {
-    let mut rows = BTreeMap::new();
-    match target {
-        ServingTarget::Postgres(url) => {
-            let client = pg::connect(url).await?;
-            for table in &SERVING_TABLES {
-                let row = client
-                    .query_one(&format!("SELECT count(*) FROM yelp.{}", table.name), &[])
-                    .await?;
-                rows.insert(table.name.to_string(), u64::try_from(row.get::<_, i64>(0)).unwrap_or(0));
-            }
-        }
-        ServingTarget::Parquet(dir) => {
-            for table in &SERVING_TABLES {
-                let path = dir.join(format!("{}.parquet", table.name));
-                let count = match std::fs::File::open(&path) {
-                    Ok(file) => {
-                        let reader = datafusion::parquet::file::reader::SerializedFileReader::new(file)?;
-                        use datafusion::parquet::file::reader::FileReader;
-                        u64::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0)
-                    }
-                    Err(_) => 0,
-                };
-                rows.insert(table.name.to_string(), count);
-            }
-        }
-    }
-    Ok(rows)
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod dataset;
 pub mod demo;
 pub mod doctor;
+pub mod embedded_lab;
 pub mod lesson;
 pub mod pg;
 pub mod pipeline;

@@ -3,6 +3,7 @@
 
 mod cli;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use bigdata_lab::dataset::generate::{GenerateOptions, generate};
 use bigdata_lab::dataset::inspect::inspect;
 use bigdata_lab::dataset::reader::DatasetSource;
 use bigdata_lab::demo::{DemoOptions, run_demo};
+use bigdata_lab::embedded_lab::EmbeddedSpec;
 use bigdata_lab::lesson::{Lesson, RunOn};
 use bigdata_lab::pipeline::StageCounters;
 use bigdata_lab::pipeline::batch::{ServingTarget, run_batch};
@@ -137,11 +139,10 @@ async fn lesson(config: LabConfig, name: Lesson, how: RunOn, json: bool) -> Resu
 }
 
 /// `lab demo`: the whole pipeline in one process.
-async fn demo(args: DemoArgs, config: &LabConfig) -> Result<()> {
+async fn demo(args: DemoArgs, config: &LabConfig, overrides: Overrides) -> Result<()> {
     if let Some(name) = args.lesson {
         return lesson(config.clone(), name, RunOn::Embedded, args.headless).await;
     }
-    let cancel = ctrl_c_token();
     let opts = DemoOptions {
         state_dir: config.state_dir.clone(),
         topic_prefix: config.topic_prefix.clone(),
@@ -154,6 +155,22 @@ async fn demo(args: DemoArgs, config: &LabConfig) -> Result<()> {
         partitions: args.partitions,
         rate: args.rate,
     };
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if !args.headless && interactive {
+        // The monitor over a live embedded lab, until `q`.
+        let spec = EmbeddedSpec {
+            state_dir: opts.state_dir.clone(),
+            topic_prefix: opts.topic_prefix.clone(),
+            data: Some(bigdata_lab::demo::resolve_dataset(&opts)?),
+            seed: opts.seed,
+            pg_url: opts.pg_url.clone(),
+            parquet: opts.parquet,
+            partitions: opts.partitions,
+            rate: opts.rate,
+        };
+        return Ok(bigdata_lab::tui::launch::run_embedded(config, overrides, spec).await?);
+    }
+    let cancel = ctrl_c_token();
     let summary = run_demo(&opts, &cancel).await?;
     if args.headless {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -172,11 +189,7 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
         }
         Command::Tui(args) => {
             let stack = args.stack.stack.as_deref();
-            let next = bigdata_lab::tui::launch::run_tui(&config, overrides, args.intervals(), stack).await?;
-            if next == Some(bigdata_lab::tui::app::AfterExit::Demo) {
-                println!("No Docker engine: running the embedded demo instead (`lab demo`).");
-                demo(DemoArgs::default(), &config).await?;
-            }
+            bigdata_lab::tui::launch::run_tui(&config, overrides, args.intervals(), stack).await?;
         }
         Command::Doctor(args) => {
             let path = args.stack_path(&config.state_dir);
@@ -205,7 +218,7 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
             let how = if embedded { RunOn::Embedded } else { RunOn::Services };
             lesson(config, name, how, json).await?;
         }
-        Command::Demo(args) => demo(args, &config).await?,
+        Command::Demo(args) => demo(args, &config, overrides).await?,
         Command::Dataset(DatasetCommand::Generate {
             out,
             reviews,

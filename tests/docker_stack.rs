@@ -590,6 +590,7 @@ async fn the_tui_brings_the_stack_up_and_down_from_its_stack_view() {
 
     // Stop one service from the command line, then its probe-driven state shows it.
     tmux.keys(&[":"]);
+    tmux.wait_for(&[":▏"]);
     tmux.keys(&["-l", "stop web"]);
     tmux.keys(&["Enter"]);
     tmux.wait_for_within(&["web stopped"], long);

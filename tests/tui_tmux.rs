@@ -2,7 +2,7 @@
 //! the help overlay draw, `q` quits, and the terminal is restored (alternate screen left, cursor
 //! shown, the shell's next output visible). Endpoints point at closed ports and there is no Docker
 //! engine, so the views show the services as down with the reason, the Stack view lists the stack
-//! with the first-run banner, and `e` runs the embedded demo instead: also what this checks.
+//! with the first-run banner, and `e` starts the embedded lab in the same monitor: also checked.
 // Needs tmux, which `make test` installs in CI: `make test` turns this feature on,
 // so a plain `cargo test` on a fresh clone skips it.
 #![cfg(feature = "service-tests")]
@@ -51,11 +51,14 @@ fn tui_draws_every_view_and_help_then_quits_and_restores_the_terminal() {
         tmux.wait_for(needles);
     }
     tmux.keys(&["Tab"]);
-    tmux.wait_for(&["Trends", "embedded demo"]); // Tab from the last view wraps to Overview
+    tmux.wait_for(&["Trends", "embedded lab"]); // Tab from the last view wraps to Overview
     tmux.keys(&["?"]);
     tmux.wait_for(&["Help", "command line", ":trigger DAG", ":down [--volumes]"]);
     tmux.keys(&["Escape"]);
+    tmux.wait_gone(":trigger DAG");
     tmux.keys(&[":"]);
+    // Typed before the command line is open, "bogus" would be keys (u = up, s = ...).
+    tmux.wait_for(&[":▏"]);
     tmux.keys(&["-l", "bogus"]);
     tmux.keys(&["Enter"]);
     tmux.wait_for(&["unknown command :bogus"]);
@@ -71,13 +74,17 @@ fn tui_draws_every_view_and_help_then_quits_and_restores_the_terminal() {
 }
 
 #[test]
-fn without_docker_the_monitor_offers_the_embedded_demo_and_runs_it() {
+fn without_docker_e_starts_the_embedded_lab_in_the_same_monitor() {
     let state = tempfile::tempdir().unwrap();
     let tmux = Tmux::new("lab-tui-demo-test");
     start_monitor(&tmux, state.path());
-    tmux.wait_for(&["No Docker engine", "press e to run the embedded demo"]);
+    tmux.wait_for(&["No Docker engine", "press e to start the embedded lab"]);
     tmux.keys(&["e"]);
-    let s = tmux.wait_for_within(&["TUI-EXITED-0"], Duration::from_secs(180));
-    assert!(s.contains("running the embedded demo instead"), "{s}");
-    assert!(s.contains("rows out"), "the demo ran to its summary:\n{s}");
+    // The same monitor now watches the embedded lab: its broker answers, the stages stream.
+    let s = tmux.wait_for_within(&["Embedded lab, no Docker", "Kafka UP"], Duration::from_secs(120));
+    assert!(!s.contains("TUI-EXITED"), "the monitor stayed open:\n{s}");
+    tmux.keys(&["2"]);
+    tmux.wait_for_within(&["producer", "running"], Duration::from_secs(30));
+    tmux.keys(&["q"]);
+    tmux.wait_for_within(&["TUI-EXITED-0"], Duration::from_secs(90));
 }

@@ -252,13 +252,32 @@ impl LessonContext {
         config.brokers = broker.brokers().to_string();
         config.raw_zone = raw_zone;
         let stages = StageContext::embedded(&config.brokers, &config.topic_prefix, config.raw_zone.clone());
-        Ok(Self {
+        Ok(Self::in_embedded_lab(
+            config,
             stages,
-            control: ServiceControl::embedded(config.state_dir.clone(), std::sync::Arc::new(broker)),
+            std::sync::Arc::new(broker),
+            narrator,
+            cancel,
+        ))
+    }
+
+    /// In a running embedded lab (the monitor's): `config` names its broker and raw zone, and
+    /// `broker` is what `stop kafka` stops.
+    #[must_use]
+    pub fn in_embedded_lab(
+        config: LabConfig,
+        stages: StageContext,
+        broker: std::sync::Arc<EmbeddedBroker>,
+        narrator: Narrator,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            stages,
+            control: ServiceControl::embedded(config.state_dir.clone(), broker),
             config,
             narrator,
             cancel,
-        })
+        }
     }
 }
 

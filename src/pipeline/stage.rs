@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::producer::{ProducerOptions, run_producer};
+use super::producer::{ProducerOptions, ProducerReport, run_producer};
 use super::sink::{RollPolicy, SinkOptions, run_sink};
 use super::transform::{TransformOptions, run_transform};
 use super::{StageCounters, StopWhen, Topics, kafka, sink, transform};
 use crate::config::LabConfig;
+use crate::dataset::generate::{GenerateOptions, generate};
 use crate::dataset::reader::DatasetSource;
 use crate::storage::AnyRawZone;
 
@@ -75,6 +76,28 @@ pub struct StageContext {
     pub broker_patience: Duration,
     /// When the consumer closes a raw-zone file.
     pub roll: RollPolicy,
+    /// What the producer sends when no dataset is named.
+    pub feed: Feed,
+    /// The producer's pace when none is given (`None`: as fast as the broker takes records).
+    pub default_rate: Option<u32>,
+    /// The transform's delivery (`None`: exactly-once where the broker has transactions).
+    pub delivery: Option<transform::Delivery>,
+}
+
+/// What the producer sends when `:produce` names no dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feed {
+    /// The checked-in sample, once.
+    Sample,
+    /// `first` (`None`: the sample), then generated datasets of `chunk_reviews` reviews with the
+    /// seeds `seed`, `seed + 1`, … until stopped, so a watched lab keeps moving with new records
+    /// (new ids: the serving tables grow). Each is written under `work_dir`, sent, and removed.
+    Endless {
+        first: Option<PathBuf>,
+        seed: u64,
+        chunk_reviews: u64,
+        work_dir: PathBuf,
+    },
 }
 
 /// The monitor's, the lessons' and the embedded lab's raw-zone files close after this long, so
@@ -100,6 +123,9 @@ impl StageContext {
             partitions: kafka::DEFAULT_PARTITIONS,
             broker_patience: kafka::DEFAULT_BROKER_PATIENCE,
             roll: RollPolicy::default(),
+            feed: Feed::Sample,
+            default_rate: None,
+            delivery: None,
         }
     }
 
@@ -157,7 +183,7 @@ impl StageContext {
             stop,
             fetch_wait_ms: self.fetch_wait_ms,
             backpressure: None,
-            delivery: None,
+            delivery: self.delivery,
             broker_patience: self.broker_patience,
         }
     }
@@ -177,6 +203,23 @@ impl StageContext {
     }
 }
 
+/// Sends one dataset; the report counts everything `counters` has seen (all datasets so far).
+async fn produce_once(
+    path: &std::path::Path,
+    cx: &StageContext,
+    rate: Option<u32>,
+    counters: &Arc<StageCounters>,
+    cancel: &CancellationToken,
+) -> Result<ProducerReport, String> {
+    let source = DatasetSource::open(path).map_err(|e| format!("dataset {}: {e}", path.display()))?;
+    let opts = cx.producer(rate);
+    let (c, cancel) = (counters.clone(), cancel.clone());
+    tokio::task::spawn_blocking(move || run_producer(&source, &opts, &c, &cancel))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
 /// Runs `kind` until it ends (the producer) or is cancelled; a one-line summary, or the error.
 pub async fn execute(
     kind: StageKind,
@@ -189,14 +232,52 @@ pub async fn execute(
     cx.ensure_topics().await.map_err(|e| text(&e))?;
     match kind {
         StageKind::Producer => {
-            let path = how.data.clone().unwrap_or_else(crate::dataset::default_sample);
-            let source = DatasetSource::open(&path).map_err(|e| format!("dataset {}: {e}", path.display()))?;
-            let opts = cx.producer(how.rate);
-            let (c, cancel) = (counters.clone(), cancel.clone());
-            let report = tokio::task::spawn_blocking(move || run_producer(&source, &opts, &c, &cancel))
-                .await
-                .map_err(|e| text(&e))?
-                .map_err(|e| text(&e))?;
+            let rate = how.rate.or(cx.default_rate);
+            let report = match (&how.data, &cx.feed) {
+                (Some(path), _) => produce_once(path, cx, rate, counters, cancel).await?,
+                (None, Feed::Sample) => {
+                    produce_once(&crate::dataset::default_sample(), cx, rate, counters, cancel).await?
+                }
+                (
+                    None,
+                    Feed::Endless {
+                        first,
+                        seed,
+                        chunk_reviews,
+                        work_dir,
+                    },
+                ) => {
+                    let first = first.clone().unwrap_or_else(crate::dataset::default_sample);
+                    let mut report = produce_once(&first, cx, rate, counters, cancel).await?;
+                    let mut chunk = 0;
+                    while !cancel.is_cancelled() {
+                        let dir = work_dir.join(format!("seed-{}", seed + chunk));
+                        let options = GenerateOptions {
+                            reviews: *chunk_reviews,
+                            seed: seed + chunk,
+                            invalid_rate: 0.001,
+                        };
+                        let made = dir.clone();
+                        tokio::task::spawn_blocking(move || generate(&made, &options))
+                            .await
+                            .map_err(|e| text(&e))?
+                            .map_err(|e| format!("generating a dataset into {}: {e}", dir.display()))?;
+                        counters.reopen();
+                        let sent = produce_once(&dir, cx, rate, counters, cancel).await;
+                        let removed = dir.clone();
+                        if let Err(e) = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(removed))
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string()))
+                        {
+                            tracing::warn!(dir = %dir.display(), error = %e, "could not remove a sent dataset");
+                        }
+                        report = sent?;
+                        chunk += 1;
+                    }
+                    report
+                }
+            };
             Ok(format!(
                 "producer done: {} sent, {} delivered",
                 report.sent, report.delivered

@@ -74,6 +74,11 @@ impl StageCounters {
         self.done.store(true, Ordering::Release);
     }
 
+    /// Running again: the endless feed sends its next dataset through the same counters.
+    pub fn reopen(&self) {
+        self.done.store(false, Ordering::Release);
+    }
+
     #[must_use]
     pub fn is_done(&self) -> bool {
         self.done.load(Ordering::Acquire)

@@ -6,7 +6,7 @@
 //! group-less client (a group member's connection is busy with long-polling fetches), committed
 //! offsets through one group-id client per group that never joins the group (an OffsetFetch only).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -135,6 +135,8 @@ struct RawRead {
 
 struct Clients {
     brokers: String,
+    /// Groups to read by name instead of listing them (see [`KafkaProbe::with_groups`]).
+    known_groups: Vec<String>,
     /// Group-less: metadata, watermarks and the group list.
     meta: BaseConsumer,
     /// One client per group id, used for OffsetFetch only.
@@ -148,8 +150,12 @@ struct Previous {
     group_committed: HashMap<String, i64>,
 }
 
+/// The state shown for a group read by name: the broker was not asked for its state.
+pub const NOT_LISTED: &str = "not listed";
+
 pub struct KafkaProbe {
     brokers: String,
+    known_groups: Vec<String>,
     dlq_topic: String,
     clients: Option<Arc<Clients>>,
     previous: Option<Previous>,
@@ -167,12 +173,13 @@ fn kerr(brokers: &str, what: &str, e: &rdkafka::error::KafkaError) -> ProbeError
 }
 
 impl Clients {
-    fn new(brokers: &str) -> Result<Self, ProbeError> {
+    fn new(brokers: &str, known_groups: Vec<String>) -> Result<Self, ProbeError> {
         let meta = base_config(brokers)
             .create()
             .map_err(|e| kerr(brokers, "cannot create a client", &e))?;
         Ok(Self {
             brokers: brokers.to_string(),
+            known_groups,
             meta,
             by_group: Mutex::new(HashMap::new()),
         })
@@ -272,24 +279,18 @@ impl Clients {
         }
         topics.sort_by(|a, b| a.name.cmp(&b.name));
         let mut problems = Vec::new();
-        let groups = match self.meta.fetch_group_list(None, REQUEST_TIMEOUT) {
-            Ok(list) => {
-                let mut groups = Vec::new();
-                for g in list.groups() {
-                    groups.push(self.group(g, &topics)?);
+        let groups = if self.known_groups.is_empty() {
+            self.listed_groups(&topics, &mut problems)?
+        } else {
+            let mut groups = Vec::new();
+            for name in &self.known_groups {
+                let group = self.group(name, NOT_LISTED, Vec::new(), &BTreeSet::new(), &topics)?;
+                // A group that never committed is not there yet (the stage has not started).
+                if !group.partitions.is_empty() {
+                    groups.push(group);
                 }
-                // Clients of groups that are gone are dropped (each holds threads and sockets).
-                self.by_group
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .retain(|name, _| list.groups().iter().any(|g| g.name() == name));
-                groups.sort_by(|a, b| a.name.cmp(&b.name));
-                groups
             }
-            Err(e) => {
-                problems.push(format!("cannot list consumer groups: {e}"));
-                Vec::new()
-            }
+            groups
         };
         Ok(RawRead {
             brokers,
@@ -299,30 +300,64 @@ impl Clients {
         })
     }
 
-    /// Committed offsets and lag of one group over every partition it committed on or is assigned.
-    fn group(&self, info: &rdkafka::groups::GroupInfo, topics: &[Topic]) -> Result<Group, ProbeError> {
-        let mut assigned: BTreeMap<(String, i32), ()> = BTreeMap::new();
-        for m in info.members() {
-            for (topic, parts) in m.assignment().map(decode_assignment).unwrap_or_default() {
-                for p in parts {
-                    assigned.insert((topic.clone(), p), ());
+    /// Every group the broker lists, with its members and their assignments.
+    fn listed_groups(&self, topics: &[Topic], problems: &mut Vec<String>) -> Result<Vec<Group>, ProbeError> {
+        let list = match self.meta.fetch_group_list(None, REQUEST_TIMEOUT) {
+            Ok(list) => list,
+            Err(e) => {
+                problems.push(format!("cannot list consumer groups: {e}"));
+                return Ok(Vec::new());
+            }
+        };
+        let mut groups = Vec::new();
+        for info in list.groups() {
+            let mut assigned = BTreeSet::new();
+            for m in info.members() {
+                for (topic, parts) in m.assignment().map(decode_assignment).unwrap_or_default() {
+                    for p in parts {
+                        assigned.insert((topic.clone(), p));
+                    }
                 }
             }
+            let members = info
+                .members()
+                .iter()
+                .map(|m| Member {
+                    id: m.id().to_string(),
+                    client_id: m.client_id().to_string(),
+                    host: m.client_host().to_string(),
+                })
+                .collect();
+            groups.push(self.group(info.name(), info.state(), members, &assigned, topics)?);
         }
+        // Clients of groups that are gone are dropped (each holds threads and sockets).
+        self.by_group
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|name, _| list.groups().iter().any(|g| g.name() == name));
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(groups)
+    }
+
+    /// Committed offsets and lag of one group over every partition it committed on or is assigned.
+    fn group(
+        &self,
+        name: &str,
+        state: &str,
+        members: Vec<Member>,
+        assigned: &BTreeSet<(String, i32)>,
+        topics: &[Topic],
+    ) -> Result<Group, ProbeError> {
         let mut tpl = TopicPartitionList::new();
         for t in topics {
             for p in &t.partitions {
                 tpl.add_partition(&t.name, p.id);
             }
         }
-        let client = self.group_client(info.name())?;
-        let committed = client.committed_offsets(tpl, REQUEST_TIMEOUT).map_err(|e| {
-            kerr(
-                &self.brokers,
-                &format!("committed offsets of group {}", info.name()),
-                &e,
-            )
-        })?;
+        let client = self.group_client(name)?;
+        let committed = client
+            .committed_offsets(tpl, REQUEST_TIMEOUT)
+            .map_err(|e| kerr(&self.brokers, &format!("committed offsets of group {name}"), &e))?;
         let delivery = committed.elements().iter().find_map(|e| {
             e.metadata()
                 .strip_prefix(crate::pipeline::kafka::DELIVERY_TAG)
@@ -335,7 +370,7 @@ impl Clients {
                     Some(Offset::Offset(o)) => Some(o),
                     _ => None,
                 };
-                if offset.is_none() && !assigned.contains_key(&(t.name.clone(), p.id)) {
+                if offset.is_none() && !assigned.contains(&(t.name.clone(), p.id)) {
                     continue; // this group does not read that partition
                 }
                 partitions.push(GroupPartition {
@@ -348,17 +383,9 @@ impl Clients {
             }
         }
         Ok(Group {
-            name: info.name().to_string(),
-            state: info.state().to_string(),
-            members: info
-                .members()
-                .iter()
-                .map(|m| Member {
-                    id: m.id().to_string(),
-                    client_id: m.client_id().to_string(),
-                    host: m.client_host().to_string(),
-                })
-                .collect(),
+            name: name.to_string(),
+            state: state.to_string(),
+            members,
             total_lag: partitions.iter().map(|p| p.lag).sum(),
             partitions,
             rate: None,
@@ -382,11 +409,20 @@ impl KafkaProbe {
     pub fn new(brokers: &str, topic_prefix: &str) -> Self {
         Self {
             brokers: brokers.to_string(),
+            known_groups: Vec::new(),
             dlq_topic: crate::pipeline::Topics::new(topic_prefix).dlq(),
             clients: None,
             previous: None,
             reading: None,
         }
+    }
+
+    /// Reads these groups by name (their committed offsets and lag, no members) instead of asking
+    /// the broker for its groups: librdkafka's in-process mock cluster has no ListGroups.
+    #[must_use]
+    pub fn with_groups(mut self, groups: Vec<String>) -> Self {
+        self.known_groups = groups;
+        self
     }
 
     pub async fn poll(&mut self) -> Probed<KafkaSnapshot> {
@@ -399,7 +435,7 @@ impl KafkaProbe {
         let clients = match &self.clients {
             Some(c) => c.clone(),
             None => {
-                let c = Arc::new(Clients::new(&self.brokers)?);
+                let c = Arc::new(Clients::new(&self.brokers, self.known_groups.clone())?);
                 self.clients = Some(c.clone());
                 c
             }

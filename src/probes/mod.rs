@@ -11,6 +11,7 @@ pub mod hdfs;
 mod http;
 pub mod kafka;
 pub mod postgres;
+pub mod raw_zone;
 pub mod report;
 pub mod scheduler;
 pub mod spark;
@@ -242,6 +243,8 @@ pub enum ServiceSnapshot {
     Airflow(Probed<airflow::AirflowSnapshot>),
     Postgres(Probed<postgres::PostgresSnapshot>),
     Docker(Probed<docker::DockerSnapshot>),
+    /// The embedded lab's raw zone, a local directory: it stands where HDFS stands.
+    RawZone(Probed<raw_zone::LocalZoneSnapshot>),
 }
 
 impl ServiceSnapshot {
@@ -254,6 +257,7 @@ impl ServiceSnapshot {
             ServiceSnapshot::Airflow(_) => LabService::Airflow,
             ServiceSnapshot::Postgres(_) => LabService::Postgres,
             ServiceSnapshot::Docker(_) => LabService::Docker,
+            ServiceSnapshot::RawZone(_) => LabService::Hdfs,
         }
     }
 
@@ -266,6 +270,7 @@ impl ServiceSnapshot {
             ServiceSnapshot::Airflow(p) => &p.status,
             ServiceSnapshot::Postgres(p) => &p.status,
             ServiceSnapshot::Docker(p) => &p.status,
+            ServiceSnapshot::RawZone(p) => &p.status,
         }
     }
 }
@@ -281,6 +286,9 @@ pub struct LabSnapshot {
     /// The stack's containers, when a Docker engine answers (or why not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub docker: Option<Probed<docker::DockerSnapshot>>,
+    /// The embedded lab's local raw zone (instead of HDFS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_zone: Option<Probed<raw_zone::LocalZoneSnapshot>>,
 }
 
 impl LabSnapshot {
@@ -293,6 +301,7 @@ impl LabSnapshot {
             ServiceSnapshot::Airflow(p) => self.airflow = Some(p),
             ServiceSnapshot::Postgres(p) => self.postgres = Some(p),
             ServiceSnapshot::Docker(p) => self.docker = Some(p),
+            ServiceSnapshot::RawZone(p) => self.raw_zone = Some(p),
         }
     }
 
@@ -300,7 +309,11 @@ impl LabSnapshot {
     pub fn status(&self, service: LabService) -> Option<&Status> {
         match service {
             LabService::Kafka => self.kafka.as_ref().map(|p| &p.status),
-            LabService::Hdfs => self.hdfs.as_ref().map(|p| &p.status),
+            LabService::Hdfs => self
+                .hdfs
+                .as_ref()
+                .map(|p| &p.status)
+                .or(self.raw_zone.as_ref().map(|p| &p.status)),
             LabService::Spark => self.spark.as_ref().map(|p| &p.status),
             LabService::Airflow => self.airflow.as_ref().map(|p| &p.status),
             LabService::Postgres => self.postgres.as_ref().map(|p| &p.status),
@@ -326,6 +339,17 @@ pub struct ProbeTargets {
     pub airflow: airflow::AirflowTarget,
     /// The stack whose containers the Docker probe lists (its `lab.stack` label).
     pub docker_stack: String,
+    /// Set for the embedded lab, which replaces the stack's services.
+    pub embedded: Option<EmbeddedTargets>,
+}
+
+/// What the embedded lab has instead of a stack: a raw zone in a local directory (probed where
+/// HDFS would be), a broker that cannot list its groups (so the stages' groups are named), and
+/// no Spark, Airflow or containers (the lab runs the batch itself).
+#[derive(Debug, Clone)]
+pub struct EmbeddedTargets {
+    pub raw_zone: std::path::PathBuf,
+    pub groups: Vec<String>,
 }
 
 impl ProbeTargets {
@@ -339,6 +363,7 @@ impl ProbeTargets {
             spark_ui: config.spark.ui.clone(),
             airflow: airflow::AirflowTarget::from(&config.airflow),
             docker_stack: crate::stack::current::DEFAULT_STACK.to_string(),
+            embedded: None,
         }
     }
 
@@ -360,18 +385,24 @@ pub struct Probes {
     pub airflow: airflow::AirflowProbe,
     pub postgres: postgres::PostgresProbe,
     pub docker: docker::DockerProbe,
+    /// The embedded lab's raw zone; when set, the scheduler runs it instead of the HDFS, Spark,
+    /// Airflow and Docker probes.
+    pub raw_zone: Option<raw_zone::LocalZoneProbe>,
 }
 
 impl Probes {
     /// Builds every probe. Fails only when an HTTP client cannot be built (TLS backend missing).
     pub fn new(targets: &ProbeTargets) -> Result<Self, ProbeError> {
+        let embedded = targets.embedded.as_ref();
         Ok(Self {
-            kafka: kafka::KafkaProbe::new(&targets.brokers, &targets.topic_prefix),
+            kafka: kafka::KafkaProbe::new(&targets.brokers, &targets.topic_prefix)
+                .with_groups(embedded.map(|e| e.groups.clone()).unwrap_or_default()),
             hdfs: hdfs::HdfsProbe::new(&targets.hdfs_http, &targets.topic_prefix)?,
             spark: spark::SparkProbe::new(&targets.spark_ui)?,
             airflow: airflow::AirflowProbe::new(targets.airflow.clone())?,
             postgres: postgres::PostgresProbe::new(targets.pg_url.clone()),
             docker: docker::DockerProbe::new(&targets.docker_stack),
+            raw_zone: embedded.map(|e| raw_zone::LocalZoneProbe::new(&e.raw_zone, &targets.topic_prefix)),
         })
     }
 }
@@ -385,6 +416,7 @@ pub async fn poll_all_once(probes: &mut Probes) -> LabSnapshot {
         airflow,
         postgres,
         docker,
+        raw_zone: _,
     } = probes;
     let (k, h, s, a, p, d) = tokio::join!(
         kafka.poll(),
@@ -402,6 +434,7 @@ pub async fn poll_all_once(probes: &mut Probes) -> LabSnapshot {
         postgres: Some(p),
         // Only when the engine answers: without Docker the services may well run elsewhere.
         docker: (d.status.health != Health::Down).then_some(d),
+        raw_zone: None,
     }
 }
 

@@ -81,6 +81,16 @@ impl_probe!(super::airflow::AirflowProbe, Airflow);
 impl_probe!(super::postgres::PostgresProbe, Postgres);
 impl_probe!(super::docker::DockerProbe, Docker);
 
+impl Probe for super::raw_zone::LocalZoneProbe {
+    const SERVICE: LabService = LabService::Hdfs;
+    fn poll_snapshot(&mut self) -> impl Future<Output = ServiceSnapshot> + Send {
+        async move { ServiceSnapshot::RawZone(self.poll().await) }
+    }
+    fn timed_out(status: Status) -> ServiceSnapshot {
+        ServiceSnapshot::RawZone(Probed { status, detail: None })
+    }
+}
+
 /// Starts one task per probe; they stop when `cancel` fires or the receiver is dropped.
 pub fn spawn(
     probes: Probes,
@@ -88,6 +98,19 @@ pub fn spawn(
     tx: &mpsc::Sender<ServiceSnapshot>,
     cancel: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    if let Some(raw_zone) = probes.raw_zone {
+        // The embedded lab: its broker, its raw zone and its serving store, nothing else.
+        return vec![
+            tokio::spawn(run_loop(probes.kafka, intervals.kafka, tx.clone(), cancel.clone())),
+            tokio::spawn(run_loop(raw_zone, intervals.hdfs, tx.clone(), cancel.clone())),
+            tokio::spawn(run_loop(
+                probes.postgres,
+                intervals.postgres,
+                tx.clone(),
+                cancel.clone(),
+            )),
+        ];
+    }
     vec![
         tokio::spawn(run_loop(probes.kafka, intervals.kafka, tx.clone(), cancel.clone())),
         tokio::spawn(run_loop(probes.hdfs, intervals.hdfs, tx.clone(), cancel.clone())),

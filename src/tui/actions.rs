@@ -37,7 +37,14 @@ pub async fn run_airflow(cmd: Cmd, airflow: AirflowProbe, tx: mpsc::Sender<Msg>)
             .clear_failed(dag_id, dag_run_id)
             .await
             .map(|()| format!("cleared the failed tasks of {dag_id} {dag_run_id}")),
-        Cmd::Stack(_) | Cmd::StartStage { .. } | Cmd::StopStage(_) | Cmd::Lesson(_) | Cmd::ReloadEndpoints => return,
+        Cmd::Stack(_)
+        | Cmd::StartStage { .. }
+        | Cmd::StopStage(_)
+        | Cmd::Lesson(_)
+        | Cmd::ReloadEndpoints
+        | Cmd::StartEmbedded
+        | Cmd::UseEmbedded
+        | Cmd::Batch => return,
     };
     if let Err(e) = &result {
         tracing::warn!(error = %e, ?cmd, "action failed");

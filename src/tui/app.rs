@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
 use super::command::{self, Command};
+use super::embedded::{BatchRunView, EmbeddedEvent};
 use super::keys::{self, Action};
 use super::logs::LogLine;
 use super::msg::{Cmd, Msg, StackCmd};
@@ -14,6 +15,7 @@ use super::theme::Theme;
 use super::views::tabs::tab_at;
 pub use super::views::tabs::{VIEWS, View};
 use crate::doctor::DoctorReport;
+use crate::embedded_lab::EmbeddedInfo;
 use crate::pipeline::stats::StageSnapshot;
 use crate::probes::{LabSnapshot, ServiceSnapshot};
 use crate::runtime::first_line;
@@ -64,11 +66,17 @@ impl StageView {
     }
 }
 
-/// What `lab` does once the monitor has closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterExit {
-    /// Run `lab demo` (offered when there is no Docker engine).
-    Demo,
+/// Batch runs of the embedded lab kept for the Airflow view.
+pub const BATCH_RUNS: usize = 50;
+
+/// The embedded lab this monitor runs (`lab demo`, or `e` without Docker).
+#[derive(Debug, Clone, Default)]
+pub struct EmbeddedView {
+    /// What it is made of; `None` while it starts.
+    pub info: Option<EmbeddedInfo>,
+    /// Its batch runs, newest first.
+    pub batches: VecDeque<BatchRunView>,
+    pub batch_running: bool,
 }
 
 /// A footer message: what an action did, or what went wrong.
@@ -130,8 +138,8 @@ pub struct App {
     pub stages: BTreeMap<StageKind, StageView>,
     /// The first-run check (`lab doctor`), once it finished.
     pub doctor: Option<DoctorReport>,
-    /// What to do after the monitor closes (e.g. run the embedded demo).
-    pub after_exit: Option<AfterExit>,
+    /// The embedded lab, when this monitor runs one instead of watching a stack's services.
+    pub embedded: Option<EmbeddedView>,
     pub quit: bool,
     /// Something changed since the last frame.
     pub dirty: bool,
@@ -174,7 +182,7 @@ impl App {
             stack: StackPanel::default(),
             stages: BTreeMap::new(),
             doctor: None,
-            after_exit: None,
+            embedded: None,
             quit: false,
             dirty: true,
             width: 80,
@@ -235,7 +243,12 @@ impl App {
                         error: true,
                     },
                 });
+                // In the embedded lab the lesson borrowed the pipeline; it runs again.
+                if self.embedded.as_ref().is_some_and(|e| e.info.is_some()) {
+                    return embedded_stages();
+                }
             }
+            Msg::Embedded(event) => return self.on_embedded(event),
             Msg::Quit => self.quit = true,
         }
         Vec::new()
@@ -289,6 +302,18 @@ impl App {
     /// to bring a stopped stack up.
     #[must_use]
     pub fn banner(&self) -> Option<Notice> {
+        if let Some(e) = &self.embedded {
+            let text = match &e.info {
+                None => "Starting the embedded lab (no Docker needed) …".to_string(),
+                Some(i) => format!(
+                    "Embedded lab, no Docker: Kafka {} in this process, raw zone on local disk, batch every {} s \
+                     (:batch). q stops it all.",
+                    i.brokers,
+                    super::embedded::BATCH_EVERY.as_secs()
+                ),
+            };
+            return Some(Notice { text, error: false });
+        }
         if let Some(d) = &self.doctor {
             if !d.engine_reachable() {
                 let why = d
@@ -298,7 +323,7 @@ impl App {
                     .map_or(String::new(), |f| f.detail.clone());
                 return Some(Notice {
                     text: format!(
-                        "No Docker engine: press e to run the embedded demo instead (no Docker needed), \
+                        "No Docker engine: press e to start the embedded lab in this monitor (no Docker needed), \
                          or start Docker and press u. ({why})"
                     ),
                     error: true,
@@ -513,11 +538,9 @@ impl App {
             Action::Quit => self.quit = true,
             Action::RunEmbedded => {
                 if self.doctor.as_ref().is_some_and(|d| !d.engine_reachable()) {
-                    self.after_exit = Some(AfterExit::Demo);
-                    self.quit = true;
-                } else {
-                    self.dirty = false;
+                    return self.start_embedded();
                 }
+                self.dirty = false;
             }
             Action::StackDown | Action::StackDownWithVolumes => {
                 let volumes = action == Action::StackDownWithVolumes;
@@ -702,6 +725,74 @@ impl App {
             Command::Clear { dag_id, run } => self.ask_clear_of(&dag_id, run),
             Command::Lesson(lesson) => self.mode = Mode::Confirm(Cmd::Lesson(lesson)),
             Command::View(v) => self.switch(v),
+            Command::Batch => return vec![Cmd::Batch],
+        }
+        Vec::new()
+    }
+
+    /// Starts the embedded lab in this monitor (once).
+    pub fn start_embedded(&mut self) -> Vec<Cmd> {
+        if self.embedded.is_some() {
+            self.dirty = false;
+            return Vec::new();
+        }
+        self.embedded = Some(EmbeddedView::default());
+        self.say("starting the embedded lab: in-process Kafka broker, local raw zone, throwaway PostgreSQL …".into());
+        vec![Cmd::StartEmbedded]
+    }
+
+    fn on_embedded(&mut self, event: EmbeddedEvent) -> Vec<Cmd> {
+        match event {
+            EmbeddedEvent::Started(Ok(info)) => {
+                // What the probes said about the stack's endpoints no longer applies.
+                let docker = self.lab.docker.take();
+                self.lab = LabSnapshot {
+                    docker,
+                    ..LabSnapshot::default()
+                };
+                self.lag_history.clear();
+                self.rate_history.clear();
+                self.say(format!(
+                    "embedded lab running: producer at {} msg/s, batch every {} s (:batch runs it now); q stops it and removes its files",
+                    info.rate,
+                    super::embedded::BATCH_EVERY.as_secs()
+                ));
+                self.embedded.get_or_insert_with(EmbeddedView::default).info = Some(info);
+                let mut cmds = vec![Cmd::UseEmbedded];
+                cmds.extend(embedded_stages());
+                return cmds;
+            }
+            EmbeddedEvent::Started(Err(e)) => {
+                self.embedded = None;
+                self.fail(format!("the embedded lab did not start: {}", first_line(&e)));
+            }
+            EmbeddedEvent::BatchStarted { .. } => {
+                if let Some(e) = &mut self.embedded {
+                    e.batch_running = true;
+                }
+            }
+            EmbeddedEvent::BatchDone(run) => {
+                match (&run.result, run.trigger) {
+                    (Err(e), _) => self.fail(format!("the batch failed: {}", first_line(e))),
+                    (Ok(totals), super::embedded::BatchTrigger::Command) => {
+                        let rows: u64 = totals.tables.values().sum();
+                        self.say(format!(
+                            "batch done in {:.1} s: {} raw-zone files, {} rows in the serving tables",
+                            run.elapsed_ms as f64 / 1000.0,
+                            totals.input_files,
+                            super::views::count(i64::try_from(rows).unwrap_or(i64::MAX))
+                        ));
+                    }
+                    (Ok(_), _) => {}
+                }
+                if let Some(e) = &mut self.embedded {
+                    e.batch_running = false;
+                    if e.batches.len() == BATCH_RUNS {
+                        e.batches.pop_back();
+                    }
+                    e.batches.push_front(run);
+                }
+            }
         }
         Vec::new()
     }
@@ -715,6 +806,18 @@ impl App {
     fn say(&mut self, text: String) {
         self.notice = Some(Notice { text, error: false });
     }
+}
+
+/// The embedded lab's pipeline: the consumer and the transform first, so that nothing the
+/// producer sends waits for a reader.
+fn embedded_stages() -> Vec<Cmd> {
+    [StageKind::Consumer, StageKind::Transform, StageKind::Producer]
+        .into_iter()
+        .map(|kind| Cmd::StartStage {
+            kind,
+            how: crate::pipeline::stage::StageStart::default(),
+        })
+        .collect()
 }
 
 fn push_bounded(buf: &mut VecDeque<u64>, v: u64) {

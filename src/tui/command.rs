@@ -35,6 +35,8 @@ pub enum Command {
     Lesson(Lesson),
     /// `:view NAME`.
     View(View),
+    /// `:batch`: the embedded lab's batch, now.
+    Batch,
 }
 
 /// Why a line is not a command: the text the footer shows.
@@ -82,6 +84,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, CommandError> {
             volumes: rest.iter().any(|w| *w == "--volumes" || *w == "-v"),
         }),
         "pull" => Command::Stack(StackCmd::Pull),
+        "batch" => Command::Batch,
         "lesson" => match rest.first() {
             Some(name) => Command::Lesson(name.parse::<Lesson>().map_err(CommandError)?),
             None => {

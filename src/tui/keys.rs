@@ -27,7 +27,7 @@ pub enum Action {
     CommandLine,
     Help,
     Quit,
-    /// Without a Docker engine: leave the monitor for the embedded demo.
+    /// Without a Docker engine: start the embedded lab in this monitor.
     RunEmbedded,
     StackUp,
     StackUpSelected,
@@ -122,7 +122,7 @@ pub const KEYMAP: &[Binding] = &[
         &[Char('e')],
         "e",
         Action::RunEmbedded,
-        "run the embedded demo instead (offered when there is no Docker)",
+        "start the embedded lab here (offered when there is no Docker)",
         false,
     ),
     on(View::Overview, &[Char('u')], "u", Action::StackUp, "bring the stack up"),
@@ -205,6 +205,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     (":transform / :consume", "run that stage in this monitor"),
     (":stop STAGE", "stop a stage run here (it commits what is durable)"),
+    (":batch", "run the embedded lab's batch now (it also runs every 30 s)"),
     (
         ":lesson NAME",
         "run a fault lesson (consumer-lag, poison-messages, broker-restart, datanode-down, slow-batch)",

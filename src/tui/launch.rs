@@ -1,24 +1,49 @@
-//! `lab tui` (and `lab` alone): the monitor's entry point (main.rs only dispatches here).
+//! `lab tui` (and `lab` alone) and `lab demo`: the monitor's entry points (main.rs only
+//! dispatches here).
 
 use crate::config::{LabConfig, Overrides};
+use crate::embedded_lab::EmbeddedSpec;
 use crate::probes::ProbeTargets;
 use crate::probes::scheduler::Intervals;
 use crate::stack::{Stack, current};
 
 use super::TuiError;
 use super::actions::StackContext;
-use super::app::AfterExit;
 use super::stack_panel::StackPanel;
 use super::stages::StageContext;
 
 /// `lab tui` (and `lab` alone): the live monitor. `overrides` re-resolve the endpoints after the
-/// monitor ran `up` or `down`. Returns what to do after it closed.
+/// monitor ran `up` or `down`.
 pub async fn run_tui(
     config: &LabConfig,
     overrides: Overrides,
     intervals: Intervals,
     stack: Option<&str>,
-) -> Result<Option<AfterExit>, TuiError> {
+) -> Result<(), TuiError> {
+    monitor(
+        config,
+        overrides,
+        intervals,
+        stack,
+        EmbeddedSpec::from_config(config),
+        false,
+    )
+    .await
+}
+
+/// `lab demo` in a terminal: the monitor over an embedded lab it starts at once and stops on `q`.
+pub async fn run_embedded(config: &LabConfig, overrides: Overrides, spec: EmbeddedSpec) -> Result<(), TuiError> {
+    monitor(config, overrides, Intervals::default(), None, spec, true).await
+}
+
+async fn monitor(
+    config: &LabConfig,
+    overrides: Overrides,
+    intervals: Intervals,
+    stack: Option<&str>,
+    embedded: EmbeddedSpec,
+    start_embedded: bool,
+) -> Result<(), TuiError> {
     let path = current::stack_path(stack, &config.state_dir).map_err(|e| e.to_string());
     let panel = match path.as_ref().map(|p| (p, Stack::load(p))) {
         Ok((p, Ok(stack))) => StackPanel::new(&stack, &p.display().to_string()),
@@ -53,6 +78,8 @@ pub async fn run_tui(
         stages: StageContext::from_config(config).watched(),
         reload,
         lessons: config.clone(),
+        embedded,
+        start_embedded,
     })
     .await
 }

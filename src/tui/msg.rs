@@ -2,6 +2,7 @@
 
 use crossterm::event::{KeyEvent, MouseEvent};
 
+use super::embedded::EmbeddedEvent;
 use super::logs::LogLine;
 use super::stages::StageEvent;
 use crate::doctor::DoctorReport;
@@ -37,8 +38,16 @@ pub enum Msg {
     Lesson(crate::lesson::LessonEvent),
     /// The lesson ended: its summary, or why it failed.
     LessonDone(Result<String, String>),
+    /// The embedded lab started (or not), or its batch ran.
+    Embedded(EmbeddedEvent),
     /// Ctrl-C or SIGTERM outside the terminal's raw mode.
     Quit,
+}
+
+impl From<EmbeddedEvent> for Msg {
+    fn from(event: EmbeddedEvent) -> Self {
+        Msg::Embedded(event)
+    }
 }
 
 impl From<Vec<LogLine>> for Msg {
@@ -122,6 +131,12 @@ pub enum Cmd {
     Lesson(crate::lesson::Lesson),
     /// `lab up`/`down` rewrote the endpoints: point the probes at them again.
     ReloadEndpoints,
+    /// Start the embedded lab (no Docker): in-process broker, local raw zone, serving store.
+    StartEmbedded,
+    /// The embedded lab runs: point the probes and the stages at it.
+    UseEmbedded,
+    /// Run the embedded lab's batch now.
+    Batch,
 }
 
 impl Cmd {
@@ -146,6 +161,9 @@ impl Cmd {
             Cmd::StopStage(kind) => format!("Stop the {}?", kind.name()),
             Cmd::Lesson(lesson) => format!("Run the {} lesson (it breaks something on purpose)?", lesson.name()),
             Cmd::ReloadEndpoints => "Reload the endpoints?".into(),
+            Cmd::StartEmbedded => "Start the embedded lab?".into(),
+            Cmd::UseEmbedded => "Use the embedded lab?".into(),
+            Cmd::Batch => "Run the embedded lab's batch now?".into(),
         }
     }
 }

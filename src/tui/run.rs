@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::TuiError;
 use super::actions::{self, StackContext};
-use super::app::{AfterExit, App};
+use super::app::App;
+use super::embedded::EmbeddedRunner;
 use super::msg::{Cmd, Msg};
 use super::stack_panel::StackPanel;
 use super::stages::{StageContext, StageRunner};
@@ -50,13 +51,21 @@ pub struct Setup {
     pub reload: Reload,
     /// What `:lesson` runs against.
     pub lessons: LabConfig,
+    /// The embedded lab `e` (or `lab demo`) starts.
+    pub embedded: crate::embedded_lab::EmbeddedSpec,
+    /// Start the embedded lab at once (`lab demo`) instead of watching the configured services.
+    pub start_embedded: bool,
 }
 
 /// Resolves the configuration again: the probes' targets and the stages' endpoints.
 pub type Reload = Box<dyn Fn() -> Option<(ProbeTargets, StageContext)> + Send>;
 
-/// Opens the monitor on the real terminal until the user quits; returns what to do next.
-pub async fn run(setup: Setup) -> Result<Option<AfterExit>, TuiError> {
+/// How long quitting waits for the monitor's stages to commit what is durable and stop.
+const STAGES_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Opens the monitor on the real terminal until the user quits; everything it started (stages, a
+/// lesson, the embedded lab) has stopped when this returns.
+pub async fn run(setup: Setup) -> Result<(), TuiError> {
     let cancel = CancellationToken::new();
     let (tx, rx) = mpsc::channel::<Msg>(256);
     let (probes, airflow) = ProbeSupervisor::start(&setup.targets, setup.intervals, tx.clone(), &cancel)?;
@@ -82,6 +91,7 @@ pub async fn run(setup: Setup) -> Result<Option<AfterExit>, TuiError> {
     let mut app = App::new(Theme::from_env());
     app.width = terminal.size()?.width;
     app.stack = setup.panel;
+    let effects_tx = tx.clone();
     let mut effects = Effects {
         airflow,
         stack: setup.stack,
@@ -91,9 +101,16 @@ pub async fn run(setup: Setup) -> Result<Option<AfterExit>, TuiError> {
         reload: setup.reload,
         lessons: Some(setup.lessons),
         lesson: None,
+        embedded: EmbeddedRunner::new(effects_tx),
+        embedded_spec: Some(setup.embedded),
     };
+    if setup.start_embedded {
+        for cmd in app.start_embedded() {
+            effects.run(cmd);
+        }
+    }
     let result = event_loop(&mut terminal, app, rx, &mut effects).await;
-    effects.finish_lesson().await;
+    effects.finish().await;
     cancel.cancel();
     for t in tasks {
         t.abort();
@@ -111,6 +128,8 @@ async fn first_run_check(stack: StackContext, tx: mpsc::Sender<Msg>) {
 
 /// The probe tasks, restartable with new endpoints.
 struct ProbeSupervisor {
+    /// What the probes currently read.
+    targets: ProbeTargets,
     intervals: Intervals,
     tx: mpsc::Sender<Msg>,
     /// Cancels this generation of probe tasks (a child of the monitor's token).
@@ -127,6 +146,7 @@ impl ProbeSupervisor {
         parent: &CancellationToken,
     ) -> Result<(Self, AirflowProbe), TuiError> {
         let mut s = Self {
+            targets: targets.clone(),
             intervals,
             tx,
             cancel: parent.child_token(),
@@ -160,6 +180,7 @@ impl ProbeSupervisor {
             t.abort();
         }
         self.cancel = self.parent.child_token();
+        self.targets = targets.clone();
         self.spawn(targets)
     }
 }
@@ -175,12 +196,23 @@ pub struct Effects {
     lessons: Option<LabConfig>,
     /// The running `:lesson`: its stop token and task, so quitting the monitor repairs it first.
     lesson: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    embedded: EmbeddedRunner<Msg>,
+    /// What `Cmd::StartEmbedded` starts (`None`: the monitor cannot start one).
+    embedded_spec: Option<crate::embedded_lab::EmbeddedSpec>,
 }
 
 /// How long quitting the monitor waits for a cancelled lesson to start again what it stopped.
 const LESSON_REPAIR_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 
 impl Effects {
+    /// Stops everything the monitor started, in order: the lesson (it repairs what it broke), the
+    /// stages (they commit what is durable), then the embedded lab (broker, throwaway database).
+    pub async fn finish(&mut self) {
+        self.finish_lesson().await;
+        self.stages.stop_all(STAGES_STOP_WAIT).await;
+        self.embedded.shutdown().await;
+    }
+
     /// Stops a running lesson and waits (a bounded time) for its repair: a lesson never leaves a
     /// service stopped because the monitor quit.
     async fn finish_lesson(&mut self) {
@@ -200,11 +232,13 @@ impl Effects {
             airflow,
             stack,
             stages: StageRunner::new(stages, tx.clone()),
+            embedded: EmbeddedRunner::new(tx.clone()),
             tx,
             probes: None,
             reload: Box::new(|| None),
             lessons: None,
             lesson: None,
+            embedded_spec: None,
         }
     }
 
@@ -235,11 +269,42 @@ impl Effects {
                 }
                 Some(config) => {
                     let cancel = CancellationToken::new();
-                    let task = tokio::spawn(run_lesson(lesson, config, self.tx.clone(), cancel.clone()));
+                    let place = match self.embedded.lab() {
+                        Some(lab) => LessonPlace::Embedded {
+                            lab: lab.clone(),
+                            config: lab.lesson_config(&config),
+                            stopping: self.stages.cancel_all(),
+                        },
+                        None => LessonPlace::Services(config),
+                    };
+                    let task = tokio::spawn(run_lesson(lesson, place, self.tx.clone(), cancel.clone()));
                     self.lesson = Some((cancel, task));
                 }
                 None => self.report(Err("lessons need the lab's configuration (run `lab tui`)".into())),
             },
+            Cmd::StartEmbedded => match self.embedded_spec.clone() {
+                Some(spec) => self.embedded.start(spec),
+                None => self.report(Err("this monitor cannot start an embedded lab (run `lab demo`)".into())),
+            },
+            Cmd::UseEmbedded => {
+                let Some(lab) = self.embedded.adopt() else {
+                    return;
+                };
+                self.stages.config = lab.stage_context();
+                if let Some(probes) = self.probes.as_mut() {
+                    let targets = lab.probe_targets(&probes.targets);
+                    if let Err(e) = probes.restart(&targets) {
+                        tracing::warn!(error = %e, "cannot point the probes at the embedded lab");
+                    }
+                }
+            }
+            Cmd::Batch => {
+                let result = self.embedded.batch_now();
+                self.report(result);
+            }
+            Cmd::ReloadEndpoints if self.embedded.lab().is_some() => {
+                // The monitor watches its embedded lab; a stack's endpoints do not replace it.
+            }
             Cmd::ReloadEndpoints => {
                 let Some((targets, stages)) = (self.reload)() else {
                     return;
@@ -252,6 +317,11 @@ impl Effects {
                     Ok(airflow) => self.airflow = airflow,
                     Err(e) => tracing::warn!(error = %e, "cannot restart the probes with the new endpoints"),
                 }
+            }
+            _ if self.embedded.lab().is_some() => {
+                self.report(Err(
+                    "the embedded lab has no Airflow: :batch runs its batch (`lab up` brings Airflow)".into(),
+                ));
             }
             other => {
                 tokio::spawn(actions::run_airflow(other, self.airflow.clone(), self.tx.clone()));
@@ -316,7 +386,7 @@ pub async fn event_loop<B: Backend>(
     mut app: App,
     mut rx: mpsc::Receiver<Msg>,
     effects: &mut Effects,
-) -> Result<Option<AfterExit>, TuiError>
+) -> Result<(), TuiError>
 where
     B::Error: Into<std::io::Error>,
 {
@@ -334,13 +404,27 @@ where
             break;
         }
     }
-    Ok(app.after_exit)
+    Ok(())
+}
+
+/// Where a `:lesson` runs.
+enum LessonPlace {
+    /// On the configured services (a stack).
+    Services(LabConfig),
+    /// In the monitor's embedded lab: it borrows the broker and the pipeline (the monitor's
+    /// stages stop while it runs and start again after it).
+    Embedded {
+        lab: std::sync::Arc<crate::embedded_lab::EmbeddedLab>,
+        config: LabConfig,
+        /// The monitor's stages, stopping: the lesson starts once they have.
+        stopping: Vec<tokio::task::JoinHandle<()>>,
+    },
 }
 
 /// Runs a lesson, forwarding its narration to the footer.
 async fn run_lesson(
     lesson: crate::lesson::Lesson,
-    config: LabConfig,
+    place: LessonPlace,
     tx: mpsc::Sender<Msg>,
     cancel: CancellationToken,
 ) {
@@ -355,7 +439,14 @@ async fn run_lesson(
             }
         })
     };
-    let ctx = crate::lesson::LessonContext::on_services(config, crate::lesson::Narrator::new(events_tx), cancel);
+    let narrator = crate::lesson::Narrator::new(events_tx);
+    let ctx = match place {
+        LessonPlace::Services(config) => crate::lesson::LessonContext::on_services(config, narrator, cancel),
+        LessonPlace::Embedded { lab, config, stopping } => {
+            super::stages::wait_stopped(stopping, STAGES_STOP_WAIT).await;
+            crate::lesson::LessonContext::in_embedded_lab(config, lab.lesson_stages(), lab.broker(), narrator, cancel)
+        }
+    };
     let result = crate::lesson::run(lesson, &ctx).await;
     drop(ctx);
     if forward.await.is_err() {

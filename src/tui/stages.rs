@@ -98,6 +98,35 @@ impl<M: From<StageEvent> + Send + 'static> StageRunner<M> {
     }
 }
 
+impl<M> StageRunner<M> {
+    /// Asks every running stage to stop and waits up to `within` for them to end (each commits
+    /// what is durable first).
+    pub async fn stop_all(&mut self, within: Duration) {
+        wait_stopped(self.cancel_all(), within).await;
+    }
+
+    /// Asks every running stage to stop; their tasks, to wait for with [`wait_stopped`].
+    pub fn cancel_all(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.running
+            .drain()
+            .map(|(_, r)| {
+                r.cancel.cancel();
+                r.handle
+            })
+            .collect()
+    }
+}
+
+/// Waits up to `within` for stopped stages' tasks to end.
+pub async fn wait_stopped(stages: Vec<tokio::task::JoinHandle<()>>, within: Duration) {
+    if tokio::time::timeout(within, futures::future::join_all(stages))
+        .await
+        .is_err()
+    {
+        tracing::warn!("a stage did not stop within {} s", within.as_secs());
+    }
+}
+
 impl<M> Drop for StageRunner<M> {
     fn drop(&mut self) {
         for r in self.running.values() {

@@ -57,6 +57,21 @@ impl Tmux {
         self.wait_for_within(needles, Duration::from_secs(30))
     }
 
+    /// Waits until `needle` is no longer on the screen. A key sent right after Escape can reach
+    /// the program in the same read and be taken for Alt+key, so a test waits for what Escape
+    /// closes to go away before it types on.
+    pub fn wait_gone(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.screen();
+            if !s.contains(needle) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "screen kept showing {needle:?}:\n{s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn wait_for_within(&self, needles: &[&str], limit: Duration) -> String {
         let deadline = Instant::now() + limit;
         loop {

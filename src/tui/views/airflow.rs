@@ -37,6 +37,9 @@ impl App {
 }
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    if let Some(embedded) = &app.embedded {
+        return super::embedded::render_batch_runs(app, embedded, area, buf);
+    }
     let t = app.theme;
     let status = app.lab.status(LabService::Airflow);
     let Some(a) = app.lab.airflow.as_ref().and_then(|p| p.detail.as_ref()) else {

@@ -12,6 +12,9 @@ use crate::tui::app::App;
 use indicatif::HumanBytes;
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    if app.lab.raw_zone.is_some() {
+        return super::embedded::render_raw_zone(app, area, buf);
+    }
     let t = app.theme;
     let status = app.lab.status(LabService::Hdfs);
     let Some(h) = app.lab.hdfs.as_ref().and_then(|p| p.detail.as_ref()) else {

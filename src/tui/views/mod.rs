@@ -2,6 +2,7 @@
 //! overlay. Views only read the app; one file per view.
 
 mod airflow;
+mod embedded;
 mod hdfs;
 mod help;
 mod kafka;
@@ -71,6 +72,9 @@ impl Widget for &App {
 
 /// The health of the service behind a view, for the tab's colour.
 fn view_health(app: &App, view: View) -> Option<Health> {
+    if app.embedded.is_some() && matches!(view, View::Spark | View::Airflow) {
+        return None; // not part of the embedded lab, so neither up nor down
+    }
     let service = match view {
         View::Kafka => LabService::Kafka,
         View::Hdfs => LabService::Hdfs,

@@ -26,6 +26,11 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 fn tile(app: &App, service: LabService, area: Rect, buf: &mut Buffer) {
+    if let Some(embedded) = &app.embedded
+        && matches!(service, LabService::Spark | LabService::Airflow)
+    {
+        return super::embedded::render_tile(app, embedded, service, area, buf);
+    }
     let status = app.lab.status(service);
     let block = service_block(app.theme, service, status);
     let mut lines: Vec<Line> = figures(app, service).into_iter().map(Line::from).collect();
@@ -62,6 +67,19 @@ fn figures(app: &App, service: LabService) -> Vec<String> {
                     rate(rate_in),
                     count(lag),
                     count(k.dlq_messages)
+                ),
+            ]
+        }),
+        LabService::Hdfs if lab.raw_zone.is_some() => lab.raw_zone.as_ref().and_then(|p| p.detail.as_ref()).map(|z| {
+            vec![
+                format!(
+                    "raw zone {} files, {} (local directory)",
+                    count(i64::try_from(z.files()).unwrap_or(i64::MAX)),
+                    HumanBytes(z.bytes())
+                ),
+                z.newest.map_or_else(
+                    || "no file yet".to_string(),
+                    |n| format!("newest file {}", n.format("%H:%M:%S")),
                 ),
             ]
         }),

@@ -10,6 +10,9 @@ use crate::probes::LabService;
 use crate::tui::app::{App, View};
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    if app.embedded.is_some() {
+        return super::embedded::render_spark(app, area, buf);
+    }
     let t = app.theme;
     let status = app.lab.status(LabService::Spark);
     let Some(s) = app.lab.spark.as_ref().and_then(|p| p.detail.as_ref()) else {

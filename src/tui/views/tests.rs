@@ -276,10 +276,11 @@ mod stack_view {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     use ratatui::style::Color;
 
+    use super::embedded_lab::embedded_info;
     use super::*;
     use crate::doctor::{DoctorReport, Finding, Level};
     use crate::runtime::events::{ResourceKind, StackEvent};
-    use crate::tui::app::AfterExit;
+    use crate::tui::embedded::EmbeddedEvent;
     use crate::tui::msg::{Msg, StackCmd};
     use crate::tui::stack_panel::StackPanel;
 
@@ -489,7 +490,7 @@ mod stack_view {
     }
 
     #[test]
-    fn without_docker_the_banner_offers_the_demo_and_e_takes_it() {
+    fn without_docker_the_banner_offers_the_embedded_lab_and_e_starts_it_here() {
         let mut a = stack_app();
         a.view = View::Overview;
         a.update(Msg::Doctor(Box::new(DoctorReport {
@@ -502,10 +503,44 @@ mod stack_view {
                 fix: Some("start Docker".into()),
             }],
         })));
-        assert_shows(&a, &["No Docker engine", "embedded demo", "1 Overview"]);
-        key(&mut a, KeyCode::Char('e'));
-        assert!(a.quit);
-        assert_eq!(a.after_exit, Some(AfterExit::Demo));
+        assert_shows(&a, &["No Docker engine", "embedded lab", "1 Overview"]);
+        assert_eq!(key(&mut a, KeyCode::Char('e')), vec![Cmd::StartEmbedded]);
+        assert!(!a.quit, "the monitor stays open");
+        assert_shows(&a, &["Starting the embedded lab"]);
+        assert!(key(&mut a, KeyCode::Char('e')).is_empty(), "one embedded lab at a time");
+
+        let cmds = a.update(Msg::Embedded(EmbeddedEvent::Started(Ok(embedded_info()))));
+        assert_eq!(cmds[0], Cmd::UseEmbedded, "the probes and stages move to it first");
+        let started: Vec<_> = cmds[1..]
+            .iter()
+            .map(|c| match c {
+                Cmd::StartStage { kind, .. } => kind.name(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            started,
+            ["consumer", "transform", "producer"],
+            "readers before the writer"
+        );
+        assert_shows(&a, &["Embedded lab, no Docker", "127.0.0.1:39092"]);
+        assert!(a.notice.as_ref().unwrap().text.contains("producer at 200 msg/s"));
+        assert!(
+            !text(&draw(&a, 120, 30)).contains("No Docker engine"),
+            "the embedded lab's banner replaces it"
+        );
+    }
+
+    #[test]
+    fn an_embedded_lab_that_cannot_start_says_why_and_can_be_tried_again() {
+        let mut a = stack_app();
+        a.start_embedded();
+        a.update(Msg::Embedded(EmbeddedEvent::Started(Err(
+            "initdb failed: disk full".into()
+        ))));
+        assert!(a.embedded.is_none());
+        assert_shows(&a, &["the embedded lab did not start: initdb failed"]);
+        assert_eq!(a.start_embedded(), vec![Cmd::StartEmbedded]);
     }
 
     #[test]
@@ -542,5 +577,188 @@ mod stack_view {
         let mut a = stack_app();
         a.stack.observe(&[]);
         assert_shows(&a, &["Stack labtest is not running: press u"]);
+    }
+}
+
+mod embedded_lab {
+    //! The views over the embedded lab: the raw zone where HDFS is, the batch runs where Airflow's
+    //! DAG runs are, and what stands in for Spark and Airflow.
+
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::embedded_lab::EmbeddedInfo;
+    use crate::probes::raw_zone::{EntityFiles, LocalZoneSnapshot};
+    use crate::probes::{LabSnapshot, Probed, Status};
+    use crate::tui::app::EmbeddedView;
+    use crate::tui::embedded::{BatchRunView, BatchTotals, BatchTrigger};
+    use crate::tui::views::test_support::fixed_clock;
+
+    pub fn embedded_info() -> EmbeddedInfo {
+        EmbeddedInfo {
+            brokers: "127.0.0.1:39092".into(),
+            raw_zone: "/home/student/.local/state/lab/embedded/raw/yelp".into(),
+            serving: "throwaway PostgreSQL 16.4 on 127.0.0.1:40000 (removed on exit)".into(),
+            rate: 200,
+        }
+    }
+
+    fn ago(secs: i64) -> chrono::DateTime<chrono::Utc> {
+        fixed_clock().utc - chrono::Duration::seconds(secs)
+    }
+
+    /// The embedded lab a minute in: the live fixture's Kafka and PostgreSQL, a raw zone of two
+    /// days, two batch runs (one failed).
+    fn embedded_app(view: View) -> App {
+        let live = live_lab();
+        let zone = LocalZoneSnapshot {
+            path: embedded_info().raw_zone,
+            entities: vec![
+                EntityFiles {
+                    entity: "business".into(),
+                    files: 3,
+                    bytes: 90_000,
+                    dates: BTreeMap::from([("2026-11-24".into(), (3, 90_000))]),
+                },
+                EntityFiles {
+                    entity: "review".into(),
+                    files: 12,
+                    bytes: 1_200_000,
+                    dates: BTreeMap::from([("2026-11-23".into(), (4, 400_000)), ("2026-11-24".into(), (8, 800_000))]),
+                },
+            ],
+            newest: Some(ago(3)),
+        };
+        let lab = LabSnapshot {
+            kafka: live.kafka,
+            postgres: live.postgres,
+            raw_zone: Some(Probed {
+                status: Status::answered(&[], std::time::Instant::now()),
+                detail: Some(zone),
+            }),
+            ..LabSnapshot::default()
+        };
+        let mut a = app(lab, view);
+        // Latencies differ run to run; the snapshot compares the rest.
+        for s in [a.lab.raw_zone.as_mut().map(|p| &mut p.status)].into_iter().flatten() {
+            s.latency_ms = Some(1);
+        }
+        let tables = |n: u64| {
+            BTreeMap::from([
+                ("business_summary".to_string(), n),
+                ("business_daily".to_string(), 3 * n),
+                ("city_category_top".to_string(), 40),
+                ("user_summary".to_string(), 2 * n),
+            ])
+        };
+        a.embedded = Some(EmbeddedView {
+            info: Some(embedded_info()),
+            batches: [
+                BatchRunView {
+                    trigger: BatchTrigger::Command,
+                    started: ago(12),
+                    elapsed_ms: 1_400,
+                    result: Ok(BatchTotals {
+                        input_files: 15,
+                        rows_in: 2_175,
+                        tables: tables(150),
+                    }),
+                },
+                BatchRunView {
+                    trigger: BatchTrigger::Schedule,
+                    started: ago(42),
+                    elapsed_ms: 300,
+                    result: Err("the serving database: connection refused".into()),
+                },
+            ]
+            .into(),
+            batch_running: false,
+        });
+        a
+    }
+
+    #[test]
+    fn the_embedded_lab_views_match_their_snapshots() {
+        for view in [View::Overview, View::Hdfs, View::Spark, View::Airflow] {
+            let a = embedded_app(view);
+            for (w, h) in SIZES {
+                let name = format!("embedded_{}_{w}x{h}", view.short_title().to_lowercase());
+                insta::assert_snapshot!(name, screen(&a, w, h));
+            }
+        }
+    }
+
+    #[test]
+    fn the_raw_zone_stands_where_hdfs_is_and_lists_partitions_by_date() {
+        let a = embedded_app(View::Hdfs);
+        assert_shows(
+            &a,
+            &["HDFS", "UP", "15 files", "local directory", "date=2026-11-23", "review"],
+        );
+        let overview = embedded_app(View::Overview);
+        assert_shows(&overview, &["raw zone 15 files", "newest file"]);
+    }
+
+    #[test]
+    fn spark_and_airflow_say_what_stands_in_for_them_and_how_to_get_them() {
+        let spark = embedded_app(View::Spark);
+        assert_shows(&spark, &["not in the embedded lab", "DataFusion", "lab up"]);
+        let airflow = embedded_app(View::Airflow);
+        assert_shows(&airflow, &["Batch runs", ":batch", "success", "failed", "scheduled"]);
+        let overview = embedded_app(View::Overview);
+        assert_shows(&overview, &["last ok 12 s ago", "lab up"]);
+        // Neither is coloured as down: they are not part of this lab.
+        let buf = draw(&spark, 80, 24);
+        let (x, y) = find(&buf, "5 Spark").unwrap();
+        assert_ne!(buf[(x, y)].fg, Color::Red, "the Spark tab is not red");
+    }
+
+    #[test]
+    fn a_batch_run_is_listed_newest_first_and_a_command_run_says_what_it_did() {
+        let mut a = embedded_app(View::Airflow);
+        a.update(crate::tui::msg::Msg::Embedded(
+            crate::tui::embedded::EmbeddedEvent::BatchStarted {
+                trigger: BatchTrigger::Command,
+            },
+        ));
+        assert_shows(&a, &["one running now"]);
+        a.update(crate::tui::msg::Msg::Embedded(
+            crate::tui::embedded::EmbeddedEvent::BatchDone(BatchRunView {
+                trigger: BatchTrigger::Command,
+                started: ago(1),
+                elapsed_ms: 2_000,
+                result: Ok(BatchTotals {
+                    input_files: 20,
+                    rows_in: 3_000,
+                    tables: BTreeMap::from([("business_summary".to_string(), 7_777)]),
+                }),
+            }),
+        ));
+        let runs = &a.embedded.as_ref().unwrap().batches;
+        assert_eq!((runs.len(), runs[0].elapsed_ms), (3, 2_000), "the newest first");
+        assert!(
+            a.notice
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("20 raw-zone files, 7,777 rows")
+        );
+        assert_shows(&a, &["7,777"]);
+    }
+
+    #[test]
+    fn batch_is_a_command_and_a_lesson_gives_the_pipeline_back() {
+        let mut a = embedded_app(View::Overview);
+        a.mode = Mode::Command;
+        a.input = "batch".into();
+        let cmds = a.update(crate::tui::msg::Msg::Key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Enter,
+            crossterm::event::KeyModifiers::NONE,
+        )));
+        assert_eq!(cmds, vec![Cmd::Batch]);
+        let after = a.update(crate::tui::msg::Msg::LessonDone(Ok(
+            "lesson consumer-lag done in 20 s".into()
+        )));
+        assert_eq!(after.len(), 3, "the three stages start again: {after:?}");
     }
 }

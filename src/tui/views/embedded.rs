@@ -1,0 +1,229 @@
+//! What the views show in the embedded lab, where the stack's services are not: the raw zone as
+//! a local directory (where HDFS is), the batch runs (where Airflow's DAG runs are), and plain
+//! words on what stands in for Spark and Airflow and how to get the real ones.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Widget, Wrap};
+
+use super::{count, render_unavailable, service_block};
+use crate::probes::LabService;
+use crate::probes::raw_zone::LocalZoneSnapshot;
+use crate::tui::app::{App, EmbeddedView};
+use crate::tui::embedded::BATCH_EVERY;
+use indicatif::HumanBytes;
+
+/// Spark's and Airflow's place in the embedded lab.
+fn stands_in(service: LabService) -> [&'static str; 2] {
+    match service {
+        LabService::Spark => [
+            "not in the embedded lab: DataFusion runs the batch in this process",
+            "`lab up` starts a Spark cluster (the PySpark twin of the batch runs there)",
+        ],
+        _ => [
+            "not in the embedded lab: the monitor runs the batch on a schedule and on :batch",
+            "`lab up` starts Airflow with the lambda DAG",
+        ],
+    }
+}
+
+/// A tile's block for a service the embedded lab does not have: named, not coloured as down.
+fn absent_block(app: &App, service: LabService) -> Block<'static> {
+    Block::bordered().border_style(app.theme.dim()).title(Line::from(vec![
+        Span::styled(format!(" {} ", service.title()), app.theme.title()),
+        Span::styled("embedded lab ", app.theme.dim()),
+    ]))
+}
+
+/// The Overview tile of Spark or Airflow in the embedded lab.
+pub fn render_tile(app: &App, embedded: &EmbeddedView, service: LabService, area: Rect, buf: &mut Buffer) {
+    let [what, how] = stands_in(service);
+    let mut lines = vec![Line::from(what)];
+    if service == LabService::Airflow {
+        lines.push(Line::from(last_batch(app, embedded)));
+    }
+    lines.push(Line::styled(how, app.theme.dim()));
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: true })
+        .block(absent_block(app, service))
+        .render(area, buf);
+}
+
+/// The newest batch run, in one line.
+fn last_batch(app: &App, embedded: &EmbeddedView) -> String {
+    let every = format!("batch every {} s", BATCH_EVERY.as_secs());
+    if embedded.batch_running {
+        return format!("{every}: running now");
+    }
+    match embedded.batches.front() {
+        None => format!("{every}: no run yet"),
+        Some(run) => {
+            let ago = (app.now.utc - run.started).num_seconds().max(0);
+            match &run.result {
+                Ok(t) => format!(
+                    "{every}: last ok {ago} s ago, {} rows",
+                    count(i64::try_from(t.tables.values().sum::<u64>()).unwrap_or(i64::MAX))
+                ),
+                Err(e) => format!("{every}: last FAILED {ago} s ago: {e}"),
+            }
+        }
+    }
+}
+
+/// The Spark view in the embedded lab.
+pub fn render_spark(app: &App, area: Rect, buf: &mut Buffer) {
+    let [what, how] = stands_in(LabService::Spark);
+    Paragraph::new(vec![
+        Line::from(what),
+        Line::from(""),
+        Line::styled(how, app.theme.dim()),
+    ])
+    .wrap(Wrap { trim: true })
+    .block(absent_block(app, LabService::Spark))
+    .render(area, buf);
+}
+
+/// The Airflow view in the embedded lab: the batch runs, newest first.
+pub fn render_batch_runs(app: &App, embedded: &EmbeddedView, area: Rect, buf: &mut Buffer) {
+    let t = app.theme;
+    let block = absent_block(app, LabService::Airflow);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let [head, runs] = Layout::vertical([Constraint::Length(2), Constraint::Fill(1)]).areas(inner);
+    let [what, how] = stands_in(LabService::Airflow);
+    Paragraph::new(vec![
+        Line::from(format!("{what} (every {} s)", BATCH_EVERY.as_secs())),
+        Line::styled(how, t.dim()),
+    ])
+    .render(head, buf);
+    let tables: Vec<String> = crate::pipeline::batch::SERVING_TABLES
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    let mut header = vec![
+        "started".to_string(),
+        "by".into(),
+        "state".into(),
+        "took".into(),
+        "files".into(),
+    ];
+    header.extend(tables.iter().cloned());
+    let rows: Vec<Row> = embedded
+        .batches
+        .iter()
+        .map(|run| {
+            let (state, style, files, counts) = match &run.result {
+                Ok(totals) => (
+                    "success".to_string(),
+                    t.health(crate::probes::Health::Up),
+                    count(i64::try_from(totals.input_files).unwrap_or(i64::MAX)),
+                    tables
+                        .iter()
+                        .map(|name| {
+                            totals
+                                .tables
+                                .get(name)
+                                .map_or_else(|| "–".into(), |n| count(i64::try_from(*n).unwrap_or(i64::MAX)))
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                Err(e) => (
+                    format!("failed: {e}"),
+                    t.health(crate::probes::Health::Down),
+                    "–".into(),
+                    Vec::new(),
+                ),
+            };
+            let mut cells = vec![
+                Cell::from(run.started.format("%H:%M:%S").to_string()),
+                Cell::from(run.trigger.name()),
+                Cell::from(state).style(style),
+                Cell::from(super::duration(run.elapsed_ms as f64 / 1000.0)),
+                Cell::from(files),
+            ];
+            cells.extend(counts.into_iter().map(Cell::from));
+            Row::new(cells)
+        })
+        .collect();
+    let running = if embedded.batch_running {
+        " (one running now)"
+    } else {
+        ""
+    };
+    let mut widths = vec![
+        Constraint::Length(8),
+        Constraint::Length(9),
+        Constraint::Length(8),
+        Constraint::Length(6),
+        Constraint::Length(6),
+    ];
+    widths.extend(tables.iter().map(|_| Constraint::Fill(1)));
+    Table::new(rows, widths)
+        .header(Row::new(header).style(t.title()))
+        .block(Block::bordered().title(format!(" Batch runs{running} ")))
+        .render(runs, buf);
+}
+
+/// The HDFS view in the embedded lab: the raw zone in its local directory.
+pub fn render_raw_zone(app: &App, area: Rect, buf: &mut Buffer) {
+    let t = app.theme;
+    let status = app.lab.status(LabService::Hdfs);
+    let Some(z) = app.lab.raw_zone.as_ref().and_then(|p| p.detail.as_ref()) else {
+        return render_unavailable(t, LabService::Hdfs, status, area, buf);
+    };
+    let block = service_block(t, LabService::Hdfs, status).title(Line::styled(" raw zone: local directory ", t.dim()));
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let [head, table] = Layout::vertical([Constraint::Length(2), Constraint::Fill(1)]).areas(inner);
+    Paragraph::new(vec![
+        Line::from(summary(z)),
+        Line::styled(
+            "The embedded lab keeps its raw zone on this disk; `lab up` puts it on HDFS.",
+            t.dim(),
+        ),
+    ])
+    .render(head, buf);
+    let mut rows = Vec::new();
+    for e in &z.entities {
+        for (date, (files, bytes)) in e.dates.iter().rev() {
+            rows.push(Row::new(vec![
+                Cell::from(e.entity.clone()),
+                Cell::from(format!("date={date}")),
+                Cell::from(count(i64::try_from(*files).unwrap_or(i64::MAX))),
+                Cell::from(HumanBytes(*bytes).to_string()),
+            ]));
+        }
+    }
+    Table::new(
+        rows,
+        [
+            Constraint::Length(10),
+            Constraint::Length(16),
+            Constraint::Length(8),
+            Constraint::Fill(1),
+        ],
+    )
+    .header(Row::new(vec!["entity", "partition", "files", "bytes"]).style(t.title()))
+    .block(
+        Block::bordered()
+            .title(" Partitions by date ")
+            .border_style(Style::new()),
+    )
+    .render(table, buf);
+}
+
+/// `N files, X in DIR, newest HH:MM:SS`.
+pub fn summary(z: &LocalZoneSnapshot) -> String {
+    let newest = z.newest.map_or_else(
+        || "no file yet".to_string(),
+        |n| format!("newest {}", n.format("%H:%M:%S")),
+    );
+    format!(
+        "{} files, {} in {} ({newest})",
+        count(i64::try_from(z.files()).unwrap_or(i64::MAX)),
+        HumanBytes(z.bytes()),
+        z.path
+    )
+}

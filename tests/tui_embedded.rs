@@ -1,0 +1,227 @@
+//! `lab demo` in a real terminal (tmux): the monitor over a live embedded lab, with no Docker and
+//! no configured service. Kafka is the in-process broker, the records move, `:batch` loads the
+//! throwaway PostgreSQL and its row counts grow, `:stop transform` makes the transform group's
+//! lag grow and `:transform` drains it, and `q` exits 0 leaving no PostgreSQL process or files.
+// Needs tmux and PostgreSQL's server binaries, which `make test` installs in CI: `make test`
+// turns this feature on, so a plain `cargo test` on a fresh clone skips it.
+#![cfg(feature = "service-tests")]
+
+mod tmux;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use tmux::Tmux;
+
+/// The number right after `label` on the screen (`serving rows 1,234` → 1234).
+fn number_after(screen: &str, label: &str) -> Option<i64> {
+    let rest = &screen[screen.find(label)? + label.len()..];
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',')
+        .filter(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// A column of the row whose first cell is `name` (the Kafka view's tables): the `n`th word after it.
+fn cell_after(screen: &str, name: &str, n: usize) -> Option<i64> {
+    for line in screen.lines() {
+        // Table cells sit right against the borders (`││yelp.review   3 …`).
+        let words: Vec<&str> = line
+            .split(|c: char| c.is_whitespace() || c == '│')
+            .filter(|w| !w.is_empty())
+            .collect();
+        if let Some(i) = words.iter().position(|w| *w == name) {
+            return words.get(i + n)?.replace(',', "").parse().ok();
+        }
+    }
+    None
+}
+
+/// The transform group's lag on the Kafka view (`group  state  members  lag …`; the embedded
+/// broker cannot list groups, so the state reads "not listed").
+fn transform_lag(tmux: &Tmux) -> Option<i64> {
+    cell_after(&tmux.screen(), "lab-transform-yelp", 4)
+}
+
+/// Waits until `f` answers `Some(v)` with `ok(v)`; the last value seen otherwise.
+fn wait_until(
+    tmux: &Tmux,
+    what: &str,
+    limit: Duration,
+    f: impl Fn(&Tmux) -> Option<i64>,
+    ok: impl Fn(i64) -> bool,
+) -> i64 {
+    let deadline = Instant::now() + limit;
+    loop {
+        let v = f(tmux);
+        if let Some(v) = v
+            && ok(v)
+        {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: last seen {v:?}\n{}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn command(tmux: &Tmux, line: &str) {
+    tmux.keys(&[":"]);
+    tmux.wait_for(&[":▏"]);
+    tmux.keys(&["-l", line]);
+    tmux.keys(&["Enter"]);
+}
+
+#[test]
+fn lab_demo_opens_the_monitor_on_a_live_embedded_lab_and_q_removes_it() {
+    let state = tempfile::tempdir().unwrap();
+    // The throwaway PostgreSQL lives under TMPDIR; as root it runs as `postgres`, who must reach it.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tmux = Tmux::new("lab-demo-test");
+    let script = format!(
+        "env -u NO_COLOR -u LAB_PG_URL LAB_STATE_DIR={state} TMPDIR={tmp} LAB_SERVICES_DIR= \
+         DOCKER_HOST=unix:///nonexistent/docker.sock {bin} demo; echo DEMO-EXITED-$?; sleep 600",
+        state = state.path().display(),
+        tmp = tmp.path().display(),
+        bin = env!("CARGO_BIN_EXE_lab"),
+    );
+    tmux.start(120, 40, &script);
+
+    // Kafka is the in-process broker; HDFS is the local raw zone; PostgreSQL the throwaway one.
+    let s = tmux.wait_for_within(
+        &["Embedded lab, no Docker", "Kafka UP", "PostgreSQL UP"],
+        Duration::from_secs(120),
+    );
+    assert!(s.contains("127.0.0.1:"), "the banner names the broker's address:\n{s}");
+    assert!(
+        !s.contains("No Docker engine"),
+        "no Docker banner over the embedded lab:\n{s}"
+    );
+    tmux.wait_for_within(
+        &["HDFS UP", "raw zone", "not in the embedded lab"],
+        Duration::from_secs(60),
+    );
+
+    // Records move: the raw review topic grows between two screens.
+    tmux.keys(&["3"]);
+    tmux.wait_for_within(&["lab-transform-yelp", "lab-consumer-yelp"], Duration::from_secs(60));
+    let first = wait_until(
+        &tmux,
+        "records in yelp.review",
+        Duration::from_secs(30),
+        |t| cell_after(&t.screen(), "yelp.review", 2),
+        |n| n > 0,
+    );
+    wait_until(
+        &tmux,
+        "yelp.review growing",
+        Duration::from_secs(30),
+        |t| cell_after(&t.screen(), "yelp.review", 2),
+        |n| n > first,
+    );
+
+    // The batch loads PostgreSQL; run again later, the tables hold more rows (new records).
+    tmux.keys(&["1"]);
+    command(&tmux, "batch");
+    tmux.wait_for_within(&["batch done in"], Duration::from_secs(60));
+    let rows = wait_until(
+        &tmux,
+        "serving rows after :batch",
+        Duration::from_secs(10),
+        |t| number_after(&t.screen(), "serving rows"),
+        |n| n > 0,
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    command(&tmux, "batch");
+    tmux.wait_for_within(&["batch done in"], Duration::from_secs(60));
+    wait_until(
+        &tmux,
+        "serving rows growing",
+        Duration::from_secs(10),
+        |t| number_after(&t.screen(), "serving rows"),
+        |n| n > rows,
+    );
+    tmux.keys(&["6"]);
+    tmux.wait_for(&["Batch runs", ":batch", "success"]);
+
+    tmux.keys(&["?"]);
+    tmux.wait_for(&["Help", ":batch"]);
+    tmux.keys(&["Escape"]);
+    tmux.wait_gone(":trigger DAG");
+
+    // Stop the transform: its group's lag grows while the producer goes on; start it: it drains.
+    tmux.keys(&["3"]);
+    command(&tmux, "stop transform");
+    tmux.wait_for_within(&["transform stopped"], Duration::from_secs(30));
+    let stopped_at = wait_until(
+        &tmux,
+        "the transform group's lag",
+        Duration::from_secs(10),
+        transform_lag,
+        |_| true,
+    );
+    let grown = wait_until(
+        &tmux,
+        "the transform group's lag growing",
+        Duration::from_secs(30),
+        transform_lag,
+        |l| l > stopped_at + 300,
+    );
+    command(&tmux, "transform");
+    wait_until(
+        &tmux,
+        "the transform group's lag draining",
+        Duration::from_secs(60),
+        transform_lag,
+        |l| l < grown / 2,
+    );
+
+    // Nothing doubled or lost across the stop and start: once the producer stops and the
+    // transform has read everything, every raw record is in a clean topic or the DLQ, once.
+    command(&tmux, "stop producer");
+    tmux.wait_for_within(&["producer done"], Duration::from_secs(30));
+    wait_until(
+        &tmux,
+        "the transform caught up",
+        Duration::from_secs(60),
+        transform_lag,
+        |l| l == 0,
+    );
+    let s = tmux.screen();
+    let entities = ["business", "user", "review", "tip", "checkin"];
+    let raw: i64 = entities
+        .iter()
+        .map(|e| cell_after(&s, &format!("yelp.{e}"), 2).unwrap())
+        .sum();
+    let clean: i64 = entities
+        .iter()
+        .map(|e| cell_after(&s, &format!("yelp.{e}.clean"), 2).unwrap())
+        .sum();
+    let dlq = number_after(&s, "holds").unwrap();
+    assert_eq!(
+        raw,
+        clean + dlq,
+        "raw = clean + dead letters after a stop and a start:\n{s}"
+    );
+
+    tmux.keys(&["q"]);
+    tmux.wait_for_within(&["DEMO-EXITED-0"], Duration::from_secs(90));
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the throwaway PostgreSQL's files are removed: {left:?}"
+    );
+    // The server runs as `postgres -D <TMPDIR>/lab-pg-…/data` (src/pg/throwaway.rs).
+    let ps = std::process::Command::new("pgrep")
+        .args(["-af", &format!("{}/lab-pg-", tmp.path().display())])
+        .output()
+        .unwrap();
+    let left = String::from_utf8_lossy(&ps.stdout);
+    assert!(left.trim().is_empty(), "no PostgreSQL runs after q: {left}");
+}
