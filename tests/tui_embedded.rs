@@ -1,7 +1,8 @@
 //! `lab demo` in a real terminal (tmux): the monitor over a live embedded lab, with no Docker and
 //! no configured service. Kafka is the in-process broker, the records move, `:batch` loads the
 //! throwaway PostgreSQL and its row counts grow, `:stop transform` makes the transform group's
-//! lag grow and `:transform` drains it, and `q` exits 0 leaving no PostgreSQL process or files.
+//! lag grow and `:transform` drains it with nothing doubled, `:lesson consumer-lag` runs on the
+//! same broker and gives the pipeline back, and `q` exits 0 leaving no PostgreSQL process or files.
 // Needs tmux and PostgreSQL's server binaries, which `make test` installs in CI: `make test`
 // turns this feature on, so a plain `cargo test` on a fresh clone skips it.
 #![cfg(feature = "service-tests")]
@@ -204,6 +205,28 @@ fn lab_demo_opens_the_monitor_on_a_live_embedded_lab_and_q_removes_it() {
         raw,
         clean + dlq,
         "raw = clean + dead letters after a stop and a start:\n{s}"
+    );
+
+    // A lesson borrows the pipeline, narrates in the footer, and gives it back.
+    command(&tmux, "lesson consumer-lag");
+    tmux.wait_for(&["Run the consumer-lag lesson"]);
+    tmux.keys(&["y"]);
+    tmux.wait_for_within(&["lesson:"], Duration::from_secs(30));
+    tmux.wait_for_within(&["lesson consumer-lag done"], Duration::from_secs(240));
+    // The lesson's own producer has finished: records that keep coming are the monitor's again.
+    let after = wait_until(
+        &tmux,
+        "records in yelp.review",
+        Duration::from_secs(10),
+        |t| cell_after(&t.screen(), "yelp.review", 2),
+        |_| true,
+    );
+    wait_until(
+        &tmux,
+        "the monitor's producer running again",
+        Duration::from_secs(30),
+        |t| cell_after(&t.screen(), "yelp.review", 2),
+        |n| n > after + 100,
     );
 
     tmux.keys(&["q"]);

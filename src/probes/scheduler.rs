@@ -83,8 +83,8 @@ impl_probe!(super::docker::DockerProbe, Docker);
 
 impl Probe for super::raw_zone::LocalZoneProbe {
     const SERVICE: LabService = LabService::Hdfs;
-    fn poll_snapshot(&mut self) -> impl Future<Output = ServiceSnapshot> + Send {
-        async move { ServiceSnapshot::RawZone(self.poll().await) }
+    async fn poll_snapshot(&mut self) -> ServiceSnapshot {
+        ServiceSnapshot::RawZone(self.poll().await)
     }
     fn timed_out(status: Status) -> ServiceSnapshot {
         ServiceSnapshot::RawZone(Probed { status, detail: None })

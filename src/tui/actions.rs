@@ -44,7 +44,8 @@ pub async fn run_airflow(cmd: Cmd, airflow: AirflowProbe, tx: mpsc::Sender<Msg>)
         | Cmd::ReloadEndpoints
         | Cmd::StartEmbedded
         | Cmd::UseEmbedded
-        | Cmd::Batch => return,
+        | Cmd::Batch
+        | Cmd::StartEmbeddedStages => return,
     };
     if let Err(e) = &result {
         tracing::warn!(error = %e, ?cmd, "action failed");

@@ -245,7 +245,7 @@ impl App {
                 });
                 // In the embedded lab the lesson borrowed the pipeline; it runs again.
                 if self.embedded.as_ref().is_some_and(|e| e.info.is_some()) {
-                    return embedded_stages();
+                    return vec![Cmd::StartEmbeddedStages];
                 }
             }
             Msg::Embedded(event) => return self.on_embedded(event),
@@ -758,9 +758,7 @@ impl App {
                     super::embedded::BATCH_EVERY.as_secs()
                 ));
                 self.embedded.get_or_insert_with(EmbeddedView::default).info = Some(info);
-                let mut cmds = vec![Cmd::UseEmbedded];
-                cmds.extend(embedded_stages());
-                return cmds;
+                return vec![Cmd::UseEmbedded, Cmd::StartEmbeddedStages];
             }
             EmbeddedEvent::Started(Err(e)) => {
                 self.embedded = None;
@@ -806,18 +804,6 @@ impl App {
     fn say(&mut self, text: String) {
         self.notice = Some(Notice { text, error: false });
     }
-}
-
-/// The embedded lab's pipeline: the consumer and the transform first, so that nothing the
-/// producer sends waits for a reader.
-fn embedded_stages() -> Vec<Cmd> {
-    [StageKind::Consumer, StageKind::Transform, StageKind::Producer]
-        .into_iter()
-        .map(|kind| Cmd::StartStage {
-            kind,
-            how: crate::pipeline::stage::StageStart::default(),
-        })
-        .collect()
 }
 
 fn push_bounded(buf: &mut VecDeque<u64>, v: u64) {

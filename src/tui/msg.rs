@@ -137,6 +137,9 @@ pub enum Cmd {
     UseEmbedded,
     /// Run the embedded lab's batch now.
     Batch,
+    /// Start the embedded lab's stages (consumer, transform, producer), saying only what fails:
+    /// the footer keeps what the lab or the lesson said.
+    StartEmbeddedStages,
 }
 
 impl Cmd {
@@ -164,6 +167,7 @@ impl Cmd {
             Cmd::StartEmbedded => "Start the embedded lab?".into(),
             Cmd::UseEmbedded => "Use the embedded lab?".into(),
             Cmd::Batch => "Run the embedded lab's batch now?".into(),
+            Cmd::StartEmbeddedStages => "Start the embedded lab's stages?".into(),
         }
     }
 }

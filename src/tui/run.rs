@@ -19,7 +19,7 @@ use super::app::App;
 use super::embedded::EmbeddedRunner;
 use super::msg::{Cmd, Msg};
 use super::stack_panel::StackPanel;
-use super::stages::{StageContext, StageRunner};
+use super::stages::{StageContext, StageKind, StageRunner, StageStart};
 use super::theme::Theme;
 use crate::probes::airflow::AirflowProbe;
 use crate::probes::scheduler::{self, Intervals};
@@ -301,6 +301,14 @@ impl Effects {
             Cmd::Batch => {
                 let result = self.embedded.batch_now();
                 self.report(result);
+            }
+            Cmd::StartEmbeddedStages => {
+                // Readers first, so that nothing the producer sends waits for one.
+                for kind in [StageKind::Consumer, StageKind::Transform, StageKind::Producer] {
+                    if let Err(e) = self.stages.start(kind, &StageStart::default()) {
+                        self.report(Err(e));
+                    }
+                }
             }
             Cmd::ReloadEndpoints if self.embedded.lab().is_some() => {
                 // The monitor watches its embedded lab; a stack's endpoints do not replace it.

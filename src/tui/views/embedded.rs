@@ -15,9 +15,23 @@ use crate::tui::app::{App, EmbeddedView};
 use crate::tui::embedded::BATCH_EVERY;
 use indicatif::HumanBytes;
 
-/// Spark's and Airflow's place in the embedded lab.
+/// Where the embedded lab writes its serving tables when it has no PostgreSQL: `Some(what)`.
+#[must_use]
+pub fn parquet_serving(embedded: &EmbeddedView) -> Option<&str> {
+    embedded
+        .info
+        .as_ref()
+        .map(|i| i.serving.as_str())
+        .filter(|s| s.starts_with("Parquet"))
+}
+
+/// Spark's, Airflow's and (without a database) PostgreSQL's place in the embedded lab.
 fn stands_in(service: LabService) -> [&'static str; 2] {
     match service {
+        LabService::Postgres => [
+            "no PostgreSQL in the embedded lab: the batch writes its serving tables as Parquet files",
+            "install PostgreSQL's server binaries (initdb, pg_ctl) or pass --pg URL to load a database",
+        ],
         LabService::Spark => [
             "not in the embedded lab: DataFusion runs the batch in this process",
             "`lab up` starts a Spark cluster (the PySpark twin of the batch runs there)",
@@ -43,6 +57,9 @@ pub fn render_tile(app: &App, embedded: &EmbeddedView, service: LabService, area
     let mut lines = vec![Line::from(what)];
     if service == LabService::Airflow {
         lines.push(Line::from(last_batch(app, embedded)));
+    }
+    if let (LabService::Postgres, Some(serving)) = (service, parquet_serving(embedded)) {
+        lines.push(Line::from(serving.to_string()));
     }
     lines.push(Line::styled(how, app.theme.dim()));
     Paragraph::new(lines)
@@ -72,17 +89,20 @@ fn last_batch(app: &App, embedded: &EmbeddedView) -> String {
     }
 }
 
-/// The Spark view in the embedded lab.
-pub fn render_spark(app: &App, area: Rect, buf: &mut Buffer) {
-    let [what, how] = stands_in(LabService::Spark);
-    Paragraph::new(vec![
-        Line::from(what),
-        Line::from(""),
-        Line::styled(how, app.theme.dim()),
-    ])
-    .wrap(Wrap { trim: true })
-    .block(absent_block(app, LabService::Spark))
-    .render(area, buf);
+/// The Spark view in the embedded lab, and the PostgreSQL view when it has no database.
+pub fn render_absent(app: &App, service: LabService, area: Rect, buf: &mut Buffer) {
+    let [what, how] = stands_in(service);
+    let mut lines = vec![Line::from(what)];
+    if service == LabService::Postgres
+        && let Some(serving) = app.embedded.as_ref().and_then(parquet_serving)
+    {
+        lines.push(Line::from(serving.to_string()));
+    }
+    lines.extend([Line::from(""), Line::styled(how, app.theme.dim())]);
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: true })
+        .block(absent_block(app, service))
+        .render(area, buf);
 }
 
 /// The Airflow view in the embedded lab: the batch runs, newest first.

@@ -72,7 +72,10 @@ impl Widget for &App {
 
 /// The health of the service behind a view, for the tab's colour.
 fn view_health(app: &App, view: View) -> Option<Health> {
-    if app.embedded.is_some() && matches!(view, View::Spark | View::Airflow) {
+    if let Some(embedded) = &app.embedded
+        && (matches!(view, View::Spark | View::Airflow)
+            || (view == View::Postgres && embedded::parquet_serving(embedded).is_some()))
+    {
         return None; // not part of the embedded lab, so neither up nor down
     }
     let service = match view {
@@ -125,7 +128,9 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
                 if !app.filter.is_empty() {
                     spans.push(Span::styled(format!("filter: {}  ", app.filter), t.accent()));
                 }
-                for k in keys::footer(app.view) {
+                // The embedded lab has no Airflow: its DAG keys would only say so.
+                let airflow_keys_apply = app.embedded.is_none() || app.view != View::Airflow;
+                for k in keys::footer(app.view).filter(|k| airflow_keys_apply || k.view.is_none()) {
                     spans.push(Span::styled(k.shown, t.accent()));
                     spans.push(Span::styled(format!(" {}  ", k.help), t.dim()));
                 }

@@ -27,7 +27,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 
 fn tile(app: &App, service: LabService, area: Rect, buf: &mut Buffer) {
     if let Some(embedded) = &app.embedded
-        && matches!(service, LabService::Spark | LabService::Airflow)
+        && (matches!(service, LabService::Spark | LabService::Airflow)
+            || (service == LabService::Postgres && super::embedded::parquet_serving(embedded).is_some()))
     {
         return super::embedded::render_tile(app, embedded, service, area, buf);
     }

@@ -10,6 +10,14 @@ use crate::probes::LabService;
 use crate::tui::app::App;
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    if app
+        .embedded
+        .as_ref()
+        .and_then(super::embedded::parquet_serving)
+        .is_some()
+    {
+        return super::embedded::render_absent(app, LabService::Postgres, area, buf);
+    }
     let t = app.theme;
     let status = app.lab.status(LabService::Postgres);
     let Some(p) = app.lab.postgres.as_ref().and_then(|p| p.detail.as_ref()) else {

@@ -11,7 +11,7 @@ use crate::tui::app::{App, View};
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     if app.embedded.is_some() {
-        return super::embedded::render_spark(app, area, buf);
+        return super::embedded::render_absent(app, LabService::Spark, area, buf);
     }
     let t = app.theme;
     let status = app.lab.status(LabService::Spark);

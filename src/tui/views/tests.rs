@@ -510,18 +510,10 @@ mod stack_view {
         assert!(key(&mut a, KeyCode::Char('e')).is_empty(), "one embedded lab at a time");
 
         let cmds = a.update(Msg::Embedded(EmbeddedEvent::Started(Ok(embedded_info()))));
-        assert_eq!(cmds[0], Cmd::UseEmbedded, "the probes and stages move to it first");
-        let started: Vec<_> = cmds[1..]
-            .iter()
-            .map(|c| match c {
-                Cmd::StartStage { kind, .. } => kind.name(),
-                other => panic!("unexpected {other:?}"),
-            })
-            .collect();
         assert_eq!(
-            started,
-            ["consumer", "transform", "producer"],
-            "readers before the writer"
+            cmds,
+            vec![Cmd::UseEmbedded, Cmd::StartEmbeddedStages],
+            "the probes and stages move to it, then its stages start"
         );
         assert_shows(&a, &["Embedded lab, no Docker", "127.0.0.1:39092"]);
         assert!(a.notice.as_ref().unwrap().text.contains("producer at 200 msg/s"));
@@ -714,6 +706,23 @@ mod embedded_lab {
     }
 
     #[test]
+    fn without_postgresql_the_serving_tables_are_parquet_and_the_views_say_so() {
+        for view in [View::Overview, View::Postgres] {
+            let mut a = embedded_app(view);
+            a.lab.postgres = None;
+            let info = a.embedded.as_mut().unwrap().info.as_mut().unwrap();
+            info.serving = "Parquet files in /tmp/lab/embedded/serving (no PostgreSQL: no server binaries)".into();
+            assert_shows(&a, &["Parquet"]);
+            let big = screen(&a, 200, 60);
+            assert!(
+                big.contains("Parquet files in /tmp/lab") && big.contains("initdb"),
+                "{big}"
+            );
+            assert!(!big.contains("not configured"), "not the stack's advice:\n{big}");
+        }
+    }
+
+    #[test]
     fn a_batch_run_is_listed_newest_first_and_a_command_run_says_what_it_did() {
         let mut a = embedded_app(View::Airflow);
         a.update(crate::tui::msg::Msg::Embedded(
@@ -759,6 +768,7 @@ mod embedded_lab {
         let after = a.update(crate::tui::msg::Msg::LessonDone(Ok(
             "lesson consumer-lag done in 20 s".into()
         )));
-        assert_eq!(after.len(), 3, "the three stages start again: {after:?}");
+        assert_eq!(after, vec![Cmd::StartEmbeddedStages], "the stages start again");
+        assert_shows(&a, &["lesson consumer-lag done"]);
     }
 }
