@@ -121,6 +121,22 @@ impl Env {
         log_tail(self.state.path(), 40)
     }
 
+    fn log_path(&self) -> std::path::PathBuf {
+        self.state.path().join("logs/lab.log")
+    }
+
+    /// Bytes in the lab's log so far.
+    fn log_len(&self) -> u64 {
+        std::fs::metadata(self.log_path()).map_or(0, |m| m.len())
+    }
+
+    /// What the lab's log gained after its first `from` bytes.
+    fn log_since(&self, from: u64) -> String {
+        let log = std::fs::read(self.log_path()).unwrap_or_default();
+        let from = usize::try_from(from).unwrap_or(usize::MAX).min(log.len());
+        String::from_utf8_lossy(&log[from..]).into_owned()
+    }
+
     /// Batch into a fresh database; the raw zone must hold every valid record exactly once and the
     /// tables must equal the reference.
     async fn batch_equals_reference(&self, db: &str, data: &Dataset) {
@@ -138,12 +154,40 @@ impl Env {
 
 /// Starts `args` again and again, SIGKILLing it after a random 0.3–2.5 s, until it was killed
 /// `KILLS` times and `producer` has finished. Returns the number of kills.
-fn kill_loop(env: &Env, args: &[&str], producer: &mut Background, rng: &mut Rng) -> u32 {
+/// How a stage is killed: after a random 0.3 s to `up_to_ms`, counted from when its log says
+/// `working` (if given).
+struct KillPoints {
+    working: Option<&'static str>,
+    up_to_ms: u64,
+}
+
+/// Starts `lab ARGS` and SIGKILLs it at a random point, again and again: at least [`KILLS`] times
+/// and until the producer has finished. With `working`, the delay counts from when the stage's
+/// log says that line (the stage holds its partitions), so that a kill lands while it works and
+/// not while it is still joining its group: a consumer restarted after a SIGKILL can take seconds
+/// to rejoin, and a file needs its roll interval and an HDFS write on top (seen: 11 kills within
+/// 0.3–2.5 s of the start and no file written, a test that proved nothing).
+fn kill_loop(env: &Env, args: &[&str], points: &KillPoints, producer: &mut Background, rng: &mut Rng) -> u32 {
     let mut kills = 0;
     let mut produced = false;
     while kills < KILLS || !produced {
+        let logged = env.log_len();
         let mut stage = env.spawn(args);
-        std::thread::sleep(rng.millis(300, 2500));
+        if let Some(line) = points.working {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !env.log_since(logged).contains(line) {
+                if let Some(status) = stage.exited() {
+                    panic!("lab {args:?} exited ({status}) before it worked\n{}", env.log_tail());
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "lab {args:?} never logged {line:?} within 60 s\n{}",
+                    env.log_tail()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        std::thread::sleep(rng.millis(300, points.up_to_ms));
         if let Some(status) = stage.exited() {
             panic!(
                 "lab {args:?} exited on its own ({status}) instead of running\n{}",
@@ -174,7 +218,11 @@ async fn transform_killed_repeatedly_while_streaming_loses_and_doubles_nothing()
     let mut rng = Rng::new("transform");
 
     let mut producer = env.stream_in_background(data);
-    let kills = kill_loop(&env, &["transform"], &mut producer, &mut rng);
+    let points = KillPoints {
+        working: None,
+        up_to_ms: 2500,
+    };
+    let kills = kill_loop(&env, &["transform"], &points, &mut producer, &mut rng);
     let last = env.run(&["transform", "--until-caught-up"]);
     assert!(
         u64_of(&last, "consumed") < data.reference.total_lines,
@@ -198,7 +246,16 @@ async fn consumer_killed_repeatedly_while_streaming_to_hdfs_loses_and_doubles_no
 
     let mut producer = env.stream_in_background(data);
     let transform = env.spawn(&["transform"]);
-    let kills = kill_loop(&env, &["consume", "--roll-seconds", "1"], &mut producer, &mut rng);
+    let kills = kill_loop(
+        &env,
+        &["consume", "--roll-seconds", "1"],
+        &KillPoints {
+            working: Some("partition resumed"),
+            up_to_ms: 5000,
+        },
+        &mut producer,
+        &mut rng,
+    );
     let stopped = transform.interrupt(Duration::from_secs(120));
     assert!(stopped.status.success(), "the background transform failed: {stopped:?}");
     env.run(&["transform", "--until-caught-up"]);
