@@ -27,7 +27,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Run the whole pipeline in one process: mock Kafka, local raw zone, DataFusion, PostgreSQL.
+    /// The embedded lab (in-process Kafka, local raw zone, DataFusion, throwaway PostgreSQL) in the
+    /// monitor until `q`; with --headless (or no terminal), the dataset once and a JSON summary.
     Demo(DemoArgs),
     /// Generate or inspect Yelp data.
     #[command(subcommand)]
@@ -133,7 +134,7 @@ pub struct DemoArgs {
     pub reviews: Option<u64>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// No live view: progress lines on stderr and one JSON summary on stdout.
+    /// No monitor: stream the dataset once, progress lines on stderr and one JSON summary on stdout.
     #[arg(long)]
     pub headless: bool,
     /// Write the serving tables as Parquet files instead of loading PostgreSQL (wins over --pg).
@@ -142,7 +143,8 @@ pub struct DemoArgs {
     /// Partitions per topic.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=64))]
     pub partitions: i32,
-    /// Producer rate limit in messages per second (a slow stream for teaching).
+    /// Producer rate limit in messages per second (in the monitor: 200 by default, a teaching
+    /// pace; headless: unlimited).
     #[arg(long)]
     pub rate: Option<u32>,
     /// Instead of the pipeline, run a fault lesson on the in-process broker (consumer-lag,
