@@ -14,7 +14,7 @@ use crate::config::LabConfig;
 use crate::pg::{self, throwaway::ThrowawayPg};
 use crate::pipeline::batch::{BatchError, BatchReport, SERVING_TABLES, ServingTarget, run_batch};
 use crate::pipeline::embedded::{EmbeddedBroker, EmbeddedError};
-use crate::pipeline::stage::{Feed, StageContext};
+use crate::pipeline::stage::{EndlessFeed, Feed, StageContext};
 use crate::pipeline::transform::Delivery;
 use crate::pipeline::{Topics, kafka, sink, transform};
 use crate::probes::{EmbeddedTargets, ProbeTargets};
@@ -136,12 +136,12 @@ impl EmbeddedLab {
         let zone = AnyRawZone::open(&raw_root, &spec.topic_prefix)?;
         let rate = spec.rate.unwrap_or(TEACHING_RATE);
         let mut stages = StageContext::embedded(broker.brokers(), &spec.topic_prefix, raw_root.clone());
-        stages.feed = Feed::Endless {
+        stages.feed = Feed::Endless(EndlessFeed {
             first: spec.data.clone(),
             seed: spec.seed,
             chunk_reviews: CHUNK_REVIEWS,
             work_dir: dir.join("generated"),
-        };
+        });
         stages.default_rate = Some(rate);
         // librdkafka's mock cluster answers TxnOffsetCommit without storing the offsets
         // (rdkafka_mock_handlers.c, rd_kafka_mock_handle_TxnOffsetCommit), so an exactly-once

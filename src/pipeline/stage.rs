@@ -89,15 +89,19 @@ pub struct StageContext {
 pub enum Feed {
     /// The checked-in sample, once.
     Sample,
-    /// `first` (`None`: the sample), then generated datasets of `chunk_reviews` reviews with the
-    /// seeds `seed`, `seed + 1`, … until stopped, so a watched lab keeps moving with new records
-    /// (new ids: the serving tables grow). Each is written under `work_dir`, sent, and removed.
-    Endless {
-        first: Option<PathBuf>,
-        seed: u64,
-        chunk_reviews: u64,
-        work_dir: PathBuf,
-    },
+    /// Datasets until stopped (see [`EndlessFeed`]).
+    Endless(EndlessFeed),
+}
+
+/// `first` (`None`: the sample), then generated datasets of `chunk_reviews` reviews with the seeds
+/// `seed`, `seed + 1`, … until stopped, so a watched lab keeps moving with new records (new ids:
+/// the serving tables grow). Each is written under `work_dir`, sent, and removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndlessFeed {
+    pub first: Option<PathBuf>,
+    pub seed: u64,
+    pub chunk_reviews: u64,
+    pub work_dir: PathBuf,
 }
 
 /// The monitor's, the lessons' and the embedded lab's raw-zone files close after this long, so
@@ -220,6 +224,44 @@ async fn produce_once(
         .map_err(|e| e.to_string())
 }
 
+/// An [`EndlessFeed`]: its first dataset, then generated ones until cancelled; the last report.
+async fn produce_endless(
+    feed: &EndlessFeed,
+    cx: &StageContext,
+    rate: Option<u32>,
+    counters: &Arc<StageCounters>,
+    cancel: &CancellationToken,
+) -> Result<ProducerReport, String> {
+    let first = feed.first.clone().unwrap_or_else(crate::dataset::default_sample);
+    let mut report = produce_once(&first, cx, rate, counters, cancel).await?;
+    for chunk_seed in feed.seed.. {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let dir = feed.work_dir.join(format!("seed-{chunk_seed}"));
+        let options = GenerateOptions {
+            reviews: feed.chunk_reviews,
+            seed: chunk_seed,
+            invalid_rate: 0.001,
+        };
+        let made = dir.clone();
+        tokio::task::spawn_blocking(move || generate(&made, &options))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("generating a dataset into {}: {e}", dir.display()))?;
+        counters.reopen();
+        let sent = produce_once(&dir, cx, rate, counters, cancel).await;
+        let removed = dir.clone();
+        match tokio::task::spawn_blocking(move || std::fs::remove_dir_all(removed)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(dir = %dir.display(), error = %e, "could not remove a sent dataset"),
+            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "removing a sent dataset panicked"),
+        }
+        report = sent?;
+    }
+    Ok(report)
+}
+
 /// Runs `kind` until it ends (the producer) or is cancelled; a one-line summary, or the error.
 pub async fn execute(
     kind: StageKind,
@@ -238,45 +280,7 @@ pub async fn execute(
                 (None, Feed::Sample) => {
                     produce_once(&crate::dataset::default_sample(), cx, rate, counters, cancel).await?
                 }
-                (
-                    None,
-                    Feed::Endless {
-                        first,
-                        seed,
-                        chunk_reviews,
-                        work_dir,
-                    },
-                ) => {
-                    let first = first.clone().unwrap_or_else(crate::dataset::default_sample);
-                    let mut report = produce_once(&first, cx, rate, counters, cancel).await?;
-                    let mut chunk = 0;
-                    while !cancel.is_cancelled() {
-                        let dir = work_dir.join(format!("seed-{}", seed + chunk));
-                        let options = GenerateOptions {
-                            reviews: *chunk_reviews,
-                            seed: seed + chunk,
-                            invalid_rate: 0.001,
-                        };
-                        let made = dir.clone();
-                        tokio::task::spawn_blocking(move || generate(&made, &options))
-                            .await
-                            .map_err(|e| text(&e))?
-                            .map_err(|e| format!("generating a dataset into {}: {e}", dir.display()))?;
-                        counters.reopen();
-                        let sent = produce_once(&dir, cx, rate, counters, cancel).await;
-                        let removed = dir.clone();
-                        if let Err(e) = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(removed))
-                            .await
-                            .map_err(|e| e.to_string())
-                            .and_then(|r| r.map_err(|e| e.to_string()))
-                        {
-                            tracing::warn!(dir = %dir.display(), error = %e, "could not remove a sent dataset");
-                        }
-                        report = sent?;
-                        chunk += 1;
-                    }
-                    report
-                }
+                (None, Feed::Endless(feed)) => produce_endless(feed, cx, rate, counters, cancel).await?,
             };
             Ok(format!(
                 "producer done: {} sent, {} delivered",
