@@ -17,16 +17,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dataset::generate::{GenerateOptions, generate};
 use crate::dataset::reader::DatasetSource;
-use crate::embedded_lab::{read_back_rows, serving_target};
+use crate::embedded_lab::{EmbeddedGround, read_back_rows};
 use crate::pipeline::batch::{BatchReport, run_batch};
-use crate::pipeline::embedded::EmbeddedBroker;
 use crate::pipeline::producer::{ProducerReport, run_producer};
 use crate::pipeline::sink::{SinkReport, run_sink};
 use crate::pipeline::stage::StageContext;
 use crate::pipeline::transform::{TransformReport, run_transform};
-use crate::pipeline::{Backpressure, StageCounters, StopWhen, Topics};
+use crate::pipeline::{Backpressure, StageCounters, StopWhen};
 use crate::progress::LiveView;
-use crate::storage::AnyRawZone;
 
 /// How far (uncompressed payload bytes) a stage may run ahead of its reader in the demo. The mock
 /// cluster keeps at most 5 MB per partition; 4 MiB stays below that even if it all lands in one
@@ -74,24 +72,22 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
     let source =
         DatasetSource::open(&dataset_path).with_context(|| format!("opening dataset {}", dataset_path.display()))?;
 
-    // Serving store first: a missing database should be reported before any work is done.
-    let (target, _pg_guard, serving_desc) = serving_target(
-        &opts.state_dir.join("demo").join("serving"),
+    let EmbeddedGround {
+        broker,
+        zone,
+        raw_root: raw_dir,
+        serving: target,
+        serving_desc,
+        pg: _pg_guard,
+    } = EmbeddedGround::prepare(
+        &opts.state_dir.join("demo"),
+        &opts.topic_prefix,
+        opts.partitions,
         opts.pg_url.as_deref(),
         opts.parquet,
     )
     .await?;
-
-    let topics = Topics::new(&opts.topic_prefix);
-    let broker = EmbeddedBroker::for_stages(&topics, opts.partitions)?;
     let brokers = broker.brokers().to_string();
-
-    let raw_dir = opts.state_dir.join("demo").join("raw");
-    if raw_dir.exists() {
-        std::fs::remove_dir_all(&raw_dir)
-            .with_context(|| format!("clearing the previous demo's raw zone {}", raw_dir.display()))?;
-    }
-    let zone = AnyRawZone::open(&raw_dir, &opts.topic_prefix)?;
     let cx = StageContext::embedded(&brokers, &opts.topic_prefix, raw_dir.clone());
 
     let producer_counters = Arc::new(StageCounters::default());

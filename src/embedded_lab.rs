@@ -33,7 +33,7 @@ pub enum EmbeddedLabError {
     Broker(#[from] EmbeddedError),
     #[error("the embedded lab's raw zone: {0}")]
     RawZone(#[from] StorageError),
-    #[error("cannot clear the previous embedded raw zone {path}: {source}; remove it by hand")]
+    #[error("cannot clear the previous run's raw zone {path}: {source}; remove it by hand")]
     Clear {
         path: PathBuf,
         #[source]
@@ -110,30 +110,77 @@ pub struct EmbeddedLab {
     _pg: Option<ThrowawayPg>,
 }
 
+/// What every embedded run stands on (the monitor's lab and `lab demo --headless`): the serving
+/// store, a fresh raw zone and the mock broker with the stages' topics.
+pub struct EmbeddedGround {
+    pub broker: EmbeddedBroker,
+    pub zone: AnyRawZone,
+    /// The raw zone's root (the zone itself is `raw_root/<topic prefix>`).
+    pub raw_root: PathBuf,
+    pub serving: ServingTarget,
+    /// Where the serving tables go, for people: "PostgreSQL …" or "Parquet files in …" and why.
+    pub serving_desc: String,
+    /// Dropped with the ground: stops the throwaway server and removes its files.
+    pub pg: Option<ThrowawayPg>,
+}
+
+impl EmbeddedGround {
+    /// Under `dir`: the serving store first (a database that is not there is reported before any
+    /// work is done), then `dir/raw` cleared (a new broker starts its topics at offset 0, and the
+    /// consumer would refuse a raw zone written from another broker), then the broker.
+    pub async fn prepare(
+        dir: &Path,
+        topic_prefix: &str,
+        partitions: i32,
+        pg_url: Option<&str>,
+        parquet: bool,
+    ) -> Result<Self, EmbeddedLabError> {
+        let (serving, pg, serving_desc) = serving_target(&dir.join("serving"), pg_url, parquet).await?;
+        let raw_root = dir.join("raw");
+        if raw_root.exists() {
+            let path = raw_root.clone();
+            let cleared = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&path))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            cleared.map_err(|source| EmbeddedLabError::Clear {
+                path: raw_root.clone(),
+                source,
+            })?;
+        }
+        let broker = EmbeddedBroker::for_stages(&Topics::new(topic_prefix), partitions)?;
+        let zone = AnyRawZone::open(&raw_root, topic_prefix)?;
+        Ok(Self {
+            broker,
+            zone,
+            raw_root,
+            serving,
+            serving_desc,
+            pg,
+        })
+    }
+}
+
 impl EmbeddedLab {
     /// Starts the broker with every topic, a fresh raw zone under the state dir and the serving
     /// store. The raw zone is cleared: a new broker starts its topics at offset 0.
     pub async fn start(spec: &EmbeddedSpec) -> Result<Self, EmbeddedLabError> {
         let dir = spec.state_dir.join("embedded");
-        let (serving, pg_guard, serving_desc) =
-            serving_target(&dir.join("serving"), spec.pg_url.as_deref(), spec.parquet).await?;
-        let raw_root = dir.join("raw");
-        if raw_root.exists() {
-            let path = raw_root.clone();
-            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&path))
-                .await
-                .map_err(|e| EmbeddedLabError::Clear {
-                    path: raw_root.clone(),
-                    source: std::io::Error::other(e),
-                })?
-                .map_err(|source| EmbeddedLabError::Clear {
-                    path: raw_root.clone(),
-                    source,
-                })?;
-        }
-        let topics = Topics::new(&spec.topic_prefix);
-        let broker = EmbeddedBroker::for_stages(&topics, spec.partitions)?;
-        let zone = AnyRawZone::open(&raw_root, &spec.topic_prefix)?;
+        let ground = EmbeddedGround::prepare(
+            &dir,
+            &spec.topic_prefix,
+            spec.partitions,
+            spec.pg_url.as_deref(),
+            spec.parquet,
+        )
+        .await?;
+        let EmbeddedGround {
+            broker,
+            zone,
+            raw_root,
+            serving,
+            serving_desc,
+            pg: pg_guard,
+        } = ground;
         let rate = spec.rate.unwrap_or(TEACHING_RATE);
         let mut stages = StageContext::embedded(broker.brokers(), &spec.topic_prefix, raw_root.clone());
         stages.feed = Feed::Endless(EndlessFeed {
@@ -239,7 +286,7 @@ impl EmbeddedLab {
 
 /// PostgreSQL from `pg_url`, else a throwaway cluster, else Parquet files in `parquet_dir`
 /// (always with `parquet`): the target, the throwaway server's guard, and a description.
-pub async fn serving_target(
+async fn serving_target(
     parquet_dir: &Path,
     pg_url: Option<&str>,
     parquet: bool,
