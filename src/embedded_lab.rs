@@ -126,8 +126,8 @@ pub struct EmbeddedGround {
 
 impl EmbeddedGround {
     /// Under `dir`: the serving store first (a database that is not there is reported before any
-    /// work is done), then `dir/raw` cleared (a new broker starts its topics at offset 0, and the
-    /// consumer would refuse a raw zone written from another broker), then the broker.
+    /// work is done), then `dir/raw` cleared (the broker is new each run, and the raw zone, its
+    /// probe and the batch then hold this run's records only), then the broker.
     pub async fn prepare(
         dir: &Path,
         topic_prefix: &str,
@@ -165,14 +165,6 @@ impl EmbeddedLab {
     /// store. The raw zone is cleared: a new broker starts its topics at offset 0.
     pub async fn start(spec: &EmbeddedSpec) -> Result<Self, EmbeddedLabError> {
         let dir = spec.state_dir.join("embedded");
-        let ground = EmbeddedGround::prepare(
-            &dir,
-            &spec.topic_prefix,
-            spec.partitions,
-            spec.pg_url.as_deref(),
-            spec.parquet,
-        )
-        .await?;
         let EmbeddedGround {
             broker,
             zone,
@@ -180,7 +172,14 @@ impl EmbeddedLab {
             serving,
             serving_desc,
             pg: pg_guard,
-        } = ground;
+        } = EmbeddedGround::prepare(
+            &dir,
+            &spec.topic_prefix,
+            spec.partitions,
+            spec.pg_url.as_deref(),
+            spec.parquet,
+        )
+        .await?;
         let rate = spec.rate.unwrap_or(TEACHING_RATE);
         let mut stages = StageContext::embedded(broker.brokers(), &spec.topic_prefix, raw_root.clone());
         stages.feed = Feed::Endless(EndlessFeed {
