@@ -52,6 +52,30 @@ fn every_view_matches_its_snapshot() {
     }
 }
 
+/// The overlays and prompts drawn over a view (help, a `:` command being typed, a y/n question,
+/// a `/` filter), each against its snapshot at both sizes.
+#[test]
+fn overlays_and_prompts_match_their_snapshots() {
+    let overlays: [(&str, Mode, &str); 4] = [
+        ("help", Mode::Help, ""),
+        ("command_prompt", Mode::Command, "produce --rate 200"),
+        (
+            "confirm_down",
+            Mode::Confirm(Cmd::Stack(crate::tui::msg::StackCmd::Down { volumes: true })),
+            "",
+        ),
+        ("filter_prompt", Mode::Filter, "review"),
+    ];
+    for (name, mode, typed) in overlays {
+        let mut a = app(live_lab(), View::Kafka);
+        a.mode = mode;
+        a.input = typed.into();
+        for (w, h) in SIZES {
+            insta::assert_snapshot!(format!("{name}_{w}x{h}"), screen(&a, w, h));
+        }
+    }
+}
+
 #[test]
 fn all_nine_tabs_fit_at_80_columns() {
     let s = screen(&app(live_lab(), View::Overview), 80, 24);
