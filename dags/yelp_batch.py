@@ -11,9 +11,10 @@
   raw zone and fails loudly on any difference.
 - record_run: stamps the run's yelp.batch_runs row with the engine, this DAG run and the check result.
 
-Schedule: daily, no catch-up. With LAB_AIRFLOW_TEACHING=1 in the scheduler's environment the DAG
-runs every 5 minutes instead (a schedule is fixed when the file is parsed, so this cannot be a
-run-time param); LAB_AIRFLOW_SCHEDULE overrides it. The `teaching` param (default: that same setting) makes a run batch whatever is in
+Schedule: daily, no catch-up. With LAB_AIRFLOW_TEACHING=1 in the environment of the process that
+parses this file (in Airflow 3 the dag-processor, not the scheduler; the Docker stack sets it there)
+the DAG runs every 5 minutes instead (a schedule is fixed when the file is parsed, so this cannot be
+a run-time param); LAB_AIRFLOW_SCHEDULE overrides it. The `teaching` param (default: that same setting) makes a run batch whatever is in
 the raw zone without waiting for new files, for demos triggered by hand.
 
 No secrets here. Everything comes from the Airflow environment (set by `lab up` or the test
@@ -190,7 +191,9 @@ with DAG(
             "echo 'lesson slow-batch: try 1 hangs {{ params.lesson_slow_first_try | int }} s, then fails' >&2; "
             "sleep {{ params.lesson_slow_first_try | int }}; exit 1"
             "{% elif params.engine == 'spark' %}"
-            '"$LAB_SPARK_SUBMIT" --master "$LAB_SPARK_MASTER" --conf spark.executor.memory=1g '
+            # The driver's heap is bounded: it shares the scheduler container's memory limit
+            # with the scheduler and the other tasks (stacks/lambda.toml).
+            '"$LAB_SPARK_SUBMIT" --master "$LAB_SPARK_MASTER" --driver-memory 512m --conf spark.executor.memory=1g '
             # The host the master and executors call the driver back on, where the default
             # (this machine's name) is not the right one (the Docker stack: namenode).
             '${LAB_SPARK_DRIVER_HOST:+--conf "spark.driver.host=$LAB_SPARK_DRIVER_HOST"} '

@@ -857,3 +857,85 @@ async fn lessons_stop_and_start_the_stacks_own_containers() {
     );
     down_all(&engine().await, STACK).await;
 }
+
+fn lab_source_stack_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stacks/lab_source.toml")
+}
+
+/// `build.lab_source`: the builder stage of an image receives the lab's own source (the bundle
+/// this binary carries) and hands its result to the final stage; the bind-mounted file is there;
+/// `lab down` removes the container's anonymous volume too. Then a bind source that does not exist
+/// stops `lab up` before anything is built or created, and nothing appears at that path.
+#[tokio::test]
+#[ignore = "needs the test Docker engine: make test-docker"]
+async fn a_builder_stage_gets_the_lab_source_and_a_missing_bind_source_starts_nothing() {
+    use sha2::{Digest, Sha256};
+    let _guard = ENGINE_LOCK.lock().await;
+    let engine = engine().await;
+    down_all(&engine, "labsource").await;
+    drop(
+        Command::new("docker")
+            .args(["rmi", "-f", "lab-test/lab-source:1"])
+            .output(),
+    );
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::load(&lab_source_stack_path()).unwrap();
+
+    let (result, events) = up(&engine, &stack, &[], &[], PullPolicy::Never, state.path()).await;
+    let report = result.unwrap_or_else(|e| panic!("{e}\n{events:#?}"));
+    let reader = &ids(&report)["reader"];
+    let lock = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock")).unwrap();
+    let lock_digest: String = Sha256::digest(&lock).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        docker(&["logs", reader]),
+        format!("{lock_digest}\nbind-mount-present"),
+        "the builder stage saw the lab's Cargo.lock, and the bind mount is in place"
+    );
+    let anonymous = docker(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{if eq .Destination \"/scratch\"}}{{.Name}}{{end}}{{end}}",
+        reader,
+    ]);
+    assert!(!anonymous.is_empty(), "the image's VOLUME got an anonymous volume");
+    docker(&["volume", "inspect", &anonymous]);
+    let out = lab_in(
+        state.path(),
+        &["down", "--stack", lab_source_stack_path().to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let gone = Command::new("docker")
+        .args(["volume", "inspect", &anonymous])
+        .output()
+        .unwrap();
+    assert!(
+        !gone.status.success(),
+        "lab down left the anonymous volume {anonymous} behind"
+    );
+
+    // A missing bind source: refused up front, nothing created, nothing made at the path.
+    let text = std::fs::read_to_string(lab_source_stack_path()).unwrap();
+    let missing = "./images/lab-source/not-there";
+    let file: StackFile =
+        toml::from_str(&text.replace("./images/lab-source/Dockerfile:", &format!("{missing}:"))).unwrap();
+    let broken = Stack::from_file(file, lab_source_stack_path().parent().unwrap().to_path_buf()).unwrap();
+    let (result, _) = up(&engine, &broken, &[], &[], PullPolicy::Never, state.path()).await;
+    let message = result.err().expect("a missing bind source fails").to_string();
+    assert!(
+        message.contains("nothing was started") && message.contains("reader: ") && message.contains("not-there"),
+        "{message}"
+    );
+    assert!(
+        docker_lines(&["ps", "-a", "-q", "--filter", "label=lab.stack=labsource"]).is_empty(),
+        "no container was created"
+    );
+    assert!(
+        !lab_source_stack_path()
+            .parent()
+            .unwrap()
+            .join("images/lab-source/not-there")
+            .exists(),
+        "nothing was created at the missing path"
+    );
+    down_all(&engine, "labsource").await;
+}

@@ -63,6 +63,12 @@ pub enum Error {
         cause: String,
     },
     #[error(
+        "nothing was started: {} bind-mount source(s) of the stack do not exist:\n{}\nthey are files of the stack (relative paths start at the stack file's directory): restore them from the repository, or bring up a stack built into lab (`lab up` outside a checkout writes its files under the state dir)",
+        .missing.len(),
+        indent(.missing)
+    )]
+    MissingBindSources { missing: Vec<String> },
+    #[error(
         "cannot build image {image} (for {services}) from {context}: {reason}\nlast {} lines of the build:\n{}\nfix the Dockerfile, or check that this machine can reach the registry for its base images",
         line_count(.output),
         indent(.output)

@@ -13,7 +13,7 @@ use indicatif::HumanBytes;
 use super::docker::{ContainerLogLine, Engine, Error, PullPolicy, ServiceStatus, UpReport};
 use super::events::{Events, StackEvent};
 use super::render;
-use crate::stack::{self, Selection, SelectionRequest, Stack, compose, current, endpoints, secrets};
+use crate::stack::{self, Selection, SelectionRequest, Stack, bundle, compose, current, endpoints, secrets};
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct StackArg {
@@ -229,7 +229,18 @@ pub async fn run_service_action(action: ServiceAction, args: &ServiceArgs, state
 /// `lab compose`: the YAML on stdout; the secrets into `<state>/compose.env` (0600).
 pub fn run_compose(args: &ComposeArgs, state_dir: &Path) -> Result<(), Error> {
     let path = args.stack.path(state_dir)?;
-    let stack = Stack::load(&path)?;
+    let mut stack = Stack::load(&path)?;
+    // A build that takes the lab's source gets a context of its own under the state dir, with the
+    // source in it, since docker compose sends the context directory as it is.
+    for service in stack.services.values_mut() {
+        if let Some(build) = service.build.as_mut()
+            && let Some(dir) = build.lab_source.take()
+        {
+            let out = state_dir.join("contexts").join(&service.name);
+            bundle::write_context_with_source(Path::new(&build.context), &dir, &out)?;
+            build.context = out.display().to_string();
+        }
+    }
     let selection = stack.select(&SelectionRequest {
         only: args.only.clone(),
         profiles: args.profile.clone(),

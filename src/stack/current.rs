@@ -15,7 +15,7 @@ const CURRENT_STACK_FILE: &str = "stack";
 /// the default.
 pub fn stack_path(named: Option<&str>, state_dir: &Path) -> Result<PathBuf, Error> {
     if let Some(s) = named {
-        return locate(s);
+        return locate(s, state_dir);
     }
     if let Ok(text) = std::fs::read_to_string(state_dir.join(CURRENT_STACK_FILE)) {
         let remembered = PathBuf::from(text.trim());
@@ -23,7 +23,7 @@ pub fn stack_path(named: Option<&str>, state_dir: &Path) -> Result<PathBuf, Erro
             return Ok(remembered);
         }
     }
-    locate(DEFAULT_STACK)
+    locate(DEFAULT_STACK, state_dir)
 }
 
 /// The stack's name (its labels) for commands that only need to find its resources.

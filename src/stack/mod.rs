@@ -4,6 +4,7 @@
 //! dependencies) → a [`Selection`] of services in dependency order, each with its spec hash.
 //! The runtime (`runtime::docker`) turns a selection into containers; [`compose`] exports it.
 
+pub mod bundle;
 pub mod compose;
 pub mod current;
 pub mod endpoints;
@@ -122,8 +123,9 @@ pub enum Error {
     },
 }
 
-/// Finds a stack by name (`stacks/<name>.toml` under the working dir) or by path.
-pub fn locate(name_or_path: &str) -> Result<PathBuf, Error> {
+/// Finds a stack by path, or by name: `stacks/<name>.toml` under the working dir, else the one
+/// the binary carries (written out under `<state>/bundle/`, see [`bundle`]).
+pub fn locate(name_or_path: &str, state_dir: &Path) -> Result<PathBuf, Error> {
     let as_path = Path::new(name_or_path);
     if name_or_path.ends_with(".toml") || name_or_path.contains('/') {
         return Ok(as_path.to_path_buf());
@@ -132,9 +134,16 @@ pub fn locate(name_or_path: &str) -> Result<PathBuf, Error> {
     if candidate.is_file() {
         return Ok(candidate);
     }
+    if bundle::stack_names().iter().any(|n| n == name_or_path) {
+        return bundle::write_stack(state_dir, name_or_path);
+    }
     Err(Error::NotFound {
         name: name_or_path.to_string(),
-        tried: candidate.display().to_string(),
+        tried: format!(
+            "{} and the stacks built into lab ({})",
+            candidate.display(),
+            bundle::stack_names().join(", ")
+        ),
     })
 }
 

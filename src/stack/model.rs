@@ -90,6 +90,11 @@ pub struct BuildSpec {
     /// The Dockerfile's path inside `context`. Default `Dockerfile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dockerfile: Option<String>,
+    /// A directory name: the context also gets the lab's own source (the one this binary was
+    /// built from, see `stack::bundle`) under it, for a builder stage that compiles `lab` for the
+    /// image's platform. A change to the source rebuilds the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab_source: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

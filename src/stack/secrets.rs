@@ -13,6 +13,38 @@ use super::Error;
 /// Long enough for Airflow's JWT secret (it warns under 64 bytes); alphanumeric so it is safe in URLs.
 pub const SECRET_LEN: usize = 64;
 
+/// A secret whose name ends so is generated as a Fernet key, the only form Airflow accepts for
+/// `AIRFLOW__CORE__FERNET_KEY`: 32 random bytes, URL-safe base64 with padding (44 characters),
+/// as `cryptography.fernet.Fernet.generate_key()` makes it.
+pub const FERNET_SUFFIX: &str = "fernet_key";
+
+fn generate(name: &str) -> String {
+    if name.ends_with(FERNET_SUFFIX) {
+        use base64::Engine as _;
+        let key: [u8; 32] = rand::rng().random();
+        base64::engine::general_purpose::URL_SAFE.encode(key)
+    } else {
+        rand::rng()
+            .sample_iter(&Alphanumeric)
+            .take(SECRET_LEN)
+            .map(char::from)
+            .collect()
+    }
+}
+
+/// Whether a stored value has the form its name asks for (a file edited by hand, or written by an
+/// older lab before the name meant a Fernet key, would otherwise reach Airflow and fail there).
+fn well_formed(name: &str, value: &str) -> bool {
+    if name.ends_with(FERNET_SUFFIX) {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE
+            .decode(value)
+            .is_ok_and(|key| key.len() == 32)
+    } else {
+        !value.is_empty()
+    }
+}
+
 #[must_use]
 pub fn secrets_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("secrets")
@@ -33,11 +65,7 @@ pub fn ensure(state_dir: &Path, names: &BTreeSet<String>) -> Result<BTreeMap<Str
         let value = match std::fs::read_to_string(&path) {
             Ok(v) => v.trim_end_matches('\n').to_string(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let v: String = rand::rng()
-                    .sample_iter(&Alphanumeric)
-                    .take(SECRET_LEN)
-                    .map(char::from)
-                    .collect();
+                let v = generate(name);
                 write_private(&path, v.as_bytes())?;
                 tracing::info!(secret = %name, path = %path.display(), "generated a secret");
                 v
@@ -50,10 +78,15 @@ pub fn ensure(state_dir: &Path, names: &BTreeSet<String>) -> Result<BTreeMap<Str
                 });
             }
         };
-        if value.is_empty() {
+        if !well_formed(name, &value) {
+            let what = if name.ends_with(FERNET_SUFFIX) {
+                "is not a Fernet key (32 bytes in URL-safe base64)"
+            } else {
+                "is empty"
+            };
             return Err(Error::Secret {
                 name: name.clone(),
-                reason: format!("{} is empty; delete it to generate a new one", path.display()),
+                reason: format!("{} {what}; delete it to generate a new one", path.display()),
             });
         }
         values.insert(name.clone(), value);
@@ -112,6 +145,38 @@ fn create_private_dir(dir: &Path) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `*fernet_key` secrets are keys Airflow's Fernet accepts; a stored value that is not one is
+    /// refused with the fix, never handed to the containers.
+    #[test]
+    fn fernet_keys_are_generated_and_checked_as_such() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let names = BTreeSet::from(["airflow_fernet_key".to_string()]);
+        let key = ensure(dir.path(), &names).unwrap()["airflow_fernet_key"].clone();
+        assert_eq!(key.len(), 44, "{key}");
+        let raw = base64::engine::general_purpose::URL_SAFE.decode(&key).unwrap();
+        assert_eq!(raw.len(), 32);
+        assert!(
+            key.chars().all(|c| c.is_ascii_alphanumeric() || "-_=".contains(c)),
+            "{key}"
+        );
+        assert_ne!(
+            key,
+            ensure(tempfile::tempdir().unwrap().path(), &names).unwrap()["airflow_fernet_key"],
+            "random"
+        );
+        write_private(
+            &secret_path(dir.path(), "airflow_fernet_key"),
+            b"plain-alphanumeric-secret",
+        )
+        .unwrap();
+        let err = ensure(dir.path(), &names).unwrap_err().to_string();
+        assert!(
+            err.contains("is not a Fernet key") && err.contains("delete it"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn generates_once_private_and_reuses() {

@@ -18,6 +18,24 @@ pub struct Selection<'a> {
     pub services: Vec<&'a Service>,
 }
 
+impl Selection<'_> {
+    /// (service, source) of every bind mount whose source is not on disk, in start order.
+    #[must_use]
+    pub fn missing_bind_sources(&self) -> Vec<(String, String)> {
+        let mut missing = Vec::new();
+        for service in &self.services {
+            for mount in &service.mounts {
+                if let super::Mount::Bind { source, .. } = mount
+                    && !std::path::Path::new(source).exists()
+                {
+                    missing.push((service.name.clone(), source.clone()));
+                }
+            }
+        }
+        missing
+    }
+}
+
 impl Stack {
     pub fn select(&self, request: &SelectionRequest) -> Result<Selection<'_>, Error> {
         let known_profiles: BTreeSet<&str> = self

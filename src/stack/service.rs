@@ -57,6 +57,9 @@ pub struct Service {
 pub struct Build {
     pub context: String,
     pub dockerfile: String,
+    /// Where in the context the lab's own source goes (see `model::BuildSpec::lab_source`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lab_source: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -327,9 +330,21 @@ fn parse_build(service: &str, spec: &model::BuildSpec, base_dir: &Path) -> Resul
             "a path inside the context, such as Dockerfile or docker/app.Dockerfile",
         ));
     }
+    let lab_source = spec.lab_source.clone();
+    if let Some(dir) = &lab_source {
+        let one_name = !dir.is_empty() && !dir.starts_with('.') && !dir.contains(['/', '\\', '\0']);
+        if !one_name {
+            return Err(bad(
+                "build.lab_source",
+                dir,
+                "a directory name inside the context, such as lab-src",
+            ));
+        }
+    }
     Ok(Build {
         context: resolve_bind(base_dir, context),
         dockerfile,
+        lab_source,
     })
 }
 

@@ -290,6 +290,7 @@ fn build_contexts_resolve_against_the_stack_directory() {
         Some(Build {
             context: "/repo/stacks/images/app".into(),
             dockerfile: "Dockerfile".into(),
+            lab_source: None,
         })
     );
     let stack = with("build = { context = \"../docker\", dockerfile = \"app/Dockerfile.lab\" }").unwrap();
@@ -314,6 +315,9 @@ fn rejects_bad_builds() {
             "build.dockerfile",
         ),
         ("{ context = \"./x\", dockerfile = \"\" }", "build.dockerfile"),
+        ("{ context = \"./x\", lab_source = \"../up\" }", "build.lab_source"),
+        ("{ context = \"./x\", lab_source = \"a/b\" }", "build.lab_source"),
+        ("{ context = \"./x\", lab_source = \"\" }", "build.lab_source"),
     ] {
         let err = with(&format!("build = {build}")).unwrap_err();
         assert!(
@@ -560,4 +564,120 @@ fn compose_env_file_holds_the_used_secrets() {
     let env = compose::env_file(&selection, &secrets);
     assert!(env.contains("LAB_SECRET_POSTGRES_PASSWORD=abc\n"));
     assert!(!env.contains("zzz"));
+}
+
+/// What a real laptop meets on the first `lab up` of lambda.toml (see the stack file's comments
+/// for the image sources each setting was checked against).
+#[test]
+fn lambda_runs_on_any_host_and_fits_its_limits() {
+    let lambda = load_repo_stack("lambda");
+    let env = |service: &str, key: &str| lambda.services[service].env.get(key).map(EnvValue::to_compose);
+    let mib = |text: &str| model::parse_memory(text).unwrap() >> 20;
+    // Nothing of a host build is mounted: the scheduler compiles its `lab` from the source.
+    for service in lambda.services.values() {
+        for mount in &service.mounts {
+            if let Mount::Bind { source, .. } = mount {
+                assert!(
+                    !source.contains("/target/"),
+                    "{} mounts a build output: {source}",
+                    service.name
+                );
+            }
+        }
+    }
+    let scheduler = &lambda.services["airflow-scheduler"];
+    assert_eq!(scheduler.build.as_ref().unwrap().lab_source.as_deref(), Some("lab-src"));
+    // Driver (scheduler) and executors (Spark worker) on one Python minor version, which Spark
+    // 3.5 supports: apache/spark's java17 variant is Ubuntu 22.04 with Python 3.10.
+    for name in ["airflow-init", "airflow-apiserver", "airflow-dag-processor"] {
+        assert!(
+            lambda.services[name].image.to_string().ends_with("-python3.10"),
+            "{name}"
+        );
+    }
+    for name in ["spark-master", "spark-worker"] {
+        assert_eq!(
+            lambda.services[name].image.to_string(),
+            "apache/spark:3.5.3-java17-python3"
+        );
+        let daemon = mib(&env(name, "SPARK_DAEMON_MEMORY").expect("the daemon's heap is set"));
+        assert!(
+            daemon * 2 <= lambda.services[name].memory_bytes.unwrap() >> 20,
+            "{name}"
+        );
+    }
+    // One Fernet key for every Airflow container.
+    for (name, service) in &lambda.services {
+        if name.starts_with("airflow-") {
+            assert_eq!(
+                env(name, "AIRFLOW__CORE__FERNET_KEY").as_deref(),
+                Some("${LAB_SECRET_AIRFLOW_FERNET_KEY}"),
+                "{name}"
+            );
+            assert!(service.image.to_string().contains("3.3.2"), "{name}");
+        }
+    }
+    // The DAG's parse-time settings where Airflow 3 parses it.
+    assert_eq!(
+        env("airflow-dag-processor", "LAB_AIRFLOW_TEACHING").as_deref(),
+        Some("1")
+    );
+    assert!(env("airflow-dag-processor", "LAB_TOPIC_PREFIX").is_some());
+    // Healthchecks that start a JVM give it a small heap of its own.
+    for (name, var) in [
+        ("kafka", "KAFKA_HEAP_OPTS="),
+        ("namenode", "HADOOP_HEAPSIZE_MAX="),
+        ("datanode", "HADOOP_HEAPSIZE_MAX="),
+    ] {
+        let test = lambda.services[name].healthcheck.as_ref().unwrap().test.join(" ");
+        assert!(test.contains(var), "{name}: {test}");
+    }
+    // YARN advertises what its container can hold.
+    let nm_offer = mib(&format!(
+        "{}m",
+        env("nodemanager", "YARN-SITE.XML_yarn.nodemanager.resource.memory-mb").unwrap()
+    ));
+    let nm_heap = mib(&env("nodemanager", "HADOOP_HEAPSIZE_MAX").unwrap());
+    assert!(nm_offer + nm_heap <= lambda.services["nodemanager"].memory_bytes.unwrap() >> 20);
+}
+
+#[test]
+fn missing_bind_sources_are_listed_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("present.sql"), "select 1;").unwrap();
+    let file: StackFile = toml::from_str(
+        r#"
+name = "t"
+[services.db]
+image = "postgres:16.4"
+volumes = ["./present.sql:/init/a.sql:ro", "./absent:/init/b:ro", "data:/var/lib/data"]
+[services.app]
+image = "lab-test/busybox:1"
+volumes = ["../elsewhere/missing.txt:/x:ro"]
+"#,
+    )
+    .unwrap();
+    let stack = Stack::from_file(file, dir.path().to_path_buf()).unwrap();
+    let missing = stack
+        .select(&SelectionRequest::default())
+        .unwrap()
+        .missing_bind_sources();
+    let named: Vec<(&str, bool)> = missing
+        .iter()
+        .map(|(s, p)| {
+            (
+                s.as_str(),
+                p.ends_with("/absent") || p.ends_with("/elsewhere/missing.txt"),
+            )
+        })
+        .collect();
+    assert_eq!(named.len(), 2, "{missing:?}");
+    assert!(named.iter().all(|(_, expected)| *expected), "{missing:?}");
+    assert!(
+        load_repo_stack("lambda")
+            .select(&SelectionRequest::default())
+            .unwrap()
+            .missing_bind_sources()
+            .is_empty()
+    );
 }

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Engine, Error, FAILURE_LOG_LINES, PullPolicy, api, is_not_found, pull::engine_message};
 use crate::runtime::events::{Events, StackEvent};
-use crate::stack::{Build, ImageRef, LABEL_BUILD_HASH};
+use crate::stack::{Build, ImageRef, LABEL_BUILD_HASH, bundle};
 
 /// Largest context `lab up` sends. A build context is a Dockerfile and a few small files; more
 /// than this means `build.context` names the wrong directory (a whole repository, a data dir).
@@ -63,8 +63,7 @@ fn read_context(build: &Build) -> std::io::Result<Context> {
     hasher.update(build.dockerfile.as_bytes());
     let mut tar = tar::Builder::new(Vec::new());
     let mut total = 0u64;
-    for (rel, path) in files {
-        let bytes = std::fs::read(&path)?;
+    let mut add = |rel: &str, mode: u32, bytes: &[u8]| -> std::io::Result<()> {
         total += bytes.len() as u64;
         if total > MAX_CONTEXT_BYTES {
             return Err(std::io::Error::new(
@@ -75,12 +74,11 @@ fn read_context(build: &Build) -> std::io::Result<Context> {
                 ),
             ));
         }
-        let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
         for part in [
             rel.as_bytes(),
             &mode.to_le_bytes(),
             &(bytes.len() as u64).to_le_bytes(),
-            &bytes,
+            bytes,
         ] {
             hasher.update(part);
         }
@@ -88,7 +86,17 @@ fn read_context(build: &Build) -> std::io::Result<Context> {
         header.set_size(bytes.len() as u64);
         header.set_mode(mode);
         header.set_cksum();
-        tar.append_data(&mut header, &rel, bytes.as_slice())?;
+        tar.append_data(&mut header, rel, bytes)
+    };
+    for (rel, path) in files {
+        let bytes = std::fs::read(&path)?;
+        add(&rel, std::fs::metadata(&path)?.permissions().mode() & 0o777, &bytes)?;
+    }
+    // The lab's own source, as this binary carries it (stack::bundle), for a builder stage.
+    if let Some(dir) = &build.lab_source {
+        for file in bundle::lab_source() {
+            add(&format!("{dir}/{}", file.path), file.mode & 0o777, &file.bytes)?;
+        }
     }
     let digest = hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
     Ok(Context {
@@ -208,7 +216,53 @@ mod tests {
         Build {
             context: dir.to_string_lossy().into_owned(),
             dockerfile: "Dockerfile".into(),
+            lab_source: None,
         }
+    }
+
+    /// With `lab_source`, the context carries the lab's source under that directory, as the
+    /// binary has it, and its digest differs from the bare context's.
+    #[test]
+    fn a_context_with_the_lab_source_carries_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM x:1\nCOPY lab-src/ /src/\n").unwrap();
+        let bare = read_context(&build_in(dir.path())).unwrap();
+        let with = read_context(&Build {
+            lab_source: Some("lab-src".into()),
+            ..build_in(dir.path())
+        })
+        .unwrap();
+        assert_ne!(bare.digest, with.digest);
+        let mut archive = tar::Archive::new(with.tar.as_slice());
+        let mut lock = None;
+        let mut names = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            if name == "lab-src/Cargo.lock" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+                lock = Some(text);
+            }
+            names.push(name);
+        }
+        let checkout = Path::new(env!("CARGO_MANIFEST_DIR"));
+        assert_eq!(
+            lock.unwrap(),
+            std::fs::read_to_string(checkout.join("Cargo.lock")).unwrap()
+        );
+        for must in [
+            "Dockerfile",
+            "lab-src/Cargo.toml",
+            "lab-src/src/main.rs",
+            "lab-src/sql/postgres/schema.sql",
+        ] {
+            assert!(names.iter().any(|n| n == must), "{must} missing from {names:?}");
+        }
+        assert!(
+            !names.iter().any(|n| n.starts_with("lab-src/stacks/")),
+            "only the source"
+        );
     }
 
     #[test]

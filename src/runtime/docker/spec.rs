@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, NetworkingConfig, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, MountType, NetworkingConfig, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 
 use super::Error;
@@ -37,22 +37,32 @@ pub(super) fn container_body(
                 host_port: Some(p.host_port.to_string()),
             });
     }
-    let binds: Vec<String> = service
-        .mounts
-        .iter()
-        .map(|m| match m {
+    // Lab volumes as `Binds` (created on first use, as they should be). Bind mounts as `Mounts` of
+    // type bind: for those the engine refuses a missing source ("bind source path does not
+    // exist"), where `Binds` would create it as an empty root-owned directory, in the user's
+    // checkout, that the container then reads as if it were the file it wanted.
+    let mut binds = Vec::new();
+    let mut bind_mounts = Vec::new();
+    for m in &service.mounts {
+        match m {
             Mount::Volume {
                 name,
                 target,
                 read_only,
-            } => format!("{}:{target}{}", stack.volume_name(name), ro(*read_only)),
+            } => binds.push(format!("{}:{target}{}", stack.volume_name(name), ro(*read_only))),
             Mount::Bind {
                 source,
                 target,
                 read_only,
-            } => format!("{source}:{target}{}", ro(*read_only)),
-        })
-        .collect();
+            } => bind_mounts.push(bollard::models::Mount {
+                target: Some(target.clone()),
+                source: Some(source.clone()),
+                typ: Some(MountType::BIND),
+                read_only: Some(*read_only),
+                ..Default::default()
+            }),
+        }
+    }
     let network = stack.network_name();
     // Joining another service's namespace: Docker takes network, hostname and ports from it.
     let shared = service
@@ -89,6 +99,7 @@ pub(super) fn container_body(
         host_config: Some(HostConfig {
             port_bindings: Some(port_bindings),
             binds: Some(binds),
+            mounts: Some(bind_mounts),
             memory: service.memory_bytes.and_then(|m| i64::try_from(m).ok()),
             // tini as PID 1: services that ignore SIGTERM as PID 1 (busybox, some JVM wrappers) still stop at once.
             init: Some(true),

@@ -49,6 +49,17 @@ impl Engine {
         events: &Events,
     ) -> Result<UpReport, Error> {
         let stack = selection.stack;
+        // Before anything is pulled, built or created: a missing file would otherwise surface as
+        // one service failing midway, with the others already started.
+        let missing = selection.missing_bind_sources();
+        if !missing.is_empty() {
+            return Err(Error::MissingBindSources {
+                missing: missing
+                    .into_iter()
+                    .map(|(service, source)| format!("{service}: {source}"))
+                    .collect(),
+            });
+        }
         let image_ids = self.ensure_images(selection, pull, events).await?;
         self.ensure_network(stack, events).await?;
         let volumes: BTreeSet<&str> = selection.services.iter().flat_map(|s| s.volume_names()).collect();
@@ -210,8 +221,13 @@ impl Engine {
         Ok(info.state.and_then(|s| s.exit_code) == Some(0))
     }
 
+    /// Removes a container with its anonymous volumes: images that declare a `VOLUME` the stack
+    /// does not mount (apache/kafka's /etc/kafka/secrets and /mnt/shared/config, the Hadoop
+    /// runner's /data on YARN's daemons) get a fresh unnamed volume with every container, which
+    /// would otherwise be left behind by every recreate and `lab down`. Named lab volumes are
+    /// not anonymous and stay.
     pub(super) async fn remove_container(&self, id: &str, name: &str) -> Result<(), Error> {
-        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
