@@ -29,7 +29,7 @@ pub enum Level {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// What was checked: `docker`, `stack`, `memory`, `disk`, `port`, `state`.
+    /// What was checked: `docker`, `stack`, `memory`, `platform`, `disk`, `port`, `state`.
     pub check: String,
     pub level: Level,
     pub detail: String,
@@ -152,6 +152,7 @@ pub async fn diagnose(stack_path: Result<PathBuf, String>, state_dir: &Path) -> 
             None => Vec::new(),
         };
         findings.extend(memory_findings(stack, info.as_ref()));
+        findings.extend(platform_finding(stack, info.as_ref()));
         findings.push(disk_finding(stack, info.as_ref(), state_dir));
         findings.extend(port_findings(stack, path, &running));
     }
@@ -229,6 +230,36 @@ fn memory_findings(stack: &Stack, info: Option<&EngineInfo>) -> Vec<Finding> {
         ));
     }
     out
+}
+
+/// Which services run emulated on this engine's CPU (an image published for other CPUs only),
+/// from the platforms the stack file lists for each image.
+fn platform_finding(stack: &Stack, info: Option<&EngineInfo>) -> Option<Finding> {
+    let arch = info?.architecture.as_deref()?;
+    let selection = default_selection(stack)?;
+    let emulated: Vec<String> = selection
+        .services
+        .iter()
+        .filter_map(|s| {
+            s.emulated_platform(arch)
+                .map(|p| format!("{} ({}, {p} only)", s.name, s.image))
+        })
+        .collect();
+    Some(if emulated.is_empty() {
+        Finding::ok("platform", format!("every image runs natively on this {arch} engine"))
+    } else {
+        Finding::problem(
+            "platform",
+            Level::Warn,
+            format!(
+                "{} of the stack's services run emulated on this {arch} engine: {}",
+                emulated.len(),
+                emulated.join(", ")
+            ),
+            "expect their JVMs to start several times slower and use more memory; on Docker Desktop for Apple \
+             Silicon turn on Rosetta (Settings → General: \"Use Rosetta for x86_64/amd64 emulation\")",
+        )
+    })
 }
 
 fn disk_finding(stack: &Stack, info: Option<&EngineInfo>, state_dir: &Path) -> Finding {
@@ -438,6 +469,37 @@ mod tests {
             fail.fix.as_deref(),
             Some(format!("chmod 600 {}", file.display()).as_str())
         );
+    }
+
+    /// On Apple Silicon (an aarch64 engine) the Hadoop services run emulated (apache/hadoop:3.4.1
+    /// is amd64 only), the others natively; on x86_64 everything is native.
+    #[test]
+    fn the_platform_finding_names_the_emulated_services() {
+        let stack = Stack::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/lambda.toml")).unwrap();
+        let engine = |arch: &str| EngineInfo {
+            server_version: "27".into(),
+            api_version: "1.47".into(),
+            root_dir: None,
+            memory_bytes: None,
+            cpus: None,
+            architecture: Some(arch.into()),
+        };
+        let arm = platform_finding(&stack, Some(&engine("aarch64"))).unwrap();
+        assert_eq!(arm.level, Level::Warn);
+        assert!(
+            arm.detail.contains("namenode (apache/hadoop:3.4.1, linux/amd64 only)") && arm.detail.contains("datanode"),
+            "{}",
+            arm.detail
+        );
+        assert!(
+            !arm.detail.contains("kafka") && !arm.detail.contains("postgres"),
+            "{}",
+            arm.detail
+        );
+        assert!(arm.fix.as_deref().unwrap_or_default().contains("Rosetta"));
+        let x86 = platform_finding(&stack, Some(&engine("x86_64"))).unwrap();
+        assert_eq!(x86.level, Level::Ok, "{}", x86.detail);
+        assert!(platform_finding(&stack, None).is_none());
     }
 
     #[test]

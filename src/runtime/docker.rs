@@ -7,6 +7,7 @@
 
 mod build;
 mod health;
+pub mod host;
 mod manage;
 mod pull;
 mod spec;
@@ -18,6 +19,7 @@ use bollard::Docker;
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 
+pub use host::EngineHost;
 pub use manage::{ContainerLogLine, ServiceStatus};
 pub use pull::PullPolicy;
 pub use up::{ServiceOutcome, UpReport};
@@ -30,10 +32,12 @@ pub const FAILURE_LOG_LINES: usize = 30;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "cannot reach the Docker engine at {host}: {cause}\nstart Docker (e.g. `sudo systemctl start docker`) or point DOCKER_HOST at a running engine"
+        "cannot reach the Docker engine at {host}: {cause}\nstart Docker (e.g. `sudo systemctl start docker`, Docker Desktop, `colima start`) or point DOCKER_HOST or `docker context use` at a running engine{hint}"
     )]
     NoEngine {
         host: String,
+        /// What else to try (sockets of other engines found on this machine), or empty.
+        hint: String,
         // Not `#[source]`: the message already says it, and error chains would repeat it.
         cause: bollard::errors::Error,
     },
@@ -62,6 +66,14 @@ pub enum Error {
         context: String,
         cause: String,
     },
+    #[error("cannot tell which Docker engine to use: {reason}")]
+    EngineHost { reason: String },
+    #[error(
+        "the Docker engine at {host} runs on another machine: the lab publishes its ports on that machine's 127.0.0.1 \
+         only, so nothing here could reach them; run lab on that machine, or use a local engine (unset DOCKER_HOST, \
+         `docker context use default`)"
+    )]
+    RemoteEngine { host: String },
     #[error(
         "nothing was started: {} bind-mount source(s) of the stack do not exist:\n{}\nthey are files of the stack (relative paths start at the stack file's directory): restore them from the repository, or bring up a stack built into lab (`lab up` outside a checkout writes its files under the state dir)",
         .missing.len(),
@@ -178,44 +190,71 @@ pub struct EngineInfo {
     pub root_dir: Option<String>,
     pub memory_bytes: Option<u64>,
     pub cpus: Option<u32>,
+    /// `uname -m` of where the engine runs (x86_64, aarch64).
+    pub architecture: Option<String>,
 }
 
-/// Where the engine is looked for: `DOCKER_HOST`, else the default socket.
+/// The engine this process talks to, found as the docker CLI finds it ([`host::resolve`]:
+/// DOCKER_HOST, DOCKER_CONTEXT, the CLI config's current context, the default socket).
+pub fn engine_host() -> Result<EngineHost, String> {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    host::resolve(&|key| std::env::var(key).ok(), home.as_deref())
+}
+
+/// Where the engine is looked for, for messages (the address, or why it cannot be found).
 #[must_use]
 pub fn docker_host() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+    match engine_host() {
+        Ok(h) => format!("{} (from {})", h.url, h.found_by),
+        Err(reason) => reason,
+    }
 }
 
 /// The engine runs on this machine (a unix socket, or TCP on loopback), so the ports it publishes
 /// are this machine's.
 #[must_use]
 pub fn engine_is_local() -> bool {
-    match std::env::var("DOCKER_HOST") {
-        Err(_) => true,
-        Ok(h) => h.is_empty() || h.starts_with("unix://") || h.contains("://127.0.0.1") || h.contains("://localhost"),
-    }
+    engine_host().is_ok_and(|h| h.is_local())
 }
 
 /// A connection to the engine (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Engine {
     docker: Docker,
+    /// The engine's CPU architecture (`uname -m` of where it runs: Docker Desktop's VM on a Mac),
+    /// which decides the images that run emulated; None if it did not say.
+    arch: Option<String>,
 }
 
 impl Engine {
     /// Connects via `DOCKER_HOST` (or the platform's default socket) and negotiates the API
     /// version, so older engines (e.g. 20.10, API 1.41) are spoken to in their own version.
     pub async fn connect() -> Result<Self, Error> {
-        let host = docker_host();
+        let found = engine_host().map_err(|reason| Error::EngineHost { reason })?;
+        let host = format!("{} (from {})", found.url, found.found_by);
         let no_engine = |cause| Error::NoEngine {
             host: host.clone(),
+            hint: no_engine_hint(&found),
             cause,
         };
-        let docker = Docker::connect_with_defaults().map_err(no_engine)?;
+        let docker = if let Some(path) = found.socket_path() {
+            Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION).map_err(no_engine)?
+        } else if found.url.starts_with("tcp://") || found.url.starts_with("http://") {
+            Docker::connect_with_http(&found.url, 120, bollard::API_DEFAULT_VERSION).map_err(no_engine)?
+        } else {
+            return Err(Error::EngineHost {
+                reason: format!(
+                    "the engine at {host} is reached over a protocol lab does not speak (it speaks unix sockets and \
+                     plain TCP); forward it to a local socket, e.g. `ssh -NL /tmp/docker.sock:/var/run/docker.sock HOST` \
+                     and DOCKER_HOST=unix:///tmp/docker.sock"
+                ),
+            });
+        };
         let docker = docker.negotiate_version().await.map_err(no_engine)?;
         docker.ping().await.map_err(no_engine)?;
         tracing::info!(%host, version = ?docker.client_version(), "connected to the Docker engine");
-        Ok(Self { docker })
+        let arch = docker.info().await.ok().and_then(|i| i.architecture);
+        Ok(Self { docker, arch })
     }
 
     /// The API version spoken with the engine (negotiated down to the engine's own).
@@ -234,6 +273,7 @@ impl Engine {
             root_dir: info.docker_root_dir,
             memory_bytes: info.mem_total.and_then(|m| u64::try_from(m).ok()),
             cpus: info.ncpu.and_then(|n| u32::try_from(n).ok()),
+            architecture: info.architecture,
         })
     }
 
@@ -279,4 +319,22 @@ impl Engine {
             }
         }
     }
+}
+
+/// For the error when the engine does not answer: on the default socket, the sockets of other
+/// engines that exist here (Docker Desktop's, colima's, OrbStack's), as DOCKER_HOST values.
+fn no_engine_hint(found: &EngineHost) -> String {
+    if found.url != host::DEFAULT_SOCKET {
+        return String::new();
+    }
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let sockets = host::sockets_found(home.as_deref());
+    if sockets.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\nengine sockets found here: {}; e.g. `export DOCKER_HOST={}`",
+        sockets.join(", "),
+        sockets[0]
+    )
 }

@@ -22,7 +22,7 @@ pub use env::{EnvPart, EnvValue};
 pub use image::ImageRef;
 pub use model::{Condition, Mount, PortMapping, StackFile};
 pub use select::{Selection, SelectionRequest};
-pub use service::{Build, Healthcheck, Service, Stack};
+pub use service::{Build, Healthcheck, Service, Stack, platform_of_arch};
 
 /// Labels every resource of a lab carries; `lab down` removes by these and nothing else.
 pub const LABEL_STACK: &str = "lab.stack";

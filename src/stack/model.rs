@@ -60,6 +60,11 @@ pub struct ServiceSpec {
     /// Only started when one of these profiles is selected (or the service is asked for by name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
+    /// The platforms the image is published for (`linux/amd64`, `linux/arm64`, …), as its
+    /// publisher builds it. On an engine of another architecture the first one is pulled and run
+    /// under emulation, and `lab doctor` says so. Empty: unknown, the engine picks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
     /// A job that runs to completion (e.g. a database migration) rather than a long-running service.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub one_shot: bool,

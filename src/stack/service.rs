@@ -43,6 +43,10 @@ pub struct Service {
     pub depends_on: BTreeMap<String, Condition>,
     pub memory_bytes: Option<u64>,
     pub profiles: Vec<String>,
+    /// The image's published platforms (see `model::ServiceSpec::platforms`). Not in the spec
+    /// hash: which one runs follows from the engine, which does not change under a container.
+    #[serde(skip)]
+    pub platforms: Vec<String>,
     pub one_shot: bool,
     pub hostname: Option<String>,
     pub share_network_with: Option<String>,
@@ -261,6 +265,15 @@ impl Service {
                 ));
             }
         }
+        for platform in &spec.platforms {
+            if !KNOWN_PLATFORMS.contains(&platform.as_str()) {
+                return Err(bad_field(
+                    "platforms",
+                    platform,
+                    &format!("one of {}", KNOWN_PLATFORMS.join(", ")),
+                ));
+            }
+        }
         Ok(Self {
             name: name.to_string(),
             image,
@@ -274,6 +287,7 @@ impl Service {
             depends_on: spec.depends_on.clone(),
             memory_bytes,
             profiles: spec.profiles.clone(),
+            platforms: spec.platforms.clone(),
             one_shot: spec.one_shot,
             hostname: spec.hostname.clone(),
             share_network_with: spec.share_network_with.clone(),
@@ -281,6 +295,18 @@ impl Service {
             working_dir: spec.working_dir.clone(),
             start_timeout,
         })
+    }
+
+    /// The platform to ask the engine for when the image is not published for the engine's own
+    /// architecture (`arch` as Docker's /info gives it, `uname -m`: x86_64, aarch64): the image
+    /// then runs emulated. None when it runs natively, or when its platforms are not known.
+    #[must_use]
+    pub fn emulated_platform(&self, arch: &str) -> Option<&str> {
+        let native = platform_of_arch(arch)?;
+        if self.platforms.is_empty() || self.platforms.iter().any(|p| p == native) {
+            return None;
+        }
+        self.platforms.first().map(String::as_str)
     }
 
     /// A short hash of everything that shapes the container (not the secrets' values, which are
@@ -458,4 +484,31 @@ fn check_port_clashes(services: &BTreeMap<String, Service>) -> Result<(), Error>
         }
     }
     Ok(())
+}
+
+/// The platforms a stack file may name.
+const KNOWN_PLATFORMS: &[&str] = &[
+    "linux/amd64",
+    "linux/arm64",
+    "linux/arm/v7",
+    "linux/386",
+    "linux/ppc64le",
+    "linux/s390x",
+    "linux/riscv64",
+];
+
+/// An engine's architecture (Docker's /info `Architecture`, which is `uname -m`) as the platform
+/// images are published for.
+#[must_use]
+pub fn platform_of_arch(arch: &str) -> Option<&'static str> {
+    Some(match arch {
+        "x86_64" | "amd64" => "linux/amd64",
+        "aarch64" | "arm64" => "linux/arm64",
+        "armv7l" | "armhf" => "linux/arm/v7",
+        "i386" | "i686" => "linux/386",
+        "ppc64le" => "linux/ppc64le",
+        "s390x" => "linux/s390x",
+        "riscv64" => "linux/riscv64",
+        _ => return None,
+    })
 }

@@ -681,3 +681,26 @@ volumes = ["../elsewhere/missing.txt:/x:ro"]
             .is_empty()
     );
 }
+
+#[test]
+fn platforms_are_checked_and_decide_what_runs_emulated() {
+    let stack = with("platforms = [\"linux/amd64\"]").unwrap();
+    let app = &stack.services["app"];
+    assert_eq!(app.emulated_platform("aarch64"), Some("linux/amd64"));
+    assert_eq!(app.emulated_platform("x86_64"), None);
+    assert_eq!(
+        app.emulated_platform("mips"),
+        None,
+        "an unknown CPU: let the engine pick"
+    );
+    assert_eq!(
+        stack.services["db"].emulated_platform("aarch64"),
+        None,
+        "platforms unknown"
+    );
+    let multi = with("platforms = [\"linux/amd64\", \"linux/arm64\"]").unwrap();
+    assert_eq!(multi.services["app"].emulated_platform("aarch64"), None);
+    let err = with("platforms = [\"linux/arm64/v8x\"]").unwrap_err();
+    assert!(matches!(err, Error::BadField { field: "platforms", .. }), "{err}");
+    assert_eq!(platform_of_arch("arm64"), Some("linux/arm64"));
+}

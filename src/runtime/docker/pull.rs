@@ -38,16 +38,17 @@ impl Engine {
         events: &Events,
     ) -> Result<BTreeMap<String, String>, Error> {
         // One entry per image: a service that runs an image another one builds waits for that build.
-        let mut by_image: BTreeMap<String, (&ImageRef, Option<&Build>, Vec<String>)> = BTreeMap::new();
+        let mut by_image: BTreeMap<String, (&ImageRef, Option<&Build>, Vec<String>, Option<&str>)> = BTreeMap::new();
         for s in &selection.services {
             let entry = by_image
                 .entry(s.image.to_string())
-                .or_insert_with(|| (&s.image, None, Vec::new()));
+                .or_insert_with(|| (&s.image, None, Vec::new(), None));
             entry.1 = entry.1.or(s.build.as_ref());
             entry.2.push(s.name.clone());
+            entry.3 = entry.3.or(self.arch.as_deref().and_then(|a| s.emulated_platform(a)));
         }
         let mut ids = BTreeMap::new();
-        for (image, (reference, build, services)) in by_image {
+        for (image, (reference, build, services, platform)) in by_image {
             if let Some(build) = build {
                 self.ensure_built(reference, build, &services, policy, events).await?;
             } else {
@@ -60,7 +61,7 @@ impl Engine {
                         services: services.join(", "),
                     });
                 } else {
-                    self.pull(reference, &services, events).await?;
+                    self.pull(reference, &services, platform, events).await?;
                 }
             }
             let id = self.image_id(&image).await?.ok_or_else(|| Error::ImageMissing {
@@ -81,7 +82,14 @@ impl Engine {
         }
     }
 
-    async fn pull(&self, image: &ImageRef, services: &[String], events: &Events) -> Result<(), Error> {
+    /// Pulls `image`; `platform` when it must be another CPU's variant than the engine's own.
+    async fn pull(
+        &self,
+        image: &ImageRef,
+        services: &[String],
+        platform: Option<&str>,
+        events: &Events,
+    ) -> Result<(), Error> {
         let name = image.to_string();
         events.send(StackEvent::PullStarted {
             image: name.clone(),
@@ -93,6 +101,9 @@ impl Engine {
             (None, Some(tag)) => options.from_image(&image.repository).tag(tag),
             (None, None) => options.from_image(&image.repository),
         };
+        if let Some(platform) = platform {
+            options = options.platform(platform);
+        }
         let failed = |reason: String| Error::PullFailed {
             image: name.clone(),
             services: services.join(", "),

@@ -49,6 +49,11 @@ impl Engine {
         events: &Events,
     ) -> Result<UpReport, Error> {
         let stack = selection.stack;
+        if !super::engine_is_local() {
+            return Err(Error::RemoteEngine {
+                host: super::docker_host(),
+            });
+        }
         // Before anything is pulled, built or created: a missing file would otherwise surface as
         // one service failing midway, with the others already started.
         let missing = selection.missing_bind_sources();
@@ -188,7 +193,12 @@ impl Engine {
         }
         let body = spec::container_body(stack, service, &hash, secrets)?;
         let name = stack.container_name(&service.name);
-        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let mut options = CreateContainerOptionsBuilder::default().name(&name);
+        // An image without a variant for the engine's CPU runs the one pulled for it, emulated.
+        if let Some(platform) = self.arch.as_deref().and_then(|a| service.emulated_platform(a)) {
+            options = options.platform(platform);
+        }
+        let options = options.build();
         let created = self
             .docker
             .create_container(Some(options), body)
@@ -294,11 +304,8 @@ impl Engine {
 }
 
 /// Before creating a container: every host port it publishes must be free, or the error names the
-/// process holding it. Only for a local engine: a remote one's ports are not on this machine.
+/// process holding it (`up` runs only on a local engine, whose ports are this machine's).
 fn check_ports_free(service: &Service) -> Result<(), Error> {
-    if !super::engine_is_local() {
-        return Ok(());
-    }
     for p in service.ports.iter().filter(|p| p.protocol == "tcp") {
         if let Err(holder) = crate::runtime::ports::check_free(&p.host_ip, p.host_port) {
             return Err(Error::PortTaken {
