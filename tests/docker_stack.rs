@@ -862,8 +862,9 @@ fn lab_source_stack_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stacks/lab_source.toml")
 }
 
-/// `build.lab_source`: the builder stage of an image receives the lab's own source (the bundle
-/// this binary carries) and hands its result to the final stage; the bind-mounted file is there;
+/// `build.lab_source`: the builder stage of an image compiles a C program (gcc from the imported
+/// lab-test/gcc:1) and receives the lab's own source (the bundle this binary carries), and the
+/// final stage takes both results; the bind-mounted file is there;
 /// `lab down` removes the container's anonymous volume too. Then a bind source that does not exist
 /// stops `lab up` before anything is built or created, and nothing appears at that path.
 #[tokio::test]
@@ -888,8 +889,8 @@ async fn a_builder_stage_gets_the_lab_source_and_a_missing_bind_source_starts_no
     let lock_digest: String = Sha256::digest(&lock).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(
         docker(&["logs", reader]),
-        format!("{lock_digest}\nbind-mount-present"),
-        "the builder stage saw the lab's Cargo.lock, and the bind mount is in place"
+        format!("compiled in the builder stage\n{lock_digest}\nbind-mount-present"),
+        "the builder stage compiled its program and saw the lab's Cargo.lock; the bind mount is in place"
     );
     let anonymous = docker(&[
         "inspect",

@@ -9,11 +9,15 @@
 #
 # Published ports live on the namespace's loopback: run the test binary inside it with
 #   nsenter --net=/run/netns/$LAB_DOCKER_NETNS <test binary>
-# Needs root. Installs docker.io and busybox-static with apt when they are missing.
+# Needs root. Installs docker.io, busybox-static, gcc and libc6-dev with apt when they are missing.
 set -euo pipefail
 DK=${LAB_DOCKER_DIR:-/tmp/lab-docker}
 NS=${LAB_DOCKER_NETNS:-labdk}
 IMAGE=${LAB_TEST_IMAGE:-lab-test/busybox:1}
+# A C compiler image for the test of a builder stage that compiles (as the lambda stack's scheduler
+# image compiles lab): gcc and libc6-dev with every installed package they depend on, copied from
+# this machine's Debian packages (nothing can be pulled), plus busybox for a shell.
+COMPILER_IMAGE=${LAB_TEST_COMPILER_IMAGE:-lab-test/gcc:1}
 export DOCKER_HOST=unix://$DK/docker.sock
 
 log() { echo "engine.sh: $*" >&2; }
@@ -22,6 +26,7 @@ need_packages() {
   local missing=()
   command -v dockerd >/dev/null || missing+=(docker.io)
   [ -x /bin/busybox ] || missing+=(busybox-static)
+  dpkg -s gcc libc6-dev >/dev/null 2>&1 || missing+=(gcc libc6-dev)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
@@ -46,10 +51,39 @@ import_image() {
   rm -rf "$root"
 }
 
+import_compiler_image() {
+  docker image inspect "$COMPILER_IMAGE" >/dev/null 2>&1 && return 0
+  local root packages p f t
+  root=$(mktemp -d)
+  # The installed part of gcc's and libc6-dev's dependency closure.
+  packages=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+      --no-replaces --no-enhances gcc libc6-dev 2>/dev/null | grep -v '^ \|<' | sort -u)
+  # A usr-merged tree (Debian 12: /bin, /lib, /lib64 and /sbin are links into /usr), so the
+  # packages' /lib paths and /usr/lib paths land in one place and the loader is where ELF wants it.
+  for d in bin lib lib64 sbin; do mkdir -p "$root/usr/$d"; ln -s "usr/$d" "$root/$d"; done
+  for p in $packages; do
+    dpkg -s "$p" >/dev/null 2>&1 && dpkg -L "$p"
+  done | sort -u | while read -r f; do
+    if [ -f "$f" ]; then
+      t=${f#/}
+      case "$t" in bin/* | lib/* | lib64/* | sbin/*) t="usr/$t" ;; esac
+      mkdir -p "$root/$(dirname "$t")"
+      cp -a "$f" "$root/$t"
+    fi
+  done
+  cp /bin/busybox "$root/usr/bin/"
+  for a in $("$root/usr/bin/busybox" --list); do [ -e "$root/usr/bin/$a" ] || ln -s busybox "$root/usr/bin/$a"; done
+  mkdir -p "$root/tmp" "$root/etc" && chmod 1777 "$root/tmp"
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+  tar -C "$root" -c . | docker import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/usr/bin:/bin' - "$COMPILER_IMAGE" >/dev/null
+  rm -rf "$root"
+}
+
 start() {
   need_packages
   if running; then
     import_image
+    import_compiler_image
     echo "$DOCKER_HOST"
     return 0
   fi
@@ -70,6 +104,7 @@ start() {
     exit 1
   fi
   import_image
+  import_compiler_image
   echo "$DOCKER_HOST"
 }
 
