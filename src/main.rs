@@ -22,6 +22,7 @@ use bigdata_lab::pipeline::producer::run_producer;
 use bigdata_lab::pipeline::quality::check_quality;
 use bigdata_lab::pipeline::sink::run_sink;
 use bigdata_lab::pipeline::stage::StageContext;
+use bigdata_lab::pipeline::status_file::StatusFile;
 use bigdata_lab::pipeline::transform::run_transform;
 use bigdata_lab::progress::LiveView;
 use bigdata_lab::runtime::stack_commands;
@@ -269,9 +270,11 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
                 std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 &[("producer", &counters)],
             );
+            let status = StatusFile::start(&config.state_dir, "producer", &cx.topic_prefix, &counters);
             let cancel = ctrl_c_token();
             let c = counters.clone();
             let report = tokio::task::spawn_blocking(move || run_producer(&source, &opts, &c, &cancel)).await??;
+            status.finish().await;
             view.finish().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if report.interrupted {
@@ -292,7 +295,9 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
                 std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 &[("transform", &counters)],
             );
+            let status = StatusFile::start(&config.state_dir, "transform", &cx.topic_prefix, &counters);
             let report = run_transform(&opts, &counters, &ctrl_c_token()).await?;
+            status.finish().await;
             view.finish().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
@@ -311,7 +316,9 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
                 std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 &[("consumer", &counters)],
             );
+            let status = StatusFile::start(&config.state_dir, "consumer", &cx.topic_prefix, &counters);
             let report = run_sink(&zone, &opts, &counters, &ctrl_c_token()).await?;
+            status.finish().await;
             view.finish().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }

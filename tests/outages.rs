@@ -262,6 +262,27 @@ async fn raw_records_per_entity(prefix: &str) -> BTreeMap<&'static str, i64> {
         .collect()
 }
 
+/// The stages `lab status --json` lists as waiting for the broker, asked until one is (up to 20 s:
+/// a stage notices the outage at its next call to the broker).
+fn stages_waiting_for_the_broker(prefix: &str, zone: &std::ffi::OsStr, state: &std::path::Path) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = stage_cmd(prefix, zone, state, &["status", "--json"]).output().unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let waiting: Vec<String> = report["stages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["waiting_for_broker"] == true)
+            .filter_map(|s| s["stage"].as_str().map(str::to_string))
+            .collect();
+        if !waiting.is_empty() || Instant::now() > deadline {
+            return waiting;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// The scenario: a broker restarted under every running stage is an outage to ride out.
 ///
 /// The transform runs at-least-once here. The test broker (noida-db) loses the outcome of
@@ -308,6 +329,15 @@ async fn broker_restarts_under_every_stage_lose_nothing() {
         }
         let outage = Stopped::stop("kafka", "stop-keep", "restart");
         tokio::time::sleep(Duration::from_secs(3)).await;
+        if round == 0 {
+            // `lab status` (another process, the same state dir) sees the stages waiting.
+            let waiting = stages_waiting_for_the_broker(&prefix, zone, state.path());
+            assert!(
+                waiting.iter().any(|s| s == "transform" || s == "consumer"),
+                "lab status showed no stage waiting for the broker during the outage: {waiting:?}\nlog:\n{}",
+                log_tail(state.path(), 40)
+            );
+        }
         alive("the transform", &mut transform);
         alive("the consumer", &mut consumer);
         outage.start_again();
@@ -336,6 +366,12 @@ async fn broker_restarts_under_every_stage_lose_nothing() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // Stages that ended leave no status behind.
+    let out = stage_cmd(&prefix, zone, state.path(), &["status", "--json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["stages"], serde_json::json!([]), "{report:#}");
     run_stage(
         &prefix,
         zone,

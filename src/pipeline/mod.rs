@@ -16,6 +16,7 @@ mod resume;
 pub mod sink;
 pub mod stage;
 pub mod stats;
+pub mod status_file;
 pub mod topics;
 pub mod transform;
 

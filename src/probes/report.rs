@@ -2,6 +2,7 @@
 
 use super::{Health, LabService, LabSnapshot, ProbeError, ProbeTargets, Probes, poll_all_once};
 use crate::config::LabConfig;
+use crate::pipeline::status_file::StageStatus;
 use indicatif::HumanBytes;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,12 +24,14 @@ pub async fn run_status(config: &LabConfig, require: &[LabService], json: bool) 
     if let Ok(name) = crate::stack::current::stack_name(None, &config.state_dir) {
         targets.docker_stack = name;
     }
-    let report = status(&targets, require).await?;
+    let mut report = status(&targets, require).await?;
+    report.stages = crate::pipeline::status_file::read_all(&config.state_dir);
     if json {
         let json = serde_json::json!({
             "services": report.snapshot,
             "required": report.required,
             "failing": report.failing,
+            "stages": report.stages,
         });
         println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
     } else {
@@ -46,6 +49,8 @@ pub struct StatusReport {
     pub snapshot: LabSnapshot,
     pub required: Vec<LabService>,
     pub failing: Vec<LabService>,
+    /// Stages running in `lab produce|transform|consume` processes of this state dir.
+    pub stages: Vec<StageStatus>,
 }
 
 /// Polls everything once. `require` empty means every configured service is required.
@@ -62,6 +67,7 @@ pub async fn status(targets: &ProbeTargets, require: &[LabService]) -> Result<St
         snapshot,
         required,
         failing,
+        stages: Vec::new(),
     })
 }
 
@@ -192,6 +198,21 @@ pub fn render_text(report: &StatusReport) -> String {
             health_word(health),
             latency
         ));
+    }
+    if !report.stages.is_empty() {
+        out.push_str("\nSTAGE       PID      STATE                 IN        OUT       DLQ       LAG\n");
+        for s in &report.stages {
+            let state = if s.waiting_for_broker {
+                "waiting for the broker"
+            } else {
+                "running"
+            };
+            let lag = if s.lag < 0 { "-".to_string() } else { s.lag.to_string() };
+            out.push_str(&format!(
+                "{:<11} {:<8} {:<21} {:<9} {:<9} {:<9} {lag}   (prefix {})\n",
+                s.stage, s.pid, state, s.input, s.output, s.dlq, s.topic_prefix
+            ));
+        }
     }
     if !report.failing.is_empty() {
         let names: Vec<&str> = report.failing.iter().map(|s| s.name()).collect();
