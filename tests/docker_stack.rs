@@ -921,7 +921,7 @@ async fn a_builder_stage_gets_the_lab_source_and_a_missing_bind_source_starts_no
         toml::from_str(&text.replace("./images/lab-source/Dockerfile:", &format!("{missing}:"))).unwrap();
     let broken = Stack::from_file(file, lab_source_stack_path().parent().unwrap().to_path_buf()).unwrap();
     let (result, _) = up(&engine, &broken, &[], &[], PullPolicy::Never, state.path()).await;
-    let message = result.err().expect("a missing bind source fails").to_string();
+    let message = result.expect_err("a missing bind source fails").to_string();
     assert!(
         message.contains("nothing was started") && message.contains("reader: ") && message.contains("not-there"),
         "{message}"

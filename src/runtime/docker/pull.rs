@@ -21,6 +21,15 @@ pub enum PullPolicy {
     Never,
 }
 
+/// What one image of a selection needs: built or pulled, for which services, on which platform
+/// (set when the engine's CPU has no variant of it and another one runs emulated).
+struct ImageNeed<'a> {
+    reference: &'a ImageRef,
+    build: Option<&'a Build>,
+    services: Vec<String>,
+    platform: Option<&'a str>,
+}
+
 impl Engine {
     /// `lab pull` / the TUI's pull key: every image of the selection, fresh from the registry.
     pub async fn pull_images(&self, selection: &Selection<'_>, events: &Events) -> Result<(), Error> {
@@ -38,17 +47,31 @@ impl Engine {
         events: &Events,
     ) -> Result<BTreeMap<String, String>, Error> {
         // One entry per image: a service that runs an image another one builds waits for that build.
-        let mut by_image: BTreeMap<String, (&ImageRef, Option<&Build>, Vec<String>, Option<&str>)> = BTreeMap::new();
+        let mut by_image: BTreeMap<String, ImageNeed<'_>> = BTreeMap::new();
         for s in &selection.services {
-            let entry = by_image
-                .entry(s.image.to_string())
-                .or_insert_with(|| (&s.image, None, Vec::new(), None));
-            entry.1 = entry.1.or(s.build.as_ref());
-            entry.2.push(s.name.clone());
-            entry.3 = entry.3.or(self.arch.as_deref().and_then(|a| s.emulated_platform(a)));
+            let need = by_image.entry(s.image.to_string()).or_insert_with(|| ImageNeed {
+                reference: &s.image,
+                build: None,
+                services: Vec::new(),
+                platform: None,
+            });
+            need.build = need.build.or(s.build.as_ref());
+            need.services.push(s.name.clone());
+            need.platform = need
+                .platform
+                .or(self.arch.as_deref().and_then(|a| s.emulated_platform(a)));
         }
         let mut ids = BTreeMap::new();
-        for (image, (reference, build, services, platform)) in by_image {
+        for (
+            image,
+            ImageNeed {
+                reference,
+                build,
+                services,
+                platform,
+            },
+        ) in by_image
+        {
             if let Some(build) = build {
                 self.ensure_built(reference, build, &services, policy, events).await?;
             } else {
