@@ -1,7 +1,7 @@
 //! The Docker engine, through bollard: the only module that talks to Docker.
 //!
-//! [`Engine::connect`] finds the engine (`DOCKER_HOST` or the default socket) and negotiates the
-//! API version; `up` (in [`up`]) pulls, creates and starts a stack's selection in dependency order
+//! [`Engine::connect`] finds the engine as the docker CLI does ([`host`]: `DOCKER_HOST`, docker
+//! contexts, the default socket) and negotiates the API version; `up` (in [`up`]) pulls, creates and starts a stack's selection in dependency order
 //! and waits for health; [`manage`] has `down`, `ps`, `logs`, `stop`/`start`/`restart`. Progress
 //! goes out as [`StackEvent`](super::events::StackEvent)s, never drawn here.
 
@@ -204,17 +204,7 @@ pub fn engine_host() -> Result<EngineHost, String> {
 /// Where the engine is looked for, for messages (the address, or why it cannot be found).
 #[must_use]
 pub fn docker_host() -> String {
-    match engine_host() {
-        Ok(h) => format!("{} (from {})", h.url, h.found_by),
-        Err(reason) => reason,
-    }
-}
-
-/// The engine runs on this machine (a unix socket, or TCP on loopback), so the ports it publishes
-/// are this machine's.
-#[must_use]
-pub fn engine_is_local() -> bool {
-    engine_host().is_ok_and(|h| h.is_local())
+    engine_host().map_or_else(|reason| reason, |h| h.to_string())
 }
 
 /// A connection to the engine (cheap to clone).
@@ -227,11 +217,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Connects via `DOCKER_HOST` (or the platform's default socket) and negotiates the API
-    /// version, so older engines (e.g. 20.10, API 1.41) are spoken to in their own version.
+    /// Connects to the engine [`engine_host`] finds and negotiates the API version, so older
+    /// engines (e.g. 20.10, API 1.41) are spoken to in their own version.
     pub async fn connect() -> Result<Self, Error> {
         let found = engine_host().map_err(|reason| Error::EngineHost { reason })?;
-        let host = format!("{} (from {})", found.url, found.found_by);
+        let host = found.to_string();
         let no_engine = |cause| Error::NoEngine {
             host: host.clone(),
             hint: no_engine_hint(&found),

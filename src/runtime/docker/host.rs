@@ -33,6 +33,13 @@ const KNOWN_SOCKETS: &[&str] = &[
     ".orbstack/run/docker.sock",
 ];
 
+/// `unix:///path (from context colima (~/.docker/config.json))`: the address and how it was found.
+impl std::fmt::Display for EngineHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (from {})", self.url, self.found_by)
+    }
+}
+
 impl EngineHost {
     /// The engine runs on this machine (a unix socket, or TCP on loopback), so the ports it
     /// publishes on 127.0.0.1 are this machine's.

@@ -49,9 +49,12 @@ impl Engine {
         events: &Events,
     ) -> Result<UpReport, Error> {
         let stack = selection.stack;
-        if !super::engine_is_local() {
+        // A remote engine's ports are published on its machine's 127.0.0.1, unreachable from here.
+        if let Ok(found) = super::engine_host()
+            && !found.is_local()
+        {
             return Err(Error::RemoteEngine {
-                host: super::docker_host(),
+                host: found.to_string(),
             });
         }
         // Before anything is pulled, built or created: a missing file would otherwise surface as
