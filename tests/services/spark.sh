@@ -55,8 +55,9 @@ do_start() {
   log "spark master spark://127.0.0.1:$LAB_TEST_SPARK_PORT (ui :$LAB_TEST_SPARK_UI_PORT), 1 worker"
 }
 
+# The Spark version of the stack's apache/spark tag: 3.5.3 of "3.5.3" or of "3.5.3-java17-python3".
 stack_spark_version() {
-  sed -n 's|^image = "apache/spark:\([0-9][0-9.]*\)"$|\1|p' "$LAB_REPO_ROOT/stacks/lambda.toml" | head -1
+  sed -n 's|^image = "apache/spark:\([0-9][0-9.]*\)[-"].*$|\1|p' "$LAB_REPO_ROOT/stacks/lambda.toml" | head -1
 }
 
 do_stack_venv() {

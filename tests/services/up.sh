@@ -18,6 +18,9 @@ if ! { "$here/postgres.sh" start && "$here/kafka.sh" start && "$here/hdfs.sh" st
   die "starting the test services failed"
 fi
 
+# Computed before the env file: a command substitution inside the heredoc would hide its failure.
+stack_spark_venv=$("$here/spark.sh" stack-venv)
+
 cat >"$env_file" <<ENV
 export LAB_TEST_PG_URL="host=127.0.0.1 port=$LAB_TEST_PG_PORT user=postgres dbname=postgres"
 export LAB_TEST_KAFKA="127.0.0.1:$LAB_TEST_KAFKA_PORT"
@@ -27,7 +30,7 @@ export LAB_TEST_SPARK_MASTER="spark://127.0.0.1:$LAB_TEST_SPARK_PORT"
 export LAB_TEST_SPARK_UI="http://127.0.0.1:$LAB_TEST_SPARK_UI_PORT"
 export LAB_TEST_SPARK_HOME="$("$here/spark.sh" home)"
 # pyspark of the Docker stack's Spark version (stacks/lambda.toml), for the job's local-mode test.
-export LAB_TEST_STACK_SPARK_VENV="$("$here/spark.sh" stack-venv)"
+export LAB_TEST_STACK_SPARK_VENV="$stack_spark_venv"
 export LAB_TEST_AIRFLOW_URL="http://127.0.0.1:$LAB_TEST_AIRFLOW_PORT"
 export LAB_TEST_AIRFLOW_USER="admin"
 export LAB_TEST_AIRFLOW_PASSWORD_FILE="$LAB_SERVICES_DIR/airflow/admin-password"

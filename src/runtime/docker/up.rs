@@ -49,13 +49,8 @@ impl Engine {
         events: &Events,
     ) -> Result<UpReport, Error> {
         let stack = selection.stack;
-        // A remote engine's ports are published on its machine's 127.0.0.1, unreachable from here.
-        if let Ok(found) = super::engine_host()
-            && !found.is_local()
-        {
-            return Err(Error::RemoteEngine {
-                host: found.to_string(),
-            });
+        if let Ok(found) = super::engine_host() {
+            refuse_remote(&found)?;
         }
         // Before anything is pulled, built or created: a missing file would otherwise surface as
         // one service failing midway, with the others already started.
@@ -306,6 +301,18 @@ impl Engine {
     }
 }
 
+/// A remote engine's ports are published on its machine's 127.0.0.1, unreachable from here: `up`
+/// refuses it rather than write endpoints that point at nothing.
+fn refuse_remote(found: &super::EngineHost) -> Result<(), Error> {
+    if found.is_local() {
+        Ok(())
+    } else {
+        Err(Error::RemoteEngine {
+            host: found.to_string(),
+        })
+    }
+}
+
 /// Before creating a container: every host port it publishes must be free, or the error names the
 /// process holding it (`up` runs only on a local engine, whose ports are this machine's).
 fn check_ports_free(service: &Service) -> Result<(), Error> {
@@ -327,4 +334,26 @@ fn current_name(c: &bollard::models::ContainerSummary) -> String {
         .and_then(|n| n.first())
         .map(|n| n.trim_start_matches('/').to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_engine_is_refused_with_where_it_is_and_what_to_do() {
+        let host = |url: &str| crate::runtime::docker::EngineHost {
+            url: url.into(),
+            found_by: "context build-box (~/.docker/config.json)".into(),
+        };
+        assert!(refuse_remote(&host("unix:///var/run/docker.sock")).is_ok());
+        assert!(refuse_remote(&host("tcp://127.0.0.1:2375")).is_ok());
+        let err = refuse_remote(&host("tcp://10.0.0.5:2375")).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "tcp://10.0.0.5:2375 (from context build-box (~/.docker/config.json)) runs on another machine"
+            ) && err.contains("use a local engine"),
+            "{err}"
+        );
+    }
 }
