@@ -97,35 +97,38 @@ pub fn write_stack(state_dir: &Path, name: &str) -> Result<PathBuf, Error> {
     if done.is_file() {
         return Ok(stack);
     }
-    let io = |action: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |cause| Error::Io { action, path, cause }
-    };
     for file in files().into_iter().filter(|f| under(&f.path, STACK_FILES)) {
-        let path = root.join(&file.path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io("create", parent))?;
-        }
-        std::fs::write(&path, &file.bytes).map_err(io("write", &path))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode & 0o755))
-                .map_err(io("set the mode of", &path))?;
-        }
+        write_under(&root, &file)?;
     }
     std::fs::write(&done, b"").map_err(io("write", &done))?;
     Ok(stack)
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |cause| Error::Io { action, path, cause }
+}
+
+/// Writes a bundled file at its path under `root`, with its mode (read and execute bits only).
+fn write_under(root: &Path, file: &BundledFile) -> Result<(), Error> {
+    let path = root.join(&file.path);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+    }
+    std::fs::write(&path, &file.bytes).map_err(io("write", &path))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode & 0o755))
+            .map_err(io("set the mode of", &path))?;
+    }
+    Ok(())
 }
 
 /// A build context as `docker compose` needs it for a build with `lab_source`: a copy of the
 /// context directory with the lab's source under `source_dir/`, in `out` (replaced whole).
 /// `lab up` sends the same files straight to the engine.
 pub fn write_context_with_source(context: &Path, source_dir: &str, out: &Path) -> Result<(), Error> {
-    let io = |action: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |cause| Error::Io { action, path, cause }
-    };
     if out.exists() {
         std::fs::remove_dir_all(out).map_err(io("clear", out))?;
     }
@@ -144,11 +147,7 @@ pub fn write_context_with_source(context: &Path, source_dir: &str, out: &Path) -
     }
     copy(context, out).map_err(io("copy the build context to", out))?;
     for file in lab_source() {
-        let path = out.join(source_dir).join(&file.path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io("create", parent))?;
-        }
-        std::fs::write(&path, &file.bytes).map_err(io("write", &path))?;
+        write_under(&out.join(source_dir), &file)?;
     }
     Ok(())
 }
