@@ -55,9 +55,17 @@ import_compiler_image() {
   docker image inspect "$COMPILER_IMAGE" >/dev/null 2>&1 && return 0
   local root packages p f t
   root=$(mktemp -d)
-  # The installed part of gcc's and libc6-dev's dependency closure.
-  packages=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
-      --no-replaces --no-enhances gcc libc6-dev 2>/dev/null | grep -v '^ \|<' | sort -u)
+  # The installed part of gcc's and libc6-dev's dependency closure (apt's package lists are needed
+  # for it: a machine whose lists were cleaned gets them first).
+  closure() {
+    apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+      --no-replaces --no-enhances gcc libc6-dev 2>/dev/null | grep -v '^ \|<' | sort -u
+  }
+  packages=$(closure)
+  if ! grep -qx gcc <<<"$packages"; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    packages=$(closure)
+  fi
   # A usr-merged tree (Debian 12: /bin, /lib, /lib64 and /sbin are links into /usr), so the
   # packages' /lib paths and /usr/lib paths land in one place and the loader is where ELF wants it.
   for d in bin lib lib64 sbin; do mkdir -p "$root/usr/$d"; ln -s "usr/$d" "$root/$d"; done
@@ -71,6 +79,11 @@ import_compiler_image() {
       cp -a "$f" "$root/$t"
     fi
   done
+  if [ ! -e "$root/usr/bin/gcc" ] || ! compgen -G "$root/usr/lib/*-linux-gnu/libc.a" >/dev/null; then
+    log "could not assemble the gcc image from the installed packages (${packages:-none found}); is libc6-dev installed?"
+    rm -rf "$root"
+    exit 1
+  fi
   cp /bin/busybox "$root/usr/bin/"
   for a in $("$root/usr/bin/busybox" --list); do [ -e "$root/usr/bin/$a" ] || ln -s busybox "$root/usr/bin/$a"; done
   mkdir -p "$root/tmp" "$root/etc" && chmod 1777 "$root/tmp"
