@@ -102,17 +102,19 @@ impl StatusFile {
         }
     }
 
-    /// Stops writing and removes the file.
+    /// Stops writing, waits for a write in flight (so none lands after the removal), and removes
+    /// the file (on drop).
     pub async fn finish(mut self) {
         self.stop.cancel();
         if let Some(task) = self.task.take() {
             drop(task.await);
         }
-        drop(std::fs::remove_file(&self.path));
     }
 }
 
 impl Drop for StatusFile {
+    /// Also the error path, where `finish` is not reached: the file goes at once (a write still in
+    /// flight may put it back; readers drop files of processes that are gone).
     fn drop(&mut self) {
         self.stop.cancel();
         drop(std::fs::remove_file(&self.path));
