@@ -262,3 +262,90 @@ async fn undecodable_record_on_a_clean_topic_is_dead_lettered_not_fatal() {
     let again = stage(&prefix, raw.path(), &["consume", "--until-caught-up"]);
     assert_eq!(again["records_written"], 0);
 }
+
+/// The transform's check after an outage (`txn_audit`) reads the broker, not its own notes: a
+/// committed transaction a `read_committed` reader can read passes; one that a reader cannot read
+/// (held back here by another producer's transaction left open, as a broker that lost a
+/// transaction's marker holds it back) is reported, with the partition and offset; once the open
+/// transaction is aborted the same records pass again.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_transaction_check_reports_committed_records_a_reader_cannot_read() {
+    use bigdata_lab::pipeline::PipelineError;
+    use bigdata_lab::pipeline::txn_audit::CommittedOutputs;
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    let brokers = service_env("LAB_TEST_KAFKA");
+    let topic = format!("{}.txn-check", unique_prefix("txncheck"));
+    bigdata_lab::pipeline::kafka::ensure_topics(&brokers, std::slice::from_ref(&topic), 1)
+        .await
+        .unwrap();
+    let transactional = |id: &str| -> FutureProducer {
+        let p: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("transactional.id", format!("{topic}-{id}"))
+            .set("transaction.timeout.ms", "600000")
+            .create()
+            .unwrap();
+        p.init_transactions(Duration::from_secs(30)).unwrap();
+        p
+    };
+    let ours = transactional("ours");
+    let commit_three = || async {
+        ours.begin_transaction().unwrap();
+        let mut last = BTreeMap::new();
+        for i in 0..3 {
+            let d = ours
+                .send(
+                    FutureRecord::to(&topic).key("k").payload(&format!("{i}")),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+            last.insert((topic.clone(), d.partition), d.offset);
+        }
+        ours.commit_transaction(Duration::from_secs(30)).unwrap();
+        last
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let patience = Duration::from_secs(5);
+    let check = |outputs: &mut CommittedOutputs, outage: u64| {
+        tokio::task::block_in_place(|| outputs.check(&brokers, outage, patience, &cancel))
+    };
+
+    let mut outputs = CommittedOutputs::default();
+    outputs.committed(commit_three().await);
+    assert!(outputs.needs_check(1));
+    check(&mut outputs, 1).expect("a committed transaction a reader can read");
+    assert!(
+        !outputs.needs_check(1),
+        "a passed check is not repeated for the same outage"
+    );
+
+    // Another producer's transaction, left open, holds back every record after its own.
+    let other = transactional("open");
+    other.begin_transaction().unwrap();
+    other
+        .send(
+            FutureRecord::to(&topic).key("k").payload("open"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    let hidden = commit_three().await;
+    outputs.committed(hidden.clone());
+    match check(&mut outputs, 2) {
+        Err(PipelineError::TransactionsLost { records, example, .. }) => {
+            assert_eq!(records, 1, "the hidden transaction's last record");
+            let (_, offset) = hidden.iter().next().unwrap();
+            assert_eq!(example, format!("{topic}[0] offset {offset}"));
+        }
+        other => panic!("records a read_committed reader cannot read were not reported: {other:?}"),
+    }
+    assert!(outputs.needs_check(2), "a failed check is not taken for a passed one");
+
+    other.abort_transaction(Duration::from_secs(30)).unwrap();
+    check(&mut outputs, 2).expect("visible again once the open transaction is aborted");
+}

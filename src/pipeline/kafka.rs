@@ -76,6 +76,8 @@ pub const DEFAULT_BROKER_PATIENCE: Duration = Duration::from_secs(300);
 pub struct BrokerOutage {
     patience: Duration,
     since: Option<std::time::Instant>,
+    /// Outages begun so far (see [`super::txn_audit`]).
+    count: u64,
     counters: std::sync::Arc<super::StageCounters>,
 }
 
@@ -85,6 +87,7 @@ impl BrokerOutage {
         Self {
             patience,
             since: None,
+            count: 0,
             counters: counters.clone(),
         }
     }
@@ -94,6 +97,9 @@ impl BrokerOutage {
     pub fn ride_out(&mut self, error: PipelineError) -> Result<(), PipelineError> {
         if !error.is_transient() {
             return Err(error);
+        }
+        if self.since.is_none() {
+            self.count += 1;
         }
         let since = *self.since.get_or_insert_with(|| {
             tracing::warn!(%error, "the broker is unreachable; waiting for it (librdkafka reconnects by itself)");
@@ -121,6 +127,12 @@ impl BrokerOutage {
     #[must_use]
     pub fn is_on(&self) -> bool {
         self.since.is_some()
+    }
+
+    /// How many outages began so far.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.count
     }
 }
 

@@ -19,6 +19,7 @@ pub mod stats;
 pub mod status_file;
 pub mod topics;
 pub mod transform;
+pub mod txn_audit;
 
 pub use stats::{Backpressure, StageCounters, StageSnapshot};
 pub use topics::Topics;
@@ -60,6 +61,19 @@ pub enum PipelineError {
          run one process per group (stop the other), or give one of them its own --group"
     )]
     Fenced,
+    #[error(
+        "Kafka (brokers {brokers}): {records} record(s) of transactions this transform committed are not visible to \
+         read_committed readers after the broker came back (e.g. {example}), while their input offsets stay committed: \
+         the broker lost those transactions (or one still open holds them back), so exactly-once does not hold on it. \
+         The stage stopped instead of losing records silently.\n\
+         run the transform with --delivery at-least-once on this broker (nothing is lost; the batch removes re-sent \
+         records); to get the hidden records back, transform the raw topics again under a new --group"
+    )]
+    TransactionsLost {
+        brokers: String,
+        records: usize,
+        example: String,
+    },
     /// Stopped on request (Ctrl-C, the monitor's `:stop`).
     #[error("cancelled")]
     Cancelled,

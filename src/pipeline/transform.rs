@@ -9,6 +9,7 @@
 //! - **at-least-once** otherwise: input offsets are committed only after every output of the batch
 //!   is acknowledged; a crash between the two re-sends the batch and downstream dedupes by id.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::clean::{Rejection, clean};
 use super::kafka::{self, OffsetTracker};
+use super::txn_audit::CommittedOutputs;
 use super::{Backpressure, PipelineError, StageCounters, StopWhen, Topics};
 use crate::dataset::Entity;
 
@@ -62,6 +64,11 @@ pub enum Delivery {
 
 /// Longest a transactional call may take before the stage fails (and restarts from the last commit).
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// `transaction.timeout.ms`: the broker aborts a transaction left open longer. After an outage the
+/// check of committed transactions (see [`super::txn_audit`]) waits as long for a record a
+/// pending transaction could still hold back, plus a margin.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+const CHECK_PATIENCE: Duration = Duration::from_secs(70);
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TransformReport {
@@ -108,6 +115,8 @@ async fn transform_loop(
         delivery,
         ..TransformReport::default()
     };
+    let outputs = OutputTopics::new(&opts.topics);
+    let mut committed = CommittedOutputs::default();
     let mut last_lag_check = tokio::time::Instant::now() - LAG_INTERVAL;
     loop {
         if let Some(bp) = &opts.backpressure {
@@ -122,13 +131,17 @@ async fn transform_loop(
         if !batch.is_empty() {
             let result = match delivery {
                 Delivery::ExactlyOnce => {
-                    transactional_batch(&batch, &consumer, opts, &producer, counters, &mut report).await
+                    transactional_batch(&batch, &consumer, opts, &outputs, &producer, counters, &mut report)
+                        .await
+                        .map(|written| committed.committed(written))
                 }
-                Delivery::AtLeastOnce => match process_batch(&batch, opts, &producer, counters, &mut report).await {
-                    // Synchronous: once this returns the batch will not be re-read after a crash.
-                    Ok(offsets) => kafka::commit_sync(&consumer, &with_delivery(offsets, delivery), brokers),
-                    Err(e) => Err(e),
-                },
+                Delivery::AtLeastOnce => {
+                    match process_batch(&batch, opts, &outputs, &producer, counters, &mut report).await {
+                        // Synchronous: once this returns the batch will not be re-read after a crash.
+                        Ok((offsets, _)) => kafka::commit_sync(&consumer, &with_delivery(offsets, delivery), brokers),
+                        Err(e) => Err(e),
+                    }
+                }
             };
             drop(batch);
             if let Err(e) = result {
@@ -142,6 +155,10 @@ async fn transform_loop(
                 kafka::rewind_to_committed(&consumer, brokers, &mut outage).await?;
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
+            }
+            if committed.needs_check(outage.count()) {
+                // A transaction committed after an outage: did the broker keep the earlier ones?
+                tokio::task::block_in_place(|| committed.check(brokers, outage.count(), CHECK_PATIENCE, cancel))?;
             }
         }
         if last_lag_check.elapsed() >= LAG_INTERVAL {
@@ -158,6 +175,9 @@ async fn transform_loop(
                 break;
             }
         }
+    }
+    if committed.needs_check(outage.count()) && !cancel.is_cancelled() {
+        tokio::task::block_in_place(|| committed.check(brokers, outage.count(), CHECK_PATIENCE, cancel))?;
     }
     tracing::info!(?report, "transform finished");
     Ok(report)
@@ -220,7 +240,7 @@ async fn create_producer(
             .clone()
             .set("transactional.id", group_id)
             // A message may not outlive the transaction it belongs to.
-            .set("transaction.timeout.ms", "60000")
+            .set("transaction.timeout.ms", TRANSACTION_TIMEOUT.as_millis().to_string())
             .set("message.timeout.ms", "60000")
             .create()
             .map_err(|e| PipelineError::kafka("create the transform producer", brokers, e))?;
@@ -297,24 +317,24 @@ async fn abort(
 }
 
 /// One batch in one transaction: outputs, dead letters and input offsets commit together.
+/// Returns where the committed records ended on each output partition.
 async fn transactional_batch(
     batch: &[BorrowedMessage<'_>],
     consumer: &StreamConsumer,
     opts: &TransformOptions,
+    outputs: &OutputTopics,
     producer: &FutureProducer,
     counters: &StageCounters,
     report: &mut TransformReport,
-) -> Result<(), PipelineError> {
+) -> Result<BTreeMap<(String, i32), i64>, PipelineError> {
     let brokers = opts.brokers.as_str();
     let txn_err = |action: &str| {
         let action = action.to_string();
         move |e| PipelineError::kafka(&action, brokers, e)
     };
     producer.begin_transaction().map_err(txn_err("begin a transaction"))?;
-    let offsets = with_delivery(
-        process_batch(batch, opts, producer, counters, report).await?,
-        Delivery::ExactlyOnce,
-    );
+    let (offsets, written) = process_batch(batch, opts, outputs, producer, counters, report).await?;
+    let offsets = with_delivery(offsets, Delivery::ExactlyOnce);
     let group = consumer
         .group_metadata()
         .ok_or_else(|| PipelineError::kafka("read the consumer group metadata", brokers, "not in a group"))?;
@@ -322,19 +342,47 @@ async fn transactional_batch(
         producer.send_offsets_to_transaction(&offsets, &group, TXN_TIMEOUT)?;
         producer.commit_transaction(TXN_TIMEOUT)
     })
-    .map_err(txn_err("commit the transaction"))
+    .map_err(txn_err("commit the transaction"))?;
+    Ok(written)
 }
 
-/// Cleans and forwards one batch, waits for every delivery, and returns the offsets to commit.
+/// The output topics' names, made once: a record's delivery names its topic by index.
+struct OutputTopics {
+    /// Indexed by `Entity as usize`.
+    clean: Vec<String>,
+    dlq: String,
+}
+
+impl OutputTopics {
+    const DLQ: usize = Entity::ALL.len();
+
+    fn new(topics: &Topics) -> Self {
+        let mut clean = vec![String::new(); Entity::ALL.len()];
+        for entity in Entity::ALL {
+            clean[entity as usize] = topics.clean(entity);
+        }
+        Self {
+            clean,
+            dlq: topics.dlq(),
+        }
+    }
+
+    fn name(&self, index: usize) -> &str {
+        self.clean.get(index).unwrap_or(&self.dlq)
+    }
+}
+
+/// Cleans and forwards one batch, waits for every delivery, and returns the offsets to commit
+/// and where the batch's records ended on each output partition.
 async fn process_batch(
     batch: &[BorrowedMessage<'_>],
     opts: &TransformOptions,
+    outputs: &OutputTopics,
     producer: &FutureProducer,
     counters: &StageCounters,
     report: &mut TransformReport,
-) -> Result<rdkafka::TopicPartitionList, PipelineError> {
+) -> Result<(rdkafka::TopicPartitionList, BTreeMap<(String, i32), i64>), PipelineError> {
     let brokers = opts.brokers.as_str();
-    let dlq_topic = opts.topics.dlq();
     let mut deliveries = Vec::with_capacity(batch.len());
     let mut offsets = OffsetTracker::default();
     for msg in batch {
@@ -353,8 +401,8 @@ async fn process_batch(
         };
         let clean_delivery = match outcome {
             Ok((entity, cleaned)) => {
-                let topic = opts.topics.clean(entity);
-                let mut record = FutureRecord::to(&topic).payload(&cleaned.json);
+                let topic = entity as usize;
+                let mut record = FutureRecord::to(outputs.name(topic)).payload(&cleaned.json);
                 if let Some(key) = msg.key() {
                     record = record.key(key);
                 }
@@ -364,7 +412,7 @@ async fn process_batch(
                     report.nul_removed += u64::from(cleaned.nul_removed);
                     StageCounters::add(&counters.out_bytes, cleaned.json.len() as u64);
                 }
-                sent
+                sent.map(|delivery| (topic, delivery))
             }
             Err(rejection) => Err(rejection),
         };
@@ -376,20 +424,28 @@ async fn process_batch(
                 tracing::debug!(topic = msg.topic(), offset = msg.offset(), reason = %rejection.header(), "dead-lettered");
                 let headers = dlq_headers(msg, &rejection);
                 let original = payload.to_vec();
-                let mut record = FutureRecord::to(&dlq_topic).payload(&original).headers(headers);
+                let mut record = FutureRecord::to(outputs.name(OutputTopics::DLQ))
+                    .payload(&original)
+                    .headers(headers);
                 if let Some(key) = msg.key() {
                     record = record.key(key);
                 }
-                send(producer, record, brokers)
+                let delivery = send(producer, record, brokers)
                     .await?
-                    .map_err(|too_large| PipelineError::kafka("dead-letter a record", brokers, too_large.detail))?
+                    .map_err(|too_large| PipelineError::kafka("dead-letter a record", brokers, too_large.detail))?;
+                (OutputTopics::DLQ, delivery)
             }
         };
         deliveries.push(delivery);
     }
-    for delivery in deliveries {
+    let mut last: HashMap<(usize, i32), i64> = HashMap::new();
+    for (topic, delivery) in deliveries {
         match delivery.await {
-            Ok(Ok(_)) => StageCounters::add(&counters.output, 1),
+            Ok(Ok(done)) => {
+                StageCounters::add(&counters.output, 1);
+                let end = last.entry((topic, done.partition)).or_insert(done.offset);
+                *end = (*end).max(done.offset);
+            }
             Ok(Err((e, _))) => return Err(PipelineError::kafka("deliver a transformed record", brokers, e)),
             Err(_) => {
                 return Err(PipelineError::kafka(
@@ -400,7 +456,11 @@ async fn process_batch(
             }
         }
     }
-    offsets.take()
+    let written = last
+        .into_iter()
+        .map(|((topic, partition), offset)| ((outputs.name(topic).to_string(), partition), offset))
+        .collect();
+    Ok((offsets.take()?, written))
 }
 
 /// `offsets` with the delivery mode in each commit's metadata: the broker then tells anyone who
