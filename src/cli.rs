@@ -72,6 +72,9 @@ pub enum Command {
     /// Fault lessons for teaching: break one thing on purpose, watch the signal, repair it.
     #[command(subcommand)]
     Lesson(LessonCommand),
+    /// Act on the broker's data: a consumer group's offsets, and resetting them.
+    #[command(subcommand)]
+    Kafka(bigdata_lab::kafka_tools::commands::KafkaCommand),
 }
 
 #[derive(Subcommand)]

@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod demo;
 pub mod doctor;
 pub mod embedded_lab;
+pub mod kafka_tools;
 pub mod lesson;
 pub mod pg;
 pub mod pipeline;

@@ -220,6 +220,10 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
             lesson(config, name, how, json).await?;
         }
         Command::Demo(args) => demo(args, &config, overrides).await?,
+        Command::Kafka(command) => {
+            let brokers = config.brokers.clone();
+            tokio::task::spawn_blocking(move || bigdata_lab::kafka_tools::commands::run(&command, &brokers)).await??;
+        }
         Command::Dataset(DatasetCommand::Generate {
             out,
             reviews,

@@ -1,0 +1,305 @@
+//! `lab kafka …`: the command-line face of [`super`]'s tools, with their text and JSON output.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use clap::{Args, Subcommand};
+
+use super::KafkaToolError;
+use super::offsets::{self, GroupOffsets, ResetPlan, ResetTo, Scope};
+use super::tail::{self, Filter, Start, Tail, TailRequest};
+
+#[derive(Subcommand)]
+pub enum KafkaCommand {
+    /// A consumer group's committed offsets, watermarks and lag per partition, and who is connected.
+    Offsets {
+        group: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a consumer group's offsets (only while no member is connected). Shows the offsets
+    /// before and after and the equivalent `kafka-consumer-groups.sh` command, then asks y/n.
+    /// Skip one poison record: `--shift-by 1 --topic TOPIC:PARTITION`.
+    Reset(ResetArgs),
+    /// A topic's newest records (merged by time), or from an offset or a time, with partition,
+    /// offset, timestamp, key, headers and the value as JSON; filtered by key, header or JSON
+    /// field over a bounded scan. Records of aborted transactions are not shown.
+    Tail(TailArgs),
+}
+
+#[derive(Args)]
+pub struct TailArgs {
+    pub topic: String,
+    /// Records shown at most.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub limit: usize,
+    /// Only this partition.
+    #[arg(long)]
+    pub partition: Option<i32>,
+    /// Start at this offset (oldest first) instead of showing the newest.
+    #[arg(long, conflicts_with = "since")]
+    pub offset: Option<i64>,
+    /// Start at the first record at or after this time (2026-12-03T10:00:00Z, or …T10:00 as UTC).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only records with this key.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Only records with this header (`--header lab.reason.code=bad_json` in the DLQ).
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub header: Option<String>,
+    /// Only records whose JSON value has this top-level field (`--grep stars=1`).
+    #[arg(long, value_name = "FIELD=VALUE")]
+    pub grep: Option<String>,
+    /// Offsets read at most per partition (the newest N, or N from the start); transaction
+    /// markers and aborted records take offsets too.
+    #[arg(long, default_value_t = 10_000)]
+    pub scan: i64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl TailArgs {
+    fn request(&self) -> Result<TailRequest, KafkaToolError> {
+        let start = match (&self.offset, &self.since) {
+            (Some(o), _) => Start::Offset(*o),
+            (None, Some(t)) => Start::Since(offsets::parse_datetime(t)?),
+            (None, None) => Start::Newest,
+        };
+        Ok(TailRequest {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            limit: self.limit,
+            start,
+            filter: Filter {
+                key: self.key.clone(),
+                header: self
+                    .header
+                    .as_deref()
+                    .map(|h| Filter::pair("--header", h))
+                    .transpose()?,
+                field: self.grep.as_deref().map(|g| Filter::pair("--grep", g)).transpose()?,
+            },
+            scan: self.scan.max(1),
+        })
+    }
+}
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("to").required(true).multiple(false))]
+pub struct ResetArgs {
+    pub group: String,
+    /// The first record still held.
+    #[arg(long, group = "to")]
+    pub to_earliest: bool,
+    /// The end: nothing left to read.
+    #[arg(long, group = "to")]
+    pub to_latest: bool,
+    /// The first record at or after this time (2026-12-03T10:00:00Z, …+01:00, or 2026-12-03T10:00 as UTC).
+    #[arg(long, group = "to", value_name = "TIME")]
+    pub to_datetime: Option<String>,
+    /// The committed offset plus N (negative: back).
+    #[arg(long, group = "to", value_name = "N", allow_hyphen_values = true)]
+    pub shift_by: Option<i64>,
+    /// Only this topic, or one partition of it (TOPIC:PARTITION); default: every partition the group committed on.
+    #[arg(long, value_name = "TOPIC[:PARTITION]")]
+    pub topic: Option<String>,
+    /// Show the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply without asking (scripts; without a terminal a reset needs it).
+    #[arg(long)]
+    pub yes: bool,
+    /// Print the plan (and whether it was applied) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ResetArgs {
+    fn reset_to(&self) -> Result<ResetTo, KafkaToolError> {
+        Ok(
+            match (self.to_earliest, self.to_latest, &self.to_datetime, self.shift_by) {
+                (true, ..) => ResetTo::Earliest,
+                (_, true, ..) => ResetTo::Latest,
+                (_, _, Some(t), _) => ResetTo::Datetime(offsets::parse_datetime(t)?),
+                (_, _, _, Some(n)) => ResetTo::ShiftBy(n),
+                _ => {
+                    return Err(KafkaToolError::Input(
+                        "say where to: --to-earliest, --to-latest, --to-datetime or --shift-by".into(),
+                    ));
+                }
+            },
+        )
+    }
+}
+
+/// Runs one `lab kafka` command against `brokers` (blocking: librdkafka calls).
+pub fn run(command: &KafkaCommand, brokers: &str) -> Result<(), KafkaToolError> {
+    match command {
+        KafkaCommand::Offsets { group, json } => {
+            let offsets = offsets::read_group(brokers, group)?;
+            if *json {
+                println!("{}", to_json(&offsets));
+            } else {
+                print!("{}", render_offsets(&offsets));
+            }
+            Ok(())
+        }
+        KafkaCommand::Reset(args) => reset(args, brokers),
+        KafkaCommand::Tail(args) => {
+            let found = tail::tail(brokers, &args.request()?)?;
+            if args.json {
+                println!("{}", to_json(&found));
+            } else {
+                print!("{}", render_tail(&found));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn reset(args: &ResetArgs, brokers: &str) -> Result<(), KafkaToolError> {
+    let to = args.reset_to()?;
+    let scope = args.topic.as_deref().map(Scope::parse).transpose()?.unwrap_or_default();
+    let plan = offsets::plan_reset(brokers, &args.group, &to, &scope)?;
+    let print_plan = |applied: bool| {
+        if args.json {
+            println!("{}", to_json(&serde_json::json!({ "plan": &plan, "applied": applied })));
+        } else {
+            print!("{}", render_plan(&plan));
+        }
+    };
+    if !plan.members.is_empty() {
+        print_plan(false);
+        return Err(KafkaToolError::ActiveMembers {
+            group: plan.group.clone(),
+            members: plan.members.clone(),
+        });
+    }
+    if args.dry_run || plan.partitions.is_empty() {
+        print_plan(false);
+        if !args.json {
+            println!("(dry run: nothing changed)");
+        }
+        return Ok(());
+    }
+    if !args.yes {
+        if args.json || !std::io::stdin().is_terminal() {
+            print_plan(false);
+            return Err(KafkaToolError::Input(
+                "not applied: a reset asks y/n, and there is no terminal to ask on; pass --yes to apply it, or --dry-run"
+                    .into(),
+            ));
+        }
+        print!("{}", render_plan(&plan));
+        print!("apply this reset to group {}? [y/N] ", plan.group);
+        let mut answer = String::new();
+        std::io::stdout()
+            .flush()
+            .and_then(|()| std::io::stdin().lock().read_line(&mut answer))
+            .map_err(|e| KafkaToolError::Input(format!("cannot read the answer: {e}")))?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("not applied");
+            return Ok(());
+        }
+        offsets::apply(brokers, &plan)?;
+        println!("applied");
+        return Ok(());
+    }
+    offsets::apply(brokers, &plan)?;
+    print_plan(true);
+    if !args.json {
+        println!("applied");
+    }
+    Ok(())
+}
+
+fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+fn render_offsets(g: &GroupOffsets) -> String {
+    let mut out = format!("group {}  state {}  members {}\n", g.group, g.state, g.members.len());
+    for m in &g.members {
+        out.push_str(&format!("  member {m}\n"));
+    }
+    if g.partitions.is_empty() {
+        out.push_str("no committed offsets\n");
+        return out;
+    }
+    let width = g.partitions.iter().map(|p| p.topic.len()).max().unwrap_or(5).max(5);
+    out.push_str(&format!(
+        "{:<width$}  {:>9}  {:>12}  {:>12}  {:>12}  {:>10}\n",
+        "TOPIC", "PARTITION", "COMMITTED", "LOW", "HIGH", "LAG"
+    ));
+    for p in &g.partitions {
+        let committed = p.committed.map_or_else(|| "-".to_string(), |c| c.to_string());
+        out.push_str(&format!(
+            "{:<width$}  {:>9}  {:>12}  {:>12}  {:>12}  {:>10}\n",
+            p.topic, p.partition, committed, p.low, p.high, p.lag
+        ));
+    }
+    out.push_str(&format!(
+        "total lag {}\n",
+        g.partitions.iter().map(|p| p.lag).sum::<i64>()
+    ));
+    out
+}
+
+fn render_plan(plan: &ResetPlan) -> String {
+    let mut out = format!("reset of group {}\n", plan.group);
+    if plan.partitions.is_empty() {
+        out.push_str("no partitions to reset (the group committed on none; name one with --topic)\n");
+    } else {
+        let width = plan.partitions.iter().map(|p| p.topic.len()).max().unwrap_or(5).max(5);
+        out.push_str(&format!(
+            "{:<width$}  {:>9}  {:>12}  {:>12}  {:>12}  {:>10}\n",
+            "TOPIC", "PARTITION", "BEFORE", "AFTER", "HIGH", "LAG AFTER"
+        ));
+        for p in &plan.partitions {
+            let before = p.before.map_or_else(|| "-".to_string(), |c| c.to_string());
+            out.push_str(&format!(
+                "{:<width$}  {:>9}  {:>12}  {:>12}  {:>12}  {:>10}\n",
+                p.topic, p.partition, before, p.after, p.high, p.lag_after
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "with Kafka's own tool:\n  {}\n  (--execute instead of --dry-run applies it)\n",
+        plan.command
+    ));
+    out
+}
+
+fn render_tail(t: &Tail) -> String {
+    let mut out = String::new();
+    for r in &t.records {
+        out.push_str(&format!(
+            "{}[{}] @{}  {}  key {}\n",
+            t.topic,
+            r.partition,
+            r.offset,
+            r.timestamp.as_deref().unwrap_or("-"),
+            r.key.as_deref().unwrap_or("-")
+        ));
+        for (name, value) in &r.headers {
+            out.push_str(&format!("  {name}: {value}\n"));
+        }
+        let value = serde_json::to_string_pretty(&r.value).unwrap_or_default();
+        for line in value.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    let ranges: Vec<String> = t
+        .ranges
+        .iter()
+        .map(|(p, (first, end))| format!("[{p}] {first}..{end}"))
+        .collect();
+    out.push_str(&format!(
+        "{} record(s) shown; {} matched of {} scanned (offsets {})\n",
+        t.records.len(),
+        t.matched,
+        t.scanned,
+        ranges.join(", ")
+    ));
+    out
+}

@@ -1,0 +1,438 @@
+//! A consumer group's committed offsets, and resetting them as `kafka-consumer-groups.sh
+//! --reset-offsets` does: to the earliest or latest record, to a time, or shifted by N, per topic
+//! or partition. Every reset is planned first (offsets before and after, and the equivalent
+//! `kafka-consumer-groups.sh` command line, so a student learns the real tool), and applied only to
+//! a group with no connected member: a live member would commit its own position over the reset.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::Serialize;
+
+use super::{KafkaToolError, REQUEST_TIMEOUT};
+use crate::pipeline::kafka::partition_lag;
+
+/// One partition of a group's offsets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionOffsets {
+    pub topic: String,
+    pub partition: i32,
+    /// Next offset the group reads; `None` when it never committed here.
+    pub committed: Option<i64>,
+    pub low: i64,
+    pub high: i64,
+    pub lag: i64,
+    /// What the committer stored with the offset (the lab's stages keep their raw-zone epoch or
+    /// delivery mode there); a reset keeps it.
+    pub metadata: String,
+}
+
+/// A group's committed offsets over every partition it committed on, and who is connected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupOffsets {
+    pub group: String,
+    /// As the coordinator reports it (`Stable`, `Empty`, …).
+    pub state: String,
+    /// `client_id@host` of each connected member.
+    pub members: Vec<String>,
+    pub partitions: Vec<PartitionOffsets>,
+}
+
+/// Where a reset moves the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResetTo {
+    Earliest,
+    Latest,
+    /// The first record at or after this time (the end of the partition when there is none).
+    Datetime(DateTime<FixedOffset>),
+    /// The committed offset plus N (negative: back), kept within the partition's records.
+    ShiftBy(i64),
+}
+
+impl ResetTo {
+    /// `kafka-consumer-groups.sh`'s option for this reset.
+    fn option(&self) -> String {
+        match self {
+            ResetTo::Earliest => "--to-earliest".into(),
+            ResetTo::Latest => "--to-latest".into(),
+            ResetTo::Datetime(t) => format!("--to-datetime {}", t.to_rfc3339_opts(SecondsFormat::Millis, false)),
+            ResetTo::ShiftBy(n) => format!("--shift-by {n}"),
+        }
+    }
+}
+
+/// Parses `--to-datetime`: RFC 3339 (`2026-12-03T10:00:00+01:00`, `…Z`) or a time without zone
+/// (`2026-12-03T10:00[:00]`, `2026-12-03 10:00`), taken as UTC.
+pub fn parse_datetime(text: &str) -> Result<DateTime<FixedOffset>, KafkaToolError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t);
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Ok(t.and_utc().fixed_offset());
+        }
+    }
+    Err(KafkaToolError::Input(format!(
+        "--to-datetime {text}: not a time; write it as 2026-12-03T10:00:00Z, 2026-12-03T10:00:00+01:00 or \
+         2026-12-03T10:00 (UTC)"
+    )))
+}
+
+/// Which partitions a reset covers: every one the group committed on, a topic's, or one partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub topic: Option<String>,
+    pub partition: Option<i32>,
+}
+
+impl Scope {
+    /// Parses `--topic T[:P]`, as `kafka-consumer-groups.sh` writes it.
+    pub fn parse(text: &str) -> Result<Self, KafkaToolError> {
+        match text.rsplit_once(':') {
+            Some((topic, p)) if !topic.is_empty() => {
+                let partition = p
+                    .parse()
+                    .map_err(|_| KafkaToolError::Input(format!("--topic {text}: write TOPIC or TOPIC:PARTITION")))?;
+                Ok(Scope {
+                    topic: Some(topic.into()),
+                    partition: Some(partition),
+                })
+            }
+            _ if text.is_empty() => Err(KafkaToolError::Input("--topic: empty topic name".into())),
+            _ => Ok(Scope {
+                topic: Some(text.into()),
+                partition: None,
+            }),
+        }
+    }
+
+    fn option(&self) -> String {
+        match (&self.topic, self.partition) {
+            (Some(t), Some(p)) => format!("--topic {t}:{p}"),
+            (Some(t), None) => format!("--topic {t}"),
+            _ => "--all-topics".into(),
+        }
+    }
+}
+
+/// One partition of a planned reset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub before: Option<i64>,
+    pub after: i64,
+    pub high: i64,
+    /// The group's lag once the reset is applied.
+    pub lag_after: i64,
+    #[serde(skip)]
+    metadata: String,
+}
+
+/// A reset worked out against the broker, not applied yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResetPlan {
+    pub group: String,
+    pub members: Vec<String>,
+    pub partitions: Vec<PlannedOffset>,
+    /// The same reset with Kafka's own tool (`--dry-run`; `--execute` applies it).
+    pub command: String,
+}
+
+/// A client of the group that never joins it: it reads and commits offsets only.
+fn group_client(brokers: &str, group: &str) -> Result<BaseConsumer, KafkaToolError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| KafkaToolError::kafka("create a client", brokers, e))
+}
+
+/// The group's state and connected members, from the group coordinator.
+fn describe(client: &BaseConsumer, brokers: &str, group: &str) -> Result<(String, Vec<String>), KafkaToolError> {
+    let list = client
+        .fetch_group_list(Some(group), REQUEST_TIMEOUT)
+        .map_err(|e| KafkaToolError::kafka(&format!("describe consumer group {group}"), brokers, e))?;
+    let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
+        return Ok(("Dead".into(), Vec::new()));
+    };
+    let members = info
+        .members()
+        .iter()
+        .map(|m| format!("{}@{}", m.client_id(), m.client_host()))
+        .collect();
+    Ok((info.state().to_string(), members))
+}
+
+/// A partition's (low, high) watermarks.
+type Watermarks = (i64, i64);
+
+/// Every partition of every topic but the broker's internal ones, with its watermarks.
+fn partitions(
+    client: &BaseConsumer,
+    brokers: &str,
+    topic: Option<&str>,
+) -> Result<BTreeMap<(String, i32), Watermarks>, KafkaToolError> {
+    let meta = client
+        .fetch_metadata(topic, REQUEST_TIMEOUT)
+        .map_err(|e| KafkaToolError::kafka("read the topics", brokers, e))?;
+    let mut tpl = TopicPartitionList::new();
+    for t in meta.topics() {
+        if t.name().starts_with("__") || t.error().is_some() {
+            continue;
+        }
+        for p in t.partitions() {
+            tpl.add_partition(t.name(), p.id());
+        }
+    }
+    if let Some(topic) = topic
+        && tpl.count() == 0
+    {
+        return Err(KafkaToolError::Input(format!(
+            "topic {topic} does not exist on {brokers} (`lab status` lists the topics)"
+        )));
+    }
+    let mut earliest = tpl.clone();
+    let mut latest = tpl;
+    earliest
+        .set_all_offsets(Offset::Beginning)
+        .and_then(|()| latest.set_all_offsets(Offset::End))
+        .map_err(|e| KafkaToolError::kafka("read the watermarks", brokers, e))?;
+    let low = client
+        .offsets_for_times(earliest, REQUEST_TIMEOUT)
+        .map_err(|e| KafkaToolError::kafka("read the low watermarks", brokers, e))?;
+    let high = client
+        .offsets_for_times(latest, REQUEST_TIMEOUT)
+        .map_err(|e| KafkaToolError::kafka("read the high watermarks", brokers, e))?;
+    let mut out = BTreeMap::new();
+    for e in low.elements() {
+        let l = e.offset().to_raw().unwrap_or(0).max(0);
+        let h = high
+            .find_partition(e.topic(), e.partition())
+            .and_then(|h| h.offset().to_raw())
+            .unwrap_or(l)
+            .max(l);
+        out.insert((e.topic().to_string(), e.partition()), (l, h));
+    }
+    Ok(out)
+}
+
+/// The group's offsets: every partition it committed on, with watermarks and lag.
+pub fn read_group(brokers: &str, group: &str) -> Result<GroupOffsets, KafkaToolError> {
+    let client = group_client(brokers, group)?;
+    let (state, members) = describe(&client, brokers, group)?;
+    let partitions = committed(&client, brokers, group, None)?
+        .into_iter()
+        .filter(|p| p.committed.is_some())
+        .collect();
+    Ok(GroupOffsets {
+        group: group.to_string(),
+        state,
+        members,
+        partitions,
+    })
+}
+
+/// The group's committed offset (or none) on every partition of `topic`, or of every topic.
+fn committed(
+    client: &BaseConsumer,
+    brokers: &str,
+    group: &str,
+    topic: Option<&str>,
+) -> Result<Vec<PartitionOffsets>, KafkaToolError> {
+    let watermarks = partitions(client, brokers, topic)?;
+    let mut tpl = TopicPartitionList::new();
+    for (t, p) in watermarks.keys() {
+        tpl.add_partition(t, *p);
+    }
+    let committed = client
+        .committed_offsets(tpl, REQUEST_TIMEOUT)
+        .map_err(|e| KafkaToolError::kafka(&format!("read the committed offsets of group {group}"), brokers, e))?;
+    Ok(watermarks
+        .into_iter()
+        .map(|((topic, partition), (low, high))| {
+            let elem = committed.find_partition(&topic, partition);
+            let offset = match elem
+                .as_ref()
+                .map(rdkafka::topic_partition_list::TopicPartitionListElem::offset)
+            {
+                Some(Offset::Offset(o)) => Some(o),
+                _ => None,
+            };
+            PartitionOffsets {
+                lag: partition_lag(offset, low, high),
+                metadata: elem.map(|e| e.metadata().to_string()).unwrap_or_default(),
+                topic,
+                partition,
+                committed: offset,
+                low,
+                high,
+            }
+        })
+        .collect())
+}
+
+/// Works out a reset against the broker's current offsets, changing nothing.
+pub fn plan_reset(brokers: &str, group: &str, to: &ResetTo, scope: &Scope) -> Result<ResetPlan, KafkaToolError> {
+    let client = group_client(brokers, group)?;
+    let (_, members) = describe(&client, brokers, group)?;
+    let mut chosen: Vec<PartitionOffsets> = committed(&client, brokers, group, scope.topic.as_deref())?
+        .into_iter()
+        // Without a topic, the partitions the group committed on (Kafka's `--all-topics`); with
+        // one, all of its partitions (or the one named).
+        .filter(|p| scope.topic.is_some() || p.committed.is_some())
+        .filter(|p| scope.partition.is_none_or(|want| want == p.partition))
+        .collect();
+    if let (Some(topic), Some(partition)) = (&scope.topic, scope.partition)
+        && chosen.is_empty()
+    {
+        return Err(KafkaToolError::Input(format!("{topic} has no partition {partition}")));
+    }
+    let by_time = match to {
+        ResetTo::Datetime(t) => {
+            let mut tpl = TopicPartitionList::new();
+            for p in &chosen {
+                tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(t.timestamp_millis()))
+                    .map_err(|e| KafkaToolError::kafka("look up offsets by time", brokers, e))?;
+            }
+            Some(
+                client
+                    .offsets_for_times(tpl, REQUEST_TIMEOUT)
+                    .map_err(|e| KafkaToolError::kafka("look up offsets by time", brokers, e))?,
+            )
+        }
+        _ => None,
+    };
+    let mut planned = Vec::with_capacity(chosen.len());
+    for p in chosen.drain(..) {
+        let target = match to {
+            ResetTo::Earliest => p.low,
+            ResetTo::Latest => p.high,
+            ResetTo::Datetime(_) => match by_time
+                .as_ref()
+                .and_then(|t| t.find_partition(&p.topic, p.partition))
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(o)) if o >= 0 => o,
+                // No record at or after that time: the end, as Kafka's tool does.
+                _ => p.high,
+            },
+            ResetTo::ShiftBy(n) => match p.committed {
+                Some(c) => c.saturating_add(*n),
+                None => {
+                    return Err(KafkaToolError::NothingToShift {
+                        group: group.to_string(),
+                        topic: p.topic,
+                        partition: p.partition,
+                    });
+                }
+            },
+        };
+        let after = target.clamp(p.low, p.high);
+        planned.push(PlannedOffset {
+            lag_after: partition_lag(Some(after), p.low, p.high),
+            topic: p.topic,
+            partition: p.partition,
+            before: p.committed,
+            after,
+            high: p.high,
+            metadata: p.metadata,
+        });
+    }
+    Ok(ResetPlan {
+        command: format!(
+            "kafka-consumer-groups.sh --bootstrap-server {brokers} --group {group} --reset-offsets {} {} --dry-run",
+            to.option(),
+            scope.option()
+        ),
+        group: group.to_string(),
+        members,
+        partitions: planned,
+    })
+}
+
+/// Commits a plan's offsets for the group, keeping each partition's commit metadata, after
+/// checking again that no member is connected.
+pub fn apply(brokers: &str, plan: &ResetPlan) -> Result<(), KafkaToolError> {
+    let client = group_client(brokers, &plan.group)?;
+    let (_, members) = describe(&client, brokers, &plan.group)?;
+    if !members.is_empty() {
+        return Err(KafkaToolError::ActiveMembers {
+            group: plan.group.clone(),
+            members,
+        });
+    }
+    if plan.partitions.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in &plan.partitions {
+        tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.after))
+            .map_err(|e| KafkaToolError::kafka("build the offsets to commit", brokers, e))?;
+    }
+    for mut elem in tpl.elements() {
+        if let Some(p) = plan
+            .partitions
+            .iter()
+            .find(|p| p.topic == elem.topic() && p.partition == elem.partition())
+            && !p.metadata.is_empty()
+        {
+            elem.set_metadata(&p.metadata);
+        }
+    }
+    client
+        .commit(&tpl, CommitMode::Sync)
+        .map_err(|e| KafkaToolError::kafka(&format!("commit the new offsets of group {}", plan.group), brokers, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_scopes_parse_as_kafkas_tool_writes_them() {
+        assert_eq!(
+            Scope::parse("yelp.review").unwrap(),
+            Scope {
+                topic: Some("yelp.review".into()),
+                partition: None
+            }
+        );
+        assert_eq!(
+            Scope::parse("yelp.review:2").unwrap(),
+            Scope {
+                topic: Some("yelp.review".into()),
+                partition: Some(2)
+            }
+        );
+        assert!(Scope::parse("yelp.review:x").is_err());
+        assert!(Scope::parse("").is_err());
+        assert_eq!(Scope::parse("yelp.review:2").unwrap().option(), "--topic yelp.review:2");
+        assert_eq!(Scope::default().option(), "--all-topics");
+    }
+
+    #[test]
+    fn times_parse_with_or_without_a_zone_and_print_for_kafkas_tool() {
+        let utc = parse_datetime("2026-12-03T10:00").unwrap();
+        assert_eq!(utc.timestamp(), 1_796_292_000);
+        assert_eq!(parse_datetime("2026-12-03T10:00:00Z").unwrap(), utc);
+        assert_eq!(
+            parse_datetime("2026-12-03T11:00:00+01:00").unwrap().timestamp(),
+            utc.timestamp()
+        );
+        assert!(parse_datetime("yesterday").is_err());
+        assert_eq!(
+            ResetTo::Datetime(utc).option(),
+            "--to-datetime 2026-12-03T10:00:00.000+00:00"
+        );
+        assert_eq!(ResetTo::ShiftBy(-5).option(), "--shift-by -5");
+    }
+}

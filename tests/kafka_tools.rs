@@ -1,0 +1,422 @@
+//! `lab kafka offsets|reset` against the real broker (issue #19): every reset is checked by
+//! reading the group's committed offsets back from the broker with a client of the test's own,
+//! never from the tool's output alone.
+// Needs the broker tests/services/up.sh starts: `make test` turns this feature on, so a plain
+// `cargo test` on a fresh clone skips it.
+#![cfg(feature = "service-tests")]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Output;
+use std::time::Duration;
+
+use common::{service_env, unique_prefix};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::Value;
+
+const PARTITIONS: i32 = 3;
+/// Records per partition: the first half stamped an hour ago, the second half now.
+const PER_PARTITION: i64 = 10;
+
+fn brokers() -> String {
+    service_env("LAB_TEST_KAFKA")
+}
+
+fn lab_kafka(args: &[&str]) -> Output {
+    common::lab()
+        .env("LAB_KAFKA_BROKERS", brokers())
+        .arg("kafka")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The group's committed offsets and their metadata, as the broker holds them.
+fn committed(group: &str, topic: &str) -> BTreeMap<i32, (Option<i64>, String)> {
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(topic, p);
+    }
+    let got = client.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    got.elements()
+        .iter()
+        .map(|e| {
+            let offset = match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            };
+            (e.partition(), (offset, e.metadata().to_string()))
+        })
+        .collect()
+}
+
+fn offsets_only(c: &BTreeMap<i32, (Option<i64>, String)>) -> Vec<Option<i64>> {
+    c.values().map(|(o, _)| *o).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resets_move_the_group_on_the_broker_only_when_asked_and_no_member_is_connected() {
+    let brokers = brokers();
+    let topic = format!("{}.offsets", unique_prefix("kafkatools"));
+    let group = format!("{topic}-group");
+    bigdata_lab::pipeline::kafka::ensure_topics(&brokers, std::slice::from_ref(&topic), PARTITIONS)
+        .await
+        .unwrap();
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let now = chrono::Utc::now();
+    let hour_ago = now - chrono::Duration::hours(1);
+    for p in 0..PARTITIONS {
+        for i in 0..PER_PARTITION {
+            let at = if i < PER_PARTITION / 2 { hour_ago } else { now };
+            producer
+                .send(
+                    FutureRecord::to(&topic)
+                        .partition(p)
+                        .key("k")
+                        .payload(&format!("{i}"))
+                        .timestamp(at.timestamp_millis()),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+        }
+    }
+
+    // A live (dynamic) member of the group reads everything and commits, with metadata on one
+    // partition the way the lab's consumer keeps its raw-zone epoch there.
+    let member: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    member.subscribe(&[&topic]).unwrap();
+    let mut read = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while read < PER_PARTITION * i64::from(PARTITIONS) {
+        assert!(std::time::Instant::now() < deadline, "read only {read} records");
+        if let Some(m) = member.poll(Duration::from_millis(200)) {
+            m.unwrap().offset();
+            read += 1;
+        }
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(&topic, p, Offset::Offset(PER_PARTITION))
+            .unwrap();
+    }
+    for mut e in tpl.elements() {
+        if e.partition() == 0 {
+            e.set_metadata("lab.epoch=kept");
+        }
+    }
+    member.commit(&tpl, CommitMode::Sync).unwrap();
+    let at_end = committed(&group, &topic);
+    assert_eq!(offsets_only(&at_end), vec![Some(PER_PARTITION); PARTITIONS as usize]);
+
+    // `lab kafka offsets` shows what the broker holds, and the member.
+    let out = lab_kafka(&["offsets", &group, "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["members"].as_array().unwrap().len(), 1, "{shown:#}");
+    let parts = shown["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), PARTITIONS as usize, "{shown:#}");
+    for p in parts {
+        assert_eq!(p["committed"], PER_PARTITION, "{p}");
+        assert_eq!(p["high"], PER_PARTITION, "{p}");
+        assert_eq!(p["lag"], 0, "{p}");
+    }
+
+    // With the member connected, a reset is refused and nothing moves.
+    let out = lab_kafka(&["reset", &group, "--to-earliest", "--yes"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("connected member"), "{}", text(&out));
+    assert_eq!(committed(&group, &topic), at_end, "a refused reset moved offsets");
+    member.unsubscribe();
+    drop(member); // a dynamic member leaves its group on close
+
+    // A dry run shows before, after and Kafka's own command, and changes nothing.
+    let out = lab_kafka(&["reset", &group, "--to-earliest", "--dry-run", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["applied"], false);
+    for p in plan["plan"]["partitions"].as_array().unwrap() {
+        assert_eq!(
+            (p["before"].as_i64(), p["after"].as_i64()),
+            (Some(PER_PARTITION), Some(0)),
+            "{p}"
+        );
+        assert_eq!(p["lag_after"], PER_PARTITION, "{p}");
+    }
+    assert_eq!(
+        plan["plan"]["command"],
+        format!(
+            "kafka-consumer-groups.sh --bootstrap-server {brokers} --group {group} --reset-offsets --to-earliest --all-topics --dry-run"
+        )
+    );
+    assert_eq!(committed(&group, &topic), at_end, "a dry run moved offsets");
+
+    // No terminal to ask on and no --yes: not applied.
+    let out = lab_kafka(&["reset", &group, "--to-earliest"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("--yes"), "{}", text(&out));
+    assert_eq!(committed(&group, &topic), at_end, "an unconfirmed reset moved offsets");
+
+    // Applied: every partition at its first record, partition 0's metadata kept.
+    let out = lab_kafka(&["reset", &group, "--to-earliest", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let now_at = committed(&group, &topic);
+    assert_eq!(
+        offsets_only(&now_at),
+        vec![Some(0); PARTITIONS as usize],
+        "{}",
+        text(&out)
+    );
+    assert_eq!(now_at[&0].1, "lab.epoch=kept", "the commit's metadata was dropped");
+
+    // One partition shifted (skipping poison records), the others untouched.
+    let out = lab_kafka(&[
+        "reset",
+        &group,
+        "--shift-by",
+        "2",
+        "--topic",
+        &format!("{topic}:1"),
+        "--yes",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        offsets_only(&committed(&group, &topic)),
+        vec![Some(0), Some(2), Some(0)]
+    );
+    // Shifted past the end: held at the end, as Kafka's tool does.
+    let out = lab_kafka(&[
+        "reset",
+        &group,
+        "--shift-by",
+        "-3",
+        "--topic",
+        &format!("{topic}:1"),
+        "--yes",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        offsets_only(&committed(&group, &topic)),
+        vec![Some(0), Some(0), Some(0)]
+    );
+
+    // To a time: the first record stamped at or after it, on every partition of the topic.
+    let since = (hour_ago + chrono::Duration::minutes(30)).to_rfc3339();
+    let out = lab_kafka(&["reset", &group, "--to-datetime", &since, "--topic", &topic, "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        offsets_only(&committed(&group, &topic)),
+        vec![Some(PER_PARTITION / 2); PARTITIONS as usize],
+        "{}",
+        text(&out)
+    );
+
+    let out = lab_kafka(&["reset", &group, "--to-latest", "--yes", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        offsets_only(&committed(&group, &topic)),
+        vec![Some(PER_PARTITION); PARTITIONS as usize]
+    );
+}
+
+#[test]
+fn a_shift_of_a_partition_never_committed_says_what_to_use_instead() {
+    let brokers = brokers();
+    let topic = format!("{}.never", unique_prefix("kafkatools"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(bigdata_lab::pipeline::kafka::ensure_topics(
+        &brokers,
+        std::slice::from_ref(&topic),
+        1,
+    ))
+    .unwrap();
+    let out = lab_kafka(&[
+        "reset",
+        &format!("{topic}-g"),
+        "--shift-by",
+        "1",
+        "--topic",
+        &topic,
+        "--yes",
+    ]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("no committed offset there to shift from"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// `lab kafka tail` against records whose partitions, offsets, times, keys, headers and values the
+/// test chose and the broker acknowledged: newest across partitions, from an offset, from a time,
+/// each filter, a bounded scan, and no record of an aborted transaction.
+#[tokio::test(flavor = "multi_thread")]
+async fn tail_shows_the_records_the_broker_holds_newest_first_filtered_and_never_aborted_ones() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::Producer;
+    let brokers = brokers();
+    let topic = format!("{}.tail", unique_prefix("kafkatools"));
+    bigdata_lab::pipeline::kafka::ensure_topics(&brokers, std::slice::from_ref(&topic), PARTITIONS)
+        .await
+        .unwrap();
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let base = chrono::Utc::now().timestamp_millis() - 60_000;
+    // 30 records, record i on partition i % 3, stamped base + i seconds; every fifth has stars 1
+    // and a header; record 29 is not JSON.
+    let mut sent = Vec::new(); // (i, partition, offset)
+    for i in 0..30i64 {
+        let value = if i == 29 {
+            "not json \u{1F600}".to_string()
+        } else {
+            serde_json::json!({"id": format!("r{i}"), "stars": if i % 5 == 0 { 1 } else { 4 }}).to_string()
+        };
+        let mut headers = OwnedHeaders::new();
+        if i % 5 == 0 {
+            headers = headers.insert(Header {
+                key: "lab.reason.code",
+                value: Some("low"),
+            });
+        }
+        let key = format!("k{i}");
+        let d = producer
+            .send(
+                FutureRecord::to(&topic)
+                    .partition((i % 3) as i32)
+                    .key(&key)
+                    .payload(&value)
+                    .headers(headers)
+                    .timestamp(base + i * 1000),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        sent.push((i, d.partition, d.offset));
+    }
+    // An aborted transaction's records on every partition: never shown, never counted.
+    let txn: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("transactional.id", format!("{topic}-aborted"))
+        .create()
+        .unwrap();
+    txn.init_transactions(Duration::from_secs(30)).unwrap();
+    txn.begin_transaction().unwrap();
+    for p in 0..PARTITIONS {
+        txn.send(
+            FutureRecord::to(&topic)
+                .partition(p)
+                .key("aborted")
+                .payload(r#"{"id":"aborted","stars":1}"#)
+                .timestamp(base + 100_000),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    }
+    txn.abort_transaction(Duration::from_secs(30)).unwrap();
+
+    let tail = |args: &[&str]| -> Value {
+        let mut all = vec!["tail", topic.as_str()];
+        all.extend_from_slice(args);
+        all.push("--json");
+        let out = lab_kafka(&all);
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let ids = |v: &Value| -> Vec<String> {
+        v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| match &r["value"] {
+                Value::Object(o) => o["id"].as_str().unwrap().to_string(),
+                other => other.as_str().unwrap().to_string(),
+            })
+            .collect()
+    };
+
+    // The newest four across partitions, oldest of them first; the last one is shown as text.
+    let newest = tail(&["-n", "4"]);
+    assert_eq!(ids(&newest), ["r26", "r27", "r28", "not json \u{1F600}"], "{newest:#}");
+    assert_eq!(
+        newest["scanned"], 30,
+        "aborted records are not read as records: {newest:#}"
+    );
+    let last = &newest["records"][3];
+    let (_, p, o) = sent[29];
+    assert_eq!(
+        (last["partition"].as_i64(), last["offset"].as_i64()),
+        (Some(i64::from(p)), Some(o))
+    );
+    assert_eq!(last["key"], "k29");
+    assert_eq!(
+        last["timestamp"],
+        chrono::DateTime::from_timestamp_millis(base + 29_000)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    );
+
+    // From an offset of one partition, oldest first.
+    let (_, _, o7) = sent[7]; // partition 1
+    let from = tail(&["--partition", "1", "--offset", &o7.to_string(), "-n", "2"]);
+    assert_eq!(ids(&from), ["r7", "r10"], "{from:#}");
+
+    // From a time: the first records stamped at or after it.
+    let since = chrono::DateTime::from_timestamp_millis(base + 20_500)
+        .unwrap()
+        .to_rfc3339();
+    let later = tail(&["--since", &since, "-n", "3"]);
+    assert_eq!(ids(&later), ["r21", "r22", "r23"], "{later:#}");
+
+    // Filters: a JSON field, a header, a key; counts say how much was read to find them.
+    let ones = tail(&["--grep", "stars=1", "-n", "100"]);
+    assert_eq!(ids(&ones), ["r0", "r5", "r10", "r15", "r20", "r25"], "{ones:#}");
+    assert_eq!(
+        (ones["matched"].as_i64(), ones["scanned"].as_i64()),
+        (Some(6), Some(30))
+    );
+    let flagged = tail(&["--header", "lab.reason.code=low", "-n", "2"]);
+    assert_eq!(ids(&flagged), ["r20", "r25"], "{flagged:#}");
+    assert_eq!(flagged["records"][0]["headers"]["lab.reason.code"], "low");
+    assert_eq!(ids(&tail(&["--key", "k13"])), ["r13"]);
+
+    // A bounded scan reads the last N offsets of each partition and says how many records that
+    // was: of offsets 8..12, the aborted record and its abort marker hold two, so 2 records each.
+    let bounded = tail(&["--grep", "stars=1", "--scan", "4", "-n", "100"]);
+    assert_eq!(bounded["scanned"], 6, "{bounded:#}");
+    assert_eq!(bounded["ranges"]["1"], serde_json::json!([8, 12]), "{bounded:#}");
+    assert_eq!(
+        ids(&bounded),
+        ["r25"],
+        "only the last four offsets of each partition: {bounded:#}"
+    );
+
+    let out = lab_kafka(&["tail", "no.such.topic.anywhere"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("does not exist"), "{}", text(&out));
+}
