@@ -75,6 +75,9 @@ pub enum Command {
     /// Act on the broker's data: a consumer group's offsets, and resetting them.
     #[command(subcommand)]
     Kafka(bigdata_lab::kafka_tools::commands::KafkaCommand),
+    /// The dead-letter topic: reasons, examples, and replaying one reason after a fix.
+    #[command(subcommand)]
+    Dlq(bigdata_lab::kafka_tools::commands::DlqCommand),
 }
 
 #[derive(Subcommand)]

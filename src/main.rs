@@ -224,6 +224,12 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
             let brokers = config.brokers.clone();
             tokio::task::spawn_blocking(move || bigdata_lab::kafka_tools::commands::run(&command, &brokers)).await??;
         }
+        Command::Dlq(command) => {
+            let brokers = config.brokers.clone();
+            let dlq = bigdata_lab::pipeline::Topics::new(&config.topic_prefix).dlq();
+            tokio::task::spawn_blocking(move || bigdata_lab::kafka_tools::commands::run_dlq(&command, &brokers, &dlq))
+                .await??;
+        }
         Command::Dataset(DatasetCommand::Generate {
             out,
             reviews,

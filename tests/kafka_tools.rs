@@ -420,3 +420,191 @@ async fn tail_shows_the_records_the_broker_holds_newest_first_filtered_and_never
     assert!(!out.status.success());
     assert!(text(&out).contains("does not exist"), "{}", text(&out));
 }
+
+/// `lab dlq list|replay` on the dead letters the real transform wrote for the sample's bad lines,
+/// plus one made by hand for a rule "since fixed" (a valid review dead-lettered with reason
+/// `fixed_rule`). Counts come from the broker: the DLQ read by the test's own client, the raw
+/// topics' watermarks, the clean topic's records.
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_listed_by_reason_and_replayed_once_into_the_transform() {
+    use common::{run_stage, sample_dir, stage_cmd};
+    use rdkafka::message::{Header, Headers, OwnedHeaders};
+    let prefix = unique_prefix("dlqtools");
+    let zone = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let z = zone.path().as_os_str();
+    let sample = sample_dir();
+    run_stage(
+        &prefix,
+        z,
+        state.path(),
+        &["produce", "--data", sample.to_str().unwrap()],
+    );
+    run_stage(&prefix, z, state.path(), &["transform", "--until-caught-up"]);
+    let topics = bigdata_lab::pipeline::Topics::new(&prefix);
+    let dlq = topics.dlq();
+    let review = topics.raw(bigdata_lab::dataset::Entity::Review);
+
+    // A valid review, dead-lettered by a rule that has since been fixed.
+    let fixed_id = "fixedRule0000000000001";
+    let line = serde_json::json!({
+        "review_id": fixed_id, "user_id": "u-fixed", "business_id": "b-fixed", "stars": 4.0,
+        "useful": 0, "funny": 0, "cool": 0, "text": "fine after all", "date": "2020-01-02 03:04:05"
+    })
+    .to_string();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let headers = [
+        ("lab.reason", "fixed_rule: a rule since fixed"),
+        ("lab.reason.code", "fixed_rule"),
+        ("lab.source.topic", review.as_str()),
+        ("lab.source", "hand-made:1"),
+    ]
+    .iter()
+    .fold(OwnedHeaders::new(), |h, (k, v)| {
+        h.insert(Header {
+            key: k,
+            value: Some(*v),
+        })
+    });
+    producer
+        .send(
+            FutureRecord::to(&dlq).key("b-fixed").payload(&line).headers(headers),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+
+    // The DLQ by reason, as the broker holds it.
+    let by_reason = || -> BTreeMap<String, u64> {
+        let reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .set("group.id", format!("{prefix}-dlq-count"))
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true")
+            .create()
+            .unwrap();
+        let meta = reader.fetch_metadata(Some(&dlq), Duration::from_secs(10)).unwrap();
+        let mut tpl = TopicPartitionList::new();
+        let parts: Vec<i32> = meta.topics()[0].partitions().iter().map(|p| p.id()).collect();
+        for p in &parts {
+            tpl.add_partition_offset(&dlq, *p, Offset::Beginning).unwrap();
+        }
+        reader.assign(&tpl).unwrap();
+        let mut open = parts.len();
+        let mut counts = BTreeMap::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while open > 0 {
+            assert!(std::time::Instant::now() < deadline, "the DLQ was not read to its end");
+            match reader.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    let code = m
+                        .headers()
+                        .and_then(|h| h.iter().find(|h| h.key == "lab.reason.code"))
+                        .and_then(|h| h.value)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                        .unwrap();
+                    *counts.entry(code).or_default() += 1;
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => open -= 1,
+                Some(Err(e)) => panic!("{e}"),
+                None => {}
+            }
+        }
+        counts
+    };
+    let dlq_cmd = |args: &[&str]| -> Output {
+        let mut all = vec!["dlq"];
+        all.extend_from_slice(args);
+        stage_cmd(&prefix, z, state.path(), &all)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let raw_high = || -> i64 {
+        let client: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .create()
+            .unwrap();
+        (0..3)
+            .map(|p| client.fetch_watermarks(&review, p, Duration::from_secs(10)).unwrap().1)
+            .sum()
+    };
+
+    let before = by_reason();
+    assert_eq!(before["fixed_rule"], 1);
+    assert!(before["invalid_json"] > 0, "the sample's bad lines: {before:?}");
+    let out = dlq_cmd(&["list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed_counts: BTreeMap<String, u64> = listed["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["code"].as_str().unwrap().to_string(), r["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(listed_counts, before, "{listed:#}");
+    assert_eq!(listed["dead_letters"], before.values().sum::<u64>());
+
+    // A dry run and an unconfirmed replay send nothing.
+    let high0 = raw_high();
+    let out = dlq_cmd(&["replay", "fixed_rule", "--dry-run", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["replayed"], 1);
+    let out = dlq_cmd(&["replay", "fixed_rule"]);
+    assert!(!out.status.success() && text(&out).contains("--yes"), "{}", text(&out));
+    assert_eq!(raw_high(), high0, "a dry or unconfirmed replay sent records");
+
+    // Replayed: once into the review topic, marked; a second replay sends nothing.
+    let out = dlq_cmd(&["replay", "fixed_rule", "--yes", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let sent = raw_high() - high0;
+    assert!(sent >= 1, "nothing reached {review}");
+    let replayed = lab_kafka(&["tail", &review, "--grep", &format!("review_id={fixed_id}"), "--json"]);
+    let replayed: Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    assert_eq!(replayed["matched"], 1, "{replayed:#}");
+    assert!(
+        replayed["records"][0]["headers"]["lab.replay.of"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{dlq}[")),
+        "{replayed:#}"
+    );
+    let high1 = raw_high();
+    let out = dlq_cmd(&["replay", "fixed_rule", "--yes", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (again["replayed"].as_u64(), again["already_replayed"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(raw_high(), high1, "a second replay sent records again");
+
+    // The bad lines replayed as they are: the transform treats them like new records and
+    // dead-letters each again, once, with its origin; the fixed one is now clean.
+    let invalid = before["invalid_json"];
+    let out = dlq_cmd(&["replay", "invalid_json", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    run_stage(&prefix, z, state.path(), &["transform", "--until-caught-up"]);
+    let after = by_reason();
+    assert_eq!(after["invalid_json"], 2 * invalid, "{after:?}");
+    for (code, n) in &before {
+        if code != "invalid_json" {
+            assert_eq!(after[code], *n, "{code}: {after:?}");
+        }
+    }
+    let clean = lab_kafka(&[
+        "tail",
+        &topics.clean(bigdata_lab::dataset::Entity::Review),
+        "--grep",
+        &format!("review_id={fixed_id}"),
+        "--json",
+    ]);
+    let clean: Value = serde_json::from_slice(&clean.stdout).unwrap();
+    assert_eq!(
+        clean["matched"], 1,
+        "the replayed review did not come out clean once: {clean:#}"
+    );
+}

@@ -5,6 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use clap::{Args, Subcommand};
 
 use super::KafkaToolError;
+use super::dlq::{self, Replay, Summary};
 use super::offsets::{self, GroupOffsets, ResetPlan, ResetTo, Scope};
 use super::tail::{self, Filter, Start, Tail, TailRequest};
 
@@ -84,6 +85,36 @@ impl TailArgs {
     }
 }
 
+#[derive(Subcommand)]
+pub enum DlqCommand {
+    /// Dead letters grouped by reason: count, first and last seen, an example with its origin.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The newest dead letters of one reason code, with their original bytes and headers.
+    Show {
+        reason: String,
+        #[arg(short = 'n', long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// After a fix, send the dead letters of one reason back to their source topics, once (a
+    /// second replay sends only dead letters that arrived since). Asks y/n.
+    Replay {
+        reason: String,
+        /// Count what would be sent, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Replay without asking (scripts; without a terminal a replay needs it).
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Args)]
 #[command(group = clap::ArgGroup::new("to").required(true).multiple(false))]
 pub struct ResetArgs {
@@ -157,6 +188,87 @@ pub fn run(command: &KafkaCommand, brokers: &str) -> Result<(), KafkaToolError> 
     }
 }
 
+/// Runs one `lab dlq` command on the dead-letter topic `dlq` (blocking: librdkafka calls).
+pub fn run_dlq(command: &DlqCommand, brokers: &str, dlq: &str) -> Result<(), KafkaToolError> {
+    match command {
+        DlqCommand::List { json } => {
+            let summary = dlq::summarize(brokers, dlq)?;
+            if *json {
+                println!("{}", to_json(&summary));
+            } else {
+                print!("{}", render_summary(&summary));
+            }
+            Ok(())
+        }
+        DlqCommand::Show { reason, limit, json } => {
+            let request = TailRequest {
+                topic: dlq.to_string(),
+                partition: None,
+                limit: *limit,
+                start: Start::Newest,
+                filter: Filter {
+                    header: Some(("lab.reason.code".into(), reason.clone())),
+                    ..Filter::default()
+                },
+                scan: i64::MAX,
+            };
+            let found = tail::tail(brokers, &request)?;
+            if *json {
+                println!("{}", to_json(&found));
+            } else {
+                print!("{}", render_tail(&found));
+            }
+            Ok(())
+        }
+        DlqCommand::Replay {
+            reason,
+            dry_run,
+            yes,
+            json,
+        } => {
+            let print = |r: &Replay| {
+                if *json {
+                    println!("{}", to_json(r));
+                } else {
+                    print!("{}", render_replay(r));
+                }
+            };
+            let plan = dlq::replay(brokers, dlq, reason, true)?;
+            if *dry_run || plan.replayed == 0 {
+                print(&plan);
+                return Ok(());
+            }
+            if !yes {
+                if *json || !std::io::stdin().is_terminal() {
+                    print(&plan);
+                    return Err(KafkaToolError::Input(
+                        "not replayed: a replay asks y/n, and there is no terminal to ask on; pass --yes to replay, or --dry-run"
+                            .into(),
+                    ));
+                }
+                print!("{}", render_replay(&plan));
+                if !confirm(&format!("replay {} dead letter(s) of {reason}?", plan.replayed))? {
+                    println!("not replayed");
+                    return Ok(());
+                }
+            }
+            print(&dlq::replay(brokers, dlq, reason, false)?);
+            Ok(())
+        }
+    }
+}
+
+/// Asks `question` on the terminal; true for y/yes.
+fn confirm(question: &str) -> Result<bool, KafkaToolError> {
+    print!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdout()
+        .flush()
+        .and_then(|()| std::io::stdin().lock().read_line(&mut answer))
+        .map_err(|e| KafkaToolError::Input(format!("cannot read the answer: {e}")))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
 fn reset(args: &ResetArgs, brokers: &str) -> Result<(), KafkaToolError> {
     let to = args.reset_to()?;
     let scope = args.topic.as_deref().map(Scope::parse).transpose()?.unwrap_or_default();
@@ -191,13 +303,7 @@ fn reset(args: &ResetArgs, brokers: &str) -> Result<(), KafkaToolError> {
             ));
         }
         print!("{}", render_plan(&plan));
-        print!("apply this reset to group {}? [y/N] ", plan.group);
-        let mut answer = String::new();
-        std::io::stdout()
-            .flush()
-            .and_then(|()| std::io::stdin().lock().read_line(&mut answer))
-            .map_err(|e| KafkaToolError::Input(format!("cannot read the answer: {e}")))?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !confirm(&format!("apply this reset to group {}?", plan.group))? {
             println!("not applied");
             return Ok(());
         }
@@ -301,5 +407,61 @@ fn render_tail(t: &Tail) -> String {
         t.scanned,
         ranges.join(", ")
     ));
+    out
+}
+
+fn render_summary(s: &Summary) -> String {
+    let mut out = format!("{}: {} dead letter(s)\n", s.topic, s.dead_letters);
+    for r in &s.reasons {
+        out.push_str(&format!(
+            "\n{}  {} record(s), first {}, last {}\n",
+            r.code,
+            r.count,
+            r.first_seen.as_deref().unwrap_or("-"),
+            r.last_seen.as_deref().unwrap_or("-")
+        ));
+        let h = &r.example.headers;
+        let get = |name: &str| h.get(name).map_or("-", String::as_str);
+        out.push_str(&format!("  e.g. {}\n", get("lab.reason")));
+        out.push_str(&format!(
+            "  from {}[{}]@{}  {}\n",
+            get("lab.source.topic"),
+            get("lab.source.partition"),
+            get("lab.source.offset"),
+            get("lab.source")
+        ));
+        let value = match &r.example.value {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        let excerpt: String = value.chars().take(160).collect();
+        out.push_str(&format!("  {excerpt}\n"));
+    }
+    if !s.reasons.is_empty() {
+        out.push_str("\n`lab dlq show REASON` lists them; `lab dlq replay REASON` sends them back after a fix\n");
+    }
+    out
+}
+
+fn render_replay(r: &Replay) -> String {
+    let verb = if r.dry_run { "would replay" } else { "replayed" };
+    let mut out = format!("{verb} {} dead letter(s) of {}", r.replayed, r.code);
+    let topics: Vec<String> = r.to_topics.iter().map(|(t, n)| format!("{n} to {t}")).collect();
+    if !topics.is_empty() {
+        out.push_str(&format!(" ({})", topics.join(", ")));
+    }
+    out.push('\n');
+    if r.already_replayed > 0 {
+        out.push_str(&format!(
+            "{} replayed before (consumer group {})\n",
+            r.already_replayed, r.group
+        ));
+    }
+    if r.skipped > 0 {
+        out.push_str(&format!(
+            "{} left out: excerpts of records too large for Kafka, or without a source topic\n",
+            r.skipped
+        ));
+    }
     out
 }

@@ -5,6 +5,7 @@
 //! librdkafka calls block: call these from a blocking thread or `block_in_place`.
 
 pub mod commands;
+pub mod dlq;
 pub mod offsets;
 pub mod tail;
 

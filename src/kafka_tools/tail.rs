@@ -119,11 +119,9 @@ pub struct Tail {
     pub records: Vec<ShownRecord>,
 }
 
-/// Reads the records `request` asks for.
-///
-/// Blocking (librdkafka polls): call from a blocking thread.
-pub fn tail(brokers: &str, request: &TailRequest) -> Result<Tail, KafkaToolError> {
-    let reader: BaseConsumer = ClientConfig::new()
+/// A `read_committed` reader that belongs to no group.
+pub(super) fn reader(brokers: &str) -> Result<BaseConsumer, KafkaToolError> {
+    ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "lab-kafka-tail")
         .set("enable.auto.commit", "false")
@@ -131,8 +129,16 @@ pub fn tail(brokers: &str, request: &TailRequest) -> Result<Tail, KafkaToolError
         .set("enable.partition.eof", "true")
         .set("receive.message.max.bytes", "1000000000")
         .create()
-        .map_err(|e| KafkaToolError::kafka("create a reader", brokers, e))?;
-    let topic = request.topic.as_str();
+        .map_err(|e| KafkaToolError::kafka("create a reader", brokers, e))
+}
+
+/// The topic's partitions (or the one asked for), with their (low, high) watermarks.
+pub(super) fn watermarks(
+    reader: &BaseConsumer,
+    brokers: &str,
+    topic: &str,
+    only: Option<i32>,
+) -> Result<BTreeMap<i32, (i64, i64)>, KafkaToolError> {
     let meta = reader
         .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
         .map_err(|e| KafkaToolError::kafka(&format!("read topic {topic}"), brokers, e))?;
@@ -141,80 +147,51 @@ pub fn tail(brokers: &str, request: &TailRequest) -> Result<Tail, KafkaToolError
         .iter()
         .filter(|t| t.name() == topic && t.error().is_none())
         .flat_map(|t| t.partitions().iter().map(rdkafka::metadata::MetadataPartition::id))
-        .filter(|p| request.partition.is_none_or(|want| want == *p))
+        .filter(|p| only.is_none_or(|want| want == *p))
         .collect();
     if partitions.is_empty() {
-        return Err(KafkaToolError::Input(match request.partition {
+        return Err(KafkaToolError::Input(match only {
             Some(p) => format!("topic {topic} has no partition {p} on {brokers}"),
             None => format!("topic {topic} does not exist on {brokers} (`lab status` lists the topics)"),
         }));
     }
-    let by_time = match &request.start {
-        Start::Since(t) => {
-            let mut tpl = TopicPartitionList::new();
-            for p in &partitions {
-                tpl.add_partition_offset(topic, *p, Offset::Offset(t.timestamp_millis()))
-                    .map_err(|e| KafkaToolError::kafka("look up offsets by time", brokers, e))?;
-            }
-            Some(
-                reader
-                    .offsets_for_times(tpl, REQUEST_TIMEOUT)
-                    .map_err(|e| KafkaToolError::kafka("look up offsets by time", brokers, e))?,
-            )
-        }
-        _ => None,
-    };
-    let mut ranges = BTreeMap::new();
-    let mut assignment = TopicPartitionList::new();
-    for p in &partitions {
-        let (low, high) = reader
-            .fetch_watermarks(topic, *p, REQUEST_TIMEOUT)
+    let mut out = BTreeMap::new();
+    for p in partitions {
+        let marks = reader
+            .fetch_watermarks(topic, p, REQUEST_TIMEOUT)
             .map_err(|e| KafkaToolError::kafka(&format!("read the watermarks of {topic}[{p}]"), brokers, e))?;
-        let first = match &request.start {
-            Start::Newest => high - request.scan,
-            Start::Offset(o) => *o,
-            Start::Since(_) => match by_time
-                .as_ref()
-                .and_then(|t| t.find_partition(topic, *p))
-                .map(|e| e.offset())
-            {
-                Some(Offset::Offset(o)) if o >= 0 => o,
-                _ => high,
-            },
-        }
-        .clamp(low, high);
-        let end = high.min(first.saturating_add(request.scan));
+        out.insert(p, marks);
+    }
+    Ok(out)
+}
+
+/// Reads each partition's offsets `first..end` (as `read_committed`: aborted records and markers
+/// are skipped), handing each record to `visit`, which returns `false` once it has enough from
+/// that partition. Returns the records read.
+pub(super) fn read_ranges(
+    reader: &BaseConsumer,
+    brokers: &str,
+    topic: &str,
+    ranges: &BTreeMap<i32, (i64, i64)>,
+    mut visit: impl FnMut(&BorrowedMessage<'_>) -> bool,
+) -> Result<u64, KafkaToolError> {
+    let mut assignment = TopicPartitionList::new();
+    let mut open: BTreeMap<i32, i64> = BTreeMap::new();
+    for (p, (first, end)) in ranges {
         if first < end {
-            ranges.insert(*p, (first, end));
             assignment
-                .add_partition_offset(topic, *p, Offset::Offset(first))
+                .add_partition_offset(topic, *p, Offset::Offset(*first))
                 .map_err(|e| KafkaToolError::kafka("assign the partitions", brokers, e))?;
-        } else {
-            ranges.insert(*p, (first, first));
+            open.insert(*p, *end);
         }
     }
-    let mut result = Tail {
-        topic: topic.to_string(),
-        scanned: 0,
-        matched: 0,
-        ranges: ranges.clone(),
-        records: Vec::new(),
-    };
-    if assignment.count() == 0 {
-        return Ok(result);
+    if open.is_empty() {
+        return Ok(0);
     }
     reader
         .assign(&assignment)
         .map_err(|e| KafkaToolError::kafka("assign the partitions", brokers, e))?;
-    let mut open: BTreeMap<i32, i64> = ranges
-        .iter()
-        .filter(|(_, (f, e))| f < e)
-        .map(|(p, (_, e))| (*p, *e))
-        .collect();
-    // From an offset or a time, the first `limit` matches per partition are enough; the newest
-    // need the whole range read (the last matches win).
-    let oldest_first = request.start != Start::Newest;
-    let mut per_partition: BTreeMap<i32, Vec<ShownRecord>> = BTreeMap::new();
+    let mut scanned = 0;
     let mut idle_since = Instant::now();
     while !open.is_empty() {
         match reader.poll(Duration::from_millis(200)) {
@@ -226,19 +203,8 @@ pub fn tail(brokers: &str, request: &TailRequest) -> Result<Tail, KafkaToolError
                     open.remove(&p);
                     continue;
                 }
-                result.scanned += 1;
-                if request.filter.matches(&msg) {
-                    result.matched += 1;
-                    let shown = per_partition.entry(p).or_default();
-                    shown.push(show(&msg));
-                    if !oldest_first && shown.len() > request.limit {
-                        shown.remove(0);
-                    }
-                    if oldest_first && shown.len() >= request.limit {
-                        open.remove(&p);
-                    }
-                }
-                if msg.offset() + 1 >= end {
+                scanned += 1;
+                if !visit(&msg) || msg.offset() + 1 >= end {
                     open.remove(&p);
                 }
             }
@@ -255,6 +221,68 @@ pub fn tail(brokers: &str, request: &TailRequest) -> Result<Tail, KafkaToolError
             }
         }
     }
+    reader
+        .unassign()
+        .map_err(|e| KafkaToolError::kafka("unassign the partitions", brokers, e))?;
+    Ok(scanned)
+}
+
+/// Reads the records `request` asks for.
+///
+/// Blocking (librdkafka polls): call from a blocking thread.
+pub fn tail(brokers: &str, request: &TailRequest) -> Result<Tail, KafkaToolError> {
+    let reader = reader(brokers)?;
+    let topic = request.topic.as_str();
+    let marks = watermarks(&reader, brokers, topic, request.partition)?;
+    let by_time = match &request.start {
+        Start::Since(t) => {
+            let mut tpl = TopicPartitionList::new();
+            for p in marks.keys() {
+                tpl.add_partition_offset(topic, *p, Offset::Offset(t.timestamp_millis()))
+                    .map_err(|e| KafkaToolError::kafka("look up offsets by time", brokers, e))?;
+            }
+            Some(
+                reader
+                    .offsets_for_times(tpl, REQUEST_TIMEOUT)
+                    .map_err(|e| KafkaToolError::kafka("look up offsets by time", brokers, e))?,
+            )
+        }
+        _ => None,
+    };
+    let mut ranges = BTreeMap::new();
+    for (p, (low, high)) in &marks {
+        let first = match &request.start {
+            Start::Newest => high - request.scan,
+            Start::Offset(o) => *o,
+            Start::Since(_) => match by_time
+                .as_ref()
+                .and_then(|t| t.find_partition(topic, *p))
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(o)) if o >= 0 => o,
+                _ => *high,
+            },
+        }
+        .clamp(*low, *high);
+        ranges.insert(*p, (first, (*high).min(first.saturating_add(request.scan))));
+    }
+    // From an offset or a time, the first `limit` matches per partition are enough; the newest
+    // need the whole range read (the last matches win).
+    let oldest_first = request.start != Start::Newest;
+    let mut per_partition: BTreeMap<i32, Vec<ShownRecord>> = BTreeMap::new();
+    let mut matched = 0;
+    let scanned = read_ranges(&reader, brokers, topic, &ranges, |msg| {
+        if !request.filter.matches(msg) {
+            return true;
+        }
+        matched += 1;
+        let shown = per_partition.entry(msg.partition()).or_default();
+        shown.push(show(msg));
+        if !oldest_first && shown.len() > request.limit {
+            shown.remove(0);
+        }
+        !(oldest_first && shown.len() >= request.limit)
+    })?;
     let mut records: Vec<ShownRecord> = per_partition.into_values().flatten().collect();
     records.sort_by_key(|r| (r.timestamp_ms, r.partition, r.offset));
     let skip = if oldest_first {
@@ -264,11 +292,16 @@ pub fn tail(brokers: &str, request: &TailRequest) -> Result<Tail, KafkaToolError
     };
     records.drain(..skip);
     records.truncate(request.limit);
-    result.records = records;
-    Ok(result)
+    Ok(Tail {
+        topic: topic.to_string(),
+        scanned,
+        matched,
+        ranges,
+        records,
+    })
 }
 
-fn show(msg: &BorrowedMessage<'_>) -> ShownRecord {
+pub(super) fn show(msg: &BorrowedMessage<'_>) -> ShownRecord {
     let timestamp_ms = msg.timestamp().to_millis().unwrap_or(-1);
     let timestamp = (timestamp_ms >= 0)
         .then(|| Utc.timestamp_millis_opt(timestamp_ms).single())
