@@ -46,6 +46,35 @@ pub enum KafkaToolError {
     Input(String),
 }
 
+/// The offset of the first record at or after `at` on each partition, `None` where there is none
+/// (Kafka's ListOffsets by timestamp). Blocking.
+fn offsets_at<'a>(
+    client: &rdkafka::consumer::BaseConsumer,
+    brokers: &str,
+    partitions: impl IntoIterator<Item = (&'a str, i32)>,
+    at: &chrono::DateTime<chrono::FixedOffset>,
+) -> Result<std::collections::BTreeMap<(String, i32), Option<i64>>, KafkaToolError> {
+    use rdkafka::consumer::Consumer;
+    let failed = |e| KafkaToolError::kafka("look up offsets by time", brokers, e);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(at.timestamp_millis()))
+            .map_err(failed)?;
+    }
+    let found = client.offsets_for_times(tpl, REQUEST_TIMEOUT).map_err(failed)?;
+    Ok(found
+        .elements()
+        .iter()
+        .map(|e| {
+            let offset = match e.offset() {
+                rdkafka::Offset::Offset(o) if o >= 0 => Some(o),
+                _ => None,
+            };
+            ((e.topic().to_string(), e.partition()), offset)
+        })
+        .collect())
+}
+
 impl KafkaToolError {
     fn kafka(action: &str, brokers: &str, e: impl std::fmt::Display) -> Self {
         KafkaToolError::Kafka {

@@ -297,34 +297,25 @@ pub fn plan_reset(brokers: &str, group: &str, to: &ResetTo, scope: &Scope) -> Re
         return Err(KafkaToolError::Input(format!("{topic} has no partition {partition}")));
     }
     let by_time = match to {
-        ResetTo::Datetime(t) => {
-            let mut tpl = TopicPartitionList::new();
-            for p in &chosen {
-                tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(t.timestamp_millis()))
-                    .map_err(|e| KafkaToolError::kafka("look up offsets by time", brokers, e))?;
-            }
-            Some(
-                client
-                    .offsets_for_times(tpl, REQUEST_TIMEOUT)
-                    .map_err(|e| KafkaToolError::kafka("look up offsets by time", brokers, e))?,
-            )
-        }
-        _ => None,
+        ResetTo::Datetime(t) => super::offsets_at(
+            &client,
+            brokers,
+            chosen.iter().map(|p| (p.topic.as_str(), p.partition)),
+            t,
+        )?,
+        _ => BTreeMap::new(),
     };
     let mut planned = Vec::with_capacity(chosen.len());
     for p in chosen.drain(..) {
         let target = match to {
             ResetTo::Earliest => p.low,
             ResetTo::Latest => p.high,
-            ResetTo::Datetime(_) => match by_time
-                .as_ref()
-                .and_then(|t| t.find_partition(&p.topic, p.partition))
-                .map(|e| e.offset())
-            {
-                Some(Offset::Offset(o)) if o >= 0 => o,
-                // No record at or after that time: the end, as Kafka's tool does.
-                _ => p.high,
-            },
+            // No record at or after that time: the end, as Kafka's tool does.
+            ResetTo::Datetime(_) => by_time
+                .get(&(p.topic.clone(), p.partition))
+                .copied()
+                .flatten()
+                .unwrap_or(p.high),
             ResetTo::ShiftBy(n) => match p.committed {
                 Some(c) => c.saturating_add(*n),
                 None => {

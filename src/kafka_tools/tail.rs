@@ -235,33 +235,19 @@ pub fn tail(brokers: &str, request: &TailRequest) -> Result<Tail, KafkaToolError
     let topic = request.topic.as_str();
     let marks = watermarks(&reader, brokers, topic, request.partition)?;
     let by_time = match &request.start {
-        Start::Since(t) => {
-            let mut tpl = TopicPartitionList::new();
-            for p in marks.keys() {
-                tpl.add_partition_offset(topic, *p, Offset::Offset(t.timestamp_millis()))
-                    .map_err(|e| KafkaToolError::kafka("look up offsets by time", brokers, e))?;
-            }
-            Some(
-                reader
-                    .offsets_for_times(tpl, REQUEST_TIMEOUT)
-                    .map_err(|e| KafkaToolError::kafka("look up offsets by time", brokers, e))?,
-            )
-        }
-        _ => None,
+        Start::Since(t) => super::offsets_at(&reader, brokers, marks.keys().map(|p| (topic, *p)), t)?,
+        _ => BTreeMap::new(),
     };
     let mut ranges = BTreeMap::new();
     for (p, (low, high)) in &marks {
         let first = match &request.start {
             Start::Newest => high - request.scan,
             Start::Offset(o) => *o,
-            Start::Since(_) => match by_time
-                .as_ref()
-                .and_then(|t| t.find_partition(topic, *p))
-                .map(|e| e.offset())
-            {
-                Some(Offset::Offset(o)) if o >= 0 => o,
-                _ => *high,
-            },
+            Start::Since(_) => by_time
+                .get(&(topic.to_string(), *p))
+                .copied()
+                .flatten()
+                .unwrap_or(*high),
         }
         .clamp(*low, *high);
         ranges.insert(*p, (first, (*high).min(first.saturating_add(request.scan))));
