@@ -470,7 +470,11 @@ async fn exactly_once_stops_where_the_broker_loses_committed_transactions() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let stopped_by_itself = !transform.is_running();
-    let out = transform.interrupt(Duration::from_secs(120));
+    let out = if stopped_by_itself {
+        transform.wait(Duration::from_secs(5))
+    } else {
+        transform.interrupt(Duration::from_secs(120))
+    };
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     let committed = clean_topic_ids(&prefix, "read_committed");
     let uncommitted = clean_topic_ids(&prefix, "read_uncommitted");
@@ -479,7 +483,7 @@ async fn exactly_once_stops_where_the_broker_loses_committed_transactions() {
         .map(|e| (e.name(), uncommitted[e.name()].difference(&committed[e.name()]).count()))
         .filter(|(_, n)| *n > 0)
         .collect();
-    eprintln!("records of committed transactions the broker hid: {hidden:?}");
+    eprintln!("records of committed transactions the broker hid: {hidden:?}; the transform said:\n{stderr}");
     let log = std::fs::read_to_string(state.path().join("logs/lab.log")).unwrap_or_default();
     if hidden.is_empty() {
         assert!(

@@ -63,6 +63,8 @@ impl CommittedOutputs {
     /// Reads every remembered transaction's last record per partition with a `read_committed`
     /// reader. Waits up to `patience` for records a pending transaction still holds back (a
     /// healthy broker shows them at once: this transform's own transactions have all ended).
+    /// A broker that stayed unreachable for the whole check is a transient error (the caller
+    /// rides it out and checks again), not a loss.
     ///
     /// Blocking (librdkafka polls): call from `block_in_place` or a blocking thread.
     pub fn check(
@@ -143,17 +145,32 @@ fn read_back(
         .map(|(p, offsets)| (p.clone(), *offsets.last().unwrap_or(&0)))
         .collect();
     let deadline = Instant::now() + patience;
+    let mut received = 0u64;
+    let mut unreachable = None;
     while !open.is_empty() && Instant::now() < deadline && !cancel.is_cancelled() {
         let Some(msg) = reader.poll(Duration::from_millis(200)) else {
             continue;
         };
         // Errors here (a partition's leader moving) pass; the deadline bounds the whole check.
-        let Ok(msg) = msg else { continue };
+        let msg = match msg {
+            Ok(msg) => msg,
+            Err(e) => {
+                if super::kafka::KafkaDetail::is_transient(&e) {
+                    unreachable = Some(e);
+                }
+                continue;
+            }
+        };
+        received += 1;
         let key = (msg.topic().to_string(), msg.partition());
         missing.remove(&(key.clone(), msg.offset()));
         if open.get(&key).is_some_and(|last| msg.offset() >= *last) {
             open.remove(&key);
         }
+    }
+    // Nothing read while the broker could not be reached: an outage again, not a loss.
+    if let (0, Some(e), false) = (received, unreachable, missing.is_empty()) {
+        return Err(PipelineError::kafka("read back the committed transactions", brokers, e));
     }
     Ok(missing)
 }
