@@ -210,7 +210,7 @@ async fn resets_move_the_group_on_the_broker_only_when_asked_and_no_member_is_co
         offsets_only(&committed(&group, &topic)),
         vec![Some(0), Some(2), Some(0)]
     );
-    // Shifted past the end: held at the end, as Kafka's tool does.
+    // Shifted before the first record: held at the first record, as Kafka's tool does.
     let out = lab_kafka(&[
         "reset",
         &group,

@@ -233,24 +233,27 @@ pub fn run_dlq(command: &DlqCommand, brokers: &str, dlq: &str) -> Result<(), Kaf
                     print!("{}", render_replay(r));
                 }
             };
+            if *yes && !*dry_run {
+                // Nothing to ask: one read of the DLQ, not a plan first.
+                print(&dlq::replay(brokers, dlq, reason, false)?);
+                return Ok(());
+            }
             let plan = dlq::replay(brokers, dlq, reason, true)?;
             if *dry_run || plan.replayed == 0 {
                 print(&plan);
                 return Ok(());
             }
-            if !yes {
-                if *json || !std::io::stdin().is_terminal() {
-                    print(&plan);
-                    return Err(KafkaToolError::Input(
-                        "not replayed: a replay asks y/n, and there is no terminal to ask on; pass --yes to replay, or --dry-run"
-                            .into(),
-                    ));
-                }
-                print!("{}", render_replay(&plan));
-                if !confirm(&format!("replay {} dead letter(s) of {reason}?", plan.replayed))? {
-                    println!("not replayed");
-                    return Ok(());
-                }
+            if *json || !std::io::stdin().is_terminal() {
+                print(&plan);
+                return Err(KafkaToolError::Input(
+                    "not replayed: a replay asks y/n, and there is no terminal to ask on; pass --yes to replay, or --dry-run"
+                        .into(),
+                ));
+            }
+            print!("{}", render_replay(&plan));
+            if !confirm(&format!("replay {} dead letter(s) of {reason}?", plan.replayed))? {
+                println!("not replayed");
+                return Ok(());
             }
             print(&dlq::replay(brokers, dlq, reason, false)?);
             Ok(())
@@ -332,18 +335,18 @@ fn render_offsets(g: &GroupOffsets) -> String {
         out.push_str("no committed offsets\n");
         return out;
     }
-    let width = g.partitions.iter().map(|p| p.topic.len()).max().unwrap_or(5).max(5);
-    out.push_str(&format!(
-        "{:<width$}  {:>9}  {:>12}  {:>12}  {:>12}  {:>10}\n",
-        "TOPIC", "PARTITION", "COMMITTED", "LOW", "HIGH", "LAG"
-    ));
-    for p in &g.partitions {
-        let committed = p.committed.map_or_else(|| "-".to_string(), |c| c.to_string());
-        out.push_str(&format!(
-            "{:<width$}  {:>9}  {:>12}  {:>12}  {:>12}  {:>10}\n",
-            p.topic, p.partition, committed, p.low, p.high, p.lag
-        ));
-    }
+    partition_table(
+        &mut out,
+        ["COMMITTED", "LOW", "HIGH", "LAG"],
+        g.partitions.iter().map(|p| {
+            let committed = p.committed.map_or_else(|| "-".to_string(), |c| c.to_string());
+            (
+                p.topic.as_str(),
+                p.partition,
+                [committed, p.low.to_string(), p.high.to_string(), p.lag.to_string()],
+            )
+        }),
+    );
     out.push_str(&format!(
         "total lag {}\n",
         g.partitions.iter().map(|p| p.lag).sum::<i64>()
@@ -351,23 +354,42 @@ fn render_offsets(g: &GroupOffsets) -> String {
     out
 }
 
+/// One row per partition: topic, partition and four numbers, under `columns`.
+fn partition_table<'a>(
+    out: &mut String,
+    columns: [&str; 4],
+    rows: impl Iterator<Item = (&'a str, i32, [String; 4])> + Clone,
+) {
+    let width = rows.clone().map(|(topic, _, _)| topic.len()).max().unwrap_or(5).max(5);
+    let [a, b, c, d] = columns;
+    out.push_str(&format!(
+        "{:<width$}  {:>9}  {a:>12}  {b:>12}  {c:>12}  {d:>10}\n",
+        "TOPIC", "PARTITION"
+    ));
+    for (topic, partition, [a, b, c, d]) in rows {
+        out.push_str(&format!(
+            "{topic:<width$}  {partition:>9}  {a:>12}  {b:>12}  {c:>12}  {d:>10}\n"
+        ));
+    }
+}
+
 fn render_plan(plan: &ResetPlan) -> String {
     let mut out = format!("reset of group {}\n", plan.group);
     if plan.partitions.is_empty() {
         out.push_str("no partitions to reset (the group committed on none; name one with --topic)\n");
     } else {
-        let width = plan.partitions.iter().map(|p| p.topic.len()).max().unwrap_or(5).max(5);
-        out.push_str(&format!(
-            "{:<width$}  {:>9}  {:>12}  {:>12}  {:>12}  {:>10}\n",
-            "TOPIC", "PARTITION", "BEFORE", "AFTER", "HIGH", "LAG AFTER"
-        ));
-        for p in &plan.partitions {
-            let before = p.before.map_or_else(|| "-".to_string(), |c| c.to_string());
-            out.push_str(&format!(
-                "{:<width$}  {:>9}  {:>12}  {:>12}  {:>12}  {:>10}\n",
-                p.topic, p.partition, before, p.after, p.high, p.lag_after
-            ));
-        }
+        partition_table(
+            &mut out,
+            ["BEFORE", "AFTER", "HIGH", "LAG AFTER"],
+            plan.partitions.iter().map(|p| {
+                let before = p.before.map_or_else(|| "-".to_string(), |c| c.to_string());
+                (
+                    p.topic.as_str(),
+                    p.partition,
+                    [before, p.after.to_string(), p.high.to_string(), p.lag_after.to_string()],
+                )
+            }),
+        );
     }
     out.push_str(&format!(
         "with Kafka's own tool:\n  {}\n  (--execute instead of --dry-run applies it)\n",

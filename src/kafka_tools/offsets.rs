@@ -284,7 +284,7 @@ fn committed(
 pub fn plan_reset(brokers: &str, group: &str, to: &ResetTo, scope: &Scope) -> Result<ResetPlan, KafkaToolError> {
     let client = group_client(brokers, group)?;
     let (_, members) = describe(&client, brokers, group)?;
-    let mut chosen: Vec<PartitionOffsets> = committed(&client, brokers, group, scope.topic.as_deref())?
+    let chosen: Vec<PartitionOffsets> = committed(&client, brokers, group, scope.topic.as_deref())?
         .into_iter()
         // Without a topic, the partitions the group committed on (Kafka's `--all-topics`); with
         // one, all of its partitions (or the one named).
@@ -306,7 +306,7 @@ pub fn plan_reset(brokers: &str, group: &str, to: &ResetTo, scope: &Scope) -> Re
         _ => BTreeMap::new(),
     };
     let mut planned = Vec::with_capacity(chosen.len());
-    for p in chosen.drain(..) {
+    for p in chosen {
         let target = match to {
             ResetTo::Earliest => p.low,
             ResetTo::Latest => p.high,
