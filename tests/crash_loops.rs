@@ -436,3 +436,104 @@ async fn wait_until_no_load(probe: &tokio_postgres::Client) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The raw topics' records the transform group of `env` has committed, and the records they hold,
+/// as the broker reports them (`lab kafka offsets`).
+fn transform_progress(env: &Env) -> (i64, i64) {
+    let group = format!("lab-transform-{}", env.prefix);
+    let out = run_ok(&mut env.cmd(&["kafka", "offsets", &group, "--json"]));
+    let offsets = json_stdout(&out);
+    let parts = offsets["partitions"].as_array().cloned().unwrap_or_default();
+    let sum = |field: &str| parts.iter().filter_map(|p| p[field].as_i64()).sum::<i64>();
+    (sum("committed"), sum("high"))
+}
+
+/// After a SIGKILL the broker still holds the dead process's registration of the stage's static
+/// member, and a registration that arrives after the new process joined fences it (seen once: a
+/// restarted transform exited with "another process joined … and replaced this one" with no other
+/// process running). A fence right after joining must make the stage join again, not exit.
+///
+/// The dead predecessor is played by a test client that joins as the same static member right
+/// after the transform did, then goes away without leaving (static members never send a leave),
+/// as a killed process does. The transform must join again and keep transforming what arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stage_fenced_by_its_dead_predecessor_joins_again_and_keeps_working() {
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+
+    let _serial = SERIAL.lock().await;
+    let env = Env::new("early-fence", None);
+    let sample = common::sample_dir();
+    let sample = sample.to_str().unwrap();
+    env.run(&["produce", "--data", sample]);
+    let logged = env.log_len();
+    let mut transform = env.spawn(&["transform"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (committed, high) = transform_progress(&env);
+        if high > 0 && committed == high {
+            break;
+        }
+        assert!(transform.is_running(), "the transform exited\n{}", env.log_tail());
+        assert!(Instant::now() < deadline, "the transform never caught up\n{}", env.log_tail());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The "predecessor" joins as the transform's static member, which fences the transform, and
+    // vanishes without a leave: the broker keeps its registration.
+    let group = format!("lab-transform-{}", env.prefix);
+    let topics: Vec<String> = bigdata_lab::dataset::Entity::ALL
+        .iter()
+        .map(|e| bigdata_lab::pipeline::Topics::new(&env.prefix).raw(*e))
+        .collect();
+    let ghost: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", service_env("LAB_TEST_KAFKA"))
+        .set("group.id", &group)
+        .set("group.instance.id", &group)
+        .set("session.timeout.ms", "10000")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    ghost
+        .subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Until the transform notices the fence: it joins again (and says so) or it exits.
+    while !env.log_since(logged).contains("fenced right after joining") && transform.is_running() {
+        let _ = ghost.poll(Duration::from_millis(100));
+        assert!(
+            Instant::now() < deadline,
+            "joining as the transform's member never fenced it, so this test proved nothing\n{}",
+            env.log_tail()
+        );
+    }
+    drop(ghost);
+
+    // The transform joined again: it is running and transforms what arrives now.
+    env.run(&["produce", "--data", sample]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(status) = transform.exited() {
+            panic!(
+                "the transform exited ({status}) after its dead predecessor fenced it\n{}",
+                env.log_tail()
+            );
+        }
+        let (committed, high) = transform_progress(&env);
+        if committed == high {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the transform rejoined but never transformed the new records ({committed} of {high} committed)\n{}",
+            env.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = transform.interrupt(Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "the transform failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

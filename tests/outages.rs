@@ -293,7 +293,9 @@ fn stages_waiting_for_the_broker(prefix: &str, zone: &std::ffi::OsStr, state: &s
     }
 }
 
-/// The scenario: a broker restarted under every running stage is an outage to ride out.
+/// The scenario: a broker restarted under every running stage is an outage to ride out,
+/// with the transform and the consumer SIGKILLed and restarted right after the second restart and
+/// a few seconds after the third; the restarted stages must catch up by themselves.
 ///
 /// The transform runs at-least-once here. The test broker (noida-db) loses the outcome of
 /// transactions across a restart, so records of transactions that committed before it become
@@ -351,6 +353,18 @@ async fn broker_restarts_under_every_stage_lose_nothing() {
         alive("the transform", &mut transform);
         alive("the consumer", &mut consumer);
         outage.start_again();
+        if round > 0 {
+            // SIGKILLs on top, at once (round 1) or a few seconds after the broker came back
+            // (round 2): each stage restarts as the same static member while the broker still
+            // holds the dead process's registration, and must take its place.
+            if round == 2 {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+            transform.kill();
+            consumer.kill();
+            transform = stage(&transform_args);
+            consumer = stage(&consume_args);
+        }
         tokio::time::sleep(Duration::from_secs(3)).await;
         alive("the transform", &mut transform);
         alive("the consumer", &mut consumer);
@@ -367,6 +381,32 @@ async fn broker_restarts_under_every_stage_lose_nothing() {
         "no stage ever waited for the broker, so this test proved nothing; log:\n{}",
         log_tail(state.path(), 40)
     );
+    // The restarted stages hold their partitions: each catches up while running, as the broker
+    // reports its group's offsets (a stage that never got its partitions back stays behind).
+    for (what, group) in [
+        ("transform", format!("lab-transform-{prefix}")),
+        ("consumer", format!("lab-consumer-{prefix}")),
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let out = stage_cmd(&prefix, zone, state.path(), &["kafka", "offsets", &group, "--json"])
+                .output()
+                .unwrap();
+            let offsets: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            let parts = offsets["partitions"].as_array().cloned().unwrap_or_default();
+            let lag: i64 = parts.iter().filter_map(|p| p["lag"].as_i64()).sum();
+            if !parts.is_empty() && lag == 0 {
+                break;
+            }
+            alive(what, if what == "transform" { &mut transform } else { &mut consumer });
+            assert!(
+                Instant::now() < deadline,
+                "the restarted {what} did not catch up within 120 s (lag {lag}): {offsets:#}\nlog:\n{}",
+                log_tail(state.path(), 40)
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
     // Stop the long-running stages cleanly, then drain what is left.
     for (what, b) in [("transform", transform), ("consumer", consumer)] {
         let out = b.interrupt(Duration::from_secs(120));
