@@ -475,7 +475,11 @@ async fn a_stage_fenced_by_its_dead_predecessor_joins_again_and_keeps_working() 
             break;
         }
         assert!(transform.is_running(), "the transform exited\n{}", env.log_tail());
-        assert!(Instant::now() < deadline, "the transform never caught up\n{}", env.log_tail());
+        assert!(
+            Instant::now() < deadline,
+            "the transform never caught up\n{}",
+            env.log_tail()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 

@@ -398,7 +398,14 @@ async fn broker_restarts_under_every_stage_lose_nothing() {
             if !parts.is_empty() && lag == 0 {
                 break;
             }
-            alive(what, if what == "transform" { &mut transform } else { &mut consumer });
+            alive(
+                what,
+                if what == "transform" {
+                    &mut transform
+                } else {
+                    &mut consumer
+                },
+            );
             assert!(
                 Instant::now() < deadline,
                 "the restarted {what} did not catch up within 120 s (lag {lag}): {offsets:#}\nlog:\n{}",

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod launch;
 pub mod logs;
 pub mod msg;
+pub mod responsiveness;
 pub mod run;
 pub mod stack_panel;
 pub mod stages;

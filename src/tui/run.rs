@@ -109,7 +109,14 @@ pub async fn run(setup: Setup) -> Result<(), TuiError> {
             effects.run(cmd);
         }
     }
+    let watched = cancel.child_token();
+    let responsiveness = tokio::spawn(super::responsiveness::watch(watched.clone()));
     let result = event_loop(&mut terminal, app, rx, &mut effects).await;
+    watched.cancel();
+    match responsiveness.await {
+        Ok(delays) => super::responsiveness::log(&delays),
+        Err(e) => tracing::debug!(error = %e, "the responsiveness watcher failed"),
+    }
     effects.finish().await;
     cancel.cancel();
     for t in tasks {

@@ -8,6 +8,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Row, Table, Widget};
 
 use super::{count, duration, rate};
+use crate::pipeline::Topics;
 use crate::pipeline::transform::Delivery;
 use crate::probes::kafka::{Group, KafkaSnapshot};
 use crate::probes::{Health, LabService};
@@ -160,14 +161,18 @@ fn hops(app: &App) -> Vec<Hop> {
     let (raw_rate, raw_held, clean_rate, clean_held, dlq, p) =
         kafka.map_or((None, 0, None, 0, 0, "yelp".to_string()), |k| {
             let p = prefix(k).to_string();
+            // This lab's topics only: another prefix's topics on the same broker are another lab.
+            let names = Topics::new(&p);
             let raw: Vec<_> = k
                 .topics
                 .iter()
-                .filter(|t| {
-                    t.name.starts_with(&format!("{p}.")) && !t.name.ends_with(".clean") && t.name != k.dlq_topic
-                })
+                .filter(|t| names.entity_of_raw(&t.name).is_some())
                 .collect();
-            let clean: Vec<_> = k.topics.iter().filter(|t| t.name.ends_with(".clean")).collect();
+            let clean: Vec<_> = k
+                .topics
+                .iter()
+                .filter(|t| names.entity_of_clean(&t.name).is_some())
+                .collect();
             (
                 raw.iter().map(|t| t.rate_in).sum::<Option<f64>>(),
                 raw.iter().map(|t| t.messages).sum::<i64>(),
@@ -264,4 +269,39 @@ fn hops(app: &App) -> Vec<Hop> {
         }),
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::probes::kafka::Topic;
+    use crate::tui::app::View;
+    use crate::tui::views::test_support::{app, draw, live_lab, text};
+
+    fn clean_row(screen: &str) -> String {
+        screen
+            .lines()
+            .find(|l| l.contains(".<entity>.clean"))
+            .expect("a clean row")
+            .to_string()
+    }
+
+    /// Another prefix's topics on the same broker are another lab: they do not add to this one's.
+    #[test]
+    fn the_clean_hop_counts_only_this_labs_clean_topics() {
+        let alone = clean_row(&text(&draw(&app(live_lab(), View::Pipeline), 160, 30)));
+        let mut lab = live_lab();
+        let kafka = lab
+            .kafka
+            .as_mut()
+            .and_then(|p| p.detail.as_mut())
+            .expect("kafka detail");
+        kafka.topics.push(Topic {
+            name: "another-lab.review.clean".into(),
+            messages: 1_000_000,
+            ..Topic::default()
+        });
+        let beside = clean_row(&text(&draw(&app(lab, View::Pipeline), 160, 30)));
+        assert_eq!(alone, beside);
+        assert!(alone.contains("held"), "{alone}");
+    }
 }
