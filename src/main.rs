@@ -67,6 +67,24 @@ fn main() -> std::process::ExitCode {
 #[error("interrupted")]
 struct Interrupted;
 
+/// Creates the stage's topics; when the broker does not answer within a few seconds, says on
+/// stderr that the stage waits for it, and for how long (a wrong `--brokers` should not look like
+/// a hang).
+async fn ensure_topics_saying_so(cx: &StageContext) -> Result<(), bigdata_lab::pipeline::PipelineError> {
+    let ensure = cx.ensure_topics();
+    tokio::pin!(ensure);
+    tokio::select! {
+        done = &mut ensure => return done,
+        () = tokio::time::sleep(std::time::Duration::from_secs(3)) => {}
+    }
+    eprintln!(
+        "waiting for the broker at {} (up to {} s, --broker-patience): is it running?",
+        cx.brokers,
+        cx.broker_patience.as_secs()
+    );
+    ensure.await
+}
+
 /// `lab.log` is rotated when a run starts with it over this size; this many old ones are kept
 /// (`lab.log.1` the newest).
 const LOG_ROTATE_BYTES: u64 = 16 << 20;
@@ -272,7 +290,7 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
                 partitions: args.partitions,
                 ..StageContext::from_config(&config)
             };
-            cx.ensure_topics().await?;
+            ensure_topics_saying_so(&cx).await?;
             let mut opts = cx.producer(args.rate);
             opts.entities = args.entities;
             let counters = Arc::new(StageCounters::default());
@@ -294,7 +312,7 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
         Command::Transform(args) => {
             // Created here too, so the stages can start before anything was produced.
             let cx = args.stream.context(&config);
-            cx.ensure_topics().await?;
+            ensure_topics_saying_so(&cx).await?;
             let mut opts = cx.transform(args.stream.stop_when());
             if let Some(group) = args.stream.group {
                 opts.group_id = group;
@@ -315,7 +333,7 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
             let mut cx = args.stream.context(&config);
             cx.roll.max_age = std::time::Duration::from_secs(args.roll_seconds.max(1));
             cx.roll.max_total_bytes = args.buffer_mib.max(1) << 20;
-            cx.ensure_topics().await?;
+            ensure_topics_saying_so(&cx).await?;
             let zone = AnyRawZone::open(&cx.raw_zone, &cx.topic_prefix)?;
             let mut opts = cx.sink(args.stream.stop_when());
             if let Some(group) = args.stream.group {

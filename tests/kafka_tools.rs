@@ -19,6 +19,8 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
 const PARTITIONS: i32 = 3;
+/// How long creating a test topic waits for an unreachable broker.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Records per partition: the first half stamped an hour ago, the second half now.
 const PER_PARTITION: i64 = 10;
 
@@ -78,7 +80,7 @@ async fn resets_move_the_group_on_the_broker_only_when_asked_and_no_member_is_co
     let brokers = brokers();
     let topic = format!("{}.offsets", unique_prefix("kafkatools"));
     let group = format!("{topic}-group");
-    bigdata_lab::pipeline::kafka::ensure_topics(&brokers, std::slice::from_ref(&topic), PARTITIONS)
+    bigdata_lab::pipeline::kafka::ensure_topics(&brokers, std::slice::from_ref(&topic), PARTITIONS, PATIENCE)
         .await
         .unwrap();
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
@@ -254,6 +256,7 @@ fn a_shift_of_a_partition_never_committed_says_what_to_use_instead() {
         &brokers,
         std::slice::from_ref(&topic),
         1,
+        PATIENCE,
     ))
     .unwrap();
     let out = lab_kafka(&[
@@ -282,7 +285,7 @@ async fn tail_shows_the_records_the_broker_holds_newest_first_filtered_and_never
     use rdkafka::producer::Producer;
     let brokers = brokers();
     let topic = format!("{}.tail", unique_prefix("kafkatools"));
-    bigdata_lab::pipeline::kafka::ensure_topics(&brokers, std::slice::from_ref(&topic), PARTITIONS)
+    bigdata_lab::pipeline::kafka::ensure_topics(&brokers, std::slice::from_ref(&topic), PARTITIONS, PATIENCE)
         .await
         .unwrap();
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();

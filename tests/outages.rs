@@ -667,3 +667,53 @@ async fn postgres_down_fails_the_batch_fast_and_airflow_retries_it() {
     assert_eq!(row.get::<_, String>(1), "passed");
     assert_eq!(row.get::<_, i64>(2), i64::try_from(valid).unwrap());
 }
+
+/// A broker that cannot be reached when the transform starts is waited for, never taken for a
+/// broker without transactions: the transform that starts in the outage ends exactly-once, having
+/// read every record once (the report's count, and the group's offsets on the broker).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transform_started_while_the_broker_is_down_waits_and_stays_exactly_once() {
+    let _serial = SERIAL.lock().await;
+    fresh_broker();
+    let prefix = unique_prefix("startdown");
+    let raw_zone = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let zone = raw_zone.path().as_os_str();
+    let sample = sample_dir();
+    let lines: i64 = lines_per_entity(&sample).values().sum();
+    run_stage(
+        &prefix,
+        zone,
+        state.path(),
+        &["produce", "--data", sample.to_str().unwrap()],
+    );
+
+    let outage = Stopped::stop("kafka", "stop-keep", "restart");
+    let transform = Background::spawn(&mut stage_cmd(
+        &prefix,
+        zone,
+        state.path(),
+        &["transform", "--until-caught-up"],
+    ));
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    outage.start_again();
+    let out = transform.wait(Duration::from_secs(300));
+    assert!(
+        out.status.success(),
+        "the transform started in the outage failed: {}\nlog:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        log_tail(state.path(), 40)
+    );
+    let report = json_stdout(&out);
+    assert_eq!(
+        report["delivery"], "exactly-once",
+        "an unreachable broker was taken for one without transactions: {report:#}"
+    );
+    assert_eq!(report["consumed"].as_i64(), Some(lines), "{report:#}");
+    let log = std::fs::read_to_string(state.path().join("logs/lab.log")).unwrap_or_default();
+    assert!(
+        log.contains("cannot start transactions yet") || log.contains("the broker is unreachable"),
+        "the transform never saw the outage, so this test proved nothing; log:\n{}",
+        log_tail(state.path(), 40)
+    );
+}

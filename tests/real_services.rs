@@ -279,9 +279,14 @@ async fn the_transaction_check_reports_committed_records_a_reader_cannot_read() 
 
     let brokers = service_env("LAB_TEST_KAFKA");
     let topic = format!("{}.txn-check", unique_prefix("txncheck"));
-    bigdata_lab::pipeline::kafka::ensure_topics(&brokers, std::slice::from_ref(&topic), 1)
-        .await
-        .unwrap();
+    bigdata_lab::pipeline::kafka::ensure_topics(
+        &brokers,
+        std::slice::from_ref(&topic),
+        1,
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
     let transactional = |id: &str| -> FutureProducer {
         let p: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &brokers)

@@ -56,6 +56,8 @@ impl KafkaDetail for KafkaError {
         match self {
             // A transaction librdkafka says can be retried, or aborted and tried again.
             KafkaError::Transaction(e) => !e.is_fatal() && (e.is_retriable() || e.txn_requires_abort()),
+            // rdkafka gives no `rdkafka_error_code` for admin operations (create topics, say).
+            KafkaError::AdminOp(code) => code.is_transient(),
             other => other.rdkafka_error_code().is_some_and(|c| c.is_transient()),
         }
     }
@@ -185,8 +187,28 @@ pub fn consumer_config(brokers: &str, group_id: &str, fetch_wait_ms: u32) -> Cli
 /// Partitions of the topics the CLI creates when they are missing.
 pub const DEFAULT_PARTITIONS: i32 = 3;
 
-/// Creates the topics that do not exist yet, with `partitions` partitions each.
-pub async fn ensure_topics(brokers: &str, topics: &[String], partitions: i32) -> Result<(), PipelineError> {
+/// Creates the topics that do not exist yet, with `partitions` partitions each. A broker that
+/// cannot be reached (down, restarting) is waited for up to `patience`, as a running stage waits
+/// out an outage: a stage started during a broker restart starts when the broker is back.
+pub async fn ensure_topics(
+    brokers: &str,
+    topics: &[String],
+    partitions: i32,
+    patience: Duration,
+) -> Result<(), PipelineError> {
+    let started = std::time::Instant::now();
+    loop {
+        match create_missing_topics(brokers, topics, partitions).await {
+            Err(e) if e.is_transient() && started.elapsed() < patience => {
+                tracing::warn!(error = %e, "cannot create the topics yet: the broker is unreachable; waiting for it");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn create_missing_topics(brokers: &str, topics: &[String], partitions: i32) -> Result<(), PipelineError> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
@@ -494,6 +516,13 @@ impl OffsetTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_admin_operation_that_timed_out_is_an_outage_and_a_refusal_is_not() {
+        assert!(KafkaError::AdminOp(RDKafkaErrorCode::OperationTimedOut).is_transient());
+        assert!(KafkaError::AdminOp(RDKafkaErrorCode::BrokerTransportFailure).is_transient());
+        assert!(!KafkaError::AdminOp(RDKafkaErrorCode::TopicAuthorizationFailed).is_transient());
+    }
 
     #[test]
     fn offset_tracker_keeps_the_highest_next_offset() {

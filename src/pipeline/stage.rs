@@ -162,7 +162,13 @@ impl StageContext {
         if !self.create_topics {
             return Ok(());
         }
-        kafka::ensure_topics(&self.brokers, &self.topics().all(), self.partitions).await
+        kafka::ensure_topics(
+            &self.brokers,
+            &self.topics().all(),
+            self.partitions,
+            self.broker_patience,
+        )
+        .await
     }
 
     /// The producer, at `rate` records per second (None: as fast as the broker takes them).
