@@ -8,74 +8,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use bigdata_lab::probes::airflow::{AirflowProbe, AirflowTarget};
-use bigdata_lab::tui::actions::StackContext;
 use bigdata_lab::tui::app::{App, View};
-use bigdata_lab::tui::msg::Msg;
-use bigdata_lab::tui::run::Effects;
-use bigdata_lab::tui::stages::{StageContext, StageKind};
-use bigdata_lab::tui::theme::Theme;
+use bigdata_lab::tui::stages::StageKind;
+use common::monitor::Monitor;
 use common::{reference, sample_dir, service_env, unique_prefix};
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
-use tokio::sync::mpsc;
-
-/// Upper bound for the stages to get through the sample (not a timing assertion).
-const PATIENCE: Duration = Duration::from_secs(180);
-
-struct Monitor {
-    app: App,
-    effects: Effects,
-    rx: mpsc::Receiver<Msg>,
-}
-
-impl Monitor {
-    fn apply(&mut self, msg: Msg) {
-        for cmd in self.app.update(msg) {
-            self.effects.run(cmd);
-        }
-    }
-
-    /// Types `:line` and Enter, as a user would.
-    fn command(&mut self, line: &str) {
-        let key = |c| Msg::Key(KeyEvent::new(c, KeyModifiers::NONE));
-        self.apply(key(KeyCode::Char(':')));
-        for c in line.chars() {
-            self.apply(key(KeyCode::Char(c)));
-        }
-        self.apply(key(KeyCode::Enter));
-    }
-
-    /// Applies messages until `done` holds for the app.
-    async fn until(&mut self, what: &str, done: impl Fn(&App) -> bool) {
-        let deadline = Instant::now() + PATIENCE;
-        while !done(&self.app) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let msg = tokio::time::timeout(left, self.rx.recv())
-                .await
-                .unwrap_or_else(|_| panic!("gave up waiting for {what}; stages: {:#?}", self.app.stages))
-                .expect("the channel stays open");
-            self.apply(msg);
-        }
-    }
-
-    fn screen(&self) -> String {
-        let mut terminal = Terminal::new(TestBackend::new(140, 30)).unwrap();
-        terminal.draw(|f| f.render_widget(&self.app, f.area())).unwrap();
-        let buf = terminal.backend().buffer().clone();
-        let mut s = String::new();
-        for y in 0..buf.area.height {
-            for x in 0..buf.area.width {
-                s.push_str(buf[(x, y)].symbol());
-            }
-            s.push('\n');
-        }
-        s
-    }
-}
 
 fn snapshot(app: &App, kind: StageKind) -> bigdata_lab::pipeline::stats::StageSnapshot {
     app.stages.get(&kind).map(|v| v.snapshot).unwrap_or_default()
@@ -86,24 +22,7 @@ async fn stages_started_from_the_command_line_stream_the_sample_and_stop_cleanly
     let brokers = service_env("LAB_TEST_KAFKA");
     let raw = tempfile::tempdir().unwrap();
     let prefix = unique_prefix("tuistages");
-    let (tx, rx) = mpsc::channel(256);
-    let airflow = AirflowProbe::new(AirflowTarget {
-        url: "http://127.0.0.1:9".into(),
-        username: "admin".into(),
-        password_file: None,
-    })
-    .unwrap();
-    // The monitor's context, on the test broker.
-    let stages = StageContext::on_broker(&brokers, &prefix, raw.path().to_path_buf()).watched();
-    let stack = StackContext {
-        path: Err("no stack in this test".into()),
-        state_dir: raw.path().to_path_buf(),
-    };
-    let mut m = Monitor {
-        app: App::new(Theme { color: false }),
-        effects: Effects::detached(airflow, stack, stages, tx),
-        rx,
-    };
+    let mut m = Monitor::on_broker(&brokers, &prefix, raw.path());
     let expected = reference(&sample_dir());
 
     // Bad options are refused before anything starts.

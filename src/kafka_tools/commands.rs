@@ -60,7 +60,8 @@ pub struct TailArgs {
 }
 
 impl TailArgs {
-    fn request(&self) -> Result<TailRequest, KafkaToolError> {
+    /// What to read, as [`tail::tail`] takes it.
+    pub fn request(&self) -> Result<TailRequest, KafkaToolError> {
         let start = match (&self.offset, &self.since) {
             (Some(o), _) => Start::Offset(*o),
             (None, Some(t)) => Start::Since(offsets::parse_datetime(t)?),
@@ -146,7 +147,8 @@ pub struct ResetArgs {
 }
 
 impl ResetArgs {
-    fn reset_to(&self) -> Result<ResetTo, KafkaToolError> {
+    /// Where the reset moves the group.
+    pub fn reset_to(&self) -> Result<ResetTo, KafkaToolError> {
         Ok(
             match (self.to_earliest, self.to_latest, &self.to_datetime, self.shift_by) {
                 (true, ..) => ResetTo::Earliest,
@@ -160,6 +162,11 @@ impl ResetArgs {
                 }
             },
         )
+    }
+
+    /// Which partitions the reset covers.
+    pub fn scope(&self) -> Result<Scope, KafkaToolError> {
+        Ok(self.topic.as_deref().map(Scope::parse).transpose()?.unwrap_or_default())
     }
 }
 
@@ -274,7 +281,7 @@ fn confirm(question: &str) -> Result<bool, KafkaToolError> {
 
 fn reset(args: &ResetArgs, brokers: &str) -> Result<(), KafkaToolError> {
     let to = args.reset_to()?;
-    let scope = args.topic.as_deref().map(Scope::parse).transpose()?.unwrap_or_default();
+    let scope = args.scope()?;
     let plan = offsets::plan_reset(brokers, &args.group, &to, &scope)?;
     let print_plan = |applied: bool| {
         if args.json {
@@ -373,7 +380,10 @@ fn partition_table<'a>(
     }
 }
 
-fn render_plan(plan: &ResetPlan) -> String {
+/// A reset plan as text: before and after per partition, and Kafka's own command (also the
+/// monitor's confirmation).
+#[must_use]
+pub fn render_plan(plan: &ResetPlan) -> String {
     let mut out = format!("reset of group {}\n", plan.group);
     if plan.partitions.is_empty() {
         out.push_str("no partitions to reset (the group committed on none; name one with --topic)\n");
@@ -465,7 +475,9 @@ fn render_summary(s: &Summary) -> String {
     out
 }
 
-fn render_replay(r: &Replay) -> String {
+/// What a replay sent or would send, as text (also the monitor's confirmation).
+#[must_use]
+pub fn render_replay(r: &Replay) -> String {
     let verb = if r.dry_run { "would replay" } else { "replayed" };
     let mut out = format!("{verb} {} dead letter(s) of {}", r.replayed, r.code);
     let topics: Vec<String> = r.to_topics.iter().map(|(t, n)| format!("{n} to {t}")).collect();

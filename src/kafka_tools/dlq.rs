@@ -96,7 +96,7 @@ pub fn summarize(brokers: &str, dlq: &str) -> Result<Summary, KafkaToolError> {
 }
 
 /// What a replay sent (or, as a dry run, would send).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Replay {
     pub code: String,
     pub group: String,

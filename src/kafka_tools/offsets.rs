@@ -133,7 +133,7 @@ pub struct PlannedOffset {
     /// The group's lag once the reset is applied.
     pub lag_after: i64,
     #[serde(skip)]
-    metadata: String,
+    pub(crate) metadata: String,
 }
 
 /// A reset worked out against the broker, not applied yet.

@@ -78,7 +78,7 @@ impl Filter {
 }
 
 /// What to read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TailRequest {
     pub topic: String,
     /// One partition, or all of them.
@@ -99,7 +99,7 @@ pub struct ShownRecord {
     /// RFC 3339, when the record has a timestamp.
     pub timestamp: Option<String>,
     #[serde(skip)]
-    timestamp_ms: i64,
+    pub(crate) timestamp_ms: i64,
     pub key: Option<String>,
     pub headers: BTreeMap<String, String>,
     /// The value as JSON when it parses, else as text (invalid UTF-8 replaced).

@@ -45,7 +45,8 @@ pub async fn run_airflow(cmd: Cmd, airflow: AirflowProbe, tx: mpsc::Sender<Msg>)
         | Cmd::StartEmbedded
         | Cmd::UseEmbedded
         | Cmd::Batch
-        | Cmd::StartEmbeddedStages => return,
+        | Cmd::StartEmbeddedStages
+        | Cmd::Data(_) => return,
     };
     if let Err(e) = &result {
         tracing::warn!(error = %e, ?cmd, "action failed");

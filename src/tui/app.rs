@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
 use super::command::{self, Command};
+use super::data::{self, Browse, DataCmd, DataEvent};
 use super::embedded::{BatchRunView, EmbeddedEvent};
 use super::keys::{self, Action};
 use super::logs::LogLine;
@@ -123,6 +124,8 @@ pub struct App {
     pub kafka_drill: bool,
     /// Kafka partition table: by lag (default) or by topic/partition.
     pub sort_by_name: bool,
+    /// Kafka: a topic's records or the dead letters by reason, shown instead of groups and topics.
+    pub browse: Option<Browse>,
     /// Total lag per consumer group, oldest first.
     pub lag_history: BTreeMap<String, VecDeque<u64>>,
     /// Records per second into the raw topics, oldest first.
@@ -173,6 +176,7 @@ impl App {
             pane: [0; VIEWS],
             kafka_drill: false,
             sort_by_name: false,
+            browse: None,
             lag_history: BTreeMap::new(),
             rate_history: VecDeque::new(),
             logs: VecDeque::new(),
@@ -249,6 +253,7 @@ impl App {
                 }
             }
             Msg::Embedded(event) => return self.on_embedded(event),
+            Msg::Data(event) => self.on_data(event),
             Msg::Quit => self.quit = true,
         }
         Vec::new()
@@ -442,7 +447,11 @@ impl App {
                     if let Cmd::Stack(stack_cmd) = cmd {
                         return self.stack_cmd(stack_cmd);
                     }
-                    self.say(format!("{} …", cmd.describe().trim_end_matches('?')));
+                    let progress = match &cmd {
+                        Cmd::Data(d) => d.progress(),
+                        other => format!("{} …", other.describe().trim_end_matches('?')),
+                    };
+                    self.say(progress);
                     vec![cmd]
                 } else {
                     self.say("cancelled".to_string());
@@ -520,8 +529,11 @@ impl App {
             Action::Last => self.move_selection(1_000_000),
             Action::PreviousPane => self.switch_pane(-1),
             Action::NextPane => self.switch_pane(1),
-            Action::DrillIn => self.drill(true),
+            Action::DrillIn => return self.drill(true),
             Action::Back => {
+                if self.view == View::Kafka && self.browse.take().is_some() {
+                    return Vec::new();
+                }
                 self.drill(false);
                 self.notice = None;
                 self.filter.clear();
@@ -547,6 +559,19 @@ impl App {
                 self.mode = Mode::Confirm(Cmd::Stack(StackCmd::Down { volumes }));
             }
             Action::SortPartitions => self.sort_by_name = !self.sort_by_name,
+            Action::DeadLetters => return self.open_dead_letters(),
+            Action::Refresh => match &self.browse {
+                Some(b) => return vec![b.refresh().into()],
+                None => self.dirty = false,
+            },
+            Action::ReplayReason => match self.browse.as_ref().and_then(Browse::selected_reason) {
+                Some(code) => {
+                    let code = code.to_string();
+                    self.say(format!("counting the dead letters of {code} a replay would send …"));
+                    return vec![DataCmd::PlanReplay(code).into()];
+                }
+                None => self.fail("select a reason in the dead-letter list (d) first".into()),
+            },
             Action::ToggleFollow => {
                 self.log_follow = !self.log_follow;
                 self.log_scroll = 0;
@@ -588,6 +613,7 @@ impl App {
             self.view = view;
             self.filter.clear();
             self.kafka_drill = false;
+            self.browse = None;
         }
     }
 
@@ -601,15 +627,116 @@ impl App {
         self.selection[i] = 0;
     }
 
-    fn drill(&mut self, into: bool) {
+    /// Enter (or Esc, `into` false): a group's partition lag, a topic's records, a reason's dead
+    /// letters, an Airflow DAG's runs.
+    fn drill(&mut self, into: bool) -> Vec<Cmd> {
         match self.view {
-            View::Kafka => self.kafka_drill = into && self.pane[View::Kafka.index()] == 0,
+            View::Kafka if into => return self.drill_into_kafka(),
+            View::Kafka => self.kafka_drill = false,
             View::Airflow => self.pane[View::Airflow.index()] = usize::from(into),
             _ => {}
+        }
+        Vec::new()
+    }
+
+    fn drill_into_kafka(&mut self) -> Vec<Cmd> {
+        if let Some(browse) = &self.browse {
+            let dlq = match browse {
+                Browse::DeadLetters {
+                    found: Some(Ok(summary)),
+                    ..
+                } => summary.topic.clone(),
+                _ => return Vec::new(),
+            };
+            let Some(code) = browse.selected_reason() else {
+                return Vec::new();
+            };
+            return self.open_records(data::dead_letters_of(&dlq, code));
+        }
+        if self.pane[View::Kafka.index()] == 0 {
+            self.kafka_drill = true;
+            return Vec::new();
+        }
+        let topics = self.kafka_topics();
+        let Some(topic) = topics.get(self.selected()).map(|t| t.name.clone()) else {
+            return Vec::new();
+        };
+        self.open_records(data::newest(&topic))
+    }
+
+    /// The topic browser on `request` (`:tail`, Enter on a topic or a reason).
+    fn open_records(&mut self, request: crate::kafka_tools::tail::TailRequest) -> Vec<Cmd> {
+        self.switch(View::Kafka);
+        self.browse = Some(Browse::Records {
+            request: request.clone(),
+            found: None,
+            selected: 0,
+        });
+        vec![DataCmd::Tail(request).into()]
+    }
+
+    /// The dead letters by reason (`d` in the Kafka view, `:dlq`).
+    fn open_dead_letters(&mut self) -> Vec<Cmd> {
+        self.switch(View::Kafka);
+        self.browse = Some(Browse::DeadLetters {
+            found: None,
+            selected: 0,
+        });
+        vec![DataCmd::DeadLetters.into()]
+    }
+
+    /// A read or a plan came back from the broker.
+    fn on_data(&mut self, event: DataEvent) {
+        match event {
+            DataEvent::Tail(answered, result) => {
+                if let Some(Browse::Records { request, found, .. }) = &mut self.browse
+                    && *request == answered
+                {
+                    *found = Some(result);
+                } else {
+                    self.dirty = false; // the user moved on
+                }
+            }
+            DataEvent::DeadLetters(result) => {
+                if let Some(Browse::DeadLetters { found, .. }) = &mut self.browse {
+                    *found = Some(result);
+                } else {
+                    self.dirty = false;
+                }
+            }
+            DataEvent::ResetPlanned(Err(e)) | DataEvent::ReplayPlanned(Err(e)) => self.fail(e),
+            DataEvent::ResetPlanned(Ok(plan)) if !plan.members.is_empty() => self.fail(format!(
+                "{} still has connected members ({}): stop them first (a reset only moves an idle group)",
+                plan.group,
+                plan.members.join(", ")
+            )),
+            DataEvent::ResetPlanned(Ok(plan)) if plan.partitions.is_empty() => self.fail(format!(
+                "{} committed on no partition; name one with --topic TOPIC[:PARTITION]",
+                plan.group
+            )),
+            DataEvent::ResetPlanned(Ok(plan)) => {
+                self.mode = Mode::Confirm(DataCmd::ApplyReset(Box::new(plan)).into());
+            }
+            DataEvent::ReplayPlanned(Ok(plan)) if plan.replayed == 0 => self.say(format!(
+                "nothing to replay for {}: {} replayed before, {} left out",
+                plan.code, plan.already_replayed, plan.skipped
+            )),
+            DataEvent::ReplayPlanned(Ok(plan)) => {
+                self.mode = Mode::Confirm(DataCmd::Replay(Box::new(plan)).into());
+            }
+        }
+        if let Some(b) = &mut self.browse {
+            b.move_selection(0); // keep the selection within what arrived
         }
     }
 
     fn move_selection(&mut self, delta: i64) {
+        if self.view == View::Kafka
+            && let Some(b) = &mut self.browse
+        {
+            b.move_selection(delta);
+            return;
+        }
         if self.view == View::Logs && self.pane[View::Logs.index()] == 1 {
             // Scrolling the log text itself: up leaves follow mode.
             let max = self.visible_logs().len().saturating_sub(1);
@@ -726,6 +853,18 @@ impl App {
             Command::Lesson(lesson) => self.mode = Mode::Confirm(Cmd::Lesson(lesson)),
             Command::View(v) => self.switch(v),
             Command::Batch => return vec![Cmd::Batch],
+            Command::Tail(request) => return self.open_records(request),
+            Command::DeadLetters => return self.open_dead_letters(),
+            Command::Reset { group, to, scope } => {
+                self.say(format!(
+                    "planning the reset of {group} (nothing changes before you confirm) …"
+                ));
+                return vec![DataCmd::PlanReset { group, to, scope }.into()];
+            }
+            Command::Replay(code) => {
+                self.say(format!("counting the dead letters of {code} a replay would send …"));
+                return vec![DataCmd::PlanReplay(code).into()];
+            }
         }
         Vec::new()
     }

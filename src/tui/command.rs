@@ -2,8 +2,13 @@
 //! wrong with it. Pure (no state, no effects), so every spelling is tested here; the app decides
 //! what a command does (ask first, check the stack's services, start an effect).
 
+use clap::Parser;
+
 use super::msg::StackCmd;
 use super::views::tabs::View;
+use crate::kafka_tools::commands::{ResetArgs, TailArgs};
+use crate::kafka_tools::offsets::{ResetTo, Scope};
+use crate::kafka_tools::tail::TailRequest;
 use crate::lesson::Lesson;
 use crate::pipeline::stage::{StageKind, StageStart};
 
@@ -37,6 +42,46 @@ pub enum Command {
     View(View),
     /// `:batch`: the embedded lab's batch, now.
     Batch,
+    /// `:tail TOPIC [options of lab kafka tail]`: the topic browser.
+    Tail(TailRequest),
+    /// `:dlq`: the dead letters by reason.
+    DeadLetters,
+    /// `:reset GROUP --to-earliest|--to-latest|--to-datetime T|--shift-by N [--topic T[:P]]`.
+    Reset {
+        group: String,
+        to: ResetTo,
+        scope: Scope,
+    },
+    /// `:replay REASON`: one reason's dead letters back to their source topics.
+    Replay(String),
+}
+
+/// `:tail`'s words, read by the same parser as `lab kafka tail`.
+#[derive(clap::Parser)]
+#[command(no_binary_name = true, name = ":tail", disable_help_flag = true)]
+struct TailLine {
+    #[command(flatten)]
+    args: TailArgs,
+}
+
+/// `:reset`'s words, read by the same parser as `lab kafka reset`.
+#[derive(clap::Parser)]
+#[command(no_binary_name = true, name = ":reset", disable_help_flag = true)]
+struct ResetLine {
+    #[command(flatten)]
+    args: ResetArgs,
+}
+
+/// clap's complaint, on one line for the footer.
+fn clap_error(e: &clap::Error) -> CommandError {
+    let text = e.to_string();
+    let said: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(|l| l.trim().trim_start_matches("error: "))
+        .filter(|l| !l.is_empty())
+        .collect();
+    CommandError(said.join(" "))
 }
 
 /// Why a line is not a command: the text the footer shows.
@@ -85,6 +130,24 @@ pub fn parse(line: &str) -> Result<Option<Command>, CommandError> {
         }),
         "pull" => Command::Stack(StackCmd::Pull),
         "batch" => Command::Batch,
+        "tail" => {
+            let line = TailLine::try_parse_from(rest).map_err(|e| clap_error(&e))?;
+            Command::Tail(line.args.request().map_err(|e| CommandError(e.to_string()))?)
+        }
+        "dlq" => Command::DeadLetters,
+        "reset" => {
+            let line = ResetLine::try_parse_from(rest).map_err(|e| clap_error(&e))?;
+            let invalid = |e: crate::kafka_tools::KafkaToolError| CommandError(e.to_string());
+            Command::Reset {
+                group: line.args.group.clone(),
+                to: line.args.reset_to().map_err(invalid)?,
+                scope: line.args.scope().map_err(invalid)?,
+            }
+        }
+        "replay" => match rest.first() {
+            Some(code) => Command::Replay((*code).to_string()),
+            None => return fail(":replay needs a reason code (:dlq lists them)".into()),
+        },
         "lesson" => match rest.first() {
             Some(name) => Command::Lesson(name.parse::<Lesson>().map_err(CommandError)?),
             None => {
@@ -157,6 +220,54 @@ mod tests {
             Err(CommandError(text)) => text,
             other => panic!("{line:?} parsed: {other:?}"),
         }
+    }
+
+    #[test]
+    fn kafka_data_commands_read_like_the_cli() {
+        use crate::kafka_tools::tail::Start;
+        let Command::Tail(r) = ok("tail yelp.review.clean -n 5 --grep stars=1 --partition 2") else {
+            panic!("not a tail");
+        };
+        assert_eq!(
+            (r.topic.as_str(), r.limit, r.partition),
+            ("yelp.review.clean", 5, Some(2))
+        );
+        assert_eq!(r.filter.field, Some(("stars".into(), "1".into())));
+        assert_eq!(r.start, Start::Newest);
+        assert!(matches!(ok("tail t --offset 7"), Command::Tail(r) if r.start == Start::Offset(7)));
+        assert!(err("tail").contains("TOPIC"), "{}", err("tail"));
+        assert!(
+            err("tail t --grep stars").contains("NAME=VALUE"),
+            "{}",
+            err("tail t --grep stars")
+        );
+        assert_eq!(ok("dlq"), Command::DeadLetters);
+        assert_eq!(
+            ok("reset g --shift-by -3 --topic yelp.review:1"),
+            Command::Reset {
+                group: "g".into(),
+                to: ResetTo::ShiftBy(-3),
+                scope: Scope {
+                    topic: Some("yelp.review".into()),
+                    partition: Some(1)
+                },
+            }
+        );
+        assert!(matches!(
+            ok("reset g --to-earliest"),
+            Command::Reset {
+                to: ResetTo::Earliest,
+                ..
+            }
+        ));
+        assert!(err("reset g").contains("--to-earliest"), "{}", err("reset g"));
+        assert!(
+            err("reset g --to-earliest --to-latest").contains("cannot be used"),
+            "{}",
+            err("reset g --to-earliest --to-latest")
+        );
+        assert_eq!(ok("replay invalid_json"), Command::Replay("invalid_json".into()));
+        assert!(err("replay").contains(":dlq"));
     }
 
     #[test]

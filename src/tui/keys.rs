@@ -38,6 +38,12 @@ pub enum Action {
     RestartSelected,
     PullImages,
     SortPartitions,
+    /// Kafka: the dead-letter topic grouped by reason.
+    DeadLetters,
+    /// Kafka: read the shown records or dead letters again.
+    Refresh,
+    /// Kafka's dead-letter list: replay the selected reason (shows the plan, asks y/n).
+    ReplayReason,
     TriggerDag,
     TogglePause,
     ClearFailed,
@@ -152,20 +158,17 @@ pub const KEYMAP: &[Binding] = &[
         "restart selected",
     ),
     on(View::Stack, &[Char('p')], "p", Action::PullImages, "pull images"),
+    on(View::Kafka, &[Enter], "Enter", Action::DrillIn, "open: lag, records"),
+    on(View::Kafka, &[Char('s')], "s", Action::SortPartitions, "sort lag"),
     on(
         View::Kafka,
-        &[Enter],
-        "Enter",
-        Action::DrillIn,
-        "partition lag of the group",
+        &[Char('d')],
+        "d",
+        Action::DeadLetters,
+        "dead letters by reason",
     ),
-    on(
-        View::Kafka,
-        &[Char('s')],
-        "s",
-        Action::SortPartitions,
-        "sort partitions by lag / name",
-    ),
+    on(View::Kafka, &[Char('r')], "r", Action::Refresh, "read again"),
+    on(View::Kafka, &[Char('R')], "R", Action::ReplayReason, "replay (asks)"),
     on(View::Airflow, &[Char('t')], "t", Action::TriggerDag, "trigger the DAG"),
     on(View::Airflow, &[Char('p')], "p", Action::TogglePause, "pause / unpause"),
     on(
@@ -209,6 +212,19 @@ pub const COMMANDS: &[(&str, &str)] = &[
     (
         ":lesson NAME",
         "run a fault lesson (consumer-lag, poison-messages, broker-restart, datanode-down, slow-batch)",
+    ),
+    (
+        ":tail TOPIC [options]",
+        "browse a topic's records, with lab kafka tail's options: -n N, --partition P, --offset O or --since T, --key K, --header N=V, --grep FIELD=VALUE",
+    ),
+    (":dlq", "the dead letters by reason (Enter: their records, R: replay)"),
+    (
+        ":reset GROUP --to-earliest|--to-latest|--to-datetime T|--shift-by N [--topic T[:P]]",
+        "move an idle group's offsets: shows the plan and Kafka's own command, asks",
+    ),
+    (
+        ":replay REASON",
+        "send a reason's dead letters back once: shows the count, asks",
     ),
     (":view NAME", "open a view (overview, pipeline, kafka, …)"),
     (":q", "quit"),

@@ -10,6 +10,7 @@ pub mod actions;
 pub mod app;
 pub mod command;
 pub mod container_logs;
+pub mod data;
 pub mod embedded;
 pub mod keys;
 pub mod launch;

@@ -40,6 +40,8 @@ pub enum Msg {
     LessonDone(Result<String, String>),
     /// The embedded lab started (or not), or its batch ran.
     Embedded(EmbeddedEvent),
+    /// What the broker answered a data request (records, dead letters, a plan).
+    Data(super::data::DataEvent),
     /// Ctrl-C or SIGTERM outside the terminal's raw mode.
     Quit,
 }
@@ -140,6 +142,8 @@ pub enum Cmd {
     /// Start the embedded lab's stages (consumer, transform, producer), saying only what fails:
     /// the footer keeps what the lab or the lesson said.
     StartEmbeddedStages,
+    /// Read or change the broker's data (records, dead letters, offsets).
+    Data(super::data::DataCmd),
 }
 
 impl Cmd {
@@ -168,6 +172,7 @@ impl Cmd {
             Cmd::UseEmbedded => "Use the embedded lab?".into(),
             Cmd::Batch => "Run the embedded lab's batch now?".into(),
             Cmd::StartEmbeddedStages => "Start the embedded lab's stages?".into(),
+            Cmd::Data(d) => d.describe(),
         }
     }
 }

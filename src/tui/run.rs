@@ -317,6 +317,13 @@ impl Effects {
                     }
                 }
             }
+            Cmd::Data(cmd) => {
+                let target = super::data::DataTarget {
+                    brokers: self.stages.config.brokers.clone(),
+                    dlq: self.stages.config.topics().dlq(),
+                };
+                tokio::spawn(super::data::run(cmd, target, self.tx.clone()));
+            }
             Cmd::ReloadEndpoints if self.embedded.lab().is_some() => {
                 // The monitor watches its embedded lab; a stack's endpoints do not replace it.
             }

@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;
 
+pub mod monitor;
 pub mod services;
 
 pub fn lab() -> Command {

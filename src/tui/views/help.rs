@@ -3,7 +3,7 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Widget};
+use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 
 use super::centered;
 use crate::tui::app::App;
@@ -24,27 +24,37 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         commands.push(Line::styled(*c, t.accent()));
         commands.push(Line::from(format!("    {what}")));
     }
-    // Side by side when there is room, so every line shows on a 100×30 terminal.
+    // Side by side when there is room; every line wraps within its column, never cut.
     let wide = area.width >= 100;
+    let width = if wide { area.width.min(160) } else { area.width.min(76) };
+    let inner_width = width.saturating_sub(2);
+    let column = if wide { inner_width / 2 } else { inner_width };
+    let rows = |lines: &[Line]| -> usize {
+        lines
+            .iter()
+            .map(|l| l.width().div_ceil(usize::from(column.max(1))).max(1))
+            .sum()
+    };
     let lines = if wide {
-        keys.len().max(commands.len())
+        rows(&keys).max(rows(&commands))
     } else {
-        keys.len() + commands.len()
+        rows(&keys) + rows(&commands)
     };
     let h = (lines as u16 + 2).min(area.height);
-    let popup = centered(area, if wide { area.width.min(140) } else { 76 }, h);
+    let popup = centered(area, width, h);
     Clear.render(popup, buf);
     let block = Block::bordered()
         .title(" Help — any key closes ")
         .border_style(t.accent());
     let inner = block.inner(popup);
     block.render(popup, buf);
+    let wrap = Wrap { trim: false };
     if wide {
-        let [left, right] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(inner);
-        Paragraph::new(keys).render(left, buf);
-        Paragraph::new(commands).render(right, buf);
+        let [left, right] = Layout::horizontal([Constraint::Length(column), Constraint::Fill(1)]).areas(inner);
+        Paragraph::new(keys).wrap(wrap).render(left, buf);
+        Paragraph::new(commands).wrap(wrap).render(right, buf);
     } else {
         keys.extend(commands);
-        Paragraph::new(keys).render(inner, buf);
+        Paragraph::new(keys).wrap(wrap).render(inner, buf);
     }
 }

@@ -64,6 +64,13 @@ impl App {
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let status = app.lab.status(LabService::Kafka);
+    if let Some(browse) = &app.browse {
+        // The browser reads the broker itself: it does not wait for the probe's first answer.
+        let outer = service_block(app.theme, LabService::Kafka, status);
+        let inner = outer.inner(area);
+        outer.render(area, buf);
+        return super::browse::render(app, browse, inner, buf);
+    }
     let Some(k) = app.lab.kafka.as_ref().and_then(|p| p.detail.as_ref()) else {
         return render_unavailable(app.theme, LabService::Kafka, status, area, buf);
     };
@@ -172,7 +179,11 @@ fn render_topics(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
     )
     .header(Row::new(["topic", "parts", "records", "in"]).style(t.dim()))
     .row_highlight_style(t.selected())
-    .block(focus_block(app, " Topics ".into(), focused));
+    .block(focus_block(
+        app,
+        " Topics (Enter: records, d: dead letters) ".into(),
+        focused,
+    ));
     let mut state = TableState::default().with_selected(focused.then_some(app.selection[View::Kafka.index()]));
     StatefulWidget::render(table, area, buf, &mut state);
     super::remember_rows(app, 1, area, 1, state.offset());

@@ -2,6 +2,7 @@
 //! overlay. Views only read the app; one file per view.
 
 mod airflow;
+mod browse;
 mod embedded;
 mod hdfs;
 mod help;
@@ -141,20 +142,28 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
     Paragraph::new(line).render(area, buf);
 }
 
+/// The y/n dialog. A question of several lines (a reset's plan, a replay's counts) keeps its lines
+/// and its columns; a long line wraps. The y/n answer sits in the bottom border, so it shows even
+/// when the question is taller than the screen.
 fn render_confirm(theme: Theme, question: &str, area: Rect, buf: &mut Buffer) {
-    let width = (question.chars().count() as u16 + 6)
-        .clamp(30, area.width.max(30))
-        .min(area.width);
-    let popup = centered(area, width, 5);
+    let widest = question.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    let width = (widest as u16 + 6).clamp(30, area.width.max(30)).min(area.width);
+    // Word wrapping breaks earlier than the width: leave room for it.
+    let fits = usize::from(width.saturating_sub(2)).saturating_sub(8).max(1);
+    let rows: usize = question.lines().map(|l| l.chars().count().div_ceil(fits).max(1)).sum();
+    let height = (rows as u16 + 2).min(area.height);
+    let popup = centered(area, width, height);
     Clear.render(popup, buf);
-    Paragraph::new(vec![
-        Line::from(question.to_string()),
-        Line::from(""),
-        Line::from(Span::styled("[y] yes    [n] no", theme.accent())),
-    ])
-    .wrap(Wrap { trim: true })
-    .block(Block::bordered().title(" Confirm ").border_style(theme.accent()))
-    .render(popup, buf);
+    let lines: Vec<Line> = question.lines().map(|l| Line::from(l.to_string())).collect();
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .block(
+            Block::bordered()
+                .title(" Confirm ")
+                .title_bottom(Line::styled(" [y] yes    [n] no ", theme.accent()))
+                .border_style(theme.accent()),
+        )
+        .render(popup, buf);
 }
 
 /// Records where a bordered list with `header_rows` drew its rows, for mouse selection.

@@ -257,6 +257,22 @@ fn help_overlay_lists_every_key() {
     assert!(screen(&a, 80, 24).contains("Help"));
 }
 
+/// Long command lines wrap within their column instead of being cut (at 120 columns the command
+/// column used to lose the end of `:lesson NAME`'s list).
+#[test]
+fn help_never_cuts_a_command_line() {
+    let mut a = app(live_lab(), View::Kafka);
+    a.mode = Mode::Help;
+    for (w, h) in [(120, 60), (200, 60)] {
+        let s = screen(&a, w, h);
+        for (command, what) in crate::tui::keys::COMMANDS {
+            for word in command.split_whitespace().chain(what.split_whitespace()) {
+                assert!(s.contains(word), "help at {w}x{h} lacks {word:?} of {command}:\n{s}");
+            }
+        }
+    }
+}
+
 #[test]
 fn down_views_say_why() {
     for (view, service) in [
@@ -794,5 +810,316 @@ mod embedded_lab {
         )));
         assert_eq!(after, vec![Cmd::StartEmbeddedStages], "the stages start again");
         assert_shows(&a, &["lesson consumer-lag done"]);
+    }
+}
+
+/// The Kafka view's data browser and its actions, driven by keys and `:` commands as a user
+/// would, with the broker's answers given as messages (the real broker's are tested in
+/// tests/tui_data.rs).
+mod data_browser {
+    use std::collections::BTreeMap;
+
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::*;
+    use crate::kafka_tools::dlq::{Reason, Replay, Summary};
+    use crate::kafka_tools::offsets::{PlannedOffset, ResetPlan, ResetTo, Scope};
+    use crate::kafka_tools::tail::{ShownRecord, Tail};
+    use crate::tui::data::{self, Browse, DataCmd, DataEvent};
+    use crate::tui::msg::Msg;
+
+    fn key(a: &mut App, c: KeyCode) -> Vec<Cmd> {
+        a.update(Msg::Key(KeyEvent::new(c, KeyModifiers::NONE)))
+    }
+
+    fn command(a: &mut App, line: &str) -> Vec<Cmd> {
+        key(a, KeyCode::Char(':'));
+        for c in line.chars() {
+            key(a, KeyCode::Char(c));
+        }
+        key(a, KeyCode::Enter)
+    }
+
+    fn record(
+        partition: i32,
+        offset: i64,
+        key: &str,
+        headers: &[(&str, &str)],
+        value: serde_json::Value,
+    ) -> ShownRecord {
+        ShownRecord {
+            partition,
+            offset,
+            timestamp: Some(format!("2026-11-24T22:5{partition}:0{}.000Z", offset % 10)),
+            timestamp_ms: 0,
+            key: Some(key.into()),
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_string(), (*v).to_string()))
+                .collect(),
+            value,
+        }
+    }
+
+    fn reviews() -> Tail {
+        Tail {
+            topic: "yelp.review.clean".into(),
+            scanned: 3_000,
+            matched: 2,
+            ranges: BTreeMap::from([(0, (0, 1_000)), (1, (0, 1_000)), (2, (0, 1_000))]),
+            records: vec![
+                record(
+                    1,
+                    998,
+                    "r-1",
+                    &[],
+                    serde_json::json!({"review_id": "r-1", "stars": 1, "text": "cold fries"}),
+                ),
+                record(
+                    2,
+                    999,
+                    "r-2",
+                    &[("lab.replay.of", "yelp.dlq[0]@4")],
+                    serde_json::json!({"review_id": "r-2", "stars": 1, "text": "replayed"}),
+                ),
+            ],
+        }
+    }
+
+    fn dead_letters() -> Summary {
+        let example = |code: &str, reason: &str, value: serde_json::Value| {
+            record(
+                0,
+                4,
+                "",
+                &[
+                    ("lab.reason", reason),
+                    ("lab.reason.code", code),
+                    ("lab.source", "yelp_academic_dataset_review.json:100"),
+                    ("lab.source.offset", "99"),
+                    ("lab.source.partition", "0"),
+                    ("lab.source.topic", "yelp.review"),
+                ],
+                value,
+            )
+        };
+        let reason = |code: &str, count, example| Reason {
+            code: code.into(),
+            count,
+            first_seen: Some("2026-11-24T22:50:00.000Z".into()),
+            last_seen: Some("2026-11-24T22:55:00.000Z".into()),
+            example,
+        };
+        Summary {
+            topic: "yelp.dlq".into(),
+            dead_letters: 7,
+            reasons: vec![
+                reason(
+                    "invalid_json",
+                    5,
+                    example(
+                        "invalid_json",
+                        "not JSON: expected value at line 1 column 1",
+                        serde_json::Value::String("{not json".into()),
+                    ),
+                ),
+                reason(
+                    "stars_out_of_range",
+                    2,
+                    example(
+                        "stars_out_of_range",
+                        "stars 7 is outside 1..=5",
+                        serde_json::json!({"review_id": "r-9", "stars": 7}),
+                    ),
+                ),
+            ],
+        }
+    }
+
+    fn kafka_app() -> App {
+        app(live_lab(), View::Kafka)
+    }
+
+    #[test]
+    fn enter_on_a_topic_browses_its_newest_records_and_esc_goes_back() {
+        let mut a = kafka_app();
+        key(&mut a, KeyCode::Right); // the Topics pane
+        let topic = a.kafka_topics()[a.selected()].name.clone();
+        let cmds = key(&mut a, KeyCode::Enter);
+        assert_eq!(cmds, vec![Cmd::Data(DataCmd::Tail(data::newest(&topic)))]);
+        assert_shows(&a, &["reading the records"]);
+
+        // The answer to another request (the user moved on) changes nothing.
+        let other = data::newest("elsewhere");
+        a.update(Msg::Data(DataEvent::Tail(other, Ok(reviews()))));
+        assert_shows(&a, &["reading the records"]);
+
+        a.update(Msg::Data(DataEvent::Tail(data::newest(&topic), Ok(reviews()))));
+        for (w, h) in SIZES {
+            insta::assert_snapshot!(format!("kafka_records_{w}x{h}"), screen(&a, w, h));
+        }
+        assert_shows(&a, &["2 shown; 2 matched of 3,000 scanned", "cold fries"]);
+        key(&mut a, KeyCode::Down);
+        assert_shows(&a, &["lab.replay.of: yelp.dlq[0]@4", "[2]@999"]);
+        assert_eq!(
+            key(&mut a, KeyCode::Char('r')),
+            vec![Cmd::Data(DataCmd::Tail(data::newest(&topic)))]
+        );
+        key(&mut a, KeyCode::Esc);
+        assert_eq!(a.browse, None);
+        assert_shows(&a, &["Consumer groups"]);
+    }
+
+    #[test]
+    fn tail_takes_the_cli_filters_and_a_failed_read_says_why() {
+        let mut a = app(live_lab(), View::Overview);
+        let cmds = command(&mut a, "tail yelp.review.clean --grep stars=1 -n 5");
+        let Some(Cmd::Data(DataCmd::Tail(request))) = cmds.first().cloned() else {
+            panic!("{cmds:?}");
+        };
+        assert_eq!(a.view, View::Kafka);
+        assert_eq!(request.filter.field, Some(("stars".into(), "1".into())));
+        assert_eq!(request.limit, 5);
+        a.update(Msg::Data(DataEvent::Tail(request.clone(), Ok(reviews()))));
+        assert_shows(&a, &["2 shown where stars=1; 2 matched of 3,000 scanned"]);
+        a.update(Msg::Data(DataEvent::Tail(
+            request,
+            Err("Kafka: cannot read yelp.review.clean: the broker is unreachable".into()),
+        )));
+        assert_shows(&a, &["the broker is unreachable"]);
+    }
+
+    #[test]
+    fn the_dead_letters_by_reason_open_their_records_and_replay_asks_with_the_count() {
+        let mut a = kafka_app();
+        assert_eq!(key(&mut a, KeyCode::Char('d')), vec![Cmd::Data(DataCmd::DeadLetters)]);
+        a.update(Msg::Data(DataEvent::DeadLetters(Ok(dead_letters()))));
+        for (w, h) in SIZES {
+            insta::assert_snapshot!(format!("kafka_dead_letters_{w}x{h}"), screen(&a, w, h));
+        }
+        assert_shows(
+            &a,
+            &[
+                "invalid_json",
+                "stars_out_of_range",
+                "from yelp.review[0]@99",
+                "{not json",
+            ],
+        );
+
+        // Enter: the records of the selected reason, the whole DLQ scanned.
+        key(&mut a, KeyCode::Down);
+        let cmds = key(&mut a, KeyCode::Enter);
+        assert_eq!(
+            cmds,
+            vec![Cmd::Data(DataCmd::Tail(data::dead_letters_of(
+                "yelp.dlq",
+                "stars_out_of_range"
+            )))]
+        );
+        assert!(matches!(a.browse, Some(Browse::Records { .. })));
+
+        // R: the replay is counted first (a dry run), then asked with the count.
+        key(&mut a, KeyCode::Char('d'));
+        a.update(Msg::Data(DataEvent::DeadLetters(Ok(dead_letters()))));
+        assert_eq!(
+            key(&mut a, KeyCode::Char('R')),
+            vec![Cmd::Data(DataCmd::PlanReplay("invalid_json".into()))]
+        );
+        let plan = Replay {
+            code: "invalid_json".into(),
+            group: "lab-dlq-replay-yelp.dlq-invalid_json".into(),
+            replayed: 5,
+            to_topics: BTreeMap::from([("yelp.review".into(), 5)]),
+            skipped: 0,
+            already_replayed: 0,
+            dry_run: true,
+        };
+        a.update(Msg::Data(DataEvent::ReplayPlanned(Ok(plan.clone()))));
+        assert_shows(
+            &a,
+            &[
+                "would replay 5 dead letter(s) of invalid_json (5 to yelp.review)",
+                "[y] yes",
+            ],
+        );
+        assert_eq!(
+            key(&mut a, KeyCode::Char('y')),
+            vec![Cmd::Data(DataCmd::Replay(Box::new(plan.clone())))]
+        );
+
+        // Nothing left to replay: said, not asked.
+        a.update(Msg::Data(DataEvent::ReplayPlanned(Ok(Replay {
+            replayed: 0,
+            already_replayed: 5,
+            ..plan
+        }))));
+        assert_eq!(a.mode, Mode::Normal);
+        assert_shows(&a, &["nothing to replay for invalid_json: 5 replayed before"]);
+    }
+
+    #[test]
+    fn a_reset_shows_its_plan_and_kafkas_command_and_is_refused_while_members_are_connected() {
+        let mut a = kafka_app();
+        let cmds = command(
+            &mut a,
+            "reset lab-consumer-yelp --shift-by 1 --topic yelp.review.clean:2",
+        );
+        assert_eq!(
+            cmds,
+            vec![Cmd::Data(DataCmd::PlanReset {
+                group: "lab-consumer-yelp".into(),
+                to: ResetTo::ShiftBy(1),
+                scope: Scope {
+                    topic: Some("yelp.review.clean".into()),
+                    partition: Some(2)
+                },
+            })]
+        );
+        let plan = ResetPlan {
+            group: "lab-consumer-yelp".into(),
+            members: Vec::new(),
+            partitions: vec![PlannedOffset {
+                topic: "yelp.review.clean".into(),
+                partition: 2,
+                before: Some(41),
+                after: 42,
+                high: 500,
+                lag_after: 458,
+                metadata: String::new(),
+            }],
+            command: "kafka-consumer-groups.sh --bootstrap-server 127.0.0.1:9092 --group lab-consumer-yelp \
+                      --reset-offsets --shift-by 1 --topic yelp.review.clean:2 --dry-run"
+                .into(),
+        };
+        a.update(Msg::Data(DataEvent::ResetPlanned(Ok(ResetPlan {
+            members: vec!["lab-consumer-yelp (127.0.0.1)".into()],
+            ..plan.clone()
+        }))));
+        assert_eq!(
+            a.mode,
+            Mode::Normal,
+            "a reset of a group with members must not be offered"
+        );
+        assert_shows(&a, &["still has connected members"]);
+
+        a.update(Msg::Data(DataEvent::ResetPlanned(Ok(plan.clone()))));
+        insta::assert_snapshot!("confirm_reset_200x60", screen(&a, 200, 60));
+        let wide = screen(&a, 200, 60);
+        for shown in [
+            "BEFORE",
+            "LAG AFTER",
+            "--reset-offsets --shift-by 1",
+            "Apply this reset?",
+        ] {
+            assert!(wide.contains(shown), "{shown:?} missing:\n{wide}");
+        }
+        assert_shows(&a, &["Apply this reset?", "[y] yes"]);
+        assert_eq!(key(&mut a, KeyCode::Char('n')), Vec::<Cmd>::new());
+        a.update(Msg::Data(DataEvent::ResetPlanned(Ok(plan.clone()))));
+        assert_eq!(
+            key(&mut a, KeyCode::Char('y')),
+            vec![Cmd::Data(DataCmd::ApplyReset(Box::new(plan)))]
+        );
     }
 }
