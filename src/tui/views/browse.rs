@@ -103,7 +103,6 @@ fn time(rfc3339: Option<&str>, wide: bool) -> String {
 }
 
 fn render_records(app: &App, request: &TailRequest, tail: &Tail, selected: usize, area: Rect, buf: &mut Buffer) {
-    let t = app.theme;
     let wide = area.width >= WIDE;
     let rows: Vec<Row> = tail
         .records
@@ -118,20 +117,28 @@ fn render_records(app: &App, request: &TailRequest, tail: &Tail, selected: usize
             ])
         })
         .collect();
+    let widths = [Constraint::Length(4), Constraint::Length(9)];
+    let header = ["part", "offset", "timestamp", "key", "value"];
+    let title = format!(" {}: {} ", tail.topic, scan_summary(request, tail));
+    render_list(app, (rows, widths, header), wide, title, selected, area, buf);
+}
+
+/// A list of the browser: two columns of `widths`, two of times (or keys), then one that fills.
+fn render_list(
+    app: &App,
+    (rows, widths, header): (Vec<Row>, [Constraint; 2], [&str; 5]),
+    wide: bool,
+    title: String,
+    selected: usize,
+    area: Rect,
+    buf: &mut Buffer,
+) {
     let empty = rows.is_empty();
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(4),
-            Constraint::Length(9),
-            Constraint::Length(if wide { 24 } else { 12 }),
-            Constraint::Length(if wide { 24 } else { 12 }),
-            Constraint::Fill(1),
-        ],
-    )
-    .header(Row::new(["part", "offset", "timestamp", "key", "value"]).style(t.dim()))
-    .row_highlight_style(t.selected())
-    .block(block(app, format!(" {}: {} ", tail.topic, scan_summary(request, tail))));
+    let time = Constraint::Length(if wide { 24 } else { 12 });
+    let table = Table::new(rows, [widths[0], widths[1], time, time, Constraint::Fill(1)])
+        .header(Row::new(header).style(app.theme.dim()))
+        .row_highlight_style(app.theme.selected())
+        .block(block(app, title));
     let mut state = TableState::default().with_selected((!empty).then_some(selected));
     StatefulWidget::render(table, area, buf, &mut state);
 }
@@ -175,7 +182,6 @@ fn render_record(app: &App, record: Option<&ShownRecord>, area: Rect, buf: &mut 
 }
 
 fn render_reasons(app: &App, summary: &Summary, selected: usize, area: Rect, buf: &mut Buffer) {
-    let t = app.theme;
     let wide = area.width >= WIDE;
     let rows: Vec<Row> = summary
         .reasons
@@ -190,29 +196,14 @@ fn render_reasons(app: &App, summary: &Summary, selected: usize, area: Rect, buf
             ])
         })
         .collect();
-    let empty = rows.is_empty();
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(22),
-            Constraint::Length(7),
-            Constraint::Length(if wide { 24 } else { 12 }),
-            Constraint::Length(if wide { 24 } else { 12 }),
-            Constraint::Fill(1),
-        ],
-    )
-    .header(Row::new(["reason", "count", "first seen", "last seen", "e.g."]).style(t.dim()))
-    .row_highlight_style(t.selected())
-    .block(block(
-        app,
-        format!(
-            " Dead letters in {}: {} ",
-            summary.topic,
-            count(summary.dead_letters as i64)
-        ),
-    ));
-    let mut state = TableState::default().with_selected((!empty).then_some(selected));
-    StatefulWidget::render(table, area, buf, &mut state);
+    let widths = [Constraint::Length(22), Constraint::Length(7)];
+    let header = ["reason", "count", "first seen", "last seen", "e.g."];
+    let title = format!(
+        " Dead letters in {}: {} ",
+        summary.topic,
+        count(summary.dead_letters as i64)
+    );
+    render_list(app, (rows, widths, header), wide, title, selected, area, buf);
 }
 
 fn render_reason(app: &App, summary: &Summary, selected: usize, area: Rect, buf: &mut Buffer) {
