@@ -33,6 +33,9 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 struct Running {
     cancel: CancellationToken,
     handle: tokio::task::JoinHandle<()>,
+    /// Set before the stage reports its end: the monitor may act on that report (`:stop` says
+    /// "not running", `:start` starts it again) before the task itself has returned.
+    ended: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The stages this monitor runs; their events go to `tx` as `M`.
@@ -53,7 +56,8 @@ impl<M: From<StageEvent> + Send + 'static> StageRunner<M> {
     }
 
     fn is_running(&mut self, kind: StageKind) -> bool {
-        self.running.retain(|_, r| !r.handle.is_finished());
+        self.running
+            .retain(|_, r| !r.handle.is_finished() && !r.ended.load(std::sync::atomic::Ordering::Acquire));
         self.running.contains_key(&kind)
     }
 
@@ -68,15 +72,16 @@ impl<M: From<StageEvent> + Send + 'static> StageRunner<M> {
         }
         let cancel = CancellationToken::new();
         let counters = Arc::new(StageCounters::default());
+        let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let handle = tokio::spawn(run_stage(
             kind,
             how.clone(),
             self.config.clone(),
             counters,
-            cancel.clone(),
+            (cancel.clone(), ended.clone()),
             self.tx.clone(),
         ));
-        self.running.insert(kind, Running { cancel, handle });
+        self.running.insert(kind, Running { cancel, handle, ended });
         Ok(match how.rate {
             Some(r) => format!("{} started ({r} msg/s)", kind.name()),
             None => format!("{} started", kind.name()),
@@ -141,7 +146,7 @@ async fn run_stage<M: From<StageEvent> + Send + 'static>(
     how: StageStart,
     config: StageContext,
     counters: Arc<StageCounters>,
-    cancel: CancellationToken,
+    (cancel, ended): (CancellationToken, Arc<std::sync::atomic::AtomicBool>),
     tx: mpsc::Sender<M>,
 ) {
     let reporter = {
@@ -176,6 +181,7 @@ async fn run_stage<M: From<StageEvent> + Send + 'static>(
         snapshot: counters.snapshot(),
         result,
     };
+    ended.store(true, std::sync::atomic::Ordering::Release);
     if tx.send(done.into()).await.is_err() {
         tracing::debug!(stage = kind.name(), "the monitor closed before the stage ended");
     }
