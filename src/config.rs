@@ -3,6 +3,7 @@
 //! Precedence, highest first: command-line flags, environment (`LAB_*`), `lab.toml`
 //! (in the working directory or the state directory), built-in defaults.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -45,6 +46,18 @@ pub struct FileConfig {
     pub hdfs: Option<HdfsSection>,
     pub spark: Option<SparkSection>,
     pub airflow: Option<AirflowSection>,
+    pub alerts: Option<AlertsSection>,
+}
+
+/// `[alerts]`: when a consumer group's lag is an alert (the monitor turns it red with a banner;
+/// `lab status` fails while Kafka is required).
+#[derive(Debug, Default, Deserialize, serde::Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSection {
+    /// Records behind, for every group without a threshold of its own.
+    pub lag: Option<u64>,
+    /// Thresholds of single groups (`[alerts.groups]`, `"lab-consumer-yelp" = 500`).
+    pub groups: Option<BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Default, Deserialize, serde::Serialize, Clone)]
@@ -148,6 +161,23 @@ pub struct LabConfig {
     pub hdfs: HdfsEndpoint,
     pub spark: SparkEndpoint,
     pub airflow: AirflowEndpoint,
+    pub alerts: LagAlerts,
+}
+
+/// Lag thresholds from `[alerts]`: a group is in alert when more records than its threshold wait.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LagAlerts {
+    /// For every group without its own.
+    pub lag: Option<u64>,
+    pub groups: BTreeMap<String, u64>,
+}
+
+impl LagAlerts {
+    /// The threshold of `group`: its own, else the general one.
+    #[must_use]
+    pub fn threshold(&self, group: &str) -> Option<u64> {
+        self.groups.get(group).copied().or(self.lag)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,7 +223,12 @@ impl LabConfig {
         let hdfs = file.hdfs.unwrap_or_default();
         let spark = file.spark.unwrap_or_default();
         let airflow = file.airflow.unwrap_or_default();
+        let alerts = file.alerts.unwrap_or_default();
         Ok(Self {
+            alerts: LagAlerts {
+                lag: alerts.lag,
+                groups: alerts.groups.unwrap_or_default(),
+            },
             hdfs: HdfsEndpoint {
                 url: pick(overrides.hdfs_url, hdfs.url, DEFAULT_HDFS_URL),
                 http: pick(overrides.hdfs_http, hdfs.http, DEFAULT_HDFS_HTTP),
@@ -256,6 +291,10 @@ impl FileConfig {
                 username: a.username.or(b.username),
                 password_file: a.password_file.or(b.password_file),
             }),
+            alerts: merge(self.alerts, lower.alerts, |a, b| AlertsSection {
+                lag: a.lag.or(b.lag),
+                groups: a.groups.or(b.groups),
+            }),
         }
     }
 }
@@ -315,6 +354,24 @@ fn validate_topic_prefix(prefix: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lag_alerts_have_a_general_threshold_and_per_group_ones() {
+        let text = "[alerts]\nlag = 10000\n[alerts.groups]\n\"lab-consumer-yelp\" = 500\n";
+        let cfg = parse_file_config(Path::new("lab.toml"), text).unwrap();
+        let section = cfg.alerts.unwrap();
+        let alerts = LagAlerts {
+            lag: section.lag,
+            groups: section.groups.unwrap_or_default(),
+        };
+        assert_eq!(alerts.threshold("lab-consumer-yelp"), Some(500));
+        assert_eq!(alerts.threshold("lab-transform-yelp"), Some(10_000));
+        assert_eq!(LagAlerts::default().threshold("any"), None);
+        let err = parse_file_config(Path::new("lab.toml"), "[alerts]\nlag = -1\n").unwrap_err();
+        assert!(err.to_string().contains("lab.toml"), "{err}");
+        let err = parse_file_config(Path::new("lab.toml"), "[alerts]\nlags = 1\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `lags`"), "{err}");
+    }
 
     #[test]
     fn file_config_parses_and_rejects_unknown_keys() {

@@ -309,3 +309,50 @@ fn probe_targets_come_from_the_lab_config() {
     assert_eq!(t.spark_ui, "http://127.0.0.1:18090");
     assert!(!t.configured().contains(&LabService::Postgres), "no PG URL configured");
 }
+
+/// `[alerts]` in lab.toml: `lab status` fails while a group is further behind than its threshold
+/// and Kafka is required, names the group and says how far behind it is; above the lag it passes.
+/// The group is the lab's transform, left behind by a second copy of the sample.
+#[tokio::test(flavor = "multi_thread")]
+async fn lab_status_fails_on_a_lag_alert_while_kafka_is_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = common::unique_prefix("lagalert");
+    let zone = dir.path().join("raw");
+    let state = dir.path().join("state");
+    let sample = common::sample_dir();
+    let stage = |args: &[&str]| common::stage_cmd(&prefix, zone.as_os_str(), &state, args);
+    let run = |args: &[&str]| common::json_stdout(&common::run_ok(&mut stage(args)));
+    run(&["produce", "--data", sample.to_str().unwrap()]);
+    run(&["transform", "--until-caught-up"]);
+    let produced = run(&["produce", "--data", sample.to_str().unwrap()]);
+    let behind = produced["delivered"].as_i64().unwrap();
+    let group = format!("lab-transform-{prefix}");
+    let status = |threshold: i64| {
+        std::fs::write(
+            state.join("lab.toml"),
+            format!("[alerts.groups]\n\"{group}\" = {threshold}\n"),
+        )
+        .unwrap();
+        stage(&["status", "--require", "kafka", "--json"]).output().unwrap()
+    };
+
+    let out = status(behind - 1);
+    let json = common::json_stdout(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a lag alert passed: {json:#}");
+    assert!(
+        stderr.contains(&format!("lag alert: {group} is {behind} records behind")),
+        "{stderr}"
+    );
+    let alerts = json["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{json:#}");
+    assert_eq!(alerts[0]["lag"], behind);
+
+    let out = status(behind);
+    assert!(
+        out.status.success(),
+        "at the threshold is no alert: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(common::json_stdout(&out)["alerts"], serde_json::json!([]));
+}

@@ -6,6 +6,7 @@
 //! down, it never freezes a caller.
 
 pub mod airflow;
+pub mod alerts;
 pub mod docker;
 pub mod hdfs;
 mod http;

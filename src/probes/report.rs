@@ -1,7 +1,8 @@
 //! `lab status`: one snapshot of every service, as a table or JSON, and which required services fail.
 
 use super::{Health, LabService, LabSnapshot, ProbeError, ProbeTargets, Probes, poll_all_once};
-use crate::config::LabConfig;
+use super::alerts::{LagBreach, breaches};
+use crate::config::{LabConfig, LagAlerts};
 use crate::pipeline::status_file::StageStatus;
 use indicatif::HumanBytes;
 
@@ -11,6 +12,8 @@ pub enum StatusError {
     Probe(#[from] ProbeError),
     #[error("required service(s) down: {}\nstart them (`lab up`), or choose which must be up with --require", names(.0))]
     RequiredDown(Vec<LabService>),
+    #[error("{}\nstart or scale the stage that reads the group, or raise the threshold in lab.toml [alerts]", .0.join("\n"))]
+    LagAlerts(Vec<String>),
 }
 
 fn names(services: &[LabService]) -> String {
@@ -26,22 +29,39 @@ pub async fn run_status(config: &LabConfig, require: &[LabService], json: bool) 
     }
     let mut report = status(&targets, require).await?;
     report.stages = crate::pipeline::status_file::read_all(&config.state_dir);
+    report.alerts = lag_alerts(&report, &config.alerts);
     if json {
         let json = serde_json::json!({
             "services": report.snapshot,
             "required": report.required,
             "failing": report.failing,
             "stages": report.stages,
+            "alerts": report.alerts,
         });
         println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
     } else {
         print!("{}", render_text(&report));
     }
-    if report.failing.is_empty() {
-        Ok(())
-    } else {
-        Err(StatusError::RequiredDown(report.failing))
+    if !report.failing.is_empty() {
+        return Err(StatusError::RequiredDown(report.failing));
     }
+    if report.required.contains(&LabService::Kafka) && !report.alerts.is_empty() {
+        return Err(StatusError::LagAlerts(
+            report.alerts.iter().map(LagBreach::describe).collect(),
+        ));
+    }
+    Ok(())
+}
+
+/// The groups of the snapshot over their `[alerts]` threshold.
+fn lag_alerts(report: &StatusReport, alerts: &LagAlerts) -> Vec<LagBreach> {
+    report
+        .snapshot
+        .kafka
+        .as_ref()
+        .and_then(|p| p.detail.as_ref())
+        .map(|k| breaches(alerts, k))
+        .unwrap_or_default()
 }
 
 /// The result of `lab status`: the snapshot and the required services that are down.
@@ -51,6 +71,8 @@ pub struct StatusReport {
     pub failing: Vec<LabService>,
     /// Stages running in `lab produce|transform|consume` processes of this state dir.
     pub stages: Vec<StageStatus>,
+    /// Consumer groups over their `[alerts]` lag threshold.
+    pub alerts: Vec<LagBreach>,
 }
 
 /// Polls everything once. `require` empty means every configured service is required.
@@ -68,6 +90,7 @@ pub async fn status(targets: &ProbeTargets, require: &[LabService]) -> Result<St
         required,
         failing,
         stages: Vec::new(),
+        alerts: Vec::new(),
     })
 }
 
@@ -215,6 +238,13 @@ pub fn render_text(report: &StatusReport) -> String {
                 "{:<11} {:<8} {:<22} {:<9} {:<9} {:<9} {lag}   (prefix {})\n",
                 s.stage, s.pid, state, s.input, s.output, s.dlq, s.topic_prefix
             ));
+        }
+    }
+    if !report.alerts.is_empty() {
+        out.push('\n');
+        for alert in &report.alerts {
+            out.push_str(&alert.describe());
+            out.push('\n');
         }
     }
     if !report.failing.is_empty() {

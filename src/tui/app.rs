@@ -126,6 +126,8 @@ pub struct App {
     pub sort_by_name: bool,
     /// Kafka: a topic's records or the dead letters by reason, shown instead of groups and topics.
     pub browse: Option<Browse>,
+    /// Lag thresholds (`lab.toml` `[alerts]`): a group over its own is red, with a banner.
+    pub alerts: crate::config::LagAlerts,
     /// Total lag per consumer group, oldest first.
     pub lag_history: BTreeMap<String, VecDeque<u64>>,
     /// Records per second into the raw topics, oldest first.
@@ -177,6 +179,7 @@ impl App {
             kafka_drill: false,
             sort_by_name: false,
             browse: None,
+            alerts: crate::config::LagAlerts::default(),
             lag_history: BTreeMap::new(),
             rate_history: VecDeque::new(),
             logs: VecDeque::new(),
@@ -307,6 +310,18 @@ impl App {
     /// to bring a stopped stack up.
     #[must_use]
     pub fn banner(&self) -> Option<Notice> {
+        if let Some(worst) = self.lag_alerts().first() {
+            let others = self.lag_alerts().len() - 1;
+            let more = if others > 0 {
+                format!(" (+{others} more group(s) in alert: 3 Kafka)")
+            } else {
+                String::new()
+            };
+            return Some(Notice {
+                text: format!("{}{more}", worst.describe()),
+                error: true,
+            });
+        }
         if let Some(e) = &self.embedded {
             let text = match &e.info {
                 None => "Starting the embedded lab (no Docker needed) …".to_string(),
@@ -357,6 +372,18 @@ impl App {
             });
         }
         None
+    }
+
+    /// Consumer groups over their `[alerts]` threshold in the last Kafka snapshot, furthest
+    /// behind first.
+    #[must_use]
+    pub fn lag_alerts(&self) -> Vec<crate::probes::alerts::LagBreach> {
+        self.lab
+            .kafka
+            .as_ref()
+            .and_then(|p| p.detail.as_ref())
+            .map(|k| crate::probes::alerts::breaches(&self.alerts, k))
+            .unwrap_or_default()
     }
 
     fn on_snapshot(&mut self, snap: ServiceSnapshot) {

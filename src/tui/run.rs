@@ -89,6 +89,7 @@ pub async fn run(setup: Setup) -> Result<(), TuiError> {
     crossterm::execute!(std::io::stdout(), EnableMouseCapture)?;
     let mut terminal = terminal;
     let mut app = App::new(Theme::from_env());
+    app.alerts = setup.lessons.alerts.clone();
     app.width = terminal.size()?.width;
     app.stack = setup.panel;
     let effects_tx = tx.clone();

@@ -115,18 +115,22 @@ fn focus_block(app: &App, title: String, focused: bool) -> Block<'static> {
 
 fn render_groups(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
+    let alerts = app.lag_alerts();
     let rows: Vec<Row> = app
         .kafka_groups()
         .into_iter()
         .map(|g| {
-            Row::new(vec![
+            let in_alert = alerts.iter().any(|a| a.group == g.name);
+            let row = Row::new(vec![
                 Cell::from(g.name.clone()),
                 Cell::from(g.state.clone()).style(t.state(&g.state)),
                 Cell::from(g.members.len().to_string()),
                 Cell::from(count(g.total_lag)),
                 Cell::from(rate(g.rate)),
                 Cell::from(g.catch_up_s.map_or_else(|| "–".into(), duration)),
-            ])
+            ]);
+            // Over its `[alerts]` threshold: the whole group turns red.
+            if in_alert { row.style(t.error()) } else { row }
         })
         .collect();
     let empty = rows.is_empty();

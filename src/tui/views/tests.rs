@@ -118,6 +118,39 @@ fn a_down_service_is_red_with_its_reason() {
     }
 }
 
+/// `[alerts] lag = 1000` and the fixture's transform group 1,500 behind: that group turns red
+/// and a banner says how far behind it is, on the views where lag is watched and on the Overview;
+/// the consumer group (15 behind) stays as it was.
+#[test]
+fn a_group_over_its_lag_threshold_turns_red_with_a_banner() {
+    let mut a = app(live_lab(), View::Kafka);
+    a.alerts = crate::config::LagAlerts {
+        lag: Some(1_000),
+        groups: std::collections::BTreeMap::new(),
+    };
+    let banner = "lag alert: lab-transform-yelp is 1500 records behind (alert above 1000)";
+    for view in [View::Kafka, View::Pipeline, View::Overview] {
+        a.view = view;
+        assert_shows(&a, &[banner]);
+    }
+    a.view = View::Kafka;
+    for (w, h) in SIZES {
+        let buf = draw(&a, w, h);
+        let colour = |group: &str| {
+            let (x, y) = find(&buf, &format!("{group} ")).unwrap_or_else(|| panic!("no {group}:\n{}", text(&buf)));
+            buf[(x, y)].fg
+        };
+        assert_eq!(colour("lab-transform-yelp"), Color::Red, "at {w}x{h}");
+        assert_ne!(colour("lab-consumer-yelp"), Color::Red, "at {w}x{h}");
+    }
+    a.view = View::Hdfs;
+    assert!(!screen(&a, 200, 60).contains("lag alert"), "the HDFS view keeps its space");
+    // At the threshold, or with one of its own above the lag, the group is not in alert.
+    a.view = View::Kafka;
+    a.alerts.groups.insert("lab-transform-yelp".into(), 1_500);
+    assert!(!screen(&a, 200, 60).contains("lag alert"));
+}
+
 #[test]
 fn no_color_keeps_the_words_and_drops_the_colours() {
     let mut a = app(down_lab(), View::Overview);
