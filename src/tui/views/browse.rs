@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row, StatefulWidget, Table, Table
 
 use super::count;
 use crate::kafka_tools::dlq::Summary;
-use crate::kafka_tools::tail::{ShownRecord, Tail, TailRequest};
+use crate::kafka_tools::tail::{ShownRecord, Start, Tail, TailRequest};
 use crate::tui::app::App;
 use crate::tui::data::Browse;
 
@@ -78,12 +78,22 @@ fn scan_summary(request: &TailRequest, tail: &Tail) -> String {
     } else {
         format!(" where {}", filters.join(", "))
     };
-    format!(
+    let mut said = format!(
         "{} shown{filtered}; {} matched of {} scanned",
         count(tail.records.len() as i64),
         count(tail.matched as i64),
         count(tail.scanned as i64)
-    )
+    );
+    // The newest are read over their whole range, so the offsets no record came from are
+    // transaction markers or records of aborted transactions (a read_committed reader skips both).
+    if request.start == Start::Newest {
+        let offsets: i64 = tail.ranges.values().map(|(first, end)| end - first).sum();
+        let not_records = offsets - i64::try_from(tail.scanned).unwrap_or(i64::MAX);
+        if not_records > 0 {
+            said.push_str(&format!("; {} offsets were markers or aborted", count(not_records)));
+        }
+    }
+    said
 }
 
 /// Below this width the lists show times without the date, and narrower key columns.

@@ -992,6 +992,12 @@ mod data_browser {
             insta::assert_snapshot!(format!("kafka_records_{w}x{h}"), screen(&a, w, h));
         }
         assert_shows(&a, &["2 shown; 2 matched of 3,000 scanned", "cold fries"]);
+        // 3,000 offsets read, 2,990 records among them: the rest were markers or aborted.
+        let mut with_markers = reviews();
+        with_markers.scanned = 2_990;
+        a.update(Msg::Data(DataEvent::Tail(data::newest(&topic), Ok(with_markers))));
+        assert!(screen(&a, 200, 60).contains("2 matched of 2,990 scanned; 10 offsets were markers or aborted"));
+        a.update(Msg::Data(DataEvent::Tail(data::newest(&topic), Ok(reviews()))));
         key(&mut a, KeyCode::Down);
         assert_shows(&a, &["lab.replay.of: yelp.dlq[0]@4", "[2]@999"]);
         assert_eq!(
