@@ -93,12 +93,19 @@ mod tests {
         };
         let over = breaches(&alerts, &kafka);
         let names: Vec<&str> = over.iter().map(|b| b.group.as_str()).collect();
-        assert_eq!(names, ["lab-transform-yelp", "lab-consumer-yelp"], "at the threshold is no alert");
+        assert_eq!(
+            names,
+            ["lab-transform-yelp", "lab-consumer-yelp"],
+            "at the threshold is no alert"
+        );
         assert_eq!(
             over[0].describe(),
             "lag alert: lab-transform-yelp is 1500 records behind (alert above 1000); catches up in about 1 min 30 s at its current rate"
         );
         assert!(over[1].describe().contains("not catching up"), "{}", over[1].describe());
-        assert!(breaches(&LagAlerts::default(), &kafka).is_empty(), "no thresholds, no alerts");
+        assert!(
+            breaches(&LagAlerts::default(), &kafka).is_empty(),
+            "no thresholds, no alerts"
+        );
     }
 }

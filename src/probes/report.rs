@@ -1,7 +1,7 @@
 //! `lab status`: one snapshot of every service, as a table or JSON, and which required services fail.
 
-use super::{Health, LabService, LabSnapshot, ProbeError, ProbeTargets, Probes, poll_all_once};
 use super::alerts::{LagBreach, breaches};
+use super::{Health, LabService, LabSnapshot, ProbeError, ProbeTargets, Probes, poll_all_once};
 use crate::config::{LabConfig, LagAlerts};
 use crate::pipeline::status_file::StageStatus;
 use indicatif::HumanBytes;

@@ -136,15 +136,19 @@ fn a_group_over_its_lag_threshold_turns_red_with_a_banner() {
     a.view = View::Kafka;
     for (w, h) in SIZES {
         let buf = draw(&a, w, h);
+        // Two spaces: the table's padded cell, not the banner's "… is 1500 records behind".
         let colour = |group: &str| {
-            let (x, y) = find(&buf, &format!("{group} ")).unwrap_or_else(|| panic!("no {group}:\n{}", text(&buf)));
+            let (x, y) = find(&buf, &format!("{group}  ")).unwrap_or_else(|| panic!("no {group}:\n{}", text(&buf)));
             buf[(x, y)].fg
         };
         assert_eq!(colour("lab-transform-yelp"), Color::Red, "at {w}x{h}");
         assert_ne!(colour("lab-consumer-yelp"), Color::Red, "at {w}x{h}");
     }
     a.view = View::Hdfs;
-    assert!(!screen(&a, 200, 60).contains("lag alert"), "the HDFS view keeps its space");
+    assert!(
+        !screen(&a, 200, 60).contains("lag alert"),
+        "the HDFS view keeps its space"
+    );
     // At the threshold, or with one of its own above the lag, the group is not in alert.
     a.view = View::Kafka;
     a.alerts.groups.insert("lab-transform-yelp".into(), 1_500);
