@@ -166,28 +166,38 @@ fn render_record(app: &App, record: Option<&ShownRecord>, area: Rect, buf: &mut 
         waiting(app, " Record ", "no record matched (r reads again)", area, buf);
         return;
     };
-    let mut lines: Vec<Line> = r
+    let lines: Vec<Line> = r
         .headers
         .iter()
         .map(|(name, value)| Line::styled(format!("{name}: {value}"), app.theme.dim()))
         .collect();
-    let value = match &r.value {
+    let title = format!(
+        " [{}]@{}  {}  key {} ",
+        r.partition,
+        r.offset,
+        r.timestamp.as_deref().unwrap_or("-"),
+        r.key.as_deref().unwrap_or("-")
+    );
+    render_value(app, lines, &r.value, title, area, buf);
+}
+
+/// `lines` (headers, origin), then a record's value: indented JSON, or its text as it is.
+fn render_value(
+    app: &App,
+    mut lines: Vec<Line>,
+    value: &serde_json::Value,
+    title: String,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let value = match value {
         serde_json::Value::String(text) => text.clone(),
         other => serde_json::to_string_pretty(other).unwrap_or_default(),
     };
     lines.extend(value.lines().map(|l| Line::from(l.to_string())));
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
-        .block(block(
-            app,
-            format!(
-                " [{}]@{}  {}  key {} ",
-                r.partition,
-                r.offset,
-                r.timestamp.as_deref().unwrap_or("-"),
-                r.key.as_deref().unwrap_or("-")
-            ),
-        ))
+        .block(block(app, title))
         .render(area, buf);
 }
 
@@ -223,7 +233,7 @@ fn render_reason(app: &App, summary: &Summary, selected: usize, area: Rect, buf:
     };
     let h = &reason.example.headers;
     let get = |name: &str| h.get(name).map_or("-", String::as_str).to_string();
-    let mut lines = vec![
+    let lines = vec![
         Line::from(get("lab.reason")),
         Line::styled(
             format!(
@@ -237,19 +247,9 @@ fn render_reason(app: &App, summary: &Summary, selected: usize, area: Rect, buf:
         ),
         Line::from(""),
     ];
-    let value = match &reason.example.value {
-        serde_json::Value::String(text) => text.clone(),
-        other => serde_json::to_string_pretty(other).unwrap_or_default(),
-    };
-    lines.extend(value.lines().map(|l| Line::from(l.to_string())));
-    Paragraph::new(lines)
-        .wrap(Wrap { trim: false })
-        .block(block(
-            app,
-            format!(
-                " {} — its first dead letter, offset {} (original bytes) ",
-                reason.code, reason.example.offset
-            ),
-        ))
-        .render(area, buf);
+    let title = format!(
+        " {} — its first dead letter, offset {} (original bytes) ",
+        reason.code, reason.example.offset
+    );
+    render_value(app, lines, &reason.example.value, title, area, buf);
 }
