@@ -310,8 +310,9 @@ impl App {
     /// to bring a stopped stack up.
     #[must_use]
     pub fn banner(&self) -> Option<Notice> {
-        if let Some(worst) = self.lag_alerts().first() {
-            let others = self.lag_alerts().len() - 1;
+        let alerts = self.lag_alerts();
+        if let Some(worst) = alerts.first() {
+            let others = alerts.len() - 1;
             let more = if others > 0 {
                 format!(" (+{others} more group(s) in alert: 3 Kafka)")
             } else {
@@ -592,11 +593,7 @@ impl App {
                 None => self.dirty = false,
             },
             Action::ReplayReason => match self.browse.as_ref().and_then(Browse::selected_reason) {
-                Some(code) => {
-                    let code = code.to_string();
-                    self.say(format!("counting the dead letters of {code} a replay would send …"));
-                    return vec![DataCmd::PlanReplay(code).into()];
-                }
+                Some(code) => return self.plan(DataCmd::PlanReplay(code.to_string())),
                 None => self.fail("select a reason in the dead-letter list (d) first".into()),
             },
             Action::ToggleFollow => {
@@ -710,6 +707,13 @@ impl App {
             selected: 0,
         });
         vec![DataCmd::DeadLetters.into()]
+    }
+
+    /// Asks the broker for a plan (a reset, a replay), saying so; nothing changes before the user
+    /// confirms it.
+    fn plan(&mut self, cmd: DataCmd) -> Vec<Cmd> {
+        self.say(cmd.progress());
+        vec![cmd.into()]
     }
 
     /// A read or a plan came back from the broker.
@@ -882,16 +886,8 @@ impl App {
             Command::Batch => return vec![Cmd::Batch],
             Command::Tail(request) => return self.open_records(request),
             Command::DeadLetters => return self.open_dead_letters(),
-            Command::Reset { group, to, scope } => {
-                self.say(format!(
-                    "planning the reset of {group} (nothing changes before you confirm) …"
-                ));
-                return vec![DataCmd::PlanReset { group, to, scope }.into()];
-            }
-            Command::Replay(code) => {
-                self.say(format!("counting the dead letters of {code} a replay would send …"));
-                return vec![DataCmd::PlanReplay(code).into()];
-            }
+            Command::Reset { group, to, scope } => return self.plan(DataCmd::PlanReset { group, to, scope }),
+            Command::Replay(code) => return self.plan(DataCmd::PlanReplay(code)),
         }
         Vec::new()
     }

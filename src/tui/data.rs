@@ -63,8 +63,10 @@ impl DataCmd {
             DataCmd::Replay(plan) => format!("replaying the dead letters of {} …", plan.code),
             DataCmd::Tail(r) => format!("reading {} …", r.topic),
             DataCmd::DeadLetters => "reading the dead-letter topic …".into(),
-            DataCmd::PlanReset { group, .. } => format!("planning the reset of {group} …"),
-            DataCmd::PlanReplay(code) => format!("counting the dead letters of {code} …"),
+            DataCmd::PlanReset { group, .. } => {
+                format!("planning the reset of {group} (nothing changes before you confirm) …")
+            }
+            DataCmd::PlanReplay(code) => format!("counting the dead letters of {code} a replay would send …"),
         }
     }
 }

@@ -36,11 +36,13 @@ impl Widget for &App {
             Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
         render_tabs(self, tabs, buf);
         // A lag alert is shown where lag is watched too; the other banners where the stack is.
-        let alerting = !self.lag_alerts().is_empty();
-        let body = match (self.view, self.banner()) {
-            (View::Overview | View::Stack, Some(banner)) | (View::Kafka | View::Pipeline, Some(banner))
-                if alerting || matches!(self.view, View::Overview | View::Stack) =>
-            {
+        let shows_banner = match self.view {
+            View::Overview | View::Stack => true,
+            View::Kafka | View::Pipeline => !self.lag_alerts().is_empty(),
+            _ => false,
+        };
+        let body = match self.banner().filter(|_| shows_banner) {
+            Some(banner) => {
                 let height = 2;
                 let [top, rest] = Layout::vertical([Constraint::Length(height), Constraint::Min(0)]).areas(body);
                 let style = if banner.error {
