@@ -16,4 +16,5 @@ pub mod progress;
 pub mod runtime;
 pub mod stack;
 pub mod storage;
+pub mod time_arg;
 pub mod tui;

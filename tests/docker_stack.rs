@@ -490,6 +490,13 @@ async fn lab_binary_up_ps_logs_down() {
     assert!(db.contains("healthy"), "{db}");
     let (logs, _) = lab(&["logs", "migrate", "--tail", "5"]);
     assert!(logs.contains("migrate-done"), "{logs}");
+    // --since: an age that covers the run shows its line; a time after it (the engine takes whole
+    // seconds) shows none.
+    let (logs, _) = lab(&["logs", "migrate", "--since", "1h"]);
+    assert!(logs.contains("migrate-done"), "{logs}");
+    let after = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
+    let (logs, _) = lab(&["logs", "migrate", "--since", &after]);
+    assert!(!logs.contains("migrate-done"), "lines before --since {after}: {logs}");
 
     lab(&["stop", "web"]);
     assert_eq!(

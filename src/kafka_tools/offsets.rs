@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat};
+use chrono::{DateTime, FixedOffset, SecondsFormat};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
@@ -63,26 +63,14 @@ impl ResetTo {
     }
 }
 
-/// Parses `--to-datetime`: RFC 3339 (`2026-12-03T10:00:00+01:00`, `…Z`) or a time without zone
-/// (`2026-12-03T10:00[:00]`, `2026-12-03 10:00`), taken as UTC.
+/// Parses `--to-datetime` and `--since` as [`crate::time_arg::parse_time`] reads a time.
 pub fn parse_datetime(text: &str) -> Result<DateTime<FixedOffset>, KafkaToolError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t);
-    }
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
-            return Ok(t.and_utc().fixed_offset());
-        }
-    }
-    Err(KafkaToolError::Input(format!(
-        "--to-datetime {text}: not a time; write it as 2026-12-03T10:00:00Z, 2026-12-03T10:00:00+01:00 or \
-         2026-12-03T10:00 (UTC)"
-    )))
+    crate::time_arg::parse_time(text).ok_or_else(|| {
+        KafkaToolError::Input(format!(
+            "{text}: not a time; write it as {}",
+            crate::time_arg::TIME_FORMATS
+        ))
+    })
 }
 
 /// Which partitions a reset covers: every one the group committed on, a topic's, or one partition.

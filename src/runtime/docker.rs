@@ -20,7 +20,7 @@ use bollard::models::ContainerSummary;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 
 pub use host::EngineHost;
-pub use manage::{ContainerLogLine, ServiceStatus};
+pub use manage::{ContainerLogLine, LogWindow, ServiceStatus};
 pub use pull::PullPolicy;
 pub use up::{ServiceOutcome, UpReport};
 

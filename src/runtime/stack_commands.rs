@@ -10,7 +10,7 @@ use clap::Args;
 use futures::StreamExt;
 use indicatif::HumanBytes;
 
-use super::docker::{ContainerLogLine, Engine, Error, PullPolicy, ServiceStatus, UpReport};
+use super::docker::{ContainerLogLine, Engine, Error, LogWindow, PullPolicy, ServiceStatus, UpReport};
 use super::events::{Events, StackEvent};
 use super::render;
 use crate::stack::{self, Selection, SelectionRequest, Stack, bundle, compose, current, endpoints, secrets};
@@ -78,6 +78,19 @@ pub struct LogsArgs {
     /// Only the last N lines.
     #[arg(long)]
     pub tail: Option<usize>,
+    /// Only lines written since this time (2026-12-03T10:00:00Z, or …T10:00 as UTC) or for this
+    /// long (30s, 10m, 2h, 1d), as `docker logs --since` takes it.
+    #[arg(long, value_name = "TIME|AGE", value_parser = since_arg)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn since_arg(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    crate::time_arg::parse_since(text, chrono::Utc::now()).ok_or_else(|| {
+        format!(
+            "not a time or an age: write {} or an age such as 30s, 10m, 2h, 1d",
+            crate::time_arg::TIME_FORMATS
+        )
+    })
 }
 
 #[derive(Debug, Args)]
@@ -194,7 +207,12 @@ pub async fn run_ps(args: &PsArgs, state_dir: &Path) -> Result<(), Error> {
 pub async fn run_logs(args: &LogsArgs, state_dir: &Path) -> Result<(), Error> {
     let name = args.stack.name(state_dir)?;
     let engine = Engine::connect().await?;
-    let mut lines = engine.logs(&name, &args.service, args.follow, args.tail).await?;
+    let window = LogWindow {
+        follow: args.follow,
+        tail: args.tail,
+        since: args.since,
+    };
+    let mut lines = engine.logs(&name, &args.service, window).await?;
     let mut out = std::io::stdout().lock();
     while let Some(line) = lines.next().await {
         let written = match line? {

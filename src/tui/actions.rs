@@ -46,7 +46,8 @@ pub async fn run_airflow(cmd: Cmd, airflow: AirflowProbe, tx: mpsc::Sender<Msg>)
         | Cmd::UseEmbedded
         | Cmd::Batch
         | Cmd::StartEmbeddedStages
-        | Cmd::Data(_) => return,
+        | Cmd::Data(_)
+        | Cmd::SaveLogs(_) => return,
     };
     if let Err(e) = &result {
         tracing::warn!(error = %e, ?cmd, "action failed");

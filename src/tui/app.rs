@@ -8,7 +8,8 @@ use super::command::{self, Command};
 use super::data::{self, Browse, DataCmd, DataEvent};
 use super::embedded::{BatchRunView, EmbeddedEvent};
 use super::keys::{self, Action};
-use super::logs::LogLine;
+use super::log_buffer::LogBuffer;
+use super::logs::LogBatch;
 use super::msg::{Cmd, Msg, StackCmd};
 use super::stack_panel::StackPanel;
 use super::stages::{StageEvent, StageKind};
@@ -21,10 +22,11 @@ use crate::pipeline::stats::StageSnapshot;
 use crate::probes::{LabSnapshot, ServiceSnapshot};
 use crate::runtime::first_line;
 
+mod log_actions;
+pub use log_actions::SavedLogs;
+
 /// Points kept per trend line (one per Kafka poll: two minutes at the default 1 s).
 pub const HISTORY_LEN: usize = 120;
-/// Log lines kept in memory.
-pub const LOG_LINES: usize = 5_000;
 
 /// What keys currently do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,10 +134,14 @@ pub struct App {
     pub lag_history: BTreeMap<String, VecDeque<u64>>,
     /// Records per second into the raw topics, oldest first.
     pub rate_history: VecDeque<u64>,
-    pub logs: VecDeque<LogLine>,
+    /// The followed log files' and containers' lines, per source.
+    pub logs: LogBuffer,
     pub log_follow: bool,
     /// Lines scrolled up from the end when not following.
     pub log_scroll: usize,
+    /// Logs: with a search, show only the matching lines (`m`), instead of every line with the
+    /// matches highlighted.
+    pub log_matching_only: bool,
     pub notice: Option<Notice>,
     /// The stack file's services and their containers (the Stack view).
     pub stack: StackPanel,
@@ -182,9 +188,10 @@ impl App {
             alerts: crate::config::LagAlerts::default(),
             lag_history: BTreeMap::new(),
             rate_history: VecDeque::new(),
-            logs: VecDeque::new(),
+            logs: LogBuffer::default(),
             log_follow: true,
             log_scroll: 0,
+            log_matching_only: false,
             notice: None,
             stack: StackPanel::default(),
             stages: BTreeMap::new(),
@@ -410,13 +417,8 @@ impl App {
         self.clamp_selection();
     }
 
-    fn on_logs(&mut self, lines: Vec<LogLine>) {
-        for l in lines {
-            if self.logs.len() == LOG_LINES {
-                self.logs.pop_front();
-            }
-            self.logs.push_back(l);
-        }
+    fn on_logs(&mut self, batch: LogBatch) {
+        self.logs.apply(batch);
         if self.view != View::Logs {
             self.dirty = false; // nothing on screen changed
         }
@@ -505,6 +507,9 @@ impl App {
                 if self.mode == Mode::Filter {
                     self.mode = Mode::Normal;
                     self.filter = text;
+                    if self.view == View::Logs && !self.filter.is_empty() {
+                        self.say_log_matches();
+                    }
                 } else {
                     self.mode = Mode::Normal;
                     return self.run_command(&text);
@@ -520,7 +525,10 @@ impl App {
                 self.input.push(c);
                 if self.mode == Mode::Filter {
                     self.filter.clone_from(&self.input); // filter as you type
-                    self.selection[self.view.index()] = 0;
+                    if self.view != View::Logs {
+                        // A list shrinks to its matches; the Logs view keeps its source.
+                        self.selection[self.view.index()] = 0;
+                    }
                 }
             }
             _ => self.dirty = false,
@@ -600,6 +608,9 @@ impl App {
                 self.log_follow = !self.log_follow;
                 self.log_scroll = 0;
             }
+            Action::NextMatch => self.jump_to_match(true),
+            Action::PreviousMatch => self.jump_to_match(false),
+            Action::MatchingOnly => self.toggle_matching_only(),
             Action::TriggerDag => {
                 if let Some(d) = self.selected_dag() {
                     self.mode = Mode::Confirm(Cmd::TriggerDag(d.dag_id.clone()));
@@ -888,6 +899,7 @@ impl App {
             Command::DeadLetters => return self.open_dead_letters(),
             Command::Reset { group, to, scope } => return self.plan(DataCmd::PlanReset { group, to, scope }),
             Command::Replay(code) => return self.plan(DataCmd::PlanReplay(code)),
+            Command::Save(path) => return self.save_logs(path),
         }
         Vec::new()
     }

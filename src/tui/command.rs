@@ -54,6 +54,8 @@ pub enum Command {
     },
     /// `:replay REASON`: one reason's dead letters back to their source topics.
     Replay(String),
+    /// `:save [PATH]`: the Logs view's source, or its whole search result, into a file.
+    Save(Option<std::path::PathBuf>),
 }
 
 /// `:tail`'s words, read by the same parser as `lab kafka tail`.
@@ -144,6 +146,12 @@ pub fn parse(line: &str) -> Result<Option<Command>, CommandError> {
                 scope: line.args.scope().map_err(invalid)?,
             }
         }
+        // The rest of the line is the path, spaces and all.
+        "save" => Command::Save(
+            (!rest.is_empty())
+                .then(|| line.trim_start()[cmd.len()..].trim())
+                .map(std::path::PathBuf::from),
+        ),
         "replay" => match rest.first() {
             Some(code) => Command::Replay((*code).to_string()),
             None => return fail(":replay needs a reason code (:dlq lists them)".into()),
@@ -242,6 +250,11 @@ mod tests {
             err("tail t --grep stars")
         );
         assert_eq!(ok("dlq"), Command::DeadLetters);
+        assert_eq!(ok("save"), Command::Save(None));
+        assert_eq!(
+            ok("save  /tmp/my logs.txt "),
+            Command::Save(Some("/tmp/my logs.txt".into()))
+        );
         assert_eq!(
             ok("reset g --shift-by -3 --topic yelp.review:1"),
             Command::Reset {

@@ -11,12 +11,14 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::logs::LogLine;
+use super::logs::{LogBatch, LogLine, Outbox};
 use crate::runtime::docker::{self, Engine};
 
 const LOOK_EVERY: Duration = Duration::from_secs(5);
 /// Lines of history shown when a container is first followed.
 const FIRST_TAIL: usize = 200;
+/// How soon lines that found the monitor's queue full are offered again.
+const RETRY_SEND: Duration = Duration::from_millis(200);
 
 /// The Logs view's source name for a service's container.
 #[must_use]
@@ -26,11 +28,7 @@ pub fn source_name(service: &str) -> String {
 
 /// Follows the logs of the stack's containers until cancelled, sending each batch of new lines to
 /// `tx` (as `M`, like [`super::logs::follow`]).
-pub async fn follow<M: From<Vec<LogLine>> + Send + 'static>(
-    stack: String,
-    tx: mpsc::Sender<M>,
-    cancel: CancellationToken,
-) {
+pub async fn follow<M: From<LogBatch> + Send + 'static>(stack: String, tx: mpsc::Sender<M>, cancel: CancellationToken) {
     if stack.is_empty() {
         return;
     }
@@ -78,7 +76,7 @@ pub async fn follow<M: From<Vec<LogLine>> + Send + 'static>(
     }
 }
 
-async fn stream_one<M: From<Vec<LogLine>> + Send + 'static>(
+async fn stream_one<M: From<LogBatch> + Send + 'static>(
     engine: Engine,
     stack: String,
     service: String,
@@ -88,13 +86,28 @@ async fn stream_one<M: From<Vec<LogLine>> + Send + 'static>(
     cancel: CancellationToken,
 ) {
     let source = source_name(&service);
-    match engine.logs(&stack, &service, true, Some(tail)).await {
+    let window = docker::LogWindow {
+        follow: true,
+        tail: Some(tail),
+        since: None,
+    };
+    match engine.logs(&stack, &service, window).await {
         Ok(stream) => {
-            // Chunks arriving together go to the view as one message.
+            // Chunks arriving together go to the view as one message. The outbox never waits for
+            // the monitor (a chatty container would fall behind): what it cannot send yet it
+            // retries shortly, dropping the oldest lines beyond its bound, counted.
             let mut chunks = stream.ready_chunks(256);
+            let mut outbox = Outbox::default();
             loop {
+                let retry = !outbox.is_empty();
                 let chunk = tokio::select! {
                     () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(RETRY_SEND), if retry => {
+                        if outbox.flush(&tx).is_err() {
+                            break;
+                        }
+                        continue;
+                    }
                     c = chunks.next() => c,
                 };
                 let Some(chunk) = chunk else { break };
@@ -113,8 +126,18 @@ async fn stream_one<M: From<Vec<LogLine>> + Send + 'static>(
                         text,
                     })
                     .collect();
-                if !lines.is_empty() && tx.send(lines.into()).await.is_err() {
+                outbox.push(LogBatch::lines(lines));
+                if outbox.flush(&tx).is_err() {
                     break;
+                }
+            }
+            // What the stream said last reaches the view even when it ended at once.
+            if !outbox.is_empty() {
+                for _ in 0..10 {
+                    if outbox.flush(&tx).is_err() || outbox.is_empty() {
+                        break;
+                    }
+                    tokio::time::sleep(RETRY_SEND).await;
                 }
             }
         }

@@ -48,6 +48,12 @@ pub enum Action {
     TogglePause,
     ClearFailed,
     ToggleFollow,
+    /// Logs: the next (newer) line matching the search, then the next source with one.
+    NextMatch,
+    /// Logs: the previous (older) matching line, then the previous source with one.
+    PreviousMatch,
+    /// Logs: only the lines matching the search, or every line with the matches highlighted.
+    MatchingOnly,
 }
 
 /// One binding: its keys, how help shows them, what they do and where.
@@ -179,6 +185,27 @@ pub const KEYMAP: &[Binding] = &[
         "clear failed tasks of the last run",
     ),
     on(View::Logs, &[Char('f')], "f", Action::ToggleFollow, "follow on / off"),
+    on(
+        View::Logs,
+        &[Char('n')],
+        "n",
+        Action::NextMatch,
+        "next match (newer, then the next source)",
+    ),
+    on(
+        View::Logs,
+        &[Char('N')],
+        "N",
+        Action::PreviousMatch,
+        "previous match (older, then the previous source)",
+    ),
+    on(
+        View::Logs,
+        &[Char('m')],
+        "m",
+        Action::MatchingOnly,
+        "only the matching lines / all",
+    ),
 ];
 
 /// What `code` does in `view`: the view's own binding first, then the global one.
@@ -225,6 +252,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     (
         ":replay REASON",
         "send a reason's dead letters back once: shows the count, asks",
+    ),
+    (
+        ":save [PATH]",
+        "write the Logs view's source, or with a / search every matching line, to PATH (default: a new file under <state-dir>/saved-logs/)",
     ),
     (":view NAME", "open a view (overview, pipeline, kafka, …)"),
     (":q", "quit"),

@@ -14,6 +14,7 @@ pub mod data;
 pub mod embedded;
 pub mod keys;
 pub mod launch;
+pub mod log_buffer;
 pub mod logs;
 pub mod msg;
 pub mod responsiveness;

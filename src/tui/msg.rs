@@ -3,7 +3,7 @@
 use crossterm::event::{KeyEvent, MouseEvent};
 
 use super::embedded::EmbeddedEvent;
-use super::logs::LogLine;
+use super::logs::LogBatch;
 use super::stages::StageEvent;
 use crate::doctor::DoctorReport;
 use crate::pipeline::stage::{StageKind, StageStart};
@@ -19,8 +19,8 @@ pub enum Msg {
     Probe(Box<ServiceSnapshot>),
     /// A finished action: a message for the footer, or what went wrong.
     ActionDone(Result<String, String>),
-    /// New lines of the followed log files.
-    Logs(Vec<LogLine>),
+    /// New lines of the followed log files and containers, and what the followers lost.
+    Logs(LogBatch),
     /// Progress of the running stack operation (the runtime's own events).
     Stack(StackEvent),
     /// The stack operation finished: a message for the footer, or the full error.
@@ -52,9 +52,9 @@ impl From<EmbeddedEvent> for Msg {
     }
 }
 
-impl From<Vec<LogLine>> for Msg {
-    fn from(lines: Vec<LogLine>) -> Self {
-        Msg::Logs(lines)
+impl From<LogBatch> for Msg {
+    fn from(batch: LogBatch) -> Self {
+        Msg::Logs(batch)
     }
 }
 
@@ -144,6 +144,8 @@ pub enum Cmd {
     StartEmbeddedStages,
     /// Read or change the broker's data (records, dead letters, offsets).
     Data(super::data::DataCmd),
+    /// Write log lines to a file (`:save`).
+    SaveLogs(Box<super::app::SavedLogs>),
 }
 
 impl Cmd {
@@ -173,6 +175,7 @@ impl Cmd {
             Cmd::Batch => "Run the embedded lab's batch now?".into(),
             Cmd::StartEmbeddedStages => "Start the embedded lab's stages?".into(),
             Cmd::Data(d) => d.describe(),
+            Cmd::SaveLogs(s) => format!("Save {} log lines?", s.lines),
         }
     }
 }

@@ -209,6 +209,43 @@ pub struct Effects {
     embedded_spec: Option<crate::embedded_lab::EmbeddedSpec>,
 }
 
+/// Where `:save` without a path writes, under the state dir (not under `logs/`: the Logs view
+/// follows that directory and would show the saved file as one more source).
+pub const SAVED_LOGS_DIR: &str = "saved-logs";
+
+/// Writes `saved` to its path, or to a new file in `default_dir`; never over an existing file.
+/// The file is private to its owner (0600): a service's log can carry what the lab keeps private.
+pub fn save_logs(saved: &super::app::SavedLogs, default_dir: &std::path::Path) -> Result<String, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = match &saved.path {
+        Some(p) => p.clone(),
+        None => {
+            let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+            default_dir.join(format!("{}-{stamp}.log", saved.name))
+        }
+    };
+    let fail = |what: &str, e: std::io::Error| {
+        format!(
+            "cannot save the logs: {what} {}: {e} (give another path: :save PATH)",
+            path.display()
+        )
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| fail("create the directory of", e))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| fail("create", e))?;
+    file.write_all(saved.text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| fail("write", e))?;
+    Ok(format!("saved {} log lines to {}", saved.lines, path.display()))
+}
+
 /// How long quitting the monitor waits for a cancelled lesson to start again what it stopped.
 const LESSON_REPAIR_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 
@@ -324,6 +361,18 @@ impl Effects {
                     dlq: self.stages.config.topics().dlq(),
                 };
                 tokio::spawn(super::data::run(cmd, target, self.tx.clone()));
+            }
+            Cmd::SaveLogs(saved) => {
+                let tx = self.tx.clone();
+                let dir = self.stack.state_dir.join(SAVED_LOGS_DIR);
+                tokio::spawn(async move {
+                    let result = tokio::task::spawn_blocking(move || save_logs(&saved, &dir))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("saving the logs failed: {e}")));
+                    if tx.send(Msg::ActionDone(result)).await.is_err() {
+                        tracing::debug!("the monitor ended before the logs were saved");
+                    }
+                });
             }
             Cmd::ReloadEndpoints if self.embedded.lab().is_some() => {
                 // The monitor watches its embedded lab; a stack's endpoints do not replace it.

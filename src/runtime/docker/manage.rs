@@ -36,6 +36,17 @@ pub struct ServiceStatus {
     pub exit_code: Option<i64>,
 }
 
+/// Which part of a container's log to read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogWindow {
+    /// Keep reading new lines until the container stops.
+    pub follow: bool,
+    /// Only the last N lines (of those since `since`).
+    pub tail: Option<usize>,
+    /// Only lines written at or after this time.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContainerLogLine {
     Stdout(String),
@@ -189,18 +200,23 @@ impl Engine {
         &self,
         stack: &str,
         service: &str,
-        follow: bool,
-        tail: Option<usize>,
+        window: LogWindow,
     ) -> Result<BoxStream<'static, Result<ContainerLogLine, Error>>, Error> {
         let container = self.service_container(stack, service).await?;
         let id = container.id.unwrap_or_default();
-        let tail = tail.map_or_else(|| "all".to_string(), |n| n.to_string());
-        let options = LogsOptionsBuilder::default()
+        let tail = window.tail.map_or_else(|| "all".to_string(), |n| n.to_string());
+        let mut options = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
-            .follow(follow)
-            .tail(&tail)
-            .build();
+            .follow(window.follow)
+            .tail(&tail);
+        if let Some(since) = window.since {
+            // The Engine API takes whole seconds since the epoch (an i32 in bollard); a time
+            // before 1970 or after 2038 cannot be asked for, so it is clamped.
+            let secs = since.timestamp().clamp(0, i64::from(i32::MAX));
+            options = options.since(i32::try_from(secs).unwrap_or(i32::MAX));
+        }
+        let options = options.build();
         let service = service.to_string();
         let stream = self.docker.logs(&id, Some(options)).filter_map(move |item| {
             let service = service.clone();

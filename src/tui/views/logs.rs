@@ -1,4 +1,6 @@
-//! Logs: the followed log files, by source, with `/` search (matching lines only) and follow mode.
+//! Logs: the followed log files and containers, by source, with follow mode and a `/` search
+//! over every source: the matches highlighted, each source's count of matching lines, and what a
+//! source lost (dropped lines, skipped bytes) beside its name.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -6,72 +8,139 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, List, ListItem, ListState, Paragraph, StatefulWidget, Widget};
 
 use crate::tui::app::{App, View};
-use crate::tui::logs::LogLine;
+use crate::tui::log_buffer::{self, ALL, LogRef};
+use crate::tui::logs::Loss;
 
 /// What the view shows, derived from the app state (the key handlers select from the same lists).
 impl App {
     /// "all" followed by every log source seen.
     #[must_use]
     pub fn log_sources(&self) -> Vec<String> {
-        let mut s: Vec<String> = self.logs.iter().map(|l| l.source.clone()).collect();
-        s.sort();
-        s.dedup();
-        s.insert(0, "all".into());
-        s
-    }
-
-    /// Log lines of the selected source that match the filter (the `/` search).
-    #[must_use]
-    pub fn visible_logs(&self) -> Vec<&LogLine> {
-        let sources = self.log_sources();
-        let source = sources
-            .get(self.selection[View::Logs.index()])
-            .map_or("all", String::as_str);
-        self.logs
-            .iter()
-            .filter(|l| source == "all" || l.source == source)
-            .filter(|l| self.matches(&l.text))
+        std::iter::once(ALL)
+            .chain(self.logs.sources().map(|(name, _)| name))
+            .map(str::to_string)
             .collect()
     }
+
+    /// The lines of the selected source; with a search and `m`, only the matching ones.
+    #[must_use]
+    pub fn visible_logs(&self) -> Vec<LogRef<'_>> {
+        let mut lines = self.logs.lines(&self.log_source());
+        if self.log_matching_only && !self.filter.is_empty() {
+            lines.retain(|l| log_buffer::contains(l.text, &self.filter));
+        }
+        lines
+    }
+}
+
+/// "1,204 lines dropped, 3.1 MiB skipped", or empty when nothing was lost.
+#[must_use]
+pub fn describe_loss(loss: Loss) -> String {
+    let mut parts = Vec::new();
+    if loss.lines > 0 {
+        parts.push(format!("{} lines dropped", super::count(loss.lines as i64)));
+    }
+    if loss.bytes > 0 {
+        parts.push(format!("{:.1} MiB skipped", loss.bytes as f64 / (1024.0 * 1024.0)));
+    }
+    parts.join(", ")
+}
+
+/// `text` with each match of `needle` in the highlight style.
+fn highlighted<'a>(text: &'a str, needle: &str, style: ratatui::style::Style) -> Vec<Span<'a>> {
+    let mut spans = Vec::new();
+    let mut at = 0;
+    for m in log_buffer::matches(text, needle) {
+        if m.start > at {
+            spans.push(Span::raw(&text[at..m.start]));
+        }
+        spans.push(Span::styled(&text[m.clone()], style));
+        at = m.end;
+    }
+    if at < text.len() || spans.is_empty() {
+        spans.push(Span::raw(&text[at..]));
+    }
+    spans
 }
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
-    let [sources, text] = Layout::horizontal([Constraint::Length(18), Constraint::Fill(1)]).areas(area);
+    let [sources, text] = Layout::horizontal([Constraint::Length(24), Constraint::Fill(1)]).areas(area);
     let pane = app.pane[View::Logs.index()];
-    let items: Vec<ListItem> = app.log_sources().into_iter().map(ListItem::new).collect();
+    let searching = !app.filter.is_empty();
+    let counts = if searching {
+        app.logs.match_counts(&app.filter)
+    } else {
+        std::collections::BTreeMap::new()
+    };
+    // Each source with its count of matches (while searching) and a mark when it lost lines.
+    let lost: std::collections::BTreeMap<&str, Loss> = app.logs.sources().map(|(n, l)| (n, l.lost)).collect();
+    let items: Vec<ListItem> = app
+        .log_sources()
+        .iter()
+        .map(|name| {
+            let mut spans = vec![Span::raw(name.clone())];
+            if searching {
+                let n = if name == ALL {
+                    counts.values().sum()
+                } else {
+                    counts.get(name.as_str()).copied().unwrap_or(0)
+                };
+                spans.push(Span::styled(format!(" {n}"), if n > 0 { t.accent() } else { t.dim() }));
+            }
+            if lost.get(name.as_str()).is_some_and(|l| !l.is_none()) {
+                spans.push(Span::styled(" !", t.error()));
+            }
+            ListItem::new(Line::from(spans))
+        })
+        .collect();
     let list = List::new(items).highlight_style(t.selected()).block(
         Block::bordered()
             .border_style(if pane == 0 { t.accent() } else { t.dim() })
-            .title(" Sources "),
+            .title(if searching { " Sources (matches) " } else { " Sources " }),
     );
     let mut state = ListState::default().with_selected(Some(app.selection[View::Logs.index()]));
     StatefulWidget::render(list, sources, buf, &mut state);
     super::remember_rows(app, 0, sources, 0, state.offset());
 
+    let source = app.log_source();
     let lines = app.visible_logs();
-    let block = Block::bordered()
+    let source_lost = if source == ALL {
+        app.logs.lost()
+    } else {
+        lost.get(source.as_str()).copied().unwrap_or_default()
+    };
+    let mut title = format!(
+        " {} lines{}",
+        super::count(lines.len() as i64),
+        if app.log_follow {
+            ", following"
+        } else {
+            ", paused (f: follow)"
+        }
+    );
+    if searching {
+        let shown = if app.log_matching_only {
+            "only matches, m: all"
+        } else {
+            "m: only matches"
+        };
+        title.push_str(&format!(", search {:?} (n/N, {shown})", app.filter));
+    }
+    title.push(' ');
+    let mut block = Block::bordered()
         .border_style(if pane == 1 { t.accent() } else { t.dim() })
-        .title(Line::styled(
-            format!(
-                " {} lines{}{} ",
-                lines.len(),
-                if app.log_follow {
-                    ", following"
-                } else {
-                    ", paused (f: follow)"
-                },
-                if app.filter.is_empty() {
-                    String::new()
-                } else {
-                    format!(", matching {:?}", app.filter)
-                }
-            ),
-            t.title(),
+        .title(Line::styled(title, t.title()));
+    if !source_lost.is_none() {
+        block = block.title_bottom(Line::styled(
+            format!(" {} (the newest kept) ", describe_loss(source_lost)),
+            t.error(),
         ));
+    }
     let height = block.inner(text).height as usize;
     let end = lines.len().saturating_sub(app.log_scroll);
     let start = end.saturating_sub(height);
+    let mark = t.selected();
     let shown: Vec<Line> = if lines.is_empty() {
         vec![Line::styled(
             "no log lines yet (the lab's logs are in <state-dir>/logs; set LAB_SERVICES_DIR for the services')",
@@ -81,10 +150,9 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         lines[start..end]
             .iter()
             .map(|l| {
-                Line::from(vec![
-                    Span::styled(format!("{:<9} ", l.source), t.dim()),
-                    Span::raw(l.text.clone()),
-                ])
+                let mut spans = vec![Span::styled(format!("{:<9} ", l.source), t.dim())];
+                spans.extend(highlighted(l.text, &app.filter, mark));
+                Line::from(spans)
             })
             .collect()
     };

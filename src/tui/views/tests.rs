@@ -331,18 +331,53 @@ fn down_views_say_why() {
 }
 
 #[test]
-fn logs_view_filters_by_search() {
+fn logs_view_search_highlights_matches_in_every_line_and_counts_them_per_source() {
     let mut a = app(live_lab(), View::Logs);
     for (source, text) in [("namenode", "INFO started"), ("lab", "WARN slow"), ("lab", "INFO done")] {
-        a.logs.push_back(crate::tui::logs::LogLine {
-            source: source.into(),
-            text: text.into(),
-        });
+        a.logs.push(source, text);
     }
     a.filter = "warn".into();
+    for (w, h) in SIZES {
+        let s = screen(&a, w, h);
+        assert!(
+            s.contains("WARN slow") && s.contains("INFO done"),
+            "every line stays: {s}"
+        );
+        assert!(
+            s.contains("namenode 0") && s.contains("lab 1"),
+            "matches per source: {s}"
+        );
+    }
+    let buf = draw(&a, 80, 24);
+    let (x, y) = find(&buf, "WARN slow").expect("the line is on screen");
+    let marked = |x: u16| buf[(x, y)].modifier.contains(ratatui::style::Modifier::REVERSED);
+    assert!(marked(x) && marked(x + 3), "the match is highlighted");
+    assert!(!marked(x + 5), "the rest of the line is not");
+
+    // m: only the matching lines.
+    a.log_matching_only = true;
     let s = screen(&a, 80, 24);
     assert!(s.contains("WARN slow") && !s.contains("INFO done"), "{s}");
-    assert!(s.contains("namenode"), "sources listed: {s}");
+}
+
+#[test]
+fn logs_view_says_what_a_source_lost() {
+    let mut a = app(live_lab(), View::Logs);
+    let mut batch = crate::tui::logs::LogBatch::lines(vec![crate::tui::logs::LogLine {
+        source: "lab".into(),
+        text: "kept".into(),
+    }]);
+    batch.lost.push((
+        "lab".into(),
+        crate::tui::logs::Loss {
+            lines: 1234,
+            bytes: 3 * 1024 * 1024,
+        },
+    ));
+    a.logs.apply(batch);
+    let s = screen(&a, 100, 24);
+    assert!(s.contains("1,234 lines dropped, 3.0 MiB skipped"), "{s}");
+    assert!(s.contains("lab !"), "the source is marked: {s}");
 }
 
 mod stack_view {
