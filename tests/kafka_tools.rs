@@ -448,10 +448,17 @@ async fn dead_letters_are_listed_by_reason_and_replayed_once_into_the_transform(
     let dlq = topics.dlq();
     let review = topics.raw(bigdata_lab::dataset::Entity::Review);
 
-    // A valid review, dead-lettered by a rule that has since been fixed.
+    // A valid review of a business and by a user of the sample (so it counts in the serving
+    // tables), dead-lettered by a rule that has since been fixed.
+    let reviews = std::fs::read_to_string(sample.join("yelp_academic_dataset_review.json")).unwrap();
+    let known: Value = reviews
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["business_id"].is_string() && v["user_id"].is_string())
+        .unwrap();
     let fixed_id = "fixedRule0000000000001";
     let line = serde_json::json!({
-        "review_id": fixed_id, "user_id": "u-fixed", "business_id": "b-fixed", "stars": 4.0,
+        "review_id": fixed_id, "user_id": known["user_id"], "business_id": known["business_id"], "stars": 4.0,
         "useful": 0, "funny": 0, "cool": 0, "text": "fine after all", "date": "2020-01-02 03:04:05"
     })
     .to_string();
@@ -610,4 +617,28 @@ async fn dead_letters_are_listed_by_reason_and_replayed_once_into_the_transform(
         clean["matched"], 1,
         "the replayed review did not come out clean once: {clean:#}"
     );
+
+    // Carried into PostgreSQL: consumed into the raw zone and batched, the serving tables equal
+    // the reference computed from the sample plus that one review, so it counts exactly once
+    // (and the bad lines replayed count nowhere).
+    run_stage(
+        &prefix,
+        z,
+        state.path(),
+        &["consume", "--until-caught-up", "--roll-seconds", "1"],
+    );
+    let url = common::fresh_database("lab_dlq_replay").await;
+    run_stage(&prefix, z, state.path(), &["batch", "--json", "--pg", &url]);
+    let with_fixed = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&sample).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), with_fixed.path().join(entry.file_name())).unwrap();
+    }
+    let mut review_file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(with_fixed.path().join("yelp_academic_dataset_review.json"))
+        .unwrap();
+    std::io::Write::write_all(&mut review_file, format!("\n{line}\n").as_bytes()).unwrap();
+    let client = common::connect(&url).await;
+    common::assert_tables_equal_reference(&client, &common::reference(with_fixed.path())).await;
 }

@@ -6,14 +6,16 @@
 //! group-less client (a group member's connection is busy with long-polling fetches), committed
 //! offsets through one group-id client per group that never joins the group (an OffsetFetch only).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
+use super::kafka_census::{Census, TopicCensus};
 use super::{LabService, ProbeError, Probed, REQUEST_TIMEOUT};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -41,6 +43,21 @@ pub struct Topic {
     pub messages: i64,
     /// Records appended per second since the previous poll (`None` on the first).
     pub rate_in: Option<f64>,
+    /// Offsets that hold no record (transaction markers, aborted records) among those the marker
+    /// census has read (see [`super::kafka_census`]); `None` before it read this topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_records: Option<i64>,
+    /// The census has read every partition to its end: `not_records` is exact, not a lower bound.
+    #[serde(default)]
+    pub census_complete: bool,
+}
+
+impl Topic {
+    /// Records a reader gets: the offsets held less the markers and aborted records counted.
+    #[must_use]
+    pub fn records(&self) -> i64 {
+        self.messages - self.not_records.unwrap_or(0)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,11 +174,83 @@ pub struct KafkaProbe {
     brokers: String,
     known_groups: Vec<String>,
     dlq_topic: String,
+    /// The lab's topics are `<prefix>.…`: the marker census reads only those.
+    topic_prefix: String,
     clients: Option<Arc<Clients>>,
     previous: Option<Previous>,
     /// The blocking read in flight. It outlives a poll that timed out, and no new read starts
     /// while it runs: at most one read per probe, whatever the broker's speed.
     reading: Option<tokio::task::JoinHandle<Result<RawRead, ProbeError>>>,
+    census: CensusRunner,
+}
+
+/// A finished census run: the census (to run again) and what it counted.
+type CensusRun = (Census, Result<BTreeMap<String, TopicCensus>, KafkaError>);
+
+/// Runs the marker census on a blocking thread, one run at a time, at most every
+/// [`CENSUS_EVERY`], and keeps what the last run counted.
+#[derive(Default)]
+struct CensusRunner {
+    idle: Option<Census>,
+    running: Option<tokio::task::JoinHandle<CensusRun>>,
+    started: Option<Instant>,
+    last: BTreeMap<String, TopicCensus>,
+}
+
+/// How often the census reads what is new, and how much one run reads at most: a pipeline
+/// streaming faster than this is counted over several runs.
+const CENSUS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+const CENSUS_BUDGET: u64 = 50_000;
+const CENSUS_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl CensusRunner {
+    /// Takes a finished run's counts, starts the next run when due, and marks `topics` with the
+    /// latest counts.
+    async fn step(&mut self, brokers: &str, prefix: &str, topics: &mut [Topic]) {
+        if let Some(task) = self.running.take_if(|t| t.is_finished()) {
+            match task.await {
+                Ok((census, result)) => {
+                    match result {
+                        Ok(counts) => self.last = counts,
+                        Err(e) => tracing::debug!(error = %e, "the marker census failed; it runs again"),
+                    }
+                    self.idle = Some(census);
+                }
+                Err(e) => tracing::warn!(error = %e, "the marker census task failed"),
+            }
+        }
+        let due = self.started.is_none_or(|s| s.elapsed() >= CENSUS_EVERY);
+        if self.running.is_none() && due {
+            let census = match self.idle.take() {
+                Some(c) => Some(c),
+                None => Census::new(brokers)
+                    .inspect_err(|e| tracing::debug!(error = %e, "cannot create the marker census's reader"))
+                    .ok(),
+            };
+            if let Some(mut census) = census {
+                // The lab's own topics only: a shared broker's others are not this lab's to read.
+                let listed: Vec<Topic> = topics
+                    .iter()
+                    .filter(|t| t.name.starts_with(prefix) && t.name[prefix.len()..].starts_with('.'))
+                    .cloned()
+                    .collect();
+                self.started = Some(Instant::now());
+                self.running = Some(tokio::task::spawn_blocking(move || {
+                    let result = census.run(&listed, CENSUS_BUDGET, CENSUS_PATIENCE);
+                    (census, result)
+                }));
+            }
+        }
+        for t in topics.iter_mut() {
+            if let Some(c) = self.last.get(&t.name) {
+                t.not_records = Some(c.not_records);
+                // Complete for this snapshot only if the run read up to its ends: records that
+                // arrived since, or an open transaction, are not counted yet.
+                let end: i64 = t.partitions.iter().map(|p| p.high).sum();
+                t.census_complete = c.complete && c.scanned_to == end;
+            }
+        }
+    }
 }
 
 fn kerr(brokers: &str, what: &str, e: &rdkafka::error::KafkaError) -> ProbeError {
@@ -275,6 +364,8 @@ impl Clients {
                 partitions,
                 messages,
                 rate_in: None,
+                not_records: None,
+                census_complete: false,
             });
         }
         topics.sort_by(|a, b| a.name.cmp(&b.name));
@@ -411,9 +502,11 @@ impl KafkaProbe {
             brokers: brokers.to_string(),
             known_groups: Vec::new(),
             dlq_topic: crate::pipeline::Topics::new(topic_prefix).dlq(),
+            topic_prefix: topic_prefix.to_string(),
             clients: None,
             previous: None,
             reading: None,
+            census: CensusRunner::default(),
         }
     }
 
@@ -476,6 +569,9 @@ impl KafkaProbe {
             .find(|t| t.name == self.dlq_topic)
             .map_or(0, |t| t.messages);
         self.previous = Some(apply_rates(&mut snap, self.previous.take(), Instant::now()));
+        self.census
+            .step(&self.brokers, &self.topic_prefix, &mut snap.topics)
+            .await;
         let mut problems = raw.problems;
         if snap.brokers.is_empty() {
             problems.push("the cluster reports no broker".to_string());
@@ -563,6 +659,7 @@ mod tests {
                 }],
                 messages: high,
                 rate_in: None,
+                ..Topic::default()
             }],
             groups: vec![Group {
                 name: "lab-transform-yelp".into(),

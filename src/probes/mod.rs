@@ -11,6 +11,7 @@ pub mod docker;
 pub mod hdfs;
 mod http;
 pub mod kafka;
+pub mod kafka_census;
 pub mod postgres;
 pub mod raw_zone;
 pub mod report;

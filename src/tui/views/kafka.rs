@@ -164,10 +164,19 @@ fn render_topics(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
         .kafka_topics()
         .into_iter()
         .map(|topic| {
+            // Markers and aborted records take offsets but are no records: the records column
+            // leaves out those the census counted; "–" for a topic it has not read (not yet, or
+            // not one of this lab's), "≥" while it is still reading.
+            let markers = match (topic.not_records, topic.census_complete) {
+                (None, _) => "–".to_string(),
+                (Some(n), true) => count(n),
+                (Some(n), false) => format!("≥{}", count(n)),
+            };
             Row::new(vec![
                 Cell::from(topic.name.clone()),
                 Cell::from(topic.partitions.len().to_string()),
-                Cell::from(count(topic.messages)),
+                Cell::from(count(topic.records())),
+                Cell::from(markers),
                 Cell::from(rate(topic.rate_in)),
             ])
         })
@@ -178,10 +187,11 @@ fn render_topics(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
             Constraint::Fill(1),
             Constraint::Length(5),
             Constraint::Length(12),
+            Constraint::Length(8),
             Constraint::Length(9),
         ],
     )
-    .header(Row::new(["topic", "parts", "records", "in"]).style(t.dim()))
+    .header(Row::new(["topic", "parts", "records", "markers", "in"]).style(t.dim()))
     .row_highlight_style(t.selected())
     .block(focus_block(
         app,

@@ -175,9 +175,10 @@ fn hops(app: &App) -> Vec<Hop> {
                 .collect();
             (
                 raw.iter().map(|t| t.rate_in).sum::<Option<f64>>(),
-                raw.iter().map(|t| t.messages).sum::<i64>(),
+                raw.iter().map(|t| t.records()).sum::<i64>(),
                 clean.iter().map(|t| t.rate_in).sum::<Option<f64>>(),
-                clean.iter().map(|t| t.messages).sum::<i64>(),
+                // Records, not offsets: an exactly-once topic's markers are not records.
+                clean.iter().map(|t| t.records()).sum::<i64>(),
                 k.dlq_messages,
                 p,
             )

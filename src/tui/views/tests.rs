@@ -1201,3 +1201,41 @@ mod data_browser {
         );
     }
 }
+
+#[test]
+fn topics_table_counts_records_without_the_markers_the_census_found() {
+    let mut lab = live_lab();
+    let kafka = lab
+        .kafka
+        .as_mut()
+        .and_then(|p| p.detail.as_mut())
+        .expect("kafka detail");
+    let clean = kafka.topics.iter_mut().find(|t| t.name == "yelp.review.clean").unwrap();
+    clean.messages = 1_500;
+    clean.not_records = Some(12);
+    clean.census_complete = true;
+    let user = kafka.topics.iter_mut().find(|t| t.name == "yelp.user.clean").unwrap();
+    user.not_records = Some(3);
+    let mut a = app(lab, View::Kafka);
+    a.pane[View::Kafka.index()] = 1;
+    a.selection[View::Kafka.index()] = 6;
+    for (w, h) in SIZES {
+        let s = screen(&a, w, h);
+        let row = |name: &str| {
+            s.lines()
+                .find(|l| l.contains(&format!("{name} ")))
+                .unwrap_or("")
+                .to_string()
+        };
+        let review = row("yelp.review.clean");
+        assert!(review.contains("1,488") && review.contains(" 12 "), "{review}");
+        // The last topic, selected so that it is on screen at 80×24 too.
+        a.selection[View::Kafka.index()] = 10;
+        let s = screen(&a, w, h);
+        assert!(
+            s.lines().any(|l| l.contains("yelp.user.clean") && l.contains("≥3")),
+            "still counting: {s}"
+        );
+        a.selection[View::Kafka.index()] = 6;
+    }
+}
