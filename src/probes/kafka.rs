@@ -219,7 +219,12 @@ impl CensusRunner {
                 Err(e) => tracing::warn!(error = %e, "the marker census task failed"),
             }
         }
-        let due = self.started.is_none_or(|s| s.elapsed() >= CENSUS_EVERY);
+        // Not on a probe's first poll: a one-shot `lab status` would wait for the run on exit.
+        let Some(started) = self.started else {
+            self.started = Some(Instant::now());
+            return;
+        };
+        let due = started.elapsed() >= CENSUS_EVERY;
         if self.running.is_none() && due {
             let census = match self.idle.take() {
                 Some(c) => Some(c),
