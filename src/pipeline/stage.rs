@@ -36,6 +36,16 @@ impl StageKind {
         }
     }
 
+    /// The command that runs it: `lab produce|transform|consume`.
+    #[must_use]
+    pub fn command(self) -> &'static str {
+        match self {
+            StageKind::Producer => "produce",
+            StageKind::Transform => "transform",
+            StageKind::Consumer => "consume",
+        }
+    }
+
     /// `producer`/`produce`, `transform`, `consumer`/`consume`.
     #[must_use]
     pub fn parse(word: &str) -> Option<Self> {

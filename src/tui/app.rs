@@ -27,6 +27,8 @@ pub use log_actions::SavedLogs;
 
 /// Points kept per trend line (one per Kafka poll: two minutes at the default 1 s).
 pub const HISTORY_LEN: usize = 120;
+/// Actions the `:explain` panel keeps.
+const EXPLAINED: usize = 12;
 
 /// What keys currently do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +149,9 @@ pub struct App {
     pub stack: StackPanel,
     /// Stages this monitor runs (`:produce`, `:transform`, `:consume`).
     pub stages: BTreeMap<StageKind, StageView>,
+    /// `:explain on`: the side panel with each action's native commands, newest last.
+    pub explain: bool,
+    pub explained: VecDeque<super::explain::Explanation>,
     /// The first-run check (`lab doctor`), once it finished.
     pub doctor: Option<DoctorReport>,
     /// The embedded lab, when this monitor runs one instead of watching a stack's services.
@@ -196,6 +201,8 @@ impl App {
             stack: StackPanel::default(),
             stages: BTreeMap::new(),
             doctor: None,
+            explain: false,
+            explained: VecDeque::new(),
             embedded: None,
             quit: false,
             dirty: true,
@@ -206,6 +213,42 @@ impl App {
 
     /// Applies one message; returns the actions to run.
     pub fn update(&mut self, msg: Msg) -> Vec<Cmd> {
+        let cmds = self.handle(msg);
+        if self.explain {
+            let place = self.explain_place();
+            for cmd in &cmds {
+                if let Some(e) = super::explain::explain(cmd, &place) {
+                    if self.explained.len() == EXPLAINED {
+                        self.explained.pop_front();
+                    }
+                    self.explained.push_back(e);
+                }
+            }
+        }
+        cmds
+    }
+
+    /// What the native command lines need: the stack's name, the brokers the probe saw, the
+    /// topic prefix (from the DLQ's name).
+    fn explain_place(&self) -> super::explain::Place {
+        let kafka = self.lab.kafka.as_ref().and_then(|p| p.detail.as_ref());
+        super::explain::Place {
+            stack: if self.stack.name.is_empty() {
+                "<stack>".into()
+            } else {
+                self.stack.name.clone()
+            },
+            brokers: kafka
+                .and_then(|k| k.brokers.first())
+                .map_or_else(|| "<brokers>".into(), |b| format!("{}:{}", b.host, b.port)),
+            prefix: kafka
+                .and_then(|k| k.dlq_topic.strip_suffix(".dlq"))
+                .unwrap_or("yelp")
+                .to_string(),
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) -> Vec<Cmd> {
         self.dirty = true;
         match msg {
             Msg::Key(key) if key.kind != KeyEventKind::Release => return self.on_key(key),
@@ -900,6 +943,14 @@ impl App {
             Command::Reset { group, to, scope } => return self.plan(DataCmd::PlanReset { group, to, scope }),
             Command::Replay(code) => return self.plan(DataCmd::PlanReplay(code)),
             Command::Save(path) => return self.save_logs(path),
+            Command::Explain(on) => {
+                self.explain = on.unwrap_or(!self.explain);
+                self.say(if self.explain {
+                    "explaining: each action shows its native commands on the right (:explain off)".into()
+                } else {
+                    "no longer explaining".into()
+                });
+            }
         }
         Vec::new()
     }

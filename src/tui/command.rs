@@ -56,6 +56,8 @@ pub enum Command {
     Replay(String),
     /// `:save [PATH]`: the Logs view's source, or its whole search result, into a file.
     Save(Option<std::path::PathBuf>),
+    /// `:explain [on|off]` (no word: toggle): the native tools' command for each action.
+    Explain(Option<bool>),
 }
 
 /// `:tail`'s words, read by the same parser as `lab kafka tail`.
@@ -146,6 +148,12 @@ pub fn parse(line: &str) -> Result<Option<Command>, CommandError> {
                 scope: line.args.scope().map_err(invalid)?,
             }
         }
+        "explain" => match rest.first().copied() {
+            None => Command::Explain(None),
+            Some("on") => Command::Explain(Some(true)),
+            Some("off") => Command::Explain(Some(false)),
+            Some(other) => return fail(format!(":explain on, :explain off or :explain (not {other:?})")),
+        },
         // The rest of the line is the path, spaces and all.
         "save" => Command::Save(
             (!rest.is_empty())
@@ -251,6 +259,9 @@ mod tests {
         );
         assert_eq!(ok("dlq"), Command::DeadLetters);
         assert_eq!(ok("save"), Command::Save(None));
+        assert_eq!(ok("explain on"), Command::Explain(Some(true)));
+        assert_eq!(ok("explain"), Command::Explain(None));
+        assert!(err("explain maybe").contains("on"));
         assert_eq!(
             ok("save  /tmp/my logs.txt "),
             Command::Save(Some("/tmp/my logs.txt".into()))

@@ -257,6 +257,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         ":save [PATH]",
         "write the Logs view's source, or with a / search every matching line, to PATH (default: a new file under <state-dir>/saved-logs/)",
     ),
+    (
+        ":explain [on|off]",
+        "a side panel with each action as the native tools do it (docker, airflow, kafka-consumer-groups.sh, hdfs)",
+    ),
     (":view NAME", "open a view (overview, pipeline, kafka, …)"),
     (":q", "quit"),
 ];

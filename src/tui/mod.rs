@@ -12,6 +12,7 @@ pub mod command;
 pub mod container_logs;
 pub mod data;
 pub mod embedded;
+pub mod explain;
 pub mod keys;
 pub mod launch;
 pub mod log_buffer;

@@ -57,6 +57,15 @@ impl Widget for &App {
             }
             _ => body,
         };
+        // `:explain on`: the native commands of the latest actions beside the view.
+        let body = if self.explain {
+            let width = (body.width / 3).clamp(30, 70);
+            let [view, panel] = Layout::horizontal([Constraint::Min(0), Constraint::Length(width)]).areas(body);
+            render_explain(self, panel, buf);
+            view
+        } else {
+            body
+        };
         match self.view {
             View::Overview => overview::render(self, body, buf),
             View::Pipeline => pipeline::render(self, body, buf),
@@ -75,6 +84,46 @@ impl Widget for &App {
             _ => {}
         }
     }
+}
+
+/// The `:explain` panel: each action the monitor ran, newest at the bottom, with its native
+/// command lines (comments dimmed).
+fn render_explain(app: &App, area: Rect, buf: &mut Buffer) {
+    let t = app.theme;
+    let mut lines: Vec<Line> = Vec::new();
+    if app.explained.is_empty() {
+        lines.push(Line::styled(
+            "The actions you take here (stop a service, trigger a DAG, reset offsets, replay) \
+             show up here as the native tools' commands.",
+            t.dim(),
+        ));
+    }
+    for e in &app.explained {
+        lines.push(Line::styled(format!("▸ {}", e.action), t.title()));
+        for native in &e.native {
+            let style = if native.starts_with('#') {
+                t.dim()
+            } else {
+                Style::default()
+            };
+            lines.push(Line::styled(format!("  {native}"), style));
+        }
+    }
+    let block = Block::bordered()
+        .border_style(t.dim())
+        .title(" Native commands (:explain off) ");
+    // The newest at the bottom: scroll so that the end shows.
+    let inner = block.inner(area);
+    let wrapped: usize = lines
+        .iter()
+        .map(|l| (l.width() / usize::from(inner.width.max(1))) + 1)
+        .sum();
+    let scroll = wrapped.saturating_sub(usize::from(inner.height));
+    Paragraph::new(lines)
+        .block(block)
+        .wrap(Wrap { trim: false })
+        .scroll((u16::try_from(scroll).unwrap_or(u16::MAX), 0))
+        .render(area, buf);
 }
 
 /// The health of the service behind a view, for the tab's colour.

@@ -1239,3 +1239,45 @@ fn topics_table_counts_records_without_the_markers_the_census_found() {
         a.selection[View::Kafka.index()] = 6;
     }
 }
+
+#[test]
+fn explain_shows_each_action_as_the_native_tools_do_it() {
+    use crate::tui::msg::Msg;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut a = app(live_lab(), View::Stack);
+    a.stack.name = "lambda".into();
+    let run = |a: &mut App, line: &str| {
+        a.update(Msg::Key(KeyEvent::new(KeyCode::Char(':'), KeyModifiers::NONE)));
+        for c in line.chars() {
+            a.update(Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)));
+        }
+        a.update(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)))
+    };
+    // Off: nothing is explained.
+    run(&mut a, "trigger yelp_batch");
+    a.update(Msg::Key(KeyEvent::new(KeyCode::Char('y'), KeyModifiers::NONE)));
+    assert!(a.explained.is_empty());
+    run(&mut a, "explain on");
+    run(&mut a, "trigger yelp_batch");
+    let cmds = a.update(Msg::Key(KeyEvent::new(KeyCode::Char('y'), KeyModifiers::NONE)));
+    assert_eq!(cmds, [Cmd::TriggerDag("yelp_batch".into())]);
+    for (w, h) in SIZES {
+        let s = screen(&a, w, h);
+        assert!(s.contains("Native commands"), "{s}");
+        assert!(s.contains("airflow dags trigger"), "at {w}x{h}: {s}");
+    }
+    let brokers = {
+        let k = a.lab.kafka.as_ref().and_then(|p| p.detail.as_ref()).unwrap();
+        format!("{}:{}", k.brokers[0].host, k.brokers[0].port)
+    };
+    run(&mut a, "tail yelp.review");
+    let last = a.explained.back().unwrap();
+    assert!(
+        last.native[0].starts_with(&format!(
+            "kafka-console-consumer.sh --bootstrap-server {brokers} --topic yelp.review"
+        )),
+        "{last:?}"
+    );
+    run(&mut a, "explain off");
+    assert!(!screen(&a, 200, 60).contains("Native commands"));
+}
