@@ -101,9 +101,9 @@ fn reader(brokers: &str) -> Result<BaseConsumer, KafkaError> {
         .set("enable.partition.eof", "true")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        // Prefetch little: the census reads at its own pace, the monitor stays small.
+        // Prefetch little: the census reads at its own pace, the monitor stays small. The fetch
+        // waits keep librdkafka's default (500 ms): an idle lab costs a few requests a second.
         .set("queued.max.messages.kbytes", "1024")
-        .set("fetch.wait.max.ms", "100")
         .set("socket.timeout.ms", super::REQUEST_TIMEOUT.as_millis().to_string())
         .set("reconnect.backoff.max.ms", "2000")
         .create()
