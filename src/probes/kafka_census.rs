@@ -12,11 +12,12 @@
 //! embedded broker's small segments) stop counting.
 //!
 //! One reader follows every partition continuously (a queue per partition, so that an
-//! end-of-partition event says which topic it is about), never assigned anew at an offset past
-//! the log's start: the test broker answers a read_committed fetch that starts after an aborted
-//! transaction's marker with none of that producer's later records (measured 2026-12-04), while
-//! a reader that fetched through the marker gets them. An end-of-partition event may also be older
-//! than the stable offset asked for, so a gap at the end counts only once two runs ended there.
+//! end-of-partition event says which topic it is about). An end-of-partition event may be older
+//! than the stable offset asked for, so a gap at the end counts only once a later run, the reader
+//! having fetched on meanwhile, finds nothing new there. (On the test broker a read_committed
+//! reader gets none of a producer's records written after that producer aborted a transaction it
+//! read past: README, "a read after an aborted transaction"; the census counts them as no records
+//! there, as every read_committed reader of that broker sees them.)
 //!
 //! Blocking (librdkafka polls): run it on a blocking thread.
 
