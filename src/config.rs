@@ -47,6 +47,55 @@ pub struct FileConfig {
     pub spark: Option<SparkSection>,
     pub airflow: Option<AirflowSection>,
     pub alerts: Option<AlertsSection>,
+    pub tui: Option<TuiSection>,
+}
+
+/// `[tui]`: the monitor's keys and colours. Read here as written; the monitor checks them
+/// (`tui::keys::Keymap::configured`, `tui::theme::Theme::configured`) before it opens.
+#[derive(Debug, Default, Deserialize, serde::Serialize, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TuiSection {
+    /// Action → its keys (`stop_selected = "x"`, `quit = ["q", "F10"]`).
+    pub keys: Option<BTreeMap<String, KeyList>>,
+    pub theme: Option<ThemeSection>,
+}
+
+/// One key or several.
+#[derive(Debug, Deserialize, serde::Serialize, Clone, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum KeyList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl KeyList {
+    #[must_use]
+    pub fn keys(&self) -> Vec<&str> {
+        match self {
+            KeyList::One(k) => vec![k.as_str()],
+            KeyList::Many(ks) => ks.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// `[tui.theme]`: a colour per role (`red`, `light-blue`, `#ff8800`, `208`).
+#[derive(Debug, Default, Deserialize, serde::Serialize, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ThemeSection {
+    /// A healthy service, a successful run.
+    pub up: Option<String>,
+    /// Degraded, running, waiting.
+    pub degraded: Option<String>,
+    /// Down, failed.
+    pub down: Option<String>,
+    /// Not answered yet, idle, secondary text.
+    pub dim: Option<String>,
+    /// Titles of views and tiles.
+    pub title: Option<String>,
+    /// Keys, prompts, highlights.
+    pub accent: Option<String>,
+    /// Error messages.
+    pub error: Option<String>,
 }
 
 /// `[alerts]`: when a consumer group's lag is an alert (the monitor turns it red with a banner;
@@ -162,6 +211,8 @@ pub struct LabConfig {
     pub spark: SparkEndpoint,
     pub airflow: AirflowEndpoint,
     pub alerts: LagAlerts,
+    /// `[tui]` as written in `lab.toml`.
+    pub tui: TuiSection,
 }
 
 /// Lag thresholds from `[alerts]`: a group is in alert when more records than its threshold wait.
@@ -225,6 +276,7 @@ impl LabConfig {
         let airflow = file.airflow.unwrap_or_default();
         let alerts = file.alerts.unwrap_or_default();
         Ok(Self {
+            tui: file.tui.unwrap_or_default(),
             alerts: LagAlerts {
                 lag: alerts.lag,
                 groups: alerts.groups.unwrap_or_default(),
@@ -295,6 +347,8 @@ impl FileConfig {
                 lag: a.lag.or(b.lag),
                 groups: a.groups.or(b.groups),
             }),
+            // Only lab.toml has it (endpoints.toml never does).
+            tui: self.tui.or(lower.tui),
         }
     }
 }
@@ -371,6 +425,19 @@ mod tests {
         assert!(err.to_string().contains("lab.toml"), "{err}");
         let err = parse_file_config(Path::new("lab.toml"), "[alerts]\nlags = 1\n").unwrap_err();
         assert!(err.to_string().contains("unknown field `lags`"), "{err}");
+    }
+
+    #[test]
+    fn tui_keys_take_one_key_or_several_and_theme_roles_are_checked() {
+        let text = "[tui.keys]\nquit = \"Q\"\nstop_selected = [\"x\", \"F5\"]\n[tui.theme]\nup = \"#00ff00\"\n";
+        let cfg = parse_file_config(Path::new("lab.toml"), text).unwrap();
+        let tui = cfg.tui.unwrap();
+        let keys = tui.keys.unwrap();
+        assert_eq!(keys["quit"].keys(), ["Q"]);
+        assert_eq!(keys["stop_selected"].keys(), ["x", "F5"]);
+        assert_eq!(tui.theme.unwrap().up.as_deref(), Some("#00ff00"));
+        let err = parse_file_config(Path::new("lab.toml"), "[tui.theme]\ngood = \"red\"\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `good`"), "{err}");
     }
 
     #[test]

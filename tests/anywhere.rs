@@ -116,3 +116,30 @@ fn the_docker_clis_current_context_is_the_engine() {
         "{detail}"
     );
 }
+
+/// A wrong `[tui.keys]` or `[tui.theme]` in `lab.toml` stops the monitor before it takes the
+/// terminal, saying which entry and what to do.
+#[test]
+fn the_monitor_refuses_a_wrong_key_or_colour_in_lab_toml_with_what_to_do() {
+    let state = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    for (toml, says) in [
+        (
+            "[tui.keys]\nstop_selected = \"r\"\n",
+            "lab.toml [tui.keys]: `r` would do both `stop_selected` and `restart_selected` in the Stack view",
+        ),
+        ("[tui.keys]\nquit = \"ctrl-q\"\n", "`quit`: `ctrl-q` is not a key"),
+        (
+            "[tui.theme]\nup = \"blurple\"\n",
+            "lab.toml [tui.theme]: `up = \"blurple\"` is not a colour",
+        ),
+    ] {
+        let cwd = tempfile::tempdir().unwrap();
+        std::fs::write(cwd.path().join("lab.toml"), toml).unwrap();
+        let out = lab(cwd.path(), state.path(), home.path(), &["tui"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{toml}: {stderr}");
+        assert!(stderr.contains(says), "{toml}: {stderr}");
+        assert!(stderr.contains("fix that entry of lab.toml"), "{stderr}");
+    }
+}

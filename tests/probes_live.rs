@@ -172,10 +172,27 @@ async fn airflow_probe_triggers_lab_smoke_and_sees_it_succeed() {
         assert_ne!(snap.status.health, Health::Down, "{:?}", snap.status);
         let a = snap.detail.unwrap();
         assert_eq!(a.auth_problem, None);
-        if a.dags.iter().any(|d| d.dag_id == "lab_smoke") {
+        let listed = |id: &str| a.dags.iter().find(|d| d.dag_id == id);
+        if let (Some(smoke), Some(daily)) = (listed("lab_smoke"), listed("lab_daily")) {
+            // The next run as Airflow computed it: none without a schedule, the next midnight
+            // for @daily (paused or not).
+            assert_eq!(smoke.next_run, None, "{smoke:?}");
+            let next = daily
+                .next_run
+                .unwrap_or_else(|| panic!("lab_daily has no next run: {daily:?}"));
+            let now = chrono::Utc::now();
+            assert!(
+                next > now - chrono::Duration::days(1) && next <= now + chrono::Duration::days(1),
+                "{next}"
+            );
+            assert_eq!(next.format("%H:%M:%S").to_string(), "00:00:00", "{next}");
             break;
         }
-        assert!(Instant::now() < deadline, "lab_smoke never listed: {:?}", a.dags);
+        assert!(
+            Instant::now() < deadline,
+            "lab_smoke and lab_daily never listed: {:?}",
+            a.dags
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     probe.set_paused("lab_smoke", false).await.unwrap();
@@ -230,9 +247,9 @@ async fn postgres_probe_counts_serving_rows_and_reads_the_last_batch() {
     client
         .batch_execute(
             "INSERT INTO yelp.business_daily VALUES ('b1', '2026-01-01', 3, 4.0), ('b2', '2026-01-01', 1, 2.0);
-             INSERT INTO yelp.batch_runs (run_id, started_at, finished_at, rows_in, rows_out, status)
-               VALUES ('old', now() - interval '1 hour', now() - interval '59 minutes', 1, 1, 'succeeded'),
-                      ('new', now(), now(), 10, 2, 'succeeded');",
+             INSERT INTO yelp.batch_runs (run_id, started_at, finished_at, rows_in, rows_out, status, quality)
+               VALUES ('old', now() - interval '1 hour', now() - interval '59 minutes', 1, 1, 'succeeded', 'failed'),
+                      ('new', now(), now(), 10, 2, 'succeeded', 'passed');",
         )
         .await
         .unwrap();
@@ -244,8 +261,10 @@ async fn postgres_probe_counts_serving_rows_and_reads_the_last_batch() {
     let rows = |t: &str| p.tables.iter().find(|(n, _)| n == t).and_then(|(_, r)| *r);
     assert_eq!(rows("business_daily"), Some(2));
     assert_eq!(rows("batch_runs"), Some(2));
+    assert_eq!(p.serving_rows(), 2, "the batch-run log is not a serving table");
     let last = p.last_batch.unwrap();
     assert_eq!((last.run_id.as_str(), last.rows_in, last.rows_out), ("new", 10, 2));
+    assert_eq!(last.quality.as_deref(), Some("passed"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

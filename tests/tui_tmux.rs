@@ -53,7 +53,7 @@ fn tui_draws_every_view_and_help_then_quits_and_restores_the_terminal() {
         tmux.wait_for(needles);
     }
     tmux.keys(&["Tab"]);
-    tmux.wait_for(&["Trends", "embedded lab"]); // Tab from the last view wraps to Overview
+    tmux.wait_for(&["services up", "embedded lab"]); // Tab from the last view wraps to Overview
     tmux.keys(&["?"]);
     tmux.wait_for(&["Help", "command line", ":trigger DAG", ":down [--volumes]"]);
     tmux.keys(&["Escape"]);
@@ -73,6 +73,32 @@ fn tui_draws_every_view_and_help_then_quits_and_restores_the_terminal() {
     );
     let flags = tmux.run(&["display-message", "-p", "-t", "mon", "#{alternate_on} #{cursor_flag}"]);
     assert_eq!(flags.trim(), "0 1", "alternate screen left and cursor visible again");
+}
+
+/// `[tui.keys]` in `lab.toml`: the real monitor shows and obeys the configured keys.
+#[test]
+fn the_monitor_takes_its_keys_from_lab_toml() {
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(
+        state.path().join("lab.toml"),
+        "[tui.keys]\nhelp = \"H\"\nquit = [\"Q\", \"F10\"]\n[tui.theme]\nup = \"light-blue\"\n",
+    )
+    .unwrap();
+    let tmux = Tmux::new("lab-tui-keys");
+    start_monitor(&tmux, state.path());
+    tmux.wait_for(&["1 Overview", "H help"]);
+    tmux.keys(&["?"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!tmux.screen().contains("any key closes"), "? no longer opens help");
+    tmux.keys(&["H"]);
+    tmux.wait_for(&["any key closes", "Q F10 Ctrl-C  quit"]);
+    tmux.keys(&["Escape"]);
+    tmux.wait_gone("any key closes");
+    tmux.keys(&["q"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!tmux.screen().contains("TUI-EXITED"), "q no longer quits");
+    tmux.keys(&["F10"]);
+    tmux.wait_for(&["TUI-EXITED-0"]);
 }
 
 #[test]

@@ -78,6 +78,11 @@ pub struct Dag {
     pub dag_id: String,
     pub is_paused: bool,
     pub has_import_errors: bool,
+    /// When the scheduler starts the next run; `None` for a DAG without a schedule. Airflow 3's
+    /// `next_dagrun_run_after` (api/v2 DAGResponse), Airflow 2's `next_dagrun_create_after`
+    /// (api/v1 DAG schema).
+    #[serde(alias = "next_dagrun_run_after", alias = "next_dagrun_create_after")]
+    pub next_run: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

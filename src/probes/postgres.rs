@@ -37,9 +37,23 @@ pub struct BatchRun {
     pub rows_in: i64,
     pub rows_out: i64,
     pub error: Option<String>,
+    /// The Airflow DAG's data-quality check of this run (`passed` / `failed`); `None` for a run
+    /// outside Airflow.
+    #[serde(default)]
+    pub quality: Option<String>,
 }
 
 impl PostgresSnapshot {
+    /// Rows in the serving tables that exist (the batch-run log is not one of them).
+    #[must_use]
+    pub fn serving_rows(&self) -> i64 {
+        self.tables
+            .iter()
+            .filter(|(t, _)| t != "batch_runs")
+            .filter_map(|(_, rows)| *rows)
+            .sum()
+    }
+
     #[must_use]
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -165,8 +179,9 @@ async fn read_with(client: &Client) -> Result<PostgresSnapshot, ProbeError> {
     let last_batch = if existing.iter().any(|t| t == "batch_runs") {
         client
             .query_opt(
-                "SELECT run_id, status, started_at, finished_at, rows_in, rows_out, error \
-                 FROM yelp.batch_runs ORDER BY started_at DESC LIMIT 1",
+                // `quality` through to_jsonb: a schema from before the column read as NULL.
+                "SELECT run_id, status, started_at, finished_at, rows_in, rows_out, error, \
+                 to_jsonb(b) ->> 'quality' FROM yelp.batch_runs b ORDER BY started_at DESC LIMIT 1",
                 &[],
             )
             .await
@@ -179,6 +194,7 @@ async fn read_with(client: &Client) -> Result<PostgresSnapshot, ProbeError> {
                 rows_in: r.get(4),
                 rows_out: r.get(5),
                 error: r.get(6),
+                quality: r.get(7),
             })
     } else {
         None
@@ -221,6 +237,7 @@ mod tests {
             rows_in: 0,
             rows_out: 0,
             error: Some("disk full".into()),
+            quality: None,
         });
         assert_eq!(snap.problems(), vec!["last batch r1 failed: disk full".to_string()]);
     }

@@ -7,7 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButto
 use super::command::{self, Command};
 use super::data::{self, Browse, DataCmd, DataEvent};
 use super::embedded::{BatchRunView, EmbeddedEvent};
-use super::keys::{self, Action};
+use super::keys::{Action, Keymap};
 use super::log_buffer::LogBuffer;
 use super::logs::LogBatch;
 use super::msg::{Cmd, Msg, StackCmd};
@@ -115,6 +115,8 @@ pub struct App {
     pub view: View,
     pub lab: LabSnapshot,
     pub theme: Theme,
+    /// Which key does what (`[tui.keys]` applied).
+    pub keymap: Keymap,
     pub mode: Mode,
     /// Text being typed in Filter or Command mode.
     pub input: String,
@@ -134,8 +136,8 @@ pub struct App {
     pub alerts: crate::config::LagAlerts,
     /// Total lag per consumer group, oldest first.
     pub lag_history: BTreeMap<String, VecDeque<u64>>,
-    /// Records per second into the raw topics, oldest first.
-    pub rate_history: VecDeque<u64>,
+    /// The Overview's figures over time (its sparklines).
+    pub trends: super::trends::Trends,
     /// The followed log files' and containers' lines, per source.
     pub logs: LogBuffer,
     pub log_follow: bool,
@@ -182,6 +184,7 @@ impl App {
             view: View::Overview,
             lab: LabSnapshot::default(),
             theme,
+            keymap: Keymap::default(),
             mode: Mode::Normal,
             input: String::new(),
             filter: String::new(),
@@ -192,7 +195,7 @@ impl App {
             browse: None,
             alerts: crate::config::LagAlerts::default(),
             lag_history: BTreeMap::new(),
-            rate_history: VecDeque::new(),
+            trends: super::trends::Trends::default(),
             logs: LogBuffer::default(),
             log_follow: true,
             log_scroll: 0,
@@ -394,8 +397,10 @@ impl App {
                     .map_or(String::new(), |f| f.detail.clone());
                 return Some(Notice {
                     text: format!(
-                        "No Docker engine: press e to start the embedded lab in this monitor (no Docker needed), \
-                         or start Docker and press u. ({why})"
+                        "No Docker engine: press {} to start the embedded lab in this monitor (no Docker needed), \
+                         or start Docker and press {}. ({why})",
+                        self.keymap.shown(Action::RunEmbedded),
+                        self.keymap.shown(Action::StackUp)
                     ),
                     error: true,
                 });
@@ -416,8 +421,9 @@ impl App {
         if self.stack.observed && self.stack.busy.is_none() && self.stack.all_absent() && !self.stack.rows.is_empty() {
             return Some(Notice {
                 text: format!(
-                    "Stack {} is not running: press u to bring it up (9: Stack view shows the progress)",
-                    self.stack.name
+                    "Stack {} is not running: press {} to bring it up (9: Stack view shows the progress)",
+                    self.stack.name,
+                    self.keymap.shown(Action::StackUp)
                 ),
                 error: false,
             });
@@ -447,9 +453,8 @@ impl App {
                     u64::try_from(g.total_lag).unwrap_or(0),
                 );
             }
-            let rate: f64 = k.topics.iter().filter_map(|t| t.rate_in).sum();
-            push_bounded(&mut self.rate_history, rate.round() as u64);
         }
+        self.trends.observe(&snap, self.now.utc);
         if let ServiceSnapshot::Docker(d) = &snap
             && let Some(d) = &d.detail
             && d.stack == self.stack.name
@@ -580,7 +585,7 @@ impl App {
     }
 
     fn on_normal_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
-        match keys::action(self.view, key.code) {
+        match self.keymap.action(self.view, key.code) {
             Some(action) => self.perform(action, key.code),
             None => {
                 self.dirty = false;
@@ -589,7 +594,7 @@ impl App {
         }
     }
 
-    /// Carries out what a key of the keymap ([`keys::KEYMAP`]) is bound to.
+    /// Carries out what a key of the keymap ([`Keymap`]) is bound to.
     fn perform(&mut self, action: Action, code: KeyCode) -> Vec<Cmd> {
         let views = View::ALL.len();
         match action {
@@ -976,7 +981,7 @@ impl App {
                     ..LabSnapshot::default()
                 };
                 self.lag_history.clear();
-                self.rate_history.clear();
+                self.trends.clear();
                 self.say(format!(
                     "embedded lab running: producer at {} msg/s, batch every {} s (:batch runs it now); q stops it and removes its files",
                     info.rate,
@@ -1052,7 +1057,7 @@ mod tests {
 
     #[test]
     fn number_keys_and_tab_switch_views() {
-        let mut app = App::new(Theme { color: false });
+        let mut app = App::new(Theme::no_color());
         app.update(key(KeyCode::Char('3')));
         assert_eq!(app.view, View::Kafka);
         app.update(key(KeyCode::Tab));
@@ -1066,7 +1071,7 @@ mod tests {
 
     #[test]
     fn trigger_command_asks_for_confirmation_before_running() {
-        let mut app = App::new(Theme { color: false });
+        let mut app = App::new(Theme::no_color());
         app.update(key(KeyCode::Char(':')));
         for c in "trigger yelp_batch".chars() {
             app.update(key(KeyCode::Char(c)));
@@ -1090,7 +1095,7 @@ mod tests {
 
     #[test]
     fn lesson_asks_first_then_runs_and_narrates_in_the_footer() {
-        let mut app = App::new(Theme { color: false });
+        let mut app = App::new(Theme::no_color());
         assert!(app.run_command("lesson datanode").is_empty());
         assert!(app.notice.as_ref().unwrap().text.contains("datanode-down"));
         assert!(app.run_command("lesson consumer-lag").is_empty());
@@ -1117,7 +1122,7 @@ mod tests {
 
     #[test]
     fn unknown_commands_and_quit() {
-        let mut app = App::new(Theme { color: false });
+        let mut app = App::new(Theme::no_color());
         app.run_command("frobnicate");
         assert!(app.notice.as_ref().unwrap().error);
         app.run_command("view kafka");
@@ -1128,7 +1133,7 @@ mod tests {
 
     #[test]
     fn stage_commands_parse_their_options_and_services_stay_services() {
-        let mut app = App::new(Theme { color: false });
+        let mut app = App::new(Theme::no_color());
         assert_eq!(
             app.run_command("produce --rate 50"),
             vec![Cmd::StartStage {
@@ -1167,7 +1172,7 @@ mod tests {
 
     #[test]
     fn stage_reports_become_rates_and_an_outcome() {
-        let mut app = App::new(Theme { color: false });
+        let mut app = App::new(Theme::no_color());
         let snap = |input, output| StageSnapshot {
             input,
             output,
@@ -1201,7 +1206,7 @@ mod tests {
 
     #[test]
     fn help_overlay_opens_and_any_key_closes_it_and_ctrl_c_quits() {
-        let mut app = App::new(Theme { color: false });
+        let mut app = App::new(Theme::no_color());
         app.update(key(KeyCode::Char('?')));
         assert_eq!(app.mode, Mode::Help);
         app.update(key(KeyCode::Esc));
@@ -1213,7 +1218,7 @@ mod tests {
 
     #[test]
     fn kafka_snapshots_feed_bounded_lag_history() {
-        let mut app = App::new(Theme { color: false });
+        let mut app = App::new(Theme::no_color());
         for lag in 0..(HISTORY_LEN as i64 + 5) {
             let snap = crate::probes::kafka::KafkaSnapshot {
                 groups: vec![Group {

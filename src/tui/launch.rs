@@ -9,8 +9,10 @@ use crate::stack::{Stack, current};
 
 use super::TuiError;
 use super::actions::StackContext;
+use super::keys::Keymap;
 use super::stack_panel::StackPanel;
 use super::stages::StageContext;
+use super::theme::Theme;
 
 /// `lab tui` (and `lab` alone): the live monitor. `overrides` re-resolve the endpoints after the
 /// monitor ran `up` or `down`.
@@ -44,6 +46,9 @@ async fn monitor(
     embedded: EmbeddedSpec,
     start_embedded: bool,
 ) -> Result<(), TuiError> {
+    // A wrong key or colour is said before the terminal is taken over.
+    let keymap = Keymap::configured(&config.tui.keys.clone().unwrap_or_default())?;
+    let theme = Theme::configured(&config.tui.theme.clone().unwrap_or_default())?;
     let path = current::stack_path(stack, &config.state_dir).map_err(|e| e.to_string());
     let panel = match path.as_ref().map(|p| (p, Stack::load(p))) {
         Ok((p, Ok(stack))) => StackPanel::new(&stack, &p.display().to_string()),
@@ -80,6 +85,8 @@ async fn monitor(
         lessons: config.clone(),
         embedded,
         start_embedded,
+        keymap,
+        theme,
     })
     .await
 }

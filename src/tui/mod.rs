@@ -23,6 +23,7 @@ pub mod run;
 pub mod stack_panel;
 pub mod stages;
 pub mod theme;
+pub mod trends;
 pub mod views;
 
 use crate::probes::ProbeError;
@@ -35,4 +36,8 @@ pub enum TuiError {
         "cannot use the terminal: {0}\nrun `lab tui` in an interactive terminal, or use `lab status` for a one-shot report"
     )]
     Terminal(#[from] std::io::Error),
+    #[error("lab.toml [tui.keys]: {0}\nfix that entry of lab.toml, or remove it to keep the built-in keys")]
+    Keys(#[from] keys::KeymapError),
+    #[error("lab.toml [tui.theme]: {0}\nfix that entry of lab.toml, or remove it to keep the built-in colours")]
+    Theme(#[from] theme::ThemeError),
 }

@@ -55,6 +55,9 @@ pub struct Setup {
     pub embedded: crate::embedded_lab::EmbeddedSpec,
     /// Start the embedded lab at once (`lab demo`) instead of watching the configured services.
     pub start_embedded: bool,
+    /// `[tui.keys]` and `[tui.theme]`, checked.
+    pub keymap: super::keys::Keymap,
+    pub theme: Theme,
 }
 
 /// Resolves the configuration again: the probes' targets and the stages' endpoints.
@@ -88,7 +91,8 @@ pub async fn run(setup: Setup) -> Result<(), TuiError> {
     let _restore = RestoreGuard;
     crossterm::execute!(std::io::stdout(), EnableMouseCapture)?;
     let mut terminal = terminal;
-    let mut app = App::new(Theme::from_env());
+    let mut app = App::new(setup.theme);
+    app.keymap = setup.keymap;
     app.alerts = setup.lessons.alerts.clone();
     app.width = terminal.size()?.width;
     app.stack = setup.panel;

@@ -42,7 +42,7 @@ impl Monitor {
             state_dir: dir.to_path_buf(),
         };
         Self {
-            app: App::new(Theme { color: false }),
+            app: App::new(Theme::no_color()),
             effects: Effects::detached(airflow, stack, stages, tx),
             rx,
         }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Throwaway Airflow 3 (api-server, scheduler, dag-processor; LocalExecutor on SQLite) for tests,
 # API on http://127.0.0.1:${LAB_TEST_AIRFLOW_PORT:-28080}. Its DAGs folder holds the repo's
-# dags/yelp_batch.py and tests/services/dags/lab_smoke.py (symlinks, so edits apply at once).
+# dags/yelp_batch.py and tests/services/dags/lab_smoke.py, lab_daily.py (symlinks, so edits apply at once).
 # The DAG's tasks get their endpoints from this environment, pointing at the other test services.
 # Usage: airflow.sh start|stop|status
 set -euo pipefail
@@ -48,6 +48,7 @@ do_start() {
   rm -rf "$A_DIR"; mkdir -p "$A_HOME" "$A_DIR/dags" "$A_DIR/lab-state"
   ln -s "$LAB_REPO_ROOT/dags/yelp_batch.py" "$A_DIR/dags/yelp_batch.py"
   ln -s "$LAB_REPO_ROOT/tests/services/dags/lab_smoke.py" "$A_DIR/dags/lab_smoke.py"
+  ln -s "$LAB_REPO_ROOT/tests/services/dags/lab_daily.py" "$A_DIR/dags/lab_daily.py"
   # Generated per run, 0600, never printed.
   (umask 077
     head -c 48 /dev/urandom | base64 -w0 >"$A_DIR/jwt-secret"

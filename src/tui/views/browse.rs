@@ -12,6 +12,7 @@ use crate::kafka_tools::dlq::Summary;
 use crate::kafka_tools::tail::{ShownRecord, Start, Tail, TailRequest};
 use crate::tui::app::App;
 use crate::tui::data::Browse;
+use crate::tui::keys::Action;
 
 pub fn render(app: &App, browse: &Browse, area: Rect, buf: &mut Buffer) {
     let [list, detail] = Layout::vertical([Constraint::Percentage(45), Constraint::Fill(1)]).areas(area);
@@ -56,7 +57,14 @@ fn failed(app: &App, title: &str, error: &str, area: Rect, buf: &mut Buffer) {
     Paragraph::new(error.to_string())
         .style(app.theme.error())
         .wrap(Wrap { trim: false })
-        .block(block(app, format!("{title}(r: again, Esc: back) ")))
+        .block(block(
+            app,
+            format!(
+                "{title}({}: again, {}: back) ",
+                app.keymap.shown(Action::Refresh),
+                app.keymap.shown(Action::Back)
+            ),
+        ))
         .render(area, buf);
 }
 

@@ -7,12 +7,12 @@ use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 
 use super::centered;
 use crate::tui::app::App;
-use crate::tui::keys::{COMMANDS, KEYMAP};
+use crate::tui::keys::COMMANDS;
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
     let mut keys = vec![Line::styled("Keys", t.title())];
-    for k in KEYMAP {
+    for k in app.keymap.bindings() {
         let scope = k.view.map_or(String::new(), |v| format!("[{}] ", v.title()));
         keys.push(Line::from(vec![
             Span::styled(format!("{:>14}  ", k.shown), t.accent()),

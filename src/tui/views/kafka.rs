@@ -10,6 +10,7 @@ use super::{count, duration, rate, render_unavailable, service_block};
 use crate::probes::LabService;
 use crate::probes::kafka::{Group, GroupPartition, Topic};
 use crate::tui::app::{App, View};
+use crate::tui::keys::Action;
 
 /// What the view shows, derived from the app state (the key handlers select from the same lists).
 impl App {
@@ -195,7 +196,11 @@ fn render_topics(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
     .row_highlight_style(t.selected())
     .block(focus_block(
         app,
-        " Topics (Enter: records, d: dead letters) ".into(),
+        format!(
+            " Topics ({}: records, {}: dead letters) ",
+            app.keymap.shown(Action::DrillIn),
+            app.keymap.shown(Action::DeadLetters)
+        ),
         focused,
     ));
     let mut state = TableState::default().with_selected(focused.then_some(app.selection[View::Kafka.index()]));
@@ -238,7 +243,11 @@ fn render_lag_table(app: &App, area: Rect, buf: &mut Buffer) {
     .header(Row::new(["topic", "part", "committed", "high", "lag"]).style(t.dim()))
     .block(focus_block(
         app,
-        format!(" Partition lag of {name} ({sort}; s: sort, Esc: back) "),
+        format!(
+            " Partition lag of {name} ({sort}; {}: sort, {}: back) ",
+            app.keymap.shown(Action::SortPartitions),
+            app.keymap.shown(Action::Back)
+        ),
         true,
     ));
     Widget::render(table, area, buf);

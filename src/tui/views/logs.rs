@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, List, ListItem, ListState, Paragraph, StatefulWidget, Widget};
 
 use crate::tui::app::{App, View};
+use crate::tui::keys::Action;
 use crate::tui::log_buffer::{self, ALL, LogRef};
 use crate::tui::logs::Loss;
 
@@ -110,22 +111,29 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     } else {
         lost.get(source.as_str()).copied().unwrap_or_default()
     };
+    let keys = &app.keymap;
     let mut title = format!(
         " {} lines{}",
         super::count(lines.len() as i64),
         if app.log_follow {
-            ", following"
+            ", following".to_string()
         } else {
-            ", paused (f: follow)"
+            format!(", paused ({}: follow)", keys.shown(Action::ToggleFollow))
         }
     );
     if searching {
+        let m = keys.shown(Action::MatchingOnly);
         let shown = if app.log_matching_only {
-            "only matches, m: all"
+            format!("only matches, {m}: all")
         } else {
-            "m: only matches"
+            format!("{m}: only matches")
         };
-        title.push_str(&format!(", search {:?} (n/N, {shown})", app.filter));
+        title.push_str(&format!(
+            ", search {:?} ({}/{}, {shown})",
+            app.filter,
+            keys.shown(Action::NextMatch),
+            keys.shown(Action::PreviousMatch)
+        ));
     }
     title.push(' ');
     let mut block = Block::bordered()

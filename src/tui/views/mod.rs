@@ -24,7 +24,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
 
 use super::app::{App, Mode};
-use super::keys;
 use super::theme::{Theme, health_label};
 use crate::probes::{Health, LabService, Status};
 use tabs::{View, tab_labels};
@@ -186,8 +185,12 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
                 }
                 // The embedded lab has no Airflow: its DAG keys would only say so.
                 let airflow_keys_apply = app.embedded.is_none() || app.view != View::Airflow;
-                for k in keys::footer(app.view).filter(|k| airflow_keys_apply || k.view.is_none()) {
-                    spans.push(Span::styled(k.shown, t.accent()));
+                for k in app
+                    .keymap
+                    .footer(app.view)
+                    .filter(|k| airflow_keys_apply || k.view.is_none())
+                {
+                    spans.push(Span::styled(k.shown.clone(), t.accent()));
                     spans.push(Span::styled(format!(" {}  ", k.help), t.dim()));
                 }
                 Line::from(spans)
@@ -355,7 +358,7 @@ pub(crate) mod test_support {
     }
 
     pub fn app(lab: LabSnapshot, view: View) -> App {
-        let mut app = App::new(Theme { color: true });
+        let mut app = App::new(Theme::default());
         app.now = fixed_clock();
         app.lab = lab;
         app.view = view;

@@ -1,31 +1,92 @@
-//! Overview: one tile per service (border and title coloured by health) with its key figures,
-//! plus a trends tile with sparklines of the raw-topic input rate and the total consumer lag.
+//! Overview: one tile per service (border and title coloured by health) with what a user looks for
+//! first, and a sparkline of its main figure over the last minutes, plus a Lab tile (the stack's
+//! containers, stages run here, alerts). Two columns, three at 150 columns and wider.
+//!
+//! A tile fills its box by priority at any size: its key figures first, then its sparklines (a
+//! caption and at least one row each), then the details that only fit in a big tile (per entity,
+//! per table, per group); what does not fit is left out, never wrapped into the next line.
 
+use chrono::{DateTime, Duration, Utc};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::Line;
-use ratatui::widgets::{Block, Paragraph, Sparkline, Widget, Wrap};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, RenderDirection, Sparkline, Widget};
 
-use super::{count, rate, service_block};
+use super::{count, duration, rate, service_block};
 use crate::probes::{Health, LabService};
 use crate::tui::app::App;
+use crate::tui::stack_panel::Tone;
+use crate::tui::trends::{Trend, known_sum};
 use indicatif::HumanBytes;
 
+/// Runs per DAG in the Airflow tile's strip.
+const STRIP_RUNS: usize = 10;
+/// A sparkline's most rows (beyond that a tile leaves the space empty rather than stretch it).
+const SPARK_MAX_ROWS: u16 = 8;
+
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    let rows = Layout::vertical([Constraint::Ratio(1, 3); 3]).split(area);
+    let columns: u32 = if area.width >= 150 { 3 } else { 2 };
+    let rows = 6_u32.div_ceil(columns);
     let mut cells = Vec::new();
-    for row in rows.iter() {
-        let [a, b] = Layout::horizontal([Constraint::Ratio(1, 2); 2]).areas(*row);
-        cells.push(a);
-        cells.push(b);
+    for row in Layout::vertical(vec![Constraint::Ratio(1, rows); rows as usize])
+        .split(area)
+        .iter()
+    {
+        cells.extend(
+            Layout::horizontal(vec![Constraint::Ratio(1, columns); columns as usize])
+                .split(*row)
+                .iter()
+                .copied(),
+        );
     }
     for (service, cell) in LabService::ALL.into_iter().zip(cells.iter()) {
-        tile(app, service, *cell, buf);
+        service_tile(app, service, *cell, buf);
     }
-    trends(app, cells[5], buf);
+    let lab = Block::bordered().title(Line::styled(" Lab ", app.theme.title()));
+    draw(lab_tile(app), lab, cells[5], buf);
 }
 
-fn tile(app: &App, service: LabService, area: Rect, buf: &mut Buffer) {
+/// What a tile shows, by priority.
+#[derive(Default)]
+struct Tile {
+    /// The key figures, always shown (as many as fit).
+    figures: Vec<Line<'static>>,
+    sparks: Vec<Spark>,
+    /// Details for a big tile.
+    details: Vec<Line<'static>>,
+}
+
+struct Spark {
+    caption: String,
+    data: Vec<u64>,
+    style: Style,
+}
+
+impl Spark {
+    /// `records written/s  now 1,234  max 2,000`: what the graph's top and right edge stand for.
+    fn caption(&self) -> String {
+        match (self.data.last(), self.data.iter().max()) {
+            (Some(now), Some(max)) => format!(
+                "{}  now {}  max {}",
+                self.caption,
+                count(i64::try_from(*now).unwrap_or(i64::MAX)),
+                count(i64::try_from(*max).unwrap_or(i64::MAX))
+            ),
+            _ => format!("{}  (no history yet)", self.caption),
+        }
+    }
+
+    fn new(caption: &str, trend: &Trend, width: u16, style: Style) -> Self {
+        Self {
+            caption: caption.to_string(),
+            data: trend.newest(width as usize),
+            style,
+        }
+    }
+}
+
+fn service_tile(app: &App, service: LabService, area: Rect, buf: &mut Buffer) {
     if let Some(embedded) = &app.embedded
         && (matches!(service, LabService::Spark | LabService::Airflow)
             || (service == LabService::Postgres && super::embedded::parquet_serving(embedded).is_some()))
@@ -34,145 +95,622 @@ fn tile(app: &App, service: LabService, area: Rect, buf: &mut Buffer) {
     }
     let status = app.lab.status(service);
     let block = service_block(app.theme, service, status);
-    let mut lines: Vec<Line> = figures(app, service).into_iter().map(Line::from).collect();
-    if let Some(s) = status
-        && !s.reason.is_empty()
-    {
-        lines.push(Line::styled(s.reason.clone(), app.theme.health(s.health)));
+    let width = block.inner(area).width;
+    let mut tile = match service {
+        LabService::Kafka => kafka(app, width),
+        LabService::Hdfs => hdfs(app, width),
+        LabService::Spark => spark(app, width),
+        LabService::Airflow => airflow(app),
+        LabService::Postgres => postgres(app, width),
+        LabService::Docker => Tile::default(), // the Lab tile and the Stack view show the containers
+    };
+    match status {
+        None => tile
+            .figures
+            .push(Line::styled("waiting for the first answer…", app.theme.dim())),
+        // Why it is down or degraded comes right after the figures it still has, whole.
+        Some(s) if !s.reason.is_empty() => tile.figures.extend(
+            wrapped(&s.reason, width)
+                .into_iter()
+                .map(|l| Line::styled(l, app.theme.health(s.health))),
+        ),
+        Some(_) => {}
     }
-    if status.is_none() {
-        lines.push(Line::styled("waiting for the first answer…", app.theme.dim()));
-    }
-    Paragraph::new(lines)
-        .wrap(Wrap { trim: true })
-        .block(block)
-        .render(area, buf);
+    draw(tile, block, area, buf);
 }
 
-/// The key figures of one service, a short line each.
-fn figures(app: &App, service: LabService) -> Vec<String> {
-    let lab = &app.lab;
-    match service {
-        LabService::Kafka => lab.kafka.as_ref().and_then(|p| p.detail.as_ref()).map(|k| {
-            let lag: i64 = k.groups.iter().map(|g| g.total_lag).sum();
-            let rate_in: Option<f64> = k.topics.iter().map(|t| t.rate_in).sum();
-            vec![
-                format!(
-                    "brokers {}  topics {}  groups {}",
-                    k.brokers.len(),
-                    k.topics.len(),
-                    k.groups.len()
-                ),
-                format!(
-                    "in {}  lag {}  DLQ {}",
-                    rate(rate_in),
-                    count(lag),
-                    count(k.dlq_messages)
-                ),
-            ]
-        }),
-        LabService::Hdfs if lab.raw_zone.is_some() => lab.raw_zone.as_ref().and_then(|p| p.detail.as_ref()).map(|z| {
-            vec![
-                format!(
+/// `text` in lines of at most `width` characters, broken between words (inside a word longer
+/// than a line).
+fn wrapped(text: &str, width: u16) -> Vec<String> {
+    let width = usize::from(width.max(1));
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let used = line.chars().count();
+            let gap = usize::from(used > 0);
+            if used + gap + word.len() <= width {
+                if gap == 1 {
+                    line.push(' ');
+                }
+                line.extend(word);
+                break;
+            }
+            if used > 0 {
+                lines.push(std::mem::take(&mut line));
+                continue;
+            }
+            let rest = word.split_off(width);
+            lines.push(word.into_iter().collect());
+            word = rest;
+        }
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// Lays a tile out in its box: figures, details, then the sparklines at the bottom.
+fn draw(tile: Tile, block: Block<'static>, area: Rect, buf: &mut Buffer) {
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let h = inner.height;
+    let figures = (tile.figures.len() as u16).min(h);
+    let rest = h - figures;
+    let details_wanted = tile.details.len() as u16;
+    // Each sparkline takes a caption and at least one row, sharing what the details leave; with
+    // a single row left, the first one is drawn without its caption.
+    let mut sparks = tile.sparks;
+    let mut n = sparks.len() as u16;
+    while n > 0 && rest < 2 * n {
+        n -= 1;
+    }
+    let heights: Vec<u16> = if n > 0 {
+        let total = rest
+            .saturating_sub(details_wanted)
+            .clamp(2 * n, (SPARK_MAX_ROWS + 1) * n)
+            .min(rest);
+        let mut heights = vec![total / n; n as usize];
+        heights[0] += total % n;
+        heights
+    } else if rest == 1 && !sparks.is_empty() {
+        vec![1]
+    } else {
+        Vec::new()
+    };
+    sparks.truncate(heights.len());
+    let details = details_wanted.min(rest - heights.iter().sum::<u16>());
+    let mut lines = tile.figures;
+    lines.truncate(figures as usize);
+    lines.extend(tile.details.into_iter().take(details as usize));
+    Paragraph::new(lines).render(inner, buf);
+    let mut bottom = inner.y + h;
+    for (spark, rows) in sparks.into_iter().zip(heights).rev() {
+        bottom -= rows;
+        let area = Rect {
+            y: bottom,
+            height: rows,
+            ..inner
+        };
+        let graph = if rows >= 2 {
+            let [caption, graph] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
+            Line::from(spark.caption()).render(caption, buf);
+            graph
+        } else {
+            area
+        };
+        // Newest at the right edge, the history reaching left as it grows.
+        let newest_first: Vec<u64> = spark.data.iter().rev().copied().collect();
+        Sparkline::default()
+            .data(&newest_first)
+            .direction(RenderDirection::RightToLeft)
+            .style(spark.style)
+            .render(graph, buf);
+    }
+}
+
+fn kafka(app: &App, width: u16) -> Tile {
+    let Some(k) = app.lab.kafka.as_ref().and_then(|p| p.detail.as_ref()) else {
+        return Tile::default();
+    };
+    let t = &app.trends;
+    let theme = app.theme;
+    let lag: i64 = k.groups.iter().map(|g| g.total_lag).sum();
+    let written = known_sum(k.topics.iter().map(|t| t.rate_in));
+    let read = known_sum(k.groups.iter().map(|g| g.rate));
+    let mut figures = vec![Line::from(format!(
+        "write {}  read {}  lag {}",
+        rate(written),
+        rate(read),
+        count(lag)
+    ))];
+    let alerts = app.lag_alerts();
+    let mut groups: Vec<_> = k.groups.iter().collect();
+    groups.sort_by_key(|g| std::cmp::Reverse(g.total_lag));
+    figures.push(match groups.first() {
+        None => Line::styled("no consumer group yet", theme.dim()),
+        Some(g) => {
+            let catch_up = g
+                .catch_up_s
+                .map(|s| format!(", catch-up {}", duration(s)))
+                .unwrap_or_default();
+            let style = if alerts.iter().any(|a| a.group == g.name) {
+                theme.error()
+            } else {
+                Style::new()
+            };
+            Line::styled(format!("worst {} lag {}{catch_up}", g.name, count(g.total_lag)), style)
+        }
+    });
+    let growth = match t.dlq.change(Duration::minutes(1), app.now.utc) {
+        Some((n, over)) if n > 0 => format!("  +{} in {}", count(n), duration(over.num_seconds() as f64)),
+        Some(_) => "  not growing".to_string(),
+        None => String::new(),
+    };
+    let dlq_style = if growth.contains('+') {
+        theme.health(Health::Degraded)
+    } else {
+        Style::new()
+    };
+    figures.push(Line::styled(
+        format!("DLQ {}{growth}", count(k.dlq_messages)),
+        dlq_style,
+    ));
+    let totals = Line::styled(
+        format!(
+            "brokers {}  topics {}  groups {}",
+            k.brokers.len(),
+            k.topics.len(),
+            k.groups.len()
+        ),
+        theme.dim(),
+    );
+    let details = std::iter::once(totals)
+        .chain(groups.iter().map(|g| {
+            Line::from(format!(
+                "  {} {}  lag {}  {}",
+                g.name,
+                g.state.to_lowercase(),
+                count(g.total_lag),
+                rate(g.rate)
+            ))
+        }))
+        .collect();
+    Tile {
+        figures,
+        sparks: vec![
+            Spark::new("records written/s", &t.kafka_in, width, theme.health(Health::Up)),
+            Spark::new("total lag", &t.lag, width, theme.health(Health::Degraded)),
+        ],
+        details,
+    }
+}
+
+fn hdfs(app: &App, width: u16) -> Tile {
+    let theme = app.theme;
+    let spark = || Spark::new("raw-zone bytes", &app.trends.raw_zone_bytes, width, theme.accent());
+    if let Some(z) = app.lab.raw_zone.as_ref().and_then(|p| p.detail.as_ref()) {
+        return Tile {
+            figures: vec![
+                Line::from(format!(
                     "raw zone {} files, {} (local directory)",
                     count(i64::try_from(z.files()).unwrap_or(i64::MAX)),
                     HumanBytes(z.bytes())
-                ),
-                z.newest.map_or_else(
+                )),
+                Line::from(z.newest.map_or_else(
                     || "no file yet".to_string(),
                     |n| format!("newest file {}", n.format("%H:%M:%S")),
-                ),
-            ]
-        }),
-        LabService::Hdfs => lab.hdfs.as_ref().and_then(|p| p.detail.as_ref()).map(|h| {
-            vec![
-                format!(
-                    "used {} of {} ({:.0}%)",
-                    HumanBytes(h.capacity_used),
-                    HumanBytes(h.capacity_total),
-                    h.used_ratio() * 100.0
-                ),
-                format!("datanodes {} live / {} dead", h.live_datanodes, h.dead_datanodes),
-                format!(
-                    "raw zone {} files",
-                    count(h.zones.values().map(|z| z.files as i64).sum())
-                ),
-            ]
-        }),
-        LabService::Spark => lab.spark.as_ref().and_then(|p| p.detail.as_ref()).map(|s| {
-            vec![
-                format!("{}  workers {}", s.status, s.aliveworkers),
-                format!(
-                    "cores {}/{}  mem {}/{} MiB",
-                    s.coresused, s.cores, s.memoryused, s.memory
-                ),
-                format!("apps {} running / {} done", s.activeapps.len(), s.completedapps.len()),
-            ]
-        }),
-        LabService::Airflow => lab.airflow.as_ref().and_then(|p| p.detail.as_ref()).map(|a| {
-            let last = a.runs.first().map_or_else(
-                || "no runs yet".to_string(),
-                |r| format!("last {} {}", r.dag_id, r.state),
-            );
-            vec![
-                format!("DAGs {}  import errors {}", a.dags.len(), a.import_errors.len()),
-                last,
-            ]
-        }),
-        LabService::Postgres => lab.postgres.as_ref().and_then(|p| p.detail.as_ref()).map(|p| {
-            let rows: i64 = p.tables.iter().filter_map(|(_, r)| *r).sum();
-            let batch = p
-                .last_batch
-                .as_ref()
-                .map_or_else(|| "no batch yet".to_string(), |b| format!("last batch {}", b.status));
-            vec![
-                format!("{}  conns {}", p.version, p.connections),
-                format!("serving rows {}  {batch}", count(rows)),
-            ]
-        }),
-        LabService::Docker => None, // the Stack view shows the containers
+                )),
+            ],
+            sparks: vec![spark()],
+            details: z
+                .entities
+                .iter()
+                .map(|e| entity_line(&e.entity, e.files, e.bytes))
+                .collect(),
+        };
     }
-    .unwrap_or_default()
+    let Some(h) = app.lab.hdfs.as_ref().and_then(|p| p.detail.as_ref()) else {
+        return Tile::default();
+    };
+    let used = h.used_ratio();
+    let bar_style = theme.health(if used > 0.9 {
+        Health::Down
+    } else if used > 0.75 {
+        Health::Degraded
+    } else {
+        Health::Up
+    });
+    let mut nodes = format!("datanodes {} live / {} dead", h.live_datanodes, h.dead_datanodes);
+    if h.under_replicated_blocks > 0 || h.missing_blocks > 0 {
+        nodes.push_str(&format!(
+            "  under-replicated {}  missing {}",
+            h.under_replicated_blocks, h.missing_blocks
+        ));
+    }
+    if h.safe_mode {
+        nodes.push_str("  SAFE MODE");
+    }
+    let zone_files: u64 = h.zones.values().map(|z| z.files).sum();
+    let zone_bytes: u64 = h.zones.values().map(|z| z.bytes).sum();
+    Tile {
+        figures: vec![
+            Line::from(vec![
+                Span::styled(bar(used, (width as usize / 4).clamp(5, 20)), bar_style),
+                Span::raw(format!(
+                    " {:.0}% of {} used",
+                    used * 100.0,
+                    HumanBytes(h.capacity_total)
+                )),
+            ]),
+            Line::from(nodes),
+            Line::from(format!(
+                "raw zone {} files, {}",
+                count(i64::try_from(zone_files).unwrap_or(i64::MAX)),
+                HumanBytes(zone_bytes)
+            )),
+        ],
+        sparks: vec![spark()],
+        details: h
+            .zones
+            .iter()
+            .map(|(entity, z)| entity_line(entity, z.files, z.bytes))
+            .collect(),
+    }
 }
 
-fn trends(app: &App, area: Rect, buf: &mut Buffer) {
-    let block = Block::bordered().title(Line::styled(" Trends ", app.theme.title()));
-    let inner = block.inner(area);
-    block.render(area, buf);
-    let [l1, s1, l2, s2] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Max(2),
-        Constraint::Length(1),
-        Constraint::Max(2),
-    ])
-    .areas(inner);
-    let rates: Vec<u64> = app.rate_history.iter().copied().collect();
-    let mut lag: Vec<u64> = Vec::new();
-    for h in app.lag_history.values() {
-        // Sum aligned from the newest point backwards.
-        for (i, v) in h.iter().rev().enumerate() {
-            if lag.len() <= i {
-                lag.push(0);
-            }
-            lag[i] += v;
+fn entity_line(entity: &str, files: u64, bytes: u64) -> Line<'static> {
+    Line::from(format!(
+        "  {entity} {} {}, {}",
+        count(i64::try_from(files).unwrap_or(i64::MAX)),
+        if files == 1 { "file" } else { "files" },
+        HumanBytes(bytes)
+    ))
+}
+
+/// `[██████░░░░]`: `ratio` of `cells` filled, at least one cell for anything above zero.
+fn bar(ratio: f64, cells: usize) -> String {
+    let ratio = ratio.clamp(0.0, 1.0);
+    let mut filled = (ratio * cells as f64).round() as usize;
+    if ratio > 0.0 {
+        filled = filled.max(1);
+    }
+    format!("[{}{}]", "█".repeat(filled), "░".repeat(cells - filled))
+}
+
+fn spark(app: &App, width: u16) -> Tile {
+    let Some(s) = app.lab.spark.as_ref().and_then(|p| p.detail.as_ref()) else {
+        return Tile::default();
+    };
+    let mut figures = vec![
+        Line::from(vec![
+            Span::styled(s.status.clone(), app.theme.state(&s.status)),
+            Span::raw(format!("  workers {}", s.aliveworkers)),
+        ]),
+        Line::from(format!(
+            "cores {}/{}  mem {}/{} MiB",
+            s.coresused, s.cores, s.memoryused, s.memory
+        )),
+        Line::from(format!(
+            "apps {} running / {} done",
+            s.activeapps.len(),
+            s.completedapps.len()
+        )),
+    ];
+    // The app a user just started: the running one, else the latest finished.
+    let latest = s
+        .activeapps
+        .iter()
+        .max_by_key(|a| a.starttime)
+        .or_else(|| s.completedapps.iter().max_by_key(|a| a.starttime));
+    if let Some(a) = latest {
+        figures.push(Line::from(vec![
+            Span::raw(format!("latest {} ", a.name)),
+            Span::styled(a.state.to_lowercase(), app.theme.state(&a.state)),
+            Span::raw(format!(" {}", duration(a.duration as f64 / 1000.0))),
+        ]));
+    }
+    Tile {
+        figures,
+        sparks: vec![Spark::new(
+            "cores in use",
+            &app.trends.spark_cores,
+            width,
+            app.theme.accent(),
+        )],
+        details: s
+            .workers
+            .iter()
+            .map(|w| {
+                Line::from(format!(
+                    "  {} {}  cores {}/{}",
+                    w.host,
+                    w.state.to_lowercase(),
+                    w.coresused,
+                    w.cores
+                ))
+            })
+            .collect(),
+    }
+}
+
+fn airflow(app: &App) -> Tile {
+    let Some(a) = app.lab.airflow.as_ref().and_then(|p| p.detail.as_ref()) else {
+        return Tile::default();
+    };
+    let paused = a.dags.iter().filter(|d| d.is_paused).count();
+    let mut figures = vec![Line::from(format!(
+        "DAGs {}  paused {paused}  import errors {}",
+        a.dags.len(),
+        a.import_errors.len()
+    ))];
+    // The pipeline's own DAG first, then the others by name.
+    let mut dags: Vec<_> = a.dags.iter().collect();
+    dags.sort_by_key(|d| (d.dag_id != "yelp_batch", d.dag_id.clone()));
+    if !dags.iter().any(|d| d.dag_id == "yelp_batch") {
+        figures.push(Line::styled("yelp_batch not loaded", app.theme.dim()));
+    }
+    let mut lines: Vec<Line<'static>> = dags.iter().map(|d| dag_strip(app, d, &a.runs)).collect();
+    let mut details = lines.split_off(lines.len().min(2));
+    figures.extend(lines);
+    // In a big tile: the latest runs, newest first.
+    details.extend(a.runs.iter().take(STRIP_RUNS).map(|r| {
+        let took = r
+            .duration(app.now.utc)
+            .map(|d| duration(d.num_milliseconds() as f64 / 1000.0))
+            .unwrap_or_default();
+        let started = r.start_date.map(|at| clock(at, app.now.utc)).unwrap_or_default();
+        Line::from(vec![
+            Span::raw(format!("  {started} {} ", r.dag_id)),
+            Span::styled(r.state.clone(), app.theme.state(&r.state)),
+            Span::raw(format!(" {took}  {}", r.run_type)),
+        ])
+    }));
+    Tile {
+        figures,
+        sparks: Vec::new(),
+        details,
+    }
+}
+
+/// `yelp_batch ■■■✗■□ 12:03  next 12:10`: its last runs, oldest first, coloured by state
+/// (a failure is `✗` and a run not finished `□`, readable without colour), when the newest started.
+fn dag_strip(app: &App, dag: &crate::probes::airflow::Dag, runs: &[crate::probes::airflow::DagRun]) -> Line<'static> {
+    let theme = app.theme;
+    let mut spans = vec![Span::raw(format!("{} ", dag.dag_id))];
+    let mine: Vec<_> = runs
+        .iter()
+        .filter(|r| r.dag_id == dag.dag_id)
+        .take(STRIP_RUNS)
+        .collect();
+    if mine.is_empty() {
+        spans.push(Span::styled("no runs yet", theme.dim()));
+    }
+    for r in mine.iter().rev() {
+        // Without colour the symbol still tells a failure from a success.
+        let symbol = match r.state.as_str() {
+            "success" => "■",
+            "failed" => "✗",
+            _ => "□",
+        };
+        spans.push(Span::styled(symbol, theme.state(&r.state)));
+    }
+    if let Some(at) = mine.first().and_then(|r| r.start_date) {
+        spans.push(Span::raw(format!(" {}", minute(at, app.now.utc))));
+    }
+    let next = if dag.is_paused {
+        "  paused".to_string()
+    } else {
+        match dag.next_run {
+            Some(at) => format!("  next {}", minute(at, app.now.utc)),
+            None => "  no schedule".to_string(),
+        }
+    };
+    spans.push(Span::styled(next, theme.dim()));
+    Line::from(spans)
+}
+
+/// A time in UTC as the other views show it: `HH:MM:SS` today, with the date otherwise.
+fn clock(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if at.date_naive() == now.date_naive() {
+        at.format("%H:%M:%S").to_string()
+    } else {
+        at.format("%b %d %H:%M").to_string()
+    }
+}
+
+fn postgres(app: &App, width: u16) -> Tile {
+    let Some(p) = app.lab.postgres.as_ref().and_then(|p| p.detail.as_ref()) else {
+        return Tile::default();
+    };
+    let theme = app.theme;
+    let serving: Vec<_> = p.tables.iter().filter(|(t, _)| t != "batch_runs").collect();
+    let existing = serving.iter().filter(|(_, r)| r.is_some()).count();
+    let mut figures = vec![Line::from(format!(
+        "serving rows {} in {existing} of {} tables",
+        count(p.serving_rows()),
+        serving.len()
+    ))];
+    match &p.last_batch {
+        None => figures.push(Line::styled("no batch yet (lab batch, or the DAG)", theme.dim())),
+        Some(b) => {
+            let took = b
+                .finished_at
+                .map(|f| format!(", {}", duration((f - b.started_at).num_milliseconds() as f64 / 1000.0)))
+                .unwrap_or_default();
+            figures.push(Line::from(vec![
+                Span::raw("last batch "),
+                Span::styled(b.status.clone(), theme.state(batch_state(&b.status))),
+                Span::raw(format!(" {}{took}", clock(b.started_at, app.now.utc))),
+            ]));
+            let quality = match b.quality.as_deref() {
+                Some("passed") => Span::styled("quality passed", theme.state("success")),
+                Some(q) => Span::styled(format!("quality {q}"), theme.error()),
+                // A run outside the DAG has none.
+                None => Span::styled("no quality check", theme.dim()),
+            };
+            figures.push(Line::from(vec![
+                Span::raw(format!("{} in → {} out  ", count(b.rows_in), count(b.rows_out))),
+                quality,
+            ]));
         }
     }
-    lag.reverse();
-    let last = |v: &[u64]| v.last().map_or_else(|| "–".to_string(), |x| count(*x as i64));
-    Line::from(format!("records in/s  {}", last(&rates))).render(l1, buf);
-    let style = app.theme.health(Health::Up);
-    Sparkline::default()
-        .data(tail(&rates, s1.width))
-        .style(style)
-        .render(s1, buf);
-    Line::from(format!("consumer lag  {}", last(&lag))).render(l2, buf);
-    Sparkline::default()
-        .data(tail(&lag, s2.width))
-        .style(app.theme.health(Health::Degraded))
-        .render(s2, buf);
+    figures.push(Line::styled(
+        format!("{}  conns {}/{}", p.version, p.connections, p.max_connections),
+        theme.dim(),
+    ));
+    Tile {
+        figures,
+        sparks: vec![Spark::new(
+            "serving rows",
+            &app.trends.serving_rows,
+            width,
+            theme.accent(),
+        )],
+        details: serving
+            .iter()
+            .map(|(t, rows)| {
+                Line::from(format!(
+                    "  {t} {}",
+                    rows.map_or_else(|| "not created".to_string(), count)
+                ))
+            })
+            .collect(),
+    }
 }
 
-/// The newest `width` points.
-fn tail(v: &[u64], width: u16) -> Vec<u64> {
-    v[v.len().saturating_sub(width as usize)..].to_vec()
+/// `HH:MM` today, with the date otherwise: short enough for a strip in a narrow tile.
+fn minute(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if at.date_naive() == now.date_naive() {
+        at.format("%H:%M").to_string()
+    } else {
+        at.format("%b %d %H:%M").to_string()
+    }
+}
+
+/// `yelp.batch_runs.status` words as the theme's state words.
+fn batch_state(status: &str) -> &str {
+    match status {
+        "succeeded" => "success",
+        other => other,
+    }
+}
+
+/// The stack's containers, the stages run in this monitor, the alerts and what is not up.
+fn lab_tile(app: &App) -> Tile {
+    let theme = app.theme;
+    let mut figures = Vec::new();
+    if let Some(info) = app.embedded.as_ref().and_then(|e| e.info.as_ref()) {
+        figures.push(Line::from(format!(
+            "embedded: producer {} msg/s, batch every {} s",
+            info.rate,
+            crate::tui::embedded::BATCH_EVERY.as_secs()
+        )));
+    } else if let Some(e) = &app.stack.load_error {
+        figures.push(Line::styled(format!("stack file: {e}"), theme.error()));
+    } else if !app.stack.rows.is_empty() {
+        let tones: Vec<Tone> = app.stack.rows.iter().map(|r| r.phase.tone()).collect();
+        let good = tones.iter().filter(|t| **t == Tone::Good).count();
+        let bad = tones.iter().filter(|t| **t == Tone::Bad).count();
+        let style = if bad > 0 {
+            theme.error()
+        } else if good == tones.len() {
+            theme.health(Health::Up)
+        } else {
+            Style::new()
+        };
+        figures.push(Line::styled(
+            format!(
+                "stack {}: {good}/{} containers up{}",
+                app.stack.name,
+                tones.len(),
+                if bad > 0 {
+                    format!(", {bad} failed")
+                } else {
+                    String::new()
+                }
+            ),
+            style,
+        ));
+    }
+    let stages: Vec<String> = app
+        .stages
+        .iter()
+        .filter(|(_, s)| s.running)
+        .map(|(kind, s)| format!("{} {}", kind.name(), rate(s.rate_out.or(s.rate_in))))
+        .collect();
+    figures.push(if stages.is_empty() {
+        Line::styled("no stage runs here (:produce …)", theme.dim())
+    } else {
+        Line::from(format!("running here: {}", stages.join(", ")))
+    });
+    let alerts = app.lag_alerts();
+    if alerts.is_empty() {
+        figures.push(Line::styled("no lag alert", theme.dim()));
+    }
+    figures.extend(alerts.iter().map(|a| Line::styled(a.describe(), theme.error())));
+    // Each tile says its own health; this is the count at a glance.
+    let answered: Vec<Health> = LabService::ALL
+        .into_iter()
+        .filter_map(|s| app.lab.status(s).map(|st| st.health))
+        .collect();
+    if !answered.is_empty() {
+        let up = answered.iter().filter(|h| **h == Health::Up).count();
+        let worst = answered.iter().copied().max_by_key(|h| match h {
+            Health::Up => 0,
+            Health::Unknown => 1,
+            Health::Degraded => 2,
+            Health::Down => 3,
+        });
+        figures.push(Line::styled(
+            format!("services up {up} of {}", answered.len()),
+            theme.health(worst.unwrap_or(Health::Unknown)),
+        ));
+    }
+    // In a big tile: each container of the stack.
+    let details = app
+        .stack
+        .rows
+        .iter()
+        .map(|r| {
+            let label = r.phase.label(app.now.instant);
+            let style = match r.phase.tone() {
+                Tone::Good => theme.health(Health::Up),
+                Tone::Bad => theme.error(),
+                Tone::Busy => theme.health(Health::Degraded),
+                Tone::Idle => theme.dim(),
+            };
+            Line::from(vec![Span::raw(format!("  {} ", r.service)), Span::styled(label, style)])
+        })
+        .collect();
+    Tile {
+        figures,
+        sparks: Vec::new(),
+        details,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_wraps_between_words_and_inside_a_word_too_long() {
+        assert_eq!(wrapped("cannot reach the broker", 12), ["cannot reach", "the broker"]);
+        assert_eq!(
+            wrapped("http://127.0.0.1:9870/jmx down", 10),
+            ["http://127", ".0.0.1:987", "0/jmx down"]
+        );
+        assert_eq!(wrapped("", 10), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_bar_fills_its_share_and_shows_any_use_at_all() {
+        assert_eq!(bar(0.0, 4), "[░░░░]");
+        assert_eq!(bar(0.000_01, 4), "[█░░░]");
+        assert_eq!(bar(0.5, 4), "[██░░]");
+        assert_eq!(bar(1.5, 4), "[████]");
+    }
 }

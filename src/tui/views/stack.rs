@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, StatefulWidget, Table, TableState, Widget, Wrap};
 
 use crate::tui::app::{App, View};
+use crate::tui::keys::Action;
 use crate::tui::stack_panel::{StackRow, Tone};
 use crate::tui::theme::Theme;
 use indicatif::HumanBytes;
@@ -190,8 +191,19 @@ fn details(app: &App, area: Rect, buf: &mut Buffer) {
                 "image {}; depends on {deps}; restarts {}",
                 r.image, r.restarts
             )));
+            let k = |a: Action| app.keymap.shown(a);
             lines.push(Line::styled(
-                "u: up all  U: up this one (and its dependencies)  s/S/r: stop/start/restart  d/D: down (+volumes)  p: pull",
+                format!(
+                    "{}: up all  {}: up this one (and its dependencies)  {}/{}/{}: stop/start/restart  {}/{}: down (+volumes)  {}: pull",
+                    k(Action::StackUp),
+                    k(Action::StackUpSelected),
+                    k(Action::StopSelected),
+                    k(Action::StartSelected),
+                    k(Action::RestartSelected),
+                    k(Action::StackDown),
+                    k(Action::StackDownWithVolumes),
+                    k(Action::PullImages)
+                ),
                 t.dim(),
             ));
         }

@@ -97,7 +97,7 @@ fn overview_shows_a_tile_per_service_with_health_and_figures() {
             "Spark UP",
             "Airflow",
             "PostgreSQL",
-            "Trends",
+            "Lab",
             &format!("lag {}", super::count(lag)),
         ],
     );
@@ -287,7 +287,7 @@ fn help_overlay_lists_every_key() {
     let mut a = app(live_lab(), View::Kafka);
     a.mode = Mode::Help;
     let s = screen(&a, 200, 60);
-    for k in crate::tui::keys::KEYMAP {
+    for k in a.keymap.bindings() {
         assert!(s.contains(k.help), "help lacks {:?}:\n{s}", k.help);
     }
     // At 80x24 it still opens (clipped), titled.
@@ -1280,4 +1280,212 @@ fn explain_shows_each_action_as_the_native_tools_do_it() {
     );
     run(&mut a, "explain off");
     assert!(!screen(&a, 200, 60).contains("Native commands"));
+}
+
+/// The Overview after a few minutes of probe answers: figures, sparklines and details by size.
+mod overview {
+    use chrono::Duration;
+    use ratatui::style::Color;
+
+    use super::*;
+    use crate::probes::airflow::{Dag, DagRun};
+    use crate::probes::{LabSnapshot, ServiceSnapshot};
+    use crate::tui::msg::Msg;
+    use crate::tui::views::count;
+    use crate::tui::views::test_support::fixed_clock;
+
+    const POLLS: i64 = 40;
+
+    /// The live fixture, answered every 2 s for 80 s while the pipeline moves: the raw topics
+    /// take records at a rising rate, the consumer's lag grows then drains, the DLQ grows by one
+    /// record every other answer, the raw zone and the serving tables grow, a Spark app takes
+    /// cores. Airflow has `yelp_batch` scheduled with six runs (one failed, one running), and
+    /// the last batch passed its quality check.
+    pub fn overview_app() -> App {
+        let live = live_lab();
+        let mut a = app(LabSnapshot::default(), View::Overview);
+        let end = fixed_clock().utc;
+        for i in 0..POLLS {
+            a.now.utc = end - Duration::seconds(2 * (POLLS - 1 - i));
+            let mut lab = live.clone();
+            let last = i == POLLS - 1;
+            let k = lab.kafka.as_mut().and_then(|p| p.detail.as_mut()).unwrap();
+            for (n, t) in k.topics.iter_mut().enumerate() {
+                // The DLQ's rate is not known yet (a topic's first answer): the sum is of the others.
+                t.rate_in = (!t.name.ends_with(".dlq")).then_some((i * 10 + n as i64) as f64);
+            }
+            for (n, g) in k.groups.iter_mut().enumerate() {
+                let wave = if i < POLLS / 2 { i } else { POLLS - i };
+                g.total_lag = if last { g.total_lag } else { wave * 50 * (n as i64 + 1) };
+                g.rate = Some(100.0 + i as f64);
+            }
+            let dlq_now = k.dlq_messages;
+            k.dlq_messages = dlq_now - (POLLS - 1 - i) / 2;
+            let h = lab.hdfs.as_mut().and_then(|p| p.detail.as_mut()).unwrap();
+            for z in h.zones.values_mut() {
+                z.bytes = z.bytes * (i as u64 + 1) / POLLS as u64;
+            }
+            let s = lab.spark.as_mut().and_then(|p| p.detail.as_mut()).unwrap();
+            s.coresused = u32::from(i % 10 >= 5) * 2;
+            let p = lab.postgres.as_mut().and_then(|p| p.detail.as_mut()).unwrap();
+            for (t, rows) in &mut p.tables {
+                if t != "batch_runs" {
+                    *rows = rows.map(|r| r * (i + 1) / POLLS);
+                }
+            }
+            p.last_batch.as_mut().unwrap().quality = Some("passed".into());
+            let af = lab.airflow.as_mut().and_then(|p| p.detail.as_mut()).unwrap();
+            af.dags.push(Dag {
+                dag_id: "yelp_batch".into(),
+                next_run: Some(end + Duration::seconds(200)),
+                ..Dag::default()
+            });
+            let states = ["running", "success", "failed", "success", "success", "success"];
+            for (n, state) in states.into_iter().enumerate() {
+                let start = end - Duration::minutes(5 * n as i64 + 1);
+                af.runs.push(DagRun {
+                    dag_id: "yelp_batch".into(),
+                    dag_run_id: format!("scheduled__{n}"),
+                    state: state.into(),
+                    run_type: "scheduled".into(),
+                    start_date: Some(start),
+                    end_date: (state != "running").then_some(start + Duration::seconds(40)),
+                });
+            }
+            af.runs.sort_by_key(|r| std::cmp::Reverse(r.start_date));
+            let LabSnapshot {
+                kafka,
+                hdfs,
+                spark,
+                airflow,
+                postgres,
+                ..
+            } = lab;
+            let answers = [
+                kafka.map(ServiceSnapshot::Kafka),
+                hdfs.map(ServiceSnapshot::Hdfs),
+                spark.map(ServiceSnapshot::Spark),
+                airflow.map(ServiceSnapshot::Airflow),
+                postgres.map(ServiceSnapshot::Postgres),
+            ];
+            for snap in answers.into_iter().flatten() {
+                a.update(Msg::Probe(Box::new(snap)));
+            }
+        }
+        a.now = fixed_clock();
+        a
+    }
+
+    const THREE_SIZES: [(u16, u16); 3] = [(80, 24), (120, 40), (200, 60)];
+
+    #[test]
+    fn the_overview_matches_its_snapshots_at_three_sizes() {
+        let a = overview_app();
+        for (w, h) in THREE_SIZES {
+            insta::assert_snapshot!(format!("overview_trends_{w}x{h}"), screen(&a, w, h));
+        }
+    }
+
+    #[test]
+    fn every_tile_shows_its_key_figures_at_every_size() {
+        let a = overview_app();
+        let k = a.lab.kafka.as_ref().and_then(|p| p.detail.as_ref()).unwrap();
+        let lag: i64 = k.groups.iter().map(|g| g.total_lag).sum();
+        let worst = k.groups.iter().max_by_key(|g| g.total_lag).unwrap();
+        let pg = a.lab.postgres.as_ref().and_then(|p| p.detail.as_ref()).unwrap();
+        for (w, h) in THREE_SIZES {
+            let s = screen(&a, w, h);
+            for needle in [
+                format!("lag {}", count(lag)),
+                format!("worst {}", worst.name),
+                // 19 now, 20 answers ago (40 s, inside the minute) 19 - 19 / 2 … grew by one
+                // every other answer: +15 over the 58 s the minute's oldest answer reaches back.
+                format!("DLQ {}  +", count(k.dlq_messages)),
+                "% of".into(),
+                "datanodes 1 live".into(),
+                "cores 2/2".into(),
+                "yelp_batch ".into(),
+                format!("serving rows {}", count(pg.serving_rows())),
+                "last batch succeeded".into(),
+            ] {
+                assert!(s.contains(&needle), "{w}x{h} lacks {needle:?}:\n{s}");
+            }
+            // Sparklines draw with block characters.
+            assert!(s.contains('█'), "{w}x{h} has no sparkline:\n{s}");
+        }
+        // Details only where there is room: each serving table, each raw-zone entity.
+        let big = screen(&a, 200, 60);
+        for needle in [
+            "business_daily 1,459",
+            "review 1 file",
+            "quality passed",
+            "records written/s",
+            "total lag",
+        ] {
+            assert!(big.contains(needle), "200x60 lacks {needle:?}:\n{big}");
+        }
+        assert!(!screen(&a, 80, 24).contains("business_daily 1,459"));
+    }
+
+    #[test]
+    fn the_dlq_growth_is_read_over_the_last_minute() {
+        let a = overview_app();
+        let s = screen(&a, 200, 60);
+        // 40 answers 2 s apart; the DLQ grew by one every other answer. The minute before the
+        // last answer starts at answer 9 (60 s back): (39 - 9) / 2 = 15 records in 60 s.
+        assert!(s.contains("DLQ 19  +15 in 1m00s"), "{s}");
+    }
+
+    #[test]
+    fn the_airflow_strip_colours_each_run_by_state_oldest_first_and_says_the_next_run() {
+        let a = overview_app();
+        let buf = draw(&a, 200, 60);
+        let s = text(&buf);
+        // Six runs, oldest first: success, success, success, failed, success, running.
+        let (x, y) = find(&buf, "yelp_batch ■■■✗■□ 22:55").unwrap_or_else(|| panic!("{s}"));
+        let strip = x + "yelp_batch ".len() as u16;
+        assert_eq!(buf[(strip, y)].fg, Color::Green);
+        assert_eq!(buf[(strip + 3, y)].fg, Color::Red);
+        assert_eq!(buf[(strip + 5, y)].fg, Color::Yellow);
+        assert!(s.contains("next 22:59"), "{s}");
+        // A big tile lists the latest runs with their state and time taken.
+        assert!(s.contains("22:55:20 yelp_batch running 1m00s  scheduled"), "{s}");
+        assert!(s.contains("lab_smoke ") && s.contains("no schedule"), "{s}");
+    }
+}
+
+/// `[tui.keys]`: the footer and the help overlay show the keys as configured, and the keys do
+/// what they are configured to.
+#[test]
+fn help_and_footer_show_the_configured_keys_and_they_work() {
+    use crate::config::KeyList;
+    use crate::tui::keys::Keymap;
+    use crate::tui::msg::Msg;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let configured = [
+        ("stop_selected".to_string(), KeyList::One("x".into())),
+        ("quit".to_string(), KeyList::Many(vec!["Q".into(), "F10".into()])),
+    ]
+    .into();
+    let mut a = app(live_lab(), View::Stack);
+    a.keymap = Keymap::configured(&configured).unwrap();
+    let footer = |a: &App| screen(a, 200, 60).lines().last().unwrap().to_string();
+    let f = footer(&a);
+    assert!(f.contains("x stop selected") && !f.contains("s stop selected"), "{f}");
+    a.view = View::Overview;
+    let f = footer(&a);
+    assert!(f.contains("Q F10 Ctrl-C quit") && !f.contains("q Ctrl-C quit"), "{f}");
+    a.view = View::Stack;
+    a.mode = Mode::Help;
+    for (w, h) in [(120, 60), (200, 60)] {
+        let s = screen(&a, w, h);
+        assert!(s.contains("x  [Stack] stop selected"), "{w}x{h}:\n{s}");
+        assert!(s.contains("Q F10 Ctrl-C  quit"), "{w}x{h}:\n{s}");
+    }
+    a.mode = Mode::Normal;
+    let press = |a: &mut App, c: KeyCode| a.update(Msg::Key(KeyEvent::new(c, KeyModifiers::NONE)));
+    press(&mut a, KeyCode::Char('q'));
+    assert!(!a.quit, "q is no longer quit");
+    press(&mut a, KeyCode::F(10));
+    assert!(a.quit);
 }
