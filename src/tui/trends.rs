@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::probes::ServiceSnapshot;
 
-/// Points kept per figure: four minutes at the Kafka probe's 2 s interval.
+/// Points kept per figure: two minutes of Kafka answers (one a second), four of the others'.
 pub const TREND_LEN: usize = 120;
 
 /// One figure over time, oldest first.
