@@ -42,6 +42,12 @@ pub enum KafkaToolError {
         topic: String,
         partition: i32,
     },
+    #[error(
+        "Kafka: the broker at {brokers} cannot describe consumer groups (it does not support listing them), \
+         which showing or resetting the offsets of {group} needs; the embedded lab's in-process broker \
+         (librdkafka's mock cluster) is such a broker. Use a real Kafka: `lab up`, or --brokers HOST:PORT"
+    )]
+    GroupsUnsupported { group: String, brokers: String },
     #[error("{0}")]
     Input(String),
 }

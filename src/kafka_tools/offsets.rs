@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
 
@@ -148,7 +149,13 @@ fn group_client(brokers: &str, group: &str) -> Result<BaseConsumer, KafkaToolErr
 fn describe(client: &BaseConsumer, brokers: &str, group: &str) -> Result<(String, Vec<String>), KafkaToolError> {
     let list = client
         .fetch_group_list(Some(group), REQUEST_TIMEOUT)
-        .map_err(|e| KafkaToolError::kafka(&format!("describe consumer group {group}"), brokers, e))?;
+        .map_err(|e| match e {
+            KafkaError::GroupListFetch(RDKafkaErrorCode::UnsupportedFeature) => KafkaToolError::GroupsUnsupported {
+                group: group.to_string(),
+                brokers: brokers.to_string(),
+            },
+            e => KafkaToolError::kafka(&format!("describe consumer group {group}"), brokers, e),
+        })?;
     let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
         return Ok(("Dead".into(), Vec::new()));
     };

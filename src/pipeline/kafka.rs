@@ -209,14 +209,35 @@ pub async fn ensure_topics(
 }
 
 async fn create_missing_topics(brokers: &str, topics: &[String], partitions: i32) -> Result<(), PipelineError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|e| PipelineError::kafka("create an admin client", brokers, e))?;
+    let admin: std::sync::Arc<AdminClient<DefaultClientContext>> = std::sync::Arc::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .create()
+            .map_err(|e| PipelineError::kafka("create an admin client", brokers, e))?,
+    );
+    // Only what is missing is created: a broker without the admin API (the embedded lab's
+    // in-process broker, whose topics exist from its start) never gets the request.
+    let reader = std::sync::Arc::clone(&admin);
+    let present: Vec<String> = tokio::task::spawn_blocking(move || {
+        reader.inner().fetch_metadata(None, QUERY_TIMEOUT).map(|m| {
+            m.topics()
+                .iter()
+                .filter(|t| t.error().is_none())
+                .map(|t| t.name().to_string())
+                .collect()
+        })
+    })
+    .await
+    .map_err(|e| PipelineError::kafka("read the topics", brokers, e.to_string()))?
+    .map_err(|e| PipelineError::kafka("read the topics", brokers, e))?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
+        .filter(|t| !present.contains(t))
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
         .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
     let opts = AdminOptions::new()
         .operation_timeout(Some(QUERY_TIMEOUT))
         .request_timeout(Some(QUERY_TIMEOUT));

@@ -1,0 +1,208 @@
+//! The data tools' command-line forms (`lab kafka tail|offsets|reset`, `lab dlq list|show|replay`)
+//! against the embedded lab's broker: librdkafka's mock cluster, started in this test process on
+//! 127.0.0.1 as `lab demo` starts it, fed by the real `lab produce` and `lab transform`. Needs no
+//! service: a plain `cargo test` runs it.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use bigdata_lab::pipeline::Topics;
+use bigdata_lab::pipeline::embedded::EmbeddedBroker;
+use serde_json::Value;
+
+const PREFIX: &str = "emb";
+
+fn lab(brokers: &str, state: &Path, args: &[&str]) -> Output {
+    common::lab()
+        .args(args)
+        .args(["--brokers", brokers, "--topic-prefix", PREFIX])
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--raw-zone")
+        .arg(state.join("raw"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// One record as the test's own `read_committed` reader gets it from the mock cluster.
+struct Read {
+    partition: i32,
+    offset: i64,
+    value: Value,
+    reason_code: Option<String>,
+}
+
+/// Every record of `topic`, read to the end of each partition.
+fn read_all(brokers: &str, topic: &str) -> Vec<Read> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "test-own-reader")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let meta = reader
+        .fetch_metadata(Some(topic), std::time::Duration::from_secs(10))
+        .unwrap();
+    let parts: Vec<i32> = meta.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let mut tpl = TopicPartitionList::new();
+    for p in &parts {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning).unwrap();
+    }
+    reader.assign(&tpl).unwrap();
+    let mut open = parts.len();
+    let mut records = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while open > 0 {
+        assert!(std::time::Instant::now() < deadline, "{topic} was not read to its end");
+        match reader.poll(std::time::Duration::from_millis(200)) {
+            Some(Ok(m)) => records.push(Read {
+                partition: m.partition(),
+                offset: m.offset(),
+                value: m
+                    .payload()
+                    .and_then(|p| serde_json::from_slice(p).ok())
+                    .unwrap_or_else(|| Value::String(String::from_utf8_lossy(m.payload().unwrap_or_default()).into())),
+                reason_code: m
+                    .headers()
+                    .and_then(|h| h.iter().find(|h| h.key == "lab.reason.code"))
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned()),
+            }),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => open -= 1,
+            Some(Err(e)) => panic!("{e}"),
+            None => {}
+        }
+    }
+    records
+}
+
+fn json(out: &Output) -> Value {
+    assert!(out.status.success(), "{}", text(out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+/// The sample streamed by the real `lab produce` and `lab transform` into the in-process broker;
+/// `lab kafka tail` and `lab dlq list|show|replay --dry-run` then agree with the test's own
+/// reader, and `lab kafka offsets|reset` say plainly that this broker cannot describe groups.
+#[test]
+fn the_data_tools_work_on_the_embedded_broker_and_say_what_it_cannot_do() {
+    let topics = Topics::new(PREFIX);
+    let broker = EmbeddedBroker::for_stages(&topics, 3).unwrap();
+    let b = broker.brokers().to_string();
+    let state = tempfile::tempdir().unwrap();
+    let sample = common::sample_dir();
+    // Its topics exist from its start and it has no admin API: the stages must not wait on it.
+    let produced = json(&lab(&b, state.path(), &["produce", "--data", sample.to_str().unwrap()]));
+    assert_eq!(produced["sent"], produced["delivered"], "{produced:#}");
+    json(&lab(&b, state.path(), &["transform", "--until-caught-up"]));
+
+    // The newest records of a raw topic are the broker's, record for record.
+    let review = read_all(&b, "emb.review");
+    let tail = json(&lab(
+        &b,
+        state.path(),
+        &["kafka", "tail", "emb.review", "-n", "5", "--json"],
+    ));
+    let shown = tail["records"].as_array().unwrap();
+    assert_eq!(shown.len(), 5, "{tail:#}");
+    for r in shown {
+        let (p, o) = (r["partition"].as_i64().unwrap() as i32, r["offset"].as_i64().unwrap());
+        let own = review
+            .iter()
+            .find(|x| x.partition == p && x.offset == o)
+            .unwrap_or_else(|| panic!("{p}/{o} not on the broker"));
+        assert_eq!(r["value"], own.value, "{p}/{o}");
+    }
+    // A field filter over the whole clean topic matches what the broker holds.
+    let clean = read_all(&b, "emb.review.clean");
+    let ones = clean.iter().filter(|r| r.value["stars"].as_f64() == Some(1.0)).count();
+    assert!(ones > 0, "the sample has one-star reviews");
+    let filtered = json(&lab(
+        &b,
+        state.path(),
+        &[
+            "kafka",
+            "tail",
+            "emb.review.clean",
+            "--grep",
+            "stars=1",
+            "-n",
+            "100000",
+            "--scan",
+            "100000",
+            "--json",
+        ],
+    ));
+    assert_eq!(filtered["matched"].as_u64(), Some(ones as u64), "{filtered:#}");
+    assert_eq!(filtered["scanned"].as_u64(), Some(clean.len() as u64));
+
+    // The dead letters by reason, as the broker holds them.
+    let dlq = read_all(&b, "emb.dlq");
+    let mut own: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for r in &dlq {
+        *own.entry(r.reason_code.clone().expect("every dead letter has a reason"))
+            .or_default() += 1;
+    }
+    assert!(own.get("invalid_json").copied().unwrap_or(0) > 0, "{own:?}");
+    let listed = json(&lab(&b, state.path(), &["dlq", "list", "--json"]));
+    let listed: std::collections::BTreeMap<String, u64> = listed["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["code"].as_str().unwrap().to_string(), r["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(listed, own);
+    let shown = json(&lab(
+        &b,
+        state.path(),
+        &["dlq", "show", "invalid_json", "-n", "10000", "--json"],
+    ));
+    assert_eq!(
+        shown["records"].as_array().unwrap().len() as u64,
+        own["invalid_json"],
+        "{shown:#}"
+    );
+    let dry = lab(&b, state.path(), &["dlq", "replay", "invalid_json", "--dry-run"]);
+    assert!(dry.status.success(), "{}", text(&dry));
+    assert!(
+        String::from_utf8_lossy(&dry.stdout).contains(&format!("would replay {} dead letter(s)", own["invalid_json"])),
+        "{}",
+        text(&dry)
+    );
+    assert_eq!(
+        read_all(&b, "emb.review").len(),
+        review.len(),
+        "a dry run sends nothing"
+    );
+
+    // What the mock cluster cannot do is said, with what to use instead.
+    for args in [
+        &["kafka", "offsets", "lab-transform-emb"][..],
+        &["kafka", "reset", "lab-transform-emb", "--to-earliest", "--dry-run"][..],
+    ] {
+        let out = lab(&b, state.path(), args);
+        assert!(!out.status.success(), "{}", text(&out));
+        let t = text(&out);
+        assert!(
+            t.contains("cannot describe consumer groups") && t.contains("Use a real Kafka"),
+            "{t}"
+        );
+    }
+}
