@@ -25,9 +25,10 @@ airflow_env() {
     AIRFLOW__LOGGING__LOGGING_LEVEL=INFO
   AIRFLOW__API_AUTH__JWT_SECRET=$(cat "$A_DIR/jwt-secret"); export AIRFLOW__API_AUTH__JWT_SECRET
   AIRFLOW__API__SECRET_KEY=$(cat "$A_DIR/secret-key"); export AIRFLOW__API__SECRET_KEY
-  # What yelp_batch's tasks use (see the DAG's docstring).
+  # What yelp_batch's tasks use (see the DAG's docstring). The binary the tests build: under
+  # CARGO_TARGET_DIR when the build puts it there.
   export AIRFLOW_CONN_LAB_POSTGRES="postgresql://postgres@127.0.0.1:$LAB_TEST_PG_PORT/yelp" \
-    LAB_BIN=${LAB_BIN:-$LAB_REPO_ROOT/target/debug/lab} \
+    LAB_BIN=${LAB_BIN:-${CARGO_TARGET_DIR:-$LAB_REPO_ROOT/target}/debug/lab} \
     LAB_RAW_ZONE=hdfs://127.0.0.1:$LAB_TEST_HDFS_PORT/lab/raw \
     LAB_HDFS_HTTP=http://127.0.0.1:$LAB_TEST_HDFS_HTTP_PORT \
     LAB_SPARK_MASTER=spark://127.0.0.1:$LAB_TEST_SPARK_PORT LAB_SPARK_SUBMIT=$LAB_VENV/bin/spark-submit \
