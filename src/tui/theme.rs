@@ -117,7 +117,8 @@ impl Theme {
     #[must_use]
     pub fn state(self, state: &str) -> Style {
         match state.to_ascii_lowercase().as_str() {
-            "success" | "finished" | "alive" | "stable" => self.fg(self.palette.up),
+            // `succeeded`: yelp.batch_runs' word for a finished load.
+            "success" | "succeeded" | "finished" | "alive" | "stable" => self.fg(self.palette.up),
             "failed" | "upstream_failed" | "dead" | "killed" | "error" => self.fg(self.palette.down),
             "running"
             | "queued"

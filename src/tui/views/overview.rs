@@ -461,7 +461,7 @@ fn airflow(app: &App) -> Tile {
             .duration(app.now.utc)
             .map(|d| duration(d.num_milliseconds() as f64 / 1000.0))
             .unwrap_or_default();
-        let started = r.start_date.map(|at| clock(at, app.now.utc)).unwrap_or_default();
+        let started = r.start_date.map(|at| clock(at, app.now.utc, true)).unwrap_or_default();
         Line::from(vec![
             Span::raw(format!("  {started} {} ", r.dag_id)),
             Span::styled(r.state.clone(), app.theme.state(&r.state)),
@@ -498,13 +498,13 @@ fn dag_strip(app: &App, dag: &crate::probes::airflow::Dag, runs: &[crate::probes
         spans.push(Span::styled(symbol, theme.state(&r.state)));
     }
     if let Some(at) = mine.first().and_then(|r| r.start_date) {
-        spans.push(Span::raw(format!(" {}", minute(at, app.now.utc))));
+        spans.push(Span::raw(format!(" {}", clock(at, app.now.utc, false))));
     }
     let next = if dag.is_paused {
         "  paused".to_string()
     } else {
         match dag.next_run {
-            Some(at) => format!("  next {}", minute(at, app.now.utc)),
+            Some(at) => format!("  next {}", clock(at, app.now.utc, false)),
             None => "  no schedule".to_string(),
         }
     };
@@ -512,12 +512,15 @@ fn dag_strip(app: &App, dag: &crate::probes::airflow::Dag, runs: &[crate::probes
     Line::from(spans)
 }
 
-/// A time in UTC as the other views show it: `HH:MM:SS` today, with the date otherwise.
-fn clock(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    if at.date_naive() == now.date_naive() {
+/// A time in UTC as the other views show it: `HH:MM:SS` today (`HH:MM` where a strip must stay
+/// short), with the date otherwise.
+fn clock(at: DateTime<Utc>, now: DateTime<Utc>, seconds: bool) -> String {
+    if at.date_naive() != now.date_naive() {
+        at.format("%b %d %H:%M").to_string()
+    } else if seconds {
         at.format("%H:%M:%S").to_string()
     } else {
-        at.format("%b %d %H:%M").to_string()
+        at.format("%H:%M").to_string()
     }
 }
 
@@ -542,8 +545,8 @@ fn postgres(app: &App, width: u16) -> Tile {
                 .unwrap_or_default();
             figures.push(Line::from(vec![
                 Span::raw("last batch "),
-                Span::styled(b.status.clone(), theme.state(batch_state(&b.status))),
-                Span::raw(format!(" {}{took}", clock(b.started_at, app.now.utc))),
+                Span::styled(b.status.clone(), theme.state(&b.status)),
+                Span::raw(format!(" {}{took}", clock(b.started_at, app.now.utc, true))),
             ]));
             let quality = match b.quality.as_deref() {
                 Some("passed") => Span::styled("quality passed", theme.state("success")),
@@ -578,23 +581,6 @@ fn postgres(app: &App, width: u16) -> Tile {
                 ))
             })
             .collect(),
-    }
-}
-
-/// `HH:MM` today, with the date otherwise: short enough for a strip in a narrow tile.
-fn minute(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    if at.date_naive() == now.date_naive() {
-        at.format("%H:%M").to_string()
-    } else {
-        at.format("%b %d %H:%M").to_string()
-    }
-}
-
-/// `yelp.batch_runs.status` words as the theme's state words.
-fn batch_state(status: &str) -> &str {
-    match status {
-        "succeeded" => "success",
-        other => other,
     }
 }
 

@@ -63,10 +63,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                     Span::raw("run "),
                     Span::styled(b.run_id.clone(), t.accent()),
                     Span::raw("  "),
-                    Span::styled(
-                        b.status.clone(),
-                        t.state(if b.status == "succeeded" { "success" } else { &b.status }),
-                    ),
+                    Span::styled(b.status.clone(), t.state(&b.status)),
                 ]),
                 Line::from(format!(
                     "started {}  took {took}",
