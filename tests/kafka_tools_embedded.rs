@@ -1,7 +1,8 @@
 //! The data tools' command-line forms (`lab kafka tail|offsets|reset`, `lab dlq list|show|replay`)
 //! against the embedded lab's broker: librdkafka's mock cluster, started in this test process on
-//! 127.0.0.1 as `lab demo` starts it, fed by the real `lab produce` and `lab transform`. Needs no
-//! service: a plain `cargo test` runs it.
+//! 127.0.0.1 as `lab demo` starts it, fed by the real `lab produce` and `lab transform`. It cannot
+//! list consumer groups: `offsets` still reads a group's committed offsets, `reset` refuses. Needs
+//! no service: a plain `cargo test` runs it.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -100,7 +101,8 @@ fn json(out: &Output) -> Value {
 
 /// The sample streamed by the real `lab produce` and `lab transform` into the in-process broker;
 /// `lab kafka tail` and `lab dlq list|show|replay --dry-run` then agree with the test's own
-/// reader, and `lab kafka offsets|reset` say plainly that this broker cannot describe groups.
+/// reader, `lab kafka offsets` reads a group's committed offsets and says what it cannot know,
+/// and `lab kafka reset` refuses, saying why.
 #[test]
 fn the_data_tools_work_on_the_embedded_broker_and_say_what_it_cannot_do() {
     let topics = Topics::new(PREFIX);
@@ -192,17 +194,44 @@ fn the_data_tools_work_on_the_embedded_broker_and_say_what_it_cannot_do() {
         "a dry run sends nothing"
     );
 
-    // What the mock cluster cannot do is said, with what to use instead.
-    for args in [
-        &["kafka", "offsets", "lab-transform-emb"][..],
-        &["kafka", "reset", "lab-transform-emb", "--to-earliest", "--dry-run"][..],
-    ] {
-        let out = lab(&b, state.path(), args);
-        assert!(!out.status.success(), "{}", text(&out));
-        let t = text(&out);
-        assert!(
-            t.contains("cannot describe consumer groups") && t.contains("Use a real Kafka"),
-            "{t}"
-        );
+    // A group's committed offsets, as the broker holds them (committed here by a client of the
+    // test's own), though the mock cluster cannot say who is connected.
+    {
+        use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+        use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+        let own: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("group.id", "own-group")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("emb.review", 0, Offset::Offset(3)).unwrap();
+        tpl.add_partition_offset("emb.review", 2, Offset::Offset(5)).unwrap();
+        own.commit(&tpl, CommitMode::Sync).unwrap();
     }
+    let g = json(&lab(&b, state.path(), &["kafka", "offsets", "own-group", "--json"]));
+    let committed: Vec<(i64, i64)> = g["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["partition"].as_i64().unwrap(), p["committed"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(committed, [(0, 3), (2, 5)], "{g:#}");
+    assert_eq!(g["state"], "unknown");
+    assert!(
+        g["note"].as_str().unwrap().contains("cannot list consumer groups"),
+        "{g:#}"
+    );
+    // A reset needs to know no member is connected: refused, with what to use instead.
+    let out = lab(
+        &b,
+        state.path(),
+        &["kafka", "reset", "own-group", "--to-earliest", "--dry-run"],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("cannot describe consumer groups") && t.contains("Use a real Kafka"),
+        "{t}"
+    );
 }

@@ -335,6 +335,9 @@ fn to_json(value: &impl serde::Serialize) -> String {
 
 fn render_offsets(g: &GroupOffsets) -> String {
     let mut out = format!("group {}  state {}  members {}\n", g.group, g.state, g.members.len());
+    if let Some(note) = &g.note {
+        out.push_str(&format!("{note}\n"));
+    }
     for m in &g.members {
         out.push_str(&format!("  member {m}\n"));
     }

@@ -39,6 +39,9 @@ pub struct GroupOffsets {
     /// `client_id@host` of each connected member.
     pub members: Vec<String>,
     pub partitions: Vec<PartitionOffsets>,
+    /// Why the state and members are not known (a broker that cannot list groups).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Where a reset moves the group.
@@ -223,7 +226,20 @@ fn partitions(
 /// The group's offsets: every partition it committed on, with watermarks and lag.
 pub fn read_group(brokers: &str, group: &str) -> Result<GroupOffsets, KafkaToolError> {
     let client = group_client(brokers, group)?;
-    let (state, members) = describe(&client, brokers, group)?;
+    // Reading offsets needs no member list: a broker that cannot list groups (the embedded lab's)
+    // still answers with the committed offsets, and the output says what it could not tell.
+    let (state, members, note) = match describe(&client, brokers, group) {
+        Ok((state, members)) => (state, members, None),
+        Err(e @ KafkaToolError::GroupsUnsupported { .. }) => (
+            "unknown".to_string(),
+            Vec::new(),
+            Some(format!(
+                "the broker at {brokers} cannot list consumer groups: the group's state and members are not known ({})",
+                e.to_string().lines().next().unwrap_or_default()
+            )),
+        ),
+        Err(e) => return Err(e),
+    };
     let partitions = committed(&client, brokers, group, None)?
         .into_iter()
         .filter(|p| p.committed.is_some())
@@ -233,6 +249,7 @@ pub fn read_group(brokers: &str, group: &str) -> Result<GroupOffsets, KafkaToolE
         state,
         members,
         partitions,
+        note,
     })
 }
 
