@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::process::Output;
 use std::time::Duration;
 
-use common::{service_env, unique_prefix};
+use common::{output_text as text, service_env, unique_prefix};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -36,15 +36,6 @@ fn lab_kafka(args: &[&str]) -> Output {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The group's committed offsets and their metadata, as the broker holds them.

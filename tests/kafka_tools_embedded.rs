@@ -12,6 +12,7 @@ use std::process::Output;
 
 use bigdata_lab::pipeline::Topics;
 use bigdata_lab::pipeline::embedded::EmbeddedBroker;
+use common::output_text as text;
 use serde_json::Value;
 
 const PREFIX: &str = "emb";
@@ -27,15 +28,6 @@ fn lab(brokers: &str, state: &Path, args: &[&str]) -> Output {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// One record as the test's own `read_committed` reader gets it from the mock cluster.
