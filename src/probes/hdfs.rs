@@ -63,6 +63,18 @@ pub struct ZoneUsage {
 }
 
 impl HdfsSnapshot {
+    /// Files in the raw zone, over every entity.
+    #[must_use]
+    pub fn zone_files(&self) -> u64 {
+        self.zones.values().map(|z| z.files).sum()
+    }
+
+    /// Bytes in the raw zone, over every entity.
+    #[must_use]
+    pub fn zone_bytes(&self) -> u64 {
+        self.zones.values().map(|z| z.bytes).sum()
+    }
+
     #[must_use]
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();

@@ -28,6 +28,14 @@ pub struct KafkaSnapshot {
     pub dlq_messages: i64,
 }
 
+impl KafkaSnapshot {
+    /// The lag of every consumer group, summed.
+    #[must_use]
+    pub fn total_lag(&self) -> i64 {
+        self.groups.iter().map(|g| g.total_lag).sum()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Broker {
     pub id: i32,

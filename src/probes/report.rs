@@ -119,7 +119,7 @@ pub fn health_word(h: Health) -> &'static str {
 pub fn summary(snapshot: &LabSnapshot, service: LabService) -> String {
     match service {
         LabService::Kafka => snapshot.kafka.as_ref().and_then(|p| p.detail.as_ref()).map(|k| {
-            let lag: i64 = k.groups.iter().map(|g| g.total_lag).sum();
+            let lag = k.total_lag();
             let mut line = format!(
                 "{} broker(s), {} topic(s), {} group(s), lag {lag}, DLQ {}",
                 k.brokers.len(),

@@ -108,13 +108,12 @@ impl Trends {
                 if let Some(r) = known_sum(k.groups.iter().map(|g| g.rate)) {
                     self.kafka_out.push(at, rounded(r));
                 }
-                self.lag
-                    .push(at, k.groups.iter().map(|g| non_negative(g.total_lag)).sum());
+                self.lag.push(at, non_negative(k.total_lag()));
                 self.dlq.push(at, non_negative(k.dlq_messages));
             }
             ServiceSnapshot::Hdfs(p) => {
                 if let Some(h) = &p.detail {
-                    self.raw_zone_bytes.push(at, h.zones.values().map(|z| z.bytes).sum());
+                    self.raw_zone_bytes.push(at, h.zone_bytes());
                 }
             }
             ServiceSnapshot::RawZone(p) => {

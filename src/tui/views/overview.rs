@@ -217,7 +217,7 @@ fn kafka(app: &App, width: u16) -> Tile {
     };
     let t = &app.trends;
     let theme = app.theme;
-    let lag: i64 = k.groups.iter().map(|g| g.total_lag).sum();
+    let lag = k.total_lag();
     let written = known_sum(k.topics.iter().map(|t| t.rate_in));
     let read = known_sum(k.groups.iter().map(|g| g.rate));
     let mut figures = vec![Line::from(format!(
@@ -333,8 +333,7 @@ fn hdfs(app: &App, width: u16) -> Tile {
     if h.safe_mode {
         nodes.push_str("  SAFE MODE");
     }
-    let zone_files: u64 = h.zones.values().map(|z| z.files).sum();
-    let zone_bytes: u64 = h.zones.values().map(|z| z.bytes).sum();
+    let (zone_files, zone_bytes) = (h.zone_files(), h.zone_bytes());
     Tile {
         figures: vec![
             Line::from(vec![

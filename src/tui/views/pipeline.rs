@@ -224,8 +224,7 @@ fn hops(app: &App) -> Vec<Hop> {
         state: crate::tui::theme::health_label(hh).to_lowercase(),
         health: hh,
         figures: hdfs.map_or_else(String::new, |h| {
-            let files: u64 = h.zones.values().map(|z| z.files).sum();
-            let size: u64 = h.zones.values().map(|z| z.bytes).sum();
+            let (files, size) = (h.zone_files(), h.zone_bytes());
             format!(
                 "{} entities  {} files  {}",
                 h.zones.len(),
