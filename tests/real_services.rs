@@ -1,7 +1,7 @@
 //! The pipeline's CLI stages against a real Kafka-protocol broker and a real PostgreSQL, both
 //! started on 127.0.0.1 by `make test` (tests/services/). Checks the serving tables against an
 //! independent computation, and idempotence: producing the sample twice and running every stage
-//! twice gives identical tables (the batch deduplicates by record id and upserts).
+//! twice gives identical tables (the batch deduplicates by record id and replaces the tables whole).
 // Needs the services tests/services/up.sh starts: `make test` turns this feature on,
 // so a plain `cargo test` on a fresh clone skips it.
 #![cfg(feature = "service-tests")]
@@ -12,7 +12,7 @@ use std::path::Path;
 
 use common::{
     Reference, assert_tables_equal_reference, connect, fresh_database, read_table, reference, run_stage, sample_dir,
-    service_env, unique_prefix,
+    service_env, stage_cmd, unique_prefix,
 };
 
 /// Runs a stage of the pipeline with the test's broker, topic prefix and a local raw zone.
@@ -151,6 +151,75 @@ async fn stages_on_real_broker_and_postgres_match_reference_and_are_idempotent()
         runs.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>(),
         ["succeeded"; 3]
     );
+
+    // Each load replaces the tables whole: the primary keys keep their names, and nothing of a
+    // load's own is left behind.
+    let indexes = || async {
+        let rows = client
+            .query(
+                "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'yelp' ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>()
+    };
+    let keys = [
+        "batch_runs_pkey",
+        "business_daily_pkey",
+        "business_summary_pkey",
+        "city_category_top_pkey",
+        "user_summary_pkey",
+    ];
+    assert_eq!(indexes().await, keys);
+    // A view over a serving table: the batch fails and says why, instead of dropping the view,
+    // and the tables stay as they were.
+    client
+        .batch_execute(
+            "CREATE VIEW public.top_users AS SELECT user_id FROM yelp.user_summary WHERE reviews > 1; \
+             CREATE INDEX business_by_city ON yelp.business_summary (city)",
+        )
+        .await
+        .unwrap();
+    let refused = run_failing(&prefix, raw.path(), &["batch", "--json", "--pg", &url]);
+    assert!(
+        refused.contains("cannot replace yelp.user_summary")
+            && refused.contains("top_users")
+            && !refused.contains("CASCADE"),
+        "{refused}"
+    );
+    for (table, before) in common::TABLES.iter().zip(&first) {
+        assert_eq!(
+            &read_table(&client, table).await,
+            before,
+            "{table} changed by a failed load"
+        );
+    }
+    client.batch_execute("DROP VIEW public.top_users").await.unwrap();
+    stage(&prefix, raw.path(), &["batch", "--json", "--pg", &url]);
+    for (table, before) in common::TABLES.iter().zip(&first) {
+        assert_eq!(&read_table(&client, table).await, before, "{table} after the reload");
+    }
+    // As the README says: an index of the user's own does not survive a load.
+    assert_eq!(indexes().await, keys);
+    let statuses: Vec<String> = client
+        .query("SELECT status FROM yelp.batch_runs ORDER BY started_at", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(statuses, ["succeeded", "succeeded", "succeeded", "failed", "succeeded"]);
+}
+
+/// Runs a stage that must fail; returns what it printed.
+fn run_failing(prefix: &str, raw: &Path, args: &[&str]) -> String {
+    let out = stage_cmd(prefix, raw.as_os_str(), &raw.join("state"), args)
+        .output()
+        .expect("run lab");
+    let text = common::output_text(&out);
+    assert!(!out.status.success(), "{args:?} succeeded: {text}");
+    text
 }
 
 /// Moves `group`'s committed offsets on the clean topics of `prefix` back to offset 0, keeping
