@@ -23,15 +23,55 @@ const YELP_DATETIME: &str = "%Y-%m-%d %H:%M:%S";
 
 /// Parses `"YYYY-MM-DD HH:MM:SS"` (the dataset has no zone; we read it as UTC).
 pub fn parse_yelp_datetime(s: &str) -> Result<DateTime<Utc>, QuirkError> {
-    NaiveDateTime::parse_from_str(s.trim(), YELP_DATETIME)
+    let s = s.trim();
+    if let Some(naive) = plain_datetime(s) {
+        return Ok(naive.and_utc());
+    }
+    NaiveDateTime::parse_from_str(s, YELP_DATETIME)
         .map(|naive| naive.and_utc())
         .map_err(|_| QuirkError::BadDate(s.to_string()))
+}
+
+/// `YYYY-MM-DD HH:MM:SS` read digit by digit, or `None` for anything else (chrono then decides).
+///
+/// Every review, tip and user carries a date: chrono's format-string parser was a visible part of
+/// the transform's profile, and the dataset writes them all in this one shape.
+fn plain_datetime(s: &str) -> Option<NaiveDateTime> {
+    let b = s.as_bytes();
+    if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| {
+        b[range]
+            .iter()
+            .try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    let year = i32::try_from(number(0..4)?).ok()?;
+    chrono::NaiveDate::from_ymd_opt(year, number(5..7)?, number(8..10)?)?.and_hms_opt(
+        number(11..13)?,
+        number(14..16)?,
+        number(17..19)?,
+    )
 }
 
 /// RFC 3339 in UTC with a `Z`, second precision: `2018-07-07T22:09:11Z`.
 #[must_use]
 pub fn to_rfc3339(ts: DateTime<Utc>) -> String {
-    ts.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    use chrono::{Datelike, Timelike};
+    if (0..=9999).contains(&ts.year()) && ts.nanosecond() == 0 {
+        // Written directly: chrono's format strings were a visible part of the transform's profile.
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            ts.year(),
+            ts.month(),
+            ts.day(),
+            ts.hour(),
+            ts.minute(),
+            ts.second()
+        )
+    } else {
+        ts.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    }
 }
 
 /// `"Mexican, Burgers, Gastropubs"` or `null` → trimmed, non-empty, de-duplicated list in file order.
@@ -319,13 +359,96 @@ pub fn text_length(text: &str) -> i64 {
 /// Number of whitespace-separated words of a text.
 #[must_use]
 pub fn word_count(text: &str) -> i64 {
-    i64::try_from(text.split_whitespace().count()).unwrap_or(i64::MAX)
+    let words = if text.is_ascii() {
+        // The same words `split_whitespace` finds in ASCII text, a byte at a time: its Unicode
+        // matching was a visible part of the transform's profile, and nearly every review is ASCII.
+        let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r');
+        let bytes = text.as_bytes();
+        let starts = bytes.windows(2).filter(|w| space(&w[0]) && !space(&w[1])).count();
+        starts + usize::from(bytes.first().is_some_and(|b| !space(b)))
+    } else {
+        text.split_whitespace().count()
+    };
+    i64::try_from(words).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn words_counted_byte_by_byte_agree_with_split_whitespace() {
+        let cases = [
+            "",
+            " ",
+            "one",
+            " one ",
+            "one two\tthree\nfour\r\nfive",
+            "a\x0Bb\x0Cc",
+            "  lead and trail  ",
+            "naïve café — ünïcode\u{a0}nbsp\u{2003}em",
+            "x\u{85}y",
+            "\t\t",
+        ];
+        for case in cases {
+            assert_eq!(
+                word_count(case),
+                i64::try_from(case.split_whitespace().count()).unwrap(),
+                "{case:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dates_read_digit_by_digit_agree_with_chrono() {
+        let mut cases: Vec<String> = [
+            "2018-07-07 22:09:11",
+            "2016-02-29 00:00:00",
+            "2015-02-29 00:00:00",
+            "2018-13-07 22:09:11",
+            "2018-07-07 24:00:00",
+            "2018-07-07 23:59:60",
+            "0000-01-01 00:00:00",
+            "9999-12-31 23:59:59",
+            "2018-07-07 2a:09:11",
+            "2018-07-07T22:09:11",
+            "+201-07-07 22:09:11",
+            "2018-07-07 22:09:1",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut x: u64 = 7;
+        for _ in 0..2000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let d = |shift: u32, modulo: u64| (x >> shift) % modulo;
+            cases.push(format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                1990 + d(1, 40),
+                d(7, 14),
+                d(13, 33),
+                d(19, 25),
+                d(25, 61),
+                d(31, 61)
+            ));
+        }
+        for case in &cases {
+            let chrono = NaiveDateTime::parse_from_str(case, YELP_DATETIME).ok();
+            let read = plain_datetime(case);
+            if read.is_some() || chrono.is_none() {
+                assert_eq!(read, chrono, "{case}");
+            }
+            assert_eq!(parse_yelp_datetime(case).ok(), chrono.map(|n| n.and_utc()), "{case}");
+            if let Some(n) = chrono {
+                assert_eq!(
+                    to_rfc3339(n.and_utc()),
+                    n.and_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+                );
+            }
+        }
+    }
 
     #[test]
     fn dates_parse_as_utc_and_format_rfc3339() {
