@@ -1,4 +1,4 @@
-//! PostgreSQL: connecting, the serving schema, and loading Arrow results with COPY + upsert.
+//! PostgreSQL: connecting, the serving schema, and Arrow results as COPY text.
 
 pub mod copy_text;
 pub mod throwaway;

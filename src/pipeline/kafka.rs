@@ -159,8 +159,8 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
 ///
 /// Over loopback compression saves no network and costs CPU on both sides of the same machine
 /// (measured with `perf` on `lab demo`: lz4 was an eighth of the whole run's CPU, and `make bench`
-/// gives the producer's rate with and without it, README: Performance). Across a real network
-/// lz4 sends a review in about half its bytes.
+/// gives the rate of a producer with and without it, README: Performance). Across a real network
+/// lz4 sends a generated review in 56 % of its bytes (`lz4 -1` over 1 MB of them).
 #[must_use]
 pub fn compression_for(brokers: &str) -> &'static str {
     let loopback = |broker: &str| {

@@ -4,7 +4,7 @@
 //! Delivery guarantee: every stage is at-least-once — it commits its input offsets only after its
 //! output is acknowledged by Kafka or durably written — and everything downstream is idempotent:
 //! the consumer skips offsets already in the raw zone, and the batch deduplicates by record id and
-//! upserts, so a crash anywhere neither loses nor doubles a record in the serving tables.
+//! replaces the serving tables whole, so a crash anywhere neither loses nor doubles a record in them.
 
 pub mod batch;
 pub mod clean;
