@@ -419,25 +419,28 @@ fn encode_copy_text(
     chunks: &tokio::sync::mpsc::Sender<Bytes>,
 ) -> Result<(), BatchError> {
     const CHUNK: usize = 1 << 20;
+    // Room for the row that crosses the chunk's end, so the buffer is not reallocated.
+    let chunk_buffer = || String::with_capacity(CHUNK + (64 << 10));
     let encode_err = |e: datafusion::arrow::error::ArrowError| BatchError::Encode {
         table: table.to_string(),
         detail: e.to_string(),
     };
-    let mut buf = String::with_capacity(CHUNK + (64 << 10));
+    let mut buf = chunk_buffer();
     for batch in batches {
         let cols = copy_text::canonicalize(batch).map_err(encode_err)?;
         for row in 0..batch.num_rows() {
             copy_text::write_row(&cols, row, &mut buf).map_err(encode_err)?;
             if buf.len() >= CHUNK {
-                let full = std::mem::replace(&mut buf, String::with_capacity(CHUNK + (64 << 10)));
+                let full = std::mem::replace(&mut buf, chunk_buffer());
                 if chunks.blocking_send(Bytes::from(full)).is_err() {
                     return Ok(());
                 }
             }
         }
     }
-    if !buf.is_empty() && chunks.blocking_send(Bytes::from(buf)).is_err() {
-        return Ok(());
+    if !buf.is_empty() {
+        // Refused only when the receiver is gone: see above.
+        chunks.blocking_send(Bytes::from(buf)).ok();
     }
     Ok(())
 }
