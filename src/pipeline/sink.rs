@@ -7,7 +7,7 @@
 //! partition's own incarnation count (see [`super::resume`]): records of a recreated topic, a new
 //! prefix or a reset broker are always written.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -81,8 +81,7 @@ pub struct SinkOptions {
     pub brokers: String,
     pub topics: Topics,
     pub group_id: String,
-    /// `fetch.wait.max.ms` (see [`kafka::DEFAULT_FETCH_WAIT_MS`]).
-    pub fetch_wait_ms: u32,
+    pub broker: kafka::BrokerKind,
     pub roll: RollPolicy,
     pub stop: StopWhen,
     /// How long to wait for an unreachable broker before giving up.
@@ -146,7 +145,7 @@ async fn sink_loop<Z: RawZone>(
     cancel: &CancellationToken,
 ) -> Result<SinkReport, PipelineError> {
     let brokers = opts.brokers.as_str();
-    let consumer: StreamConsumer<RebalanceFlag> = kafka::consumer_config(brokers, &opts.group_id, opts.fetch_wait_ms)
+    let consumer: StreamConsumer<RebalanceFlag> = kafka::consumer_config(brokers, &opts.group_id, opts.broker)
         .create_with_context(RebalanceFlag::default())
         .map_err(|e| PipelineError::kafka("create the raw-zone consumer", brokers, e))?;
     let watermarks = kafka::watermark_client(brokers)?;
@@ -167,147 +166,305 @@ async fn sink_loop<Z: RawZone>(
     let mut buffers: HashMap<(Entity, i32), PartBuffer> = HashMap::new();
     // The bytes held by `buffers`, against `RollPolicy::max_total_bytes`.
     let mut buffered_bytes = 0usize;
-    let landing = Landing {
+    let mut landings = Landings::new(Landing {
         zone,
         consumer: &consumer,
         dlq: &dlq,
         dlq_topic: &dlq_topic,
         brokers,
         counters,
-    };
+    });
     let mut skipped_commits = kafka::OffsetTracker::default();
     let mut report = SinkReport::default();
     let mut last_check = Instant::now() - Duration::from_secs(1);
     // The last offset committed per partition, so a position is only committed when it moved.
     let mut committed: HashMap<(String, i32), i64> = HashMap::new();
-    loop {
-        let mut pending = tokio::select! {
-            () = cancel.cancelled() => break,
-            batch = kafka::next_batch(&consumer, Duration::from_millis(200), 50_000, brokers, &mut outage) => batch?,
-        };
-        if consumer.context().0.swap(false, Ordering::AcqRel) {
-            // Partitions may have moved: forget what we no longer own, re-learn what is durable.
-            let assigned = consumer
-                .assignment()
-                .map_err(|e| PipelineError::kafka("read the assignment", brokers, e))?;
-            buffers.retain(|_, b| assigned.find_partition(&b.topic, b.partition).is_some());
-            buffered_bytes = buffers.values().map(|b| b.json.len()).sum();
-            pending.retain(|m| assigned.find_partition(m.topic(), m.partition()).is_some());
-            // Records of these partitions are already in `pending`: retry (the broker may be
-            // restarting) rather than drop them.
-            owned = loop {
-                match resume::resume(zone, &consumer, &watermarks, &opts.topics, &opts.group_id, brokers).await {
-                    Ok(owned) => break owned,
+    let rounds = async {
+        loop {
+            let mut pending = tokio::select! {
+                () = cancel.cancelled() => break,
+                batch = kafka::next_batch(&consumer, Duration::from_millis(200), 50_000, brokers, &mut outage) => batch?,
+            };
+            if consumer.context().0.swap(false, Ordering::AcqRel) {
+                // Files being written belong to the assignment before: finish and commit them
+                // before what is durable is learned again, so that learning sees them.
+                landings.finish_all(&mut owned, &mut report, &mut committed).await?;
+                // Partitions may have moved: forget what we no longer own, re-learn what is durable.
+                let assigned = consumer
+                    .assignment()
+                    .map_err(|e| PipelineError::kafka("read the assignment", brokers, e))?;
+                buffers.retain(|_, b| assigned.find_partition(&b.topic, b.partition).is_some());
+                buffered_bytes = buffers.values().map(|b| b.json.len()).sum();
+                pending.retain(|m| assigned.find_partition(m.topic(), m.partition()).is_some());
+                // Records of these partitions are already in `pending`: retry (the broker may be
+                // restarting) rather than drop them.
+                owned = loop {
+                    match resume::resume(zone, &consumer, &watermarks, &opts.topics, &opts.group_id, brokers).await {
+                        Ok(owned) => break owned,
+                        Err(e) => {
+                            outage.ride_out(e)?;
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                };
+                committed.clear();
+            }
+            for msg in pending {
+                let Some(entity) = opts.topics.entity_of_clean(msg.topic()) else {
+                    continue;
+                };
+                let (partition, offset) = (msg.partition(), msg.offset());
+                let Some(state) = owned.get(&(msg.topic().to_string(), partition)).copied() else {
+                    return Err(PipelineError::Other(format!(
+                        "internal: a record of {} partition {partition} arrived before its assignment was handled",
+                        msg.topic()
+                    )));
+                };
+                StageCounters::add(&counters.input, 1);
+                if state.durable.is_some_and(|last| offset <= last) {
+                    StageCounters::add(&counters.skipped, 1);
+                    report.skipped_already_durable += 1;
+                    skipped_commits.processed(msg.topic(), partition, offset);
+                    continue;
+                }
+                let payload = msg.payload().unwrap_or_default();
+                StageCounters::add(&counters.bytes, payload.len() as u64);
+                let buffer = buffers.entry((entity, partition)).or_insert_with(|| PartBuffer {
+                    entity,
+                    topic: msg.topic().to_string(),
+                    partition,
+                    epoch: state.epoch,
+                    json: Vec::new(),
+                    offsets: Vec::new(),
+                    ends: Vec::new(),
+                    next_offset: offset,
+                    first_timestamp_ms: msg.timestamp().to_millis(),
+                    started: Instant::now(),
+                });
+                buffer.json.extend_from_slice(payload);
+                buffer.json.push(b'\n');
+                buffer.offsets.push(offset);
+                buffer.ends.push(buffer.json.len());
+                buffer.next_offset = offset + 1;
+                buffered_bytes += payload.len() + 1;
+                // The memory bound holds while a batch is taken in, not only after it, and counts
+                // the buffers still being written.
+                if buffered_bytes + landings.bytes > opts.roll.max_total_bytes {
+                    landings.finish_all(&mut owned, &mut report, &mut committed).await?;
+                    let sizes = buffers.iter().map(|(k, b)| (*k, b.json.len())).collect();
+                    for key in over_budget(sizes, opts.roll.max_total_bytes) {
+                        if let Some(buffer) = buffers.remove(&key) {
+                            buffered_bytes -= buffer.json.len();
+                            landings.start(buffer, &mut owned, &mut report, &mut committed).await?;
+                        }
+                    }
+                    landings.finish_all(&mut owned, &mut report, &mut committed).await?;
+                }
+            }
+            landings.finish_ready(&mut owned, &mut report, &mut committed).await?;
+
+            let caught_up_check = last_check.elapsed() >= Duration::from_secs(1);
+            let mut lag = None;
+            if caught_up_check {
+                last_check = Instant::now();
+                lag = match tokio::task::block_in_place(|| kafka::assigned_lag(&consumer, &watermarks)) {
+                    Ok(lag) => lag,
                     Err(e) => {
                         outage.ride_out(e)?;
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        None
                     }
-                }
-            };
-            committed.clear();
-        }
-        for msg in pending {
-            let Some(entity) = opts.topics.entity_of_clean(msg.topic()) else {
-                continue;
-            };
-            let (partition, offset) = (msg.partition(), msg.offset());
-            let Some(state) = owned.get(&(msg.topic().to_string(), partition)).copied() else {
-                return Err(PipelineError::Other(format!(
-                    "internal: a record of {} partition {partition} arrived before its assignment was handled",
-                    msg.topic()
-                )));
-            };
-            StageCounters::add(&counters.input, 1);
-            if state.durable.is_some_and(|last| offset <= last) {
-                StageCounters::add(&counters.skipped, 1);
-                report.skipped_already_durable += 1;
-                skipped_commits.processed(msg.topic(), partition, offset);
-                continue;
+                };
+                counters.set_lag(lag.unwrap_or(-1));
             }
-            let payload = msg.payload().unwrap_or_default();
-            StageCounters::add(&counters.bytes, payload.len() as u64);
-            let buffer = buffers.entry((entity, partition)).or_insert_with(|| PartBuffer {
-                entity,
-                topic: msg.topic().to_string(),
-                partition,
-                epoch: state.epoch,
-                json: Vec::new(),
-                offsets: Vec::new(),
-                ends: Vec::new(),
-                next_offset: offset,
-                first_timestamp_ms: msg.timestamp().to_millis(),
-                started: Instant::now(),
-            });
-            buffer.json.extend_from_slice(payload);
-            buffer.json.push(b'\n');
-            buffer.offsets.push(offset);
-            buffer.ends.push(buffer.json.len());
-            buffer.next_offset = offset + 1;
-            buffered_bytes += payload.len() + 1;
-            // The memory bound holds while a batch is taken in, not only after it.
-            if buffered_bytes > opts.roll.max_total_bytes {
-                let sizes = buffers.iter().map(|(k, b)| (*k, b.json.len())).collect();
-                for key in over_budget(sizes, opts.roll.max_total_bytes) {
-                    if let Some(buffer) = buffers.remove(&key) {
-                        buffered_bytes -= buffer.json.len();
-                        landing.land(buffer, &mut owned, &mut report, &mut committed).await?;
+            if caught_up_check {
+                commit_positions_past_markers(&consumer, &buffers, &landings, &owned, &mut committed, brokers)?;
+            }
+            let finishing = opts.stop.reached(lag);
+            let mut due: Vec<(usize, (Entity, i32))> = buffers
+                .iter()
+                .filter(|(_, b)| {
+                    finishing
+                        || b.offsets.len() >= opts.roll.max_rows
+                        || b.json.len() >= opts.roll.max_bytes
+                        || b.started.elapsed() >= opts.roll.max_age
+                })
+                .map(|(k, b)| (b.json.len(), *k))
+                .collect();
+            due.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
+            for (_, key) in due {
+                // Partitions fill evenly, so their buffers fall due together: the ones that find
+                // no free writer stay buffered (within the memory bound) and the loop reads on,
+                // until the end, when they are written one after another.
+                if landings.is_full() && !finishing {
+                    break;
+                }
+                if let Some(buffer) = buffers.remove(&key) {
+                    buffered_bytes -= buffer.json.len();
+                    landings.start(buffer, &mut owned, &mut report, &mut committed).await?;
+                }
+            }
+            if !skipped_commits.is_empty() {
+                let mut tpl = resume::tagged(&skipped_commits.take()?, &owned, brokers)?;
+                // Never move a partition's commit back behind a file landed in this same round.
+                tpl = without_backward_moves(&tpl, &committed, brokers)?;
+                kafka::commit_sync(&consumer, &tpl, brokers)?;
+                for elem in tpl.elements() {
+                    if let Offset::Offset(next) = elem.offset() {
+                        committed.insert((elem.topic().to_string(), elem.partition()), next);
                     }
                 }
             }
-        }
-
-        let caught_up_check = last_check.elapsed() >= Duration::from_secs(1);
-        let mut lag = None;
-        if caught_up_check {
-            last_check = Instant::now();
-            lag = match tokio::task::block_in_place(|| kafka::assigned_lag(&consumer, &watermarks)) {
-                Ok(lag) => lag,
-                Err(e) => {
-                    outage.ride_out(e)?;
-                    None
-                }
-            };
-            counters.set_lag(lag.unwrap_or(-1));
-        }
-        if caught_up_check {
-            commit_positions_past_markers(&consumer, &buffers, &owned, &mut committed, brokers)?;
-        }
-        let finishing = opts.stop.reached(lag);
-        let due: Vec<(Entity, i32)> = buffers
-            .iter()
-            .filter(|(_, b)| {
-                finishing
-                    || b.offsets.len() >= opts.roll.max_rows
-                    || b.json.len() >= opts.roll.max_bytes
-                    || b.started.elapsed() >= opts.roll.max_age
-            })
-            .map(|(k, _)| *k)
-            .collect();
-        for key in due {
-            if let Some(buffer) = buffers.remove(&key) {
-                buffered_bytes -= buffer.json.len();
-                landing.land(buffer, &mut owned, &mut report, &mut committed).await?;
+            if finishing && buffers.is_empty() {
+                landings.finish_all(&mut owned, &mut report, &mut committed).await?;
+                commit_positions_past_markers(&consumer, &buffers, &landings, &owned, &mut committed, brokers)?;
+                break;
             }
         }
-        if !skipped_commits.is_empty() {
-            let mut tpl = resume::tagged(&skipped_commits.take()?, &owned, brokers)?;
-            // Never move a partition's commit back behind a file landed in this same round.
-            tpl = without_backward_moves(&tpl, &committed, brokers)?;
-            kafka::commit_sync(&consumer, &tpl, brokers)?;
-            for elem in tpl.elements() {
-                if let Offset::Offset(next) = elem.offset() {
-                    committed.insert((elem.topic().to_string(), elem.partition()), next);
-                }
-            }
-        }
-        if finishing && buffers.is_empty() {
-            commit_positions_past_markers(&consumer, &buffers, &owned, &mut committed, brokers)?;
-            break;
-        }
+        // Cancelled: the files being written are finished and committed; what is still buffered
+        // is not committed, so it is re-read next time. Nothing is lost.
+        landings.finish_all(&mut owned, &mut report, &mut committed).await
     }
-    // Cancelled: what is buffered is not committed, so it is re-read next time. Nothing is lost.
+    .await;
+    if let Err(e) = rounds {
+        // No file of this run may land after it returns: whoever reads these partitions next (a
+        // rejoin of this stage, a restart) learns what is durable from the raw zone, and must
+        // find there every file this run will ever write.
+        landings.settle().await;
+        return Err(e);
+    }
     tracing::info!(?report, unwritten_buffers = buffers.len(), "consumer finished");
     Ok(report)
+}
+
+/// How many buffers may be written to the raw zone at once while the loop reads on: the two cores
+/// of a small laptop, each encoding one file, when the stages upstream have nothing more to do.
+const LANDINGS_IN_FLIGHT: usize = 2;
+
+/// Buffers being written to the raw zone, oldest first, each on a task of its own.
+///
+/// Encoding a file takes a second or more; while a loop waited for it, it read nothing, and in
+/// `lab demo` the backpressure then held back the transform and the producer too (measured: the
+/// transform fell from ~110k to 4k–40k msg/s whenever files were written). The loop now reads on,
+/// and the offsets after each file are committed in the order the files were started, once each
+/// is durable, exactly as when the loop waited.
+struct Landings<'a, Z: RawZone, C: ConsumerContext + 'static> {
+    to: Landing<'a, Z, C>,
+    queue: VecDeque<InFlight>,
+    /// Bytes of the buffers in `queue` (still in memory until written).
+    bytes: usize,
+}
+
+/// One buffer being written.
+struct InFlight {
+    topic: String,
+    partition: i32,
+    bytes: usize,
+    task: tokio::task::JoinHandle<Result<Landed, PipelineError>>,
+}
+
+/// A buffer written: its file (`None` if every record went to the dead-letter topic) and how many
+/// records went there.
+struct Landed {
+    buffer: PartBuffer,
+    part: Option<PartFile>,
+    dead_lettered: u64,
+}
+
+impl<'a, Z: RawZone, C: ConsumerContext + 'static> Landings<'a, Z, C> {
+    fn new(to: Landing<'a, Z, C>) -> Self {
+        Self {
+            to,
+            queue: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.queue.len() >= LANDINGS_IN_FLIGHT
+    }
+
+    /// Whether a buffer of this partition is being written (its records are not durable yet).
+    fn holds(&self, topic: &str, partition: i32) -> bool {
+        self.queue.iter().any(|f| f.topic == topic && f.partition == partition)
+    }
+
+    /// Starts writing `buffer`, after the oldest writes when [`LANDINGS_IN_FLIGHT`] are going.
+    async fn start(
+        &mut self,
+        buffer: PartBuffer,
+        owned: &mut Owned,
+        report: &mut SinkReport,
+        committed: &mut HashMap<(String, i32), i64>,
+    ) -> Result<(), PipelineError> {
+        while self.is_full() {
+            self.finish_oldest(owned, report, committed).await?;
+        }
+        let bytes = buffer.json.len();
+        self.bytes += bytes;
+        self.queue.push_back(InFlight {
+            topic: buffer.topic.clone(),
+            partition: buffer.partition,
+            bytes,
+            task: self.to.spawn(buffer),
+        });
+        Ok(())
+    }
+
+    /// Waits for the oldest write and commits the position after it.
+    async fn finish_oldest(
+        &mut self,
+        owned: &mut Owned,
+        report: &mut SinkReport,
+        committed: &mut HashMap<(String, i32), i64>,
+    ) -> Result<(), PipelineError> {
+        let Some(flight) = self.queue.pop_front() else {
+            return Ok(());
+        };
+        self.bytes -= flight.bytes;
+        let landed = flight
+            .task
+            .await
+            .map_err(|e| PipelineError::Other(format!("internal: writing a raw-zone file failed: {e}")))??;
+        self.to.finish(landed, owned, report, committed)
+    }
+
+    /// Commits after the writes that are done, oldest first, without waiting for the others.
+    async fn finish_ready(
+        &mut self,
+        owned: &mut Owned,
+        report: &mut SinkReport,
+        committed: &mut HashMap<(String, i32), i64>,
+    ) -> Result<(), PipelineError> {
+        while self.queue.front().is_some_and(|f| f.task.is_finished()) {
+            self.finish_oldest(owned, report, committed).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish_all(
+        &mut self,
+        owned: &mut Owned,
+        report: &mut SinkReport,
+        committed: &mut HashMap<(String, i32), i64>,
+    ) -> Result<(), PipelineError> {
+        while !self.queue.is_empty() {
+            self.finish_oldest(owned, report, committed).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every write to end, commits nothing: the loop is failing.
+    async fn settle(&mut self) {
+        for flight in self.queue.drain(..) {
+            // A file that landed is found and skipped by the next reader, uncommitted or not.
+            match flight.task.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "a raw-zone write failed as the consumer stopped"),
+                Err(e) => tracing::warn!(error = %e, "a raw-zone write ended abnormally as the consumer stopped"),
+            }
+        }
+        self.bytes = 0;
+    }
 }
 
 /// What landing a buffer needs: where it goes and whom to tell.
@@ -321,20 +478,40 @@ struct Landing<'a, Z: RawZone, C: ConsumerContext + 'static> {
 }
 
 impl<Z: RawZone, C: ConsumerContext + 'static> Landing<'_, Z, C> {
-    /// Writes one buffer to the raw zone (its undecodable records to the DLQ), then commits the
-    /// position after it.
-    async fn land(
+    /// Writes one buffer to the raw zone (its undecodable records to the DLQ) on a task of its own.
+    fn spawn(&self, mut buffer: PartBuffer) -> tokio::task::JoinHandle<Result<Landed, PipelineError>> {
+        let (zone, dlq) = (self.zone.clone(), self.dlq.clone());
+        let (dlq_topic, brokers) = (self.dlq_topic.to_string(), self.brokers.to_string());
+        tokio::spawn(async move {
+            let (dead_lettered, decoded) = decode_or_dead_letter(&mut buffer, &dlq, &dlq_topic, &brokers).await?;
+            let part = match decoded {
+                Some(batch) => Some(write_part(&zone, &buffer, batch).await?),
+                None => None,
+            };
+            Ok(Landed {
+                buffer,
+                part,
+                dead_lettered,
+            })
+        })
+    }
+
+    /// Counts a written buffer and commits the position after it.
+    fn finish(
         &self,
-        mut buffer: PartBuffer,
+        landed: Landed,
         owned: &mut Owned,
         report: &mut SinkReport,
         committed: &mut HashMap<(String, i32), i64>,
     ) -> Result<(), PipelineError> {
-        let (moved, decoded) = decode_or_dead_letter(&mut buffer, self.dlq, self.dlq_topic, self.brokers).await?;
-        StageCounters::add(&self.counters.dlq, moved);
-        report.dead_lettered += moved;
-        if let Some(batch) = decoded {
-            let part = write_part(self.zone, &buffer, batch).await?;
+        let Landed {
+            buffer,
+            part,
+            dead_lettered,
+        } = landed;
+        StageCounters::add(&self.counters.dlq, dead_lettered);
+        report.dead_lettered += dead_lettered;
+        if let Some(part) = part {
             if let Some(state) = owned.get_mut(&(buffer.topic.clone(), buffer.partition)) {
                 state.durable = Some(part.last_offset);
             }
@@ -387,17 +564,18 @@ fn commit_next<C: ConsumerContext + 'static>(
     kafka::commit_sync(consumer, &resume::tagged(&tpl, owned, brokers)?, brokers)
 }
 
-/// Commits the read position of every partition with nothing buffered, when it moved past the
-/// last offset committed for it (`committed`, kept by the caller).
+/// Commits the read position of every partition with nothing buffered or being written, when it
+/// moved past the last offset committed for it (`committed`, kept by the caller).
 ///
 /// The clean topics are written in transactions, and each commit leaves a control marker after
 /// the data: committing "last record + 1" would leave the group one message behind per partition
 /// for ever, so `lab status`, the monitor and Kafka's own tools would never show lag 0. Everything
 /// before the position of a partition without a buffer is durable (written, skipped as already
 /// written, or dead-lettered), so committing it loses nothing.
-fn commit_positions_past_markers<C: ConsumerContext + 'static>(
+fn commit_positions_past_markers<Z: RawZone, C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
     buffers: &HashMap<(Entity, i32), PartBuffer>,
+    landings: &Landings<'_, Z, C>,
     owned: &Owned,
     committed: &mut HashMap<(String, i32), i64>,
     brokers: &str,
@@ -412,7 +590,8 @@ fn commit_positions_past_markers<C: ConsumerContext + 'static>(
         let Offset::Offset(next) = elem.offset() else {
             continue;
         };
-        let buffered = buffers.values().any(|b| b.topic == topic && b.partition == partition);
+        let buffered =
+            buffers.values().any(|b| b.topic == topic && b.partition == partition) || landings.holds(topic, partition);
         let key = (topic.to_string(), partition);
         if buffered || committed.get(&key) == Some(&next) {
             continue;
@@ -579,5 +758,143 @@ mod tests {
         assert_eq!(over_budget(sizes.clone(), 40), vec!["b", "c"]);
         assert_eq!(over_budget(sizes.clone(), 95), Vec::<&str>::new());
         assert_eq!(over_budget(sizes, 0), vec!["b", "c", "a", "d"]);
+    }
+
+    /// A local raw zone whose writes wait until the test opens the gate.
+    #[derive(Clone)]
+    struct GatedZone {
+        inner: crate::storage::LocalRawZone,
+        gate: Arc<tokio::sync::Semaphore>,
+        started: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl RawZone for GatedZone {
+        async fn put_atomic(&self, rel_path: &str, data: Vec<u8>) -> Result<(), crate::storage::StorageError> {
+            self.started.fetch_add(1, Ordering::SeqCst);
+            let _pass = self.gate.acquire().await.expect("gate open");
+            self.inner.put_atomic(rel_path, data).await
+        }
+        async fn list_files(&self, rel_dir: &str) -> Result<Vec<String>, crate::storage::StorageError> {
+            self.inner.list_files(rel_dir).await
+        }
+        fn url_of(&self, rel_path: &str) -> String {
+            self.inner.url_of(rel_path)
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+    }
+
+    /// Waits (up to a minute: a condition, not a timing) until `done` holds.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < deadline, "gave up waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The loop reads on while a file is being written, and commits nothing of that file (not even
+    /// the position past it, with nothing else of its partition buffered) until it is durable.
+    /// In the embedded broker: 10 reviews on partition 0 fill a file (10 rows), whose write waits
+    /// on a gate; 5 on partition 1 must still be read meanwhile.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn reads_on_while_a_file_is_written_and_commits_only_what_is_durable() {
+        use crate::pipeline::embedded::EmbeddedBroker;
+        use crate::pipeline::stage::StageContext;
+        use rdkafka::consumer::BaseConsumer;
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+        let prefix = "gated";
+        let topics = Topics::new(prefix);
+        let broker = EmbeddedBroker::for_stages(&topics, 2).unwrap();
+        let brokers = broker.brokers().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let zone = GatedZone {
+            inner: crate::storage::LocalRawZone::new(dir.path()),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            started: Arc::default(),
+        };
+        let mut opts = StageContext::embedded(&brokers, prefix, dir.path().to_path_buf()).sink(StopWhen::Cancelled);
+        opts.roll.max_rows = 10;
+        opts.roll.max_age = Duration::from_secs(3600);
+        let reviews = topics.clean(Entity::Review);
+        let producer: BaseProducer = kafka::producer_config(&brokers).create().unwrap();
+        let send = |partition: i32, ids: std::ops::Range<u32>| {
+            for i in ids {
+                let raw = format!(
+                    r#"{{"review_id":"r{i}","user_id":"u1","business_id":"b1","stars":4.0,"text":"ok","date":"2020-01-02 03:04:05"}}"#
+                );
+                let json = crate::pipeline::clean::clean(Entity::Review, raw.as_bytes())
+                    .unwrap()
+                    .json;
+                let key = format!("r{i}");
+                producer
+                    .send(BaseRecord::to(&reviews).partition(partition).key(&key).payload(&json))
+                    .unwrap();
+            }
+            producer.flush(Duration::from_secs(30)).unwrap();
+        };
+        let committed = || {
+            let reader: BaseConsumer = kafka::consumer_config(&brokers, &opts.group_id, opts.broker)
+                .create()
+                .unwrap();
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&reviews, 0);
+            tpl.add_partition(&reviews, 1);
+            let got = reader.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+            (0..2)
+                .map(|p| match got.find_partition(&reviews, p).unwrap().offset() {
+                    Offset::Offset(o) => o,
+                    _ => -1,
+                })
+                .collect::<Vec<_>>()
+        };
+
+        let (counters, cancel) = (Arc::new(StageCounters::default()), CancellationToken::new());
+        let sink = {
+            let (zone, opts, counters, cancel) = (zone.clone(), opts.clone(), counters.clone(), cancel.clone());
+            tokio::spawn(async move { run_sink(&zone, &opts, &counters, &cancel).await })
+        };
+        send(0, 0..10);
+        until("the first file's write started", || {
+            zone.started.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        send(1, 10..15);
+        until("the records after it were read", || {
+            counters.input.load(Ordering::SeqCst) == 15
+        })
+        .await;
+        // Two lag checks later the loop has also tried committing positions past the partitions
+        // it holds nothing of.
+        for _ in 0..2 {
+            counters.lag.store(-7, Ordering::SeqCst);
+            until("a lag check", || counters.lag.load(Ordering::SeqCst) != -7).await;
+        }
+        // 0: the commit that starts the raw zone's epoch for each partition, nothing after it.
+        assert_eq!(
+            tokio::task::block_in_place(committed),
+            vec![0, 0],
+            "committed before the file was durable"
+        );
+        assert_eq!(counters.output.load(Ordering::SeqCst), 0);
+
+        zone.gate.add_permits(1_000);
+        until("the first file was counted", || {
+            counters.output.load(Ordering::SeqCst) == 10
+        })
+        .await;
+        send(1, 15..20);
+        until("the second file was counted", || {
+            counters.output.load(Ordering::SeqCst) == 20
+        })
+        .await;
+        cancel.cancel();
+        let report = sink.await.unwrap().unwrap();
+        assert_eq!((report.records_written, report.files_written), (20, 2));
+        assert_eq!(tokio::task::block_in_place(committed), vec![10, 10]);
+        let files = zone.inner.list_files(Entity::Review.name()).await.unwrap();
+        assert_eq!(files.len(), 2, "{files:?}");
     }
 }

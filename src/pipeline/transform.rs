@@ -34,8 +34,7 @@ pub struct TransformOptions {
     pub topics: Topics,
     pub group_id: String,
     pub stop: StopWhen,
-    /// `fetch.wait.max.ms` (see [`kafka::DEFAULT_FETCH_WAIT_MS`]).
-    pub fetch_wait_ms: u32,
+    pub broker: kafka::BrokerKind,
     /// Stay at most this far ahead of the consumer (used by `lab demo`).
     pub backpressure: Option<Backpressure>,
     /// The delivery the user asked for; `None`: exactly-once where the broker has transactions.
@@ -97,7 +96,7 @@ async fn transform_loop(
     cancel: &CancellationToken,
 ) -> Result<TransformReport, PipelineError> {
     let brokers = opts.brokers.as_str();
-    let consumer: StreamConsumer = kafka::consumer_config(brokers, &opts.group_id, opts.fetch_wait_ms)
+    let consumer: StreamConsumer = kafka::consumer_config(brokers, &opts.group_id, opts.broker)
         .create()
         .map_err(|e| PipelineError::kafka("create the transform consumer", brokers, e))?;
     let mut outage = kafka::BrokerOutage::new(opts.broker_patience, counters);

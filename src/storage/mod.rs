@@ -49,7 +49,7 @@ pub enum StorageError {
 }
 
 /// A place the raw zone can live (a local directory now; HDFS behind the same trait).
-pub trait RawZone: Send + Sync + 'static {
+pub trait RawZone: Clone + Send + Sync + 'static {
     /// Writes `data` to `rel_path` so that readers see all of it or nothing, and it survives a crash
     /// once this returns.
     fn put_atomic(&self, rel_path: &str, data: Vec<u8>) -> impl Future<Output = Result<(), StorageError>> + Send;
