@@ -114,9 +114,17 @@ impl StopWhen {
     /// Whether a stage whose input lag is `lag` (`None` = not known yet) should end now.
     #[must_use]
     pub fn reached(&self, lag: Option<i64>) -> bool {
+        lag == Some(0) && self.only_lag_left()
+    }
+
+    /// Whether only the lag stands between the stage and its end: then a stage that finds nothing
+    /// to read checks its lag at once, not at its next periodic check (which made `lab demo`'s
+    /// stages end up to a second each after their input did).
+    #[must_use]
+    pub fn only_lag_left(&self) -> bool {
         match self {
             StopWhen::Cancelled => false,
-            StopWhen::CaughtUp { upstream } => lag == Some(0) && upstream.as_ref().is_none_or(|u| u.is_done()),
+            StopWhen::CaughtUp { upstream } => upstream.as_ref().is_none_or(|u| u.is_done()),
         }
     }
 }
@@ -134,7 +142,10 @@ mod tests {
             upstream: Some(upstream.clone()),
         };
         assert!(!stop.reached(Some(0)), "upstream still running");
+        assert!(!stop.only_lag_left());
         upstream.finish();
+        assert!(stop.only_lag_left());
+        assert!(!StopWhen::Cancelled.only_lag_left());
         assert!(!stop.reached(None), "lag unknown (no assignment yet)");
         assert!(!stop.reached(Some(3)));
         assert!(stop.reached(Some(0)));

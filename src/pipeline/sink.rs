@@ -185,6 +185,7 @@ async fn sink_loop<Z: RawZone>(
                 () = cancel.cancelled() => break,
                 batch = kafka::next_batch(&consumer, Duration::from_millis(200), 50_000, brokers, &mut outage) => batch?,
             };
+            let idle = pending.is_empty();
             if consumer.context().0.swap(false, Ordering::AcqRel) {
                 // Files being written belong to the assignment before: finish and commit them
                 // before what is durable is learned again, so that learning sees them.
@@ -263,7 +264,8 @@ async fn sink_loop<Z: RawZone>(
             }
             landings.finish_ready(&mut owned, &mut report, &mut committed).await?;
 
-            let caught_up_check = last_check.elapsed() >= Duration::from_secs(1);
+            let caught_up_check =
+                last_check.elapsed() >= Duration::from_secs(1) || (idle && opts.stop.only_lag_left());
             let mut lag = None;
             if caught_up_check {
                 last_check = Instant::now();

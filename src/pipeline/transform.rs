@@ -127,7 +127,8 @@ async fn transform_loop(
             () = cancel.cancelled() => break,
             batch = kafka::next_batch(&consumer, IDLE_POLL, MAX_BATCH, brokers, &mut outage) => batch?,
         };
-        if !batch.is_empty() {
+        let idle = batch.is_empty();
+        if !idle {
             let result = match delivery {
                 Delivery::ExactlyOnce => {
                     transactional_batch(&batch, &consumer, opts, &outputs, &producer, counters, &mut report)
@@ -165,7 +166,7 @@ async fn transform_loop(
                 }
             }
         }
-        if last_lag_check.elapsed() >= LAG_INTERVAL {
+        if last_lag_check.elapsed() >= LAG_INTERVAL || (idle && opts.stop.only_lag_left()) {
             last_lag_check = tokio::time::Instant::now();
             let lag = match tokio::task::block_in_place(|| kafka::assigned_lag(&consumer, &watermarks)) {
                 Ok(lag) => lag,
