@@ -295,10 +295,12 @@ async fn sink_loop<Z: RawZone>(
             due.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
             for (_, key) in due {
                 // Partitions fill evenly, so their buffers fall due together: the ones that find
-                // no free writer stay buffered (within the memory bound) and the loop reads on,
-                // until the end, when they are written one after another.
-                if landings.is_full() && !finishing {
-                    break;
+                // no free writer, or whose partition is still being written, stay buffered (within
+                // the memory bound) and the loop reads on, until the end, when they are written
+                // one after another.
+                let waits = |b: &PartBuffer| landings.is_full() || landings.holds(&b.topic, b.partition);
+                if !finishing && buffers.get(&key).is_some_and(waits) {
+                    continue;
                 }
                 if let Some(buffer) = buffers.remove(&key) {
                     buffered_bytes -= buffer.json.len();
@@ -390,7 +392,10 @@ impl<'a, Z: RawZone, C: ConsumerContext + 'static> Landings<'a, Z, C> {
         self.queue.iter().any(|f| f.topic == topic && f.partition == partition)
     }
 
-    /// Starts writing `buffer`, after the oldest writes when [`LANDINGS_IN_FLIGHT`] are going.
+    /// Starts writing `buffer`, after the oldest writes when [`LANDINGS_IN_FLIGHT`] are going, and
+    /// never beside a write of the same partition: a restart learns how far a partition is durable
+    /// from the highest offset in its files, so a later file landing before an earlier one, then a
+    /// crash, would have the earlier file's records skipped as written.
     async fn start(
         &mut self,
         buffer: PartBuffer,
@@ -398,7 +403,7 @@ impl<'a, Z: RawZone, C: ConsumerContext + 'static> Landings<'a, Z, C> {
         report: &mut SinkReport,
         committed: &mut HashMap<(String, i32), i64>,
     ) -> Result<(), PipelineError> {
-        while self.is_full() {
+        while self.is_full() || self.holds(&buffer.topic, buffer.partition) {
             self.finish_oldest(owned, report, committed).await?;
         }
         let bytes = buffer.json.len();
@@ -797,9 +802,10 @@ mod tests {
     }
 
     /// The loop reads on while a file is being written, and commits nothing of that file (not even
-    /// the position past it, with nothing else of its partition buffered) until it is durable.
+    /// the position past it, with nothing else of its partition buffered) until it is durable; a
+    /// second file of the same partition waits for the first.
     /// In the embedded broker: 10 reviews on partition 0 fill a file (10 rows), whose write waits
-    /// on a gate; 5 on partition 1 must still be read meanwhile.
+    /// on a gate; 5 on partition 1 and 10 more on partition 0 must still be read meanwhile.
     #[tokio::test(flavor = "multi_thread")]
     async fn reads_on_while_a_file_is_written_and_commits_only_what_is_durable() {
         use crate::pipeline::embedded::EmbeddedBroker;
@@ -864,8 +870,9 @@ mod tests {
         })
         .await;
         send(1, 10..15);
+        send(0, 15..25);
         until("the records after it were read", || {
-            counters.input.load(Ordering::SeqCst) == 15
+            counters.input.load(Ordering::SeqCst) == 25
         })
         .await;
         // Two lag checks later the loop has also tried committing positions past the partitions
@@ -881,22 +888,27 @@ mod tests {
             "committed before the file was durable"
         );
         assert_eq!(counters.output.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            zone.started.load(Ordering::SeqCst),
+            1,
+            "a second file of partition 0 was started while its first was being written"
+        );
 
         zone.gate.add_permits(1_000);
-        until("the first file was counted", || {
-            counters.output.load(Ordering::SeqCst) == 10
+        until("both files of partition 0 were counted", || {
+            counters.output.load(Ordering::SeqCst) == 20
         })
         .await;
-        send(1, 15..20);
-        until("the second file was counted", || {
-            counters.output.load(Ordering::SeqCst) == 20
+        send(1, 25..30);
+        until("the file of partition 1 was counted", || {
+            counters.output.load(Ordering::SeqCst) == 30
         })
         .await;
         cancel.cancel();
         let report = sink.await.unwrap().unwrap();
-        assert_eq!((report.records_written, report.files_written), (20, 2));
-        assert_eq!(tokio::task::block_in_place(committed), vec![10, 10]);
+        assert_eq!((report.records_written, report.files_written), (30, 3));
+        assert_eq!(tokio::task::block_in_place(committed), vec![20, 10]);
         let files = zone.inner.list_files(Entity::Review.name()).await.unwrap();
-        assert_eq!(files.len(), 2, "{files:?}");
+        assert_eq!(files.len(), 3, "{files:?}");
     }
 }
