@@ -161,7 +161,7 @@ async fn sink_loop<Z: RawZone>(
     tracing::info!(zone = %zone.describe(), topics = ?inputs, "consumer started");
 
     // Learned at each assignment (the first one included: it, too, sets the rebalance flag).
-    let mut owned = Owned::new();
+    let mut progress = Progress::default();
     let mut outage = kafka::BrokerOutage::new(opts.broker_patience, counters);
     let mut buffers: HashMap<(Entity, i32), PartBuffer> = HashMap::new();
     // The bytes held by `buffers`, against `RollPolicy::max_total_bytes`.
@@ -175,10 +175,7 @@ async fn sink_loop<Z: RawZone>(
         counters,
     });
     let mut skipped_commits = kafka::OffsetTracker::default();
-    let mut report = SinkReport::default();
     let mut last_check = Instant::now() - Duration::from_secs(1);
-    // The last offset committed per partition, so a position is only committed when it moved.
-    let mut committed: HashMap<(String, i32), i64> = HashMap::new();
     let rounds = async {
         loop {
             let mut pending = tokio::select! {
@@ -189,7 +186,7 @@ async fn sink_loop<Z: RawZone>(
             if consumer.context().0.swap(false, Ordering::AcqRel) {
                 // Files being written belong to the assignment before: finish and commit them
                 // before what is durable is learned again, so that learning sees them.
-                landings.finish_all(&mut owned, &mut report, &mut committed).await?;
+                landings.finish_all(&mut progress).await?;
                 // Partitions may have moved: forget what we no longer own, re-learn what is durable.
                 let assigned = consumer
                     .assignment()
@@ -199,7 +196,7 @@ async fn sink_loop<Z: RawZone>(
                 pending.retain(|m| assigned.find_partition(m.topic(), m.partition()).is_some());
                 // Records of these partitions are already in `pending`: retry (the broker may be
                 // restarting) rather than drop them.
-                owned = loop {
+                progress.owned = loop {
                     match resume::resume(zone, &consumer, &watermarks, &opts.topics, &opts.group_id, brokers).await {
                         Ok(owned) => break owned,
                         Err(e) => {
@@ -208,14 +205,14 @@ async fn sink_loop<Z: RawZone>(
                         }
                     }
                 };
-                committed.clear();
+                progress.committed.clear();
             }
             for msg in pending {
                 let Some(entity) = opts.topics.entity_of_clean(msg.topic()) else {
                     continue;
                 };
                 let (partition, offset) = (msg.partition(), msg.offset());
-                let Some(state) = owned.get(&(msg.topic().to_string(), partition)).copied() else {
+                let Some(state) = progress.owned.get(&(msg.topic().to_string(), partition)).copied() else {
                     return Err(PipelineError::Other(format!(
                         "internal: a record of {} partition {partition} arrived before its assignment was handled",
                         msg.topic()
@@ -224,7 +221,7 @@ async fn sink_loop<Z: RawZone>(
                 StageCounters::add(&counters.input, 1);
                 if state.durable.is_some_and(|last| offset <= last) {
                     StageCounters::add(&counters.skipped, 1);
-                    report.skipped_already_durable += 1;
+                    progress.report.skipped_already_durable += 1;
                     skipped_commits.processed(msg.topic(), partition, offset);
                     continue;
                 }
@@ -251,18 +248,18 @@ async fn sink_loop<Z: RawZone>(
                 // The memory bound holds while a batch is taken in, not only after it, and counts
                 // the buffers still being written.
                 if buffered_bytes + landings.bytes > opts.roll.max_total_bytes {
-                    landings.finish_all(&mut owned, &mut report, &mut committed).await?;
+                    landings.finish_all(&mut progress).await?;
                     let sizes = buffers.iter().map(|(k, b)| (*k, b.json.len())).collect();
                     for key in over_budget(sizes, opts.roll.max_total_bytes) {
                         if let Some(buffer) = buffers.remove(&key) {
                             buffered_bytes -= buffer.json.len();
-                            landings.start(buffer, &mut owned, &mut report, &mut committed).await?;
+                            landings.start(buffer, &mut progress).await?;
                         }
                     }
-                    landings.finish_all(&mut owned, &mut report, &mut committed).await?;
+                    landings.finish_all(&mut progress).await?;
                 }
             }
-            landings.finish_ready(&mut owned, &mut report, &mut committed).await?;
+            landings.finish_ready(&mut progress).await?;
 
             let caught_up_check =
                 last_check.elapsed() >= Duration::from_secs(1) || (idle && opts.stop.only_lag_left());
@@ -279,7 +276,7 @@ async fn sink_loop<Z: RawZone>(
                 counters.set_lag(lag.unwrap_or(-1));
             }
             if caught_up_check {
-                commit_positions_past_markers(&consumer, &buffers, &landings, &owned, &mut committed, brokers)?;
+                commit_positions_past_markers(&consumer, &buffers, &landings, &progress.owned, &mut progress.committed, brokers)?;
             }
             let finishing = opts.stop.reached(lag);
             let mut due: Vec<(usize, (Entity, i32))> = buffers
@@ -304,29 +301,29 @@ async fn sink_loop<Z: RawZone>(
                 }
                 if let Some(buffer) = buffers.remove(&key) {
                     buffered_bytes -= buffer.json.len();
-                    landings.start(buffer, &mut owned, &mut report, &mut committed).await?;
+                    landings.start(buffer, &mut progress).await?;
                 }
             }
             if !skipped_commits.is_empty() {
-                let mut tpl = resume::tagged(&skipped_commits.take()?, &owned, brokers)?;
+                let mut tpl = resume::tagged(&skipped_commits.take()?, &progress.owned, brokers)?;
                 // Never move a partition's commit back behind a file landed in this same round.
-                tpl = without_backward_moves(&tpl, &committed, brokers)?;
+                tpl = without_backward_moves(&tpl, &progress.committed, brokers)?;
                 kafka::commit_sync(&consumer, &tpl, brokers)?;
                 for elem in tpl.elements() {
                     if let Offset::Offset(next) = elem.offset() {
-                        committed.insert((elem.topic().to_string(), elem.partition()), next);
+                        progress.committed.insert((elem.topic().to_string(), elem.partition()), next);
                     }
                 }
             }
             if finishing && buffers.is_empty() {
-                landings.finish_all(&mut owned, &mut report, &mut committed).await?;
-                commit_positions_past_markers(&consumer, &buffers, &landings, &owned, &mut committed, brokers)?;
+                landings.finish_all(&mut progress).await?;
+                commit_positions_past_markers(&consumer, &buffers, &landings, &progress.owned, &mut progress.committed, brokers)?;
                 break;
             }
         }
         // Cancelled: the files being written are finished and committed; what is still buffered
         // is not committed, so it is re-read next time. Nothing is lost.
-        landings.finish_all(&mut owned, &mut report, &mut committed).await
+        landings.finish_all(&mut progress).await
     }
     .await;
     if let Err(e) = rounds {
@@ -336,8 +333,8 @@ async fn sink_loop<Z: RawZone>(
         landings.settle().await;
         return Err(e);
     }
-    tracing::info!(?report, unwritten_buffers = buffers.len(), "consumer finished");
-    Ok(report)
+    tracing::info!(report = ?progress.report, unwritten_buffers = buffers.len(), "consumer finished");
+    Ok(progress.report)
 }
 
 /// How many buffers may be written to the raw zone at once while the loop reads on: the two cores
@@ -356,6 +353,16 @@ struct Landings<'a, Z: RawZone, C: ConsumerContext + 'static> {
     queue: VecDeque<InFlight>,
     /// Bytes of the buffers in `queue` (still in memory until written).
     bytes: usize,
+}
+
+/// What the loop keeps about its partitions, updated as files land.
+#[derive(Default)]
+struct Progress {
+    /// Owned partitions, each with its epoch and how far it is durable.
+    owned: Owned,
+    report: SinkReport,
+    /// The last offset committed per partition, so a position is only committed when it moved.
+    committed: HashMap<(String, i32), i64>,
 }
 
 /// One buffer being written.
@@ -396,15 +403,9 @@ impl<'a, Z: RawZone, C: ConsumerContext + 'static> Landings<'a, Z, C> {
     /// never beside a write of the same partition: a restart learns how far a partition is durable
     /// from the highest offset in its files, so a later file landing before an earlier one, then a
     /// crash, would have the earlier file's records skipped as written.
-    async fn start(
-        &mut self,
-        buffer: PartBuffer,
-        owned: &mut Owned,
-        report: &mut SinkReport,
-        committed: &mut HashMap<(String, i32), i64>,
-    ) -> Result<(), PipelineError> {
+    async fn start(&mut self, buffer: PartBuffer, progress: &mut Progress) -> Result<(), PipelineError> {
         while self.is_full() || self.holds(&buffer.topic, buffer.partition) {
-            self.finish_oldest(owned, report, committed).await?;
+            self.finish_oldest(progress).await?;
         }
         let bytes = buffer.json.len();
         self.bytes += bytes;
@@ -418,12 +419,7 @@ impl<'a, Z: RawZone, C: ConsumerContext + 'static> Landings<'a, Z, C> {
     }
 
     /// Waits for the oldest write and commits the position after it.
-    async fn finish_oldest(
-        &mut self,
-        owned: &mut Owned,
-        report: &mut SinkReport,
-        committed: &mut HashMap<(String, i32), i64>,
-    ) -> Result<(), PipelineError> {
+    async fn finish_oldest(&mut self, progress: &mut Progress) -> Result<(), PipelineError> {
         let Some(flight) = self.queue.pop_front() else {
             return Ok(());
         };
@@ -432,30 +428,20 @@ impl<'a, Z: RawZone, C: ConsumerContext + 'static> Landings<'a, Z, C> {
             .task
             .await
             .map_err(|e| PipelineError::Other(format!("internal: writing a raw-zone file failed: {e}")))??;
-        self.to.finish(landed, owned, report, committed)
+        self.to.finish(landed, progress)
     }
 
     /// Commits after the writes that are done, oldest first, without waiting for the others.
-    async fn finish_ready(
-        &mut self,
-        owned: &mut Owned,
-        report: &mut SinkReport,
-        committed: &mut HashMap<(String, i32), i64>,
-    ) -> Result<(), PipelineError> {
+    async fn finish_ready(&mut self, progress: &mut Progress) -> Result<(), PipelineError> {
         while self.queue.front().is_some_and(|f| f.task.is_finished()) {
-            self.finish_oldest(owned, report, committed).await?;
+            self.finish_oldest(progress).await?;
         }
         Ok(())
     }
 
-    async fn finish_all(
-        &mut self,
-        owned: &mut Owned,
-        report: &mut SinkReport,
-        committed: &mut HashMap<(String, i32), i64>,
-    ) -> Result<(), PipelineError> {
+    async fn finish_all(&mut self, progress: &mut Progress) -> Result<(), PipelineError> {
         while !self.queue.is_empty() {
-            self.finish_oldest(owned, report, committed).await?;
+            self.finish_oldest(progress).await?;
         }
         Ok(())
     }
@@ -504,31 +490,27 @@ impl<Z: RawZone, C: ConsumerContext + 'static> Landing<'_, Z, C> {
     }
 
     /// Counts a written buffer and commits the position after it.
-    fn finish(
-        &self,
-        landed: Landed,
-        owned: &mut Owned,
-        report: &mut SinkReport,
-        committed: &mut HashMap<(String, i32), i64>,
-    ) -> Result<(), PipelineError> {
+    fn finish(&self, landed: Landed, progress: &mut Progress) -> Result<(), PipelineError> {
         let Landed {
             buffer,
             part,
             dead_lettered,
         } = landed;
         StageCounters::add(&self.counters.dlq, dead_lettered);
-        report.dead_lettered += dead_lettered;
+        progress.report.dead_lettered += dead_lettered;
         if let Some(part) = part {
-            if let Some(state) = owned.get_mut(&(buffer.topic.clone(), buffer.partition)) {
+            if let Some(state) = progress.owned.get_mut(&(buffer.topic.clone(), buffer.partition)) {
                 state.durable = Some(part.last_offset);
             }
-            report.files_written += 1;
-            report.records_written += buffer.offsets.len() as u64;
+            progress.report.files_written += 1;
+            progress.report.records_written += buffer.offsets.len() as u64;
             StageCounters::add(&self.counters.files, 1);
             StageCounters::add(&self.counters.output, buffer.offsets.len() as u64);
         }
-        commit_next(self.consumer, &buffer, owned, self.brokers)?;
-        committed.insert((buffer.topic, buffer.partition), buffer.next_offset);
+        commit_next(self.consumer, &buffer, &progress.owned, self.brokers)?;
+        progress
+            .committed
+            .insert((buffer.topic, buffer.partition), buffer.next_offset);
         Ok(())
     }
 }
