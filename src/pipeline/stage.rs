@@ -75,11 +75,10 @@ pub struct StageContext {
     pub brokers: String,
     pub topic_prefix: String,
     pub raw_zone: PathBuf,
-    /// What the stages' consumers must allow for in the broker.
+    /// The kind of broker: what the stages' consumers must allow for, and whether missing topics
+    /// are created first (not on the in-process broker, which holds them from the start and whose
+    /// admin API cannot create any).
     pub broker: kafka::BrokerKind,
-    /// Create missing topics first. Off on the in-process broker, which holds them from the start
-    /// (and whose admin API cannot create any).
-    pub create_topics: bool,
     /// Partitions of the topics this context creates.
     pub partitions: i32,
     /// How long a stage rides out an unreachable broker before it gives up.
@@ -139,7 +138,6 @@ impl StageContext {
             topic_prefix: topic_prefix.to_string(),
             raw_zone,
             broker: kafka::BrokerKind::Kafka,
-            create_topics: true,
             partitions: kafka::DEFAULT_PARTITIONS,
             broker_patience: kafka::DEFAULT_BROKER_PATIENCE,
             roll: RollPolicy::default(),
@@ -155,7 +153,6 @@ impl StageContext {
     pub fn embedded(brokers: &str, topic_prefix: &str, raw_zone: PathBuf) -> Self {
         let mut cx = Self {
             broker: kafka::BrokerKind::Embedded,
-            create_topics: false,
             ..Self::on_broker(brokers, topic_prefix, raw_zone)
         }
         .watched();
@@ -178,7 +175,7 @@ impl StageContext {
 
     /// Makes sure the stages' topics exist (when this broker needs to be asked).
     pub async fn ensure_topics(&self) -> Result<(), super::PipelineError> {
-        if !self.create_topics {
+        if self.broker == kafka::BrokerKind::Embedded {
             return Ok(());
         }
         kafka::ensure_topics(
