@@ -1,6 +1,6 @@
 //! Packs the files the lab needs outside its own process into one tar that the binary carries
 //! (`src/stack/bundle.rs`): the built-in stacks with every file they mount or build from (stacks/,
-//! dags/, jobs/), and the lab's own source (Cargo.toml, Cargo.lock, this file, src/, sql/), from
+//! dags/, jobs/), and the lab's own source (Cargo.toml, Cargo.lock, .cargo/config.toml, this file, src/, sql/), from
 //! which the Airflow scheduler's image builds the `lab` its tasks run. So `cargo install` or a
 //! copied binary brings a whole stack up from any directory, on any host the engine runs.
 //!
@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// What the bundle holds, relative to the crate root: files, and directories taken whole.
 const ROOTS: &[&str] = &[
+    ".cargo/config.toml",
     "Cargo.toml",
     "Cargo.lock",
     "build.rs",

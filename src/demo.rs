@@ -154,6 +154,9 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
     }
     let (producer, transform, consumer) = (producer?, transform?, consumer?);
     timings.insert("stream".to_string(), stream_started.elapsed().as_millis());
+    // Every stage has finished with the broker; its topics' records need not stay in memory
+    // through the batch.
+    drop(broker);
 
     let batch_started = Instant::now();
     eprintln!("batch: DataFusion over {} → {serving_desc}", raw_dir.display());

@@ -3,6 +3,14 @@
 
 mod cli;
 
+/// jemalloc for the whole process, librdkafka's C allocations included (the crate's unprefixed
+/// `malloc`), with a background thread that returns freed pages after a second
+/// (.cargo/config.toml). Measured on `lab demo --headless --reviews 1000000`: glibc's malloc kept
+/// the stream's freed buffers resident into the batch (README: Performance).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;

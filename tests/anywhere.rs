@@ -62,6 +62,12 @@ fn the_built_in_stack_works_from_an_empty_directory() {
         "the scheduler's context carries the lab's source"
     );
     assert!(context.join("lab-src/src/main.rs").is_file());
+    // The Dockerfile copies the build settings (jemalloc's configuration) before the dependencies.
+    assert_eq!(
+        std::fs::read(context.join("lab-src/.cargo/config.toml")).unwrap(),
+        std::fs::read(repo.join(".cargo/config.toml")).unwrap(),
+        "the scheduler's context carries the lab's build settings"
+    );
     // Nothing was written into the working directory.
     assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
 

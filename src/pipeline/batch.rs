@@ -109,30 +109,11 @@ pub async fn run_batch<Z: RawZone>(
         rand::random::<u32>()
     );
     tracing::info!(%run_id, ?as_of, zone = %zone.describe(), "batch started");
-
-    // Join keys are strings; a few target partitions suit a laptop.
-    let config = SessionConfig::new()
-        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
-    let ctx = SessionContext::new_with_config(config);
-    zone.register_with(&ctx)?;
-    let mut input_files = 0;
-    for entity in Entity::ALL {
-        input_files += register_raw_table(&ctx, zone, entity, as_of).await?;
-    }
-    let rows_in = count_raw_rows(&ctx).await?;
-    for statement in sql_statements(VIEWS_SQL) {
-        run_sql(&ctx, "views", &statement).await?;
-    }
-    // Every serving query reads the deduplicated views, and a view is recomputed by every query
-    // that reads it: deduplicate once, in memory (measured: half the batch's CPU time at 1M reviews).
-    for view in DEDUP_VIEWS {
-        materialize(&ctx, view).await?;
-    }
-    let mut results = Vec::new();
-    for table in &SERVING_TABLES {
-        results.push((table, run_sql(&ctx, table.name, table.sql).await?));
-    }
+    let Computed {
+        input_files,
+        rows_in,
+        results,
+    } = compute_serving_tables(zone, as_of).await?;
     let tables: BTreeMap<String, u64> = results
         .iter()
         .map(|(t, batches)| (t.name.to_string(), batches.iter().map(|b| b.num_rows() as u64).sum()))
@@ -160,6 +141,46 @@ pub async fn run_batch<Z: RawZone>(
     report.elapsed_ms = started.elapsed().as_millis();
     tracing::info!(?report, "batch finished");
     Ok(report)
+}
+
+/// What the SQL made of the raw zone: the serving tables' rows, ready to load.
+struct Computed {
+    input_files: usize,
+    rows_in: u64,
+    results: Vec<(&'static ServingTable, Vec<RecordBatch>)>,
+}
+
+/// Runs the views and the serving queries. The session, and with it the deduplicated views held
+/// in memory, ends here: the load needs only the serving tables' rows.
+async fn compute_serving_tables<Z: RawZone>(zone: &Z, as_of: Option<NaiveDate>) -> Result<Computed, BatchError> {
+    // Join keys are strings; a few target partitions suit a laptop.
+    let config = SessionConfig::new()
+        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+    let ctx = SessionContext::new_with_config(config);
+    zone.register_with(&ctx)?;
+    let mut input_files = 0;
+    for entity in Entity::ALL {
+        input_files += register_raw_table(&ctx, zone, entity, as_of).await?;
+    }
+    let rows_in = count_raw_rows(&ctx).await?;
+    for statement in sql_statements(VIEWS_SQL) {
+        run_sql(&ctx, "views", &statement).await?;
+    }
+    // Every serving query reads the deduplicated views, and a view is recomputed by every query
+    // that reads it: deduplicate once, in memory (measured: half the batch's CPU time at 1M reviews).
+    for view in DEDUP_VIEWS {
+        materialize(&ctx, view).await?;
+    }
+    let mut results = Vec::new();
+    for table in &SERVING_TABLES {
+        results.push((table, run_sql(&ctx, table.name, table.sql).await?));
+    }
+    Ok(Computed {
+        input_files,
+        rows_in,
+        results,
+    })
 }
 
 /// Registers `raw_<entity>` over the entity's raw-zone files dated up to `as_of`; returns the file count.

@@ -83,14 +83,14 @@ struct Keys<'a> {
 
 /// The message key: business_id (business, review, tip, checkin) or user_id (user).
 /// `None` when the line is not a JSON object with that id.
-fn key_of(entity: Entity, line: &[u8]) -> Option<Vec<u8>> {
+/// Borrowed from the line unless the id holds JSON escapes.
+fn key_of(entity: Entity, line: &[u8]) -> Option<Cow<'_, str>> {
     let keys: Keys<'_> = serde_json::from_slice(line).ok()?;
-    let key = if entity == Entity::User {
+    if entity == Entity::User {
         keys.user_id
     } else {
         keys.business_id
-    };
-    key.map(|k| k.as_bytes().to_vec())
+    }
 }
 
 const MAX_MALFORMED_EXAMPLES: usize = 20;
@@ -155,7 +155,7 @@ pub fn run_producer(
             let key_ref;
             let headers;
             if let Some(k) = &key {
-                key_ref = k.as_slice();
+                key_ref = k.as_bytes();
                 record = record.key(key_ref);
             } else {
                 report.malformed_lines += 1;
@@ -278,10 +278,15 @@ mod tests {
     #[test]
     fn keys_follow_the_entity() {
         let review = br#"{"review_id":"r","user_id":"u1","business_id":"b1","stars":4.0}"#;
-        assert_eq!(key_of(Entity::Review, review), Some(b"b1".to_vec()));
+        assert_eq!(key_of(Entity::Review, review).as_deref(), Some("b1"));
         assert_eq!(
-            key_of(Entity::User, br#"{"user_id":"u1","name":"x"}"#),
-            Some(b"u1".to_vec())
+            key_of(Entity::User, br#"{"user_id":"u1","name":"x"}"#).as_deref(),
+            Some("u1")
+        );
+        // An escaped id is decoded: the key is the id's value, not its JSON spelling.
+        assert_eq!(
+            key_of(Entity::Review, br#"{"business_id":"b\u00e9"}"#).as_deref(),
+            Some("bé")
         );
         assert_eq!(key_of(Entity::Review, br#"{"review_id":"r""#), None);
         assert_eq!(key_of(Entity::Review, br#"{"review_id":"r"}"#), None);

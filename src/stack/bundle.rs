@@ -17,7 +17,14 @@ use super::Error;
 static BUNDLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bundle.tar"));
 
 /// The prefixes of the lab's own source in the bundle: what `cargo build` needs and nothing else.
-const SOURCE: &[&str] = &["Cargo.toml", "Cargo.lock", "build.rs", "src/", "sql/"];
+const SOURCE: &[&str] = &[
+    ".cargo/config.toml",
+    "Cargo.toml",
+    "Cargo.lock",
+    "build.rs",
+    "src/",
+    "sql/",
+];
 /// The prefixes of what the stacks read from disk.
 const STACK_FILES: &[&str] = &["stacks/", "dags/", "jobs/"];
 
@@ -169,6 +176,7 @@ mod tests {
             "stacks/postgres-init/10-airflow-database.sql",
             "dags/yelp_batch.py",
             "jobs/batch_layer.py",
+            ".cargo/config.toml",
             "Cargo.toml",
             "Cargo.lock",
             "build.rs",
