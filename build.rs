@@ -1,8 +1,9 @@
 //! Packs the files the lab needs outside its own process into one tar that the binary carries
 //! (`src/stack/bundle.rs`): the built-in stacks with every file they mount or build from (stacks/,
-//! dags/, jobs/), and the lab's own source (Cargo.toml, Cargo.lock, .cargo/config.toml, this file, src/, sql/), from
-//! which the Airflow scheduler's image builds the `lab` its tasks run. So `cargo install` or a
-//! copied binary brings a whole stack up from any directory, on any host the engine runs.
+//! dags/, jobs/), and the lab's own source (Cargo.toml, Cargo.lock, .cargo/config.toml, this file,
+//! src/, sql/), from which the Airflow scheduler's image builds the `lab` its tasks run. So `cargo
+//! install` or a copied binary brings a whole stack up from any directory, on any host the engine
+//! runs.
 //!
 //! The tar is deterministic (sorted paths, no times or owners): the same tree gives the same bytes,
 //! so the image built from it is rebuilt only when the source really changed.
