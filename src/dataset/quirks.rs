@@ -58,17 +58,25 @@ fn plain_datetime(s: &str) -> Option<NaiveDateTime> {
 #[must_use]
 pub fn to_rfc3339(ts: DateTime<Utc>) -> String {
     use chrono::{Datelike, Timelike};
-    if (0..=9999).contains(&ts.year()) && ts.nanosecond() == 0 {
-        // Written directly: chrono's format strings were a visible part of the transform's profile.
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            ts.year(),
-            ts.month(),
-            ts.day(),
-            ts.hour(),
-            ts.minute(),
-            ts.second()
-        )
+    if let Ok(year @ 0..=9999) = u32::try_from(ts.year())
+        && ts.nanosecond() == 0
+    {
+        // Written digit by digit: chrono's format strings, then `format!`, were each a visible
+        // part of the transform's profile (every review, tip and user carries a date).
+        let mut out = String::with_capacity(20);
+        let mut push = |n: u32, width: u32, then: char| {
+            for power in (0..width).rev() {
+                out.push(char::from_digit(n / 10u32.pow(power) % 10, 10).unwrap_or('0'));
+            }
+            out.push(then);
+        };
+        push(year, 4, '-');
+        push(ts.month(), 2, '-');
+        push(ts.day(), 2, 'T');
+        push(ts.hour(), 2, ':');
+        push(ts.minute(), 2, ':');
+        push(ts.second(), 2, 'Z');
+        out
     } else {
         ts.format("%Y-%m-%dT%H:%M:%SZ").to_string()
     }
@@ -360,12 +368,23 @@ pub fn text_length(text: &str) -> i64 {
 #[must_use]
 pub fn word_count(text: &str) -> i64 {
     let words = if text.is_ascii() {
-        // The same words `split_whitespace` finds in ASCII text, a byte at a time: its Unicode
+        // The same words `split_whitespace` finds in ASCII text, counted on bytes: its Unicode
         // matching was a visible part of the transform's profile, and nearly every review is ASCII.
-        let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r');
+        // A word starts at a non-space byte after a space byte (or at the start). The pairs are
+        // counted in runs of 255 into a `u8`, a loop the compiler turns into vector instructions
+        // (4x faster than one `windows(2)` pass, which was still an eighth of the transform's CPU).
+        let space = |b: u8| (b == b' ') | (b'\t'..=b'\r').contains(&b);
         let bytes = text.as_bytes();
-        let starts = bytes.windows(2).filter(|w| space(&w[0]) && !space(&w[1])).count();
-        starts + usize::from(bytes.first().is_some_and(|b| !space(b)))
+        let next = bytes.get(1..).unwrap_or_default();
+        let starts: usize = bytes
+            .chunks(255)
+            .zip(next.chunks(255))
+            .map(|(before, at)| {
+                let run = before.iter().zip(at).map(|(&b, &a)| u8::from(space(b) & !space(a)));
+                usize::from(run.fold(0u8, u8::wrapping_add))
+            })
+            .sum();
+        starts + usize::from(bytes.first().is_some_and(|&b| !space(b)))
     } else {
         text.split_whitespace().count()
     };
@@ -375,6 +394,7 @@ pub fn word_count(text: &str) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDate;
     use serde_json::json;
 
     #[test]
@@ -397,6 +417,47 @@ mod tests {
                 i64::try_from(case.split_whitespace().count()).unwrap(),
                 "{case:?}"
             );
+        }
+    }
+
+    #[test]
+    fn words_counted_in_runs_agree_with_split_whitespace_across_run_boundaries() {
+        // Texts of every length up to four runs (255 byte pairs each), spaces of each kind at
+        // pseudo-random places, so that words start and end on, before and after each boundary.
+        let mut x: u64 = 11;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            x >> 33
+        };
+        for len in 0..1100 {
+            for density in [2, 5, 40] {
+                let text: String = (0..len)
+                    .map(|_| match next() % density {
+                        0 => [' ', '\t', '\n', '\x0B', '\x0C', '\r'][(next() % 6) as usize],
+                        _ => 'w',
+                    })
+                    .collect();
+                let expected = i64::try_from(text.split_whitespace().count()).unwrap();
+                assert_eq!(word_count(&text), expected, "{text:?}");
+            }
+        }
+        // The most word starts a run can hold, and one word longer than a run.
+        let alternating = "a ".repeat(600);
+        assert_eq!(word_count(&alternating), 600);
+        assert_eq!(word_count(&"w".repeat(700)), 1);
+        assert_eq!(word_count(&format!(" {} ", "w".repeat(254))), 1);
+    }
+
+    #[test]
+    fn dates_written_digit_by_digit_agree_with_chrono_at_every_width() {
+        for year in [0, 1, 9, 10, 99, 100, 999, 1000, 2024, 9999, 10_000, -1, -2024] {
+            let ts = NaiveDate::from_ymd_opt(year, 1, 2)
+                .and_then(|d| d.and_hms_opt(3, 4, 5))
+                .unwrap()
+                .and_utc();
+            assert_eq!(to_rfc3339(ts), ts.format("%Y-%m-%dT%H:%M:%SZ").to_string(), "{year}");
         }
     }
 

@@ -557,13 +557,17 @@ pub fn default_group(stage: &str, topic_prefix: &str) -> String {
 /// The offsets to commit after processing: per partition, the highest processed offset + 1.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
-    next: std::collections::BTreeMap<(String, i32), i64>,
+    /// (topic, partition, next offset). A list, not a map: a batch touches a handful of
+    /// partitions, and finding one by `&str` costs no allocation per record.
+    next: Vec<(String, i32, i64)>,
 }
 
 impl OffsetTracker {
     pub fn processed(&mut self, topic: &str, partition: i32, offset: i64) {
-        let entry = self.next.entry((topic.to_string(), partition)).or_insert(offset + 1);
-        *entry = (*entry).max(offset + 1);
+        match self.next.iter_mut().find(|(t, p, _)| *p == partition && t == topic) {
+            Some((_, _, next)) => *next = (*next).max(offset + 1),
+            None => self.next.push((topic.to_string(), partition, offset + 1)),
+        }
     }
 
     #[must_use]
@@ -574,7 +578,7 @@ impl OffsetTracker {
     /// The list to commit; clears the tracker.
     pub fn take(&mut self) -> Result<TopicPartitionList, PipelineError> {
         let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), next) in std::mem::take(&mut self.next) {
+        for (topic, partition, next) in std::mem::take(&mut self.next) {
             tpl.add_partition_offset(&topic, partition, Offset::Offset(next))
                 .map_err(|e| PipelineError::kafka("build the offsets to commit", "-", e))?;
         }
@@ -599,9 +603,13 @@ mod tests {
         t.processed("a", 0, 5);
         t.processed("a", 0, 3);
         t.processed("a", 1, 0);
+        t.processed("b", 0, 9);
+        t.processed("a", 0, 4);
         let tpl = t.take().unwrap();
+        assert_eq!(tpl.count(), 3);
         assert_eq!(tpl.find_partition("a", 0).unwrap().offset(), Offset::Offset(6));
         assert_eq!(tpl.find_partition("a", 1).unwrap().offset(), Offset::Offset(1));
+        assert_eq!(tpl.find_partition("b", 0).unwrap().offset(), Offset::Offset(10));
         assert!(t.is_empty());
     }
 

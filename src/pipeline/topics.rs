@@ -33,13 +33,16 @@ impl Topics {
     /// Which entity a raw topic carries.
     #[must_use]
     pub fn entity_of_raw(&self, topic: &str) -> Option<Entity> {
-        Entity::ALL.into_iter().find(|e| self.raw(*e) == topic)
+        // Read off the name rather than formatting each candidate: the transform asks this for
+        // every record it reads.
+        let name = topic.strip_prefix(self.prefix.as_str())?.strip_prefix('.')?;
+        Entity::ALL.into_iter().find(|e| e.name() == name)
     }
 
     /// Which entity a clean topic carries.
     #[must_use]
     pub fn entity_of_clean(&self, topic: &str) -> Option<Entity> {
-        Entity::ALL.into_iter().find(|e| self.clean(*e) == topic)
+        self.entity_of_raw(topic.strip_suffix(".clean")?)
     }
 
     /// Every topic the pipeline uses.
@@ -66,5 +69,33 @@ mod tests {
         assert_eq!(t.entity_of_raw("yelp.tip.clean"), None);
         assert_eq!(t.entity_of_clean("yelp.tip.clean"), Some(Entity::Tip));
         assert_eq!(t.all().len(), 11);
+    }
+
+    #[test]
+    fn reverse_lookup_reads_only_this_prefix() {
+        for prefix in ["yelp", "a.b", "lab-7"] {
+            let t = Topics::new(prefix);
+            for entity in Entity::ALL {
+                assert_eq!(t.entity_of_raw(&t.raw(entity)), Some(entity));
+                assert_eq!(t.entity_of_clean(&t.clean(entity)), Some(entity));
+                assert_eq!(t.entity_of_clean(&t.raw(entity)), None);
+            }
+            assert_eq!(t.entity_of_raw(&t.dlq()), None);
+            assert_eq!(t.entity_of_clean(&t.dlq()), None);
+        }
+        let t = Topics::new("yelp");
+        for other in [
+            "yelpx.tip",
+            "yelp_tip",
+            "x.yelp.tip",
+            "yelp.tips",
+            "yelp.",
+            "yelp",
+            "",
+            "yelp.tip.clean.clean",
+        ] {
+            assert_eq!(t.entity_of_raw(other), None, "{other}");
+            assert_eq!(t.entity_of_clean(&format!("{other}.clean")), None, "{other}");
+        }
     }
 }

@@ -77,6 +77,11 @@ pub struct TransformReport {
     pub dead_lettered: u64,
     /// Clean records whose raw line held NUL characters, removed on the way (see `clean::text`).
     pub nul_removed: u64,
+    /// From the start to the first record read: joining the group, the first fetch (`None`: no
+    /// record arrived). Reported apart because a broker that answers a fetch with a whole backlog
+    /// (the test broker) makes it seconds long, whatever the transform does.
+    pub first_record_ms: Option<u128>,
+    pub elapsed_ms: u128,
 }
 
 /// Runs until cancelled or, with [`StopWhen::CaughtUp`], until the raw topics are drained.
@@ -95,6 +100,7 @@ async fn transform_loop(
     counters: &Arc<StageCounters>,
     cancel: &CancellationToken,
 ) -> Result<TransformReport, PipelineError> {
+    let started = std::time::Instant::now();
     let brokers = opts.brokers.as_str();
     let consumer: StreamConsumer = kafka::consumer_config(brokers, &opts.group_id, opts.broker)
         .create()
@@ -129,6 +135,11 @@ async fn transform_loop(
         };
         let idle = batch.is_empty();
         if !idle {
+            let batch_started = std::time::Instant::now();
+            if report.first_record_ms.is_none() {
+                report.first_record_ms = Some(started.elapsed().as_millis());
+            }
+            let records = batch.len();
             let result = match delivery {
                 Delivery::ExactlyOnce => {
                     transactional_batch(&batch, &consumer, opts, &outputs, &producer, counters, &mut report)
@@ -144,6 +155,7 @@ async fn transform_loop(
                 }
             };
             drop(batch);
+            tracing::debug!(records, took = ?batch_started.elapsed(), ok = result.is_ok(), "batch handled");
             if let Err(e) = result {
                 // Nothing of this batch was committed. Exactly-once: abort it, so none of it becomes
                 // visible. Then, if the failure passes (the broker restarting), read the batch again
@@ -184,6 +196,7 @@ async fn transform_loop(
     if committed.needs_check(outage.count()) && !cancel.is_cancelled() {
         tokio::task::block_in_place(|| committed.check(brokers, outage.count(), CHECK_PATIENCE, cancel))?;
     }
+    report.elapsed_ms = started.elapsed().as_millis();
     tracing::info!(?report, "transform finished");
     Ok(report)
 }
@@ -339,6 +352,7 @@ async fn transactional_batch(
     };
     producer.begin_transaction().map_err(txn_err("begin a transaction"))?;
     let (offsets, written) = process_batch(batch, opts, outputs, producer, counters, report).await?;
+    let committing = std::time::Instant::now();
     let offsets = with_delivery(offsets, Delivery::ExactlyOnce);
     let group = consumer
         .group_metadata()
@@ -348,6 +362,7 @@ async fn transactional_batch(
         producer.commit_transaction(TXN_TIMEOUT)
     })
     .map_err(txn_err("commit the transaction"))?;
+    tracing::debug!(took = ?committing.elapsed(), "transaction committed");
     Ok(written)
 }
 
@@ -443,6 +458,7 @@ async fn process_batch(
         };
         deliveries.push(delivery);
     }
+    let sent = std::time::Instant::now();
     let mut last: HashMap<(usize, i32), i64> = HashMap::new();
     for (topic, delivery) in deliveries {
         match delivery.await {
@@ -461,6 +477,7 @@ async fn process_batch(
             }
         }
     }
+    tracing::debug!(waited = ?sent.elapsed(), "every record of the batch acknowledged");
     let written = last
         .into_iter()
         .map(|((topic, partition), offset)| ((outputs.name(topic).to_string(), partition), offset))
