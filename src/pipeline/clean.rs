@@ -65,10 +65,16 @@ fn check_id(field: &'static str, value: String) -> Result<String, Rejection> {
             format!("{field} is not an id ({} bytes)", id.len()),
         ));
     }
-    if id.len() == value.len() {
-        return Ok(value);
+    Ok(trimmed(value))
+}
+
+/// `value` trimmed: moved when there is nothing to trim (nearly always), copied otherwise.
+fn trimmed(value: String) -> String {
+    let kept = value.trim();
+    if kept.len() == value.len() {
+        return value;
     }
-    Ok(id.to_string())
+    kept.to_string()
 }
 
 fn check_review_stars(stars: f64) -> Result<i32, Rejection> {
@@ -228,16 +234,11 @@ fn to_json<T: Serialize>(record: &T, raw_len: usize) -> serde_json::Result<Vec<u
 ///
 /// Takes the parsed string: one with nothing to remove (nearly all) is moved, not copied.
 fn text(value: String) -> String {
-    let value = if value.contains('\0') {
-        value.replace('\0', "")
+    if value.contains('\0') {
+        trimmed(value.replace('\0', ""))
     } else {
-        value
-    };
-    let trimmed = value.trim();
-    if trimmed.len() == value.len() {
-        return value;
+        trimmed(value)
     }
-    trimmed.to_string()
 }
 
 /// `value` with NUL characters removed from every string in it (keys included).
