@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make bench / lab bench: installs the peers (apt: kcat, tmux, time; pip: kafka-python,
 # confluent-kafka, DuckDB, PySpark, psutil into the repo's .venv), builds `lab` in release mode,
-# then runs benches/bench.py, which starts its own services (broker, HDFS, PostgreSQL) on
-# 127.0.0.1 with ports and a state dir of its own, so it never collides with `make test`.
+# then runs benches/bench.py, which starts its own services (broker, HDFS, PostgreSQL; Spark and
+# Airflow for the TUI's rows) on 127.0.0.1 with ports and a state dir of its own, so it never
+# collides with `make test`.
 # Arguments go to bench.py (benches/run.sh --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,10 @@ export LAB_TEST_HDFS_HTTP_PORT=${LAB_BENCH_HDFS_HTTP_PORT:-39870}
 export LAB_TEST_HDFS_DN_PORT=${LAB_BENCH_HDFS_DN_PORT:-39866}
 export LAB_TEST_HDFS_DN_HTTP_PORT=${LAB_BENCH_HDFS_DN_HTTP_PORT:-39864}
 export LAB_TEST_HDFS_DN_IPC_PORT=${LAB_BENCH_HDFS_DN_IPC_PORT:-39867}
+export LAB_TEST_SPARK_PORT=${LAB_BENCH_SPARK_PORT:-37077}
+export LAB_TEST_SPARK_UI_PORT=${LAB_BENCH_SPARK_UI_PORT:-38090}
+export LAB_TEST_SPARK_WORKER_UI_PORT=${LAB_BENCH_SPARK_WORKER_UI_PORT:-38091}
+export LAB_TEST_AIRFLOW_PORT=${LAB_BENCH_AIRFLOW_PORT:-38080}
 . tests/services/lib.sh
 mkdir -p "$LAB_SERVICES_DIR"
 
@@ -42,6 +47,7 @@ if [ -z "${LAB_BIN:-}" ]; then
   log "building lab (cargo build --release)"
   ${CARGO:-cargo} build --release --quiet >&2
   LAB_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/lab
+  export LAB_BIN_BUILT=release   # the bench reports this binary's size as the installed one
 fi
 [ -x "$LAB_BIN" ] || die "no lab binary at $LAB_BIN"
 export LAB_BIN
