@@ -16,6 +16,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use super::kafka_census::{Census, TopicCensus};
+use super::kafka_cluster::{self, ClusterHealth, NO_LEADER, ReplicaMap};
 use super::{LabService, ProbeError, Probed, REQUEST_TIMEOUT};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -26,6 +27,10 @@ pub struct KafkaSnapshot {
     pub dlq_topic: String,
     /// Records currently held by the DLQ topic (high − low, summed).
     pub dlq_messages: i64,
+    /// Replication across the brokers: per-broker load, under-replicated and offline partitions,
+    /// ISR and leader changes since the previous poll.
+    #[serde(default)]
+    pub cluster: ClusterHealth,
 }
 
 impl KafkaSnapshot {
@@ -68,12 +73,19 @@ impl Topic {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Partition {
     pub id: i32,
+    /// The leading broker's id; [`kafka_cluster::NO_LEADER`] when the partition is offline.
     pub leader: i32,
     pub low: i64,
     pub high: i64,
+    /// Brokers assigned a replica, the preferred leader first (as the metadata lists them).
+    #[serde(default)]
+    pub replicas: Vec<i32>,
+    /// The replicas in sync with the leader.
+    #[serde(default)]
+    pub isr: Vec<i32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -186,6 +198,8 @@ pub struct KafkaProbe {
     topic_prefix: String,
     clients: Option<Arc<Clients>>,
     previous: Option<Previous>,
+    /// Each partition's leader and ISR at the last poll that read them, for the changes.
+    replicas: Option<ReplicaMap>,
     /// The blocking read in flight. It outlives a poll that timed out, and no new read starts
     /// while it runs: at most one read per probe, whatever the broker's speed.
     reading: Option<tokio::task::JoinHandle<Result<RawRead, ProbeError>>>,
@@ -357,21 +371,35 @@ impl Clients {
             .map(|e| e.offset())
         {
             Some(Offset::Offset(o)) => Ok(o),
-            other => Err(ProbeError::Unreachable {
-                service: LabService::Kafka,
-                url: self.brokers.clone(),
-                detail: format!("no offset for {topic}[{partition}]: {other:?}"),
-            }),
+            other => Err(format!("{other:?}")),
         };
+        let mut unknown_offsets = Vec::new();
         let mut topics = Vec::new();
         for t in listed {
             let mut partitions = Vec::new();
             for p in t.partitions() {
+                // One partition the cluster cannot answer for (offline, or its leader just went
+                // away) is shown with its offsets unknown and named as a problem: the probe goes
+                // on with the rest of the cluster instead of calling Kafka down.
+                let (low, high) = match (offset_of(&lows, t.name(), p.id()), offset_of(&highs, t.name(), p.id())) {
+                    (Ok(low), Ok(high)) => (low, high),
+                    (low, high) => {
+                        let why = if p.leader() == NO_LEADER {
+                            "no leader".to_string()
+                        } else {
+                            format!("no offsets ({})", low.err().or(high.err()).unwrap_or_default())
+                        };
+                        unknown_offsets.push(format!("{}[{}]: {why}", t.name(), p.id()));
+                        (0, 0)
+                    }
+                };
                 partitions.push(Partition {
                     id: p.id(),
                     leader: p.leader(),
-                    low: offset_of(&lows, t.name(), p.id())?,
-                    high: offset_of(&highs, t.name(), p.id())?,
+                    low,
+                    high,
+                    replicas: p.replicas().to_vec(),
+                    isr: p.isr().to_vec(),
                 });
             }
             partitions.sort_by_key(|p| p.id);
@@ -387,6 +415,16 @@ impl Clients {
         }
         topics.sort_by(|a, b| a.name.cmp(&b.name));
         let mut problems = Vec::new();
+        if !unknown_offsets.is_empty() {
+            let more = unknown_offsets.len().saturating_sub(3);
+            unknown_offsets.truncate(3);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            problems.push(format!("offsets unknown for {}{more}", unknown_offsets.join(", ")));
+        }
         let groups = if self.known_groups.is_empty() {
             self.listed_groups(&topics, &mut problems)?
         } else {
@@ -522,6 +560,7 @@ impl KafkaProbe {
             topic_prefix: topic_prefix.to_string(),
             clients: None,
             previous: None,
+            replicas: None,
             reading: None,
             census: CensusRunner::default(),
         }
@@ -582,7 +621,16 @@ impl KafkaProbe {
             groups: raw.groups,
             dlq_topic: self.dlq_topic.clone(),
             dlq_messages: 0,
+            cluster: ClusterHealth::default(),
         };
+        snap.cluster = kafka_cluster::health(&snap.brokers, &snap.topics);
+        // Kept across an outage (unlike the rates): what moved while the probe could not read is
+        // what a user wants to see when it can again.
+        let replicas = kafka_cluster::replica_map(&snap.topics);
+        if let Some(before) = &self.replicas {
+            snap.cluster.changes = kafka_cluster::changes(before, &snap.topics);
+        }
+        self.replicas = Some(replicas);
         snap.dlq_messages = snap
             .topics
             .iter()
@@ -593,6 +641,25 @@ impl KafkaProbe {
             .step(&self.brokers, &self.topic_prefix, &mut snap.topics)
             .await;
         let mut problems = raw.problems;
+        let c = &snap.cluster;
+        let missing: Vec<String> = c
+            .brokers
+            .iter()
+            .filter(|b| !b.listed)
+            .map(|b| b.id.to_string())
+            .collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "broker(s) {} hold replicas but are not in the cluster",
+                missing.join(", ")
+            ));
+        }
+        if !c.under_replicated.is_empty() {
+            problems.push(format!("{} under-replicated partition(s)", c.under_replicated.len()));
+        }
+        if !c.offline.is_empty() {
+            problems.push(format!("{} offline partition(s)", c.offline.len()));
+        }
         if snap.brokers.is_empty() {
             problems.push("the cluster reports no broker".to_string());
         }
@@ -676,6 +743,7 @@ mod tests {
                     leader: 1,
                     low: 0,
                     high,
+                    ..Partition::default()
                 }],
                 messages: high,
                 rate_in: None,

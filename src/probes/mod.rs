@@ -12,6 +12,7 @@ pub mod hdfs;
 mod http;
 pub mod kafka;
 pub mod kafka_census;
+pub mod kafka_cluster;
 pub mod postgres;
 pub mod raw_zone;
 pub mod report;

@@ -136,6 +136,12 @@ pub struct App {
     pub alerts: crate::config::LagAlerts,
     /// Total lag per consumer group, oldest first.
     pub lag_history: BTreeMap<String, VecDeque<u64>>,
+    /// The Kafka cluster's ISR shrinks and expands and leader moves, as polls saw them, newest
+    /// last (the probe reports each once, so the monitor keeps them).
+    pub replica_changes: VecDeque<(
+        chrono::DateTime<chrono::Utc>,
+        crate::probes::kafka_cluster::ReplicaChange,
+    )>,
     /// The Overview's figures over time (its sparklines).
     pub trends: super::trends::Trends,
     /// The followed log files' and containers' lines, per source.
@@ -195,6 +201,7 @@ impl App {
             browse: None,
             alerts: crate::config::LagAlerts::default(),
             lag_history: BTreeMap::new(),
+            replica_changes: VecDeque::new(),
             trends: super::trends::Trends::default(),
             logs: LogBuffer::default(),
             log_follow: true,
@@ -452,6 +459,12 @@ impl App {
                     self.lag_history.entry(g.name.clone()).or_default(),
                     u64::try_from(g.total_lag).unwrap_or(0),
                 );
+            }
+            for change in &k.cluster.changes {
+                if self.replica_changes.len() == REPLICA_CHANGES_KEPT {
+                    self.replica_changes.pop_front();
+                }
+                self.replica_changes.push_back((self.now.utc, change.clone()));
             }
         }
         self.trends.observe(&snap, self.now.utc);
@@ -1036,6 +1049,9 @@ impl App {
     }
 }
 
+/// Replica changes the monitor remembers (a broker going down moves every partition it hosted).
+const REPLICA_CHANGES_KEPT: usize = 200;
+
 fn push_bounded(buf: &mut VecDeque<u64>, v: u64) {
     if buf.len() == HISTORY_LEN {
         buf.pop_front();
@@ -1236,6 +1252,42 @@ mod tests {
         let h = &app.lag_history["g"];
         assert_eq!(h.len(), HISTORY_LEN);
         assert_eq!(*h.back().unwrap(), HISTORY_LEN as u64 + 4);
+    }
+
+    #[test]
+    fn replica_changes_are_kept_across_polls_and_bounded() {
+        use crate::probes::kafka_cluster::{ClusterHealth, ReplicaChange};
+        let mut app = App::new(Theme::no_color());
+        let poll = |changes: Vec<ReplicaChange>| {
+            Msg::Probe(Box::new(ServiceSnapshot::Kafka(Probed {
+                status: crate::probes::Status::unknown(""),
+                detail: Some(crate::probes::kafka::KafkaSnapshot {
+                    cluster: ClusterHealth {
+                        changes,
+                        ..ClusterHealth::default()
+                    },
+                    ..Default::default()
+                }),
+            })))
+        };
+        let moved = |p: i32| ReplicaChange::LeaderMoved {
+            topic: "t".into(),
+            partition: p,
+            from: 1,
+            to: 2,
+        };
+        app.update(poll(vec![moved(0), moved(1)]));
+        // The next poll reports nothing new: what the first one saw stays.
+        app.update(poll(Vec::new()));
+        assert_eq!(app.replica_changes.len(), 2);
+        for p in 0..(REPLICA_CHANGES_KEPT as i32 + 3) {
+            app.update(poll(vec![moved(p)]));
+        }
+        assert_eq!(app.replica_changes.len(), REPLICA_CHANGES_KEPT);
+        assert_eq!(
+            app.replica_changes.back().unwrap().1,
+            moved(REPLICA_CHANGES_KEPT as i32 + 2)
+        );
     }
 
     #[test]

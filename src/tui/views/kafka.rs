@@ -1,5 +1,8 @@
-//! Kafka: consumer groups (state, members, lag, rate, catch-up), topics (partitions, records held,
-//! input rate), the selected group's per-partition lag table (Enter; `s` sorts), and its lag trend.
+//! Kafka: consumer groups (state, members, lag, rate, catch-up), topics (partitions, replication,
+//! records held, input rate), the selected group's per-partition lag table (Enter; `s` sorts), and
+//! its lag trend. On a cluster (several brokers, or replication in trouble) a brokers table on top:
+//! each broker's replicas, leaders and in-sync replicas, the under-replicated and offline
+//! partitions, and the latest ISR and leader changes.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -8,7 +11,8 @@ use ratatui::widgets::{Block, Cell, Row, Sparkline, StatefulWidget, Table, Table
 
 use super::{count, duration, rate, render_unavailable, service_block};
 use crate::probes::LabService;
-use crate::probes::kafka::{Group, GroupPartition, Topic};
+use crate::probes::kafka::{Group, GroupPartition, KafkaSnapshot, Topic};
+use crate::probes::kafka_cluster::NO_LEADER;
 use crate::tui::app::{App, View};
 use crate::tui::keys::Action;
 
@@ -78,25 +82,34 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let outer = service_block(app.theme, LabService::Kafka, status);
     let inner = outer.inner(area);
     outer.render(area, buf);
+    let head_height = if shows_cluster(app, k) {
+        cluster_height(app, k, inner.height)
+    } else {
+        1
+    };
     let [head, groups_area, lower, chart] = Layout::vertical([
-        Constraint::Length(1),
+        Constraint::Length(head_height),
         Constraint::Percentage(35),
         Constraint::Fill(1),
         Constraint::Length(5),
     ])
     .areas(inner);
-    let brokers: Vec<String> = k
-        .brokers
-        .iter()
-        .map(|b| format!("{}:{} (id {})", b.host, b.port, b.id))
-        .collect();
-    Line::from(format!(
-        "brokers {}   DLQ {} holds {}",
-        brokers.join(", "),
-        k.dlq_topic,
-        count(k.dlq_messages)
-    ))
-    .render(head, buf);
+    if shows_cluster(app, k) {
+        render_cluster(app, k, head, buf);
+    } else {
+        let brokers: Vec<String> = k
+            .brokers
+            .iter()
+            .map(|b| format!("{}:{} (id {})", b.host, b.port, b.id))
+            .collect();
+        Line::from(format!(
+            "brokers {}   DLQ {} holds {}",
+            brokers.join(", "),
+            k.dlq_topic,
+            count(k.dlq_messages)
+        ))
+        .render(head, buf);
+    }
     let pane = app.pane[View::Kafka.index()];
     render_groups(app, pane == 0, groups_area, buf);
     if app.kafka_drill {
@@ -105,6 +118,162 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         render_topics(app, pane == 1, lower, buf);
     }
     render_chart(app, chart, buf);
+}
+
+/// The brokers table earns its lines on a cluster, or when replication has something to say; a
+/// single healthy broker keeps the one-line header.
+fn shows_cluster(app: &App, k: &KafkaSnapshot) -> bool {
+    k.cluster.brokers.len() > 1 || !k.cluster.healthy() || !app.replica_changes.is_empty()
+}
+
+/// Brokers shown at most in the table (the rest are summed up in its last row).
+const BROKER_ROWS: usize = 6;
+/// Latest replica changes shown under the table.
+const CHANGE_ROWS: usize = 3;
+
+/// Latest replica changes shown: fewer on a short terminal, where the groups and topics need the
+/// lines.
+fn change_rows(app: &App, height: u16) -> usize {
+    app.replica_changes.len().min(if height < 40 { 1 } else { CHANGE_ROWS })
+}
+
+fn cluster_height(app: &App, k: &KafkaSnapshot, height: u16) -> u16 {
+    let brokers = k.cluster.brokers.len().min(BROKER_ROWS + 1);
+    let changes = change_rows(app, height);
+    u16::try_from(2 + brokers + changes).unwrap_or(u16::MAX)
+}
+
+fn render_cluster(app: &App, k: &KafkaSnapshot, area: Rect, buf: &mut Buffer) {
+    let t = app.theme;
+    let c = &k.cluster;
+    let brokers = c.brokers.len().min(BROKER_ROWS + 1);
+    let changes = usize::from(area.height).saturating_sub(2 + brokers);
+    let [summary, table_area, changes_area] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(u16::try_from(1 + brokers).unwrap_or(u16::MAX)),
+        Constraint::Length(u16::try_from(changes).unwrap_or(u16::MAX)),
+    ])
+    .areas(area);
+    let down = c.brokers.iter().filter(|b| !b.listed).count();
+    let mut problems = Vec::new();
+    if down > 0 {
+        problems.push(format!("{down} not listed"));
+    }
+    if !c.under_replicated.is_empty() {
+        problems.push(format!("{} under-replicated", count(c.under_replicated.len() as i64)));
+    }
+    if !c.offline.is_empty() {
+        // Named: nobody can read or write them, the first thing to look at.
+        let mut names: Vec<String> = c
+            .offline
+            .iter()
+            .take(3)
+            .map(|p| format!("{}[{}]", p.topic, p.partition))
+            .collect();
+        if c.offline.len() > 3 {
+            names.push("…".into());
+        }
+        problems.push(format!(
+            "{} offline: {}",
+            count(c.offline.len() as i64),
+            names.join(", ")
+        ));
+    }
+    let (health, style) = if problems.is_empty() {
+        ("every partition fully in sync".to_string(), t.state("success"))
+    } else if c.offline.is_empty() && down == 0 {
+        (problems.join(", "), t.state("running"))
+    } else {
+        (problems.join(", "), t.error())
+    };
+    Line::from(vec![
+        ratatui::text::Span::raw(format!("brokers {}  ", k.brokers.len())),
+        ratatui::text::Span::styled(health, style),
+        ratatui::text::Span::raw(format!("   DLQ {} holds {}", k.dlq_topic, count(k.dlq_messages))),
+    ])
+    .render(summary, buf);
+    let mut rows: Vec<Row> = c
+        .brokers
+        .iter()
+        .take(if c.brokers.len() > BROKER_ROWS + 1 {
+            BROKER_ROWS
+        } else {
+            BROKER_ROWS + 1
+        })
+        .map(|b| {
+            let address = k.brokers.iter().find(|m| m.id == b.id).map_or_else(
+                || "not listed (down?)".to_string(),
+                |m| format!("{}:{}", m.host, m.port),
+            );
+            let in_sync = format!("{}/{}", b.in_sync, b.replicas);
+            let row = Row::new(vec![
+                Cell::from(b.id.to_string()),
+                Cell::from(address),
+                Cell::from(count(b.replicas as i64)),
+                Cell::from(count(b.leaders as i64)),
+                Cell::from(in_sync).style(if b.in_sync < b.replicas {
+                    t.state("running")
+                } else {
+                    t.dim()
+                }),
+            ]);
+            if b.listed { row } else { row.style(t.error()) }
+        })
+        .collect();
+    if c.brokers.len() > BROKER_ROWS + 1 {
+        rows.push(Row::new(vec![
+            Cell::from("…"),
+            Cell::from(format!("{} more", c.brokers.len() - BROKER_ROWS)),
+        ]));
+    }
+    Widget::render(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(6),
+                Constraint::Fill(1),
+                Constraint::Length(9),
+                Constraint::Length(8),
+                Constraint::Length(9),
+            ],
+        )
+        .header(Row::new(["broker", "address", "replicas", "leaders", "in sync"]).style(t.dim())),
+        table_area,
+        buf,
+    );
+    let lines: Vec<Line> = app
+        .replica_changes
+        .iter()
+        .rev()
+        .take(changes)
+        .map(|(at, change)| {
+            let style = match change {
+                crate::probes::kafka_cluster::ReplicaChange::IsrExpanded { .. } => t.state("success"),
+                crate::probes::kafka_cluster::ReplicaChange::LeaderMoved { to, .. } if *to == NO_LEADER => t.error(),
+                _ => t.state("running"),
+            };
+            Line::styled(format!("{} {change}", at.format("%H:%M:%S")), style)
+        })
+        .collect();
+    ratatui::widgets::Paragraph::new(lines).render(changes_area, buf);
+}
+
+/// A topic's replication: its factor, and how many partitions are short of it or offline.
+fn replication(topic: &Topic) -> (String, bool, bool) {
+    let factor = topic.partitions.iter().map(|p| p.replicas.len()).max().unwrap_or(0);
+    let offline = topic.partitions.iter().filter(|p| p.leader == NO_LEADER).count();
+    let under = topic
+        .partitions
+        .iter()
+        .filter(|p| p.leader != NO_LEADER && p.isr.len() < p.replicas.len())
+        .count();
+    let text = match (under, offline) {
+        (0, 0) => factor.to_string(),
+        (u, 0) => format!("{factor} ({u} under)"),
+        (0, o) => format!("{factor} ({o} offline)"),
+        (u, o) => format!("{factor} ({o} off, {u} un)"),
+    };
+    (text, under > 0, offline > 0)
 }
 
 fn focus_block(app: &App, title: String, focused: bool) -> Block<'static> {
@@ -173,9 +342,18 @@ fn render_topics(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
                 (Some(n), true) => count(n),
                 (Some(n), false) => format!("≥{}", count(n)),
             };
+            let (repl, under, offline) = replication(topic);
+            let repl_style = if offline {
+                t.error()
+            } else if under {
+                t.state("running")
+            } else {
+                t.dim()
+            };
             Row::new(vec![
                 Cell::from(topic.name.clone()),
                 Cell::from(topic.partitions.len().to_string()),
+                Cell::from(repl).style(repl_style),
                 Cell::from(count(topic.records())),
                 Cell::from(markers),
                 Cell::from(rate(topic.rate_in)),
@@ -187,12 +365,13 @@ fn render_topics(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
         [
             Constraint::Fill(1),
             Constraint::Length(5),
+            Constraint::Length(15),
             Constraint::Length(12),
             Constraint::Length(8),
             Constraint::Length(9),
         ],
     )
-    .header(Row::new(["topic", "parts", "records", "markers", "in"]).style(t.dim()))
+    .header(Row::new(["topic", "parts", "replicas", "records", "markers", "in"]).style(t.dim()))
     .row_highlight_style(t.selected())
     .block(focus_block(
         app,

@@ -258,6 +258,27 @@ fn kafka(app: &App, width: u16) -> Tile {
         format!("DLQ {}{growth}", count(k.dlq_messages)),
         dlq_style,
     ));
+    // A cluster in trouble says so first, at any terminal size (the Kafka view has the details).
+    let c = &k.cluster;
+    if !c.healthy() {
+        let down = c.brokers.iter().filter(|b| !b.listed).count();
+        figures.insert(
+            0,
+            Line::styled(
+                format!(
+                    "brokers {} ({down} down)  under-replicated {}  offline {}",
+                    k.brokers.len(),
+                    c.under_replicated.len(),
+                    c.offline.len()
+                ),
+                if c.offline.is_empty() && down == 0 {
+                    theme.state("running")
+                } else {
+                    theme.error()
+                },
+            ),
+        );
+    }
     let totals = Line::styled(
         format!(
             "brokers {}  topics {}  groups {}",

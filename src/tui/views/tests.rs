@@ -1489,3 +1489,84 @@ fn help_and_footer_show_the_configured_keys_and_they_work() {
     press(&mut a, KeyCode::F(10));
     assert!(a.quit);
 }
+
+/// A cluster of three brokers with broker 2 down, built from the live fixture's topics: the
+/// Kafka view's brokers table (broker 2 not listed, its replicas out of sync), the summary,
+/// the topics' replication column and the ISR and leader changes the probe reported, and the
+/// Overview's Kafka tile saying so first.
+#[test]
+fn a_cluster_with_a_broker_down_shows_replication_and_its_changes() {
+    use crate::probes::kafka::Broker;
+    use crate::probes::kafka_cluster::{self, NO_LEADER};
+    use crate::probes::{Probed, ServiceSnapshot};
+    use crate::tui::msg::Msg;
+
+    let lab = live_lab();
+    let probed = lab.kafka.clone().unwrap();
+    let mut healthy = probed.detail.clone().unwrap();
+    healthy.brokers = (1..=3)
+        .map(|id| Broker {
+            id,
+            host: format!("kafka-{id}"),
+            port: 9092,
+        })
+        .collect();
+    // Replication 3 everywhere (the preferred leader rotating), the DLQ's partition 2 on broker 2
+    // alone (replication 1).
+    for t in &mut healthy.topics {
+        for p in &mut t.partitions {
+            let first = p.id % 3 + 1;
+            p.replicas = vec![first, first % 3 + 1, (first + 1) % 3 + 1];
+            p.leader = first;
+            if t.name == "yelp.dlq" && p.id == 2 {
+                p.replicas = vec![2];
+                p.leader = 2;
+            }
+            p.isr = p.replicas.clone();
+        }
+    }
+    healthy.cluster = kafka_cluster::health(&healthy.brokers, &healthy.topics);
+    assert!(healthy.cluster.healthy());
+    // Broker 2 goes down: it leaves the broker list and every ISR; the partitions it led move
+    // to the next replica, the DLQ partition it alone held has no leader.
+    let mut down = healthy.clone();
+    down.brokers.retain(|b| b.id != 2);
+    for t in &mut down.topics {
+        for p in &mut t.partitions {
+            p.isr.retain(|&b| b != 2);
+            if p.leader == 2 {
+                p.leader = p.isr.first().copied().unwrap_or(NO_LEADER);
+            }
+        }
+    }
+    down.cluster = kafka_cluster::health(&down.brokers, &down.topics);
+    down.cluster.changes = kafka_cluster::changes(&kafka_cluster::replica_map(&healthy.topics), &down.topics);
+
+    let mut a = app(lab, View::Kafka);
+    for snap in [healthy, down] {
+        a.update(Msg::Probe(Box::new(ServiceSnapshot::Kafka(Probed {
+            status: probed.status.clone(),
+            detail: Some(snap),
+        }))));
+    }
+    for (w, h) in SIZES {
+        insta::assert_snapshot!(format!("kafka_cluster_broker_down_{w}x{h}"), screen(&a, w, h));
+    }
+    assert_shows(
+        &a,
+        &["not listed (down?)", "32 under-replicated", "1 offline: yelp.dlq[2]"],
+    );
+    let changes: Vec<String> = a.replica_changes.iter().map(|(_, c)| c.to_string()).collect();
+    assert!(
+        changes.contains(&"yelp.dlq[2] offline: leader 2 lost".to_string()),
+        "{changes:?}"
+    );
+    // The broker that is down in red, the offline partition's topic row in red.
+    let buf = draw(&a, 200, 60);
+    let (x, y) = find(&buf, "not listed (down?)").unwrap();
+    assert_eq!(buf[(x, y)].fg, Color::Red);
+    let wide = screen(&a, 200, 60);
+    assert!(wide.contains("3 (1 off, 2 un)"), "{wide}");
+    a.view = View::Overview;
+    assert_shows(&a, &["brokers 2 (1 down)"]);
+}
