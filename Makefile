@@ -58,7 +58,8 @@ services-down:
 	tests/services/down.sh
 
 ## Every stage against what users would use instead (kafka-python, confluent-kafka, kcat, PySpark,
-## DuckDB), on this machine, in one run (< 20 min on 2 cores): target/bench/{results.json,report.md}.
+## DuckDB), on this machine, in one run (about 23 min on 2 cores, 13 of them the cold build of `make demo`):
+## target/bench/{results.json,report.md}.
 ## Installs its peers (apt, pip into .venv), builds release, runs its own services on 3xxxx ports
 ## (LAB_BENCH_*_PORT, LAB_BENCH_SERVICES_DIR) so it never collides with `make test`. ARGS="--only batch".
 bench:

@@ -107,8 +107,10 @@ class TimedOut(RuntimeError):
         self.wall_s, self.peak_rss_mb = wall_s, peak_rss_mb
 
 
-def measure(name, cmd, env=None, stdout_to_null=False, cwd=None, timeout=1800):
-    """Runs cmd to completion; fails loudly on a non-zero exit (a failed run has no figures)."""
+def measure(name, cmd, env=None, stdout_to_null=False, cwd=None, timeout=1800, sample_s=0.02):
+    """Runs cmd to completion; fails loudly on a non-zero exit (a failed run has no figures).
+    Memory is sampled every `sample_s` (PSS every 10th sample): walking a tree of hundreds of
+    short-lived processes (a build) that often costs CPU the measured run would have had."""
     LOGS.mkdir(parents=True, exist_ok=True)
     out_path = None if stdout_to_null else LOGS / f"{name}.out"
     err_path = LOGS / f"{name}.err"
@@ -135,7 +137,7 @@ def measure(name, cmd, env=None, stdout_to_null=False, cwd=None, timeout=1800):
             if pid == p.pid:
                 break
             if proc is not None:
-                # PSS needs a page-table walk: every 10th sample (0.2 s), VmHWM every time.
+                # PSS needs a page-table walk: every 10th sample (0.2 s by default), VmHWM every time.
                 peak_pss = max(peak_pss, sample_memory(proc, argv, hwm, samples % 10 == 0))
                 samples += 1
             if time.perf_counter() - started > timeout:
@@ -143,7 +145,7 @@ def measure(name, cmd, env=None, stdout_to_null=False, cwd=None, timeout=1800):
                 _, status, rusage = os.wait4(p.pid, 0)
                 timed_out = True
                 break
-            time.sleep(0.02)
+            time.sleep(sample_s)
         wall = time.perf_counter() - started
         p.returncode = os.waitstatus_to_exitcode(status)
     # Peak memory of the process tree: the largest PSS sum seen (process trees: JVM + Python
@@ -790,7 +792,7 @@ def bench_build(lab):
     env = clean_env(CARGO_TARGET_DIR=target)
     for k in ("CARGO_INCREMENTAL", "RUSTC_WRAPPER", "CARGO_BUILD_RUSTC_WRAPPER", "RUSTFLAGS"):
         env.pop(k, None)  # what a newcomer's shell has: none of these
-    run = measure("cold-build", ["cargo", "build", "--locked"], env=env, cwd=REPO, timeout=3600)
+    run = measure("cold-build", ["cargo", "build", "--locked"], env=env, cwd=REPO, timeout=3600, sample_s=1.0)
     debug_mb = (target / "debug" / "lab").stat().st_size / 1e6
     shutil.rmtree(target, ignore_errors=True)
     add_row("cold build of `make demo` (cargo build)", f"{os.cpu_count()} cores", "cargo build",

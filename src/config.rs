@@ -440,6 +440,31 @@ mod tests {
         assert!(err.to_string().contains("unknown field `good`"), "{err}");
     }
 
+    /// The README's `lab.toml` for an existing cluster is one `lab` reads, every section of it.
+    #[test]
+    fn the_readme_example_for_an_existing_cluster_parses() {
+        let readme = include_str!("../README.md");
+        let section = readme
+            .split("### On an existing cluster")
+            .nth(1)
+            .expect("the README's section on an existing cluster");
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a toml block in it");
+        let cfg = parse_file_config(Path::new("README.md"), example).unwrap();
+        assert_eq!(
+            cfg.kafka.unwrap().brokers.as_deref(),
+            Some("kafka-1:9092,kafka-2:9092,kafka-3:9092")
+        );
+        assert!(cfg.postgres.unwrap().url.unwrap().starts_with("postgres://lab:"));
+        assert_eq!(cfg.hdfs.unwrap().http.as_deref(), Some("http://namenode:9870"));
+        assert_eq!(cfg.spark.unwrap().master.as_deref(), Some("spark://spark-master:7077"));
+        assert_eq!(cfg.airflow.unwrap().username.as_deref(), Some("lab"));
+        assert!(cfg.raw_zone.unwrap().path.is_some());
+    }
+
     #[test]
     fn file_config_parses_and_rejects_unknown_keys() {
         let cfg = parse_file_config(Path::new("lab.toml"), "[kafka]\nbrokers = \"10.0.0.1:9092\"\n").unwrap();

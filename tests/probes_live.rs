@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bigdata_lab::probes::airflow::{AirflowProbe, AirflowTarget};
-use bigdata_lab::probes::hdfs::HdfsProbe;
+use bigdata_lab::probes::hdfs::{self, HdfsProbe};
 use bigdata_lab::probes::kafka::KafkaProbe;
 use bigdata_lab::probes::postgres::PostgresProbe;
 use bigdata_lab::probes::spark::SparkProbe;
@@ -109,17 +109,25 @@ async fn kafka_probe_reports_watermarks_lag_as_a_group_consumes_and_dlq_size() {
 #[tokio::test(flavor = "multi_thread")]
 async fn hdfs_probe_reads_the_namenode_and_the_raw_zone() {
     let http = service_env("LAB_TEST_HDFS_HTTP");
-    let _rpc = service_env("LAB_TEST_HDFS_URL");
-    // A file in the raw zone, written through WebHDFS (create answers with a DataNode redirect).
-    let dir = format!("/lab/raw/yelp/tip/date=2026-01-0{}", std::process::id() % 9 + 1);
+    let rpc = service_env("LAB_TEST_HDFS_URL");
+    // A file in the stack's raw zone and two in a raw zone elsewhere (an existing cluster's
+    // `[raw_zone] path`), written through WebHDFS (create answers with a DataNode redirect).
     let client = reqwest::Client::new();
-    let name = unique("part-");
-    let url = format!("{http}/webhdfs/v1{dir}/{name}.parquet?op=CREATE&overwrite=true&user.name=lab");
-    let body = vec![7u8; 4096];
-    let resp = client.put(&url).body(body.clone()).send().await.unwrap();
-    assert!(resp.status().is_success(), "WebHDFS create: {}", resp.status());
+    let elsewhere = format!("/{}/raw", unique("elsewhere-"));
+    let day = format!("date=2026-01-0{}", std::process::id() % 9 + 1);
+    for (dir, files) in [
+        (format!("/lab/raw/yelp/tip/{day}"), 1),
+        (format!("{elsewhere}/yelp/tip/{day}"), 2),
+    ] {
+        for _ in 0..files {
+            let name = unique("part-");
+            let url = format!("{http}/webhdfs/v1{dir}/{name}.parquet?op=CREATE&overwrite=true&user.name=lab");
+            let resp = client.put(&url).body(vec![7u8; 4096]).send().await.unwrap();
+            assert!(resp.status().is_success(), "WebHDFS create: {}", resp.status());
+        }
+    }
 
-    let mut probe = HdfsProbe::new(&http, "yelp").unwrap();
+    let mut probe = HdfsProbe::new(&http, hdfs::RAW_ZONE_ROOT, "yelp").unwrap();
     let snap = probe.poll().await;
     assert_ne!(snap.status.health, Health::Down, "{:?}", snap.status);
     let h = snap.detail.unwrap();
@@ -128,6 +136,22 @@ async fn hdfs_probe_reads_the_namenode_and_the_raw_zone() {
     assert_eq!(h.fs_state, "Operational");
     let tip = h.zones.get("tip").expect("tip zone summarised");
     assert!(tip.files >= 1 && tip.bytes >= 4096, "{tip:?}");
+
+    // The raw zone elsewhere, as `lab status` is configured for it: exactly its two files.
+    let state = tempfile::tempdir().unwrap();
+    let out = common::lab()
+        .args(["status", "--json", "--require", "hdfs"])
+        .env("LAB_HDFS_URL", &rpc)
+        .env("LAB_HDFS_HTTP", &http)
+        .env("LAB_RAW_ZONE", format!("{rpc}{elsewhere}"))
+        .env("LAB_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    let json = common::json_stdout(&out);
+    let detail = &json["services"]["hdfs"]["detail"];
+    assert_eq!(detail["zone_dir"], format!("{elsewhere}/yelp"), "{json:#}");
+    assert_eq!(detail["zones"]["tip"]["files"], 2, "{json:#}");
+    assert_eq!(detail["zones"]["tip"]["bytes"], 2 * 4096, "{json:#}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -327,6 +351,15 @@ fn probe_targets_come_from_the_lab_config() {
     let t = ProbeTargets::from_config(&config);
     assert_eq!(t.spark_ui, "http://127.0.0.1:18090");
     assert!(!t.configured().contains(&LabService::Postgres), "no PG URL configured");
+    // A local raw zone: the HDFS view summarises the stack's directory.
+    assert_eq!(t.hdfs_raw_root, hdfs::RAW_ZONE_ROOT);
+    let on_hdfs = bigdata_lab::config::LabConfig::resolve(bigdata_lab::config::Overrides {
+        state_dir: Some(dir.path().to_path_buf()),
+        raw_zone: Some("hdfs://namenode:8020/data/lake/raw/".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(ProbeTargets::from_config(&on_hdfs).hdfs_raw_root, "/data/lake/raw");
 }
 
 /// `[alerts]` in lab.toml: `lab status` fails while a group is further behind than its threshold

@@ -97,7 +97,12 @@ async fn outage<P: Probe>(probe: P, svc: &'static str, stop: &str, start: &'stat
 async fn stopped_services_turn_down_and_recover_when_restarted() {
     let pg = service_env("LAB_TEST_PG_URL");
     let kafka = service_env("LAB_TEST_KAFKA");
-    let hdfs = HdfsProbe::new(&service_env("LAB_TEST_HDFS_HTTP"), "yelp").expect("HDFS probe");
+    let hdfs = HdfsProbe::new(
+        &service_env("LAB_TEST_HDFS_HTTP"),
+        bigdata_lab::probes::hdfs::RAW_ZONE_ROOT,
+        "yelp",
+    )
+    .expect("HDFS probe");
     // The restarts keep the data: later test binaries still find their databases and topics.
     outage(PostgresProbe::new(Some(pg)), "postgres", "stop", "restart").await;
     // The Kafka probe keeps its librdkafka clients across polls; they reconnect on their own

@@ -538,7 +538,9 @@ async fn datanode_down(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool,
     let n = &ctx.narrator;
     let hdfs = &ctx.config.hdfs;
     ctx.control.check("datanode").await?;
-    let mut probe = HdfsProbe::new(&hdfs.http, &ctx.config.topic_prefix).map_err(|e| failed(lesson, e.to_string()))?;
+    let raw_root = crate::probes::hdfs::raw_root(&ctx.config.raw_zone);
+    let mut probe =
+        HdfsProbe::new(&hdfs.http, &raw_root, &ctx.config.topic_prefix).map_err(|e| failed(lesson, e.to_string()))?;
     hdfs_write(&hdfs.url, 0).await.map_err(|e| {
         failed(
             lesson,

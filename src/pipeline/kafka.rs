@@ -281,7 +281,11 @@ async fn create_missing_topics(brokers: &str, topics: &[String], partitions: i32
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .filter(|t| !present.contains(t))
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        // -1: the broker's own `default.replication.factor` (KIP-464, Kafka 2.4), so a cluster
+        // replicates the lab's topics as it is configured to (a fixed 1 would leave them on one
+        // broker, and unwritable with acks=all where min.insync.replicas is 2). The test broker
+        // accepts it and replicates once on its single broker (checked with its admin API).
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(-1)))
         .collect();
     if new.is_empty() {
         return Ok(());

@@ -202,16 +202,30 @@ pub fn parse_content_summary(body: &[u8]) -> Result<ZoneUsage, ProbeError> {
 pub struct HdfsProbe {
     client: reqwest::Client,
     base: String,
-    /// The raw zone of the lab's topic prefix, under [`RAW_ZONE_ROOT`].
+    /// The raw zone of the lab's topic prefix: `<raw root>/<prefix>`.
     zone_dir: String,
 }
 
+/// The HDFS directory the raw zone lives in: the configured raw zone's path when it is on HDFS
+/// (`hdfs://namenode:8020/data/raw` → `/data/raw`), else the stack's [`RAW_ZONE_ROOT`] (a local raw
+/// zone leaves the HDFS view with the stack's directory, which `lab up` would use).
+#[must_use]
+pub fn raw_root(raw_zone: &std::path::Path) -> String {
+    raw_zone
+        .to_str()
+        .and_then(crate::storage::split_hdfs_url)
+        .map(|(_, path)| path)
+        .filter(|path| !path.is_empty())
+        .unwrap_or_else(|| RAW_ZONE_ROOT.to_string())
+}
+
 impl HdfsProbe {
-    pub fn new(http_url: &str, topic_prefix: &str) -> Result<Self, ProbeError> {
+    /// `raw_root`: the directory holding every prefix's raw zone ([`raw_root`]).
+    pub fn new(http_url: &str, raw_root: &str, topic_prefix: &str) -> Result<Self, ProbeError> {
         Ok(Self {
             client: http::client(LabService::Hdfs)?,
             base: http_url.trim_end_matches('/').to_string(),
-            zone_dir: format!("{RAW_ZONE_ROOT}/{topic_prefix}"),
+            zone_dir: format!("{}/{topic_prefix}", raw_root.trim_end_matches('/')),
         })
     }
 
@@ -283,6 +297,16 @@ impl HdfsProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_raw_root_is_the_configured_raw_zone_on_hdfs_else_the_stacks() {
+        use std::path::Path;
+        assert_eq!(raw_root(Path::new("hdfs://nn:8020/data/lake/raw/")), "/data/lake/raw");
+        assert_eq!(raw_root(Path::new("hdfs://127.0.0.1:9000/lab/raw")), "/lab/raw");
+        // The file system's root, a local directory: the stack's directory.
+        assert_eq!(raw_root(Path::new("hdfs://nn:8020")), RAW_ZONE_ROOT);
+        assert_eq!(raw_root(Path::new("/home/me/.lab/raw")), RAW_ZONE_ROOT);
+    }
 
     use crate::probes::test_fixture as fixture;
 

@@ -338,6 +338,8 @@ pub struct ProbeTargets {
     pub topic_prefix: String,
     pub pg_url: Option<String>,
     pub hdfs_http: String,
+    /// The HDFS directory of the raw zone ([`hdfs::raw_root`]).
+    pub hdfs_raw_root: String,
     pub spark_ui: String,
     pub airflow: airflow::AirflowTarget,
     /// The stack whose containers the Docker probe lists (its `lab.stack` label).
@@ -363,6 +365,7 @@ impl ProbeTargets {
             topic_prefix: config.topic_prefix.clone(),
             pg_url: config.pg_url.clone(),
             hdfs_http: config.hdfs.http.clone(),
+            hdfs_raw_root: hdfs::raw_root(&config.raw_zone),
             spark_ui: config.spark.ui.clone(),
             airflow: airflow::AirflowTarget::from(&config.airflow),
             docker_stack: crate::stack::current::DEFAULT_STACK.to_string(),
@@ -400,7 +403,7 @@ impl Probes {
         Ok(Self {
             kafka: kafka::KafkaProbe::new(&targets.brokers, &targets.topic_prefix)
                 .with_groups(embedded.map(|e| e.groups.clone()).unwrap_or_default()),
-            hdfs: hdfs::HdfsProbe::new(&targets.hdfs_http, &targets.topic_prefix)?,
+            hdfs: hdfs::HdfsProbe::new(&targets.hdfs_http, &targets.hdfs_raw_root, &targets.topic_prefix)?,
             spark: spark::SparkProbe::new(&targets.spark_ui)?,
             airflow: airflow::AirflowProbe::new(targets.airflow.clone())?,
             postgres: postgres::PostgresProbe::new(targets.pg_url.clone()),

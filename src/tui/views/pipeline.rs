@@ -220,7 +220,11 @@ fn hops(app: &App) -> Vec<Hop> {
     let hdfs = lab.hdfs.as_ref().and_then(|p| p.detail.as_ref());
     out.push(Hop {
         stage: "raw zone",
-        place: format!("→ HDFS {}/{p}", crate::probes::hdfs::RAW_ZONE_ROOT),
+        // Where the probe looked (the configured raw zone), once it answered.
+        place: hdfs.map_or_else(
+            || format!("→ HDFS {}/{p}", crate::probes::hdfs::RAW_ZONE_ROOT),
+            |h| format!("→ HDFS {}", h.zone_dir),
+        ),
         state: crate::tui::theme::health_label(hh).to_lowercase(),
         health: hh,
         figures: hdfs.map_or_else(String::new, |h| {
