@@ -615,15 +615,15 @@ impl KafkaProbe {
                 return Err(e);
             }
         };
+        let cluster = kafka_cluster::health(&raw.brokers, &raw.topics);
         let mut snap = KafkaSnapshot {
             brokers: raw.brokers,
             topics: raw.topics,
             groups: raw.groups,
             dlq_topic: self.dlq_topic.clone(),
             dlq_messages: 0,
-            cluster: ClusterHealth::default(),
+            cluster,
         };
-        snap.cluster = kafka_cluster::health(&snap.brokers, &snap.topics);
         // Kept across an outage (unlike the rates): what moved while the probe could not read is
         // what a user wants to see when it can again.
         let replicas = kafka_cluster::replica_map(&snap.topics);
@@ -642,12 +642,7 @@ impl KafkaProbe {
             .await;
         let mut problems = raw.problems;
         let c = &snap.cluster;
-        let missing: Vec<String> = c
-            .brokers
-            .iter()
-            .filter(|b| !b.listed)
-            .map(|b| b.id.to_string())
-            .collect();
+        let missing: Vec<String> = c.unlisted().map(|id| id.to_string()).collect();
         if !missing.is_empty() {
             problems.push(format!(
                 "broker(s) {} hold replicas but are not in the cluster",

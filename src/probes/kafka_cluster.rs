@@ -35,7 +35,19 @@ impl ClusterHealth {
     /// Nothing under-replicated, nothing offline, no listed broker missing.
     #[must_use]
     pub fn healthy(&self) -> bool {
-        self.under_replicated.is_empty() && self.offline.is_empty() && self.brokers.iter().all(|b| b.listed)
+        self.under_replicated.is_empty() && self.offline.is_empty() && self.unlisted().next().is_none()
+    }
+
+    /// Brokers that partitions name but the cluster does not list (down or gone).
+    pub fn unlisted(&self) -> impl Iterator<Item = i32> + '_ {
+        self.brokers.iter().filter(|b| !b.listed).map(|b| b.id)
+    }
+
+    /// A topic's partitions short of in-sync replicas and without a leader.
+    #[must_use]
+    pub fn topic_trouble(&self, topic: &str) -> (usize, usize) {
+        let of = |v: &[PartitionReplicas]| v.iter().filter(|p| p.topic == topic).count();
+        (of(&self.under_replicated), of(&self.offline))
     }
 }
 

@@ -12,7 +12,7 @@ use ratatui::widgets::{Block, Cell, Row, Sparkline, StatefulWidget, Table, Table
 use super::{count, duration, rate, render_unavailable, service_block};
 use crate::probes::LabService;
 use crate::probes::kafka::{Group, GroupPartition, KafkaSnapshot, Topic};
-use crate::probes::kafka_cluster::NO_LEADER;
+use crate::probes::kafka_cluster::{ClusterHealth, NO_LEADER};
 use crate::tui::app::{App, View};
 use crate::tui::keys::Action;
 
@@ -115,7 +115,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     if app.kafka_drill {
         render_lag_table(app, lower, buf);
     } else {
-        render_topics(app, pane == 1, lower, buf);
+        render_topics(app, &k.cluster, pane == 1, lower, buf);
     }
     render_chart(app, chart, buf);
 }
@@ -154,7 +154,7 @@ fn render_cluster(app: &App, k: &KafkaSnapshot, area: Rect, buf: &mut Buffer) {
         Constraint::Length(u16::try_from(changes).unwrap_or(u16::MAX)),
     ])
     .areas(area);
-    let down = c.brokers.iter().filter(|b| !b.listed).count();
+    let down = c.unlisted().count();
     let mut problems = Vec::new();
     if down > 0 {
         problems.push(format!("{down} not listed"));
@@ -258,15 +258,11 @@ fn render_cluster(app: &App, k: &KafkaSnapshot, area: Rect, buf: &mut Buffer) {
     ratatui::widgets::Paragraph::new(lines).render(changes_area, buf);
 }
 
-/// A topic's replication: its factor, and how many partitions are short of it or offline.
-fn replication(topic: &Topic) -> (String, bool, bool) {
+/// A topic's replication: its factor, and how many of its partitions the cluster counts short of
+/// in-sync replicas or offline.
+fn replication(topic: &Topic, cluster: &ClusterHealth) -> (String, bool, bool) {
     let factor = topic.partitions.iter().map(|p| p.replicas.len()).max().unwrap_or(0);
-    let offline = topic.partitions.iter().filter(|p| p.leader == NO_LEADER).count();
-    let under = topic
-        .partitions
-        .iter()
-        .filter(|p| p.leader != NO_LEADER && p.isr.len() < p.replicas.len())
-        .count();
+    let (under, offline) = cluster.topic_trouble(&topic.name);
     let text = match (under, offline) {
         (0, 0) => factor.to_string(),
         (u, 0) => format!("{factor} ({u} under)"),
@@ -328,7 +324,7 @@ fn render_groups(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
     super::remember_rows(app, 0, area, 1, state.offset());
 }
 
-fn render_topics(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
+fn render_topics(app: &App, cluster: &ClusterHealth, focused: bool, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
     let rows: Vec<Row> = app
         .kafka_topics()
@@ -342,7 +338,7 @@ fn render_topics(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
                 (Some(n), true) => count(n),
                 (Some(n), false) => format!("≥{}", count(n)),
             };
-            let (repl, under, offline) = replication(topic);
+            let (repl, under, offline) = replication(topic, cluster);
             let repl_style = if offline {
                 t.error()
             } else if under {

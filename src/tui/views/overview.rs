@@ -261,7 +261,7 @@ fn kafka(app: &App, width: u16) -> Tile {
     // A cluster in trouble says so first, at any terminal size (the Kafka view has the details).
     let c = &k.cluster;
     if !c.healthy() {
-        let down = c.brokers.iter().filter(|b| !b.listed).count();
+        let down = c.unlisted().count();
         figures.insert(
             0,
             Line::styled(
