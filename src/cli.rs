@@ -208,6 +208,13 @@ pub struct StreamArgs {
     /// Seconds to wait for an unreachable broker (a restart, say) before giving up.
     #[arg(long, value_name = "SECS", default_value_t = kafka::DEFAULT_BROKER_PATIENCE.as_secs())]
     pub broker_patience: u64,
+    /// This process's worker number in the consumer group: give each process of one group its own
+    /// (0, 1, 2…) and Kafka shares the partitions among them. With --workers, the first number.
+    #[arg(long, value_name = "N")]
+    pub worker: Option<u32>,
+    /// Workers of the group run by this process, numbered from --worker (else 0).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub workers: u32,
 }
 
 #[derive(Args)]
@@ -270,6 +277,15 @@ impl StreamArgs {
             broker_patience: Duration::from_secs(self.broker_patience),
             ..StageContext::from_config(config)
         }
+    }
+
+    /// The worker numbers this process runs: `[None]` for a group's only worker.
+    pub fn worker_ids(&self) -> Vec<Option<u32>> {
+        if self.workers == 1 {
+            return vec![self.worker];
+        }
+        let first = self.worker.unwrap_or(0);
+        (first..first.saturating_add(self.workers)).map(Some).collect()
     }
 
     pub fn stop_when(&self) -> StopWhen {

@@ -24,14 +24,15 @@ use bigdata_lab::dataset::reader::DatasetSource;
 use bigdata_lab::demo::{DemoOptions, run_demo};
 use bigdata_lab::embedded_lab::EmbeddedSpec;
 use bigdata_lab::lesson::{Lesson, RunOn};
+use bigdata_lab::pipeline::PipelineError;
 use bigdata_lab::pipeline::StageCounters;
 use bigdata_lab::pipeline::batch::{ServingTarget, run_batch};
 use bigdata_lab::pipeline::producer::run_producer;
 use bigdata_lab::pipeline::quality::check_quality;
-use bigdata_lab::pipeline::sink::run_sink;
+use bigdata_lab::pipeline::sink::{SinkOptions, run_sink};
 use bigdata_lab::pipeline::stage::StageContext;
 use bigdata_lab::pipeline::status_file::StatusFile;
-use bigdata_lab::pipeline::transform::run_transform;
+use bigdata_lab::pipeline::transform::{TransformOptions, run_transform};
 use bigdata_lab::progress::LiveView;
 use bigdata_lab::runtime::stack_commands;
 use bigdata_lab::storage::{AnyRawZone, RawZone};
@@ -139,6 +140,74 @@ fn init_logging(config: &LabConfig) -> Option<tracing_appender::non_blocking::Wo
 }
 
 /// Cancelled on the first Ctrl-C, so stages stop cleanly (nothing committed that is not durable).
+/// Runs a stage's workers (one unless `--workers`), each on a task of its own with its own
+/// counters, progress line and status file, and prints the report: the worker's own, or
+/// `{"workers": [...]}` for several. The first worker to fail stops the others (each ends
+/// cleanly, as on Ctrl-C) and its error is returned.
+async fn run_workers<R, F, Fut>(
+    config: &LabConfig,
+    stage: &'static str,
+    topic_prefix: &str,
+    workers: Vec<Option<u32>>,
+    run: F,
+) -> Result<()>
+where
+    R: serde::Serialize + Send + 'static,
+    F: Fn(Option<u32>, Arc<StageCounters>, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<R, PipelineError>> + Send + 'static,
+{
+    let counters: Vec<Arc<StageCounters>> = workers.iter().map(|_| Arc::new(StageCounters::default())).collect();
+    let names: Vec<String> = workers
+        .iter()
+        .map(|w| w.map_or_else(|| stage.to_string(), |n| format!("{stage} w{n}")))
+        .collect();
+    let rows: Vec<(&str, &Arc<StageCounters>)> = names.iter().map(String::as_str).zip(counters.iter()).collect();
+    let view = LiveView::start(std::io::stderr().is_terminal(), &rows);
+    let statuses: Vec<StatusFile> = workers
+        .iter()
+        .zip(&counters)
+        .map(|(w, c)| StatusFile::start(&config.state_dir, stage, *w, topic_prefix, c))
+        .collect();
+    let stop = ctrl_c_token().child_token();
+    let tasks: Vec<_> = workers
+        .iter()
+        .zip(&counters)
+        .map(|(w, c)| {
+            let (run, stop) = (run(*w, Arc::clone(c), stop.clone()), stop.clone());
+            tokio::spawn(async move {
+                let result = run.await;
+                if result.is_err() {
+                    stop.cancel();
+                }
+                result
+            })
+        })
+        .collect();
+    let mut reports = Vec::new();
+    let mut failure = None;
+    for task in tasks {
+        match task.await.context("a worker task ended abnormally")? {
+            Ok(report) => reports.push(report),
+            Err(e) => failure = failure.or(Some(e)),
+        }
+    }
+    for status in statuses {
+        status.finish().await;
+    }
+    view.finish().await;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    match reports.as_slice() {
+        [one] => println!("{}", serde_json::to_string_pretty(one)?),
+        all => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "workers": all }))?
+        ),
+    }
+    Ok(())
+}
+
 fn ctrl_c_token() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
@@ -306,7 +375,7 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
                 std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 &[("producer", &counters)],
             );
-            let status = StatusFile::start(&config.state_dir, "producer", &cx.topic_prefix, &counters);
+            let status = StatusFile::start(&config.state_dir, "producer", None, &cx.topic_prefix, &counters);
             let cancel = ctrl_c_token();
             let c = counters.clone();
             let report = tokio::task::spawn_blocking(move || run_producer(&source, &opts, &c, &cancel)).await??;
@@ -322,20 +391,21 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
             let cx = args.stream.context(&config);
             ensure_topics_saying_so(&cx).await?;
             let mut opts = cx.transform(args.stream.stop_when());
-            if let Some(group) = args.stream.group {
+            if let Some(group) = args.stream.group.clone() {
                 opts.group_id = group;
             }
             opts.delivery = args.delivery.wanted();
-            let counters = Arc::new(StageCounters::default());
-            let view = LiveView::start(
-                std::io::IsTerminal::is_terminal(&std::io::stderr()),
-                &[("transform", &counters)],
-            );
-            let status = StatusFile::start(&config.state_dir, "transform", &cx.topic_prefix, &counters);
-            let report = run_transform(&opts, &counters, &ctrl_c_token()).await?;
-            status.finish().await;
-            view.finish().await;
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            run_workers(
+                &config,
+                "transform",
+                &cx.topic_prefix,
+                args.stream.worker_ids(),
+                |worker, counters, stop| {
+                    let opts = TransformOptions { worker, ..opts.clone() };
+                    async move { run_transform(&opts, &counters, &stop).await }
+                },
+            )
+            .await?;
         }
         Command::Consume(args) => {
             let mut cx = args.stream.context(&config);
@@ -344,19 +414,20 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
             ensure_topics_saying_so(&cx).await?;
             let zone = AnyRawZone::open(&cx.raw_zone, &cx.topic_prefix)?;
             let mut opts = cx.sink(args.stream.stop_when());
-            if let Some(group) = args.stream.group {
+            if let Some(group) = args.stream.group.clone() {
                 opts.group_id = group;
             }
-            let counters = Arc::new(StageCounters::default());
-            let view = LiveView::start(
-                std::io::IsTerminal::is_terminal(&std::io::stderr()),
-                &[("consumer", &counters)],
-            );
-            let status = StatusFile::start(&config.state_dir, "consumer", &cx.topic_prefix, &counters);
-            let report = run_sink(&zone, &opts, &counters, &ctrl_c_token()).await?;
-            status.finish().await;
-            view.finish().await;
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            run_workers(
+                &config,
+                "consumer",
+                &cx.topic_prefix,
+                args.stream.worker_ids(),
+                |worker, counters, stop| {
+                    let (zone, opts) = (zone.clone(), SinkOptions { worker, ..opts.clone() });
+                    async move { run_sink(&zone, &opts, &counters, &stop).await }
+                },
+            )
+            .await?;
         }
         Command::Batch(args) => {
             let zone = AnyRawZone::open(&config.raw_zone, &config.topic_prefix)?;

@@ -20,8 +20,9 @@ const PLAIN_REFRESH: Duration = Duration::from_secs(2);
 
 impl LiveView {
     /// Starts refreshing. `interactive` draws bars on stderr; otherwise a line every 2 s.
-    pub fn start(interactive: bool, stages: &[(&'static str, &Arc<StageCounters>)]) -> Self {
-        let stages: Vec<(&'static str, Arc<StageCounters>)> = stages.iter().map(|(n, c)| (*n, Arc::clone(c))).collect();
+    pub fn start(interactive: bool, stages: &[(&str, &Arc<StageCounters>)]) -> Self {
+        let stages: Vec<(String, Arc<StageCounters>)> =
+            stages.iter().map(|(n, c)| ((*n).to_string(), Arc::clone(c))).collect();
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
@@ -65,7 +66,7 @@ fn describe(name: &str, now: &StageSnapshot, rate: f64) -> String {
     )
 }
 
-async fn draw_bars(stages: &[(&'static str, Arc<StageCounters>)], stop: &CancellationToken) {
+async fn draw_bars(stages: &[(String, Arc<StageCounters>)], stop: &CancellationToken) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
     let style = ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner());
     let header =
@@ -107,7 +108,7 @@ async fn draw_bars(stages: &[(&'static str, Arc<StageCounters>)], stop: &Cancell
     }
 }
 
-async fn print_lines(stages: &[(&'static str, Arc<StageCounters>)], stop: &CancellationToken) {
+async fn print_lines(stages: &[(String, Arc<StageCounters>)], stop: &CancellationToken) {
     let mut previous: Vec<StageSnapshot> = stages.iter().map(|(_, c)| c.snapshot()).collect();
     let mut last = Instant::now();
     loop {

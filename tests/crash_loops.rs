@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use common::services::{hdfs_client, hdfs_delete, hdfs_raw_zone};
 use common::{
-    Background, Reference, assert_tables_equal_reference, connect, fresh_database, json_stdout, log_tail, reference,
-    run_ok, service_env, stage_cmd, unique_prefix,
+    Background, Reference, Rng, assert_tables_equal_reference, connect, fresh_database, json_stdout, log_tail,
+    reference, run_ok, service_env, stage_cmd, unique_prefix,
 };
 use serde_json::Value;
 
@@ -59,27 +59,6 @@ fn dataset() -> &'static Dataset {
         let valid = reference.total_lines - reference.invalid_lines;
         Dataset { dir, reference, valid }
     })
-}
-
-/// Kill points: a small xorshift generator, seeded from the clock or LAB_CRASH_SEED.
-struct Rng(u64);
-
-impl Rng {
-    fn new(test: &str) -> Self {
-        let seed = std::env::var("LAB_CRASH_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| u64::from(std::time::SystemTime::UNIX_EPOCH.elapsed().unwrap().subsec_nanos()) | 1);
-        eprintln!("{test}: kill points from seed {seed} (LAB_CRASH_SEED={seed} replays them)");
-        Self(seed)
-    }
-
-    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        Duration::from_millis(lo + self.0 % (hi - lo))
-    }
 }
 
 struct Env {

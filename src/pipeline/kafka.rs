@@ -8,10 +8,11 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use super::PipelineError;
 use super::clean::Rejection;
+use super::group::{GroupEvents, member_name};
 
 /// How long a metadata/watermark query may take before we treat the broker as unreachable.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -201,18 +202,20 @@ impl BrokerKind {
 
 /// Config for a consumer-group member that commits offsets only by hand, after a durable write.
 ///
-/// The member is static (`group.instance.id` = the group): a stage restarted after a crash takes
-/// its old place and partitions at once. A dynamic member would wait for the group to expel the
-/// dead one first: `session.timeout.ms` on Kafka, and forever on brokers that never expire members
-/// (noida-db). One process per group: a second one fences the first (see [`next_batch`]), as the
-/// transform's transactional id (also the group) already requires.
+/// The member is static (`group.instance.id` = its [`member_name`]: the group, or `<group>.wN`
+/// for worker N): a stage restarted after a crash takes its old place and partitions at once. A
+/// dynamic member would wait for the group to expel the dead one first: `session.timeout.ms` on
+/// Kafka, and forever on brokers that never expire members (noida-db). One process per member
+/// name: a second one fences the first (see [`next_batch`]), as the transform's transactional id
+/// (the same name) already requires. Workers of one group share its partitions.
 ///
 /// On the mock cluster the group uses the consumer protocol of KIP-848: with the classic protocol
 /// the mock holds a new group's first join for 3 s (`group_initial_rebalance_delay_ms` in
 /// `rdkafka_mock.c`, which the rdkafka crate does not wrap), and `lab demo` lost those 3 s of its
 /// 20 (measured). The classic protocol stays for real brokers, which may predate KIP-848.
 #[must_use]
-pub fn consumer_config(brokers: &str, group_id: &str, broker: BrokerKind) -> ClientConfig {
+pub fn consumer_config(brokers: &str, group_id: &str, worker: Option<u32>, broker: BrokerKind) -> ClientConfig {
+    let member = member_name(group_id, worker);
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", brokers)
         .set("fetch.wait.max.ms", broker.fetch_wait_ms().to_string())
@@ -223,7 +226,9 @@ pub fn consumer_config(brokers: &str, group_id: &str, broker: BrokerKind) -> Cli
         .set("isolation.level", "read_committed")
         // Some Kafka-protocol brokers ignore fetch.max.bytes and answer with a whole backlog.
         .set("receive.message.max.bytes", "1000000000")
-        .set("group.instance.id", group_id);
+        // The monitor names each member of a group by its client id.
+        .set("client.id", &member)
+        .set("group.instance.id", &member);
     match broker {
         // The broker decides the session timeout under KIP-848; librdkafka refuses to set it.
         BrokerKind::Embedded => cfg.set("group.protocol", "consumer"),
@@ -448,19 +453,32 @@ where
 /// Errors about a topic's state (one not created yet, say) are logged and skipped: they are not
 /// failures of the stage, and the partition is picked up once it exists. Transport errors (the
 /// broker restarting) go to `outage`, which waits them out up to its patience.
-pub async fn next_batch<'c, C: ConsumerContext + 'static>(
-    consumer: &'c StreamConsumer<C>,
+///
+/// Records of a partition revoked while the batch was taken are dropped: they were read before
+/// the rebalance, and the partition's owner reads them again from the committed offset (see
+/// [`super::group`]).
+pub async fn next_batch<'c>(
+    consumer: &'c StreamConsumer<GroupEvents>,
     idle: Duration,
     max: usize,
     brokers: &str,
     outage: &mut BrokerOutage,
 ) -> Result<Vec<BorrowedMessage<'c>>, PipelineError> {
+    let events = consumer.context();
+    let (mut rebalances, mark) = (events.rebalances(), events.revoked_mark());
     let mut batch = Vec::new();
+    let drop_stale = |batch: &mut Vec<BorrowedMessage<'c>>, rebalances: &mut u64| {
+        events.drop_stale(batch, rebalances, mark, |m| (m.topic(), m.partition()));
+    };
     let Ok(first) = tokio::time::timeout(idle, consumer.recv()).await else {
+        drop_stale(&mut batch, &mut rebalances);
         return Ok(batch);
     };
     let mut next = Some(first);
     while let Some(msg) = next {
+        // A message comes after any rebalance handled while it was awaited: only the records
+        // taken before are stale.
+        drop_stale(&mut batch, &mut rebalances);
         match msg {
             Ok(msg) => {
                 outage.over();
@@ -486,6 +504,8 @@ pub async fn next_batch<'c, C: ConsumerContext + 'static>(
             None
         };
     }
+    // A rebalance handled by the last, unanswered poll.
+    drop_stale(&mut batch, &mut rebalances);
     Ok(batch)
 }
 

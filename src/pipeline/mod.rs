@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod clean;
 pub mod embedded;
+pub mod group;
 pub mod kafka;
 pub mod producer;
 pub mod quality;

@@ -9,7 +9,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -18,13 +17,14 @@ use datafusion::arrow::json::ReaderBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::clean::{Rejection, arrow_schema, raw_zone_schema};
+use super::group::GroupEvents;
 use super::kafka;
 use super::resume::{self, Owned};
 use super::{PipelineError, StageCounters, StopWhen, Topics};
@@ -81,6 +81,8 @@ pub struct SinkOptions {
     pub brokers: String,
     pub topics: Topics,
     pub group_id: String,
+    /// This worker's number in the group (`--worker`); `None`: the group's only consumer.
+    pub worker: Option<u32>,
     pub broker: kafka::BrokerKind,
     pub roll: RollPolicy,
     pub stop: StopWhen,
@@ -90,6 +92,9 @@ pub struct SinkOptions {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SinkReport {
+    /// The worker this report is of (`--worker`, `--workers`); absent for a group's only consumer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<u32>,
     pub records_written: u64,
     pub files_written: u64,
     pub skipped_already_durable: u64,
@@ -97,16 +102,64 @@ pub struct SinkReport {
     pub dead_lettered: u64,
 }
 
-/// Notices rebalances so the loop can drop buffers of partitions it no longer owns.
+/// Raw-zone files being written, counted so that a revoke can wait for them: the partition's next
+/// owner learns what is durable from the files, so a file landing after it looked would have its
+/// records written twice (see [`super::group`]).
 #[derive(Default)]
-struct RebalanceFlag(AtomicBool);
+struct WritesInFlight {
+    count: std::sync::Mutex<usize>,
+    landed: std::sync::Condvar,
+}
 
-impl ClientContext for RebalanceFlag {}
+/// Held by a write while it runs.
+struct WriteUnderWay(Arc<WritesInFlight>);
 
-impl ConsumerContext for RebalanceFlag {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
-        self.0.store(true, Ordering::Release);
+impl WritesInFlight {
+    fn begin(self: &Arc<Self>) -> WriteUnderWay {
+        *self.count.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        WriteUnderWay(Arc::clone(self))
     }
+
+    fn idle(&self) -> bool {
+        *self.count.lock().unwrap_or_else(std::sync::PoisonError::into_inner) == 0
+    }
+
+    /// Waits until no write is under way, at most `limit`; whether none is.
+    fn wait_idle(&self, limit: Duration) -> bool {
+        let count = self.count.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (count, _) = self
+            .landed
+            .wait_timeout_while(count, limit, |n| *n > 0)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *count == 0
+    }
+}
+
+impl Drop for WriteUnderWay {
+    fn drop(&mut self) {
+        *self.0.count.lock().unwrap_or_else(std::sync::PoisonError::into_inner) -= 1;
+        self.0.landed.notify_all();
+    }
+}
+
+/// How long a revoke waits for the files being written: the group's rebalance waits for this
+/// member as long (`max.poll.interval.ms`, 300 s by default) before it goes on without it.
+const REVOKE_WAIT: Duration = Duration::from_secs(240);
+
+/// The consumer's group context: before its partitions are revoked, it waits for the files being
+/// written (blocking the poll, which is what holds the rebalance back).
+fn group_events(writes: &Arc<WritesInFlight>) -> GroupEvents {
+    let writes = Arc::clone(writes);
+    GroupEvents::with_before_revoke(Box::new(move || {
+        // The rebalance callback runs inside the loop's poll, on a runtime worker (and in the
+        // consumer's close, when nothing is being written any more).
+        if !writes.idle() && !tokio::task::block_in_place(|| writes.wait_idle(REVOKE_WAIT)) {
+            tracing::warn!(
+                wait = ?REVOKE_WAIT,
+                "raw-zone files still being written when partitions were revoked; their next owner may write their records again"
+            );
+        }
+    }))
 }
 
 /// Records of one Kafka partition waiting to become one Parquet file.
@@ -145,9 +198,11 @@ async fn sink_loop<Z: RawZone>(
     cancel: &CancellationToken,
 ) -> Result<SinkReport, PipelineError> {
     let brokers = opts.brokers.as_str();
-    let consumer: StreamConsumer<RebalanceFlag> = kafka::consumer_config(brokers, &opts.group_id, opts.broker)
-        .create_with_context(RebalanceFlag::default())
-        .map_err(|e| PipelineError::kafka("create the raw-zone consumer", brokers, e))?;
+    let writes = Arc::new(WritesInFlight::default());
+    let consumer: StreamConsumer<GroupEvents> =
+        kafka::consumer_config(brokers, &opts.group_id, opts.worker, opts.broker)
+            .create_with_context(group_events(&writes))
+            .map_err(|e| PipelineError::kafka("create the raw-zone consumer", brokers, e))?;
     let watermarks = kafka::watermark_client(brokers)?;
     let dlq: FutureProducer = kafka::producer_config(brokers)
         .create()
@@ -160,8 +215,9 @@ async fn sink_loop<Z: RawZone>(
         .map_err(|e| PipelineError::kafka("subscribe to the clean topics", brokers, e))?;
     tracing::info!(zone = %zone.describe(), topics = ?inputs, "consumer started");
 
-    // Learned at each assignment (the first one included: it, too, sets the rebalance flag).
+    // Learned at each assignment (the first one included: it, too, is a rebalance).
     let mut progress = Progress::default();
+    progress.report.worker = opts.worker;
     let mut outage = kafka::BrokerOutage::new(opts.broker_patience, counters);
     let mut buffers: HashMap<(Entity, i32), PartBuffer> = HashMap::new();
     // The bytes held by `buffers`, against `RollPolicy::max_total_bytes`.
@@ -173,9 +229,11 @@ async fn sink_loop<Z: RawZone>(
         dlq_topic: &dlq_topic,
         brokers,
         counters,
+        writes: &writes,
     });
     let mut skipped_commits = kafka::OffsetTracker::default();
     let mut last_check = Instant::now() - Duration::from_secs(1);
+    let mut seen_rebalances = 0;
     let rounds = async {
         loop {
             let mut pending = tokio::select! {
@@ -183,15 +241,23 @@ async fn sink_loop<Z: RawZone>(
                 batch = kafka::next_batch(&consumer, Duration::from_millis(200), 50_000, brokers, &mut outage) => batch?,
             };
             let idle = pending.is_empty();
-            if consumer.context().0.swap(false, Ordering::AcqRel) {
+            let rebalances = consumer.context().rebalances();
+            if rebalances != seen_rebalances {
+                seen_rebalances = rebalances;
                 // Files being written belong to the assignment before: finish and commit them
                 // before what is durable is learned again, so that learning sees them.
                 landings.finish_all(&mut progress).await?;
-                // Partitions may have moved: forget what we no longer own, re-learn what is durable.
+                // Partitions may have moved: forget what we no longer own, and what was read of
+                // a revoked partition (its owner, maybe this worker again, reads it again from the
+                // committed offset), then re-learn what is durable.
                 let assigned = consumer
                     .assignment()
                     .map_err(|e| PipelineError::kafka("read the assignment", brokers, e))?;
-                buffers.retain(|_, b| assigned.find_partition(&b.topic, b.partition).is_some());
+                let revoked = consumer.context().take_revoked();
+                buffers.retain(|_, b| {
+                    assigned.find_partition(&b.topic, b.partition).is_some()
+                        && !revoked.iter().any(|(t, p)| *t == b.topic && *p == b.partition)
+                });
                 buffered_bytes = buffers.values().map(|b| b.json.len()).sum();
                 pending.retain(|m| assigned.find_partition(m.topic(), m.partition()).is_some());
                 // Records of these partitions are already in `pending`: retry (the broker may be
@@ -468,6 +534,7 @@ struct Landing<'a, Z: RawZone, C: ConsumerContext + 'static> {
     dlq_topic: &'a str,
     brokers: &'a str,
     counters: &'a Arc<StageCounters>,
+    writes: &'a Arc<WritesInFlight>,
 }
 
 impl<Z: RawZone, C: ConsumerContext + 'static> Landing<'_, Z, C> {
@@ -475,7 +542,9 @@ impl<Z: RawZone, C: ConsumerContext + 'static> Landing<'_, Z, C> {
     fn spawn(&self, mut buffer: PartBuffer) -> tokio::task::JoinHandle<Result<Landed, PipelineError>> {
         let (zone, dlq) = (self.zone.clone(), self.dlq.clone());
         let (dlq_topic, brokers) = (self.dlq_topic.to_string(), self.brokers.to_string());
+        let under_way = self.writes.begin();
         tokio::spawn(async move {
+            let _under_way = under_way;
             let (dead_lettered, decoded) = decode_or_dead_letter(&mut buffer, &dlq, &dlq_topic, &brokers).await?;
             let part = match decoded {
                 Some(batch) => Some(write_part(&zone, &buffer, batch).await?),
@@ -591,6 +660,7 @@ fn commit_positions_past_markers<Z: RawZone, C: ConsumerContext + 'static>(
     }
     let tpl = resume::tagged(&tpl, owned, brokers)?;
     if tpl.count() > 0 {
+        tracing::debug!(positions = ?moved, "committing read positions of partitions with nothing buffered");
         kafka::commit_sync(consumer, &tpl, brokers)?;
         committed.extend(moved);
     }
@@ -739,6 +809,41 @@ fn encode_batch(entity: Entity, partition: i32, offsets: &[i64], batch: RecordBa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
+
+    /// A revoke waits for the raw-zone files being written: their partitions' next owner learns
+    /// what is durable from the files, so a file landing after the revoke would be written twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revoke_waits_for_the_files_being_written() {
+        let writes = Arc::new(WritesInFlight::default());
+        let events = group_events(&writes);
+        let landed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let under_way = writes.begin();
+        let (open, gate) = tokio::sync::oneshot::channel::<()>();
+        let flag = Arc::clone(&landed);
+        let write = tokio::spawn(async move {
+            drop(gate.await);
+            flag.store(true, Ordering::SeqCst);
+            drop(under_way);
+        });
+        let (started, starting) = tokio::sync::oneshot::channel::<()>();
+        let flag = Arc::clone(&landed);
+        let revoke = tokio::spawn(async move {
+            started.send(()).unwrap();
+            // What the consumer's poll runs before it gives partitions up.
+            events.before_revoking();
+            flag.load(Ordering::SeqCst)
+        });
+        // The file lands only once the revoke has begun: a revoke that does not wait for it
+        // returns before.
+        starting.await.unwrap();
+        open.send(()).unwrap();
+        assert!(revoke.await.unwrap(), "the revoke went on before the file landed");
+        write.await.unwrap();
+        // Nothing under way: a revoke does not wait (and needs no runtime worker to block).
+        assert!(writes.idle());
+        group_events(&writes).before_revoking();
+    }
 
     #[test]
     fn over_the_budget_the_largest_buffers_go_first() {
@@ -826,7 +931,7 @@ mod tests {
             producer.flush(Duration::from_secs(30)).unwrap();
         };
         let committed = || {
-            let reader: BaseConsumer = kafka::consumer_config(&brokers, &opts.group_id, opts.broker)
+            let reader: BaseConsumer = kafka::consumer_config(&brokers, &opts.group_id, opts.worker, opts.broker)
                 .create()
                 .unwrap();
             let mut tpl = TopicPartitionList::new();

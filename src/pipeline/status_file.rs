@@ -23,6 +23,9 @@ pub struct StageStatus {
     /// producer, transform or consumer.
     pub stage: String,
     pub pid: u32,
+    /// The worker's number in its group (`--worker`, `--workers`); absent for a group's only one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<u32>,
     pub topic_prefix: String,
     /// When the file was last written (RFC 3339, UTC).
     pub updated_at: String,
@@ -36,10 +39,11 @@ pub struct StageStatus {
 }
 
 impl StageStatus {
-    fn of(stage: &str, topic_prefix: &str, s: &StageSnapshot) -> Self {
+    fn of(stage: &str, worker: Option<u32>, topic_prefix: &str, s: &StageSnapshot) -> Self {
         Self {
             stage: stage.to_string(),
             pid: std::process::id(),
+            worker,
             topic_prefix: topic_prefix.to_string(),
             updated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             waiting_for_broker: s.waiting_for_broker,
@@ -67,8 +71,18 @@ impl StatusFile {
     /// Starts writing. A state dir that cannot be written only costs `lab status` its view of
     /// this stage: the stage itself runs on (the reason goes to the log).
     #[must_use]
-    pub fn start(state_dir: &Path, stage: &'static str, topic_prefix: &str, counters: &Arc<StageCounters>) -> Self {
-        let path = dir(state_dir).join(format!("{stage}-{}.json", std::process::id()));
+    pub fn start(
+        state_dir: &Path,
+        stage: &'static str,
+        worker: Option<u32>,
+        topic_prefix: &str,
+        counters: &Arc<StageCounters>,
+    ) -> Self {
+        let name = match worker {
+            None => format!("{stage}-{}.json", std::process::id()),
+            Some(n) => format!("{stage}-{}-w{n}.json", std::process::id()),
+        };
+        let path = dir(state_dir).join(name);
         let stop = CancellationToken::new();
         let (token, file, counters, prefix) = (
             stop.clone(),
@@ -79,7 +93,7 @@ impl StatusFile {
         let task = tokio::spawn(async move {
             let mut warned = false;
             loop {
-                let status = StageStatus::of(stage, &prefix, &counters.snapshot());
+                let status = StageStatus::of(stage, worker, &prefix, &counters.snapshot());
                 let target = file.clone();
                 // Small file, but still file I/O: off the async workers.
                 let written = tokio::task::spawn_blocking(move || write_atomically(&target, &status)).await;
@@ -169,7 +183,7 @@ pub fn read_all(state_dir: &Path) -> Vec<StageStatus> {
             out.push(status);
         }
     }
-    out.sort_by_key(|s| (s.pid, s.stage.clone()));
+    out.sort_by_key(|s| (s.pid, s.stage.clone(), s.worker));
     out
 }
 
@@ -183,7 +197,7 @@ mod tests {
         let counters = Arc::new(StageCounters::default());
         StageCounters::add(&counters.input, 7);
         counters.set_waiting_for_broker(true);
-        let file = StatusFile::start(state.path(), "transform", "yelp", &counters);
+        let file = StatusFile::start(state.path(), "transform", None, "yelp", &counters);
         let mut listed = Vec::new();
         for _ in 0..50 {
             listed = read_all(state.path());

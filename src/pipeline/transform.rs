@@ -4,8 +4,10 @@
 //! - **exactly-once** where the broker supports transactions: each batch's clean records, its
 //!   dead letters and its input offsets are committed in one Kafka transaction, and readers use
 //!   `isolation.level=read_committed`, so a crash at any point leaves either all of a batch or none
-//!   of it visible. The transactional id is the consumer group, so a restarted transform fences a
-//!   stale one (run one transform per group in this mode).
+//!   of it visible. The transactional id is the worker's member name (the group, or `<group>.wN`
+//!   for worker N, see [`super::group`]), so a restarted worker fences its stale predecessor; the
+//!   offsets go with the consumer group's metadata (KIP-447), so a worker that lost its partitions
+//!   to a rebalance cannot commit them any more. Workers of one group share the partitions.
 //! - **at-least-once** otherwise: input offsets are committed only after every output of the batch
 //!   is acknowledged; a crash between the two re-sends the batch and downstream dedupes by id.
 
@@ -23,6 +25,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::clean::{Rejection, clean};
+use super::group::{GroupEvents, member_name};
 use super::kafka::{self, OffsetTracker};
 use super::txn_audit::CommittedOutputs;
 use super::{Backpressure, PipelineError, StageCounters, StopWhen, Topics};
@@ -33,6 +36,8 @@ pub struct TransformOptions {
     pub brokers: String,
     pub topics: Topics,
     pub group_id: String,
+    /// This worker's number in the group (`--worker`); `None`: the group's only transform.
+    pub worker: Option<u32>,
     pub stop: StopWhen,
     pub broker: kafka::BrokerKind,
     /// Stay at most this far ahead of the consumer (used by `lab demo`).
@@ -71,6 +76,9 @@ const CHECK_PATIENCE: Duration = Duration::from_secs(70);
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TransformReport {
+    /// The worker this report is of (`--worker`, `--workers`); absent for a group's only transform.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<u32>,
     pub delivery: Delivery,
     pub consumed: u64,
     pub clean: u64,
@@ -102,11 +110,13 @@ async fn transform_loop(
 ) -> Result<TransformReport, PipelineError> {
     let started = std::time::Instant::now();
     let brokers = opts.brokers.as_str();
-    let consumer: StreamConsumer = kafka::consumer_config(brokers, &opts.group_id, opts.broker)
-        .create()
-        .map_err(|e| PipelineError::kafka("create the transform consumer", brokers, e))?;
+    let consumer: StreamConsumer<GroupEvents> =
+        kafka::consumer_config(brokers, &opts.group_id, opts.worker, opts.broker)
+            .create_with_context(GroupEvents::default())
+            .map_err(|e| PipelineError::kafka("create the transform consumer", brokers, e))?;
     let mut outage = kafka::BrokerOutage::new(opts.broker_patience, counters);
-    let (producer, delivery) = create_producer(brokers, &opts.group_id, opts.delivery, &mut outage, cancel).await?;
+    let member = member_name(&opts.group_id, opts.worker);
+    let (producer, delivery) = create_producer(brokers, &member, opts.delivery, &mut outage, cancel).await?;
     counters.set_delivery(delivery);
     let watermarks = kafka::watermark_client(brokers)?;
     let inputs: Vec<String> = Entity::ALL.iter().map(|e| opts.topics.raw(*e)).collect();
@@ -114,9 +124,10 @@ async fn transform_loop(
     consumer
         .subscribe(&input_refs)
         .map_err(|e| PipelineError::kafka("subscribe to the raw topics", brokers, e))?;
-    tracing::info!(group = %opts.group_id, topics = ?inputs, ?delivery, "transform started");
+    tracing::info!(group = %opts.group_id, %member, topics = ?inputs, ?delivery, "transform started");
 
     let mut report = TransformReport {
+        worker: opts.worker,
         delivery,
         ..TransformReport::default()
     };
@@ -133,6 +144,8 @@ async fn transform_loop(
             () = cancel.cancelled() => break,
             batch = kafka::next_batch(&consumer, IDLE_POLL, MAX_BATCH, brokers, &mut outage) => batch?,
         };
+        // `next_batch` dropped what the revokes made stale; nothing else here outlives a batch.
+        consumer.context().take_revoked();
         let idle = batch.is_empty();
         if !idle {
             let batch_started = std::time::Instant::now();
@@ -236,7 +249,7 @@ fn classify_init_failure(code: RDKafkaErrorCode, retriable: bool) -> InitFailure
 /// the report, `lab status` and the monitor (the stage's counters carry the mode).
 async fn create_producer(
     brokers: &str,
-    group_id: &str,
+    transactional_id: &str,
     wanted: Option<Delivery>,
     outage: &mut kafka::BrokerOutage,
     cancel: &CancellationToken,
@@ -256,7 +269,7 @@ async fn create_producer(
     loop {
         let transactional: FutureProducer = config
             .clone()
-            .set("transactional.id", group_id)
+            .set("transactional.id", transactional_id)
             // A message may not outlive the transaction it belongs to.
             .set("transaction.timeout.ms", TRANSACTION_TIMEOUT.as_millis().to_string())
             .set("message.timeout.ms", "60000")
@@ -338,7 +351,7 @@ async fn abort(
 /// Returns where the committed records ended on each output partition.
 async fn transactional_batch(
     batch: &[BorrowedMessage<'_>],
-    consumer: &StreamConsumer,
+    consumer: &StreamConsumer<GroupEvents>,
     opts: &TransformOptions,
     outputs: &OutputTopics,
     producer: &FutureProducer,

@@ -106,11 +106,22 @@ pub struct Group {
     pub delivery: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One member of a group: for the lab's stages, one worker (its client id is its member name,
+/// see `pipeline::group`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Member {
     pub id: String,
     pub client_id: String,
     pub host: String,
+    /// The partitions the group's current assignment gives this member, as (topic, partition).
+    #[serde(default)]
+    pub partitions: Vec<(String, i32)>,
+    /// Its partitions' lag, summed.
+    #[serde(default)]
+    pub lag: i64,
+    /// Records committed per second on its partitions since the previous poll.
+    #[serde(default)]
+    pub rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,6 +196,8 @@ struct Previous {
     at: Instant,
     topic_high: HashMap<String, i64>,
     group_committed: HashMap<String, i64>,
+    /// Per (group, topic, partition): for each member's rate.
+    partition_committed: HashMap<(String, String, i32), i64>,
 }
 
 /// The state shown for a group read by name: the broker was not asked for its state.
@@ -457,23 +470,25 @@ impl Clients {
         };
         let mut groups = Vec::new();
         for info in list.groups() {
-            let mut assigned = BTreeSet::new();
-            for m in info.members() {
-                for (topic, parts) in m.assignment().map(decode_assignment).unwrap_or_default() {
-                    for p in parts {
-                        assigned.insert((topic.clone(), p));
-                    }
-                }
-            }
-            let members = info
+            let members: Vec<Member> = info
                 .members()
                 .iter()
                 .map(|m| Member {
                     id: m.id().to_string(),
                     client_id: m.client_id().to_string(),
                     host: m.client_host().to_string(),
+                    partitions: m
+                        .assignment()
+                        .map(decode_assignment)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .flat_map(|(topic, parts)| parts.into_iter().map(move |p| (topic.clone(), p)))
+                        .collect(),
+                    lag: 0,
+                    rate: None,
                 })
                 .collect();
+            let assigned: BTreeSet<(String, i32)> = members.iter().flat_map(|m| m.partitions.iter().cloned()).collect();
             groups.push(self.group(info.name(), info.state(), members, &assigned, topics)?);
         }
         // Clients of groups that are gone are dropped (each holds threads and sockets).
@@ -527,6 +542,14 @@ impl Clients {
                     lag: crate::pipeline::kafka::partition_lag(offset, p.low, p.high),
                 });
             }
+        }
+        let mut members = members;
+        for m in &mut members {
+            m.lag = partitions
+                .iter()
+                .filter(|p| m.partitions.iter().any(|(t, id)| *t == p.topic && *id == p.partition))
+                .map(|p| p.lag)
+                .sum();
         }
         Ok(Group {
             name: name.to_string(),
@@ -674,6 +697,15 @@ fn apply_rates(snap: &mut KafkaSnapshot, previous: Option<Previous>, now: Instan
         .iter()
         .map(|g| (g.name.clone(), g.partitions.iter().filter_map(|p| p.committed).sum()))
         .collect();
+    let partition_committed: HashMap<(String, String, i32), i64> = snap
+        .groups
+        .iter()
+        .flat_map(|g| {
+            g.partitions
+                .iter()
+                .filter_map(|p| Some(((g.name.clone(), p.topic.clone(), p.partition), p.committed?)))
+        })
+        .collect();
     if let Some(prev) = previous {
         let dt = now.duration_since(prev.at).as_secs_f64();
         if dt > 0.0 {
@@ -688,6 +720,18 @@ fn apply_rates(snap: &mut KafkaSnapshot, previous: Option<Previous>, now: Instan
                     g.rate = Some(rate);
                     g.catch_up_s = catch_up(g.total_lag, rate);
                 }
+                for m in &mut g.members {
+                    let mut moved = None;
+                    for (topic, partition) in &m.partitions {
+                        let key = (g.name.clone(), topic.clone(), *partition);
+                        if let (Some(before), Some(now)) =
+                            (prev.partition_committed.get(&key), partition_committed.get(&key))
+                        {
+                            *moved.get_or_insert(0) += (now - before).max(0);
+                        }
+                    }
+                    m.rate = moved.map(|n| n as f64 / dt);
+                }
             }
         }
     }
@@ -695,6 +739,7 @@ fn apply_rates(snap: &mut KafkaSnapshot, previous: Option<Previous>, now: Instan
         at: now,
         topic_high,
         group_committed,
+        partition_committed,
     }
 }
 
@@ -766,6 +811,44 @@ mod tests {
         assert_eq!(second.topics[0].rate_in, Some(100.0));
         assert_eq!(second.groups[0].rate, Some(50.0));
         assert_eq!(second.groups[0].catch_up_s, Some(4.0)); // lag 200 at 50/s
+    }
+
+    #[test]
+    fn each_worker_gets_the_rate_of_its_own_partitions() {
+        let t0 = Instant::now();
+        let member = |name: &str, partition: i32| Member {
+            id: format!("{name}-id"),
+            client_id: name.into(),
+            host: "127.0.0.1".into(),
+            partitions: vec![("yelp.review".into(), partition)],
+            lag: 0,
+            rate: None,
+        };
+        let snap_at = |committed: [i64; 2]| KafkaSnapshot {
+            groups: vec![Group {
+                name: "lab-transform-yelp".into(),
+                members: vec![member("w0", 0), member("w1", 1)],
+                partitions: (0..2)
+                    .map(|p| GroupPartition {
+                        topic: "yelp.review".into(),
+                        partition: p,
+                        committed: Some(committed[p as usize]),
+                        high: 1_000,
+                        lag: 1_000 - committed[p as usize],
+                    })
+                    .collect(),
+                ..Group::default()
+            }],
+            ..KafkaSnapshot::default()
+        };
+        let mut first = snap_at([0, 100]);
+        let prev = apply_rates(&mut first, None, t0);
+        assert_eq!(first.groups[0].members[0].rate, None);
+        let mut second = snap_at([400, 120]);
+        apply_rates(&mut second, Some(prev), t0 + std::time::Duration::from_secs(2));
+        let rates: Vec<Option<f64>> = second.groups[0].members.iter().map(|m| m.rate).collect();
+        assert_eq!(rates, vec![Some(200.0), Some(10.0)]);
+        assert_eq!(second.groups[0].rate, Some(210.0));
     }
 
     #[test]

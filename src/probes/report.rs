@@ -228,6 +228,10 @@ pub fn render_text(report: &StatusReport) -> String {
             "STAGE", "PID", "STATE", "IN", "OUT", "DLQ"
         ));
         for s in &report.stages {
+            let stage = match s.worker {
+                Some(n) => format!("{} w{n}", s.stage),
+                None => s.stage.clone(),
+            };
             let state = if s.waiting_for_broker {
                 "waiting for the broker"
             } else {
@@ -236,7 +240,7 @@ pub fn render_text(report: &StatusReport) -> String {
             let lag = if s.lag < 0 { "-".to_string() } else { s.lag.to_string() };
             out.push_str(&format!(
                 "{:<11} {:<8} {:<22} {:<9} {:<9} {:<9} {lag}   (prefix {})\n",
-                s.stage, s.pid, state, s.input, s.output, s.dlq, s.topic_prefix
+                stage, s.pid, state, s.input, s.output, s.dlq, s.topic_prefix
             ));
         }
     }

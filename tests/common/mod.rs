@@ -696,3 +696,36 @@ pub async fn produce(brokers: &str, topic: &str, n: usize) {
             .expect("record delivered");
     }
 }
+
+/// Kill points of the crash tests: a small xorshift generator, seeded from the clock or LAB_CRASH_SEED.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(test: &str) -> Self {
+        let seed = std::env::var("LAB_CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                u64::from(
+                    std::time::SystemTime::UNIX_EPOCH
+                        .elapsed()
+                        .expect("a clock after 1970")
+                        .subsec_nanos(),
+                ) | 1
+            });
+        eprintln!("{test}: kill points from seed {seed} (LAB_CRASH_SEED={seed} replays them)");
+        Self(seed)
+    }
+
+    pub fn millis(&mut self, lo: u64, hi: u64) -> std::time::Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        std::time::Duration::from_millis(lo + self.0 % (hi - lo))
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.millis(0, n).as_millis() as u64
+    }
+}

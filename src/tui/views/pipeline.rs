@@ -9,8 +9,9 @@ use ratatui::widgets::{Block, Cell, Row, Table, Widget};
 
 use super::{count, duration, rate};
 use crate::pipeline::Topics;
+use crate::pipeline::group::worker_of;
 use crate::pipeline::transform::Delivery;
-use crate::probes::kafka::{Group, KafkaSnapshot};
+use crate::probes::kafka::{Group, KafkaSnapshot, Member};
 use crate::probes::{Health, LabService};
 use crate::runtime::first_line;
 use crate::tui::app::App;
@@ -27,9 +28,119 @@ struct Hop {
 }
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    let [graph_area, stages_area] = Layout::vertical([Constraint::Min(10), Constraint::Length(6)]).areas(area);
+    let workers = worker_rows(app);
+    // The workers' box only when some stage has members; it grows with them, leaving the graph
+    // its ten lines.
+    let workers_height = if workers.is_empty() {
+        0
+    } else {
+        u16::try_from(workers.len() + 3).unwrap_or(u16::MAX)
+    };
+    let [graph_area, workers_area, stages_area] = Layout::vertical([
+        Constraint::Min(10),
+        Constraint::Max(workers_height),
+        Constraint::Length(6),
+    ])
+    .areas(area);
     graph(app, graph_area, buf);
+    if !workers.is_empty() {
+        workers_table(app, workers, workers_area, buf);
+    }
     stages(app, stages_area, buf);
+}
+
+/// One member of the lab's transform or consumer group, as the broker lists it.
+struct WorkerRow {
+    stage: &'static str,
+    member: Member,
+    /// The member's client id without the group: `w2`, or `only` for a group's single worker.
+    name: String,
+    /// Its partitions, topic by topic: `review 0,3,6  user 1,4`.
+    partitions: String,
+}
+
+/// The members of this lab's transform and consumer groups, worker by worker.
+fn worker_rows(app: &App) -> Vec<WorkerRow> {
+    let Some(k) = app.lab.kafka.as_ref().and_then(|p| p.detail.as_ref()) else {
+        return Vec::new();
+    };
+    let p = prefix(k);
+    let names = Topics::new(p);
+    let mut rows = Vec::new();
+    for stage in ["transform", "consumer"] {
+        let group_name = format!("lab-{stage}-{p}");
+        let Some(group) = k.groups.iter().find(|g| g.name == group_name) else {
+            continue;
+        };
+        let mut members = group.members.clone();
+        members.sort_by(|a, b| {
+            (worker_of(&group_name, &a.client_id), &a.id).cmp(&(worker_of(&group_name, &b.client_id), &b.id))
+        });
+        for member in members {
+            let name = match worker_of(&group_name, &member.client_id) {
+                Some(n) => format!("w{n}"),
+                None if member.client_id == group_name => "only".to_string(),
+                None => member.client_id.clone(),
+            };
+            let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = std::collections::BTreeMap::new();
+            for (topic, partition) in &member.partitions {
+                let entity = names
+                    .entity_of_raw(topic)
+                    .or_else(|| names.entity_of_clean(topic))
+                    .map_or_else(|| topic.clone(), |e| e.name().to_string());
+                by_topic.entry(entity).or_default().push(*partition);
+            }
+            let partitions = by_topic
+                .into_iter()
+                .map(|(entity, mut ids)| {
+                    ids.sort_unstable();
+                    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                    format!("{entity} {}", ids.join(","))
+                })
+                .collect::<Vec<_>>()
+                .join("  ");
+            rows.push(WorkerRow {
+                stage,
+                member,
+                name,
+                partitions,
+            });
+        }
+    }
+    rows
+}
+
+/// Each worker of the stages' groups with its partitions, commit rate and lag (from the broker:
+/// workers in other processes or on other machines show too).
+fn workers_table(app: &App, workers: Vec<WorkerRow>, area: Rect, buf: &mut Buffer) {
+    let t = app.theme;
+    let rows: Vec<Row> = workers
+        .into_iter()
+        .map(|w| {
+            Row::new(vec![
+                Cell::from(w.stage).style(t.title()),
+                Cell::from(w.name),
+                Cell::from(w.member.host.clone()),
+                Cell::from(rate(w.member.rate)),
+                Cell::from(count(w.member.lag)),
+                Cell::from(format!("{:>3}  {}", w.member.partitions.len(), w.partitions)),
+            ])
+        })
+        .collect();
+    Table::new(
+        rows,
+        [
+            Constraint::Length(10),
+            Constraint::Length(8),
+            Constraint::Length(16),
+            Constraint::Length(10),
+            Constraint::Length(9),
+            Constraint::Fill(1),
+        ],
+    )
+    .header(Row::new(["group", "worker", "host", "rate", "lag", "partitions"]).style(t.dim()))
+    .block(Block::bordered().title(Line::styled(" Workers (members of the stages' groups) ", t.title())))
+    .render(area, buf);
 }
 
 /// The stages this monitor runs itself (`:produce`, `:transform`, `:consume`), from their own

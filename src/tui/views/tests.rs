@@ -1570,3 +1570,59 @@ fn a_cluster_with_a_broker_down_shows_replication_and_its_changes() {
     a.view = View::Overview;
     assert_shows(&a, &["brokers 2 (1 down)"]);
 }
+
+/// Three transform workers and two consumers sharing the lab's groups (`--worker`, `--workers`):
+/// the Pipeline view lists each worker with its host, commit rate, lag and partitions, from the
+/// group's members as the broker lists them.
+#[test]
+fn the_pipeline_lists_every_worker_of_the_stages_groups() {
+    use crate::probes::kafka::Member;
+
+    let mut lab = live_lab();
+    let kafka = lab.kafka.as_mut().and_then(|p| p.detail.as_mut()).unwrap();
+    for group in &mut kafka.groups {
+        let (stage, workers) = if group.name.starts_with("lab-transform") {
+            ("transform", 3)
+        } else {
+            ("consumer", 2)
+        };
+        let topics: Vec<String> = {
+            let mut t: Vec<String> = group.partitions.iter().map(|p| p.topic.clone()).collect();
+            t.dedup();
+            t
+        };
+        group.members = (0..workers)
+            .map(|w| Member {
+                id: format!("lab-{stage}-yelp.w{w}-5f1c"),
+                client_id: format!("lab-{stage}-yelp.w{w}"),
+                host: format!("/127.0.0.{}", w + 1),
+                // Round robin over every partition of every topic, as Kafka's range-free assignors do.
+                partitions: topics
+                    .iter()
+                    .flat_map(|t| (0..3).map(move |p| (t.clone(), p)))
+                    .enumerate()
+                    .filter(|(i, _)| i % workers == w)
+                    .map(|(_, tp)| tp)
+                    .collect(),
+                lag: 120 * (w as i64),
+                rate: Some(1_500.0 + 500.0 * w as f64),
+            })
+            .collect();
+    }
+    let a = app(lab, View::Pipeline);
+    for (w, h) in [(120, 40), (200, 60)] {
+        insta::assert_snapshot!(format!("pipeline_workers_{w}x{h}"), screen(&a, w, h));
+    }
+    let wide = screen(&a, 200, 60);
+    for needle in [
+        "transform  w0",
+        "transform  w2",
+        "consumer   w1",
+        "business 0,2  checkin 1",
+    ] {
+        assert!(wide.contains(needle), "{needle:?} not in\n{wide}");
+    }
+    // Workers listed in order of their number, each once.
+    let rows: Vec<&str> = wide.lines().filter(|l| l.contains("/127.0.0.")).collect();
+    assert_eq!(rows.len(), 5, "{wide}");
+}

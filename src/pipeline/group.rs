@@ -1,0 +1,205 @@
+//! A stage as one worker of its consumer group: the name the broker knows each worker by, and what
+//! a worker must do when the group moves partitions between workers.
+//!
+//! Several transforms (or consumers) of one group share the input partitions by Kafka's group
+//! protocol: each `lab transform --worker N` process, or each task of `--workers N`, is one static
+//! member. On a rebalance a worker may hold records it read before the partition was taken away:
+//! - the eager protocol (real brokers) revokes every partition and assigns them again, each read on
+//!   from the group's committed offset, so records read before the revoke come again;
+//! - under KIP-848 (the mock cluster) only the partitions that move are revoked; the others keep
+//!   their read position.
+//!
+//! Either way, records of a revoked partition read before its revoke are stale: whoever owns the
+//! partition now reads them again from the committed offset. [`GroupEvents`] remembers which
+//! partitions were revoked, so that `kafka::next_batch` drops those records and the consumer drops
+//! its buffers of them (a transform committing them would write them twice, and a consumer would
+//! buffer them twice). Before the revoke completes, the consumer's hook waits for the raw-zone
+//! files it is writing, so the next owner finds them when it learns what is durable.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+
+/// The name a worker is known by to the broker: its static membership (`group.instance.id`), its
+/// `client.id` (what the monitor lists for each member) and the transform's transactional id.
+/// Without a worker number: the group itself, one process per group (as before workers existed, so
+/// an upgraded lab keeps its transactional id). Worker N: `<group>.wN`.
+#[must_use]
+pub fn member_name(group: &str, worker: Option<u32>) -> String {
+    match worker {
+        None => group.to_string(),
+        Some(n) => format!("{group}.w{n}"),
+    }
+}
+
+/// The worker number in a member name made by [`member_name`] for `group`.
+#[must_use]
+pub fn worker_of(group: &str, member: &str) -> Option<u32> {
+    member.strip_prefix(group)?.strip_prefix(".w")?.parse().ok()
+}
+
+/// Called before partitions are revoked; blocks the consumer's poll until it returns.
+pub type BeforeRevoke = Box<dyn Fn() + Send + Sync>;
+
+/// The stages' consumer context: counts rebalances and logs the partitions each one revoked.
+#[derive(Default)]
+pub struct GroupEvents {
+    rebalances: AtomicU64,
+    /// Partitions revoked since the stage last took them (see [`GroupEvents::take_revoked`]).
+    revoked: Mutex<Vec<(String, i32)>>,
+    before_revoke: Option<BeforeRevoke>,
+}
+
+impl GroupEvents {
+    #[must_use]
+    pub fn with_before_revoke(hook: BeforeRevoke) -> Self {
+        Self {
+            before_revoke: Some(hook),
+            ..Self::default()
+        }
+    }
+
+    /// Runs the stage's hook for partitions about to be revoked (see [`GroupEvents::with_before_revoke`]).
+    pub fn before_revoking(&self) {
+        if let Some(hook) = &self.before_revoke {
+            hook();
+        }
+    }
+
+    /// Rebalances (assignments and revokes) handled so far.
+    pub fn rebalances(&self) -> u64 {
+        self.rebalances.load(Ordering::Acquire)
+    }
+
+    /// How many revoked partitions are logged: a mark for [`GroupEvents::revoked_since`].
+    pub fn revoked_mark(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether `topic`/`partition` was revoked after `mark`.
+    pub fn revoked_since(&self, mark: usize, topic: &str, partition: i32) -> bool {
+        self.lock()
+            .get(mark..)
+            .is_some_and(|after| after.iter().any(|(t, p)| t == topic && *p == partition))
+    }
+
+    /// When a rebalance was handled since `seen` (then brought up to date): drops from `batch`
+    /// the records of partitions revoked after `mark`, which were read before their revoke.
+    pub fn drop_stale<T>(
+        &self,
+        batch: &mut Vec<T>,
+        seen: &mut u64,
+        mark: usize,
+        partition_of: impl Fn(&T) -> (&str, i32),
+    ) {
+        let now = self.rebalances();
+        if now == *seen {
+            return;
+        }
+        *seen = now;
+        let before = batch.len();
+        batch.retain(|r| {
+            let (topic, partition) = partition_of(r);
+            !self.revoked_since(mark, topic, partition)
+        });
+        if batch.len() < before {
+            tracing::info!(
+                dropped = before - batch.len(),
+                "records of revoked partitions dropped from the batch"
+            );
+        }
+    }
+
+    /// The partitions revoked since the last call, and forgets them.
+    pub fn take_revoked(&self) -> Vec<(String, i32)> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, i32)>> {
+        self.revoked.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl ClientContext for GroupEvents {}
+
+impl ConsumerContext for GroupEvents {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.before_revoking();
+            let gone: Vec<(String, i32)> = tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
+            tracing::info!(partitions = gone.len(), "partitions revoked by a group rebalance");
+            self.lock().extend(gone);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            tracing::info!(partitions = tpl.count(), "partitions assigned by a group rebalance");
+        }
+        self.rebalances.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_worker_keeps_the_group_name_and_numbered_workers_get_their_own() {
+        assert_eq!(member_name("lab-transform-yelp", None), "lab-transform-yelp");
+        assert_eq!(member_name("lab-transform-yelp", Some(2)), "lab-transform-yelp.w2");
+        assert_eq!(worker_of("lab-transform-yelp", "lab-transform-yelp.w2"), Some(2));
+        assert_eq!(worker_of("lab-transform-yelp", "lab-transform-yelp"), None);
+        assert_eq!(worker_of("lab-transform-yelp", "other.w2"), None);
+    }
+
+    #[test]
+    fn a_rebalance_drops_the_records_of_partitions_it_revoked_and_only_those() {
+        let events = GroupEvents::default();
+        events.lock().push(("a".into(), 2)); // revoked before this batch began
+        let (mark, mut seen) = (events.revoked_mark(), events.rebalances());
+        let mut batch = vec![("a", 0, 10), ("a", 1, 11), ("a", 2, 12), ("b", 1, 13)];
+        fn partition_of<'r>(r: &'r (&'static str, i32, i64)) -> (&'r str, i32) {
+            (r.0, r.1)
+        }
+        // No rebalance yet: nothing is stale, whatever the log holds.
+        events.drop_stale(&mut batch, &mut seen, mark, partition_of);
+        assert_eq!(batch.len(), 4);
+        // A revoke of a/1 and b/1 (b/1 assigned again at once: still stale, its owner reads it again).
+        events.lock().extend([("a".to_string(), 1), ("b".to_string(), 1)]);
+        events.rebalances.fetch_add(2, Ordering::AcqRel);
+        events.drop_stale(&mut batch, &mut seen, mark, partition_of);
+        let offsets: Vec<i64> = batch.iter().map(|r| r.2).collect();
+        assert_eq!(
+            offsets,
+            vec![10, 12],
+            "a/1 and b/1 dropped; a/2 was revoked before the batch began"
+        );
+        assert_eq!(seen, events.rebalances());
+        // Records read after the rebalance are fresh.
+        batch.push(("a", 1, 20));
+        events.drop_stale(&mut batch, &mut seen, mark, partition_of);
+        assert_eq!(batch.len(), 3);
+    }
+
+    #[test]
+    fn revokes_are_seen_after_their_mark_and_taken_once() {
+        let events = GroupEvents::default();
+        events.lock().push(("a".into(), 0));
+        let mark = events.revoked_mark();
+        assert!(!events.revoked_since(mark, "a", 0), "revoked before the mark");
+        events.lock().push(("a".into(), 1));
+        assert!(events.revoked_since(mark, "a", 1));
+        assert!(!events.revoked_since(mark, "b", 1));
+        assert_eq!(events.take_revoked().len(), 2);
+        assert!(events.take_revoked().is_empty());
+        // A mark past the log after a take sees nothing, and does not panic.
+        assert!(!events.revoked_since(mark, "a", 1));
+    }
+}
