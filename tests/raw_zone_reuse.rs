@@ -175,6 +175,26 @@ async fn a_reset_broker_with_the_raw_zone_kept_writes_every_new_record() {
     );
 }
 
+/// What a student does after `lab down --volumes` of the broker: the same data streamed again into
+/// the raw zone kept. Partitioning by key puts each record at the partition and offset it had in
+/// the first incarnation, so the raw zone holds two records at each (partition, offset), and the
+/// batch must still load one row per id (it failed the whole load on the primary key before).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_data_streamed_again_after_a_broker_reset_loads_each_record_once() {
+    let mut broker = OwnBroker::start();
+    let (raw, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let prefix = unique_prefix("again");
+    let valid = valid_lines(&sample_dir());
+    let first = stream(&broker.brokers(), &prefix, raw.path(), state.path(), &sample_dir());
+    assert_eq!(first["records_written"], valid, "{first}");
+    broker.reset();
+    let second = stream(&broker.brokers(), &prefix, raw.path(), state.path(), &sample_dir());
+    assert_eq!(second["records_written"], valid, "{second}");
+    let (report, url) = batch_into(&broker.brokers(), &prefix, raw.path(), state.path(), "lab_reuse_again").await;
+    assert_eq!(report["rows_in"].as_u64(), Some(2 * valid), "both incarnations are read: {report}");
+    assert_tables_equal_reference(&connect(&url).await, &reference(&sample_dir())).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn files_the_group_has_no_record_of_stop_the_consumer() {
     let brokers = service_env("LAB_TEST_KAFKA");
