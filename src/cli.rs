@@ -290,7 +290,10 @@ impl StreamArgs {
 
     pub fn stop_when(&self) -> StopWhen {
         if self.until_caught_up {
-            StopWhen::CaughtUp { upstream: None }
+            StopWhen::CaughtUp {
+                upstream: None,
+                together: None,
+            }
         } else {
             StopWhen::Cancelled
         }

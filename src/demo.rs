@@ -114,6 +114,7 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
     };
     let mut transform_opts = cx.transform(StopWhen::CaughtUp {
         upstream: Some(producer_counters.clone()),
+        together: None,
     });
     transform_opts.backpressure = Some(Backpressure {
         downstream: sink_counters.clone(),
@@ -121,6 +122,7 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
     });
     let sink_opts = cx.sink(StopWhen::CaughtUp {
         upstream: Some(transform_counters.clone()),
+        together: None,
     });
     // Each stage on its own task: awaited together in this one future, the transform's cleaning
     // and the consumer's Parquet encoding would take turns on one thread (measured with `perf`: one

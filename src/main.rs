@@ -24,7 +24,6 @@ use bigdata_lab::dataset::reader::DatasetSource;
 use bigdata_lab::demo::{DemoOptions, run_demo};
 use bigdata_lab::embedded_lab::EmbeddedSpec;
 use bigdata_lab::lesson::{Lesson, RunOn};
-use bigdata_lab::pipeline::PipelineError;
 use bigdata_lab::pipeline::StageCounters;
 use bigdata_lab::pipeline::batch::{ServingTarget, run_batch};
 use bigdata_lab::pipeline::producer::run_producer;
@@ -33,6 +32,7 @@ use bigdata_lab::pipeline::sink::{SinkOptions, run_sink};
 use bigdata_lab::pipeline::stage::StageContext;
 use bigdata_lab::pipeline::status_file::StatusFile;
 use bigdata_lab::pipeline::transform::{TransformOptions, run_transform};
+use bigdata_lab::pipeline::{CaughtUpTogether, PipelineError};
 use bigdata_lab::progress::LiveView;
 use bigdata_lab::runtime::stack_commands;
 use bigdata_lab::storage::{AnyRawZone, RawZone};
@@ -139,7 +139,6 @@ fn init_logging(config: &LabConfig) -> Option<tracing_appender::non_blocking::Wo
     Some(guard)
 }
 
-/// Cancelled on the first Ctrl-C, so stages stop cleanly (nothing committed that is not durable).
 /// Runs a stage's workers (one unless `--workers`), each on a task of its own with its own
 /// counters, progress line and status file, and prints the report: the worker's own, or
 /// `{"workers": [...]}` for several. The first worker to fail stops the others (each ends
@@ -153,7 +152,7 @@ async fn run_workers<R, F, Fut>(
 ) -> Result<()>
 where
     R: serde::Serialize + Send + 'static,
-    F: Fn(Option<u32>, Arc<StageCounters>, CancellationToken) -> Fut,
+    F: Fn(usize, &Arc<CaughtUpTogether>, Option<u32>, Arc<StageCounters>, CancellationToken) -> Fut,
     Fut: std::future::Future<Output = Result<R, PipelineError>> + Send + 'static,
 {
     let counters: Vec<Arc<StageCounters>> = workers.iter().map(|_| Arc::new(StageCounters::default())).collect();
@@ -169,11 +168,14 @@ where
         .map(|(w, c)| StatusFile::start(&config.state_dir, stage, *w, topic_prefix, c))
         .collect();
     let stop = ctrl_c_token().child_token();
+    // With --until-caught-up the process's workers end together (see CaughtUpTogether).
+    let peers = CaughtUpTogether::new(workers.len());
     let tasks: Vec<_> = workers
         .iter()
         .zip(&counters)
-        .map(|(w, c)| {
-            let (run, stop) = (run(*w, Arc::clone(c), stop.clone()), stop.clone());
+        .enumerate()
+        .map(|(slot, (w, c))| {
+            let (run, stop) = (run(slot, &peers, *w, Arc::clone(c), stop.clone()), stop.clone());
             tokio::spawn(async move {
                 let result = run.await;
                 if result.is_err() {
@@ -184,11 +186,23 @@ where
         })
         .collect();
     let mut reports = Vec::new();
-    let mut failure = None;
+    let mut failure: Option<anyhow::Error> = None;
     for task in tasks {
-        match task.await.context("a worker task ended abnormally")? {
-            Ok(report) => reports.push(report),
-            Err(e) => failure = failure.or(Some(e)),
+        let outcome = match task.await {
+            Ok(Ok(report)) => {
+                reports.push(report);
+                continue;
+            }
+            Ok(Err(e)) => anyhow::Error::from(e),
+            // A panic: the others stop too (the failing ones cancelled them already).
+            Err(e) => {
+                stop.cancel();
+                anyhow::anyhow!("a {stage} worker ended abnormally: {e}")
+            }
+        };
+        match &failure {
+            None => failure = Some(outcome),
+            Some(_) => tracing::error!(error = %outcome, "another {stage} worker failed too"),
         }
     }
     for status in statuses {
@@ -196,7 +210,7 @@ where
     }
     view.finish().await;
     if let Some(e) = failure {
-        return Err(e.into());
+        return Err(e);
     }
     match reports.as_slice() {
         [one] => println!("{}", serde_json::to_string_pretty(one)?),
@@ -208,6 +222,7 @@ where
     Ok(())
 }
 
+/// Cancelled on the first Ctrl-C, so stages stop cleanly (nothing committed that is not durable).
 fn ctrl_c_token() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
@@ -400,8 +415,12 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
                 "transform",
                 &cx.topic_prefix,
                 args.stream.worker_ids(),
-                |worker, counters, stop| {
-                    let opts = TransformOptions { worker, ..opts.clone() };
+                |slot, peers, worker, counters, stop| {
+                    let opts = TransformOptions {
+                        worker,
+                        stop: opts.stop.clone().together(peers, slot),
+                        ..opts.clone()
+                    };
                     async move { run_transform(&opts, &counters, &stop).await }
                 },
             )
@@ -422,8 +441,13 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
                 "consumer",
                 &cx.topic_prefix,
                 args.stream.worker_ids(),
-                |worker, counters, stop| {
-                    let (zone, opts) = (zone.clone(), SinkOptions { worker, ..opts.clone() });
+                |slot, peers, worker, counters, stop| {
+                    let opts = SinkOptions {
+                        worker,
+                        stop: opts.stop.clone().together(peers, slot),
+                        ..opts.clone()
+                    };
+                    let zone = zone.clone();
                     async move { run_sink(&zone, &opts, &counters, &stop).await }
                 },
             )

@@ -191,7 +191,11 @@ async fn the_same_data_streamed_again_after_a_broker_reset_loads_each_record_onc
     let second = stream(&broker.brokers(), &prefix, raw.path(), state.path(), &sample_dir());
     assert_eq!(second["records_written"], valid, "{second}");
     let (report, url) = batch_into(&broker.brokers(), &prefix, raw.path(), state.path(), "lab_reuse_again").await;
-    assert_eq!(report["rows_in"].as_u64(), Some(2 * valid), "both incarnations are read: {report}");
+    assert_eq!(
+        report["rows_in"].as_u64(),
+        Some(2 * valid),
+        "both incarnations are read: {report}"
+    );
     assert_tables_equal_reference(&connect(&url).await, &reference(&sample_dir())).await;
 }
 

@@ -6,6 +6,7 @@
 //! ends with a [`LessonReport`]: every signal it observed, with the measured values.
 
 mod control;
+mod datanode_lost;
 mod scenarios;
 mod watch;
 
@@ -39,6 +40,7 @@ pub enum Lesson {
     PoisonMessages,
     BrokerRestart,
     DatanodeDown,
+    DatanodeLost,
     SlowBatch,
 }
 
@@ -59,11 +61,12 @@ pub struct LessonInfo {
 }
 
 impl Lesson {
-    pub const ALL: [Lesson; 5] = [
+    pub const ALL: [Lesson; 6] = [
         Lesson::ConsumerLag,
         Lesson::PoisonMessages,
         Lesson::BrokerRestart,
         Lesson::DatanodeDown,
+        Lesson::DatanodeLost,
         Lesson::SlowBatch,
     ];
 
@@ -99,6 +102,14 @@ impl Lesson {
                 breaks: "stops the HDFS DataNode",
                 watch: "HDFS tab: writes to the raw zone fail, the DataNode goes dead and blocks go missing",
                 repair: "starts the DataNode: writes succeed again and the blocks come back",
+                needs: &[LabService::Hdfs],
+                embedded: false,
+            },
+            Lesson::DatanodeLost => LessonInfo {
+                name: "datanode-lost",
+                breaks: "stops one DataNode of a cluster of three or more, with files replicated on the others",
+                watch: "HDFS tab: writes go on, the NameNode declares the DataNode dead, its replicas are copied again to the live ones",
+                repair: "starts the DataNode again: it rejoins, every block fully replicated",
                 needs: &[LabService::Hdfs],
                 embedded: false,
             },

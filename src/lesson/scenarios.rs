@@ -1,4 +1,4 @@
-//! The five lessons. Each breaks one thing, waits for the signal in the service's own API (Kafka
+//! The lessons (datanode-lost in its own file). Each breaks one thing, waits for the signal in the service's own API (Kafka
 //! group lag and DLQ records, the broker's and NameNode's answers, Airflow's task states), repairs,
 //! and waits for the recovery. Stages run in-process through [`crate::pipeline::stage`].
 
@@ -22,10 +22,10 @@ use crate::probes::airflow::{AirflowProbe, AirflowTarget};
 use crate::probes::hdfs::HdfsProbe;
 use crate::probes::kafka::KafkaProbe;
 
-const POLL: Duration = Duration::from_secs(1);
+pub(super) const POLL: Duration = Duration::from_secs(1);
 /// Longest a lesson waits for a signal or a recovery: 180 s, or `LAB_LESSON_PATIENCE_S` (a
 /// course on slow machines raises it; the tests lower it to see a lesson fail in reasonable time).
-fn patience() -> Duration {
+pub(super) fn patience() -> Duration {
     std::env::var("LAB_LESSON_PATIENCE_S")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -38,11 +38,12 @@ pub(super) async fn play(lesson: Lesson, ctx: &LessonContext, log: &mut SignalLo
         Lesson::PoisonMessages => poison_messages(ctx, log).await,
         Lesson::BrokerRestart => broker_restart(ctx, log).await,
         Lesson::DatanodeDown => datanode_down(ctx, log).await,
+        Lesson::DatanodeLost => super::datanode_lost::play(ctx, log).await,
         Lesson::SlowBatch => slow_batch(ctx, log).await,
     }
 }
 
-fn failed(lesson: Lesson, detail: impl Into<String>) -> LessonError {
+pub(super) fn failed(lesson: Lesson, detail: impl Into<String>) -> LessonError {
     LessonError::Failed {
         lesson: lesson.name(),
         detail: detail.into(),
@@ -512,7 +513,7 @@ async fn raw_records(ctx: &LessonContext, topics: &Topics) -> Result<i64, String
 
 /// Writes a small file to HDFS and reads nothing back: does the write path (NameNode + a
 /// DataNode) work right now?
-async fn hdfs_write(url: &str, attempt: u32) -> Result<(), String> {
+pub(super) async fn hdfs_write(url: &str, attempt: u32) -> Result<(), String> {
     let client = hdfs_native::ClientBuilder::new()
         .with_url(url)
         .build()

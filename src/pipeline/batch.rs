@@ -258,7 +258,10 @@ pub(crate) async fn register_raw_table<Z: RawZone>(
 fn overlapping(files: impl Iterator<Item = PartFile>) -> bool {
     let mut by_partition: std::collections::BTreeMap<i32, Vec<(i64, i64)>> = std::collections::BTreeMap::new();
     for f in files {
-        by_partition.entry(f.partition).or_default().push((f.first_offset, f.last_offset));
+        by_partition
+            .entry(f.partition)
+            .or_default()
+            .push((f.first_offset, f.last_offset));
     }
     by_partition.into_values().any(|mut ranges| {
         ranges.sort_unstable();
@@ -851,7 +854,10 @@ mod tests {
         let one_copy = sql_statements(ONE_COPY_SQL);
         assert_eq!(one_copy.len(), DEDUP_VIEWS.len());
         for ((_, view), statement) in DEDUP_VIEWS.iter().zip(&one_copy) {
-            assert!(statement.starts_with(&format!("CREATE OR REPLACE VIEW {view} AS")), "{statement}");
+            assert!(
+                statement.starts_with(&format!("CREATE OR REPLACE VIEW {view} AS")),
+                "{statement}"
+            );
         }
     }
 
@@ -864,9 +870,13 @@ mod tests {
             epoch: crate::storage::Epoch::random(),
         };
         // One incarnation: files follow each other (a transaction marker between them or not).
-        assert!(!overlapping([file(0, 0, 99), file(0, 101, 200), file(1, 0, 50)].into_iter()));
+        assert!(!overlapping(
+            [file(0, 0, 99), file(0, 101, 200), file(1, 0, 50)].into_iter()
+        ));
         // A second incarnation of partition 0 starts again at 0.
-        assert!(overlapping([file(0, 0, 99), file(0, 101, 200), file(1, 0, 50), file(0, 0, 10)].into_iter()));
+        assert!(overlapping(
+            [file(0, 0, 99), file(0, 101, 200), file(1, 0, 50), file(0, 0, 10)].into_iter()
+        ));
         assert!(overlapping([file(2, 50, 60), file(2, 60, 70)].into_iter()));
     }
 

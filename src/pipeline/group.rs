@@ -85,13 +85,14 @@ impl GroupEvents {
             .is_some_and(|after| after.iter().any(|(t, p)| t == topic && *p == partition))
     }
 
-    /// When a rebalance was handled since `seen` (then brought up to date): drops from `batch`
-    /// the records of partitions revoked after `mark`, which were read before their revoke.
+    /// When a rebalance was handled since `seen`: drops from `batch` the records of partitions
+    /// revoked after `mark`, which were read before their revoke, then brings `seen` and `mark` up
+    /// to date (records read after this point are fresh, whatever an earlier revoke said).
     pub fn drop_stale<T>(
         &self,
         batch: &mut Vec<T>,
         seen: &mut u64,
-        mark: usize,
+        mark: &mut usize,
         partition_of: impl Fn(&T) -> (&str, i32),
     ) {
         let now = self.rebalances();
@@ -102,8 +103,9 @@ impl GroupEvents {
         let before = batch.len();
         batch.retain(|r| {
             let (topic, partition) = partition_of(r);
-            !self.revoked_since(mark, topic, partition)
+            !self.revoked_since(*mark, topic, partition)
         });
+        *mark = self.revoked_mark();
         if batch.len() < before {
             tracing::info!(
                 dropped = before - batch.len(),
@@ -163,18 +165,18 @@ mod tests {
     fn a_rebalance_drops_the_records_of_partitions_it_revoked_and_only_those() {
         let events = GroupEvents::default();
         events.lock().push(("a".into(), 2)); // revoked before this batch began
-        let (mark, mut seen) = (events.revoked_mark(), events.rebalances());
+        let (mut mark, mut seen) = (events.revoked_mark(), events.rebalances());
         let mut batch = vec![("a", 0, 10), ("a", 1, 11), ("a", 2, 12), ("b", 1, 13)];
         fn partition_of<'r>(r: &'r (&'static str, i32, i64)) -> (&'r str, i32) {
             (r.0, r.1)
         }
         // No rebalance yet: nothing is stale, whatever the log holds.
-        events.drop_stale(&mut batch, &mut seen, mark, partition_of);
+        events.drop_stale(&mut batch, &mut seen, &mut mark, partition_of);
         assert_eq!(batch.len(), 4);
         // A revoke of a/1 and b/1 (b/1 assigned again at once: still stale, its owner reads it again).
         events.lock().extend([("a".to_string(), 1), ("b".to_string(), 1)]);
         events.rebalances.fetch_add(2, Ordering::AcqRel);
-        events.drop_stale(&mut batch, &mut seen, mark, partition_of);
+        events.drop_stale(&mut batch, &mut seen, &mut mark, partition_of);
         let offsets: Vec<i64> = batch.iter().map(|r| r.2).collect();
         assert_eq!(
             offsets,
@@ -182,10 +184,14 @@ mod tests {
             "a/1 and b/1 dropped; a/2 was revoked before the batch began"
         );
         assert_eq!(seen, events.rebalances());
-        // Records read after the rebalance are fresh.
-        batch.push(("a", 1, 20));
-        events.drop_stale(&mut batch, &mut seen, mark, partition_of);
-        assert_eq!(batch.len(), 3);
+        // Records read after the rebalance are fresh, also when a later rebalance revokes another
+        // partition: a/1 was assigned again, and only b/2 goes.
+        batch.extend([("a", 1, 20), ("b", 2, 21)]);
+        events.lock().push(("b".to_string(), 2));
+        events.rebalances.fetch_add(1, Ordering::AcqRel);
+        events.drop_stale(&mut batch, &mut seen, &mut mark, partition_of);
+        let offsets: Vec<i64> = batch.iter().map(|r| r.2).collect();
+        assert_eq!(offsets, vec![10, 12, 20]);
     }
 
     #[test]

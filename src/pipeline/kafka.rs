@@ -324,7 +324,9 @@ pub fn watermark_client(brokers: &str) -> Result<BaseConsumer, PipelineError> {
 }
 
 /// Messages between each assigned partition's read position and its high watermark, summed.
-/// `None` while the consumer has no assignment yet (then it cannot be caught up).
+/// A consumer with no partition (a worker the group gave none: more workers than partitions, or
+/// between a revoke and the next assignment) gets the whole group's lag instead, so that it ends
+/// with the others; `None` while that is not known either.
 ///
 /// Blocking (librdkafka queries): call from `block_in_place` or a blocking thread.
 pub fn assigned_lag<C: ConsumerContext, K: Consumer<C>>(
@@ -334,7 +336,11 @@ pub fn assigned_lag<C: ConsumerContext, K: Consumer<C>>(
     let kerr = |e| PipelineError::kafka("read the consumer position", "(configured brokers)", e);
     let assignment = consumer.assignment().map_err(kerr)?;
     if assignment.count() == 0 {
-        return Ok(None);
+        // Not an outage: the group's offsets cannot be read while it rebalances, say.
+        return Ok(group_lag(consumer, watermarks).unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "the group's lag is not known yet");
+            None
+        }));
     }
     let position = consumer.position().map_err(kerr)?;
     let committed = consumer.committed_offsets(assignment, QUERY_TIMEOUT).map_err(kerr)?;
@@ -364,6 +370,46 @@ pub fn assigned_lag<C: ConsumerContext, K: Consumer<C>>(
             );
         }
         lag += partition_lag(Some(next), low, high);
+    }
+    Ok(Some(lag))
+}
+
+/// The group's lag over every partition of the topics `consumer` subscribed to, from the
+/// group's committed offsets; `None` before it subscribed or while a topic has no partition.
+fn group_lag<C: ConsumerContext, K: Consumer<C>>(
+    consumer: &K,
+    watermarks: &BaseConsumer,
+) -> Result<Option<i64>, PipelineError> {
+    let kerr = |e| PipelineError::kafka("read the group's lag", "(configured brokers)", e);
+    let topics = consumer.subscription().map_err(kerr)?;
+    let mut all = TopicPartitionList::new();
+    for t in topics.elements() {
+        let meta = watermarks
+            .fetch_metadata(Some(t.topic()), QUERY_TIMEOUT)
+            .map_err(kerr)?;
+        for topic in meta.topics() {
+            if topic.partitions().is_empty() {
+                return Ok(None);
+            }
+            for p in topic.partitions() {
+                all.add_partition(topic.name(), p.id());
+            }
+        }
+    }
+    if all.count() == 0 {
+        return Ok(None);
+    }
+    let committed = consumer.committed_offsets(all, QUERY_TIMEOUT).map_err(kerr)?;
+    let mut lag = 0;
+    for elem in committed.elements() {
+        let (low, high) = watermarks
+            .fetch_watermarks(elem.topic(), elem.partition(), QUERY_TIMEOUT)
+            .map_err(kerr)?;
+        let next = match elem.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        };
+        lag += partition_lag(next, low, high);
     }
     Ok(Some(lag))
 }
@@ -465,20 +511,20 @@ pub async fn next_batch<'c>(
     outage: &mut BrokerOutage,
 ) -> Result<Vec<BorrowedMessage<'c>>, PipelineError> {
     let events = consumer.context();
-    let (mut rebalances, mark) = (events.rebalances(), events.revoked_mark());
+    let (mut rebalances, mut mark) = (events.rebalances(), events.revoked_mark());
     let mut batch = Vec::new();
-    let drop_stale = |batch: &mut Vec<BorrowedMessage<'c>>, rebalances: &mut u64| {
+    let drop_stale = |batch: &mut Vec<BorrowedMessage<'c>>, rebalances: &mut u64, mark: &mut usize| {
         events.drop_stale(batch, rebalances, mark, |m| (m.topic(), m.partition()));
     };
     let Ok(first) = tokio::time::timeout(idle, consumer.recv()).await else {
-        drop_stale(&mut batch, &mut rebalances);
+        drop_stale(&mut batch, &mut rebalances, &mut mark);
         return Ok(batch);
     };
     let mut next = Some(first);
     while let Some(msg) = next {
         // A message comes after any rebalance handled while it was awaited: only the records
         // taken before are stale.
-        drop_stale(&mut batch, &mut rebalances);
+        drop_stale(&mut batch, &mut rebalances, &mut mark);
         match msg {
             Ok(msg) => {
                 outage.over();
@@ -505,8 +551,27 @@ pub async fn next_batch<'c>(
         };
     }
     // A rebalance handled by the last, unanswered poll.
-    drop_stale(&mut batch, &mut rebalances);
+    drop_stale(&mut batch, &mut rebalances, &mut mark);
     Ok(batch)
+}
+
+/// Leaves the group before the consumer is dropped. librdkafka can hang for ever in the close of a
+/// consumer whose group is rebalancing: the revoke the close delivers is answered with
+/// `rd_kafka_assign`, which never returns (librdkafka issue #4884; seen here with thirteen workers
+/// of one process ending together while the group still rebalanced). Unsubscribing first and
+/// serving the revoke here, as the stage polls anyway, leaves the close nothing to wait for.
+/// Records still delivered are dropped: nothing past what the stage committed counts.
+pub async fn leave_group(consumer: &StreamConsumer<GroupEvents>) {
+    consumer.unsubscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        let assigned = consumer.assignment().map_or(0, |a| a.count());
+        if assigned == 0 {
+            return;
+        }
+        drop(tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await);
+    }
+    tracing::warn!("the consumer still held partitions 10 s after leaving its group; closing anyway");
 }
 
 /// Moves every assigned partition back to the group's committed offset (its start when nothing is

@@ -105,17 +105,68 @@ pub enum StopWhen {
     /// Run until cancelled (Ctrl-C).
     #[default]
     Cancelled,
-    /// End once the input topics are fully read and, if given, the upstream stage is done.
+    /// End once the input topics are fully read and, if given, the upstream stage is done and
+    /// the other workers of this process are caught up too.
     CaughtUp {
         upstream: Option<std::sync::Arc<StageCounters>>,
+        /// This worker's slot among the process's workers that end together.
+        together: Option<(std::sync::Arc<CaughtUpTogether>, usize)>,
     },
+}
+
+/// Workers of one process that end together (`--workers N --until-caught-up`): each ends only
+/// once every one of them has found its input read to the end. A worker ending alone while
+/// another still joins the group would leave that one's rebalance waiting for it: a static member
+/// that stops sends no leave, and the broker waits for it (Kafka until `session.timeout.ms`, the
+/// test broker for good; seen: a drain by three workers hung when two ended before the third had
+/// joined).
+#[derive(Debug)]
+pub struct CaughtUpTogether {
+    caught_up: std::sync::Mutex<Vec<bool>>,
+}
+
+impl CaughtUpTogether {
+    #[must_use]
+    pub fn new(workers: usize) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            caught_up: std::sync::Mutex::new(vec![false; workers]),
+        })
+    }
+
+    /// Records whether the worker in `slot` is caught up; whether all of them are.
+    fn report(&self, slot: usize, caught_up: bool) -> bool {
+        let mut all = self.caught_up.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(mine) = all.get_mut(slot) {
+            *mine = caught_up;
+        }
+        all.iter().all(|c| *c)
+    }
 }
 
 impl StopWhen {
     /// Whether a stage whose input lag is `lag` (`None` = not known yet) should end now.
     #[must_use]
     pub fn reached(&self, lag: Option<i64>) -> bool {
-        lag == Some(0) && self.only_lag_left()
+        let mine = lag == Some(0) && self.only_lag_left();
+        match self {
+            StopWhen::CaughtUp {
+                together: Some((peers, slot)),
+                ..
+            } => peers.report(*slot, mine),
+            _ => mine,
+        }
+    }
+
+    /// The same for worker `slot` of `peers`, which end together.
+    #[must_use]
+    pub fn together(self, peers: &std::sync::Arc<CaughtUpTogether>, slot: usize) -> Self {
+        match self {
+            StopWhen::CaughtUp { upstream, .. } => StopWhen::CaughtUp {
+                upstream,
+                together: Some((std::sync::Arc::clone(peers), slot)),
+            },
+            StopWhen::Cancelled => StopWhen::Cancelled,
+        }
     }
 
     /// Whether only the lag stands between the stage and its end: then a stage that finds nothing
@@ -125,7 +176,7 @@ impl StopWhen {
     pub fn only_lag_left(&self) -> bool {
         match self {
             StopWhen::Cancelled => false,
-            StopWhen::CaughtUp { upstream } => upstream.as_ref().is_none_or(|u| u.is_done()),
+            StopWhen::CaughtUp { upstream, .. } => upstream.as_ref().is_none_or(|u| u.is_done()),
         }
     }
 }
@@ -141,6 +192,7 @@ mod tests {
         let upstream = Arc::new(StageCounters::default());
         let stop = StopWhen::CaughtUp {
             upstream: Some(upstream.clone()),
+            together: None,
         };
         assert!(!stop.reached(Some(0)), "upstream still running");
         assert!(!stop.only_lag_left());
@@ -150,6 +202,30 @@ mod tests {
         assert!(!stop.reached(None), "lag unknown (no assignment yet)");
         assert!(!stop.reached(Some(3)));
         assert!(stop.reached(Some(0)));
-        assert!(StopWhen::CaughtUp { upstream: None }.reached(Some(0)));
+        assert!(
+            StopWhen::CaughtUp {
+                upstream: None,
+                together: None
+            }
+            .reached(Some(0))
+        );
+    }
+
+    #[test]
+    fn workers_that_end_together_end_only_when_all_are_caught_up() {
+        let peers = CaughtUpTogether::new(2);
+        let caught_up = StopWhen::CaughtUp {
+            upstream: None,
+            together: None,
+        };
+        let (w0, w1) = (caught_up.clone().together(&peers, 0), caught_up.together(&peers, 1));
+        assert!(!w0.reached(Some(0)), "w1 has not reported");
+        assert!(!w1.reached(None), "w1 without a lag yet");
+        assert!(!w0.reached(Some(0)));
+        assert!(w1.reached(Some(0)), "both caught up");
+        assert!(w0.reached(Some(0)));
+        // A worker that falls behind again holds the others back.
+        assert!(!w1.reached(Some(5)));
+        assert!(!w0.reached(Some(0)));
     }
 }

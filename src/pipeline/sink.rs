@@ -203,6 +203,20 @@ async fn sink_loop<Z: RawZone>(
         kafka::consumer_config(brokers, &opts.group_id, opts.worker, opts.broker)
             .create_with_context(group_events(&writes))
             .map_err(|e| PipelineError::kafka("create the raw-zone consumer", brokers, e))?;
+    let result = sink_with(zone, &consumer, &writes, opts, counters, cancel).await;
+    kafka::leave_group(&consumer).await;
+    result
+}
+
+async fn sink_with<Z: RawZone>(
+    zone: &Z,
+    consumer: &StreamConsumer<GroupEvents>,
+    writes: &Arc<WritesInFlight>,
+    opts: &SinkOptions,
+    counters: &Arc<StageCounters>,
+    cancel: &CancellationToken,
+) -> Result<SinkReport, PipelineError> {
+    let brokers = opts.brokers.as_str();
     let watermarks = kafka::watermark_client(brokers)?;
     let dlq: FutureProducer = kafka::producer_config(brokers)
         .create()
@@ -224,12 +238,12 @@ async fn sink_loop<Z: RawZone>(
     let mut buffered_bytes = 0usize;
     let mut landings = Landings::new(Landing {
         zone,
-        consumer: &consumer,
+        consumer,
         dlq: &dlq,
         dlq_topic: &dlq_topic,
         brokers,
         counters,
-        writes: &writes,
+        writes,
     });
     let mut skipped_commits = kafka::OffsetTracker::default();
     let mut last_check = Instant::now() - Duration::from_secs(1);
@@ -238,7 +252,7 @@ async fn sink_loop<Z: RawZone>(
         loop {
             let mut pending = tokio::select! {
                 () = cancel.cancelled() => break,
-                batch = kafka::next_batch(&consumer, Duration::from_millis(200), 50_000, brokers, &mut outage) => batch?,
+                batch = kafka::next_batch(consumer, Duration::from_millis(200), 50_000, brokers, &mut outage) => batch?,
             };
             let idle = pending.is_empty();
             let rebalances = consumer.context().rebalances();
@@ -263,7 +277,7 @@ async fn sink_loop<Z: RawZone>(
                 // Records of these partitions are already in `pending`: retry (the broker may be
                 // restarting) rather than drop them.
                 progress.owned = loop {
-                    match resume::resume(zone, &consumer, &watermarks, &opts.topics, &opts.group_id, brokers).await {
+                    match resume::resume(zone, consumer, &watermarks, &opts.topics, &opts.group_id, brokers).await {
                         Ok(owned) => break owned,
                         Err(e) => {
                             outage.ride_out(e)?;
@@ -327,12 +341,11 @@ async fn sink_loop<Z: RawZone>(
             }
             landings.finish_ready(&mut progress).await?;
 
-            let caught_up_check =
-                last_check.elapsed() >= Duration::from_secs(1) || (idle && opts.stop.only_lag_left());
+            let caught_up_check = last_check.elapsed() >= Duration::from_secs(1) || (idle && opts.stop.only_lag_left());
             let mut lag = None;
             if caught_up_check {
                 last_check = Instant::now();
-                lag = match tokio::task::block_in_place(|| kafka::assigned_lag(&consumer, &watermarks)) {
+                lag = match tokio::task::block_in_place(|| kafka::assigned_lag(consumer, &watermarks)) {
                     Ok(lag) => lag,
                     Err(e) => {
                         outage.ride_out(e)?;
@@ -342,7 +355,14 @@ async fn sink_loop<Z: RawZone>(
                 counters.set_lag(lag.unwrap_or(-1));
             }
             if caught_up_check {
-                commit_positions_past_markers(&consumer, &buffers, &landings, &progress.owned, &mut progress.committed, brokers)?;
+                commit_positions_past_markers(
+                    consumer,
+                    &buffers,
+                    &landings,
+                    &progress.owned,
+                    &mut progress.committed,
+                    brokers,
+                )?;
             }
             let finishing = opts.stop.reached(lag);
             let mut due: Vec<(usize, (Entity, i32))> = buffers
@@ -374,16 +394,25 @@ async fn sink_loop<Z: RawZone>(
                 let mut tpl = resume::tagged(&skipped_commits.take()?, &progress.owned, brokers)?;
                 // Never move a partition's commit back behind a file landed in this same round.
                 tpl = without_backward_moves(&tpl, &progress.committed, brokers)?;
-                kafka::commit_sync(&consumer, &tpl, brokers)?;
+                kafka::commit_sync(consumer, &tpl, brokers)?;
                 for elem in tpl.elements() {
                     if let Offset::Offset(next) = elem.offset() {
-                        progress.committed.insert((elem.topic().to_string(), elem.partition()), next);
+                        progress
+                            .committed
+                            .insert((elem.topic().to_string(), elem.partition()), next);
                     }
                 }
             }
             if finishing && buffers.is_empty() {
                 landings.finish_all(&mut progress).await?;
-                commit_positions_past_markers(&consumer, &buffers, &landings, &progress.owned, &mut progress.committed, brokers)?;
+                commit_positions_past_markers(
+                    consumer,
+                    &buffers,
+                    &landings,
+                    &progress.owned,
+                    &mut progress.committed,
+                    brokers,
+                )?;
                 break;
             }
         }

@@ -108,12 +108,24 @@ async fn transform_loop(
     counters: &Arc<StageCounters>,
     cancel: &CancellationToken,
 ) -> Result<TransformReport, PipelineError> {
-    let started = std::time::Instant::now();
     let brokers = opts.brokers.as_str();
     let consumer: StreamConsumer<GroupEvents> =
         kafka::consumer_config(brokers, &opts.group_id, opts.worker, opts.broker)
             .create_with_context(GroupEvents::default())
             .map_err(|e| PipelineError::kafka("create the transform consumer", brokers, e))?;
+    let result = transform_with(&consumer, opts, counters, cancel).await;
+    kafka::leave_group(&consumer).await;
+    result
+}
+
+async fn transform_with(
+    consumer: &StreamConsumer<GroupEvents>,
+    opts: &TransformOptions,
+    counters: &Arc<StageCounters>,
+    cancel: &CancellationToken,
+) -> Result<TransformReport, PipelineError> {
+    let started = std::time::Instant::now();
+    let brokers = opts.brokers.as_str();
     let mut outage = kafka::BrokerOutage::new(opts.broker_patience, counters);
     let member = member_name(&opts.group_id, opts.worker);
     let (producer, delivery) = create_producer(brokers, &member, opts.delivery, &mut outage, cancel).await?;
@@ -142,7 +154,7 @@ async fn transform_loop(
         }
         let batch = tokio::select! {
             () = cancel.cancelled() => break,
-            batch = kafka::next_batch(&consumer, IDLE_POLL, MAX_BATCH, brokers, &mut outage) => batch?,
+            batch = kafka::next_batch(consumer, IDLE_POLL, MAX_BATCH, brokers, &mut outage) => batch?,
         };
         // `next_batch` dropped what the revokes made stale; nothing else here outlives a batch.
         consumer.context().take_revoked();
@@ -155,14 +167,14 @@ async fn transform_loop(
             let records = batch.len();
             let result = match delivery {
                 Delivery::ExactlyOnce => {
-                    transactional_batch(&batch, &consumer, opts, &outputs, &producer, counters, &mut report)
+                    transactional_batch(&batch, consumer, opts, &outputs, &producer, counters, &mut report)
                         .await
                         .map(|written| committed.committed(written))
                 }
                 Delivery::AtLeastOnce => {
                     match process_batch(&batch, opts, &outputs, &producer, counters, &mut report).await {
                         // Synchronous: once this returns the batch will not be re-read after a crash.
-                        Ok((offsets, _)) => kafka::commit_sync(&consumer, &with_delivery(offsets, delivery), brokers),
+                        Ok((offsets, _)) => kafka::commit_sync(consumer, &with_delivery(offsets, delivery), brokers),
                         Err(e) => Err(e),
                     }
                 }
@@ -177,7 +189,7 @@ async fn transform_loop(
                     abort(&producer, brokers, &mut outage, e.is_transient()).await?;
                 }
                 outage.ride_out(e)?;
-                kafka::rewind_to_committed(&consumer, brokers, &mut outage).await?;
+                kafka::rewind_to_committed(consumer, brokers, &mut outage).await?;
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
@@ -193,7 +205,7 @@ async fn transform_loop(
         }
         if last_lag_check.elapsed() >= LAG_INTERVAL || (idle && opts.stop.only_lag_left()) {
             last_lag_check = tokio::time::Instant::now();
-            let lag = match tokio::task::block_in_place(|| kafka::assigned_lag(&consumer, &watermarks)) {
+            let lag = match tokio::task::block_in_place(|| kafka::assigned_lag(consumer, &watermarks)) {
                 Ok(lag) => lag,
                 Err(e) => {
                     outage.ride_out(e)?;

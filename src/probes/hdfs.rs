@@ -27,6 +27,10 @@ pub struct HdfsSnapshot {
     pub live_datanodes: u32,
     pub dead_datanodes: u32,
     pub under_replicated_blocks: u64,
+    /// Copies the NameNode has scheduled and not seen land yet: an under-replicated block leaves
+    /// `under_replicated_blocks` once its copy is scheduled, and is whole only when this is 0 too.
+    #[serde(default)]
+    pub pending_replication_blocks: u64,
     pub missing_blocks: u64,
     pub files_total: u64,
     pub blocks_total: u64,
@@ -144,6 +148,7 @@ pub fn parse_jmx(fs_state: &[u8], fs: &[u8], info: &[u8]) -> Result<HdfsSnapshot
         live_datanodes: u32::try_from(bean_u64(&state, "NumLiveDataNodes")).unwrap_or(u32::MAX),
         dead_datanodes: u32::try_from(bean_u64(&state, "NumDeadDataNodes")).unwrap_or(u32::MAX),
         under_replicated_blocks: bean_u64(&fs, "UnderReplicatedBlocks"),
+        pending_replication_blocks: bean_u64(&fs, "PendingReplicationBlocks"),
         missing_blocks: bean_u64(&fs, "MissingBlocks"),
         files_total: bean_u64(&state, "FilesTotal"),
         blocks_total: bean_u64(&state, "BlocksTotal"),

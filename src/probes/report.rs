@@ -224,7 +224,7 @@ pub fn render_text(report: &StatusReport) -> String {
     }
     if !report.stages.is_empty() {
         out.push_str(&format!(
-            "\n{:<11} {:<8} {:<22} {:<9} {:<9} {:<9} LAG\n",
+            "\n{:<14} {:<8} {:<22} {:<9} {:<9} {:<9} LAG\n",
             "STAGE", "PID", "STATE", "IN", "OUT", "DLQ"
         ));
         for s in &report.stages {
@@ -239,7 +239,7 @@ pub fn render_text(report: &StatusReport) -> String {
             };
             let lag = if s.lag < 0 { "-".to_string() } else { s.lag.to_string() };
             out.push_str(&format!(
-                "{:<11} {:<8} {:<22} {:<9} {:<9} {:<9} {lag}   (prefix {})\n",
+                "{:<14} {:<8} {:<22} {:<9} {:<9} {:<9} {lag}   (prefix {})\n",
                 stage, s.pid, state, s.input, s.output, s.dlq, s.topic_prefix
             ));
         }

@@ -139,6 +139,12 @@ fn lesson_lines(lesson: Lesson, place: &Place) -> Vec<String> {
             "hdfs dfsadmin -report   # Live/Dead datanodes".into(),
             format!("docker start {}", container("datanode")),
         ],
+        Lesson::DatanodeLost => vec![
+            format!("docker stop {}   # what the lesson does, then", container("datanode")),
+            "hdfs dfsadmin -report   # Live/Dead datanodes".into(),
+            "hdfs fsck / -blocks -locations   # under-replicated blocks, where each replica lives".into(),
+            format!("docker start {}", container("datanode")),
+        ],
         Lesson::SlowBatch => vec!["airflow dags list-runs yelp_batch".into()],
     });
     lines

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Throwaway Apache Hadoop 2.7.3 HDFS (one NameNode + one DataNode) for tests, all on 127.0.0.1.
+# Throwaway Apache Hadoop 2.7.3 HDFS (one NameNode and one DataNode, or more) for tests, all on 127.0.0.1.
 # No Docker, no Maven: the Hadoop jars come from the PyPI sdist of pyspark 2.4.8 (its deps/jars
 # folder), cached under .cache/hadoop-jars; WebHDFS needs Jersey 1 from Debian.
 # Usage: hdfs.sh start|stop|restart|status
 #   start    fresh (formatted) file system
 #   restart  stop then start on the SAME data (for the "NameNode restart mid-stream" tests)
-#   stop-datanode / start-datanode   the DataNode alone
+#   stop-datanode [I] / start-datanode [I]   DataNode I alone (default 1)
+# LAB_TEST_HDFS_DATANODES=N runs N DataNodes (default 1; DataNode I > 1 on the first one's ports +
+# 100 * (I - 1), its data in data-I), LAB_TEST_HDFS_REPLICATION the default replication (1), and
+# LAB_TEST_HDFS_RECHECK_MS the NameNode's heartbeat recheck interval (Hadoop's 300000): a stopped
+# DataNode is declared dead after 2 * recheck + 10 * heartbeat (1 s), and only then are its blocks
+# copied again to the others.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -15,6 +20,13 @@ JAR_CACHE=${LAB_HADOOP_JAR_CACHE:-$LAB_REPO_ROOT/.cache/hadoop-jars}
 H_DIR=$LAB_SERVICES_DIR/hdfs
 NN_PID=$LAB_SERVICES_DIR/hdfs-namenode.pid
 DN_PID=$LAB_SERVICES_DIR/hdfs-datanode.pid
+DATANODES=${LAB_TEST_HDFS_DATANODES:-1}
+REPLICATION=${LAB_TEST_HDFS_REPLICATION:-1}
+RECHECK_MS=${LAB_TEST_HDFS_RECHECK_MS:-300000}
+
+# DataNode I's pid file, and its port offset from the first one's.
+dn_pid() { if [ "$1" = 1 ]; then echo "$DN_PID"; else echo "$LAB_SERVICES_DIR/hdfs-datanode-$1.pid"; fi; }
+dn_offset() { echo $((100 * ($1 - 1))); }
 
 # The jars HDFS needs from pyspark-2.4.8/deps/jars. Jersey 2 (also in that folder) must stay off
 # the classpath: with it every WebHDFS call answers 500. httpclient: WebHDFS auth filter.
@@ -87,7 +99,8 @@ EOF
   <property><name>dfs.namenode.datanode.registration.ip-hostname-check</name><value>false</value></property>
   <property><name>dfs.namenode.name.dir</name><value>file://$H_DIR/name</value></property>
   <property><name>dfs.datanode.data.dir</name><value>file://$H_DIR/data</value></property>
-  <property><name>dfs.replication</name><value>1</value></property>
+  <property><name>dfs.replication</name><value>$REPLICATION</value></property>
+  <property><name>dfs.namenode.heartbeat.recheck-interval</name><value>$RECHECK_MS</value></property>
   <property><name>dfs.permissions.enabled</name><value>false</value></property>
   <property><name>dfs.namenode.safemode.extension</name><value>0</value></property>
   <property><name>dfs.webhdfs.enabled</name><value>true</value></property>
@@ -119,9 +132,10 @@ classpath() {
 
 java_opts() { echo "-Xmx384m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.net.preferIPv4Stack=true -Dhadoop.log.dir=$H_DIR/logs"; }
 
-start_daemon() {   # start_daemon PIDFILE CLASS
+start_daemon() {   # start_daemon PIDFILE CLASS [ARGS...]
+  local f=$1 class=$2; shift 2
   # shellcheck disable=SC2046
-  start_bg "$1" java $(java_opts) -cp "$(classpath)" "$2"
+  start_bg "$f" java $(java_opts) -cp "$(classpath)" "$class" "$@"
 }
 
 jmx_state() {
@@ -133,12 +147,12 @@ wait_ready() {
   local i s
   for i in $(seq 600); do
     s=$(jmx_state)
-    if grep -q '"NumLiveDataNodes" : 1' <<<"$s" && grep -q '"FSState" : "Operational"' <<<"$s" \
+    if grep -q "\"NumLiveDataNodes\" : $DATANODES[^0-9]" <<<"$s" && grep -q '"FSState" : "Operational"' <<<"$s" \
       && ! grep -q '"CapacityRemaining" : 0,' <<<"$s" \
       && curl -sf --max-time 2 "http://127.0.0.1:$LAB_TEST_HDFS_HTTP_PORT/webhdfs/v1/?op=GETFILESTATUS" >/dev/null; then
       return 0
     fi
-    for f in "$NN_PID" "$DN_PID"; do
+    for f in "$NN_PID" $(for i in $(seq "$DATANODES"); do dn_pid "$i"; done); do
       if [ -f "$f" ] && ! group_alive "$(cat "$f")"; then
         log_tail "${f%.pid}.log"; die "hdfs: $(basename "${f%.pid}") exited during start"
       fi
@@ -150,33 +164,56 @@ wait_ready() {
 }
 
 stop_namenode() { stop_bg "$NN_PID" 15 java; }
-stop_datanode() { stop_bg "$DN_PID" 15 java; }
-do_stop() { stop_datanode; stop_namenode; }
+stop_datanode() { stop_bg "$(dn_pid "${1:-1}")" 15 java; }
+# Every DataNode a pid file names (also ones of an earlier run with more of them).
+stop_datanodes() {
+  local f
+  for f in "$DN_PID" "$LAB_SERVICES_DIR"/hdfs-datanode-*.pid; do [ -f "$f" ] && stop_bg "$f" 15 java; done
+  return 0
+}
+do_stop() { stop_datanodes; stop_namenode; }
 
+# start_datanode [I]: the first DataNode takes hdfs-site.xml as written; the others the same with
+# their own ports and data directory, as generic options (DataNode's main parses -D).
 start_datanode() {
-  require_port_free "$LAB_TEST_HDFS_DN_PORT" hdfs-datanode
-  start_daemon "$DN_PID" org.apache.hadoop.hdfs.server.datanode.DataNode
+  local i=${1:-1} o
+  o=$(dn_offset "$i")
+  require_port_free $((LAB_TEST_HDFS_DN_PORT + o)) "hdfs-datanode-$i"
+  if [ "$i" = 1 ]; then
+    start_daemon "$DN_PID" org.apache.hadoop.hdfs.server.datanode.DataNode
+  else
+    start_daemon "$(dn_pid "$i")" org.apache.hadoop.hdfs.server.datanode.DataNode \
+      -Ddfs.datanode.address=127.0.0.1:$((LAB_TEST_HDFS_DN_PORT + o)) \
+      -Ddfs.datanode.http.address=127.0.0.1:$((LAB_TEST_HDFS_DN_HTTP_PORT + o)) \
+      -Ddfs.datanode.ipc.address=127.0.0.1:$((LAB_TEST_HDFS_DN_IPC_PORT + o)) \
+      -Ddfs.datanode.data.dir="file://$H_DIR/data-$i"
+  fi
 }
 
 # start_daemons: both daemons on whatever is in $H_DIR (formatted or not yet).
 start_daemons() {
   ensure_jars
   write_conf
-  local p
-  for p in "$LAB_TEST_HDFS_PORT" "$LAB_TEST_HDFS_HTTP_PORT" "$LAB_TEST_HDFS_DN_PORT" "$LAB_TEST_HDFS_DN_HTTP_PORT" \
-    "$LAB_TEST_HDFS_DN_IPC_PORT"; do require_port_free "$p" hdfs; done
+  local p i o
+  for p in "$LAB_TEST_HDFS_PORT" "$LAB_TEST_HDFS_HTTP_PORT"; do require_port_free "$p" hdfs; done
+  for i in $(seq "$DATANODES"); do
+    o=$(dn_offset "$i")
+    for p in "$LAB_TEST_HDFS_DN_PORT" "$LAB_TEST_HDFS_DN_HTTP_PORT" "$LAB_TEST_HDFS_DN_IPC_PORT"; do
+      require_port_free $((p + o)) "hdfs-datanode-$i"
+    done
+  done
   if [ ! -f "$H_DIR/name/current/VERSION" ]; then
-    rm -rf "$H_DIR/data"
+    rm -rf "$H_DIR"/data "$H_DIR"/data-*
     # shellcheck disable=SC2046
     java $(java_opts) -cp "$(classpath)" org.apache.hadoop.hdfs.server.namenode.NameNode -format -force -nonInteractive \
       >"$H_DIR/logs/format.log" 2>&1 || { log_tail "$H_DIR/logs/format.log"; die "hdfs: namenode -format failed"; }
   fi
   trap do_stop EXIT
   start_daemon "$NN_PID" org.apache.hadoop.hdfs.server.namenode.NameNode
-  start_datanode
+  for i in $(seq "$DATANODES"); do start_datanode "$i"; done
   wait_ready
   trap - EXIT
-  log "hdfs on hdfs://127.0.0.1:$LAB_TEST_HDFS_PORT (http :$LAB_TEST_HDFS_HTTP_PORT, namenode pid $(cat "$NN_PID"), datanode pid $(cat "$DN_PID"))"
+  log "hdfs on hdfs://127.0.0.1:$LAB_TEST_HDFS_PORT (http :$LAB_TEST_HDFS_HTTP_PORT, namenode pid $(cat "$NN_PID"), $DATANODES datanode(s), replication $REPLICATION)"
 }
 
 do_start() {
@@ -203,8 +240,8 @@ case ${1:-} in
   start) do_start ;;
   stop) do_stop ;;
   restart) do_restart ;;
-  stop-datanode) stop_datanode ;;
-  start-datanode) start_datanode; wait_ready ;;
+  stop-datanode) stop_datanode "${2:-1}" ;;
+  start-datanode) start_datanode "${2:-1}"; wait_ready ;;
   status) do_status ;;
-  *) echo "usage: $0 start|stop|restart|stop-datanode|start-datanode|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart|stop-datanode [I]|start-datanode [I]|status" >&2; exit 2 ;;
 esac

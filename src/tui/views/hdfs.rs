@@ -45,8 +45,14 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         .gauge_style(t.health(gauge_health))
         .render(gauge, buf);
     let safe = if h.safe_mode { "ON" } else { "off" };
+    // Copies under way show only while there are: a DataNode lost on a cluster (datanode-lost).
+    let copying = if h.pending_replication_blocks > 0 {
+        format!(" (+{} being copied)", count(h.pending_replication_blocks as i64))
+    } else {
+        String::new()
+    };
     Line::from(format!(
-        "{} {}  safe mode {safe}  files {}  blocks {}  under-replicated {}  missing {}",
+        "{} {}  safe mode {safe}  files {}  blocks {}  under-replicated {}{copying}  missing {}",
         if h.version.is_empty() { "NameNode" } else { "Hadoop" },
         h.version.split(',').next().unwrap_or(""),
         count(h.files_total as i64),
