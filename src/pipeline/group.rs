@@ -17,10 +17,12 @@
 //! files it is writing, so the next owner finds them when it learns what is durable.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
-use rdkafka::ClientContext;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, TopicPartitionList};
 
 /// The name a worker is known by to the broker: its static membership (`group.instance.id`), its
 /// `client.id` (what the monitor lists for each member) and the transform's transactional id.
@@ -50,6 +52,12 @@ pub struct GroupEvents {
     /// Partitions revoked since the stage last took them (see [`GroupEvents::take_revoked`]).
     revoked: Mutex<Vec<(String, i32)>>,
     before_revoke: Option<BeforeRevoke>,
+    /// Set once the stage has left its group and its consumer is about to close (see
+    /// [`GroupEvents::closing`]).
+    closing: AtomicBool,
+    /// The group's rebalance protocol as last seen before the close: 0 unknown, 1 eager, 2
+    /// cooperative (asking during the close can hang, librdkafka issue #4041).
+    protocol: AtomicU8,
 }
 
 impl GroupEvents {
@@ -66,6 +74,13 @@ impl GroupEvents {
         if let Some(hook) = &self.before_revoke {
             hook();
         }
+    }
+
+    /// The consumer is about to close: from now on every rebalance is answered by giving partitions
+    /// up. Taking an assignment during the close never returns (librdkafka issue #4884: seen here,
+    /// a process's workers hung in `rd_kafka_assign` as they closed while their group rebalanced).
+    pub fn closing(&self) {
+        self.closing.store(true, Ordering::Release);
     }
 
     /// Rebalances (assignments and revokes) handled so far.
@@ -127,6 +142,37 @@ impl GroupEvents {
 impl ClientContext for GroupEvents {}
 
 impl ConsumerContext for GroupEvents {
+    /// rdkafka's own handling (the hooks around taking or giving up the partitions), except while
+    /// closing, when every event gives them up (see [`GroupEvents::closing`]).
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let closing = self.closing.load(Ordering::Acquire);
+        let cooperative = if closing {
+            self.protocol.load(Ordering::Acquire) == 2
+        } else {
+            let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+            self.protocol.store(if cooperative { 2 } else { 1 }, Ordering::Release);
+            cooperative
+        };
+        let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            other => Rebalance::Error(KafkaError::Rebalance(other.into())),
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let answered = match (assign, cooperative, closing) {
+            (true, false, false) => consumer.assign(tpl),
+            (true, true, _) => consumer.incremental_assign(tpl),
+            (false, true, _) => consumer.incremental_unassign(tpl),
+            // A revoke, or anything while closing, on the eager protocol: give everything up.
+            (_, false, _) => consumer.unassign(),
+        };
+        if let Err(e) = answered {
+            tracing::warn!(error = %e, assign, closing, "answering a group rebalance failed");
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             self.before_revoking();

@@ -559,19 +559,21 @@ pub async fn next_batch<'c>(
 /// consumer whose group is rebalancing: the revoke the close delivers is answered with
 /// `rd_kafka_assign`, which never returns (librdkafka issue #4884; seen here with thirteen workers
 /// of one process ending together while the group still rebalanced). Unsubscribing first and
-/// serving the revoke here, as the stage polls anyway, leaves the close nothing to wait for.
-/// Records still delivered are dropped: nothing past what the stage committed counts.
+/// serving the revoke here, as the stage polls anyway, leaves the close less to do, and what it
+/// still delivers is answered by giving partitions up ([`GroupEvents::closing`]). Records still
+/// delivered are dropped: nothing past what the stage committed counts.
 pub async fn leave_group(consumer: &StreamConsumer<GroupEvents>) {
     consumer.unsubscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::time::Instant::now() < deadline {
-        let assigned = consumer.assignment().map_or(0, |a| a.count());
-        if assigned == 0 {
-            return;
+    while consumer.assignment().map_or(0, |a| a.count()) > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!("the consumer still held partitions 10 s after leaving its group; closing anyway");
+            break;
         }
         drop(tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await);
     }
-    tracing::warn!("the consumer still held partitions 10 s after leaving its group; closing anyway");
+    // A rebalance the close still delivers gives partitions up, never takes them.
+    consumer.context().closing();
 }
 
 /// Moves every assigned partition back to the group's committed offset (its start when nothing is
