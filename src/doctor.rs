@@ -127,7 +127,12 @@ pub async fn diagnose(stack_path: Result<PathBuf, String>, state_dir: &Path) -> 
         }
     };
 
-    let stack = match stack_path.and_then(|p| Stack::load(&p).map(|s| (s, p)).map_err(|e| e.to_string())) {
+    let load = |p: PathBuf| {
+        crate::stack::current::load_stack(&p, state_dir, &crate::stack::Scale::default())
+            .map(|s| (s, p))
+            .map_err(|e| e.to_string())
+    };
+    let stack = match stack_path.and_then(load) {
         Ok((stack, path)) => {
             findings.push(Finding::ok(
                 "stack",

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use bigdata_lab::stack::{Scale, Stack};
 use common::{
     assert_tables_equal_reference, connect, fresh_database, json_stdout, reference, run_ok, sample_dir, stage_cmd,
     stream_sample_into, unique_prefix,
@@ -86,6 +87,47 @@ impl Cluster {
             .env("LAB_TEST_SPARK_WORKERS", "2")
             .env("LAB_TEST_SPARK_WORKER_CORES", "1")
             .env("LAB_TEST_SPARK_WORKER_MEMORY", "1g");
+    }
+
+    /// The healthcheck `stacks/lambda.toml` gives one replica (scaled to three DataNodes and two
+    /// Spark workers), run against this cluster: the same report or page, parsed the same way,
+    /// with the stack's ports moved to this cluster's (both space replicas 100 ports apart, and
+    /// the workers' UIs here are one apart).
+    fn stack_check_passes(&self, replica: &str) -> bool {
+        let scale = Scale::from_pairs([("datanode".to_string(), 3), ("spark-worker".to_string(), 2)]);
+        let lambda = Stack::load_scaled(
+            &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("stacks/lambda.toml"),
+            &scale,
+        )
+        .unwrap();
+        let service = &lambda.services[replica];
+        let index = service.replica.as_ref().map_or(1, |r| r.index);
+        let test = &service.healthcheck.as_ref().unwrap().test;
+        let mut cmd = if replica.starts_with("datanode") {
+            // `hdfs dfsadmin ... -report -live | grep -q 'Name: 127.0.0.1:<xfer> '`: the report
+            // from this NameNode, the grep as the stack writes it.
+            let (_, grep) = test[1].split_once(" | ").unwrap();
+            let xfer = 9866 + 100 * (index - 1);
+            let grep = grep.replace(&format!(":{xfer} "), &format!(":{} ", 39866 + 100 * (index - 1)));
+            assert!(!grep.contains(&format!(":{xfer} ")), "{grep}");
+            let mut cmd = Command::new("bash");
+            cmd.arg("-c").arg(format!(
+                "{} dfsadmin -report -live | {grep}",
+                self.script_command("hdfs")
+            ));
+            cmd
+        } else {
+            // bash -c '<read the worker's /json/ page and look for its master>'.
+            assert_eq!(test[..3], ["CMD", "bash", "-c"], "{test:?}");
+            let ui = 8081 + 100 * (index - 1);
+            let script = test[3].replace(&format!("/{ui} "), &format!("/{} ", 38191 + index - 1));
+            assert!(!script.contains(&format!("/{ui} ")), "{script}");
+            let mut cmd = Command::new("bash");
+            cmd.arg("-c").arg(script);
+            cmd
+        };
+        self.with_env(&mut cmd);
+        cmd.status().unwrap().success()
     }
 
     fn hdfs_url(&self) -> String {
@@ -163,6 +205,12 @@ async fn three_datanodes_and_two_spark_workers_carry_the_lab_and_survive_a_lost_
     for n in nodes {
         assert!(n["live"].as_bool().unwrap() && u64_at(n, "capacity") > 0, "{n}");
     }
+    for (replica, alive) in [("datanode", true), ("datanode-2", true), ("datanode-3", true)] {
+        assert_eq!(cluster.stack_check_passes(replica), alive, "{replica}'s check");
+    }
+    for replica in ["spark-worker", "spark-worker-2"] {
+        assert!(cluster.stack_check_passes(replica), "{replica}'s check");
+    }
 
     // The lab's data on the cluster: its blocks on several DataNodes, the batch exact.
     let raw_zone = format!("{}/lab/raw", cluster.hdfs_url());
@@ -208,6 +256,11 @@ async fn three_datanodes_and_two_spark_workers_carry_the_lab_and_survive_a_lost_
         Duration::from_secs(90),
         |h| h["dead_datanodes"] == 1 && h["live_datanodes"] == 2,
     );
+    assert!(
+        !cluster.stack_check_passes("datanode-2"),
+        "the stack's check of a dead DataNode fails"
+    );
+    assert!(cluster.stack_check_passes("datanode-3"));
     let dead: Vec<&Value> = hdfs["datanodes"]
         .as_array()
         .unwrap()

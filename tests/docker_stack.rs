@@ -20,7 +20,7 @@ use std::process::Command;
 use bigdata_lab::runtime::docker::{Engine, Error, PullPolicy, ServiceOutcome, UpReport};
 use bigdata_lab::runtime::events::{Events, StackEvent};
 use bigdata_lab::runtime::stack_commands::up_with_events;
-use bigdata_lab::stack::{SelectionRequest, Stack, StackFile, secrets};
+use bigdata_lab::stack::{Scale, SelectionRequest, Stack, StackFile, secrets};
 use tokio::sync::mpsc::unbounded_channel;
 
 mod tmux;
@@ -946,4 +946,188 @@ async fn a_builder_stage_gets_the_lab_source_and_a_missing_bind_source_starts_no
         "nothing was created at the missing path"
     );
     down_all(&engine, "labsource").await;
+}
+
+/// The names of the test stack's volumes, as the docker CLI lists them.
+fn lab_volumes() -> Vec<String> {
+    docker_lines(&[
+        "volume",
+        "ls",
+        "--format",
+        "{{.Name}}",
+        "--filter",
+        "label=lab.stack=labtest",
+    ])
+}
+
+fn scaled_test_stack(pairs: &[(&str, u32)]) -> Stack {
+    let scale = Scale::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), *v)));
+    Stack::load_scaled(&test_stack_path(), &scale).unwrap()
+}
+
+/// What a replica serves: `who` (its number, or its sentence) and, for nodes, the mark its volume keeps.
+fn serves(port: u16, path: &str) -> String {
+    http_get(&format!("127.0.0.1:{port}"), path).unwrap().trim().to_string()
+}
+
+/// Nothing answers HTTP there. (A port its owner publishes may still accept the connection: the
+/// engine's proxy takes it and closes it when nothing listens inside.)
+fn silent(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return true;
+    };
+    let mut response = String::new();
+    // A failure to set the timeout, write or read is itself an answer: silence.
+    let answered = stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).is_ok()
+        && write!(stream, "GET /who HTTP/1.0\r\n\r\n").is_ok()
+        && stream.read_to_string(&mut response).is_ok()
+        && response.starts_with("HTTP/1.");
+    !answered
+}
+
+/// `lab up --scale`: replicas as containers of their own (names, ports, volumes, labels, order),
+/// scaled down (the surplus removed, its volume kept, replica 1 untouched) and up again (the old
+/// volume found), and the same through the `lab` binary, which remembers the scale.
+#[tokio::test]
+#[ignore = "needs the test Docker engine: make test-docker"]
+async fn scale_runs_replicas_with_their_own_names_ports_and_volumes() {
+    let _guard = ENGINE_LOCK.lock().await;
+    let engine = engine().await;
+    down_all(&engine, STACK).await;
+    let state = tempfile::tempdir().unwrap();
+
+    let three = scaled_test_stack(&[("node", 3), ("shard", 2)]);
+    let (result, events) = up(&engine, &three, &[], &["scale"], PullPolicy::Never, state.path()).await;
+    let report = result.unwrap();
+    let healthy_db = position(
+        &events,
+        |e| matches!(e, StackEvent::Healthy { service, .. } if service == "db"),
+        "db healthy",
+    );
+    for replica in ["node-2", "node-3", "shard-2"] {
+        let at = position(
+            &events,
+            |e| matches!(e, StackEvent::Started { service } if service == replica),
+            replica,
+        );
+        assert!(healthy_db < at, "{replica} started before db was healthy: {events:#?}");
+    }
+    let names = docker_lines(&["ps", "--format", "{{.Names}}", "--filter", "label=lab.stack=labtest"]);
+    for name in ["node", "node-2", "node-3", "shard", "shard-2"] {
+        assert!(names.contains(&format!("lab-labtest-{name}")), "{name} in {names:?}");
+    }
+    assert_eq!(
+        docker(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"lab.replica-of\"}}",
+            "lab-labtest-node-3"
+        ]),
+        "node"
+    );
+    // Each node listens on its own port inside db's namespace, published by db.
+    let mut marks = Vec::new();
+    for (i, port) in [19000, 19010, 19020].into_iter().enumerate() {
+        assert_eq!(serves(port, "/who"), (i + 1).to_string(), "port {port}");
+        marks.push(serves(port, "/born"));
+    }
+    assert!(
+        marks[0] != marks[1] && marks[1] != marks[2],
+        "one volume each: {marks:?}"
+    );
+    assert_eq!(serves(18090, "/who"), "1 of 3 nodes on shard");
+    assert_eq!(serves(18100, "/who"), "2 of 3 nodes on shard-2");
+    let volumes = lab_volumes();
+    for volume in [
+        "node-state",
+        "node-state-2",
+        "node-state-3",
+        "shard-state",
+        "shard-state-2",
+    ] {
+        assert!(
+            volumes.contains(&format!("lab-labtest-{volume}")),
+            "{volume} in {volumes:?}"
+        );
+    }
+
+    // Down to one node: nodes 2 and 3 go, their volumes stay; node 1 is kept as it ran, the
+    // shards (which read the count) are recreated.
+    let one = scaled_test_stack(&[("node", 1), ("shard", 2)]);
+    let (result, events) = up(&engine, &one, &[], &["scale"], PullPolicy::Never, state.path()).await;
+    let again = result.unwrap();
+    let outcome = outcomes(&again);
+    assert_eq!(outcome["node"], ServiceOutcome::Kept, "{outcome:?}");
+    assert_eq!(ids(&again)["node"], ids(&report)["node"]);
+    assert_eq!(outcome["shard"], ServiceOutcome::Recreated, "{outcome:?}");
+    for gone in ["node-2", "node-3"] {
+        let name = format!("lab-labtest-{gone}");
+        position(
+            &events,
+            |e| matches!(e, StackEvent::Removed { name: n, .. } if *n == name),
+            &format!("{gone} removed"),
+        );
+        assert!(
+            docker_lines(&["ps", "-aq", "--filter", &format!("name=^{name}$")]).is_empty(),
+            "{name} is still there"
+        );
+    }
+    assert!(silent(19010) && silent(19020));
+    assert_eq!(serves(18100, "/who"), "2 of 1 nodes on shard-2");
+    let volumes = lab_volumes();
+    assert!(volumes.contains(&"lab-labtest-node-state-3".to_string()), "{volumes:?}");
+
+    // Up again: node 3 comes back on its old volume.
+    let (result, _) = up(&engine, &three, &[], &["scale"], PullPolicy::Never, state.path()).await;
+    result.unwrap();
+    assert_eq!(serves(19020, "/born"), marks[2], "node 3 found its volume again");
+
+    // Through the binary: --scale is checked, remembered, and listed.
+    down_all(&engine, STACK).await;
+    let stack_arg = test_stack_path();
+    let lab = |args: &[&str]| {
+        let mut all = vec![
+            "up",
+            "--stack",
+            stack_arg.to_str().unwrap(),
+            "--profile",
+            "scale",
+            "--pull",
+            "never",
+        ];
+        all.extend_from_slice(args);
+        let out = lab_in(state.path(), &all);
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, text) = lab(&["--scale", "node=4"]);
+    assert!(!ok && text.contains("at most 3"), "{text}");
+    let (ok, text) = lab(&["--scale", "db=2"]);
+    assert!(!ok && text.contains("runs as one container"), "{text}");
+    let (ok, text) = lab(&["--scale", "node=2"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("node-2"), "the plan lists the replica: {text}");
+    let (ok, text) = lab(&[]);
+    assert!(
+        ok && text.contains("node-2"),
+        "a later `lab up` keeps the scale: {text}"
+    );
+    assert_eq!(serves(19010, "/who"), "2");
+    let ps = lab_in(state.path(), &["ps"]);
+    let ps = String::from_utf8_lossy(&ps.stdout).into_owned();
+    assert!(
+        ps.lines().any(|l| l.starts_with("node-2 ") && l.contains("healthy")),
+        "{ps}"
+    );
+    let (ok, text) = lab(&["--scale", "node=1"]);
+    assert!(ok, "{text}");
+    assert!(silent(19010), "node-2 removed by --scale node=1");
+    down_all(&engine, STACK).await;
+    assert!(docker_lines(&["ps", "-aq", "--filter", "label=lab.stack=labtest"]).is_empty());
 }

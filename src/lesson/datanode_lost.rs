@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::scenarios::{POLL, failed, hdfs_write, patience};
+use super::scenarios::{POLL, datanode_lesson_probe, failed, hdfs_write, patience};
 use super::watch::until;
 use super::{Lesson, LessonContext, LessonError, SignalLog};
 use crate::probes::hdfs::{HdfsProbe, HdfsSnapshot};
@@ -24,10 +24,7 @@ pub(super) async fn play(ctx: &LessonContext, log: &mut SignalLog) -> Result<boo
     let name = lesson.name();
     let n = &ctx.narrator;
     let hdfs = &ctx.config.hdfs;
-    ctx.control.check("datanode").await?;
-    let raw_root = crate::probes::hdfs::raw_root(&ctx.config.raw_zone);
-    let mut probe =
-        HdfsProbe::new(&hdfs.http, &raw_root, &ctx.config.topic_prefix).map_err(|e| failed(lesson, e.to_string()))?;
+    let mut probe = datanode_lesson_probe(ctx, lesson).await?;
     let first = snapshot(&mut probe).await.map_err(|e| failed(lesson, e))?;
     if first.live_datanodes < 3 {
         return Err(failed(

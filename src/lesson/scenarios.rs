@@ -533,15 +533,21 @@ pub(super) async fn hdfs_write(url: &str, attempt: u32) -> Result<(), String> {
     }
 }
 
+/// What both DataNode lessons start with: a DataNode they can stop and start, and a probe of the
+/// NameNode's view of the raw zone.
+pub(super) async fn datanode_lesson_probe(ctx: &LessonContext, lesson: Lesson) -> Result<HdfsProbe, LessonError> {
+    ctx.control.check("datanode").await?;
+    let raw_root = crate::probes::hdfs::raw_root(&ctx.config.raw_zone);
+    HdfsProbe::new(&ctx.config.hdfs.http, &raw_root, &ctx.config.topic_prefix)
+        .map_err(|e| failed(lesson, e.to_string()))
+}
+
 async fn datanode_down(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, LessonError> {
     let lesson = Lesson::DatanodeDown;
     let name = lesson.name();
     let n = &ctx.narrator;
     let hdfs = &ctx.config.hdfs;
-    ctx.control.check("datanode").await?;
-    let raw_root = crate::probes::hdfs::raw_root(&ctx.config.raw_zone);
-    let mut probe =
-        HdfsProbe::new(&hdfs.http, &raw_root, &ctx.config.topic_prefix).map_err(|e| failed(lesson, e.to_string()))?;
+    let mut probe = datanode_lesson_probe(ctx, lesson).await?;
     hdfs_write(&hdfs.url, 0).await.map_err(|e| {
         failed(
             lesson,

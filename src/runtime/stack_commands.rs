@@ -13,7 +13,7 @@ use indicatif::HumanBytes;
 use super::docker::{ContainerLogLine, Engine, Error, LogWindow, PullPolicy, ServiceStatus, UpReport};
 use super::events::{Events, StackEvent};
 use super::render;
-use crate::stack::{self, Selection, SelectionRequest, Stack, bundle, compose, current, endpoints, secrets};
+use crate::stack::{self, Scale, Selection, SelectionRequest, bundle, compose, current, endpoints, secrets};
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct StackArg {
@@ -47,6 +47,10 @@ pub struct UpArgs {
     /// When to pull images.
     #[arg(long, value_enum, default_value_t = PullPolicy::Missing)]
     pub pull: PullPolicy,
+    /// Run replicas of a scalable service, e.g. `datanode=3,spark-worker=2`. Remembered: a later
+    /// `lab up` keeps them until `--scale NAME=1`.
+    #[arg(long, value_delimiter = ',', value_parser = Scale::parse_item, value_name = "SERVICE=N")]
+    pub scale: Vec<(String, u32)>,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +112,9 @@ pub struct ComposeArgs {
     pub only: Vec<String>,
     #[arg(long, value_delimiter = ',')]
     pub profile: Vec<String>,
+    /// Replicas of scalable services, as `lab up --scale` (default: what the last `lab up` ran).
+    #[arg(long, value_delimiter = ',', value_parser = Scale::parse_item, value_name = "SERVICE=N")]
+    pub scale: Vec<(String, u32)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -120,7 +127,7 @@ pub enum ServiceAction {
 /// `lab up`: shows the plan, generates secrets, brings the selection up, writes the endpoints.
 pub async fn run_up(args: &UpArgs, state_dir: &Path) -> Result<UpReport, Error> {
     let path = args.stack.path(state_dir)?;
-    let stack = Stack::load(&path)?;
+    let stack = current::load_stack(&path, state_dir, &Scale::from_pairs(args.scale.clone()))?;
     let selection = stack.select(&SelectionRequest {
         only: args.only.clone(),
         profiles: args.profile.clone(),
@@ -129,6 +136,7 @@ pub async fn run_up(args: &UpArgs, state_dir: &Path) -> Result<UpReport, Error> 
     let secret_values = secrets::ensure(state_dir, &stack.secret_names())?;
     let engine = Engine::connect().await?;
     current::remember_stack(state_dir, &path)?;
+    current::remember_scale(state_dir, &stack)?;
     let (events, renderer) = render::spawn(std::io::stderr().is_terminal());
     let result = up_with_events(&engine, &selection, &secret_values, args.pull, state_dir, &events).await;
     drop(events);
@@ -247,7 +255,7 @@ pub async fn run_service_action(action: ServiceAction, args: &ServiceArgs, state
 /// `lab compose`: the YAML on stdout; the secrets into `<state>/compose.env` (0600).
 pub fn run_compose(args: &ComposeArgs, state_dir: &Path) -> Result<(), Error> {
     let path = args.stack.path(state_dir)?;
-    let mut stack = Stack::load(&path)?;
+    let mut stack = current::load_stack(&path, state_dir, &Scale::from_pairs(args.scale.clone()))?;
     // A build that takes the lab's source gets a context of its own under the state dir, with the
     // source in it, since docker compose sends the context directory as it is.
     for service in stack.services.values_mut() {

@@ -172,6 +172,7 @@ mod tests {
         for must in [
             "stacks/lambda.toml",
             "stacks/minimal.toml",
+            "stacks/cluster.toml",
             "stacks/images/airflow-spark/Dockerfile",
             "stacks/postgres-init/10-airflow-database.sql",
             "dags/yelp_batch.py",
@@ -226,6 +227,6 @@ mod tests {
         }
         // Written once: a second call finds the finished directory.
         assert_eq!(write_stack(state.path(), "lambda").unwrap(), path);
-        assert_eq!(stack_names(), ["lambda", "minimal"]);
+        assert_eq!(stack_names(), ["cluster", "lambda", "minimal"]);
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::env::compose_variable;
-use super::{Condition, LABEL_SERVICE, LABEL_SPEC_HASH, LABEL_STACK, Mount, Selection};
+use super::{Condition, LABEL_STACK, Mount, Selection};
 
 /// The compose YAML. Every scalar is a JSON-style double-quoted string, which YAML reads verbatim.
 #[must_use]
@@ -126,12 +126,7 @@ pub fn export(selection: &Selection<'_>, env_file_hint: &str) -> String {
         y.push_str("    restart: \"no\"\n");
         y.push_str("    init: true\n");
         y.push_str("    labels:\n");
-        let labels = BTreeMap::from([
-            (LABEL_STACK, stack.name.clone()),
-            (LABEL_SERVICE, s.name.clone()),
-            (LABEL_SPEC_HASH, s.spec_hash(&stack.name)),
-        ]);
-        for (k, v) in labels {
+        for (k, v) in s.labels(&stack.name, &s.spec_hash(&stack.name)) {
             emit!("      {}: {}", q(k), q(&v));
         }
     }

@@ -4,12 +4,17 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Error, Stack, locate};
+use std::collections::BTreeMap;
+
+use super::{Error, Scale, Stack, locate};
 
 /// The stack `lab up` uses unless told otherwise.
 pub const DEFAULT_STACK: &str = "lambda";
 /// `<state>/stack`: the stack file the last `lab up` used, so `down`/`ps`/`logs` find it.
 const CURRENT_STACK_FILE: &str = "stack";
+/// `<state>/scale.toml`: the replica counts `lab up --scale` asked for, per stack name, so a later
+/// `lab up` (or the monitor's) keeps the lab's shape until `--scale` changes it.
+const SCALE_FILE: &str = "scale.toml";
 
 /// The stack file for `named` (a name from `stacks/` or a path), else the remembered one, else
 /// the default.
@@ -42,6 +47,52 @@ pub fn remember_stack(state_dir: &Path, path: &Path) -> Result<(), Error> {
             path: file,
             cause,
         })
+}
+
+/// The stack at `path`, scaled as remembered for it and then as `requested` says.
+pub fn load_stack(path: &Path, state_dir: &Path, requested: &Scale) -> Result<Stack, Error> {
+    let (file, base_dir) = Stack::read(path)?;
+    let remembered = remembered_scales(state_dir).remove(&file.name).unwrap_or_default();
+    let scale = Scale::from_pairs(remembered).applicable_to(&file).merged(requested);
+    Stack::from_file_scaled(file, base_dir, &scale)
+}
+
+/// Records the replica counts `stack` runs with (only those above one).
+pub fn remember_scale(state_dir: &Path, stack: &Stack) -> Result<(), Error> {
+    let mut all = remembered_scales(state_dir);
+    let scaled: BTreeMap<String, u32> = stack
+        .scale
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    if scaled.is_empty() {
+        all.remove(&stack.name);
+    } else {
+        all.insert(stack.name.clone(), scaled);
+    }
+    let file = state_dir.join(SCALE_FILE);
+    let text = toml::to_string(&all).unwrap_or_default();
+    std::fs::create_dir_all(state_dir)
+        .and_then(|()| std::fs::write(&file, text))
+        .map_err(|cause| Error::Io {
+            action: "write",
+            path: file,
+            cause,
+        })
+}
+
+/// Stack name → service → count. A missing or unreadable file is no scaling: the lab starts as
+/// its stack file says, which `lab up --scale` can then change again.
+fn remembered_scales(state_dir: &Path) -> BTreeMap<String, BTreeMap<String, u32>> {
+    let file = state_dir.join(SCALE_FILE);
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return BTreeMap::new();
+    };
+    toml::from_str(&text).unwrap_or_else(|e| {
+        tracing::warn!(path = %file.display(), error = %e, "ignoring an unreadable scale file");
+        BTreeMap::new()
+    })
 }
 
 #[cfg(test)]

@@ -19,6 +19,9 @@ pub(crate) fn check(stack: &Stack) -> Result<(), Error> {
     let mut wanted: Vec<(&'static str, &str, u16)> = Vec::new();
     if let Some(k) = &e.kafka {
         wanted.push(("kafka", &k.service, k.port));
+        for other in &k.others {
+            wanted.push(("kafka", other, k.port));
+        }
     }
     if let Some(p) = &e.postgres {
         wanted.push(("postgres", &p.service, p.port));
@@ -76,13 +79,17 @@ pub fn build(
     };
     let e = &stack.endpoints;
     let mut config = FileConfig::default();
-    if let Some(k) = &e.kafka
-        && let Some(addr) = host_port(&k.service, k.port)
-    {
-        config.kafka = Some(KafkaSection {
-            brokers: Some(addr),
-            topic_prefix: None,
-        });
+    if let Some(k) = &e.kafka {
+        let brokers: Vec<String> = std::iter::once(&k.service)
+            .chain(&k.others)
+            .filter_map(|service| host_port(service, k.port))
+            .collect();
+        if !brokers.is_empty() {
+            config.kafka = Some(KafkaSection {
+                brokers: Some(brokers.join(",")),
+                topic_prefix: None,
+            });
+        }
     }
     if let Some(p) = &e.postgres
         && let Some(addr) = host_port(&p.service, p.port)

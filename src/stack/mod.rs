@@ -12,6 +12,7 @@ mod env;
 mod image;
 pub mod model;
 mod order;
+pub mod scale;
 pub mod secrets;
 mod select;
 mod service;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 pub use env::{EnvPart, EnvValue};
 pub use image::ImageRef;
 pub use model::{Condition, Mount, PortMapping, StackFile};
+pub use scale::{Replica, Scale};
 pub use select::{Selection, SelectionRequest};
 pub use service::{Build, Healthcheck, Service, Stack, platform_of_arch};
 
@@ -28,6 +30,9 @@ pub use service::{Build, Healthcheck, Service, Stack, platform_of_arch};
 pub const LABEL_STACK: &str = "lab.stack";
 pub const LABEL_SERVICE: &str = "lab.service";
 pub const LABEL_SPEC_HASH: &str = "lab.spec-hash";
+/// On replica N ≥ 2 of a scaled service: the service it is a copy of (so `lab up --scale NAME=1`
+/// finds the replicas to remove).
+pub const LABEL_REPLICA_OF: &str = "lab.replica-of";
 /// On an image `lab up` built: the digest of the build context it was built from.
 pub const LABEL_BUILD_HASH: &str = "lab.build-hash";
 

@@ -82,6 +82,24 @@ pub struct ServiceSpec {
     /// How long `lab up` waits for this service to become healthy (or to complete). Default 180s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_timeout: Option<String>,
+    /// The service may run as several replicas (`lab up --scale NAME=N`, see `stack::scale`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<ScaleSpec>,
+}
+
+/// `scale = { max = 3, port_step = 100 }`: how many replicas `--scale` may ask for, and how far
+/// apart their ports are (`${port:BASE}` and published host ports of replica N move by
+/// `port_step × (N − 1)`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleSpec {
+    pub max: u32,
+    #[serde(default = "default_port_step")]
+    pub port_step: u16,
+}
+
+fn default_port_step() -> u16 {
+    100
 }
 
 /// `build = { context = "./images/x", dockerfile = "Dockerfile" }`: `lab up` builds the service's
@@ -167,6 +185,10 @@ pub struct Endpoints {
 pub struct KafkaEndpoint {
     pub service: String,
     pub port: u16,
+    /// The cluster's other brokers, publishing the same container port: clients get all of them
+    /// as bootstrap servers, so they start while any one broker is down.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub others: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -70,6 +70,12 @@ impl Stack {
                 }
                 wanted.insert(name.clone());
             }
+            // A scaled service asked for by name comes with its replicas.
+            for service in self.services.values() {
+                if service.replica.as_ref().is_some_and(|r| wanted.contains(&r.of)) {
+                    wanted.insert(service.name.clone());
+                }
+            }
         }
         // A service cannot start without its dependencies, whatever their profile.
         let mut frontier: Vec<String> = wanted.iter().cloned().collect();

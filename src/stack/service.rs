@@ -9,6 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::model::{self, Condition, Mount, PortMapping, ServiceSpec, StackFile, is_simple_name};
+use super::scale::{Replica, Scale};
 use super::{EnvValue, Error, ImageRef, order};
 
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(180);
@@ -23,6 +24,8 @@ pub struct Stack {
     pub base_dir: PathBuf,
     pub services: BTreeMap<String, Service>,
     pub endpoints: model::Endpoints,
+    /// Replica count of every scalable service (see [`super::scale`]).
+    pub scale: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +56,10 @@ pub struct Service {
     pub user: Option<String>,
     pub working_dir: Option<String>,
     pub start_timeout: Duration,
+    /// Set on replica N ≥ 2 of a scaled service (its containers carry the `lab.replica-of` label).
+    /// Left out of the spec hash when absent, so replica 1 hashes as the unscaled service does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<Replica>,
 }
 
 /// Where a locally built image comes from: the context directory (absolute, resolved against the
@@ -81,6 +88,17 @@ const DEFAULT_DISK_PER_SERVICE: u64 = 1 << 30;
 impl Stack {
     /// Reads and validates a stack file; relative bind mounts resolve against its directory.
     pub fn load(path: &Path) -> Result<Self, Error> {
+        Self::load_scaled(path, &Scale::default())
+    }
+
+    /// [`Stack::load`] with the scalable services at the replica counts `scale` asks for.
+    pub fn load_scaled(path: &Path, scale: &Scale) -> Result<Self, Error> {
+        let (file, base_dir) = Self::read(path)?;
+        Self::from_file_scaled(file, base_dir, scale)
+    }
+
+    /// The stack file as written, and the directory its relative paths resolve against.
+    pub fn read(path: &Path) -> Result<(StackFile, PathBuf), Error> {
         let text = std::fs::read_to_string(path).map_err(|cause| Error::Read {
             path: path.to_path_buf(),
             cause,
@@ -98,19 +116,34 @@ impl Stack {
             path: path.to_path_buf(),
             cause,
         })?;
-        Self::from_file(file, base_dir)
+        Ok((file, base_dir))
     }
 
     pub fn from_file(file: StackFile, base_dir: PathBuf) -> Result<Self, Error> {
+        Self::from_file_scaled(file, base_dir, &Scale::default())
+    }
+
+    pub fn from_file_scaled(file: StackFile, base_dir: PathBuf, scale: &Scale) -> Result<Self, Error> {
         if !is_simple_name(&file.name) {
             return Err(Error::BadStackName(file.name));
         }
         if file.services.is_empty() {
             return Err(Error::NoServices);
         }
+        // Each scale table is checked before replicas are made from it.
+        for (name, spec) in &file.services {
+            check_scale(name, spec)?;
+        }
+        let super::scale::Expanded {
+            file,
+            mut replicas,
+            counts,
+        } = super::scale::expand(&file, scale)?;
         let mut services = BTreeMap::new();
         for (name, spec) in &file.services {
-            services.insert(name.clone(), Service::from_spec(name, spec, &base_dir)?);
+            let mut service = Service::from_spec(name, spec, &base_dir)?;
+            service.replica = replicas.remove(name);
+            services.insert(name.clone(), service);
         }
         check_dependencies(&services)?;
         check_builds(&services)?;
@@ -127,6 +160,7 @@ impl Stack {
             base_dir,
             services,
             endpoints: file.endpoints,
+            scale: counts,
         };
         super::endpoints::check(&stack)?;
         Ok(stack)
@@ -294,6 +328,7 @@ impl Service {
             user: spec.user.clone(),
             working_dir: spec.working_dir.clone(),
             start_timeout,
+            replica: None,
         })
     }
 
@@ -316,6 +351,21 @@ impl Service {
         let canonical = serde_json::to_string(&(stack, self)).unwrap_or_default();
         let digest = Sha256::digest(canonical.as_bytes());
         digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The labels its container carries (and the compose export writes): what `lab down` and
+    /// `lab up` find the lab's containers by.
+    #[must_use]
+    pub fn labels(&self, stack: &str, spec_hash: &str) -> BTreeMap<&'static str, String> {
+        let mut labels = BTreeMap::from([
+            (super::LABEL_STACK, stack.to_string()),
+            (super::LABEL_SERVICE, self.name.clone()),
+            (super::LABEL_SPEC_HASH, spec_hash.to_string()),
+        ]);
+        if let Some(replica) = &self.replica {
+            labels.insert(super::LABEL_REPLICA_OF, replica.of.clone());
+        }
+        labels
     }
 
     /// The named (lab-managed) volumes this service mounts.
@@ -414,6 +464,35 @@ fn resolve_bind(base_dir: &Path, source: &str) -> String {
     }
     clean.to_string_lossy().into_owned()
 }
+
+/// A scale table allows 1 to 16 replicas, spaced at least one port apart.
+fn check_scale(name: &str, spec: &ServiceSpec) -> Result<(), Error> {
+    let Some(scale) = &spec.scale else { return Ok(()) };
+    let bad = |field: &'static str, value: String, reason: &str| Error::BadField {
+        service: name.to_string(),
+        field,
+        value,
+        reason: reason.to_string(),
+    };
+    if !(1..=MAX_REPLICAS).contains(&scale.max) {
+        return Err(bad(
+            "scale.max",
+            scale.max.to_string(),
+            &format!("a number from 1 to {MAX_REPLICAS}"),
+        ));
+    }
+    if scale.port_step == 0 {
+        return Err(bad(
+            "scale.port_step",
+            "0".into(),
+            "at least 1, or replicas would listen on the same ports",
+        ));
+    }
+    Ok(())
+}
+
+/// More replicas than a laptop lab can hold is a typo.
+const MAX_REPLICAS: u32 = 16;
 
 fn check_dependencies(services: &BTreeMap<String, Service>) -> Result<(), Error> {
     for service in services.values() {

@@ -704,3 +704,86 @@ fn platforms_are_checked_and_decide_what_runs_emulated() {
     assert!(matches!(err, Error::BadField { field: "platforms", .. }), "{err}");
     assert_eq!(platform_of_arch("arm64"), Some("linux/arm64"));
 }
+
+/// `stacks/cluster.toml`: three KRaft nodes of one quorum and one cluster id, each with its own
+/// id, volume, host port (advertised as what it publishes) and health check; replication the
+/// cluster's; clients bootstrap from all three.
+#[test]
+fn the_cluster_stack_is_three_brokers_of_one_quorum() {
+    let stack = load_repo_stack("cluster");
+    let none = BTreeMap::new();
+    let env = |service: &str, key: &str| {
+        stack.services[service].env[key]
+            .resolve(&none)
+            .unwrap_or_else(|e| panic!("{service} {key}: {e}"))
+    };
+    let brokers = ["kafka-1", "kafka-2", "kafka-3"];
+    let voters = env("kafka-1", "KAFKA_CONTROLLER_QUORUM_VOTERS");
+    let mut host_ports = Vec::new();
+    for (i, broker) in brokers.iter().enumerate() {
+        let id = (i + 1).to_string();
+        let service = &stack.services[*broker];
+        assert_eq!(env(broker, "KAFKA_NODE_ID"), id);
+        assert_eq!(
+            env(broker, "KAFKA_CONTROLLER_QUORUM_VOTERS"),
+            voters,
+            "{broker}: one quorum"
+        );
+        assert!(
+            voters.split(',').any(|v| v == format!("{id}@{broker}:9093")),
+            "{voters}"
+        );
+        assert_eq!(
+            env(broker, "CLUSTER_ID"),
+            env("kafka-1", "CLUSTER_ID"),
+            "{broker}: one cluster id"
+        );
+        assert_eq!(service.hostname.as_deref(), Some(*broker));
+        let [port] = service.ports.as_slice() else {
+            panic!("{broker}: one published port")
+        };
+        assert_eq!(port.container_port, 9092);
+        assert_eq!(
+            env(broker, "KAFKA_ADVERTISED_LISTENERS"),
+            format!("HOST://127.0.0.1:{},DOCKER://{broker}:19092", port.host_port),
+            "{broker} advertises what it publishes"
+        );
+        host_ports.push(port.host_port);
+        assert!(service.volume_names().eq([format!("{broker}-data").as_str()]));
+        assert_eq!(env(broker, "KAFKA_LOG_DIRS"), "/var/lib/kafka/data");
+        for (key, value) in [
+            ("KAFKA_DEFAULT_REPLICATION_FACTOR", "3"),
+            ("KAFKA_MIN_INSYNC_REPLICAS", "2"),
+            ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "3"),
+            ("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "3"),
+            ("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "2"),
+        ] {
+            assert_eq!(env(broker, key), value, "{broker} {key}");
+        }
+        let check = &service.healthcheck.as_ref().unwrap().test[1];
+        assert!(check.contains(&format!("--bootstrap-server {broker}:19092")), "{check}");
+        assert!(service.depends_on.is_empty(), "{broker}: the nodes start together");
+    }
+    assert_eq!(voters.split(',').count(), 3);
+    host_ports.sort_unstable();
+    host_ports.dedup();
+    assert_eq!(host_ports.len(), 3);
+
+    let state = tempfile::tempdir().unwrap();
+    let secrets = BTreeMap::from([("postgres_password".to_string(), "pw".to_string())]);
+    let selection = stack.select(&SelectionRequest::default()).unwrap();
+    let config = endpoints::build(&selection, state.path(), &secrets).unwrap();
+    assert_eq!(
+        config.kafka.unwrap().brokers.as_deref(),
+        Some("127.0.0.1:9092,127.0.0.1:9192,127.0.0.1:9292")
+    );
+}
+
+#[test]
+fn kafka_endpoints_name_brokers_that_publish_the_port() {
+    let err = with("[endpoints]\nkafka = { service = \"db\", port = 5432, others = [\"app\"] }").unwrap_err();
+    assert!(
+        err.to_string().contains("app does not publish container port 5432"),
+        "{err}"
+    );
+}

@@ -12,7 +12,7 @@ use crate::probes::airflow::AirflowProbe;
 use crate::runtime::docker::{Engine, Error};
 use crate::runtime::events::Events;
 use crate::runtime::stack_commands;
-use crate::stack::{SelectionRequest, Stack, secrets};
+use crate::stack::{SelectionRequest, secrets};
 
 /// Where the stack operations find their stack file and state dir.
 #[derive(Debug, Clone)]
@@ -103,9 +103,9 @@ pub async fn run_stack(cmd: StackCmd, ctx: StackContext, tx: mpsc::Sender<Msg>) 
 
 async fn execute(cmd: &StackCmd, ctx: &StackContext, events: &Events) -> Result<String, Error> {
     let path = ctx.path.clone().map_err(|reason| Error::NoStack { reason })?;
-    let stack = Stack::load(&path)?;
-    let engine = Engine::connect().await?;
     let state_dir = &ctx.state_dir;
+    let stack = crate::stack::current::load_stack(&path, state_dir, &crate::stack::Scale::default())?;
+    let engine = Engine::connect().await?;
     Ok(match cmd {
         StackCmd::Up { only } => {
             let selection = stack.select(&SelectionRequest {

@@ -5,7 +5,7 @@ use crate::config::{LabConfig, Overrides};
 use crate::embedded_lab::EmbeddedSpec;
 use crate::probes::ProbeTargets;
 use crate::probes::scheduler::Intervals;
-use crate::stack::{Stack, current};
+use crate::stack::current;
 
 use super::TuiError;
 use super::actions::StackContext;
@@ -50,7 +50,8 @@ async fn monitor(
     let keymap = Keymap::configured(&config.tui.keys.clone().unwrap_or_default())?;
     let theme = Theme::configured(&config.tui.theme.clone().unwrap_or_default())?;
     let path = current::stack_path(stack, &config.state_dir).map_err(|e| e.to_string());
-    let panel = match path.as_ref().map(|p| (p, Stack::load(p))) {
+    let loaded = |p: &std::path::PathBuf| current::load_stack(p, &config.state_dir, &crate::stack::Scale::default());
+    let panel = match path.as_ref().map(|p| (p, loaded(p))) {
         Ok((p, Ok(stack))) => StackPanel::new(&stack, &p.display().to_string()),
         Ok((p, Err(e))) => StackPanel::unavailable(&p.display().to_string(), e.to_string()),
         Err(e) => StackPanel::unavailable("-", e.clone()),

@@ -243,5 +243,10 @@ case ${1:-} in
   stop-datanode) stop_datanode "${2:-1}" ;;
   start-datanode) start_datanode "${2:-1}"; wait_ready ;;
   status) do_status ;;
-  *) echo "usage: $0 start|stop|restart|stop-datanode [I]|start-datanode [I]|status" >&2; exit 2 ;;
+  # The real `hdfs dfsadmin` against this NameNode, e.g. `dfsadmin -report -live`.
+  dfsadmin) shift
+    # shellcheck disable=SC2046
+    java $(java_opts) -cp "$(classpath)" org.apache.hadoop.hdfs.tools.DFSAdmin \
+      -fs "hdfs://127.0.0.1:$LAB_TEST_HDFS_PORT" "$@" 2>/dev/null ;;
+  *) echo "usage: $0 start|stop|restart|stop-datanode [I]|start-datanode [I]|status|dfsadmin ARGS..." >&2; exit 2 ;;
 esac

@@ -10,7 +10,7 @@ use bollard::models::{
 };
 
 use super::Error;
-use crate::stack::{LABEL_SERVICE, LABEL_SPEC_HASH, LABEL_STACK, Mount, Service, Stack};
+use crate::stack::{Mount, Service, Stack};
 
 pub(super) fn container_body(
     stack: &Stack,
@@ -91,11 +91,13 @@ pub(super) fn container_body(
         env: Some(env),
         exposed_ports: Some(service.ports.iter().map(|p| p.container_key()).collect()),
         healthcheck,
-        labels: Some(HashMap::from([
-            (LABEL_STACK.to_string(), stack.name.clone()),
-            (LABEL_SERVICE.to_string(), service.name.clone()),
-            (LABEL_SPEC_HASH.to_string(), spec_hash.to_string()),
-        ])),
+        labels: Some(
+            service
+                .labels(&stack.name, spec_hash)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        ),
         host_config: Some(HostConfig {
             port_bindings: Some(port_bindings),
             binds: Some(binds),

@@ -11,7 +11,7 @@ use bollard::query_parameters::{
 
 use super::{Engine, Error, PullPolicy, api, is_not_found, spec};
 use crate::runtime::events::{Events, ResourceKind, StackEvent};
-use crate::stack::{Condition, LABEL_SPEC_HASH, LABEL_STACK, Selection, Service, Stack};
+use crate::stack::{Condition, LABEL_REPLICA_OF, LABEL_SPEC_HASH, LABEL_STACK, Selection, Service, Stack};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceOutcome {
@@ -110,6 +110,7 @@ impl Engine {
             report.services.push((service.name.clone(), id.clone(), outcome));
             ids.insert(&service.name, id);
         }
+        self.remove_surplus_replicas(selection, existing, events).await?;
         for service in &selection.services {
             let id = &ids[service.name.as_str()];
             if service.one_shot {
@@ -125,6 +126,33 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+
+    /// `--scale NAME=N` below the running count: the replicas of a selected service beyond N are
+    /// removed (their volumes stay, as after `lab down`, for when the lab scales up again).
+    async fn remove_surplus_replicas(
+        &self,
+        selection: &Selection<'_>,
+        leftovers: HashMap<String, bollard::models::ContainerSummary>,
+        events: &Events,
+    ) -> Result<(), Error> {
+        let stack = selection.stack;
+        let selected: BTreeSet<&str> = selection.names().collect();
+        for (service, container) in leftovers {
+            let replica_of = container.labels.as_ref().and_then(|l| l.get(LABEL_REPLICA_OF));
+            let surplus =
+                replica_of.is_some_and(|of| selected.contains(of.as_str())) && !stack.services.contains_key(&service);
+            if !surplus {
+                continue;
+            }
+            let id = container.id.clone().unwrap_or_default();
+            self.remove_container(&id, &current_name(&container)).await?;
+            events.send(StackEvent::Removed {
+                kind: ResourceKind::Container,
+                name: stack.container_name(&service),
+            });
+        }
+        Ok(())
     }
 
     /// Makes one service's container match its spec; returns its id.
