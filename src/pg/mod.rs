@@ -1,9 +1,15 @@
 //! PostgreSQL: connecting, the serving schema, and Arrow results as COPY text.
 
+pub mod conninfo;
 pub mod copy_text;
 pub mod throwaway;
+mod tls;
 
-use tokio_postgres::{Client, NoTls};
+use std::future::Future;
+use std::pin::Pin;
+
+use tokio_postgres::Client;
+use tokio_postgres::config::Host;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
@@ -16,6 +22,9 @@ pub enum PgError {
         // Not `#[source]`: the message already says it, and error chains would repeat it.
         cause: tokio_postgres::Error,
     },
+    /// The connection string, its certificate or its password file cannot be used.
+    #[error("PostgreSQL: {target}: {reason}")]
+    Settings { target: String, reason: String },
     #[error("PostgreSQL: {action} failed: {}", cause_text(.cause))]
     Query {
         action: String,
@@ -26,6 +35,16 @@ pub enum PgError {
 }
 
 impl PgError {
+    /// What went wrong without the advice around it (for a probe's one-line status).
+    #[must_use]
+    pub fn detail(&self) -> String {
+        match self {
+            PgError::Connect { cause, .. } | PgError::Query { cause, .. } => cause_text(cause),
+            PgError::Settings { reason, .. } => reason.clone(),
+            PgError::Other(text) => text.clone(),
+        }
+    }
+
     pub fn query(action: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> PgError {
         let action = action.into();
         move |cause| PgError::Query { action, cause }
@@ -60,21 +79,70 @@ fn cause_text(e: &tokio_postgres::Error) -> String {
 /// The serving schema DDL (also readable at `sql/postgres/schema.sql`).
 pub const SCHEMA_SQL: &str = include_str!("../../sql/postgres/schema.sql");
 
-/// Connects without TLS (the lab's databases listen on loopback) and drives the connection
-/// on a background task.
+/// Connects and drives the connection on a background task.
 pub async fn connect(url: &str) -> Result<Client, PgError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|cause| PgError::Connect {
-            target: redact(url),
-            cause,
-        })?;
+    let (client, connection) = open(url).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "postgres connection closed");
         }
     });
     Ok(client)
+}
+
+/// The task that drives a connection: whoever opens one spawns it (and may abort it).
+pub type Connection = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
+
+/// Opens a connection as libpq would from the same string: TLS as its `sslmode` says (the lab's
+/// own databases listen on loopback without it; a managed one usually requires it), the server's
+/// certificate checked against `sslrootcert` (else the public roots) for `verify-ca` and
+/// `verify-full`, and a password from the password file when the string has none.
+pub async fn open(url: &str) -> Result<(Client, Connection), PgError> {
+    let settings = |reason: String| PgError::Settings {
+        target: redact(url),
+        reason,
+    };
+    let info = conninfo::split(url).map_err(settings)?;
+    let mut config: tokio_postgres::Config = info.for_driver.parse().map_err(|cause| PgError::Connect {
+        target: redact(url),
+        cause,
+    })?;
+    if config.get_password().is_none()
+        && let Some(path) = conninfo::passfile_path(info.passfile.as_deref())
+        && let Some(key) = pass_key(&config)
+    {
+        match conninfo::password_from_file(&path, &key) {
+            Ok(Some(password)) => {
+                config.password(password);
+            }
+            Ok(None) => {}
+            // A password file nobody asked for by name is only a warning, as in libpq.
+            Err(reason) if info.passfile.is_none() => tracing::warn!(%reason, "password file not used"),
+            Err(reason) => return Err(settings(reason)),
+        }
+    }
+    let tls = tls::MakeRustls::new(&info).map_err(settings)?;
+    let (client, connection) = config.connect(tls).await.map_err(|cause| PgError::Connect {
+        target: redact(url),
+        cause,
+    })?;
+    Ok((client, Box::pin(connection)))
+}
+
+/// What a password-file line is matched against, with libpq's defaults: `localhost` for a
+/// socket, port 5432, the database named like the user. None without a user.
+fn pass_key(config: &tokio_postgres::Config) -> Option<conninfo::PassKey<'_>> {
+    let user = config.get_user()?;
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(host)) => host.as_str(),
+        _ => "localhost",
+    };
+    Some(conninfo::PassKey {
+        host,
+        port: config.get_ports().first().copied().unwrap_or(5432),
+        database: config.get_dbname().unwrap_or(user),
+        user,
+    })
 }
 
 /// Creates the `yelp` schema and tables if missing.

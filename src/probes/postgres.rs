@@ -121,14 +121,11 @@ impl PostgresProbe {
 }
 
 async fn read(url: &str) -> Result<PostgresSnapshot, ProbeError> {
-    let (client, connection) =
-        tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .map_err(|e| ProbeError::Unreachable {
-                service: LabService::Postgres,
-                url: crate::pg::redact(url),
-                detail: e.to_string(),
-            })?;
+    let (client, connection) = crate::pg::open(url).await.map_err(|e| ProbeError::Unreachable {
+        service: LabService::Postgres,
+        url: crate::pg::redact(url),
+        detail: e.detail(),
+    })?;
     let conn = tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "probe connection closed");

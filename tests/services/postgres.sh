@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Throwaway PostgreSQL cluster for tests: 127.0.0.1:${LAB_TEST_PG_PORT:-25432},
 # trust auth, fsync=off, data dir under ${LAB_SERVICES_DIR:-/tmp/lab-services}/pg.
+# LAB_TEST_PG_TLS=1: a server like a managed one instead: TLS only (pg_hba `hostssl`, plain TCP
+# refused), password auth (scram-sha-256) for user `lab` (password in $PG_DIR/tls/password), a
+# certificate for IP 127.0.0.1 signed by a CA of its own ($PG_DIR/tls/ca.crt).
 # Usage: postgres.sh start|stop|restart|status
 #   start    fresh (initdb'd) cluster
 #   stop     clean shutdown (pg_ctl -m fast); the data stays until the next start
@@ -67,7 +70,42 @@ do_start() {
   if ! as_pg "$bin/initdb" -D "$PG_DATA" -A trust -U postgres --no-sync >"$PG_DIR/initdb.log" 2>&1; then
     log_tail "$PG_DIR/initdb.log"; die "initdb failed"
   fi
+  [ "${LAB_TEST_PG_TLS:-0}" = 1 ] && tls_only
   launch
+  [ "${LAB_TEST_PG_TLS:-0}" = 1 ] && create_tls_user
+  return 0
+}
+
+# A CA and a server certificate for IP 127.0.0.1 (not for "localhost", so a verify-full
+# connection by that name must fail), the server on TLS only.
+tls_only() {
+  local t=$PG_DIR/tls
+  command -v openssl >/dev/null || die "postgres: LAB_TEST_PG_TLS=1 needs openssl"
+  mkdir -p "$t"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=lab test CA" \
+    -keyout "$t/ca.key" -out "$t/ca.crt" >"$t/openssl.log" 2>&1 || { log_tail "$t/openssl.log"; die "openssl: CA"; }
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=lab test server" -keyout "$t/server.key" -out "$t/server.csr" \
+    >>"$t/openssl.log" 2>&1 || { log_tail "$t/openssl.log"; die "openssl: server key"; }
+  printf 'subjectAltName=IP:127.0.0.1\n' >"$t/san.ext"
+  openssl x509 -req -in "$t/server.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial -days 2 \
+    -extfile "$t/san.ext" -out "$t/server.crt" >>"$t/openssl.log" 2>&1 || { log_tail "$t/openssl.log"; die "openssl: sign"; }
+  openssl rand -hex 16 >"$t/password"
+  chmod 600 "$t/server.key"
+  [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$t"
+  cat >>"$PG_DATA/postgresql.conf" <<CONF
+ssl = on
+ssl_cert_file = '$t/server.crt'
+ssl_key_file = '$t/server.key'
+password_encryption = scram-sha-256
+CONF
+  printf 'local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n' >"$PG_DATA/pg_hba.conf"
+}
+
+create_tls_user() {
+  local bin; bin=$(pg_bindir)
+  as_pg "$bin/psql" -h "$PG_DIR" -p "$LAB_TEST_PG_PORT" -U postgres -qAt -v ON_ERROR_STOP=1 \
+    -c "CREATE ROLE lab LOGIN PASSWORD '$(cat "$PG_DIR/tls/password")'" -c "CREATE DATABASE yelp OWNER lab" \
+    >/dev/null || die "postgres: cannot create the TLS test user"
 }
 
 do_restart() {
