@@ -123,8 +123,23 @@ async fn a_tls_only_server_is_reached_as_its_sslmode_says_and_a_password_file_is
     let (ok, text) = run(&server.url("localhost", &format!("sslmode=verify-ca&sslrootcert={}", server.ca())));
     assert!(ok, "verify-ca ignores the name: {text}");
     // Without sslrootcert the public roots are trusted, and they did not sign this server.
-    let (ok, text) = run(&server.url("127.0.0.1", "sslmode=verify-full"));
-    assert!(!ok && text.contains("UnknownIssuer"), "an unknown CA: {text}");
+    for mode in ["verify-full", "verify-ca"] {
+        let (ok, text) = run(&server.url("127.0.0.1", &format!("sslmode={mode}")));
+        assert!(!ok && text.contains("UnknownIssuer"), "{mode}, an unknown CA: {text}");
+    }
+    // libpq: `require` with a root certificate checks the chain; the server's own certificate
+    // is not a CA that signed it.
+    let (ok, text) = run(&server.url(
+        "127.0.0.1",
+        &format!(
+            "sslmode=require&sslrootcert={}",
+            server.tls_file("server.crt").display()
+        ),
+    ));
+    assert!(
+        !ok && text.contains("invalid peer certificate"),
+        "require with a root that did not sign it: {text}"
+    );
     let (ok, text) = run(&server.url("127.0.0.1", "sslmode=require"));
     assert!(ok, "require encrypts without checking: {text}");
     let (ok, text) = run(&server.url("127.0.0.1", "sslmode=disable"));

@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -49,18 +48,13 @@ impl MakeRustls {
             }
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         }
-        let verifier: Arc<dyn ServerCertVerifier> = match info.verify {
-            Verify::Nothing => Arc::new(AcceptAnyCertificate(provider.clone())),
-            Verify::Chain | Verify::ChainAndHost => {
-                let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| format!("cannot use the root certificates: {e}"))?;
-                Arc::new(ChainVerifier {
-                    webpki,
-                    check_host: info.verify == Verify::ChainAndHost,
-                })
-            }
-        };
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| format!("cannot use the root certificates: {e}"))?;
+        let verifier = Arc::new(SslModeVerifier {
+            webpki,
+            verify: info.verify,
+        });
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup: {e}"))?
@@ -136,15 +130,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
     }
 }
 
-/// `verify-ca` and `verify-full`: the chain must lead to a trusted root; the host name is
-/// checked for `verify-full` only.
+/// The certificate checked as `sslmode` says: not at all (`prefer`, `require`), its chain
+/// (`verify-ca`), its chain and host name (`verify-full`). The handshake's signatures are checked
+/// whatever the mode, so the session is with the holder of the certificate's key.
 #[derive(Debug)]
-struct ChainVerifier {
+struct SslModeVerifier {
     webpki: Arc<WebPkiServerVerifier>,
-    check_host: bool,
+    verify: Verify,
 }
 
-impl ServerCertVerifier for ChainVerifier {
+impl ServerCertVerifier for SslModeVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -153,13 +148,16 @@ impl ServerCertVerifier for ChainVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.verify == Verify::Nothing {
+            return Ok(ServerCertVerified::assertion());
+        }
         match self
             .webpki
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
         {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if !self.check_host => Ok(ServerCertVerified::assertion()),
+            )) if self.verify == Verify::Chain => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -184,46 +182,6 @@ impl ServerCertVerifier for ChainVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.webpki.supported_verify_schemes()
-    }
-}
-
-/// `prefer` and `require` (libpq's meaning): encrypted, whoever the server is. The handshake's
-/// signatures are still checked, so the session is really with the certificate's key holder.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
