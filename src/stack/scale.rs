@@ -13,7 +13,6 @@
 //! `${...}` is left as written (shell variables in commands, `${secret:NAME}` in env).
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::Serialize;
 
@@ -52,11 +51,6 @@ impl Scale {
         Scale(all)
     }
 
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
         self.0.iter().map(|(k, v)| (k.as_str(), *v))
     }
@@ -71,13 +65,6 @@ impl Scale {
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
         )
-    }
-}
-
-impl fmt::Display for Scale {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let items: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        f.write_str(&items.join(","))
     }
 }
 
