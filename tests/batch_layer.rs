@@ -6,6 +6,7 @@
 #![cfg(feature = "service-tests")]
 
 mod common;
+use common::OutputGuarded;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -176,8 +177,7 @@ async fn lab_check_passes_on_a_good_load_and_fails_loudly_on_a_tampered_one() {
         .args(["check", "--pg", &url, "--raw-zone", &raw_zone])
         .arg("--state-dir")
         .arg(state.path())
-        .output()
-        .unwrap();
+        .output_guarded();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "check passed a tampered load:\n{stdout}");
     assert!(

@@ -18,6 +18,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::OutputGuarded;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -62,7 +63,7 @@ impl Cluster {
         let mut cmd = Command::new(self.script_command(service));
         cmd.args(args);
         self.with_env(&mut cmd);
-        let out = cmd.output().unwrap();
+        let out = cmd.output_guarded();
         assert!(
             out.status.success(),
             "{service}.sh {args:?} failed:\n{}",
@@ -142,7 +143,7 @@ impl Cluster {
             .args(["--spark-master", &format!("spark://127.0.0.1:{SPARK_PORT}")])
             .args(["--spark-ui", &format!("http://127.0.0.1:{SPARK_UI_PORT}")])
             .stdin(std::process::Stdio::null());
-        json_stdout(&cmd.output().unwrap())
+        json_stdout(&cmd.output_guarded())
     }
 
     /// Polls `lab status` until `done` holds for HDFS's detail, for at most `patience`.
@@ -316,7 +317,7 @@ async fn three_datanodes_and_two_spark_workers_carry_the_lab_and_survive_a_lost_
         .env("LAB_CONTROL_DATANODE_STOP", format!("{script} stop-datanode 3"))
         .env("LAB_CONTROL_DATANODE_START", format!("{script} start-datanode 3"));
     cluster.with_env(&mut lesson);
-    let out = lesson.output().unwrap();
+    let out = lesson.output_guarded();
     assert!(out.status.success(), "{}", common::output_text(&out));
     let report = json_stdout(&out);
     assert_eq!(report["recovered"], true, "{report}");

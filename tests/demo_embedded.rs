@@ -2,6 +2,7 @@
 //! local raw zone, DataFusion) must produce serving tables equal to an independent computation.
 
 mod common;
+use common::OutputGuarded;
 
 use common::{
     Reference, assert_tables_equal_reference, connect, fresh_database, json_stdout, lab, reference, run_ok, sample_dir,
@@ -140,8 +141,7 @@ fn unreachable_postgres_fails_before_streaming() {
             "--state-dir",
         ])
         .arg(state.path())
-        .output()
-        .unwrap();
+        .output_guarded();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -6,6 +6,7 @@
 #![cfg(feature = "service-tests")]
 
 mod common;
+use common::OutputGuarded;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -97,8 +98,7 @@ async fn hdfs_restart_while_consuming_loses_and_duplicates_nothing() {
                 "--parquet-out",
                 parquet_out.path().to_str().expect("UTF-8 path"),
             ])
-            .output()
-            .unwrap();
+            .output_guarded();
         let rows_in = serde_json::from_slice::<Value>(&out.stdout)
             .ok()
             .and_then(|r| r["rows_in"].as_u64());

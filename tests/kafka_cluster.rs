@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::OutputGuarded;
 
 use bigdata_lab::probes::kafka::KafkaProbe;
 use bigdata_lab::probes::kafka_cluster::{NO_LEADER, ReplicaChange};
@@ -133,8 +134,7 @@ async fn three_brokers_leaders_replicas_offline_partitions_and_moves() {
         .arg("--state-dir")
         .arg(state.path())
         .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+        .output_guarded();
     let json = common::json_stdout(&out);
     let cluster_json = &json["services"]["kafka"]["detail"]["cluster"];
     assert_eq!(cluster_json["brokers"].as_array().map(Vec::len), Some(3), "{json:#}");

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::OutputGuarded;
 
 use std::collections::BTreeMap;
 use std::process::Output;
@@ -34,8 +35,7 @@ fn lab_kafka(args: &[&str]) -> Output {
         .arg("kafka")
         .args(args)
         .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
+        .output_guarded()
 }
 
 /// The group's committed offsets and their metadata, as the broker holds them.
@@ -521,8 +521,7 @@ async fn dead_letters_are_listed_by_reason_and_replayed_once_into_the_transform(
         all.extend_from_slice(args);
         stage_cmd(&prefix, z, state.path(), &all)
             .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap()
+            .output_guarded()
     };
     let raw_high = || -> i64 {
         let client: BaseConsumer = ClientConfig::new()

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::OutputGuarded;
 
 use std::path::Path;
 use std::process::Output;
@@ -26,8 +27,7 @@ fn lab(brokers: &str, state: &Path, args: &[&str]) -> Output {
         .arg("--raw-zone")
         .arg(state.join("raw"))
         .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
+        .output_guarded()
 }
 
 /// One record as the test's own `read_committed` reader gets it from the mock cluster.

@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::OutputGuarded;
 
 use std::path::Path;
 use std::process::Command;
@@ -52,9 +53,7 @@ fn lesson_cmd(name: &str, prefix: &str, state: &Path, extra_env: &[(&str, String
 
 /// A lesson that must succeed: its report and its narration.
 fn lesson(name: &str, prefix: &str, state: &Path, extra_env: &[(&str, String)]) -> (Value, String) {
-    let out = lesson_cmd(name, prefix, state, extra_env)
-        .output()
-        .expect("run lab lesson");
+    let out = lesson_cmd(name, prefix, state, extra_env).output_guarded();
     let narration = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
@@ -173,7 +172,7 @@ async fn slow_batch_goes_up_for_retry_and_succeeds_on_a_later_try() {
 
 #[test]
 fn lesson_list_names_every_lesson_and_unknown_names_are_refused() {
-    let out = lab().args(["lesson", "list"]).output().unwrap();
+    let out = lab().args(["lesson", "list"]).output_guarded();
     let text = String::from_utf8_lossy(&out.stdout);
     for name in [
         "consumer-lag",
@@ -184,7 +183,7 @@ fn lesson_list_names_every_lesson_and_unknown_names_are_refused() {
     ] {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
-    let out = lab().args(["lesson", "run", "datanode"]).output().unwrap();
+    let out = lab().args(["lesson", "run", "datanode"]).output_guarded();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("datanode-down"), "the error lists the lessons: {err}");

@@ -5,6 +5,7 @@
 //! real services (tests/lessons.rs).
 
 mod common;
+use common::OutputGuarded;
 
 use std::path::Path;
 
@@ -22,8 +23,7 @@ fn run(args: &[&str], state: &Path) -> (bool, Value, String) {
         .env("LAB_HDFS_URL", format!("hdfs://{CLOSED}"))
         .env("LAB_HDFS_HTTP", format!("http://{CLOSED}"))
         .env("LAB_AIRFLOW_URL", format!("http://{CLOSED}"))
-        .output()
-        .expect("run lab");
+        .output_guarded();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let report = if out.status.success() {
         json_stdout(&out)

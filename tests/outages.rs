@@ -19,6 +19,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::OutputGuarded;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -277,7 +278,7 @@ async fn raw_records_per_entity(prefix: &str) -> BTreeMap<&'static str, i64> {
 fn stages_waiting_for_the_broker(prefix: &str, zone: &std::ffi::OsStr, state: &std::path::Path) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = stage_cmd(prefix, zone, state, &["status", "--json"]).output().unwrap();
+        let out = stage_cmd(prefix, zone, state, &["status", "--json"]).output_guarded();
         let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         let waiting: Vec<String> = report["stages"]
             .as_array()
@@ -389,9 +390,7 @@ async fn broker_restarts_under_every_stage_lose_nothing() {
     ] {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let out = stage_cmd(&prefix, zone, state.path(), &["kafka", "offsets", &group, "--json"])
-                .output()
-                .unwrap();
+            let out = stage_cmd(&prefix, zone, state.path(), &["kafka", "offsets", &group, "--json"]).output_guarded();
             let offsets: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
             let parts = offsets["partitions"].as_array().cloned().unwrap_or_default();
             let lag: i64 = parts.iter().filter_map(|p| p["lag"].as_i64()).sum();
@@ -424,9 +423,7 @@ async fn broker_restarts_under_every_stage_lose_nothing() {
         );
     }
     // Stages that ended leave no status behind.
-    let out = stage_cmd(&prefix, zone, state.path(), &["status", "--json"])
-        .output()
-        .unwrap();
+    let out = stage_cmd(&prefix, zone, state.path(), &["status", "--json"]).output_guarded();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["stages"], serde_json::json!([]), "{report:#}");
     run_stage(

@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::OutputGuarded;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,8 +42,7 @@ impl TlsPostgres {
             .env("LAB_SERVICES_DIR", self.dir.path())
             .env("LAB_TEST_PG_PORT", PORT.to_string())
             .env("LAB_TEST_PG_TLS", "1")
-            .output()
-            .unwrap();
+            .output_guarded();
         assert!(out.status.success(), "postgres.sh {action}:\n{}", output_text(&out));
     }
 
@@ -88,7 +88,7 @@ fn check(prefix: &str, raw: &Path, state: &Path, url: &str, env: &[(&str, &str)]
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().unwrap();
+    let out = cmd.output_guarded();
     (out.status.success(), output_text(&out))
 }
 
@@ -160,7 +160,7 @@ async fn a_tls_only_server_is_reached_as_its_sslmode_says_and_a_password_file_is
             state.path(),
             &["status", "--require", "postgres", "--pg", url],
         );
-        cmd.output().unwrap().status.success()
+        cmd.output_guarded().status.success()
     };
     assert!(probe(&full), "lab status sees PostgreSQL up over TLS");
     assert!(

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::OutputGuarded;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -145,8 +146,7 @@ async fn hdfs_probe_reads_the_namenode_and_the_raw_zone() {
         .env("LAB_HDFS_HTTP", &http)
         .env("LAB_RAW_ZONE", format!("{rpc}{elsewhere}"))
         .env("LAB_STATE_DIR", state.path())
-        .output()
-        .unwrap();
+        .output_guarded();
     let json = common::json_stdout(&out);
     let detail = &json["services"]["hdfs"]["detail"];
     assert_eq!(detail["zone_dir"], format!("{elsewhere}/yelp"), "{json:#}");
@@ -317,8 +317,7 @@ async fn lab_status_json_covers_every_service_and_exits_zero_when_all_are_up() {
             service_env("LAB_TEST_AIRFLOW_PASSWORD_FILE"),
         )
         .env("LAB_STATE_DIR", tempfile::tempdir().unwrap().path())
-        .output()
-        .unwrap();
+        .output_guarded();
     let json = common::json_stdout(&out);
     for s in LabService::ALL {
         let health = json["services"][s.name()]["status"]["health"]
@@ -338,8 +337,7 @@ async fn lab_status_json_covers_every_service_and_exits_zero_when_all_are_up() {
         .args(["status", "--require", "spark"])
         .env("LAB_SPARK_UI", "http://127.0.0.1:9")
         .env("LAB_STATE_DIR", tempfile::tempdir().unwrap().path())
-        .output()
-        .unwrap();
+        .output_guarded();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("required service(s) down: spark"), "{stderr}");
@@ -394,7 +392,7 @@ async fn lab_status_fails_on_a_lag_alert_while_kafka_is_required() {
             format!("[alerts.groups]\n\"{group}\" = {threshold}\n"),
         )
         .unwrap();
-        stage(&["status", "--require", "kafka", "--json"]).output().unwrap()
+        stage(&["status", "--require", "kafka", "--json"]).output_guarded()
     };
 
     let out = status(behind - 1);

@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::OutputGuarded;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -230,8 +231,7 @@ async fn files_the_group_has_no_record_of_stop_the_consumer() {
         state.path(),
         &["consume", "--until-caught-up", "--group", &group],
     )
-    .output()
-    .unwrap();
+    .output_guarded();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),

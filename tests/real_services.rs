@@ -7,6 +7,7 @@
 #![cfg(feature = "service-tests")]
 
 mod common;
+use common::OutputGuarded;
 
 use std::path::Path;
 
@@ -214,9 +215,7 @@ async fn stages_on_real_broker_and_postgres_match_reference_and_are_idempotent()
 
 /// Runs a stage that must fail; returns what it printed.
 fn run_failing(prefix: &str, raw: &Path, args: &[&str]) -> String {
-    let out = stage_cmd(prefix, raw.as_os_str(), &raw.join("state"), args)
-        .output()
-        .expect("run lab");
+    let out = stage_cmd(prefix, raw.as_os_str(), &raw.join("state"), args).output_guarded();
     let text = common::output_text(&out);
     assert!(!out.status.success(), "{args:?} succeeded: {text}");
     text

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::OutputGuarded;
 
 use std::path::Path;
 use std::process::Output;
@@ -79,7 +80,7 @@ fn run(state: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run lab")
+    cmd.output_guarded()
 }
 
 /// Nothing of the password in stdout, stderr or the log.

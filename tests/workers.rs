@@ -27,6 +27,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::OutputGuarded;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -98,8 +99,7 @@ impl Lab {
             &self
                 .cmd(&["status", "--json"])
                 .stdin(std::process::Stdio::null())
-                .output()
-                .unwrap(),
+                .output_guarded(),
         )
     }
 

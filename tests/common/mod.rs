@@ -120,8 +120,26 @@ pub fn number_before(text: &str, marker: &str) -> u64 {
         .unwrap_or_else(|_| panic!("no number before {marker:?} in {text:?}"))
 }
 
+/// How long one command a test runs may take before it counts as hung: far above what any of
+/// them needs, so it is a hang guard, not a timing assertion.
+pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `Command::output` with a hang guard, the way every test runs a command to its end.
+pub trait OutputGuarded {
+    /// Runs the command to its end with no stdin, but one still running after [`HANG_GUARD`] is
+    /// killed and the test fails with its output and its threads' stacks: a hang then says where
+    /// it hung instead of holding CI until its time limit.
+    fn output_guarded(&mut self) -> Output;
+}
+
+impl OutputGuarded for Command {
+    fn output_guarded(&mut self) -> Output {
+        Background::spawn(self.stdin(std::process::Stdio::null())).wait(HANG_GUARD)
+    }
+}
+
 pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run lab");
+    let out = cmd.output_guarded();
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
@@ -637,9 +655,10 @@ impl Background {
                 break status;
             }
             if std::time::Instant::now() > deadline {
+                let stacks = thread_stacks(child.id());
                 kill_and_reap(&mut child);
                 panic!(
-                    "{} still running after {patience:?}; killed.\nstdout:\n{}\nstderr:\n{}",
+                    "{} still running after {patience:?}; killed.\nstdout:\n{}\nstderr:\n{}\nits threads:\n{stacks}",
                     self.what,
                     std::fs::read_to_string(&self.stdout).unwrap_or_default(),
                     self.stderr()
@@ -658,6 +677,31 @@ impl Background {
 impl Drop for Background {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The stack of every thread of a hung process, from gdb where it is installed.
+fn thread_stacks(pid: u32) -> String {
+    let out = Command::new("timeout")
+        .args([
+            "60",
+            "gdb",
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match out {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("Thread ") || l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Ok(out) => format!("(gdb failed: {})", String::from_utf8_lossy(&out.stderr).trim()),
+        Err(e) => format!("(no gdb: {e})"),
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Background, service_env};
+use super::{Background, OutputGuarded, service_env};
 
 /// A fresh raw-zone location on the test HDFS, unique per test run.
 pub fn hdfs_raw_zone(name: &str) -> String {
@@ -37,7 +37,7 @@ pub async fn hdfs_delete(path: &str) {
 /// Runs a tests/services/<svc>.sh action (e.g. ("hdfs", "restart")) and waits for it.
 pub fn service_script(service: &str, action: &str) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/services/{service}.sh"));
-    let out = Command::new(&script).arg(action).output().expect("run service script");
+    let out = Command::new(&script).arg(action).output_guarded();
     assert!(
         out.status.success(),
         "{} {action} failed:\n{}",
@@ -259,7 +259,7 @@ fn curl(base: &str, method: &str, path: &str, token: Option<&str>, body: Option<
         cmd.args(["--data-binary", &body.to_string()]);
     }
     cmd.arg(format!("{base}{path}"));
-    let out = cmd.output().expect("run curl");
+    let out = cmd.output_guarded();
     assert!(
         out.status.success(),
         "curl {method} {path}: {}",
