@@ -77,8 +77,10 @@ impl GroupEvents {
     }
 
     /// The consumer is about to close: from now on every rebalance is answered by giving partitions
-    /// up. Taking an assignment during the close never returns (librdkafka issue #4884: seen here,
-    /// a process's workers hung in `rd_kafka_assign` as they closed while their group rebalanced).
+    /// up, and none at all once the group has terminated. Taking an assignment during the close
+    /// never returns, nor does any answer after the group terminated (librdkafka issue #4884: seen
+    /// here, a process's workers hung in `rd_kafka_assign` as they closed while their group
+    /// rebalanced, and a drain's consumer in `rd_kafka_assign(NULL)` after a broker restart).
     pub fn closing(&self) {
         self.closing.store(true, Ordering::Release);
     }
@@ -160,6 +162,13 @@ impl ConsumerContext for GroupEvents {
             other => Rebalance::Error(KafkaError::Rebalance(other.into())),
         };
         self.pre_rebalance(consumer, &rebalance);
+        if closing && consumer.closed() {
+            // The group has terminated: librdkafka drops what `assign` would send it without a
+            // reply, so answering would wait for ever (librdkafka issue #4884). Nothing is owed.
+            tracing::info!(assign, "a group rebalance arrived after the group closed; left unanswered");
+            self.post_rebalance(consumer, &rebalance);
+            return;
+        }
         let answered = match (assign, cooperative, closing) {
             (true, false, false) => consumer.assign(tpl),
             (true, true, _) => consumer.incremental_assign(tpl),

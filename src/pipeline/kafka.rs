@@ -555,16 +555,25 @@ pub async fn next_batch<'c>(
     Ok(batch)
 }
 
-/// Leaves the group before the consumer is dropped. librdkafka can hang for ever in the close of a
-/// consumer whose group is rebalancing: the revoke the close delivers is answered with
-/// `rd_kafka_assign`, which never returns (librdkafka issue #4884; seen here with thirteen workers
-/// of one process ending together while the group still rebalanced). Unsubscribing first and
-/// serving the revoke here, as the stage polls anyway, leaves the close less to do, and what it
-/// still delivers is answered by giving partitions up ([`GroupEvents::closing`]). Records still
-/// delivered are dropped: nothing past what the stage committed counts.
-pub async fn leave_group(consumer: &StreamConsumer<GroupEvents>) {
+/// How long a stage waits for its consumer to close before it ends without it.
+const CLOSE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Leaves the group, then closes the consumer, never waiting on the close for ever.
+///
+/// librdkafka can hang for ever in the close of a consumer whose group is rebalancing: the revoke
+/// the close delivers is answered with `rd_kafka_assign`, which never returns once the group has
+/// terminated (librdkafka issue #4884; seen here with thirteen workers of one process ending
+/// together while the group still rebalanced, and with a drain's consumer that joined right after
+/// the broker restarted). Unsubscribing first and serving the revoke here, as the stage polls
+/// anyway, leaves the close less to do; what it still delivers is answered by giving partitions up,
+/// or not at all once the group has terminated ([`GroupEvents::closing`]). The close itself runs
+/// on a thread of its own, and a close still running after [`CLOSE_PATIENCE`] is left behind with
+/// a warning: by then everything the stage did is committed, and a static member's partitions stay
+/// its own until its session times out anyway. Records still delivered are dropped: nothing past
+/// what the stage committed counts.
+pub async fn close_consumer(consumer: StreamConsumer<GroupEvents>) {
     consumer.unsubscribe();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + CLOSE_PATIENCE;
     while consumer.assignment().map_or(0, |a| a.count()) > 0 {
         if tokio::time::Instant::now() >= deadline {
             tracing::warn!("the consumer still held partitions 10 s after leaving its group; closing anyway");
@@ -574,6 +583,26 @@ pub async fn leave_group(consumer: &StreamConsumer<GroupEvents>) {
     }
     // A rebalance the close still delivers gives partitions up, never takes them.
     consumer.context().closing();
+    let (closed, done) = tokio::sync::oneshot::channel();
+    // A plain thread, not `spawn_blocking`: a runtime waits for its blocking tasks when it shuts
+    // down, so a hung close would hold the process's exit.
+    let spawned = std::thread::Builder::new()
+        .name("kafka-close".into())
+        .spawn(move || {
+            drop(consumer);
+            closed.send(()).ok();
+        });
+    match spawned {
+        Ok(_) => {
+            if tokio::time::timeout(CLOSE_PATIENCE, done).await.is_err() {
+                tracing::warn!(
+                    "closing the Kafka consumer took over 10 s (librdkafka issue #4884); \
+                     ending without it: its work is committed"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "no thread to close the Kafka consumer on; it was dropped unclosed"),
+    }
 }
 
 /// Moves every assigned partition back to the group's committed offset (its start when nothing is

@@ -204,7 +204,7 @@ async fn sink_loop<Z: RawZone>(
             .create_with_context(group_events(&writes))
             .map_err(|e| PipelineError::kafka("create the raw-zone consumer", brokers, e))?;
     let result = sink_with(zone, &consumer, &writes, opts, counters, cancel).await;
-    kafka::leave_group(&consumer).await;
+    kafka::close_consumer(consumer).await;
     result
 }
 

@@ -114,7 +114,7 @@ async fn transform_loop(
             .create_with_context(GroupEvents::default())
             .map_err(|e| PipelineError::kafka("create the transform consumer", brokers, e))?;
     let result = transform_with(&consumer, opts, counters, cancel).await;
-    kafka::leave_group(&consumer).await;
+    kafka::close_consumer(consumer).await;
     result
 }
 
