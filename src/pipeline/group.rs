@@ -165,7 +165,10 @@ impl ConsumerContext for GroupEvents {
         if closing && consumer.closed() {
             // The group has terminated: librdkafka drops what `assign` would send it without a
             // reply, so answering would wait for ever (librdkafka issue #4884). Nothing is owed.
-            tracing::info!(assign, "a group rebalance arrived after the group closed; left unanswered");
+            tracing::info!(
+                assign,
+                "a group rebalance arrived after the group closed; left unanswered"
+            );
             self.post_rebalance(consumer, &rebalance);
             return;
         }

@@ -586,12 +586,10 @@ pub async fn close_consumer(consumer: StreamConsumer<GroupEvents>) {
     let (closed, done) = tokio::sync::oneshot::channel();
     // A plain thread, not `spawn_blocking`: a runtime waits for its blocking tasks when it shuts
     // down, so a hung close would hold the process's exit.
-    let spawned = std::thread::Builder::new()
-        .name("kafka-close".into())
-        .spawn(move || {
-            drop(consumer);
-            closed.send(()).ok();
-        });
+    let spawned = std::thread::Builder::new().name("kafka-close".into()).spawn(move || {
+        drop(consumer);
+        closed.send(()).ok();
+    });
     match spawned {
         Ok(_) => {
             if tokio::time::timeout(CLOSE_PATIENCE, done).await.is_err() {
