@@ -298,6 +298,39 @@ async fn postgres_probe_counts_serving_rows_and_reads_the_last_batch() {
     let last = p.last_batch.unwrap();
     assert_eq!((last.run_id.as_str(), last.rows_in, last.rows_out), ("new", 10, 2));
     assert_eq!(last.quality.as_deref(), Some("passed"));
+
+    // One connection for every poll (not a backend per poll), and a new one when the server
+    // dropped it, within the same poll.
+    let kept = probe_backends(&client).await;
+    assert_eq!(kept.len(), 1, "the probe keeps its connection between polls: {kept:?}");
+    for _ in 0..3 {
+        assert_eq!(probe.poll().await.status.health, Health::Up);
+        assert_eq!(probe_backends(&client).await, kept, "every poll on the kept connection");
+    }
+    client
+        .execute("SELECT pg_terminate_backend($1)", &[&kept[0]])
+        .await
+        .unwrap();
+    let after = probe.poll().await;
+    assert_eq!(after.status.health, Health::Up, "{:?}", after.status);
+    let replaced = probe_backends(&client).await;
+    assert_eq!(replaced.len(), 1, "{replaced:?}");
+    assert_ne!(replaced, kept, "the dropped connection was replaced");
+}
+
+/// The backends connected to `client`'s database other than `client` itself.
+async fn probe_backends(client: &tokio_postgres::Client) -> Vec<i32> {
+    client
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND backend_type = 'client backend' ORDER BY pid",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

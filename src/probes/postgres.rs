@@ -81,6 +81,38 @@ pub fn short_version(full: &str) -> String {
 
 pub struct PostgresProbe {
     url: Option<String>,
+    /// The connection of the last poll that read the server, kept for the next: a new one every
+    /// poll (the monitor polls every 2 s) would cost the server a backend process each time, and a
+    /// TLS handshake and a password check where the URL asks for them.
+    session: Option<Session>,
+}
+
+/// A connection and the task that drives it (aborted when the session is dropped).
+struct Session {
+    client: Client,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Session {
+    async fn open(url: &str) -> Result<Self, ProbeError> {
+        let (client, connection) = crate::pg::open(url).await.map_err(|e| ProbeError::Unreachable {
+            service: LabService::Postgres,
+            url: crate::pg::redact(url),
+            detail: e.detail(),
+        })?;
+        let driver = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "probe connection closed");
+            }
+        });
+        Ok(Self { client, driver })
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
 }
 
 fn query_err(what: &str) -> impl Fn(tokio_postgres::Error) -> ProbeError + '_ {
@@ -93,7 +125,7 @@ fn query_err(what: &str) -> impl Fn(tokio_postgres::Error) -> ProbeError + '_ {
 impl PostgresProbe {
     #[must_use]
     pub fn new(url: Option<String>) -> Self {
-        Self { url }
+        Self { url, session: None }
     }
 
     pub async fn poll(&mut self) -> Probed<PostgresSnapshot> {
@@ -102,13 +134,17 @@ impl PostgresProbe {
         };
         let started = Instant::now();
         // The whole read shares one deadline: a few loopback queries, so a second is plenty.
-        let result = match tokio::time::timeout(REQUEST_TIMEOUT, read(&url)).await {
+        let result = match tokio::time::timeout(REQUEST_TIMEOUT, self.read(&url)).await {
             Ok(r) => r,
-            Err(_) => Err(ProbeError::Unreachable {
-                service: LabService::Postgres,
-                url: crate::pg::redact(&url),
-                detail: format!("no answer within {} ms", REQUEST_TIMEOUT.as_millis()),
-            }),
+            Err(_) => {
+                // A read cut off half way leaves the connection in an unknown state.
+                self.session = None;
+                Err(ProbeError::Unreachable {
+                    service: LabService::Postgres,
+                    url: crate::pg::redact(&url),
+                    detail: format!("no answer within {} ms", REQUEST_TIMEOUT.as_millis()),
+                })
+            }
         };
         Probed::from_result(
             result.map(|snap| {
@@ -118,23 +154,21 @@ impl PostgresProbe {
             started,
         )
     }
-}
 
-async fn read(url: &str) -> Result<PostgresSnapshot, ProbeError> {
-    let (client, connection) = crate::pg::open(url).await.map_err(|e| ProbeError::Unreachable {
-        service: LabService::Postgres,
-        url: crate::pg::redact(url),
-        detail: e.detail(),
-    })?;
-    let conn = tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "probe connection closed");
+    /// Reads the server on the kept connection; when that fails (the server restarted, say), once
+    /// more on a new one, so a restart between two polls is not reported as an outage.
+    async fn read(&mut self, url: &str) -> Result<PostgresSnapshot, ProbeError> {
+        if let Some(session) = self.session.take().filter(|s| !s.client.is_closed())
+            && let Ok(snap) = read_with(&session.client).await
+        {
+            self.session = Some(session);
+            return Ok(snap);
         }
-    });
-    let snap = read_with(&client).await;
-    drop(client);
-    conn.abort();
-    snap
+        let session = Session::open(url).await?;
+        let snap = read_with(&session.client).await?;
+        self.session = Some(session);
+        Ok(snap)
+    }
 }
 
 async fn read_with(client: &Client) -> Result<PostgresSnapshot, ProbeError> {
