@@ -136,15 +136,11 @@ impl PostgresProbe {
         // The whole read shares one deadline: a few loopback queries, so a second is plenty.
         let result = match tokio::time::timeout(REQUEST_TIMEOUT, self.read(&url)).await {
             Ok(r) => r,
-            Err(_) => {
-                // A read cut off half way leaves the connection in an unknown state.
-                self.session = None;
-                Err(ProbeError::Unreachable {
-                    service: LabService::Postgres,
-                    url: crate::pg::redact(&url),
-                    detail: format!("no answer within {} ms", REQUEST_TIMEOUT.as_millis()),
-                })
-            }
+            Err(_) => Err(ProbeError::Unreachable {
+                service: LabService::Postgres,
+                url: crate::pg::redact(&url),
+                detail: format!("no answer within {} ms", REQUEST_TIMEOUT.as_millis()),
+            }),
         };
         Probed::from_result(
             result.map(|snap| {
@@ -156,7 +152,9 @@ impl PostgresProbe {
     }
 
     /// Reads the server on the kept connection; when that fails (the server restarted, say), once
-    /// more on a new one, so a restart between two polls is not reported as an outage.
+    /// more on a new one, so a restart between two polls is not reported as an outage. The
+    /// connection is taken out while it is read and put back only after a whole read, so a read
+    /// cut off by the poll's deadline drops it (its state unknown).
     async fn read(&mut self, url: &str) -> Result<PostgresSnapshot, ProbeError> {
         if let Some(session) = self.session.take().filter(|s| !s.client.is_closed())
             && let Ok(snap) = read_with(&session.client).await
