@@ -31,10 +31,19 @@ use common::{
 };
 use serde_json::Value;
 
-const HDFS_PORT: u16 = 39000;
-const HDFS_HTTP_PORT: u16 = 39870;
-const SPARK_PORT: u16 = 37177;
-const SPARK_UI_PORT: u16 = 38190;
+// This cluster's ports: beside the harness's (2xxxx) and, like them, below Linux's ephemeral range
+// (32768–60999), from which outgoing connections take their local ports: a DataNode on 40064 once
+// failed to start because a client connection held that port.
+const HDFS_PORT: u16 = 26000;
+const HDFS_HTTP_PORT: u16 = 26870;
+/// DataNode I's ports are these + 100 × (I − 1), as hdfs.sh and the lambda stack place them.
+const DN_PORT: u16 = 26866;
+const DN_HTTP_PORT: u16 = 26864;
+const DN_IPC_PORT: u16 = 26867;
+const SPARK_PORT: u16 = 24077;
+const SPARK_UI_PORT: u16 = 24090;
+/// Worker I's UI is this + I − 1 (spark.sh).
+const SPARK_WORKER_UI_PORT: u16 = 24091;
 
 /// HDFS with three DataNodes and Spark with two workers, stopped on drop.
 struct Cluster {
@@ -76,15 +85,15 @@ impl Cluster {
         cmd.env("LAB_SERVICES_DIR", self.dir.path())
             .env("LAB_TEST_HDFS_PORT", HDFS_PORT.to_string())
             .env("LAB_TEST_HDFS_HTTP_PORT", HDFS_HTTP_PORT.to_string())
-            .env("LAB_TEST_HDFS_DN_PORT", "39866")
-            .env("LAB_TEST_HDFS_DN_HTTP_PORT", "39864")
-            .env("LAB_TEST_HDFS_DN_IPC_PORT", "39867")
+            .env("LAB_TEST_HDFS_DN_PORT", DN_PORT.to_string())
+            .env("LAB_TEST_HDFS_DN_HTTP_PORT", DN_HTTP_PORT.to_string())
+            .env("LAB_TEST_HDFS_DN_IPC_PORT", DN_IPC_PORT.to_string())
             .env("LAB_TEST_HDFS_DATANODES", "3")
             .env("LAB_TEST_HDFS_REPLICATION", "2")
             .env("LAB_TEST_HDFS_RECHECK_MS", "2000")
             .env("LAB_TEST_SPARK_PORT", SPARK_PORT.to_string())
             .env("LAB_TEST_SPARK_UI_PORT", SPARK_UI_PORT.to_string())
-            .env("LAB_TEST_SPARK_WORKER_UI_PORT", "38191")
+            .env("LAB_TEST_SPARK_WORKER_UI_PORT", SPARK_WORKER_UI_PORT.to_string())
             .env("LAB_TEST_SPARK_WORKERS", "2")
             .env("LAB_TEST_SPARK_WORKER_CORES", "1")
             .env("LAB_TEST_SPARK_WORKER_MEMORY", "1g");
@@ -109,7 +118,10 @@ impl Cluster {
             // from this NameNode, the grep as the stack writes it.
             let (_, grep) = test[1].split_once(" | ").unwrap();
             let xfer = 9866 + 100 * (index - 1);
-            let grep = grep.replace(&format!(":{xfer} "), &format!(":{} ", 39866 + 100 * (index - 1)));
+            let grep = grep.replace(
+                &format!(":{xfer} "),
+                &format!(":{} ", u32::from(DN_PORT) + 100 * (index - 1)),
+            );
             assert!(!grep.contains(&format!(":{xfer} ")), "{grep}");
             let mut cmd = Command::new("bash");
             cmd.arg("-c").arg(format!(
@@ -121,7 +133,10 @@ impl Cluster {
             // bash -c '<read the worker's /json/ page and look for its master>'.
             assert_eq!(test[..3], ["CMD", "bash", "-c"], "{test:?}");
             let ui = 8081 + 100 * (index - 1);
-            let script = test[3].replace(&format!("/{ui} "), &format!("/{} ", 38191 + index - 1));
+            let script = test[3].replace(
+                &format!("/{ui} "),
+                &format!("/{} ", u32::from(SPARK_WORKER_UI_PORT) + index - 1),
+            );
             assert!(!script.contains(&format!("/{ui} ")), "{script}");
             let mut cmd = Command::new("bash");
             cmd.arg("-c").arg(script);
@@ -270,8 +285,12 @@ async fn three_datanodes_and_two_spark_workers_carry_the_lab_and_survive_a_lost_
         .collect();
     assert_eq!(dead.len(), 1, "{hdfs:#}");
     assert!(
-        dead[0]["name"].as_str().unwrap().contains(":39966"),
-        "DataNode 2 (port 39966) is the dead one: {hdfs:#}"
+        dead[0]["name"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(":{}", DN_PORT + 100)),
+        "DataNode 2 (port {}) is the dead one: {hdfs:#}",
+        DN_PORT + 100
     );
     let url = fresh_database("cluster_lost").await;
     batch(url.clone());
@@ -332,8 +351,9 @@ async fn three_datanodes_and_two_spark_workers_carry_the_lab_and_survive_a_lost_
             .to_string()
     };
     assert!(
-        signal("DataNode dead").contains(":40066"),
-        "DataNode 3 (port 40066): {report:#}"
+        signal("DataNode dead").contains(&format!(":{}", DN_PORT + 200)),
+        "DataNode 3 (port {}): {report:#}",
+        DN_PORT + 200
     );
     for what in [
         "canaries written",
