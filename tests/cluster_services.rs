@@ -36,7 +36,8 @@ use serde_json::Value;
 // failed to start because a client connection held that port.
 const HDFS_PORT: u16 = 26000;
 const HDFS_HTTP_PORT: u16 = 26870;
-/// DataNode I's ports are these + 100 × (I − 1), as hdfs.sh and the lambda stack place them.
+/// DataNode I's ports are these + 100 × (I − 1), as hdfs.sh and the lambda stack place them
+/// ([`datanode_port`]).
 const DN_PORT: u16 = 26866;
 const DN_HTTP_PORT: u16 = 26864;
 const DN_IPC_PORT: u16 = 26867;
@@ -44,6 +45,11 @@ const SPARK_PORT: u16 = 24077;
 const SPARK_UI_PORT: u16 = 24090;
 /// Worker I's UI is this + I − 1 (spark.sh).
 const SPARK_WORKER_UI_PORT: u16 = 24091;
+
+/// DataNode `i`'s data-transfer port (its name in the NameNode's reports).
+fn datanode_port(i: u32) -> u32 {
+    u32::from(DN_PORT) + 100 * (i - 1)
+}
 
 /// HDFS with three DataNodes and Spark with two workers, stopped on drop.
 struct Cluster {
@@ -118,10 +124,7 @@ impl Cluster {
             // from this NameNode, the grep as the stack writes it.
             let (_, grep) = test[1].split_once(" | ").unwrap();
             let xfer = 9866 + 100 * (index - 1);
-            let grep = grep.replace(
-                &format!(":{xfer} "),
-                &format!(":{} ", u32::from(DN_PORT) + 100 * (index - 1)),
-            );
+            let grep = grep.replace(&format!(":{xfer} "), &format!(":{} ", datanode_port(index)));
             assert!(!grep.contains(&format!(":{xfer} ")), "{grep}");
             let mut cmd = Command::new("bash");
             cmd.arg("-c").arg(format!(
@@ -156,8 +159,7 @@ impl Cluster {
         cmd.args(["--hdfs", &self.hdfs_url()])
             .args(["--hdfs-http", &format!("http://127.0.0.1:{HDFS_HTTP_PORT}")])
             .args(["--spark-master", &format!("spark://127.0.0.1:{SPARK_PORT}")])
-            .args(["--spark-ui", &format!("http://127.0.0.1:{SPARK_UI_PORT}")])
-            .stdin(std::process::Stdio::null());
+            .args(["--spark-ui", &format!("http://127.0.0.1:{SPARK_UI_PORT}")]);
         json_stdout(&cmd.output_guarded())
     }
 
@@ -288,9 +290,9 @@ async fn three_datanodes_and_two_spark_workers_carry_the_lab_and_survive_a_lost_
         dead[0]["name"]
             .as_str()
             .unwrap()
-            .contains(&format!(":{}", DN_PORT + 100)),
+            .contains(&format!(":{}", datanode_port(2))),
         "DataNode 2 (port {}) is the dead one: {hdfs:#}",
-        DN_PORT + 100
+        datanode_port(2)
     );
     let url = fresh_database("cluster_lost").await;
     batch(url.clone());
@@ -351,9 +353,9 @@ async fn three_datanodes_and_two_spark_workers_carry_the_lab_and_survive_a_lost_
             .to_string()
     };
     assert!(
-        signal("DataNode dead").contains(&format!(":{}", DN_PORT + 200)),
+        signal("DataNode dead").contains(&format!(":{}", datanode_port(3))),
         "DataNode 3 (port {}): {report:#}",
-        DN_PORT + 200
+        datanode_port(3)
     );
     for what in [
         "canaries written",

@@ -133,7 +133,6 @@ async fn three_brokers_leaders_replicas_offline_partitions_and_moves() {
         .args(["status", "--json", "--brokers", &brokers, "--topic-prefix", "clu"])
         .arg("--state-dir")
         .arg(state.path())
-        .stdin(std::process::Stdio::null())
         .output_guarded();
     let json = common::json_stdout(&out);
     let cluster_json = &json["services"]["kafka"]["detail"]["cluster"];

@@ -34,7 +34,6 @@ fn lab_kafka(args: &[&str]) -> Output {
         .env("LAB_KAFKA_BROKERS", brokers())
         .arg("kafka")
         .args(args)
-        .stdin(std::process::Stdio::null())
         .output_guarded()
 }
 
@@ -519,9 +518,7 @@ async fn dead_letters_are_listed_by_reason_and_replayed_once_into_the_transform(
     let dlq_cmd = |args: &[&str]| -> Output {
         let mut all = vec!["dlq"];
         all.extend_from_slice(args);
-        stage_cmd(&prefix, z, state.path(), &all)
-            .stdin(std::process::Stdio::null())
-            .output_guarded()
+        stage_cmd(&prefix, z, state.path(), &all).output_guarded()
     };
     let raw_high = || -> i64 {
         let client: BaseConsumer = ClientConfig::new()

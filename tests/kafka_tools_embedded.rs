@@ -26,7 +26,6 @@ fn lab(brokers: &str, state: &Path, args: &[&str]) -> Output {
         .arg(state)
         .arg("--raw-zone")
         .arg(state.join("raw"))
-        .stdin(std::process::Stdio::null())
         .output_guarded()
 }
 

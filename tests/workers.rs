@@ -95,12 +95,7 @@ impl Lab {
 
     /// `lab status --json`: services not run by this test are down, so it does not exit 0.
     fn status(&self) -> Value {
-        json_stdout(
-            &self
-                .cmd(&["status", "--json"])
-                .stdin(std::process::Stdio::null())
-                .output_guarded(),
-        )
+        json_stdout(&self.cmd(&["status", "--json"]).output_guarded())
     }
 
     fn log_tail(&self) -> String {
