@@ -87,6 +87,9 @@ pub struct BrokerOutage {
 impl BrokerOutage {
     #[must_use]
     pub fn new(patience: Duration, counters: &std::sync::Arc<super::StageCounters>) -> Self {
+        // A stage run starts outside any outage, also when it rejoins after the previous run of
+        // the same stage (sharing its counters) ended inside one.
+        counters.set_waiting_for_broker(false);
         Self {
             patience,
             since: None,
@@ -117,6 +120,21 @@ impl BrokerOutage {
             )));
         }
         Ok(())
+    }
+
+    /// Takes the result of a call to the broker: an answer ends the outage, a transient failure
+    /// rides it out (`None`), any other failure is returned. Every call a stage makes to the broker
+    /// goes through this or [`Self::over`], so the stage stops saying it waits (and its patience
+    /// restarts) as soon as the broker answers anything, not only when a record arrives: a stage
+    /// with its input read to the end receives none.
+    pub fn answered<T>(&mut self, result: Result<T, PipelineError>) -> Result<Option<T>, PipelineError> {
+        match result {
+            Ok(value) => {
+                self.over();
+                Ok(Some(value))
+            }
+            Err(e) => self.ride_out(e).map(|()| None),
+        }
     }
 
     /// The broker answered again.
@@ -558,6 +576,56 @@ pub async fn next_batch<'c>(
 /// How long a stage waits for its consumer to close before it ends without it.
 const CLOSE_PATIENCE: Duration = Duration::from_secs(10);
 
+/// A stage's group consumer. However the stage ends, its close runs on a thread of its own (see
+/// [`close_consumer`]): through `close_consumer`, or dropped with the stage's future (the task
+/// cancelled when its runtime shuts down, a test that failed mid-stage). A consumer dropped in
+/// place would close where it was dropped, and that close can hang for ever (librdkafka issue
+/// #4884): seen holding a failed test's runtime shutdown, so the test never ended.
+pub struct GroupConsumer(Option<StreamConsumer<GroupEvents>>);
+
+impl GroupConsumer {
+    #[must_use]
+    pub fn new(consumer: StreamConsumer<GroupEvents>) -> Self {
+        Self(Some(consumer))
+    }
+}
+
+impl std::ops::Deref for GroupConsumer {
+    type Target = StreamConsumer<GroupEvents>;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("a group consumer is only taken by its close")
+    }
+}
+
+impl Drop for GroupConsumer {
+    fn drop(&mut self) {
+        if let Some(consumer) = self.0.take() {
+            consumer.context().closing();
+            // Nobody waits for it: the stage is gone.
+            drop(close_on_thread(consumer));
+        }
+    }
+}
+
+/// Drops (closes) `consumer` on a plain thread, not `spawn_blocking`: a runtime waits for its
+/// blocking tasks when it shuts down, so a hung close would hold the process's exit. The receiver
+/// hears when the close is done.
+fn close_on_thread(consumer: StreamConsumer<GroupEvents>) -> Option<tokio::sync::oneshot::Receiver<()>> {
+    let (closed, done) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new().name("kafka-close".into()).spawn(move || {
+        drop(consumer);
+        closed.send(()).ok();
+    });
+    match spawned {
+        Ok(_) => Some(done),
+        Err(e) => {
+            tracing::warn!(error = %e, "no thread to close the Kafka consumer on; it was dropped unclosed");
+            None
+        }
+    }
+}
+
 /// Leaves the group, then closes the consumer, never waiting on the close for ever.
 ///
 /// librdkafka can hang for ever in the close of a consumer whose group is rebalancing: the revoke
@@ -571,7 +639,10 @@ const CLOSE_PATIENCE: Duration = Duration::from_secs(10);
 /// a warning: by then everything the stage did is committed, and a static member's partitions stay
 /// its own until its session times out anyway. Records still delivered are dropped: nothing past
 /// what the stage committed counts.
-pub async fn close_consumer(consumer: StreamConsumer<GroupEvents>) {
+pub async fn close_consumer(mut consumer: GroupConsumer) {
+    let Some(consumer) = consumer.0.take() else {
+        return;
+    };
     consumer.unsubscribe();
     let deadline = tokio::time::Instant::now() + CLOSE_PATIENCE;
     while consumer.assignment().map_or(0, |a| a.count()) > 0 {
@@ -583,23 +654,13 @@ pub async fn close_consumer(consumer: StreamConsumer<GroupEvents>) {
     }
     // A rebalance the close still delivers gives partitions up, never takes them.
     consumer.context().closing();
-    let (closed, done) = tokio::sync::oneshot::channel();
-    // A plain thread, not `spawn_blocking`: a runtime waits for its blocking tasks when it shuts
-    // down, so a hung close would hold the process's exit.
-    let spawned = std::thread::Builder::new().name("kafka-close".into()).spawn(move || {
-        drop(consumer);
-        closed.send(()).ok();
-    });
-    match spawned {
-        Ok(_) => {
-            if tokio::time::timeout(CLOSE_PATIENCE, done).await.is_err() {
-                tracing::warn!(
-                    "closing the Kafka consumer took over 10 s (librdkafka issue #4884); \
-                     ending without it: its work is committed"
-                );
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "no thread to close the Kafka consumer on; it was dropped unclosed"),
+    if let Some(done) = close_on_thread(consumer)
+        && tokio::time::timeout(CLOSE_PATIENCE, done).await.is_err()
+    {
+        tracing::warn!(
+            "closing the Kafka consumer took over 10 s (librdkafka issue #4884); \
+             ending without it: its work is committed"
+        );
     }
 }
 
@@ -628,15 +689,10 @@ pub async fn rewind_to_committed<C: ConsumerContext + 'static>(
         }
         Ok(())
     };
-    loop {
-        match tokio::task::block_in_place(once) {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                outage.ride_out(e)?;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
+    while outage.answered(tokio::task::block_in_place(once))?.is_none() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    Ok(())
 }
 
 /// Headers of a dead-lettered record: why (`lab.reason` = `code: detail`, `lab.reason.code`) and
@@ -713,6 +769,39 @@ mod tests {
         assert!(KafkaError::AdminOp(RDKafkaErrorCode::OperationTimedOut).is_transient());
         assert!(KafkaError::AdminOp(RDKafkaErrorCode::BrokerTransportFailure).is_transient());
         assert!(!KafkaError::AdminOp(RDKafkaErrorCode::TopicAuthorizationFailed).is_transient());
+    }
+
+    /// Seen on the real broker: a consumer with its input read to the end rode out one failed lag
+    /// query during a broker freeze and then said "waiting for the broker" for good, although
+    /// every later query was answered (only a record ended an outage).
+    #[test]
+    fn any_answer_of_the_broker_ends_an_outage_and_only_a_transient_failure_is_ridden_out() {
+        let counters = std::sync::Arc::new(super::super::StageCounters::default());
+        counters.set_waiting_for_broker(true);
+        let mut outage = BrokerOutage::new(Duration::from_secs(300), &counters);
+        assert!(
+            !counters.snapshot().waiting_for_broker,
+            "a new run starts outside any outage"
+        );
+        let unreachable = || {
+            PipelineError::kafka(
+                "query the watermarks",
+                "b:9092",
+                KafkaError::MessageConsumption(RDKafkaErrorCode::BrokerTransportFailure),
+            )
+        };
+        assert!(matches!(outage.answered::<i64>(Err(unreachable())), Ok(None)));
+        assert!(outage.is_on() && counters.snapshot().waiting_for_broker);
+        assert_eq!(outage.answered(Ok(7)).unwrap(), Some(7));
+        assert!(!outage.is_on() && !counters.snapshot().waiting_for_broker);
+        assert_eq!(outage.count(), 1);
+        let refused = PipelineError::kafka(
+            "read the topic",
+            "b:9092",
+            KafkaError::MessageConsumption(RDKafkaErrorCode::TopicAuthorizationFailed),
+        );
+        assert!(outage.answered::<i64>(Err(refused)).is_err());
+        assert!(!outage.is_on());
     }
 
     #[test]

@@ -199,10 +199,11 @@ async fn sink_loop<Z: RawZone>(
 ) -> Result<SinkReport, PipelineError> {
     let brokers = opts.brokers.as_str();
     let writes = Arc::new(WritesInFlight::default());
-    let consumer: StreamConsumer<GroupEvents> =
+    let consumer = kafka::GroupConsumer::new(
         kafka::consumer_config(brokers, &opts.group_id, opts.worker, opts.broker)
             .create_with_context(group_events(&writes))
-            .map_err(|e| PipelineError::kafka("create the raw-zone consumer", brokers, e))?;
+            .map_err(|e| PipelineError::kafka("create the raw-zone consumer", brokers, e))?,
+    );
     let result = sink_with(zone, &consumer, &writes, opts, counters, cancel).await;
     kafka::close_consumer(consumer).await;
     result
@@ -277,12 +278,11 @@ async fn sink_with<Z: RawZone>(
                 // Records of these partitions are already in `pending`: retry (the broker may be
                 // restarting) rather than drop them.
                 progress.owned = loop {
-                    match resume::resume(zone, consumer, &watermarks, &opts.topics, &opts.group_id, brokers).await {
-                        Ok(owned) => break owned,
-                        Err(e) => {
-                            outage.ride_out(e)?;
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
+                    let resumed =
+                        resume::resume(zone, consumer, &watermarks, &opts.topics, &opts.group_id, brokers).await;
+                    match outage.answered(resumed)? {
+                        Some(owned) => break owned,
+                        None => tokio::time::sleep(Duration::from_secs(1)).await,
                     }
                 };
                 progress.committed.clear();
@@ -345,13 +345,11 @@ async fn sink_with<Z: RawZone>(
             let mut lag = None;
             if caught_up_check {
                 last_check = Instant::now();
-                lag = match tokio::task::block_in_place(|| kafka::assigned_lag(consumer, &watermarks)) {
-                    Ok(lag) => lag,
-                    Err(e) => {
-                        outage.ride_out(e)?;
-                        None
-                    }
-                };
+                lag = outage
+                    .answered(tokio::task::block_in_place(|| {
+                        kafka::assigned_lag(consumer, &watermarks)
+                    }))?
+                    .flatten();
                 counters.set_lag(lag.unwrap_or(-1));
             }
             if caught_up_check {
@@ -425,7 +423,7 @@ async fn sink_with<Z: RawZone>(
         // No file of this run may land after it returns: whoever reads these partitions next (a
         // rejoin of this stage, a restart) learns what is durable from the raw zone, and must
         // find there every file this run will ever write.
-        landings.settle().await;
+        landings.settle(&mut progress).await;
         return Err(e);
     }
     tracing::info!(report = ?progress.report, unwritten_buffers = buffers.len(), "consumer finished");
@@ -541,12 +539,15 @@ impl<'a, Z: RawZone, C: ConsumerContext + 'static> Landings<'a, Z, C> {
         Ok(())
     }
 
-    /// Waits for every write to end, commits nothing: the loop is failing.
-    async fn settle(&mut self) {
+    /// Waits for every write to end, commits nothing: the loop is failing. What landed is still
+    /// counted as written: it is in the raw zone, and the next reader skips it (a rejoin of this
+    /// stage shares its counters, so without this the Pipeline view would show fewer records
+    /// written than the raw zone holds, for good).
+    async fn settle(&mut self, progress: &mut Progress) {
         for flight in self.queue.drain(..) {
             // A file that landed is found and skipped by the next reader, uncommitted or not.
             match flight.task.await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(landed)) => self.to.count(&landed, progress),
                 Ok(Err(e)) => tracing::warn!(error = %e, "a raw-zone write failed as the consumer stopped"),
                 Err(e) => tracing::warn!(error = %e, "a raw-zone write ended abnormally as the consumer stopped"),
             }
@@ -589,12 +590,23 @@ impl<Z: RawZone, C: ConsumerContext + 'static> Landing<'_, Z, C> {
 
     /// Counts a written buffer and commits the position after it.
     fn finish(&self, landed: Landed, progress: &mut Progress) -> Result<(), PipelineError> {
+        self.count(&landed, progress);
+        let buffer = landed.buffer;
+        commit_next(self.consumer, &buffer, &progress.owned, self.brokers)?;
+        progress
+            .committed
+            .insert((buffer.topic, buffer.partition), buffer.next_offset);
+        Ok(())
+    }
+
+    /// Counts what a landed buffer put in the raw zone and the dead-letter topic.
+    fn count(&self, landed: &Landed, progress: &mut Progress) {
         let Landed {
             buffer,
             part,
             dead_lettered,
         } = landed;
-        StageCounters::add(&self.counters.dlq, dead_lettered);
+        StageCounters::add(&self.counters.dlq, *dead_lettered);
         progress.report.dead_lettered += dead_lettered;
         if let Some(part) = part {
             if let Some(state) = progress.owned.get_mut(&(buffer.topic.clone(), buffer.partition)) {
@@ -605,11 +617,6 @@ impl<Z: RawZone, C: ConsumerContext + 'static> Landing<'_, Z, C> {
             StageCounters::add(&self.counters.files, 1);
             StageCounters::add(&self.counters.output, buffer.offsets.len() as u64);
         }
-        commit_next(self.consumer, &buffer, &progress.owned, self.brokers)?;
-        progress
-            .committed
-            .insert((buffer.topic, buffer.partition), buffer.next_offset);
-        Ok(())
     }
 }
 

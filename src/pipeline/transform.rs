@@ -109,10 +109,11 @@ async fn transform_loop(
     cancel: &CancellationToken,
 ) -> Result<TransformReport, PipelineError> {
     let brokers = opts.brokers.as_str();
-    let consumer: StreamConsumer<GroupEvents> =
+    let consumer = kafka::GroupConsumer::new(
         kafka::consumer_config(brokers, &opts.group_id, opts.worker, opts.broker)
             .create_with_context(GroupEvents::default())
-            .map_err(|e| PipelineError::kafka("create the transform consumer", brokers, e))?;
+            .map_err(|e| PipelineError::kafka("create the transform consumer", brokers, e))?,
+    );
     let result = transform_with(&consumer, opts, counters, cancel).await;
     kafka::close_consumer(consumer).await;
     result
@@ -193,25 +194,22 @@ async fn transform_with(
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
+            outage.over();
             if committed.needs_check(outage.count()) {
                 // A transaction committed after an outage: did the broker keep the earlier ones?
                 // (Unreachable again: ride it out; the check runs at the next commit.)
-                if let Err(e) =
-                    tokio::task::block_in_place(|| committed.check(brokers, outage.count(), CHECK_PATIENCE, cancel))
-                {
-                    outage.ride_out(e)?;
-                }
+                let checked =
+                    tokio::task::block_in_place(|| committed.check(brokers, outage.count(), CHECK_PATIENCE, cancel));
+                outage.answered(checked)?;
             }
         }
         if last_lag_check.elapsed() >= LAG_INTERVAL || (idle && opts.stop.only_lag_left()) {
             last_lag_check = tokio::time::Instant::now();
-            let lag = match tokio::task::block_in_place(|| kafka::assigned_lag(consumer, &watermarks)) {
-                Ok(lag) => lag,
-                Err(e) => {
-                    outage.ride_out(e)?;
-                    None
-                }
-            };
+            let lag = outage
+                .answered(tokio::task::block_in_place(|| {
+                    kafka::assigned_lag(consumer, &watermarks)
+                }))?
+                .flatten();
             counters.set_lag(lag.unwrap_or(-1));
             if opts.stop.reached(lag) {
                 break;

@@ -29,6 +29,11 @@ impl Monitor {
     /// A monitor whose stages and data commands use the broker at `brokers` with `prefix`, and
     /// `dir` for the raw zone and state (no Airflow, no stack).
     pub fn on_broker(brokers: &str, prefix: &str, dir: &Path) -> Self {
+        // The stages' log, shown with a failing test's output (`lab tui` writes it to a file).
+        let _already = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .try_init();
         let (tx, rx) = mpsc::channel(256);
         let airflow = AirflowProbe::new(AirflowTarget {
             url: "http://127.0.0.1:9".into(),
@@ -79,6 +84,20 @@ impl Monitor {
                 .unwrap_or_else(|_| panic!("gave up waiting for {what}; stages: {:#?}", self.app.stages))
                 .expect("the channel stays open");
             self.apply(msg);
+        }
+    }
+
+    /// Applies the messages that arrive within `d`, waiting on this thread's clock rather than the
+    /// runtime's timers: those stop firing while every worker of the runtime is held, which is
+    /// what a caller of this may want to find out.
+    pub fn pump_for(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            match self.rx.try_recv() {
+                Ok(msg) => self.apply(msg),
+                Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(20)),
+                Err(mpsc::error::TryRecvError::Disconnected) => panic!("the monitor's channel closed"),
+            }
         }
     }
 

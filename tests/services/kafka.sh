@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Throwaway Kafka-protocol broker (noida-db, from PyPI) for tests on
 # 127.0.0.1:${LAB_TEST_KAFKA_PORT:-29092}.
-# Usage: kafka.sh start|stop|stop-keep|restart|status
+# Usage: kafka.sh start|stop|stop-keep|restart|freeze|thaw|status
 #   start      fresh (empty) data dir
 #   stop       fast stop; the data is thrown away (the next start wipes it)
 #   stop-keep  graceful stop that saves the broker's state (topics, offsets, idempotent-producer
 #              sequences) for `restart`
 #   restart    stop-keep if running, then start on the SAME data (for the "broker restart
 #              mid-stream" tests)
+#   freeze     SIGSTOP the broker: its connections stay open and nothing answers (a hung broker,
+#              the worst case for a client that waits on it)
+#   thaw       SIGCONT it again
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -105,6 +108,14 @@ launch() {
   log "kafka (noida-db) on 127.0.0.1:$LAB_TEST_KAFKA_PORT (pid $(cat "$K_PID"), data $K_DATA)"
 }
 
+# freeze/thaw SIG: the broker's whole process group (start_bg made it a session leader).
+signal_broker() {
+  local pid; pid=$(cat "$K_PID" 2>/dev/null || true)
+  group_alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = noida-db ] \
+    || die "kafka: no running broker to $2 (run start first)"
+  kill "-$1" -- "-$pid"
+}
+
 do_status() {
   if [ -f "$K_PID" ] && group_alive "$(cat "$K_PID")" && port_open "$LAB_TEST_KAFKA_PORT"; then
     echo "kafka: running on 127.0.0.1:$LAB_TEST_KAFKA_PORT (pid $(cat "$K_PID"))"
@@ -118,6 +129,8 @@ case ${1:-} in
   stop) do_stop ;;
   stop-keep) do_stop_keep ;;
   restart) do_restart ;;
+  freeze) signal_broker STOP freeze ;;
+  thaw) signal_broker CONT thaw ;;
   status) do_status ;;
-  *) echo "usage: $0 start|stop|stop-keep|restart|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|stop-keep|restart|freeze|thaw|status" >&2; exit 2 ;;
 esac
