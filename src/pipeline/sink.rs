@@ -186,7 +186,7 @@ pub async fn run_sink<Z: RawZone>(
     counters: &Arc<StageCounters>,
     cancel: &CancellationToken,
 ) -> Result<SinkReport, PipelineError> {
-    let result = kafka::rejoin_when_fenced_early(|| sink_loop(zone, opts, counters, cancel)).await;
+    let result = kafka::rejoin_when_fenced_early(counters, || sink_loop(zone, opts, counters, cancel)).await;
     counters.finish();
     result
 }
@@ -204,7 +204,7 @@ async fn sink_loop<Z: RawZone>(
             .create_with_context(group_events(&writes))
             .map_err(|e| PipelineError::kafka("create the raw-zone consumer", brokers, e))?,
     );
-    let result = sink_with(zone, &consumer, &writes, opts, counters, cancel).await;
+    let result = sink_with(zone, consumer.get(), &writes, opts, counters, cancel).await;
     kafka::close_consumer(consumer).await;
     result
 }
@@ -278,11 +278,12 @@ async fn sink_with<Z: RawZone>(
                 // Records of these partitions are already in `pending`: retry (the broker may be
                 // restarting) rather than drop them.
                 progress.owned = loop {
-                    let resumed =
-                        resume::resume(zone, consumer, &watermarks, &opts.topics, &opts.group_id, brokers).await;
-                    match outage.answered(resumed)? {
-                        Some(owned) => break owned,
-                        None => tokio::time::sleep(Duration::from_secs(1)).await,
+                    match resume::resume(zone, consumer, &watermarks, &opts.topics, &opts.group_id, brokers).await {
+                        Ok(owned) => break owned,
+                        Err(e) => {
+                            outage.ride_out(e)?;
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
                     }
                 };
                 progress.committed.clear();
@@ -345,11 +346,7 @@ async fn sink_with<Z: RawZone>(
             let mut lag = None;
             if caught_up_check {
                 last_check = Instant::now();
-                lag = outage
-                    .answered(tokio::task::block_in_place(|| {
-                        kafka::assigned_lag(consumer, &watermarks)
-                    }))?
-                    .flatten();
+                lag = kafka::query_lag(consumer, &watermarks, &mut outage)?;
                 counters.set_lag(lag.unwrap_or(-1));
             }
             if caught_up_check {
@@ -466,12 +463,12 @@ struct InFlight {
     task: tokio::task::JoinHandle<Result<Landed, PipelineError>>,
 }
 
-/// A buffer written: its file (`None` if every record went to the dead-letter topic) and how many
-/// records went there.
+/// A buffer written: its file (`None` if every record went to the dead-letter topic) and the
+/// offsets of the records that went there.
 struct Landed {
     buffer: PartBuffer,
     part: Option<PartFile>,
-    dead_lettered: u64,
+    dead_lettered: Vec<i64>,
 }
 
 impl<'a, Z: RawZone, C: ConsumerContext + 'static> Landings<'a, Z, C> {
@@ -547,7 +544,14 @@ impl<'a, Z: RawZone, C: ConsumerContext + 'static> Landings<'a, Z, C> {
         for flight in self.queue.drain(..) {
             // A file that landed is found and skipped by the next reader, uncommitted or not.
             match flight.task.await {
-                Ok(Ok(landed)) => self.to.count(&landed, progress),
+                Ok(Ok(landed)) => {
+                    // Uncommitted, so the next reader reads again what lies past the file (or the
+                    // whole buffer, without one) and dead-letters it again: count only the dead
+                    // letters it will skip.
+                    let durable = landed.part.as_ref().map_or(-1, |p| p.last_offset);
+                    let skipped = landed.dead_lettered.iter().filter(|o| **o <= durable).count();
+                    self.to.count(&landed, skipped, progress);
+                }
                 Ok(Err(e)) => tracing::warn!(error = %e, "a raw-zone write failed as the consumer stopped"),
                 Err(e) => tracing::warn!(error = %e, "a raw-zone write ended abnormally as the consumer stopped"),
             }
@@ -590,7 +594,7 @@ impl<Z: RawZone, C: ConsumerContext + 'static> Landing<'_, Z, C> {
 
     /// Counts a written buffer and commits the position after it.
     fn finish(&self, landed: Landed, progress: &mut Progress) -> Result<(), PipelineError> {
-        self.count(&landed, progress);
+        self.count(&landed, landed.dead_lettered.len(), progress);
         let buffer = landed.buffer;
         commit_next(self.consumer, &buffer, &progress.owned, self.brokers)?;
         progress
@@ -599,14 +603,12 @@ impl<Z: RawZone, C: ConsumerContext + 'static> Landing<'_, Z, C> {
         Ok(())
     }
 
-    /// Counts what a landed buffer put in the raw zone and the dead-letter topic.
-    fn count(&self, landed: &Landed, progress: &mut Progress) {
-        let Landed {
-            buffer,
-            part,
-            dead_lettered,
-        } = landed;
-        StageCounters::add(&self.counters.dlq, *dead_lettered);
+    /// Counts what a landed buffer put in the raw zone, and `dead_lettered` of the records it
+    /// sent to the dead-letter topic.
+    fn count(&self, landed: &Landed, dead_lettered: usize, progress: &mut Progress) {
+        let Landed { buffer, part, .. } = landed;
+        let dead_lettered = dead_lettered as u64;
+        StageCounters::add(&self.counters.dlq, dead_lettered);
         progress.report.dead_lettered += dead_lettered;
         if let Some(part) = part {
             if let Some(state) = progress.owned.get_mut(&(buffer.topic.clone(), buffer.partition)) {
@@ -758,21 +760,21 @@ fn decode_records(entity: Entity, json: &[u8], expected_rows: usize) -> Result<R
 
 /// Decodes a buffer for writing, first moving records that do not fit the entity's schema (say,
 /// written to a clean topic by some other producer) to the dead-letter topic, so that one bad
-/// record cannot stop the consumer again on every restart. Returns how many were moved and the
-/// decoded remaining records (`None` if none remain).
+/// record cannot stop the consumer again on every restart. Returns the offsets of those moved and
+/// the decoded remaining records (`None` if none remain).
 async fn decode_or_dead_letter(
     buffer: &mut PartBuffer,
     dlq: &FutureProducer,
     dlq_topic: &str,
     brokers: &str,
-) -> Result<(u64, Option<RecordBatch>), PipelineError> {
+) -> Result<(Vec<i64>, Option<RecordBatch>), PipelineError> {
     // The common case: everything decodes, in one pass.
     let decoded = tokio::task::block_in_place(|| decode_records(buffer.entity, &buffer.json, buffer.offsets.len()));
     if let Ok(batch) = decoded {
-        return Ok((0, Some(batch)));
+        return Ok((Vec::new(), Some(batch)));
     }
     let (mut json, mut offsets, mut ends) = (Vec::new(), Vec::new(), Vec::new());
-    let mut moved = 0;
+    let mut moved = Vec::new();
     let mut start = 0;
     for (&end, &offset) in buffer.ends.iter().zip(&buffer.offsets) {
         let record = &buffer.json[start..end];
@@ -796,7 +798,7 @@ async fn decode_or_dead_letter(
                     .await
                     .map_err(|(e, _)| PipelineError::kafka("dead-letter an undecodable record", brokers, e))?;
                 tracing::warn!(topic = %buffer.topic, partition = buffer.partition, offset, reason = %rejection.header(), "dead-lettered");
-                moved += 1;
+                moved.push(offset);
             }
         }
     }

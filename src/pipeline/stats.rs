@@ -1,4 +1,5 @@
-//! Live counters each stage updates and the progress views read (lock-free, cheap to bump).
+//! Live counters each stage updates and the progress views read (lock-free, cheap to bump; only
+//! the time of the last broker outage sits behind a mutex, touched only around an outage).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 
@@ -30,6 +31,9 @@ pub struct StageCounters {
     delivery: AtomicU8,
     /// Set while the stage waits out an unreachable broker.
     waiting_for_broker: AtomicBool,
+    /// When the stage last found the broker unreachable (kept across the runs of a stage that
+    /// joins its group again, see [`super::kafka::rejoin_when_fenced_early`]).
+    last_outage: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// A point-in-time copy of [`StageCounters`].
@@ -52,6 +56,23 @@ pub struct StageSnapshot {
 impl StageCounters {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The broker was unreachable just now.
+    pub fn note_outage(&self) {
+        *self
+            .last_outage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::time::Instant::now());
+    }
+
+    /// Whether the broker was unreachable within the last `period`.
+    #[must_use]
+    pub fn outage_within(&self, period: std::time::Duration) -> bool {
+        self.last_outage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < period)
     }
 
     pub fn set_lag(&self, lag: i64) {

@@ -98,7 +98,7 @@ pub async fn run_transform(
     counters: &Arc<StageCounters>,
     cancel: &CancellationToken,
 ) -> Result<TransformReport, PipelineError> {
-    let result = kafka::rejoin_when_fenced_early(|| transform_loop(opts, counters, cancel)).await;
+    let result = kafka::rejoin_when_fenced_early(counters, || transform_loop(opts, counters, cancel)).await;
     counters.finish();
     result
 }
@@ -114,7 +114,7 @@ async fn transform_loop(
             .create_with_context(GroupEvents::default())
             .map_err(|e| PipelineError::kafka("create the transform consumer", brokers, e))?,
     );
-    let result = transform_with(&consumer, opts, counters, cancel).await;
+    let result = transform_with(consumer.get(), opts, counters, cancel).await;
     kafka::close_consumer(consumer).await;
     result
 }
@@ -194,22 +194,19 @@ async fn transform_with(
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
-            outage.over();
             if committed.needs_check(outage.count()) {
                 // A transaction committed after an outage: did the broker keep the earlier ones?
                 // (Unreachable again: ride it out; the check runs at the next commit.)
-                let checked =
-                    tokio::task::block_in_place(|| committed.check(brokers, outage.count(), CHECK_PATIENCE, cancel));
-                outage.answered(checked)?;
+                if let Err(e) =
+                    tokio::task::block_in_place(|| committed.check(brokers, outage.count(), CHECK_PATIENCE, cancel))
+                {
+                    outage.ride_out(e)?;
+                }
             }
         }
         if last_lag_check.elapsed() >= LAG_INTERVAL || (idle && opts.stop.only_lag_left()) {
             last_lag_check = tokio::time::Instant::now();
-            let lag = outage
-                .answered(tokio::task::block_in_place(|| {
-                    kafka::assigned_lag(consumer, &watermarks)
-                }))?
-                .flatten();
+            let lag = kafka::query_lag(consumer, &watermarks, &mut outage)?;
             counters.set_lag(lag.unwrap_or(-1));
             if opts.stop.reached(lag) {
                 break;

@@ -48,6 +48,8 @@ pub async fn watch(cancel: CancellationToken) -> Delays {
     let mut due = Instant::now() + EVERY;
     loop {
         tokio::select! {
+            // Cancelled first: a tick overdue when the cancel came does not count as a wake-up.
+            biased;
             () = cancel.cancelled() => return delays,
             _ = ticks.tick() => {}
         }

@@ -32,7 +32,10 @@ impl Monitor {
         // The stages' log, shown with a failing test's output (`lab tui` writes it to a file).
         let _already = tracing_subscriber::fmt()
             .with_test_writer()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
             .try_init();
         let (tx, rx) = mpsc::channel(256);
         let airflow = AirflowProbe::new(AirflowTarget {
