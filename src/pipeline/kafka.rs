@@ -351,8 +351,8 @@ pub fn query_lag<C: ConsumerContext, K: Consumer<C>>(
 /// between a revoke and the next assignment) gets the whole group's lag instead, so that it ends
 /// with the others; `None` while that is not known either.
 ///
-/// Blocking (librdkafka queries): call from `block_in_place` or a blocking thread.
-pub fn assigned_lag<C: ConsumerContext, K: Consumer<C>>(
+/// Blocking (librdkafka queries): stages call it through [`query_lag`], off the async worker.
+fn assigned_lag<C: ConsumerContext, K: Consumer<C>>(
     consumer: &K,
     watermarks: &BaseConsumer,
 ) -> Result<Option<i64>, PipelineError> {
