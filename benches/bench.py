@@ -23,7 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
+try:
+    import psutil
+except ImportError:  # only `--help` runs without the venv (benches/run.sh); every measurement needs it
+    psutil = None
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "target" / "bench"
@@ -507,6 +510,17 @@ def bench_producer(lab, data_dir, reviews, kafka_python_reviews):
                 if i >= kafka_python_reviews:
                     break
                 dst.write(line)
+    # The same records as `lab produce` sends, keyed as it keys them (the business id), for kcat -K:
+    # keys spread the records over every partition where kcat without them fills one at a time.
+    keyed = work / "reviews-keyed.txt"
+    if not keyed.exists() or keyed.stat().st_mtime < reviews_file.stat().st_mtime:
+        with open(reviews_file, "rb") as src, open(keyed, "wb") as dst:
+            for line in src:
+                try:
+                    key = json.loads(line).get("business_id") or ""
+                except ValueError:
+                    key = ""
+                dst.write(key.encode() + b"\t" + line)
     runs = {}
     peers = [
         ("lab", [lab, "--state-dir", work / "state", "--brokers", brokers(), "--topic-prefix", TOPIC_PREFIX,
@@ -517,6 +531,10 @@ def bench_producer(lab, data_dir, reviews, kafka_python_reviews):
         # gap to plain kcat is those settings rather than the code around them.
         ("kcat-same", ["kcat", "-P", "-b", brokers(), "-t", REVIEW_TOPIC, "-X", "enable.idempotence=true",
                        "-X", "acks=all", "-X", "linger.ms=20", "-X", "batch.size=1000000", "-l", reviews_file],
+         reviews_file),
+        # The same with lab's keys (the business id): the records lab sends, key for key.
+        ("kcat-keyed", ["kcat", "-P", "-b", brokers(), "-t", REVIEW_TOPIC, "-K", "\t", "-X", "enable.idempotence=true",
+                        "-X", "acks=all", "-X", "linger.ms=20", "-X", "batch.size=1000000", "-l", keyed],
          reviews_file),
         # The same plus lz4, what `lab produce` uses for a broker on another machine: what lz4 costs.
         ("kcat-lz4", ["kcat", "-P", "-b", brokers(), "-t", REVIEW_TOPIC, "-z", "lz4", "-X", "enable.idempotence=true",
@@ -543,14 +561,15 @@ def bench_producer(lab, data_dir, reviews, kafka_python_reviews):
     lab_r = runs["lab"]
     lab_fig = fmt_rate(lab_r["msgs_per_s"], lab_r["mb_per_s"])
     targets = {"kafka-python": ("≥ 20×", 20.0), "kcat": ("≥ 0.8×", 0.8), "confluent-kafka": (None, None),
-               "kcat-same": ("≥ 1.0×", 1.0), "kcat-lz4": (None, None)}
-    for peer in ("kafka-python", "confluent-kafka", "kcat", "kcat-same", "kcat-lz4"):
+               "kcat-same": ("≥ 1.0×", 1.0), "kcat-keyed": (None, None), "kcat-lz4": (None, None)}
+    for peer in ("kafka-python", "confluent-kafka", "kcat", "kcat-same", "kcat-keyed", "kcat-lz4"):
         r = runs[peer]
         ratio = lab_r["msgs_per_s"] / r["msgs_per_s"]
         target, need = targets[peer]
         peer_name = {"kcat": "kcat -P", "kafka-python": "kafka-python (classic lab)",
                      "confluent-kafka": "confluent-kafka (Python)",
                      "kcat-same": "kcat -P with lab's settings here (idempotent, acks=all, no lz4 on loopback)",
+                     "kcat-keyed": "kcat -P with lab's settings and keys (-K: each review's business id)",
                      "kcat-lz4": "kcat -P with lab's settings for a remote broker (the same + lz4)"}[peer]
         size = fmt_size(r["messages"]) + " reviews"
         if r["messages"] != lab_r["messages"]:

@@ -8,6 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# --help first: everything below installs peers and builds `lab` (a release build takes most of an
+# hour on 2 cores), which a user asking for the options does not want.
+for arg in "$@"; do
+  case $arg in -h | --help) exec python3 benches/bench.py --help ;; esac
+done
+
 # Own ports and state dir (make test uses 2xxxx and /tmp/lab-services).
 export LAB_SERVICES_DIR=${LAB_BENCH_SERVICES_DIR:-/tmp/lab-bench-services}
 export LAB_TEST_PG_PORT=${LAB_BENCH_PG_PORT:-35432}
