@@ -154,7 +154,7 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
         .set("linger.ms", "20")
         .set("batch.size", "1000000")
         // librdkafka's default. A million (as before) let `lab produce` read 1M reviews far ahead
-        // of the broker: 350-680 MB resident against 120-150 MB, in the same time (measured).
+        // of the broker: 350-680 MB resident against 100-150 MB, in the same time (measured).
         .set("queue.buffering.max.messages", "100000")
         .set("queue.buffering.max.kbytes", "1048576")
         .set("message.timeout.ms", "300000");
