@@ -308,13 +308,10 @@ fn send_with_backpressure<'a>(
 mod tests {
     use super::*;
     use crate::pipeline::embedded::EmbeddedBroker;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::consumer::Consumer;
 
     fn high_watermark(brokers: &str, topic: &str) -> i64 {
-        let client: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .create()
-            .unwrap();
+        let client = kafka::watermark_client(brokers).unwrap();
         client.fetch_watermarks(topic, 0, Duration::from_secs(5)).unwrap().1
     }
 
