@@ -226,6 +226,24 @@ impl BrokerKind {
     }
 }
 
+/// How long a stage's consumer may go without polling before librdkafka takes it out of its
+/// group (`max.poll.interval.ms`), which is also the rebalance timeout it sends in JoinGroup: how
+/// long a rebalance waits for a member that does not join again, and how long librdkafka waits for
+/// the JoinGroup's answer (plus 3 s, `rd_kafka_JoinGroupRequest` in `rdkafka_request.c`).
+///
+/// librdkafka's default is 300 s. With it, the test broker (noida-db 0.2.3) left joins unanswered
+/// while workers joined together (`tests/workers.rs` with `debug=cgrp`, 2026-12-06): four of
+/// thirteen joins sent as generation 3 completed got no answer, and the other members' next joins
+/// waited with them, until a request queued behind a lost join timed out 60 s later
+/// (`socket.timeout.ms`); without such a request a join waits the whole rebalance timeout (likely
+/// the suite's runs about 300 s slower than usual in `make test`). Four of five runs of the
+/// transform workers' test stalled so, one to three times; with 30 s, none of five (each run of
+/// the suite 52–97 s). The stages poll at least every second between batches; only an unreachable
+/// broker holding a transaction's commit (`TXN_TIMEOUT` in `transform.rs`, 30 s) or the consumer's revoke waiting
+/// for its files (`REVOKE_WAIT` in `sink.rs`) holds the poll longer, and a stage that overstays
+/// joins its group again ([`next_batch`]).
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Config for a consumer-group member that commits offsets only by hand, after a durable write.
 ///
 /// The member is static (`group.instance.id` = its [`member_name`]: the group, or `<group>.wN`
@@ -254,7 +272,8 @@ pub fn consumer_config(brokers: &str, group_id: &str, worker: Option<u32>, broke
         .set("receive.message.max.bytes", "1000000000")
         // The monitor names each member of a group by its client id.
         .set("client.id", &member)
-        .set("group.instance.id", &member);
+        .set("group.instance.id", &member)
+        .set("max.poll.interval.ms", MAX_POLL_INTERVAL.as_millis().to_string());
     match broker {
         // The broker decides the session timeout under KIP-848; librdkafka refuses to set it.
         BrokerKind::Embedded => cfg.set("group.protocol", "consumer"),
@@ -598,6 +617,14 @@ pub async fn next_batch<'c>(
             )) => {
                 tracing::warn!(%code, "a subscribed topic does not exist yet; waiting for it");
             }
+            Err(KafkaError::MessageConsumption(RDKafkaErrorCode::PollExceeded)) => {
+                // librdkafka took the member out of its group and revoked its partitions (their
+                // records in `batch` are dropped as stale); the next poll joins again.
+                tracing::warn!(
+                    limit = ?MAX_POLL_INTERVAL,
+                    "the stage went too long without polling (a commit or a revoke held up); it joins its group again"
+                );
+            }
             Err(
                 KafkaError::MessageConsumption(RDKafkaErrorCode::FencedInstanceId)
                 | KafkaError::MessageConsumptionFatal(RDKafkaErrorCode::FencedInstanceId),
@@ -849,6 +876,53 @@ mod tests {
         );
         assert!(outage.ride_out(refused).is_err());
         assert!(!outage.is_on());
+    }
+
+    /// A stage held longer than `max.poll.interval.ms` between polls (a commit held up by the
+    /// broker) is taken out of its group by librdkafka, which says so on the next poll: the stage
+    /// reads on, joined again, instead of failing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stage_held_past_its_poll_interval_joins_again_and_reads_on() {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let broker = super::super::embedded::EmbeddedBroker::start(vec![("t".into(), 1)]).unwrap();
+        let producer: BaseProducer = producer_config(broker.brokers()).create().unwrap();
+        let send = |payload: &str| {
+            producer
+                .send(BaseRecord::to("t").payload(payload).key("k"))
+                .map_err(|(e, _)| e)
+                .unwrap();
+            producer.flush(Duration::from_secs(10)).unwrap();
+        };
+        send("first");
+        let mut cfg = consumer_config(broker.brokers(), "g", None, BrokerKind::Embedded);
+        cfg.set("max.poll.interval.ms", "1000");
+        let consumer: StreamConsumer<GroupEvents> = cfg.create_with_context(GroupEvents::default()).unwrap();
+        consumer.subscribe(&["t"]).unwrap();
+        let counters = std::sync::Arc::new(super::super::StageCounters::default());
+        let mut outage = BrokerOutage::new(Duration::from_secs(30), &counters);
+        let mut read_until = async |wanted: &[u8]| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let batch = next_batch(
+                    &consumer,
+                    Duration::from_millis(200),
+                    100,
+                    broker.brokers(),
+                    &mut outage,
+                )
+                .await
+                .expect("polling after the member overstayed goes on");
+                if batch.iter().any(|m| m.payload() == Some(wanted)) {
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "never read {wanted:?}");
+            }
+        };
+        read_until(b"first").await;
+        // Held well past the interval without a poll, as a commit waiting for the broker holds it.
+        std::thread::sleep(Duration::from_millis(2500));
+        send("second");
+        read_until(b"second").await;
     }
 
     #[test]

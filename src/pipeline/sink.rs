@@ -142,9 +142,11 @@ impl Drop for WriteUnderWay {
     }
 }
 
-/// How long a revoke waits for the files being written: the group's rebalance waits for this
-/// member as long (`max.poll.interval.ms`, 300 s by default) before it goes on without it.
-const REVOKE_WAIT: Duration = Duration::from_secs(240);
+/// How long a revoke waits for the files being written: it holds the poll, and past
+/// [`kafka::MAX_POLL_INTERVAL`] the group goes on without this member. A file normally lands
+/// within a second or two; a raw zone that stays unreachable longer is an outage, ridden out
+/// after the revoke.
+const REVOKE_WAIT: Duration = kafka::MAX_POLL_INTERVAL.saturating_sub(Duration::from_secs(10));
 
 /// The consumer's group context: before its partitions are revoked, it waits for the files being
 /// written (blocking the poll, which is what holds the rebalance back).
