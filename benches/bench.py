@@ -86,13 +86,19 @@ def proc_field(pid, path, key):
     return 0
 
 
-def sample_memory(proc, argv, hwm, with_pss):
+OWN_CMDLINE = psutil.Process().cmdline() if psutil else []
+
+
+def sample_memory(proc, hwm, with_pss):
     """Records each process's own peak RSS (VmHWM) in `hwm` (pid → MiB) and returns the tree's
     current PSS sum (shared pages split between the processes sharing them) when `with_pss`.
-    The root counts only once it runs `argv`: between fork and exec it is a copy of this Python."""
+    The root counts once it has exec'd: between fork and exec it is a copy of this Python (its
+    command line is this script's). Whatever it runs then counts, not only `argv`: spark-submit
+    execs spark-class, which execs the JVM, and a check for `argv` missed the JVM (PySpark's
+    peak read 80 MB)."""
     try:
         procs = proc.children(recursive=True)
-        if proc.cmdline() == argv:
+        if proc.cmdline() != OWN_CMDLINE:
             procs.append(proc)
     except psutil.Error:
         return 0
@@ -141,7 +147,7 @@ def measure(name, cmd, env=None, stdout_to_null=False, cwd=None, timeout=1800, s
                 break
             if proc is not None:
                 # PSS needs a page-table walk: every 10th sample (0.2 s by default), VmHWM every time.
-                peak_pss = max(peak_pss, sample_memory(proc, argv, hwm, samples % 10 == 0))
+                peak_pss = max(peak_pss, sample_memory(proc, hwm, samples % 10 == 0))
                 samples += 1
             if time.perf_counter() - started > timeout:
                 os.killpg(p.pid, signal.SIGKILL)
