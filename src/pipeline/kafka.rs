@@ -239,9 +239,9 @@ impl BrokerKind {
 /// the suite's runs about 300 s slower than usual in `make test`). Four of five runs of the
 /// transform workers' test stalled so, one to three times; with 30 s, none of five (each run of
 /// the suite 52–97 s). The stages poll at least every second between batches; only an unreachable
-/// broker holding a transaction's commit (`TXN_TIMEOUT` in `transform.rs`, 30 s) or the consumer's revoke waiting
-/// for its files (`REVOKE_WAIT` in `sink.rs`) holds the poll longer, and a stage that overstays
-/// joins its group again ([`next_batch`]).
+/// broker holding a transaction's commit (`TXN_TIMEOUT` in `transform.rs`, 30 s) or the consumer's
+/// revoke waiting for its files (`REVOKE_WAIT` in `sink.rs`) holds the poll longer, and a stage
+/// that overstays joins its group again ([`next_batch`]).
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Config for a consumer-group member that commits offsets only by hand, after a durable write.

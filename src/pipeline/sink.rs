@@ -143,9 +143,9 @@ impl Drop for WriteUnderWay {
 }
 
 /// How long a revoke waits for the files being written: it holds the poll, and past
-/// [`kafka::MAX_POLL_INTERVAL`] the group goes on without this member. A file normally lands
-/// within a second or two; a raw zone that stays unreachable longer is an outage, ridden out
-/// after the revoke.
+/// [`kafka::MAX_POLL_INTERVAL`] the group goes on without this member anyway. A file normally
+/// lands within a second or two; a raw zone slower than this lets the revoke go on (the warning
+/// in [`group_events`]).
 const REVOKE_WAIT: Duration = kafka::MAX_POLL_INTERVAL.saturating_sub(Duration::from_secs(10));
 
 /// The consumer's group context: before its partitions are revoked, it waits for the files being
