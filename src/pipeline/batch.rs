@@ -581,7 +581,7 @@ fn write_parquet(dir: &Path, results: &[(&ServingTable, Vec<RecordBatch>)]) -> R
 mod tests {
     use super::*;
     use crate::pipeline::clean::clean;
-    use crate::pipeline::sink::encode_parquet;
+    use crate::pipeline::part::encode_parquet;
     use crate::storage::LocalRawZone;
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::Int64Type;

@@ -11,6 +11,7 @@ pub mod clean;
 pub mod embedded;
 pub mod group;
 pub mod kafka;
+mod part;
 pub mod producer;
 pub mod quality;
 mod resume;

@@ -12,20 +12,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch};
-use datafusion::arrow::json::ReaderBuilder;
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::clean::{Rejection, arrow_schema, raw_zone_schema};
+use super::clean::Rejection;
 use super::group::GroupEvents;
 use super::kafka;
+use super::part::{self, JsonLines};
 use super::resume::{self, Owned};
 use super::{PipelineError, StageCounters, StopWhen, Topics};
 use crate::dataset::Entity;
@@ -171,10 +167,8 @@ struct PartBuffer {
     partition: i32,
     /// The incarnation of the topic these offsets belong to.
     epoch: Epoch,
-    json: Vec<u8>,
+    records: JsonLines,
     offsets: Vec<i64>,
-    /// End of each record in `json`, so records can be told apart whatever they contain.
-    ends: Vec<usize>,
     /// One past the highest offset buffered: what to commit once the buffer is handled.
     next_offset: i64,
     first_timestamp_ms: Option<i64>,
@@ -275,7 +269,7 @@ async fn sink_with<Z: RawZone>(
                     assigned.find_partition(&b.topic, b.partition).is_some()
                         && !revoked.iter().any(|(t, p)| *t == b.topic && *p == b.partition)
                 });
-                buffered_bytes = buffers.values().map(|b| b.json.len()).sum();
+                buffered_bytes = buffers.values().map(|b| b.records.bytes()).sum();
                 pending.retain(|m| assigned.find_partition(m.topic(), m.partition()).is_some());
                 // Records of these partitions are already in `pending`: retry (the broker may be
                 // restarting) rather than drop them.
@@ -315,27 +309,24 @@ async fn sink_with<Z: RawZone>(
                     topic: msg.topic().to_string(),
                     partition,
                     epoch: state.epoch,
-                    json: Vec::new(),
+                    records: JsonLines::default(),
                     offsets: Vec::new(),
-                    ends: Vec::new(),
                     next_offset: offset,
                     first_timestamp_ms: msg.timestamp().to_millis(),
                     started: Instant::now(),
                 });
-                buffer.json.extend_from_slice(payload);
-                buffer.json.push(b'\n');
+                buffer.records.push(payload);
                 buffer.offsets.push(offset);
-                buffer.ends.push(buffer.json.len());
                 buffer.next_offset = offset + 1;
                 buffered_bytes += payload.len() + 1;
                 // The memory bound holds while a batch is taken in, not only after it, and counts
                 // the buffers still being written.
                 if buffered_bytes + landings.bytes > opts.roll.max_total_bytes {
                     landings.finish_all(&mut progress).await?;
-                    let sizes = buffers.iter().map(|(k, b)| (*k, b.json.len())).collect();
+                    let sizes = buffers.iter().map(|(k, b)| (*k, b.records.bytes())).collect();
                     for key in over_budget(sizes, opts.roll.max_total_bytes) {
                         if let Some(buffer) = buffers.remove(&key) {
-                            buffered_bytes -= buffer.json.len();
+                            buffered_bytes -= buffer.records.bytes();
                             landings.start(buffer, &mut progress).await?;
                         }
                     }
@@ -367,10 +358,10 @@ async fn sink_with<Z: RawZone>(
                 .filter(|(_, b)| {
                     finishing
                         || b.offsets.len() >= opts.roll.max_rows
-                        || b.json.len() >= opts.roll.max_bytes
+                        || b.records.bytes() >= opts.roll.max_bytes
                         || b.started.elapsed() >= opts.roll.max_age
                 })
-                .map(|(k, b)| (b.json.len(), *k))
+                .map(|(k, b)| (b.records.bytes(), *k))
                 .collect();
             due.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
             for (_, key) in due {
@@ -383,7 +374,7 @@ async fn sink_with<Z: RawZone>(
                     continue;
                 }
                 if let Some(buffer) = buffers.remove(&key) {
-                    buffered_bytes -= buffer.json.len();
+                    buffered_bytes -= buffer.records.bytes();
                     landings.start(buffer, &mut progress).await?;
                 }
             }
@@ -499,7 +490,7 @@ impl<'a, Z: RawZone, C: ConsumerContext + 'static> Landings<'a, Z, C> {
         while self.is_full() || self.holds(&buffer.topic, buffer.partition) {
             self.finish_oldest(progress).await?;
         }
-        let bytes = buffer.json.len();
+        let bytes = buffer.records.bytes();
         self.bytes += bytes;
         self.queue.push_back(InFlight {
             topic: buffer.topic.clone(),
@@ -581,9 +572,9 @@ impl<Z: RawZone, C: ConsumerContext + 'static> Landing<'_, Z, C> {
         let under_way = self.writes.begin();
         tokio::spawn(async move {
             let _under_way = under_way;
-            let (dead_lettered, decoded) = decode_or_dead_letter(&mut buffer, &dlq, &dlq_topic, &brokers).await?;
-            let part = match decoded {
-                Some(batch) => Some(write_part(&zone, &buffer, batch).await?),
+            let (dead_lettered, encoded) = encode_or_dead_letter(&mut buffer, &dlq, &dlq_topic, &brokers).await?;
+            let part = match encoded {
+                Some(bytes) => Some(write_part(&zone, &buffer, bytes).await?),
                 None => None,
             };
             Ok(Landed {
@@ -707,8 +698,8 @@ fn commit_positions_past_markers<Z: RawZone, C: ConsumerContext + 'static>(
     Ok(())
 }
 
-/// Encodes a buffer as Parquet and puts it in the raw zone; returns what it wrote.
-async fn write_part<Z: RawZone>(zone: &Z, buffer: &PartBuffer, batch: RecordBatch) -> Result<PartFile, PipelineError> {
+/// Encodes a buffer's records as Parquet and puts the file in the raw zone; returns what it wrote.
+async fn write_part<Z: RawZone>(zone: &Z, buffer: &PartBuffer, bytes: Vec<u8>) -> Result<PartFile, PipelineError> {
     let (first_offset, last_offset) = match (buffer.offsets.first(), buffer.offsets.last()) {
         (Some(first), Some(last)) => (*first, *last),
         _ => return Err(PipelineError::Other("internal: empty buffer flushed".into())),
@@ -727,75 +718,58 @@ async fn write_part<Z: RawZone>(zone: &Z, buffer: &PartBuffer, batch: RecordBatc
         .unwrap_or_else(Utc::now)
         .format("%Y-%m-%d")
         .to_string();
-    // Parquet encoding is CPU work (tens of MB per file): off the async worker.
-    let bytes = tokio::task::block_in_place(|| encode_batch(buffer.entity, buffer.partition, &buffer.offsets, batch))?;
     zone.put_atomic(&part.path(buffer.entity, &date), bytes).await?;
     tracing::debug!(entity = %buffer.entity, ?part, "raw-zone file written");
     Ok(part)
 }
 
-/// Decodes `expected_rows` clean JSON records of `entity` into one Arrow batch; an error if any
-/// record does not fit the entity's schema or the count differs.
-fn decode_records(entity: Entity, json: &[u8], expected_rows: usize) -> Result<RecordBatch, PipelineError> {
-    let perr = |e: &dyn std::fmt::Display| PipelineError::Parquet {
-        entity: entity.to_string(),
-        detail: e.to_string(),
-    };
-    let mut decoder = ReaderBuilder::new(arrow_schema(entity))
-        .with_batch_size(expected_rows.max(1))
-        .build_decoder()
-        .map_err(|e| perr(&e))?;
-    decoder.decode(json).map_err(|e| perr(&e))?;
-    let batch = decoder
-        .flush()
-        .map_err(|e| perr(&e))?
-        .ok_or_else(|| perr(&"no rows decoded"))?;
-    if batch.num_rows() != expected_rows {
-        return Err(perr(&format!(
-            "decoded {} rows from {} messages",
-            batch.num_rows(),
-            expected_rows
-        )));
-    }
-    Ok(batch)
-}
-
-/// Decodes a buffer for writing, first moving records that do not fit the entity's schema (say,
+/// Encodes a buffer for writing, first moving records that do not fit the entity's schema (say,
 /// written to a clean topic by some other producer) to the dead-letter topic, so that one bad
 /// record cannot stop the consumer again on every restart. Returns the offsets of those moved and
-/// the decoded remaining records (`None` if none remain).
-async fn decode_or_dead_letter(
+/// the encoded file of the remaining records (`None` if none remain).
+async fn encode_or_dead_letter(
     buffer: &mut PartBuffer,
     dlq: &FutureProducer,
     dlq_topic: &str,
     brokers: &str,
-) -> Result<(Vec<i64>, Option<RecordBatch>), PipelineError> {
-    // The common case: everything decodes, in one pass.
-    let decoded = tokio::task::block_in_place(|| decode_records(buffer.entity, &buffer.json, buffer.offsets.len()));
-    if let Ok(batch) = decoded {
-        return Ok((Vec::new(), Some(batch)));
+) -> Result<(Vec<i64>, Option<Vec<u8>>), PipelineError> {
+    let perr = |entity: Entity, e: part::EncodeError| PipelineError::Parquet {
+        entity: entity.to_string(),
+        detail: e.to_string(),
+    };
+    // Parquet encoding is CPU work (tens of MB per file): off the async worker.
+    let encode = |buffer: &PartBuffer| {
+        tokio::task::block_in_place(|| {
+            part::encode(
+                buffer.entity,
+                buffer.partition,
+                &buffer.records,
+                &buffer.offsets,
+                part::ROWS_PER_SLICE,
+            )
+        })
+    };
+    // The common case: every record fits, in one pass.
+    match encode(buffer) {
+        Ok(bytes) => return Ok((Vec::new(), Some(bytes))),
+        Err(e @ part::EncodeError::Parquet(_)) => return Err(perr(buffer.entity, e)),
+        Err(part::EncodeError::Records(_)) => {}
     }
-    let (mut json, mut offsets, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut records, mut offsets) = (JsonLines::default(), Vec::new());
     let mut moved = Vec::new();
-    let mut start = 0;
-    for (&end, &offset) in buffer.ends.iter().zip(&buffer.offsets) {
-        let record = &buffer.json[start..end];
-        start = end;
-        match decode_records(buffer.entity, record, 1) {
-            Ok(_) => {
-                json.extend_from_slice(record);
+    for (record, &offset) in buffer.records.iter().zip(&buffer.offsets) {
+        match part::fits(buffer.entity, buffer.partition, record, offset) {
+            Ok(()) => {
+                records.push(record);
                 offsets.push(offset);
-                ends.push(json.len());
             }
-            Err(e) => {
-                let payload = record.strip_suffix(b"\n").unwrap_or(record);
+            Err(detail) => {
                 let rejection = Rejection {
                     code: "consumer_schema",
-                    detail: e.to_string(),
+                    detail: format!("cannot write Parquet for {}: {detail}", buffer.entity),
                 };
                 let headers = kafka::dlq_headers(&rejection, &buffer.topic, buffer.partition, offset);
-                let record: FutureRecord<'_, [u8], [u8]> =
-                    FutureRecord::to(dlq_topic).payload(payload).headers(headers);
+                let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(dlq_topic).payload(record).headers(headers);
                 dlq.send(record, Duration::from_secs(60))
                     .await
                     .map_err(|(e, _)| PipelineError::kafka("dead-letter an undecodable record", brokers, e))?;
@@ -804,46 +778,12 @@ async fn decode_or_dead_letter(
             }
         }
     }
-    (buffer.json, buffer.offsets, buffer.ends) = (json, offsets, ends);
+    (buffer.records, buffer.offsets) = (records, offsets);
     if buffer.offsets.is_empty() {
         return Ok((moved, None));
     }
-    Ok((
-        moved,
-        Some(decode_records(buffer.entity, &buffer.json, buffer.offsets.len())?),
-    ))
-}
-
-/// Encodes newline-separated clean JSON records of one Kafka partition as a raw-zone Parquet file
-/// (the batch tests build their raw zones with it).
-#[cfg(test)]
-pub(crate) fn encode_parquet(
-    entity: Entity,
-    partition: i32,
-    offsets: &[i64],
-    json: &[u8],
-) -> Result<Vec<u8>, PipelineError> {
-    encode_batch(entity, partition, offsets, decode_records(entity, json, offsets.len())?)
-}
-
-/// Encodes decoded records of one Kafka partition, plus their partition and offsets, as Parquet.
-fn encode_batch(entity: Entity, partition: i32, offsets: &[i64], batch: RecordBatch) -> Result<Vec<u8>, PipelineError> {
-    let perr = |e: &dyn std::fmt::Display| PipelineError::Parquet {
-        entity: entity.to_string(),
-        detail: e.to_string(),
-    };
-    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    columns.push(Arc::new(Int32Array::from(vec![partition; offsets.len()])));
-    columns.push(Arc::new(Int64Array::from(offsets.to_vec())));
-    let batch = RecordBatch::try_new(raw_zone_schema(entity), columns).map_err(|e| perr(&e))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| perr(&e))?))
-        .build();
-    let mut out = Vec::with_capacity(batch.get_array_memory_size() / 3);
-    let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).map_err(|e| perr(&e))?;
-    writer.write(&batch).map_err(|e| perr(&e))?;
-    writer.close().map_err(|e| perr(&e))?;
-    Ok(out)
+    let bytes = encode(buffer).map_err(|e| perr(buffer.entity, e))?;
+    Ok((moved, Some(bytes)))
 }
 
 #[cfg(test)]
