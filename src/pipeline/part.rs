@@ -10,6 +10,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 
+use super::PipelineError;
 use super::clean::{arrow_schema, raw_zone_schema};
 use crate::dataset::Entity;
 
@@ -94,10 +95,14 @@ pub(super) enum EncodeError {
     Parquet(String),
 }
 
-impl std::fmt::Display for EncodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl EncodeError {
+    /// The error as the pipeline reports it, naming the entity.
+    pub(super) fn of(self, entity: Entity) -> PipelineError {
         let (EncodeError::Records(detail) | EncodeError::Parquet(detail)) = self;
-        f.write_str(detail)
+        PipelineError::Parquet {
+            entity: entity.to_string(),
+            detail,
+        }
     }
 }
 
@@ -200,15 +205,12 @@ pub(crate) fn encode_parquet(
     partition: i32,
     offsets: &[i64],
     json: &[u8],
-) -> Result<Vec<u8>, super::PipelineError> {
+) -> Result<Vec<u8>, PipelineError> {
     let mut lines = JsonLines::default();
     for line in json.split_inclusive(|b| *b == b'\n') {
         lines.push(line.strip_suffix(b"\n").unwrap_or(line));
     }
-    encode(entity, partition, &lines, offsets, ROWS_PER_SLICE).map_err(|e| super::PipelineError::Parquet {
-        entity: entity.to_string(),
-        detail: e.to_string(),
-    })
+    encode(entity, partition, &lines, offsets, ROWS_PER_SLICE).map_err(|e| e.of(entity))
 }
 
 #[cfg(test)]

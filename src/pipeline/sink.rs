@@ -698,7 +698,7 @@ fn commit_positions_past_markers<Z: RawZone, C: ConsumerContext + 'static>(
     Ok(())
 }
 
-/// Encodes a buffer's records as Parquet and puts the file in the raw zone; returns what it wrote.
+/// Puts a buffer's encoded Parquet file in the raw zone; returns what it wrote.
 async fn write_part<Z: RawZone>(zone: &Z, buffer: &PartBuffer, bytes: Vec<u8>) -> Result<PartFile, PipelineError> {
     let (first_offset, last_offset) = match (buffer.offsets.first(), buffer.offsets.last()) {
         (Some(first), Some(last)) => (*first, *last),
@@ -733,10 +733,6 @@ async fn encode_or_dead_letter(
     dlq_topic: &str,
     brokers: &str,
 ) -> Result<(Vec<i64>, Option<Vec<u8>>), PipelineError> {
-    let perr = |entity: Entity, e: part::EncodeError| PipelineError::Parquet {
-        entity: entity.to_string(),
-        detail: e.to_string(),
-    };
     // Parquet encoding is CPU work (tens of MB per file): off the async worker.
     let encode = |buffer: &PartBuffer| {
         tokio::task::block_in_place(|| {
@@ -752,7 +748,7 @@ async fn encode_or_dead_letter(
     // The common case: every record fits, in one pass.
     match encode(buffer) {
         Ok(bytes) => return Ok((Vec::new(), Some(bytes))),
-        Err(e @ part::EncodeError::Parquet(_)) => return Err(perr(buffer.entity, e)),
+        Err(e @ part::EncodeError::Parquet(_)) => return Err(e.of(buffer.entity)),
         Err(part::EncodeError::Records(_)) => {}
     }
     let (mut records, mut offsets) = (JsonLines::default(), Vec::new());
@@ -782,7 +778,7 @@ async fn encode_or_dead_letter(
     if buffer.offsets.is_empty() {
         return Ok((moved, None));
     }
-    let bytes = encode(buffer).map_err(|e| perr(buffer.entity, e))?;
+    let bytes = encode(buffer).map_err(|e| e.of(buffer.entity))?;
     Ok((moved, Some(bytes)))
 }
 
