@@ -20,9 +20,10 @@ const CHUNK_BYTES: usize = 4 << 20;
 /// Records as JSON lines, in chunks that are filled once and never moved.
 ///
 /// One buffer grown by doubling copied everything it held at each step, and faulted in fresh
-/// pages for each copy: with files of up to 128 MiB that was a tenth of the consumer's page
-/// faults (measured with `perf record -e page-faults`). Chunks of one size are freed with their
-/// file and taken again by the allocator for the next one.
+/// pages for each copy: with files of up to 128 MiB, about 50k of the 660k minor faults of
+/// `lab consume` on 1M reviews (measured against buffers reserved whole, which overshot their
+/// reservation inside a batch). Chunks of one size are freed with their file, so the allocator
+/// can hand them to the next one.
 pub(super) struct JsonLines {
     chunks: Vec<Chunk>,
     chunk_bytes: usize,
