@@ -89,19 +89,25 @@ def proc_field(pid, path, key):
 OWN_CMDLINE = psutil.Process().cmdline() if psutil else []
 
 
-def sample_memory(proc, hwm, with_pss):
-    """Records each process's own peak RSS (VmHWM) in `hwm` (pid → MiB) and returns the tree's
-    current PSS sum (shared pages split between the processes sharing them) when `with_pss`.
-    The root counts once it has exec'd: between fork and exec it is a copy of this Python (its
-    command line is this script's). Whatever it runs then counts, not only `argv`: spark-submit
-    execs spark-class, which execs the JVM, and a check for `argv` missed the JVM (PySpark's
-    peak read 80 MB)."""
+def process_tree(proc):
+    """The processes of the measured run: the root once it has exec'd (between fork and exec it is
+    a copy of this Python, whose command line is this script's) and all its descendants. Whatever
+    the root runs counts, not only `argv`: spark-submit execs spark-class, which execs the JVM, and
+    a check for `argv` missed the JVM (PySpark's peak read 80 MB). Finding the descendants reads
+    every process's /proc/PID/stat (this kernel has no /proc/PID/task/TID/children): about 1 ms
+    with 70 processes, more with the bench's services up."""
     try:
         procs = proc.children(recursive=True)
         if proc.cmdline() != OWN_CMDLINE:
             procs.append(proc)
     except psutil.Error:
-        return 0
+        return []
+    return procs
+
+
+def sample_memory(procs, hwm, with_pss):
+    """Records each process's own peak RSS (VmHWM) in `hwm` (pid → MiB) and returns the tree's
+    current PSS sum (shared pages split between the processes sharing them) when `with_pss`."""
     pss = 0
     for p in procs:
         hwm[p.pid] = max(hwm.get(p.pid, 0), proc_field(p.pid, "status", "VmHWM:"))
@@ -118,8 +124,11 @@ class TimedOut(RuntimeError):
 
 def measure(name, cmd, env=None, stdout_to_null=False, cwd=None, timeout=1800, sample_s=0.02):
     """Runs cmd to completion; fails loudly on a non-zero exit (a failed run has no figures).
-    Memory is sampled every `sample_s` (PSS every 10th sample): walking a tree of hundreds of
-    short-lived processes (a build) that often costs CPU the measured run would have had."""
+    Each process's peak RSS is read every `sample_s`; the tree is looked for again and its PSS
+    summed every 10th sample. Finding the tree every sample cost 1.2 ms of CPU per 20 ms, and
+    took `lab batch` on 5M reviews from 6.2–6.7 s to 6.8–7.9 s (DuckDB 9.3–9.6 s to 9.7–10.2 s):
+    the sampler must not take the CPU of the run it measures. A build's many short-lived
+    processes are sampled every second (`sample_s`)."""
     LOGS.mkdir(parents=True, exist_ok=True)
     out_path = None if stdout_to_null else LOGS / f"{name}.out"
     err_path = LOGS / f"{name}.err"
@@ -128,6 +137,8 @@ def measure(name, cmd, env=None, stdout_to_null=False, cwd=None, timeout=1800, s
     load_before = os.getloadavg()[0]
     argv = [str(c) for c in cmd]
     with open(out_path or os.devnull, "wb") as out, open(err_path, "wb") as err:
+        machine_before = machine_cpu()
+        sampler_before = time.process_time()
         started = time.perf_counter()
         p = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                              env=env, cwd=cwd or WORK, start_new_session=True)
@@ -136,6 +147,7 @@ def measure(name, cmd, env=None, stdout_to_null=False, cwd=None, timeout=1800, s
         except psutil.Error:
             proc = None
         hwm = {}
+        tree = []
         peak_pss = 0
         samples = 0
         rusage = None
@@ -146,8 +158,14 @@ def measure(name, cmd, env=None, stdout_to_null=False, cwd=None, timeout=1800, s
             if pid == p.pid:
                 break
             if proc is not None:
-                # PSS needs a page-table walk: every 10th sample (0.2 s by default), VmHWM every time.
-                peak_pss = max(peak_pss, sample_memory(proc, hwm, samples % 10 == 0))
+                # The tree every 10th sample (0.2 s by default) and until the root has exec'd,
+                # each known process's VmHWM every time. PSS (a walk of the page tables, which
+                # holds the process's memory map lock against its allocator) every 10th sample,
+                # and only for a tree of processes: a single process's own peak is exact.
+                every_tenth = samples % 10 == 0
+                if every_tenth or not tree:
+                    tree = process_tree(proc)
+                peak_pss = max(peak_pss, sample_memory(tree, hwm, every_tenth and len(tree) > 1))
                 samples += 1
             if time.perf_counter() - started > timeout:
                 os.killpg(p.pid, signal.SIGKILL)
@@ -156,6 +174,8 @@ def measure(name, cmd, env=None, stdout_to_null=False, cwd=None, timeout=1800, s
                 break
             time.sleep(sample_s)
         wall = time.perf_counter() - started
+        sampler_cpu = time.process_time() - sampler_before
+        machine_after = machine_cpu()
         p.returncode = os.waitstatus_to_exitcode(status)
     # Peak memory of the process tree: the largest PSS sum seen (process trees: JVM + Python
     # workers forked from one parent share pages), or the largest single process's own peak RSS
@@ -167,8 +187,15 @@ def measure(name, cmd, env=None, stdout_to_null=False, cwd=None, timeout=1800, s
     broker_after = broker_cpu()
     if broker_before is not None and broker_after is not None:
         run.broker_cpu_s = broker_after - broker_before
+    # What else used the machine meanwhile: a run that got fewer cores than it can use shows here
+    # whether something on this machine took them (others, the sampler) or the host did (steal).
+    busy = machine_after[0] - machine_before[0]
+    others = busy - cpu - (run.broker_cpu_s or 0) - sampler_cpu
     RUNS.append({"name": name, "rc": p.returncode, "wall_s": round(wall, 3), "cpu_s": round(cpu, 2),
                  "peak_rss_mb": round(peak_mb, 1), "broker_cpu_s": run.broker_cpu_s,
+                 "machine_busy_s": round(busy, 2), "others_cpu_s": round(others, 2),
+                 "sampler_cpu_s": round(sampler_cpu, 2),
+                 "steal_s": round(machine_after[1] - machine_before[1], 2),
                  "loadavg_1m_before": load_before, "loadavg_1m_after": os.getloadavg()[0]})
     if timed_out:
         log(f"  {name}: stopped at the time limit ({wall:.0f} s), peak RSS {peak_mb:.0f} MB")
@@ -177,8 +204,21 @@ def measure(name, cmd, env=None, stdout_to_null=False, cwd=None, timeout=1800, s
         tail = err_path.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{name} exited with {p.returncode} after {wall:.1f} s:\n{tail}")
     broker = f", broker {run.broker_cpu_s:.1f} s CPU" if run.broker_cpu_s is not None else ""
-    log(f"  {name}: {wall:.2f} s wall, {cpu:.1f} s CPU, peak RSS {peak_mb:.0f} MB{broker}")
+    log(f"  {name}: {wall:.2f} s wall, {cpu:.1f} s CPU, peak RSS {peak_mb:.0f} MB{broker}, "
+        f"other processes {others:.1f} s CPU")
     return run
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu():
+    """(busy, steal) CPU seconds of the whole machine so far, from /proc/stat's `cpu` line: busy is
+    user, nice, system, irq and softirq (guest time is already in user); steal is what the host
+    took from this machine's virtual CPUs."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq) / CLOCK_TICKS, steal / CLOCK_TICKS
 
 
 def broker_cpu():
@@ -931,6 +971,19 @@ def write_report(info, args, elapsed, errors):
     e2e = EXTRA.get("e2e")
     if e2e:
         md += ["## End to end (`lab demo --headless`)", "", "```json", json.dumps(e2e, indent=2), "```", ""]
+    if RUNS:
+        md += ["## Every timed run and what else used the machine meanwhile", "",
+               "Cores = the run's CPU time / its wall time. Broker = the test broker's CPU, other = every "
+               "other process's (this script's sampler apart), steal = CPU the host took from this "
+               "machine; a run that got fewer cores than it can use shows here why.", "",
+               "| run | wall s | CPU s | cores | broker CPU s | other CPU s | sampler CPU s | steal s |",
+               "|---|---|---|---|---|---|---|---|"]
+        for r in RUNS:
+            cores = r["cpu_s"] / r["wall_s"] if r["wall_s"] else 0
+            broker = "—" if r["broker_cpu_s"] is None else f"{r['broker_cpu_s']:.2f}"
+            md.append(f"| {r['name']} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} | {cores:.2f} | {broker} | "
+                      f"{r['others_cpu_s']:.2f} | {r['sampler_cpu_s']:.2f} | {r['steal_s']:.2f} |")
+        md.append("")
     if errors:
         md += ["## Stages that failed", ""] + [f"- {e}" for e in errors] + [""]
     md += ["Logs of every run: `target/bench/logs/`; all figures: `target/bench/results.json`.", ""]
