@@ -149,8 +149,9 @@ def sample_memory(procs, hwm, with_pss, root):
     """Records each process's own peak RSS (VmHWM) in `hwm` (pid → MiB) and returns the tree's
     current memory when `with_pss`: the PSS of each process but the root (shared pages split
     between the processes sharing them: a JVM's forked Python workers, PostgreSQL's backends),
-    plus the root's RSS. PSS walks a process's page tables: for the root, often the largest,
-    that cost the run it measured most (`lab demo`'s 500 MB: 0.9 s of CPU over 17 s)."""
+    plus the root's RSS. PSS walks a process's page tables: for the root, often the largest, that cost the most
+    (over `lab demo` on 1M reviews the sampler used 1.2 s of CPU with the root's PSS, 0.8 s with
+    its RSS)."""
     total = 0
     for p in procs:
         hwm[p.pid] = max(hwm.get(p.pid, 0), proc_field(p.pid, "status", "VmHWM:"))
@@ -168,8 +169,8 @@ class TimedOut(RuntimeError):
 
 def measure(name, cmd, env=None, stdout_to_null=False, cwd=None, timeout=1800, sample_s=0.02, adopt=None):
     """Runs cmd to completion; fails loudly on a non-zero exit (a failed run has no figures).
-    Each process's peak RSS is read every `sample_s`; the tree is looked for again and its PSS
-    summed every 10th sample. Finding the tree every sample cost 1.2 ms of CPU per 20 ms, and
+    The root's own peak RSS is read every `sample_s`; every 10th sample the tree is looked
+    for again, each of its processes' peak read and its PSS summed. Finding the tree every sample cost 1.2 ms of CPU per 20 ms, and
     took `lab batch` on 5M reviews from 6.2–6.7 s to 6.8–7.9 s (DuckDB 9.3–9.6 s to 9.7–10.2 s):
     the sampler must not take the CPU of the run it measures. A build's many short-lived
     processes are sampled every second (`sample_s`)."""
