@@ -169,11 +169,11 @@ class TimedOut(RuntimeError):
 
 def measure(name, cmd, env=None, stdout_to_null=False, cwd=None, timeout=1800, sample_s=0.02, adopt=None):
     """Runs cmd to completion; fails loudly on a non-zero exit (a failed run has no figures).
-    The root's own peak RSS is read every `sample_s`; every 10th sample the tree is looked
-    for again, each of its processes' peak read and its PSS summed. Finding the tree every sample cost 1.2 ms of CPU per 20 ms, and
-    took `lab batch` on 5M reviews from 6.2–6.7 s to 6.8–7.9 s (DuckDB 9.3–9.6 s to 9.7–10.2 s):
-    the sampler must not take the CPU of the run it measures. A build's many short-lived
-    processes are sampled every second (`sample_s`)."""
+    The root's own peak RSS is read every `sample_s`; every 10th sample the tree is looked for
+    again, each of its processes' peak read and its PSS summed. Finding the tree every sample cost
+    1.2 ms of CPU per 20 ms, and took `lab batch` on 5M reviews from 6.2–6.7 s to 6.8–7.9 s (DuckDB
+    9.3–9.6 s to 9.7–10.2 s): the sampler must not take the CPU of the run it measures. A build's
+    many short-lived processes are sampled every second (`sample_s`)."""
     LOGS.mkdir(parents=True, exist_ok=True)
     out_path = None if stdout_to_null else LOGS / f"{name}.out"
     err_path = LOGS / f"{name}.err"
