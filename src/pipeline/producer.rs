@@ -138,7 +138,7 @@ pub fn run_producer(
             }
             if let Some(bp) = &opts.backpressure {
                 while bp.should_wait(counters) && !cancel.is_cancelled() {
-                    producer.poll(Duration::from_millis(1));
+                    serve_a_report_then_sleep(&producer, Duration::from_millis(1));
                 }
             }
             let topic = &topic_names
@@ -202,7 +202,7 @@ pub fn run_producer(
                     if left.is_zero() {
                         break;
                     }
-                    producer.poll(left);
+                    serve_a_report_then_sleep(&producer, left.min(Duration::from_millis(100)));
                 }
             }
             Ok(())
@@ -285,10 +285,21 @@ fn oversized_record<'a>(dlq: &'a str, meant_for: &str, origin: &str, text: &'a [
 fn flush(producer: &BaseProducer<DeliveryCounter>, patience: Duration) -> rdkafka::error::KafkaResult<()> {
     let deadline = Instant::now() + patience;
     while producer.in_flight_count() > 0 && Instant::now() < deadline {
-        producer.poll(Duration::from_millis(1));
+        serve_a_report_then_sleep(producer, Duration::from_micros(500));
     }
     // Confirms (without waiting) that nothing is left, or says what is.
     producer.flush(Duration::ZERO)
+}
+
+/// Serves one delivery report if one is ready, then sleeps `pause`.
+///
+/// A sleep, not `producer.poll(pause)`: rdkafka 0.39 truncates what is left of a poll's timeout to
+/// whole milliseconds before asking librdkafka, so the last millisecond of every such wait (all of
+/// a 1 ms one) was a loop reading the clock. Waiting on its backpressure, `lab demo`'s producer
+/// spent most of a core in it (`perf`: 15 % of the demo's samples).
+fn serve_a_report_then_sleep(producer: &BaseProducer<DeliveryCounter>, pause: Duration) {
+    producer.poll(Duration::ZERO);
+    std::thread::sleep(pause);
 }
 
 /// Queues a record, waiting while librdkafka's local queue is full instead of failing.
@@ -303,7 +314,7 @@ fn send_with_backpressure<'a>(
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 record = back;
                 // A queued message leaves the queue once its delivery report is served.
-                producer.poll(Duration::from_millis(2));
+                serve_a_report_then_sleep(producer, Duration::from_millis(1));
             }
             Err((e, _)) => return Err(PipelineError::kafka("queue a message", brokers, e)),
         }
@@ -376,5 +387,42 @@ mod tests {
         assert_eq!(key_of(Entity::Review, br#"{"review_id":"r""#), None);
         assert_eq!(key_of(Entity::Review, br#"{"review_id":"r"}"#), None);
         assert_eq!(key_of(Entity::Review, b"\xff\xfe"), None);
+    }
+
+    /// CPU time this thread has used (Linux: utime + stime of /proc/thread-self/stat).
+    #[cfg(target_os = "linux")]
+    fn thread_cpu() -> Duration {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // Fields after the command name, which is in parentheses: utime and stime are 14 and 15.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // In USER_HZ, which Linux fixes at 100 for /proc.
+        Duration::from_millis(ticks * 10)
+    }
+
+    /// Waiting for delivery reports sleeps: it does not spin on the clock (rdkafka's `poll` does
+    /// for the last millisecond of each wait, and the demo's producer waited 1 ms at a time).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn waiting_for_delivery_reports_does_not_spin() {
+        let broker = EmbeddedBroker::start(vec![("t".into(), 1)]).unwrap();
+        let counters = Arc::new(StageCounters::default());
+        let producer: BaseProducer<DeliveryCounter> = kafka::producer_config(broker.brokers())
+            .create_with_context(DeliveryCounter::new(&counters))
+            .unwrap();
+        kafka::hasten_producer_id(producer.client(), "t");
+        broker.stop_serving().unwrap();
+        let record = BaseRecord::to("t")
+            .payload(b"undeliverable".as_slice())
+            .key(b"k".as_slice());
+        send_with_backpressure(&producer, record, broker.brokers()).unwrap();
+        let (cpu, started) = (thread_cpu(), Instant::now());
+        assert!(
+            flush(&producer, Duration::from_secs(2)).is_err(),
+            "the record is still in flight"
+        );
+        let (used, waited) = (thread_cpu() - cpu, started.elapsed());
+        // A busy wait uses about all of it, even on a loaded machine more than a quarter.
+        assert!(used < waited / 4, "used {used:?} of CPU while waiting {waited:?}");
     }
 }
