@@ -332,16 +332,22 @@ mod tests {
         client.fetch_watermarks(topic, 0, Duration::from_secs(5)).unwrap().1
     }
 
-    /// The stage's flush serves the delivery reports itself (no thread of its own polls them) and
-    /// says when something is still undelivered at its deadline.
-    #[test]
-    fn flush_serves_every_delivery_report_and_fails_on_what_is_left() {
+    /// The stage's producer, with its delivery counter, on an embedded broker with topic `t`.
+    fn producer_on_embedded_broker() -> (EmbeddedBroker, Arc<StageCounters>, BaseProducer<DeliveryCounter>) {
         let broker = EmbeddedBroker::start(vec![("t".into(), 1)]).unwrap();
         let counters = Arc::new(StageCounters::default());
         let producer: BaseProducer<DeliveryCounter> = kafka::producer_config(broker.brokers())
             .create_with_context(DeliveryCounter::new(&counters))
             .unwrap();
         kafka::hasten_producer_id(producer.client(), "t");
+        (broker, counters, producer)
+    }
+
+    /// The stage's flush serves the delivery reports itself (no thread of its own polls them) and
+    /// says when something is still undelivered at its deadline.
+    #[test]
+    fn flush_serves_every_delivery_report_and_fails_on_what_is_left() {
+        let (broker, counters, producer) = producer_on_embedded_broker();
         for i in 0..100 {
             let payload = format!("{{\"n\":{i}}}");
             let record = BaseRecord::to("t").payload(payload.as_bytes()).key(b"k".as_slice());
@@ -405,12 +411,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn waiting_for_delivery_reports_does_not_spin() {
-        let broker = EmbeddedBroker::start(vec![("t".into(), 1)]).unwrap();
-        let counters = Arc::new(StageCounters::default());
-        let producer: BaseProducer<DeliveryCounter> = kafka::producer_config(broker.brokers())
-            .create_with_context(DeliveryCounter::new(&counters))
-            .unwrap();
-        kafka::hasten_producer_id(producer.client(), "t");
+        let (broker, _counters, producer) = producer_on_embedded_broker();
         broker.stop_serving().unwrap();
         let record = BaseRecord::to("t")
             .payload(b"undeliverable".as_slice())
