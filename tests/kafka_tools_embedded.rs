@@ -1,8 +1,9 @@
 //! The data tools' command-line forms (`lab kafka tail|offsets|reset`, `lab dlq list|show|replay`)
 //! against the embedded lab's broker: librdkafka's mock cluster, started in this test process on
-//! 127.0.0.1 as `lab demo` starts it, fed by the real `lab produce` and `lab transform`. It cannot
-//! list consumer groups: `offsets` still reads a group's committed offsets, `reset` refuses. Needs
-//! no service: a plain `cargo test` runs it.
+//! 127.0.0.1 as `lab demo` starts it, fed by the real `lab produce`, `lab transform` and `lab
+//! consume`. It cannot list consumer groups: `offsets` still reads a group's committed offsets, and
+//! `reset` applies as a member of the group, refused while another member holds a partition it
+//! moves. Needs no service: a plain `cargo test` runs it.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -201,28 +202,215 @@ fn the_data_tools_work_on_the_embedded_broker_and_say_what_it_cannot_do() {
         own.commit(&tpl, CommitMode::Sync).unwrap();
     }
     let g = json(&lab(&b, state.path(), &["kafka", "offsets", "own-group", "--json"]));
-    let committed: Vec<(i64, i64)> = g["partitions"]
+    let listed: Vec<(i64, i64)> = g["partitions"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| (p["partition"].as_i64().unwrap(), p["committed"].as_i64().unwrap()))
         .collect();
-    assert_eq!(committed, [(0, 3), (2, 5)], "{g:#}");
+    assert_eq!(listed, [(0, 3), (2, 5)], "{g:#}");
     assert_eq!(g["state"], "unknown");
     assert!(
         g["note"].as_str().unwrap().contains("cannot list consumer groups"),
         "{g:#}"
     );
-    // A reset needs to know no member is connected: refused, with what to use instead.
-    let out = lab(
+    // A dry run says the broker cannot tell who is connected, and how applying checks instead.
+    let dry = json(&lab(
         &b,
         state.path(),
-        &["kafka", "reset", "own-group", "--to-earliest", "--dry-run"],
-    );
-    assert!(!out.status.success(), "{}", text(&out));
-    let t = text(&out);
+        &["kafka", "reset", "own-group", "--to-earliest", "--dry-run", "--json"],
+    ));
     assert!(
-        t.contains("cannot describe consumer groups") && t.contains("Use a real Kafka"),
-        "{t}"
+        dry["plan"]["note"].as_str().unwrap().contains("joins the group"),
+        "{dry:#}"
     );
+    assert_eq!(dry["applied"], false);
+    assert_eq!(
+        committed(&b, "own-group", "emb.review"),
+        [(0, 3), (2, 5)],
+        "a dry run commits nothing"
+    );
+}
+
+/// The committed offset of `group` on each partition of `topic` that has one, as the broker
+/// answers a client of the test's own.
+fn committed(brokers: &str, group: &str, topic: &str) -> Vec<(i32, i64)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let own: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition(topic, p);
+    }
+    let got = own.committed_offsets(tpl, std::time::Duration::from_secs(10)).unwrap();
+    got.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A member of a consumer group, reading on a thread of its own until dropped.
+struct LiveMember {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LiveMember {
+    /// Joins `group` with `protocol` (`classic` or `consumer`), subscribed to `topic`, and commits
+    /// `offset` on every partition it is given; returns once it committed.
+    fn join(brokers: &str, group: &str, protocol: &str, topic: &str, offset: i64) -> Self {
+        use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+        use rdkafka::{ClientConfig, Offset};
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let (brokers, group, protocol, topic) = (
+            brokers.to_string(),
+            group.to_string(),
+            protocol.to_string(),
+            topic.to_string(),
+        );
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let member: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("group.id", &group)
+                .set("group.protocol", &protocol)
+                .set("enable.auto.commit", "false")
+                .create()
+                .unwrap();
+            member.subscribe(&[topic.as_str()]).unwrap();
+            let mut ready_tx = Some(ready_tx);
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                drop(member.poll(std::time::Duration::from_millis(100)));
+                let mut mine = member.assignment().unwrap();
+                if ready_tx.is_some() && mine.count() > 0 {
+                    mine.set_all_offsets(Offset::Offset(offset)).unwrap();
+                    member.commit(&mine, CommitMode::Sync).unwrap();
+                    ready_tx.take().unwrap().send(()).unwrap();
+                }
+            }
+            member.unsubscribe();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while member.assignment().unwrap().count() > 0 && std::time::Instant::now() < deadline {
+                drop(member.poll(std::time::Duration::from_millis(100)));
+            }
+        });
+        ready
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the test's member was given partitions and committed");
+        LiveMember {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LiveMember {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+/// `lab kafka reset` on the embedded broker, which cannot list groups: applied as a member of the
+/// group, for a classic group (the command-line consumer's, which then reads its input again) and
+/// for one of KIP-848's consumer protocol (the embedded lab's stages use it there); refused, with
+/// nothing changed, while another member holds a partition it moves; and the group still works
+/// for its own members afterwards.
+#[test]
+fn offsets_reset_on_the_embedded_broker_as_a_member_of_the_group() {
+    let topics = Topics::new(PREFIX);
+    let broker = EmbeddedBroker::for_stages(&topics, 3).unwrap();
+    let b = broker.brokers().to_string();
+    let state = tempfile::tempdir().unwrap();
+    let sample = common::sample_dir();
+    json(&lab(&b, state.path(), &["produce", "--data", sample.to_str().unwrap()]));
+    json(&lab(&b, state.path(), &["transform", "--until-caught-up"]));
+    let clean = read_all(&b, "emb.review.clean").len() as u64;
+    let consume = || {
+        json(&lab(
+            &b,
+            state.path(),
+            &["consume", "--until-caught-up", "--group", "emb-raw"],
+        ))
+    };
+    let first = consume();
+    assert!(first["records_written"].as_u64().unwrap() >= clean, "{first:#}");
+    let ends: Vec<(i32, i64)> = committed(&b, "emb-raw", "emb.review.clean");
+    assert_eq!(ends.len(), 3, "the consumer committed on every partition: {ends:?}");
+    assert_eq!(
+        consume()["skipped_already_durable"],
+        0,
+        "before the reset, a second consumer run reads nothing again"
+    );
+
+    // The consumer's classic group, which the mock cluster takes commits for from members only:
+    // moved to the start.
+    let reset = |group: &str| {
+        lab(
+            &b,
+            state.path(),
+            &[
+                "kafka",
+                "reset",
+                group,
+                "--to-earliest",
+                "--topic",
+                "emb.review.clean",
+                "--yes",
+            ],
+        )
+    };
+    let out = reset("emb-raw");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(committed(&b, "emb-raw", "emb.review.clean"), [(0, 0), (1, 0), (2, 0)]);
+    // The consumer follows: it reads the topic again, and finds every record already in its files.
+    let again = consume();
+    assert_eq!(again["skipped_already_durable"].as_u64(), Some(clean), "{again:#}");
+    assert_eq!(again["records_written"], 0, "{again:#}");
+    assert_eq!(committed(&b, "emb-raw", "emb.review.clean"), ends);
+
+    for protocol in ["consumer", "classic"] {
+        let group = format!("emb-live-{protocol}");
+        let member = LiveMember::join(&b, &group, protocol, "emb.review.clean", 2);
+        assert_eq!(committed(&b, &group, "emb.review.clean"), [(0, 2), (1, 2), (2, 2)]);
+        // Refused while the member reads, saying which partitions it holds; nothing moved.
+        let out = reset(&group);
+        assert!(!out.status.success(), "{protocol}: {}", text(&out));
+        let t = text(&out);
+        assert!(
+            t.contains("stayed with another member") && t.contains("emb.review.clean["),
+            "{protocol}: {t}"
+        );
+        assert_eq!(
+            committed(&b, &group, "emb.review.clean"),
+            [(0, 2), (1, 2), (2, 2)],
+            "{protocol}: a refused reset commits nothing"
+        );
+        // Once it left: applied.
+        drop(member);
+        let out = reset(&group);
+        assert!(out.status.success(), "{protocol}: {}", text(&out));
+        assert_eq!(
+            committed(&b, &group, "emb.review.clean"),
+            [(0, 0), (1, 0), (2, 0)],
+            "{protocol}"
+        );
+        // The group still takes its own members' commits.
+        drop(LiveMember::join(&b, &group, protocol, "emb.review.clean", 1));
+        assert_eq!(
+            committed(&b, &group, "emb.review.clean"),
+            [(0, 1), (1, 1), (2, 1)],
+            "{protocol}"
+        );
+    }
 }

@@ -388,6 +388,9 @@ fn partition_table<'a>(
 #[must_use]
 pub fn render_plan(plan: &ResetPlan) -> String {
     let mut out = format!("reset of group {}\n", plan.group);
+    if let Some(note) = &plan.note {
+        out.push_str(&format!("{note}\n"));
+    }
     if plan.partitions.is_empty() {
         out.push_str("no partitions to reset (the group committed on none; name one with --topic)\n");
     } else {

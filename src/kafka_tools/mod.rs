@@ -43,11 +43,19 @@ pub enum KafkaToolError {
         partition: i32,
     },
     #[error(
-        "Kafka: the broker at {brokers} cannot describe consumer groups (it does not support listing them), \
-         which showing or resetting the offsets of {group} needs; the embedded lab's in-process broker \
-         (librdkafka's mock cluster) is such a broker. Use a real Kafka: `lab up`, or --brokers HOST:PORT"
+        "consumer group {group}: {} partition(s) this reset moves ({}) stayed with another member for the \
+         {waited_s} s the reset waited in the group, so someone still reads with it and would commit over the \
+         reset. The broker at {brokers} cannot list groups, so it cannot say who: stop the group's consumers \
+         (`:stop` in the monitor, Ctrl-C on `lab transform` or `lab consume`), then try again. Nothing was \
+         changed",
+        partitions.len(), partitions.join(", ")
     )]
-    GroupsUnsupported { group: String, brokers: String },
+    PartitionsHeld {
+        group: String,
+        brokers: String,
+        partitions: Vec<String>,
+        waited_s: u64,
+    },
     #[error("{0}")]
     Input(String),
 }

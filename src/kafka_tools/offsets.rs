@@ -3,8 +3,11 @@
 //! or partition. Every reset is planned first (offsets before and after, and the equivalent
 //! `kafka-consumer-groups.sh` command line, so a student learns the real tool), and applied only to
 //! a group with no connected member: a live member would commit its own position over the reset.
+//! A broker that cannot list groups (the embedded lab's) takes the reset from a member of the
+//! group: see [`apply`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset, SecondsFormat};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -136,6 +139,10 @@ pub struct ResetPlan {
     pub partitions: Vec<PlannedOffset>,
     /// The same reset with Kafka's own tool (`--dry-run`; `--execute` applies it).
     pub command: String,
+    /// Why the connected members are not known, and how applying checks for them instead (a
+    /// broker that cannot list groups).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A client of the group that never joins it: it reads and commits offsets only.
@@ -148,26 +155,33 @@ fn group_client(brokers: &str, group: &str) -> Result<BaseConsumer, KafkaToolErr
         .map_err(|e| KafkaToolError::kafka("create a client", brokers, e))
 }
 
-/// The group's state and connected members, from the group coordinator.
-fn describe(client: &BaseConsumer, brokers: &str, group: &str) -> Result<(String, Vec<String>), KafkaToolError> {
-    let list = client
-        .fetch_group_list(Some(group), REQUEST_TIMEOUT)
-        .map_err(|e| match e {
-            KafkaError::GroupListFetch(RDKafkaErrorCode::UnsupportedFeature) => KafkaToolError::GroupsUnsupported {
-                group: group.to_string(),
-                brokers: brokers.to_string(),
-            },
-            e => KafkaToolError::kafka(&format!("describe consumer group {group}"), brokers, e),
-        })?;
+/// The group's state and connected members, from the group coordinator; `None` from a broker
+/// that cannot list groups (librdkafka's mock cluster, the embedded lab's broker).
+fn describe(
+    client: &BaseConsumer,
+    brokers: &str,
+    group: &str,
+) -> Result<Option<(String, Vec<String>)>, KafkaToolError> {
+    let list = match client.fetch_group_list(Some(group), REQUEST_TIMEOUT) {
+        Ok(list) => list,
+        Err(KafkaError::GroupListFetch(RDKafkaErrorCode::UnsupportedFeature)) => return Ok(None),
+        Err(e) => {
+            return Err(KafkaToolError::kafka(
+                &format!("describe consumer group {group}"),
+                brokers,
+                e,
+            ));
+        }
+    };
     let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
-        return Ok(("Dead".into(), Vec::new()));
+        return Ok(Some(("Dead".into(), Vec::new())));
     };
     let members = info
         .members()
         .iter()
         .map(|m| format!("{}@{}", m.client_id(), m.client_host()))
         .collect();
-    Ok((info.state().to_string(), members))
+    Ok(Some((info.state().to_string(), members)))
 }
 
 /// A partition's (low, high) watermarks.
@@ -228,17 +242,16 @@ pub fn read_group(brokers: &str, group: &str) -> Result<GroupOffsets, KafkaToolE
     let client = group_client(brokers, group)?;
     // Reading offsets needs no member list: a broker that cannot list groups (the embedded lab's)
     // still answers with the committed offsets, and the output says what it could not tell.
-    let (state, members, note) = match describe(&client, brokers, group) {
-        Ok((state, members)) => (state, members, None),
-        Err(e @ KafkaToolError::GroupsUnsupported { .. }) => (
+    let (state, members, note) = match describe(&client, brokers, group)? {
+        Some((state, members)) => (state, members, None),
+        None => (
             "unknown".to_string(),
             Vec::new(),
             Some(format!(
-                "the broker at {brokers} cannot list consumer groups: the group's state and members are not known ({})",
-                e.to_string().lines().next().unwrap_or_default()
+                "the broker at {brokers} cannot list consumer groups: the group's state and members are not known \
+                 (the embedded lab's in-process broker, librdkafka's mock cluster, is such a broker)"
             )),
         ),
-        Err(e) => return Err(e),
     };
     let partitions = committed(&client, brokers, group, None)?
         .into_iter()
@@ -295,7 +308,18 @@ fn committed(
 /// Works out a reset against the broker's current offsets, changing nothing.
 pub fn plan_reset(brokers: &str, group: &str, to: &ResetTo, scope: &Scope) -> Result<ResetPlan, KafkaToolError> {
     let client = group_client(brokers, group)?;
-    let (_, members) = describe(&client, brokers, group)?;
+    let (members, note) = match describe(&client, brokers, group)? {
+        Some((_, members)) => (members, None),
+        None => (
+            Vec::new(),
+            Some(format!(
+                "the broker at {brokers} cannot list consumer groups, so who is connected is not known: applying \
+                 joins the group and waits up to {} s to be given these partitions, refused if another member \
+                 keeps one (a stage that stopped keeps its partitions until its session times out, 30 s here)",
+                JOIN_PATIENCE.as_secs()
+            )),
+        ),
+    };
     let chosen: Vec<PartitionOffsets> = committed(&client, brokers, group, scope.topic.as_deref())?
         .into_iter()
         // Without a topic, the partitions the group committed on (Kafka's `--all-topics`); with
@@ -359,23 +383,38 @@ pub fn plan_reset(brokers: &str, group: &str, to: &ResetTo, scope: &Scope) -> Re
         group: group.to_string(),
         members,
         partitions: planned,
+        note,
     })
 }
 
 /// Commits a plan's offsets for the group, keeping each partition's commit metadata, after
-/// checking again that no member is connected.
+/// checking again that no member is connected. On a broker that cannot list groups the reset is
+/// committed by a member of the group instead ([`commit_as_member`]).
 pub fn apply(brokers: &str, plan: &ResetPlan) -> Result<(), KafkaToolError> {
     let client = group_client(brokers, &plan.group)?;
-    let (_, members) = describe(&client, brokers, &plan.group)?;
-    if !members.is_empty() {
-        return Err(KafkaToolError::ActiveMembers {
-            group: plan.group.clone(),
-            members,
-        });
+    match describe(&client, brokers, &plan.group)? {
+        Some((_, members)) if !members.is_empty() => {
+            return Err(KafkaToolError::ActiveMembers {
+                group: plan.group.clone(),
+                members,
+            });
+        }
+        Some(_) => {}
+        None => {
+            drop(client);
+            return apply_as_member(brokers, plan);
+        }
     }
     if plan.partitions.is_empty() {
         return Ok(());
     }
+    client
+        .commit(&planned_offsets(brokers, plan)?, CommitMode::Sync)
+        .map_err(|e| commit_failed(brokers, plan, e))
+}
+
+/// The plan's offsets, each with the commit metadata it had.
+fn planned_offsets(brokers: &str, plan: &ResetPlan) -> Result<TopicPartitionList, KafkaToolError> {
     let mut tpl = TopicPartitionList::new();
     for p in &plan.partitions {
         tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.after))
@@ -391,9 +430,135 @@ pub fn apply(brokers: &str, plan: &ResetPlan) -> Result<(), KafkaToolError> {
             elem.set_metadata(&p.metadata);
         }
     }
-    client
-        .commit(&tpl, CommitMode::Sync)
-        .map_err(|e| KafkaToolError::kafka(&format!("commit the new offsets of group {}", plan.group), brokers, e))
+    Ok(tpl)
+}
+
+fn commit_failed(brokers: &str, plan: &ResetPlan, e: KafkaError) -> KafkaToolError {
+    KafkaToolError::kafka(&format!("commit the new offsets of group {}", plan.group), brokers, e)
+}
+
+/// How long a reset on a broker that cannot list groups waits to be given the partitions it
+/// moves. The mock cluster answers a join of the consumer protocol at once and a classic one after
+/// its 3 s initial rebalance delay, but a member that stopped keeps its partitions until its
+/// session times out: 30 s for a static member of the consumer protocol there (the embedded lab's
+/// stages; `group_consumer_session_timeout_ms` in `rdkafka_mock.c`), 10 s for the lab's classic
+/// members. A partition another member reads never comes.
+const JOIN_PATIENCE: Duration = Duration::from_secs(35);
+
+/// The two ways to be a member of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// KIP-848's consumer protocol: the embedded lab's stages use it on the mock cluster.
+    Consumer,
+    /// The classic protocol: the command-line stages use it, on every broker.
+    Classic,
+}
+
+/// Applies a reset on a broker that cannot list groups: librdkafka's mock cluster keeps a group it
+/// has seen until it stops, and takes a commit for it only from one of its members
+/// (`rd_kafka_mock_handle_OffsetCommit` in `rdkafka_mock_handlers.c`). The reset joins with the
+/// consumer protocol first; a group the mock knows as a classic one refuses that member's commit
+/// (it looks a member up in the classic groups first), and the reset joins again, classic.
+fn apply_as_member(brokers: &str, plan: &ResetPlan) -> Result<(), KafkaToolError> {
+    if plan.partitions.is_empty() {
+        return Ok(());
+    }
+    match commit_as_member(brokers, plan, Protocol::Consumer)? {
+        Joined::Committed => Ok(()),
+        Joined::NotAMember => {
+            tracing::debug!(group = %plan.group, "a classic group: joining it with the classic protocol");
+            match commit_as_member(brokers, plan, Protocol::Classic)? {
+                Joined::Committed => Ok(()),
+                Joined::NotAMember => Err(KafkaToolError::kafka(
+                    &format!("commit the new offsets of group {}", plan.group),
+                    brokers,
+                    "the broker refused them from a member of the group (unknown member id), joined either way",
+                )),
+            }
+        }
+    }
+}
+
+/// How a member's commit ended.
+enum Joined {
+    Committed,
+    /// The broker does not count the member as one of the group's: the group is of the other
+    /// protocol.
+    NotAMember,
+}
+
+/// Joins the group with `protocol`, subscribed to the plan's topics, and commits the plan once the
+/// group gave this member every partition the plan moves, then leaves. A partition that went to
+/// someone else means another member reads there and would commit over the reset: refused,
+/// nothing committed.
+fn commit_as_member(brokers: &str, plan: &ResetPlan, protocol: Protocol) -> Result<Joined, KafkaToolError> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers)
+        .set("group.id", &plan.group)
+        .set("client.id", "lab-kafka-reset")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    match protocol {
+        Protocol::Consumer => cfg.set("group.protocol", "consumer"),
+        // A member that died unannounced keeps its partitions this long (the lab's stages' value).
+        Protocol::Classic => cfg.set("session.timeout.ms", "10000"),
+    };
+    let member: BaseConsumer = cfg
+        .create()
+        .map_err(|e| KafkaToolError::kafka("create a member of the group", brokers, e))?;
+    let wanted: BTreeSet<(String, i32)> = plan.partitions.iter().map(|p| (p.topic.clone(), p.partition)).collect();
+    let topics: BTreeSet<&str> = wanted.iter().map(|(t, _)| t.as_str()).collect();
+    member
+        .subscribe(&topics.into_iter().collect::<Vec<_>>())
+        .map_err(|e| KafkaToolError::kafka(&format!("join consumer group {}", plan.group), brokers, e))?;
+    let deadline = Instant::now() + JOIN_PATIENCE;
+    let held = loop {
+        // Serves the join. Records it fetches are dropped unread: nothing stores or commits them.
+        drop(member.poll(Duration::from_millis(100)));
+        let held = assigned(&member);
+        if wanted.is_subset(&held) || Instant::now() >= deadline {
+            break held;
+        }
+    };
+    let done = if wanted.is_subset(&held) {
+        match member.commit(&planned_offsets(brokers, plan)?, CommitMode::Sync) {
+            Ok(()) => Ok(Joined::Committed),
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::UnknownMemberId)) => Ok(Joined::NotAMember),
+            Err(e) => Err(commit_failed(brokers, plan, e)),
+        }
+    } else {
+        Err(KafkaToolError::PartitionsHeld {
+            group: plan.group.clone(),
+            brokers: brokers.to_string(),
+            partitions: wanted.difference(&held).map(|(t, p)| format!("{t}[{p}]")).collect(),
+            waited_s: JOIN_PATIENCE.as_secs(),
+        })
+    };
+    leave(&member);
+    done
+}
+
+/// The partitions the group gave this member.
+fn assigned(member: &BaseConsumer) -> BTreeSet<(String, i32)> {
+    member
+        .assignment()
+        .map(|a| {
+            a.elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Leaves the group and gives back its partitions before the client closes, so the group's next
+/// member takes them at once.
+fn leave(member: &BaseConsumer) {
+    member.unsubscribe();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !assigned(member).is_empty() && Instant::now() < deadline {
+        drop(member.poll(Duration::from_millis(100)));
+    }
 }
 
 #[cfg(test)]

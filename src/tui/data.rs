@@ -59,6 +59,9 @@ impl DataCmd {
     #[must_use]
     pub fn progress(&self) -> String {
         match self {
+            DataCmd::ApplyReset(plan) if plan.note.is_some() => {
+                format!("resetting the offsets of {} as a member of the group …", plan.group)
+            }
             DataCmd::ApplyReset(plan) => format!("resetting the offsets of {} …", plan.group),
             DataCmd::Replay(plan) => format!("replaying the dead letters of {} …", plan.code),
             DataCmd::Tail(r) => format!("reading {} …", r.topic),

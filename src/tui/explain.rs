@@ -279,6 +279,7 @@ mod tests {
             command: "kafka-consumer-groups.sh --bootstrap-server 127.0.0.1:9092 --group lab-consumer-yelp \
                       --reset-offsets --to-earliest --all-topics --dry-run"
                 .into(),
+            note: None,
         };
         let native = lines(Cmd::Data(DataCmd::ApplyReset(Box::new(plan))));
         assert!(

@@ -1169,6 +1169,7 @@ mod data_browser {
             command: "kafka-consumer-groups.sh --bootstrap-server 127.0.0.1:9092 --group lab-consumer-yelp \
                       --reset-offsets --shift-by 1 --topic yelp.review.clean:2 --dry-run"
                 .into(),
+            note: None,
         };
         a.update(Msg::Data(DataEvent::ResetPlanned(Ok(ResetPlan {
             members: vec!["lab-consumer-yelp (127.0.0.1)".into()],
@@ -1197,8 +1198,16 @@ mod data_browser {
         a.update(Msg::Data(DataEvent::ResetPlanned(Ok(plan.clone()))));
         assert_eq!(
             key(&mut a, KeyCode::Char('y')),
-            vec![Cmd::Data(DataCmd::ApplyReset(Box::new(plan)))]
+            vec![Cmd::Data(DataCmd::ApplyReset(Box::new(plan.clone())))]
         );
+        // On a broker that cannot list groups (the embedded lab's) the dialog says how applying
+        // checks for members instead.
+        let note = "the broker cannot list consumer groups, so who is connected is not known";
+        a.update(Msg::Data(DataEvent::ResetPlanned(Ok(ResetPlan {
+            note: Some(note.into()),
+            ..plan
+        }))));
+        assert_shows(&a, &[note, "Apply this reset?"]);
     }
 }
 
