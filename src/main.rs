@@ -467,13 +467,15 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 println!(
-                    "batch {}: {} files, {} rows in, {} rows out → {} in {} ms",
+                    "batch {}: {} files, {} rows in, {} rows out → {} in {} ms (SQL {} ms, load {} ms)",
                     report.run_id,
                     report.input_files,
                     report.rows_in,
                     report.rows_out,
                     report.target,
-                    report.elapsed_ms
+                    report.elapsed_ms,
+                    report.compute_ms,
+                    report.load_ms
                 );
                 for (table, rows) in &report.tables {
                     println!("  yelp.{table:<18} {rows:>10} rows");
