@@ -139,6 +139,7 @@ impl EmbeddedGround {
         let raw_root = dir.join("raw");
         if raw_root.exists() {
             let path = raw_root.clone();
+            let started = std::time::Instant::now();
             let cleared = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&path))
                 .await
                 .unwrap_or_else(|e| Err(std::io::Error::other(e)));
@@ -146,6 +147,7 @@ impl EmbeddedGround {
                 path: raw_root.clone(),
                 source,
             })?;
+            tracing::info!(path = %raw_root.display(), elapsed_ms = started.elapsed().as_millis(), "previous raw zone removed");
         }
         let broker = EmbeddedBroker::for_stages(&Topics::new(topic_prefix), partitions)?;
         let zone = AnyRawZone::open(&raw_root, topic_prefix)?;
