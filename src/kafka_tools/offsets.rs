@@ -433,7 +433,7 @@ fn planned_offsets(brokers: &str, plan: &ResetPlan) -> Result<TopicPartitionList
     Ok(tpl)
 }
 
-fn commit_failed(brokers: &str, plan: &ResetPlan, e: KafkaError) -> KafkaToolError {
+fn commit_failed(brokers: &str, plan: &ResetPlan, e: impl std::fmt::Display) -> KafkaToolError {
     KafkaToolError::kafka(&format!("commit the new offsets of group {}", plan.group), brokers, e)
 }
 
@@ -469,9 +469,9 @@ fn apply_as_member(brokers: &str, plan: &ResetPlan) -> Result<(), KafkaToolError
             tracing::debug!(group = %plan.group, "a classic group: joining it with the classic protocol");
             match commit_as_member(brokers, plan, Protocol::Classic)? {
                 Joined::Committed => Ok(()),
-                Joined::NotAMember => Err(KafkaToolError::kafka(
-                    &format!("commit the new offsets of group {}", plan.group),
+                Joined::NotAMember => Err(commit_failed(
                     brokers,
+                    plan,
                     "the broker refused them from a member of the group (unknown member id), joined either way",
                 )),
             }
