@@ -514,7 +514,21 @@ fn commit_as_member(brokers: &str, plan: &ResetPlan, protocol: Protocol) -> Resu
     let deadline = Instant::now() + JOIN_PATIENCE;
     let held = loop {
         // Serves the join. Records it fetches are dropped unread: nothing stores or commits them.
-        drop(member.poll(Duration::from_millis(100)));
+        // librdkafka hands the application only the group errors it will not retry itself (an
+        // authorization failure, say: `rd_kafka_cgrp_handle_FindCoordinator` in
+        // `rdkafka_cgrp.c`), so the first one ends the join; waiting on would end in
+        // `PartitionsHeld` and blame a member that may not exist.
+        if let Some(Err(e)) = member.poll(Duration::from_millis(100)) {
+            leave(&member);
+            return Err(KafkaToolError::kafka(
+                &format!(
+                    "join consumer group {} to reset its offsets (nothing was changed)",
+                    plan.group
+                ),
+                brokers,
+                e,
+            ));
+        }
         let held = assigned(&member);
         if wanted.is_subset(&held) || Instant::now() >= deadline {
             break held;
@@ -564,6 +578,47 @@ fn leave(member: &BaseConsumer) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A group the broker will not let this client join (authorization, here pushed as the mock
+    /// cluster's answer to every FindCoordinator) fails the reset with the broker's reason, not
+    /// with "partitions stayed with another member" after [`JOIN_PATIENCE`].
+    #[test]
+    fn a_join_the_broker_refuses_fails_the_reset_with_its_reason() {
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+        let mock = MockCluster::new(1).unwrap();
+        mock.create_topic("yelp.review.clean", 2, 1).unwrap();
+        // More refusals than the 35 s of patience has coordinator queries (one a second).
+        mock.request_errors(
+            RDKafkaApiKey::FindCoordinator,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED; 200],
+        );
+        let brokers = mock.bootstrap_servers();
+        let plan = ResetPlan {
+            group: "lab-consume".into(),
+            members: vec![],
+            partitions: (0..2)
+                .map(|partition| PlannedOffset {
+                    topic: "yelp.review.clean".into(),
+                    partition,
+                    before: None,
+                    after: 0,
+                    high: 0,
+                    lag_after: 0,
+                    metadata: String::new(),
+                })
+                .collect(),
+            command: String::new(),
+            note: None,
+        };
+        match apply_as_member(&brokers, &plan) {
+            Err(KafkaToolError::Kafka { action, detail, .. }) => {
+                assert!(action.contains("join consumer group lab-consume"), "{action}");
+                assert!(detail.to_lowercase().contains("authoriz"), "{detail}");
+            }
+            other => panic!("expected the broker's refusal, got {other:?}"),
+        }
+    }
 
     #[test]
     fn topic_scopes_parse_as_kafkas_tool_writes_them() {
