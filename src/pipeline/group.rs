@@ -16,13 +16,15 @@
 //! buffer them twice). Before the revoke completes, the consumer's hook waits for the raw-zone
 //! files it is writing, so the next owner finds them when it learns what is durable.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, TopicPartitionList};
+
+use super::StageCounters;
 
 /// The name a worker is known by to the broker: its static membership (`group.instance.id`), its
 /// `client.id` (what the monitor lists for each member) and the transform's transactional id.
@@ -58,6 +60,9 @@ pub struct GroupEvents {
     /// The group's rebalance protocol as last seen before the close: 0 unknown, 1 eager, 2
     /// cooperative (asking during the close can hang, librdkafka issue #4041).
     protocol: AtomicU8,
+    /// The stage's counters, told of an outage when the group takes the partitions away because
+    /// the member's session ran out (see [`GroupEvents::noting_lost_assignments`]).
+    outages: Option<Arc<StageCounters>>,
 }
 
 impl GroupEvents {
@@ -67,6 +72,19 @@ impl GroupEvents {
             before_revoke: Some(hook),
             ..Self::default()
         }
+    }
+
+    /// A revoke of a lost assignment (librdkafka's `rd_kafka_assignment_lost`: the member's session
+    /// timed out without an answer from the coordinator, a frozen or restarted broker) counts as an
+    /// outage of the broker on `counters`. The member then joins again under its static name, and
+    /// the broker may fence what it still had in flight under its old registration: with the
+    /// outage noted, [`super::kafka::rejoin_when_fenced_early`] joins again instead of ending the
+    /// stage. A stage that saw no transport error during the freeze (its connections stay open)
+    /// had no other sign of it.
+    #[must_use]
+    pub fn noting_lost_assignments(mut self, counters: Arc<StageCounters>) -> Self {
+        self.outages = Some(counters);
+        self
     }
 
     /// Runs the stage's hook for partitions about to be revoked (see [`GroupEvents::with_before_revoke`]).
@@ -185,8 +203,16 @@ impl ConsumerContext for GroupEvents {
         self.post_rebalance(consumer, &rebalance);
     }
 
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            if consumer.assignment_lost() {
+                tracing::warn!(
+                    "the group took this member's partitions away: its session ran out without an answer from the broker"
+                );
+                if let Some(counters) = &self.outages {
+                    counters.note_outage();
+                }
+            }
             self.before_revoking();
             let gone: Vec<(String, i32)> = tpl
                 .elements()
@@ -209,6 +235,43 @@ impl ConsumerContext for GroupEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A member whose broker stops answering loses its assignment once its session runs out, and
+    /// the stage's counters then hold an outage, which lets the stage join again when the broker
+    /// fences its old registration (as after a frozen test broker, `tests/tui_stages.rs`).
+    #[test]
+    fn a_session_that_runs_out_counts_as_an_outage() {
+        use rdkafka::ClientConfig;
+        use rdkafka::mocking::MockCluster;
+        use std::time::{Duration, Instant};
+        let mock = MockCluster::new(1).unwrap();
+        mock.create_topic("t", 2, 1).unwrap();
+        let counters = Arc::new(StageCounters::default());
+        let member: BaseConsumer<GroupEvents> = ClientConfig::new()
+            .set("bootstrap.servers", mock.bootstrap_servers())
+            .set("group.id", "g")
+            .set("group.instance.id", "g-member")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500")
+            .create_with_context(GroupEvents::default().noting_lost_assignments(Arc::clone(&counters)))
+            .unwrap();
+        member.subscribe(&["t"]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while member.assignment().map_or(0, |a| a.count()) == 0 {
+            assert!(Instant::now() < deadline, "never joined the group");
+            drop(member.poll(Duration::from_millis(100)));
+        }
+        assert!(!counters.outage_within(Duration::from_secs(60)));
+        mock.broker_down(1).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !counters.outage_within(Duration::from_secs(60)) {
+            assert!(
+                Instant::now() < deadline,
+                "no outage noted 30 s after the broker went silent"
+            );
+            drop(member.poll(Duration::from_millis(100)));
+        }
+    }
 
     #[test]
     fn one_worker_keeps_the_group_name_and_numbered_workers_get_their_own() {

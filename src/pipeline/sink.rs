@@ -197,7 +197,7 @@ async fn sink_loop<Z: RawZone>(
     let writes = Arc::new(WritesInFlight::default());
     let consumer = kafka::GroupConsumer::new(
         kafka::consumer_config(brokers, &opts.group_id, opts.worker, opts.broker)
-            .create_with_context(group_events(&writes))
+            .create_with_context(group_events(&writes).noting_lost_assignments(Arc::clone(counters)))
             .map_err(|e| PipelineError::kafka("create the raw-zone consumer", brokers, e))?,
     );
     let result = sink_with(zone, consumer.get(), &writes, opts, counters, cancel).await;

@@ -111,7 +111,7 @@ async fn transform_loop(
     let brokers = opts.brokers.as_str();
     let consumer = kafka::GroupConsumer::new(
         kafka::consumer_config(brokers, &opts.group_id, opts.worker, opts.broker)
-            .create_with_context(GroupEvents::default())
+            .create_with_context(GroupEvents::default().noting_lost_assignments(Arc::clone(counters)))
             .map_err(|e| PipelineError::kafka("create the transform consumer", brokers, e))?,
     );
     let result = transform_with(consumer.get(), opts, counters, cancel).await;
