@@ -75,8 +75,9 @@ impl GroupEvents {
     }
 
     /// A revoke of a lost assignment (librdkafka's `rd_kafka_assignment_lost`: the member's session
-    /// timed out without an answer from the coordinator, a frozen or restarted broker) counts as an
-    /// outage of the broker on `counters`. The member then joins again under its static name, and
+    /// timed out without an answer from the coordinator, a frozen or restarted broker; also a
+    /// member that went too long between polls, which rejoins the same way) counts as an outage of
+    /// the broker on `counters`. The member then joins again under its static name, and
     /// the broker may fence what it still had in flight under its old registration: with the
     /// outage noted, [`super::kafka::rejoin_when_fenced_early`] joins again instead of ending the
     /// stage. A stage that saw no transport error during the freeze (its connections stay open)
@@ -207,7 +208,7 @@ impl ConsumerContext for GroupEvents {
         if let Rebalance::Revoke(tpl) = rebalance {
             if consumer.assignment_lost() {
                 tracing::warn!(
-                    "the group took this member's partitions away: its session ran out without an answer from the broker"
+                    "the group took this member's partitions away: its session ran out (no answer from the broker) or it went too long between polls"
                 );
                 if let Some(counters) = &self.outages {
                     counters.note_outage();
