@@ -43,7 +43,7 @@ async fn three_brokers_leaders_replicas_offline_partitions_and_moves() {
     }
     producer.flush(Duration::from_secs(10)).unwrap();
     // The mock has no ListGroups: read one (absent) group by name instead.
-    let mut probe = KafkaProbe::new(&brokers, "clu").with_groups(vec!["nobody".into()]);
+    let mut probe = KafkaProbe::new(&brokers, "clu").on_embedded_broker(vec!["nobody".into()]);
 
     let first = probe.poll().await.detail.expect("the probe reads the mock cluster");
     assert_eq!(first.brokers.len(), 3, "{:?}", first.brokers);

@@ -452,14 +452,16 @@ async fn lab_status_fails_on_a_lag_alert_while_kafka_is_required() {
 /// The marker census (issue #19): on a topic written in transactions, the probe's topic row says
 /// how many offsets hold no record (commit and abort markers, aborted records), counted again as
 /// more arrives, never counting an open transaction's records; the records it then reports equal
-/// what a read_committed reader of the test's own gets from the broker.
+/// what a read_committed reader of the test's own gets from the broker. The topic is the DLQ (the
+/// transform writes dead letters in its transactions too), whose count the Overview, the Kafka
+/// view and `lab status` show: records, as `lab dlq list` counts them, not offsets.
 #[tokio::test(flavor = "multi_thread")]
 async fn kafka_probe_counts_transaction_markers_and_aborted_records_apart_from_records() {
     use rdkafka::consumer::BaseConsumer;
     use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
     let brokers = service_env("LAB_TEST_KAFKA");
     let prefix = unique("census");
-    let topic = format!("{prefix}.review.clean");
+    let topic = bigdata_lab::pipeline::Topics::new(&prefix).dlq();
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
     admin
@@ -531,7 +533,19 @@ async fn kafka_probe_counts_transaction_markers_and_aborted_records_apart_from_r
             }
         }
     };
-    let mut probe = KafkaProbe::new(&brokers, &prefix);
+    // Built as the monitor and `lab status` build it (from the lab's config), so the test also
+    // guards the wiring: a census left off there shows "–" in every monitor.
+    let state = tempfile::tempdir().unwrap();
+    let config = bigdata_lab::config::LabConfig::resolve(bigdata_lab::config::Overrides {
+        state_dir: Some(state.path().to_path_buf()),
+        brokers: Some(brokers.clone()),
+        topic_prefix: Some(prefix.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut probe = bigdata_lab::probes::Probes::new(&ProbeTargets::from_config(&config))
+        .unwrap()
+        .kafka;
 
     // 5 committed (offsets 0-4, marker 5), 3 aborted (6-8, marker 9), 2 committed (10-11, 12).
     txn(&producer, 5, true).await;
@@ -579,16 +593,22 @@ async fn kafka_probe_counts_transaction_markers_and_aborted_records_apart_from_r
     assert_eq!(t.records(), committed_records());
 }
 
-/// Polls until the marker census has read `topic` to its last stable offset.
+/// Polls until the marker census has read `topic` (the DLQ) to its last stable offset; the
+/// snapshot's DLQ count is then its records.
 async fn counted(probe: &mut KafkaProbe, topic: &str) -> bigdata_lab::probes::kafka::Topic {
     let deadline = Instant::now() + PATIENCE;
     loop {
         assert!(Instant::now() < deadline, "the census never finished the topic");
-        let snap = probe.poll().await;
-        if let Some(t) = snap.detail.and_then(|k| k.topics.into_iter().find(|t| t.name == topic))
+        let Some(snap) = probe.poll().await.detail else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        if let Some(t) = snap.topics.iter().find(|t| t.name == topic)
             && t.census_complete
         {
-            return t;
+            assert_eq!(snap.dlq_topic, topic);
+            assert_eq!(snap.dlq_messages, t.records(), "the DLQ's count is its records: {t:?}");
+            return t.clone();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

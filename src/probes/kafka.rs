@@ -25,7 +25,8 @@ pub struct KafkaSnapshot {
     pub topics: Vec<Topic>,
     pub groups: Vec<Group>,
     pub dlq_topic: String,
-    /// Records currently held by the DLQ topic (high − low, summed).
+    /// Dead letters currently held by the DLQ topic: its offsets (high − low, summed) less the
+    /// transaction markers the census counted there ([`Topic::records`]).
     pub dlq_messages: i64,
     /// Replication across the brokers: per-broker load, under-replicated and offline partitions,
     /// ISR and leader changes since the previous poll.
@@ -183,7 +184,7 @@ struct RawRead {
 
 struct Clients {
     brokers: String,
-    /// Groups to read by name instead of listing them (see [`KafkaProbe::with_groups`]).
+    /// Groups to read by name instead of listing them (see [`KafkaProbe::on_embedded_broker`]).
     known_groups: Vec<String>,
     /// Group-less: metadata, watermarks and the group list.
     meta: BaseConsumer,
@@ -589,10 +590,12 @@ impl KafkaProbe {
         }
     }
 
-    /// Reads these groups by name (their committed offsets and lag, no members) instead of asking
-    /// the broker for its groups: librdkafka's in-process mock cluster has no ListGroups.
+    /// For the embedded lab's broker, librdkafka's in-process mock cluster, which has no
+    /// ListGroups: reads these groups by name (their committed offsets and lag, no members)
+    /// instead of asking the broker for its groups. Only there: a broker that lists its groups
+    /// gets them listed, and the marker census.
     #[must_use]
-    pub fn with_groups(mut self, groups: Vec<String>) -> Self {
+    pub fn on_embedded_broker(mut self, groups: Vec<String>) -> Self {
         self.known_groups = groups;
         // Nor a marker census there: it would read the whole stream again beside the embedded
         // stages on the same cores (seen slowing a stage's stop in the embedded monitor's test).
@@ -654,15 +657,17 @@ impl KafkaProbe {
             snap.cluster.changes = kafka_cluster::changes(before, &snap.topics);
         }
         self.replicas = Some(replicas);
-        snap.dlq_messages = snap
-            .topics
-            .iter()
-            .find(|t| t.name == self.dlq_topic)
-            .map_or(0, |t| t.messages);
         self.previous = Some(apply_rates(&mut snap, self.previous.take(), Instant::now()));
         self.census
             .step(&self.brokers, &self.topic_prefix, &mut snap.topics)
             .await;
+        // After the census: the transform writes dead letters in its transactions, so the DLQ's
+        // offsets hold a marker per partition per transaction that are no dead letters.
+        snap.dlq_messages = snap
+            .topics
+            .iter()
+            .find(|t| t.name == self.dlq_topic)
+            .map_or(0, Topic::records);
         let mut problems = raw.problems;
         let c = &snap.cluster;
         let missing: Vec<String> = c.unlisted().map(|id| id.to_string()).collect();

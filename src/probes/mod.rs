@@ -401,8 +401,12 @@ impl Probes {
     pub fn new(targets: &ProbeTargets) -> Result<Self, ProbeError> {
         let embedded = targets.embedded.as_ref();
         Ok(Self {
-            kafka: kafka::KafkaProbe::new(&targets.brokers, &targets.topic_prefix)
-                .with_groups(embedded.map(|e| e.groups.clone()).unwrap_or_default()),
+            kafka: match embedded {
+                Some(e) => {
+                    kafka::KafkaProbe::new(&targets.brokers, &targets.topic_prefix).on_embedded_broker(e.groups.clone())
+                }
+                None => kafka::KafkaProbe::new(&targets.brokers, &targets.topic_prefix),
+            },
             hdfs: hdfs::HdfsProbe::new(&targets.hdfs_http, &targets.hdfs_raw_root, &targets.topic_prefix)?,
             spark: spark::SparkProbe::new(&targets.spark_ui)?,
             airflow: airflow::AirflowProbe::new(targets.airflow.clone())?,
