@@ -120,12 +120,19 @@ pub fn summary(snapshot: &LabSnapshot, service: LabService) -> String {
     match service {
         LabService::Kafka => snapshot.kafka.as_ref().and_then(|p| p.detail.as_ref()).map(|k| {
             let lag = k.total_lag();
+            // A one-shot `lab status` does not wait for the marker census, so its DLQ count is
+            // offsets, transaction markers included: said so, as `lab dlq list` counts fewer.
+            let uncounted = k
+                .topics
+                .iter()
+                .any(|t| t.name == k.dlq_topic && t.not_records.is_none() && t.messages > 0);
             let mut line = format!(
-                "{} broker(s), {} topic(s), {} group(s), lag {lag}, DLQ {}",
+                "{} broker(s), {} topic(s), {} group(s), lag {lag}, DLQ {}{}",
                 k.brokers.len(),
                 k.topics.len(),
                 k.groups.len(),
-                k.dlq_messages
+                k.dlq_messages,
+                if uncounted { " offsets" } else { "" }
             );
             // Loud when a transform runs without transactions: duplicates are possible downstream.
             for g in &k.groups {
@@ -291,5 +298,36 @@ mod tests {
         );
         // Never probed counts as failing: `lab status` must not pass on a service it did not see.
         assert_eq!(failing(&snap, &[LabService::Hdfs]), vec![LabService::Hdfs]);
+    }
+
+    #[test]
+    fn a_dlq_the_census_has_not_counted_is_given_in_offsets() {
+        use crate::probes::kafka::{KafkaSnapshot, Topic};
+        let kafka = |not_records: Option<i64>| {
+            let dlq = Topic {
+                name: "yelp.dlq".into(),
+                messages: 19,
+                not_records,
+                census_complete: not_records.is_some(),
+                ..Topic::default()
+            };
+            LabSnapshot {
+                kafka: Some(Probed::from_result(
+                    Ok((
+                        KafkaSnapshot {
+                            dlq_topic: "yelp.dlq".into(),
+                            dlq_messages: dlq.records(),
+                            topics: vec![dlq],
+                            ..KafkaSnapshot::default()
+                        },
+                        vec![],
+                    )),
+                    Instant::now(),
+                )),
+                ..LabSnapshot::default()
+            }
+        };
+        assert!(summary(&kafka(None), LabService::Kafka).ends_with("DLQ 19 offsets"));
+        assert!(summary(&kafka(Some(3)), LabService::Kafka).ends_with("DLQ 16"));
     }
 }
