@@ -58,7 +58,7 @@ impl PostgresSnapshot {
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.tables.iter().all(|(_, rows)| rows.is_none()) {
-            problems.push("serving schema `yelp` not created yet (run `lab batch`)".to_string());
+            problems.push("serving schema `yelp` not created yet (no batch has loaded it)".to_string());
         }
         if let Some(run) = &self.last_batch
             && run.status == "failed"
@@ -255,7 +255,7 @@ mod tests {
             tables: SERVING_TABLES.iter().map(|t| (t.to_string(), None)).collect(),
             ..PostgresSnapshot::default()
         };
-        assert!(snap.problems()[0].contains("lab batch"));
+        assert!(snap.problems()[0].contains("not created yet"));
         snap.tables[0].1 = Some(3);
         assert!(snap.problems().is_empty());
         snap.last_batch = Some(BatchRun {

@@ -177,10 +177,10 @@ pub fn summary(snapshot: &LabSnapshot, service: LabService) -> String {
             )
         }),
         LabService::Postgres => snapshot.postgres.as_ref().and_then(|p| p.detail.as_ref()).map(|p| {
-            let last = p
-                .last_batch
-                .as_ref()
-                .map_or_else(|| "no batch yet".to_string(), |b| format!("last batch {}", b.status));
+            let last = p.last_batch.as_ref().map_or_else(
+                || "no batch yet (`lab batch` or the DAG loads one)".to_string(),
+                |b| format!("last batch {}", b.status),
+            );
             format!("{}, {} connection(s), {last}", p.version, p.connections)
         }),
         LabService::Docker => snapshot.docker.as_ref().and_then(|p| p.detail.as_ref()).map(|d| {

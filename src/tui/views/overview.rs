@@ -16,7 +16,7 @@ use ratatui::widgets::{Block, Paragraph, RenderDirection, Sparkline, Widget};
 use super::{count, duration, rate, service_block};
 use crate::probes::{Health, LabService};
 use crate::tui::app::App;
-use crate::tui::stack_panel::Tone;
+use crate::tui::stack_panel::{Phase, Tone};
 use crate::tui::trends::{Trend, known_sum};
 use indicatif::HumanBytes;
 
@@ -557,6 +557,15 @@ fn postgres(app: &App, width: u16) -> Tile {
         serving.len()
     ))];
     match &p.last_batch {
+        // The embedded lab loads it itself; `lab batch` from another terminal would not find
+        // its throwaway PostgreSQL.
+        None if app.embedded.is_some() => figures.push(Line::styled(
+            format!(
+                "no batch yet (every {} s, or :batch)",
+                crate::tui::embedded::BATCH_EVERY.as_secs()
+            ),
+            theme.dim(),
+        )),
         None => figures.push(Line::styled("no batch yet (lab batch, or the DAG)", theme.dim())),
         Some(b) => {
             let took = b
@@ -675,11 +684,15 @@ fn lab_tile(app: &App) -> Tile {
             theme.health(worst.unwrap_or(Health::Unknown)),
         ));
     }
-    // In a big tile: each container of the stack.
+    // In a big tile: each container of the stack, once it has any (before `lab up`, and in the
+    // embedded lab, a list of absent containers would only repeat the count, or suggest that a
+    // service the embedded lab runs is missing).
+    let any_container = app.stack.rows.iter().any(|r| r.phase != Phase::Absent);
     let details = app
         .stack
         .rows
         .iter()
+        .filter(|_| any_container)
         .map(|r| {
             let label = r.phase.label(app.now.instant);
             let style = match r.phase.tone() {

@@ -404,6 +404,22 @@ mod stack_view {
         a
     }
 
+    /// The Overview's Lab tile lists the stack's containers once it has any: before `lab up` (and
+    /// in the embedded lab) a column of "absent" would only repeat the count, or suggest that a
+    /// service the embedded lab runs is missing.
+    #[test]
+    fn the_lab_tile_lists_containers_only_once_there_are_some() {
+        let mut a = stack_app();
+        a.view = View::Overview;
+        let s = screen(&a, 200, 60);
+        assert!(s.contains("containers up"), "{s}");
+        assert!(!s.contains(" db absent"), "{s}");
+        event(&mut a, StackEvent::Created { service: "db".into() });
+        let s = screen(&a, 200, 60);
+        assert!(s.contains("  db created"), "{s}");
+        assert!(s.contains("  migrate absent"), "{s}");
+    }
+
     fn key(a: &mut App, c: KeyCode) -> Vec<Cmd> {
         a.update(Msg::Key(KeyEvent::new(c, KeyModifiers::NONE)))
     }
@@ -790,6 +806,22 @@ mod embedded_lab {
                 insta::assert_snapshot!(name, screen(&a, w, h));
             }
         }
+    }
+
+    /// Before the embedded lab's first batch the PostgreSQL tile says when it comes: `lab batch`
+    /// from another terminal would not find the lab's throwaway PostgreSQL.
+    #[test]
+    fn before_its_first_batch_the_embedded_lab_says_when_it_loads() {
+        let mut a = embedded_app(View::Overview);
+        let pg = a.lab.postgres.as_mut().and_then(|p| p.detail.as_mut()).unwrap();
+        pg.last_batch = None;
+        for (w, h) in [(120, 40), (200, 60)] {
+            let s = screen(&a, w, h);
+            assert!(s.contains("no batch yet (every 30 s, or :batch)"), "{w}x{h}:\n{s}");
+            assert!(!s.contains("lab batch"), "{w}x{h}:\n{s}");
+        }
+        a.embedded = None;
+        assert!(screen(&a, 200, 60).contains("no batch yet (lab batch, or the DAG)"));
     }
 
     #[test]
