@@ -687,12 +687,13 @@ fn lab_tile(app: &App) -> Tile {
     // In a big tile: each container of the stack, once it has any (before `lab up`, and in the
     // embedded lab, a list of absent containers would only repeat the count, or suggest that a
     // service the embedded lab runs is missing).
-    let any_container = app.stack.rows.iter().any(|r| r.phase != Phase::Absent);
-    let details = app
-        .stack
-        .rows
+    let shown: &[_] = if app.stack.rows.iter().any(|r| r.phase != Phase::Absent) {
+        &app.stack.rows
+    } else {
+        &[]
+    };
+    let details = shown
         .iter()
-        .filter(|_| any_container)
         .map(|r| {
             let label = r.phase.label(app.now.instant);
             let style = match r.phase.tone() {
