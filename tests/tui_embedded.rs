@@ -260,3 +260,42 @@ fn lab_demo_opens_the_monitor_on_a_live_embedded_lab_and_q_removes_it() {
     let left = String::from_utf8_lossy(&ps.stdout);
     assert!(left.trim().is_empty(), "no PostgreSQL runs after q: {left}");
 }
+
+/// Closing the terminal (SIGHUP) ends `lab demo` as `q` does: no PostgreSQL process or files are
+/// left. Before, the hangup's default action killed the process and its PostgreSQL kept running.
+#[test]
+fn closing_the_terminal_stops_the_embedded_lab_and_removes_its_postgresql() {
+    let state = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tmux = Tmux::new("lab-demo-hangup-test");
+    let script = format!(
+        "exec env -u NO_COLOR -u LAB_PG_URL LAB_STATE_DIR={state} TMPDIR={tmp} LAB_SERVICES_DIR= \
+         DOCKER_HOST=unix:///nonexistent/docker.sock {bin} demo",
+        state = state.path().display(),
+        tmp = tmp.path().display(),
+        bin = env!("CARGO_BIN_EXE_lab"),
+    );
+    tmux.start(120, 40, &script);
+    tmux.wait_for_within(&["Embedded lab, no Docker", "PostgreSQL UP"], Duration::from_secs(120));
+    // The terminal goes away: its processes get SIGHUP.
+    tmux.run(&["kill-server"]);
+    let postgres = || {
+        let ps = std::process::Command::new("pgrep")
+            .args(["-af", &format!("{}/lab-pg-", tmp.path().display())])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&ps.stdout).trim().to_string()
+    };
+    let files = || std::fs::read_dir(tmp.path()).unwrap().count();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !postgres().is_empty() || files() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "90 s after the hangup: PostgreSQL {:?}, {} file(s) left",
+            postgres(),
+            files()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

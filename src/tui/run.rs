@@ -431,18 +431,26 @@ async fn read_input(tx: mpsc::Sender<Msg>, cancel: CancellationToken) {
     }
 }
 
-/// SIGINT/SIGTERM from outside (raw mode turns the terminal's own Ctrl-C into a key).
+/// SIGINT/SIGTERM from outside (raw mode turns the terminal's own Ctrl-C into a key), and SIGHUP:
+/// the terminal was closed. Each quits as `q` does, so the embedded lab still stops its stages and
+/// removes its PostgreSQL and files (killed by the hangup's default action, it left its PostgreSQL
+/// running).
 async fn quit_on_signal(tx: mpsc::Sender<Msg>, cancel: CancellationToken) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
             return;
         };
         tokio::select! {
             () = cancel.cancelled() => return,
             _ = term.recv() => {}
             _ = int.recv() => {}
+            _ = hup.recv() => {}
         }
     }
     #[cfg(not(unix))]
