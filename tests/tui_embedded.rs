@@ -86,19 +86,43 @@ fn command(tmux: &Tmux, line: &str) {
     tmux.keys(&["Enter"]);
 }
 
+/// A state directory, and the TMPDIR where `lab demo` puts its throwaway PostgreSQL: as root it
+/// runs as `postgres`, who must reach it.
+fn demo_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
+    let state = tempfile::tempdir().expect("a temporary state directory");
+    let tmp = tempfile::tempdir().expect("a temporary TMPDIR");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("TMPDIR made 0755");
+    (state, tmp)
+}
+
+/// The shell line that runs `lab demo` with no Docker and no configured service.
+fn demo_command(state: &std::path::Path, tmp: &std::path::Path) -> String {
+    format!(
+        "env -u NO_COLOR -u LAB_PG_URL LAB_STATE_DIR={state} TMPDIR={tmp} LAB_SERVICES_DIR= \
+         DOCKER_HOST=unix:///nonexistent/docker.sock {bin} demo",
+        state = state.display(),
+        tmp = tmp.display(),
+        bin = env!("CARGO_BIN_EXE_lab"),
+    )
+}
+
+/// The PostgreSQL servers running from under `tmp`: the server runs as
+/// `postgres -D <TMPDIR>/lab-pg-…/data` (src/pg/throwaway.rs).
+fn postgres_under(tmp: &std::path::Path) -> String {
+    let ps = std::process::Command::new("pgrep")
+        .args(["-af", &format!("{}/lab-pg-", tmp.display())])
+        .output()
+        .expect("pgrep runs");
+    String::from_utf8_lossy(&ps.stdout).trim().to_string()
+}
+
 #[test]
 fn lab_demo_opens_the_monitor_on_a_live_embedded_lab_and_q_removes_it() {
-    let state = tempfile::tempdir().unwrap();
-    // The throwaway PostgreSQL lives under TMPDIR; as root it runs as `postgres`, who must reach it.
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (state, tmp) = demo_dirs();
     let tmux = Tmux::new("lab-demo-test");
     let script = format!(
-        "env -u NO_COLOR -u LAB_PG_URL LAB_STATE_DIR={state} TMPDIR={tmp} LAB_SERVICES_DIR= \
-         DOCKER_HOST=unix:///nonexistent/docker.sock {bin} demo; echo DEMO-EXITED-$?; sleep 600",
-        state = state.path().display(),
-        tmp = tmp.path().display(),
-        bin = env!("CARGO_BIN_EXE_lab"),
+        "{}; echo DEMO-EXITED-$?; sleep 600",
+        demo_command(state.path(), tmp.path())
     );
     tmux.start(120, 40, &script);
 
@@ -252,41 +276,21 @@ fn lab_demo_opens_the_monitor_on_a_live_embedded_lab_and_q_removes_it() {
         left.is_empty(),
         "the throwaway PostgreSQL's files are removed: {left:?}"
     );
-    // The server runs as `postgres -D <TMPDIR>/lab-pg-…/data` (src/pg/throwaway.rs).
-    let ps = std::process::Command::new("pgrep")
-        .args(["-af", &format!("{}/lab-pg-", tmp.path().display())])
-        .output()
-        .unwrap();
-    let left = String::from_utf8_lossy(&ps.stdout);
-    assert!(left.trim().is_empty(), "no PostgreSQL runs after q: {left}");
+    let left = postgres_under(tmp.path());
+    assert!(left.is_empty(), "no PostgreSQL runs after q: {left}");
 }
 
 /// Closing the terminal (SIGHUP) ends `lab demo` as `q` does: no PostgreSQL process or files are
 /// left. Before, the hangup's default action killed the process and its PostgreSQL kept running.
 #[test]
 fn closing_the_terminal_stops_the_embedded_lab_and_removes_its_postgresql() {
-    let state = tempfile::tempdir().unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (state, tmp) = demo_dirs();
     let tmux = Tmux::new("lab-demo-hangup-test");
-    let script = format!(
-        "exec env -u NO_COLOR -u LAB_PG_URL LAB_STATE_DIR={state} TMPDIR={tmp} LAB_SERVICES_DIR= \
-         DOCKER_HOST=unix:///nonexistent/docker.sock {bin} demo",
-        state = state.path().display(),
-        tmp = tmp.path().display(),
-        bin = env!("CARGO_BIN_EXE_lab"),
-    );
-    tmux.start(120, 40, &script);
+    tmux.start(120, 40, &format!("exec {}", demo_command(state.path(), tmp.path())));
     tmux.wait_for_within(&["Embedded lab, no Docker", "PostgreSQL UP"], Duration::from_secs(120));
     // The terminal goes away: its processes get SIGHUP.
     tmux.run(&["kill-server"]);
-    let postgres = || {
-        let ps = std::process::Command::new("pgrep")
-            .args(["-af", &format!("{}/lab-pg-", tmp.path().display())])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&ps.stdout).trim().to_string()
-    };
+    let postgres = || postgres_under(tmp.path());
     let files = || std::fs::read_dir(tmp.path()).unwrap().count();
     let deadline = Instant::now() + Duration::from_secs(90);
     while !postgres().is_empty() || files() > 0 {
