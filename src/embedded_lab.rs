@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::LabConfig;
+use crate::config::{LabConfig, Overrides};
 use crate::pg::{self, throwaway::ThrowawayPg};
 use crate::pipeline::batch::{BatchError, BatchReport, SERVING_TABLES, ServingTarget, run_batch};
 use crate::pipeline::embedded::{EmbeddedBroker, EmbeddedError};
@@ -57,6 +57,9 @@ pub struct EmbeddedSpec {
     pub data: Option<PathBuf>,
     /// Seed of the first generated dataset (the next ones use the following seeds).
     pub seed: u64,
+    /// A PostgreSQL the user named for this run (`--pg`, `LAB_PG_URL`); `None`: a throwaway one.
+    /// Never the one of `lab.toml` or `lab up`'s endpoints: that is the lab's serving database,
+    /// whose tables the embedded batch would replace every 30 s. See [`EmbeddedSpec::given_pg`].
     pub pg_url: Option<String>,
     /// Parquet serving tables even when PostgreSQL is available.
     pub parquet: bool,
@@ -68,17 +71,26 @@ pub struct EmbeddedSpec {
 impl EmbeddedSpec {
     /// The lab's defaults for `config` (what `e` on the monitor's banner starts).
     #[must_use]
-    pub fn from_config(config: &LabConfig) -> Self {
+    pub fn from_config(config: &LabConfig, overrides: &Overrides) -> Self {
         Self {
             state_dir: config.state_dir.clone(),
             topic_prefix: config.topic_prefix.clone(),
             data: None,
             seed: 42,
-            pg_url: config.pg_url.clone(),
+            pg_url: Self::given_pg(overrides),
             parquet: false,
             partitions: 3,
             rate: None,
         }
+    }
+
+    /// The PostgreSQL the embedded lab loads: only one given on the command line or in
+    /// `LAB_PG_URL`. A `lab.toml` or the `endpoints.toml` that `lab up` writes names the lab's
+    /// own serving database (a stack's, a cluster's): the embedded lab started in the same
+    /// directory loaded its batch there and replaced that database's serving tables with its own.
+    #[must_use]
+    pub fn given_pg(overrides: &Overrides) -> Option<String> {
+        overrides.pg_url.clone()
     }
 }
 
@@ -390,4 +402,36 @@ fn parquet_rows(dir: &Path) -> Result<BTreeMap<String, u64>, EmbeddedLabError> {
         rows.insert(table.name.to_string(), count);
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_lab_loads_only_a_postgresql_named_for_the_run() {
+        let state = tempfile::tempdir().unwrap();
+        std::fs::write(
+            state.path().join(crate::config::ENDPOINTS_FILE),
+            "[postgres]\nurl = \"host=127.0.0.1 port=5432 user=lab dbname=yelp\"\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            state_dir: Some(state.path().to_path_buf()),
+            ..Overrides::default()
+        };
+        let config = LabConfig::resolve(overrides.clone()).unwrap();
+        assert!(config.pg_url.is_some(), "the stack's database is the lab's");
+        assert_eq!(
+            EmbeddedSpec::from_config(&config, &overrides).pg_url,
+            None,
+            "`e` on the banner must start a throwaway PostgreSQL, not load the stack's"
+        );
+        let named = Overrides {
+            pg_url: Some("host=127.0.0.1 port=25432 user=postgres dbname=scratch".into()),
+            ..overrides
+        };
+        let config = LabConfig::resolve(named.clone()).unwrap();
+        assert_eq!(EmbeddedSpec::from_config(&config, &named).pg_url, named.pg_url);
+    }
 }

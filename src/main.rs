@@ -261,7 +261,7 @@ async fn demo(args: DemoArgs, config: &LabConfig, overrides: Overrides) -> Resul
         reviews: args.reviews,
         seed: args.seed,
         headless: args.headless,
-        pg_url: config.pg_url.clone(),
+        pg_url: EmbeddedSpec::given_pg(&overrides),
         parquet: args.parquet,
         partitions: args.partitions,
         rate: args.rate,

@@ -76,11 +76,19 @@ fn throwaway_dirs() -> std::collections::BTreeSet<String> {
 }
 
 #[cfg_attr(not(feature = "service-tests"), ignore = "needs PostgreSQL: run it with `make test`")]
-#[test]
-fn headless_demo_with_throwaway_postgres() {
-    // No --pg: the demo starts (and removes) its own cluster from the local server binaries.
+#[tokio::test(flavor = "multi_thread")]
+async fn headless_demo_with_throwaway_postgres() {
+    // No --pg: the demo starts (and removes) its own cluster from the local server binaries,
+    // even where the state dir names the lab's serving database, as `lab up`'s endpoints.toml
+    // does: the demo loaded its tables there and replaced the lab's.
+    let labs_own = fresh_database("lab_demo_not_the_labs").await;
     let before = throwaway_dirs();
     let state = tempfile::tempdir().unwrap();
+    std::fs::write(
+        state.path().join("endpoints.toml"),
+        format!("[postgres]\nurl = \"{labs_own}\"\n"),
+    )
+    .unwrap();
     let out = run_ok(lab().args(["demo", "--headless", "--state-dir"]).arg(state.path()));
     let summary = json_stdout(&out);
     assert!(
@@ -88,6 +96,16 @@ fn headless_demo_with_throwaway_postgres() {
         "{}",
         summary["serving"]
     );
+    let tables: i64 = connect(&labs_own)
+        .await
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "the demo wrote tables into the lab's own database");
     let reference = reference(&sample_dir());
     check_stream_counts(&summary, &reference);
     for table in common::TABLES {

@@ -22,15 +22,8 @@ pub async fn run_tui(
     intervals: Intervals,
     stack: Option<&str>,
 ) -> Result<(), TuiError> {
-    monitor(
-        config,
-        overrides,
-        intervals,
-        stack,
-        EmbeddedSpec::from_config(config),
-        false,
-    )
-    .await
+    let embedded = EmbeddedSpec::from_config(config, &overrides);
+    monitor(config, overrides, intervals, stack, embedded, false).await
 }
 
 /// `lab demo` in a terminal: the monitor over an embedded lab it starts at once and stops on `q`.
