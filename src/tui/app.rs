@@ -995,10 +995,10 @@ impl App {
                 };
                 self.lag_history.clear();
                 self.trends.clear();
+                // The banner says the rest (the broker, the raw zone, the batch's schedule).
                 self.say(format!(
-                    "embedded lab running: producer at {} msg/s, batch every {} s (:batch runs it now); q stops it and removes its files",
-                    info.rate,
-                    super::embedded::BATCH_EVERY.as_secs()
+                    "embedded lab running at {} msg/s: q stops it and removes its files",
+                    info.rate
                 ));
                 self.embedded.get_or_insert_with(EmbeddedView::default).info = Some(info);
                 return vec![Cmd::UseEmbedded, Cmd::StartEmbeddedStages];

@@ -54,10 +54,12 @@ fn absent_block(app: &App, service: LabService) -> Block<'static> {
 /// The Overview tile of Spark or Airflow in the embedded lab.
 pub fn render_tile(app: &App, embedded: &EmbeddedView, service: LabService, area: Rect, buf: &mut Buffer) {
     let [what, how] = stands_in(service);
-    let mut lines = vec![Line::from(what)];
+    let mut lines = Vec::new();
+    // The batch's last run first: in a small tile the words around it are what gets left out.
     if service == LabService::Airflow {
         lines.push(Line::from(last_batch(app, embedded)));
     }
+    lines.push(Line::from(what));
     if let (LabService::Postgres, Some(serving)) = (service, parquet_serving(embedded)) {
         lines.push(Line::from(serving.to_string()));
     }

@@ -31,8 +31,12 @@ use tabs::{View, tab_labels};
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
         self.hits.borrow_mut().clear();
-        let [tabs, body, footer] =
-            Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+        let [tabs, body, footer] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Min(0),
+            Constraint::Length(footer_rows(self, area.width)),
+        ])
+        .areas(area);
         render_tabs(self, tabs, buf);
         // A lag alert is shown where lag is watched too; the other banners where the stack is.
         let shows_banner = match self.view {
@@ -159,6 +163,53 @@ fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
     Paragraph::new(Line::from(spans)).render(area, buf);
 }
 
+/// `text` in lines of at most `width` characters, broken between words (inside a word longer
+/// than a line).
+pub(super) fn wrapped(text: &str, width: u16) -> Vec<String> {
+    let width = usize::from(width.max(1));
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let used = line.chars().count();
+            let gap = usize::from(used > 0);
+            if used + gap + word.len() <= width {
+                if gap == 1 {
+                    line.push(' ');
+                }
+                line.extend(word);
+                break;
+            }
+            if used > 0 {
+                lines.push(std::mem::take(&mut line));
+                continue;
+            }
+            let rest = word.split_off(width);
+            lines.push(word.into_iter().collect());
+            word = rest;
+        }
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// The most rows a notice takes at the bottom (the view keeps the rest).
+const NOTICE_MAX_ROWS: u16 = 3;
+
+/// One row, or as many as the notice needs in `width` columns (up to [`NOTICE_MAX_ROWS`]): an
+/// error cut at the screen's edge lost what to do about it.
+fn footer_rows(app: &App, width: u16) -> u16 {
+    match (&app.mode, &app.notice) {
+        (Mode::Normal, Some(n)) => {
+            u16::try_from(wrapped(&n.text, width).len()).map_or(NOTICE_MAX_ROWS, |r| r.clamp(1, NOTICE_MAX_ROWS))
+        }
+        _ => 1,
+    }
+}
+
 fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
     let line = match &app.mode {
@@ -174,10 +225,14 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
         ]),
         Mode::Confirm(_) => Line::from(Span::styled("y: yes   n/Esc: no", t.accent())),
         _ => match &app.notice {
-            Some(n) => Line::from(Span::styled(
-                n.text.clone(),
-                if n.error { t.error() } else { t.accent() },
-            )),
+            Some(n) => {
+                let style = if n.error { t.error() } else { t.accent() };
+                let lines: Vec<Line> = wrapped(&n.text, area.width)
+                    .into_iter()
+                    .map(|l| Line::styled(l, style))
+                    .collect();
+                return Paragraph::new(lines).render(area, buf);
+            }
             None => {
                 let mut spans = Vec::new();
                 if !app.filter.is_empty() {

@@ -4,7 +4,9 @@
 //!
 //! A tile fills its box by priority at any size: its key figures first, then its sparklines (a
 //! caption and at least one row each), then the details that only fit in a big tile (per entity,
-//! per table, per group); what does not fit is left out, never wrapped into the next line.
+//! per table, per group); what does not fit is left out, never wrapped into the next line. A line
+//! wider than its tile keeps its whole fields and says `…` where it was cut, never a number cut in
+//! two (`fit`).
 
 use chrono::{DateTime, Duration, Utc};
 use ratatui::buffer::Buffer;
@@ -13,7 +15,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, RenderDirection, Sparkline, Widget};
 
-use super::{count, duration, rate, service_block};
+use super::{count, duration, rate, service_block, wrapped};
 use crate::probes::{Health, LabService};
 use crate::tui::app::App;
 use crate::tui::stack_panel::{Phase, Tone};
@@ -44,7 +46,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         service_tile(app, service, *cell, buf);
     }
     let lab = Block::bordered().title(Line::styled(" Lab ", app.theme.title()));
-    draw(lab_tile(app), lab, cells[5], buf);
+    let width = lab.inner(cells[5]).width;
+    draw(lab_tile(app, width), lab, cells[5], buf);
 }
 
 /// What a tile shows, by priority.
@@ -61,18 +64,15 @@ struct Spark {
     caption: String,
     data: Vec<u64>,
     style: Style,
+    /// How a value reads: a count, or bytes.
+    unit: fn(u64) -> String,
 }
 
 impl Spark {
     /// `records written/s  now 1,234  max 2,000`: what the graph's top and right edge stand for.
     fn caption(&self) -> String {
         match (self.data.last(), self.data.iter().max()) {
-            (Some(now), Some(max)) => format!(
-                "{}  now {}  max {}",
-                self.caption,
-                count(i64::try_from(*now).unwrap_or(i64::MAX)),
-                count(i64::try_from(*max).unwrap_or(i64::MAX))
-            ),
+            (Some(now), Some(max)) => format!("{}  now {}  max {}", self.caption, (self.unit)(*now), (self.unit)(*max)),
             _ => format!("{}  (no history yet)", self.caption),
         }
     }
@@ -82,7 +82,33 @@ impl Spark {
             caption: caption.to_string(),
             data: trend.newest(width as usize),
             style,
+            unit: |n| count(i64::try_from(n).unwrap_or(i64::MAX)),
         }
+    }
+
+    /// Values read as bytes, to three figures (`586 KiB`, `1.34 MiB`, not `1,402,725`).
+    fn in_bytes(self) -> Self {
+        Self {
+            unit: three_figures_of_bytes,
+            ..self
+        }
+    }
+}
+
+/// `n` bytes in a binary unit with three significant figures: short enough for a caption.
+fn three_figures_of_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{n} B"),
+        _ if value < 10.0 => format!("{value:.2} {}", UNITS[unit]),
+        _ if value < 100.0 => format!("{value:.1} {}", UNITS[unit]),
+        _ => format!("{value:.0} {}", UNITS[unit]),
     }
 }
 
@@ -119,35 +145,82 @@ fn service_tile(app: &App, service: LabService, area: Rect, buf: &mut Buffer) {
     draw(tile, block, area, buf);
 }
 
-/// `text` in lines of at most `width` characters, broken between words (inside a word longer
-/// than a line).
-fn wrapped(text: &str, width: u16) -> Vec<String> {
-    let width = usize::from(width.max(1));
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        let mut word: Vec<char> = word.chars().collect();
-        loop {
-            let used = line.chars().count();
-            let gap = usize::from(used > 0);
-            if used + gap + word.len() <= width {
-                if gap == 1 {
-                    line.push(' ');
+/// `line` in `width` columns: a longer one is cut after its last whole field (fields are parted by
+/// two spaces or `, `; a comma inside `1,515` is not a break) that leaves room for a closing `…`, or after its last whole word when
+/// that field ends before half the width, so that no figure is cut through a number or a name.
+fn fit(line: Line<'static>, width: u16) -> Line<'static> {
+    let width = usize::from(width);
+    if line.width() <= width {
+        return line;
+    }
+    // Every character with the span it is in, to cut across spans and keep their styles.
+    let chars: Vec<(char, usize)> = line
+        .spans
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.content.chars().map(move |c| (c, i)))
+        .collect();
+    // `columns[n]`: the columns the first `n` characters take.
+    let mut columns = vec![0];
+    for (c, _) in &chars {
+        let mut utf8 = [0; 4];
+        let w = Span::raw(&*c.encode_utf8(&mut utf8)).width();
+        columns.push(columns[columns.len() - 1] + w);
+    }
+    let room = width.saturating_sub(1);
+    let at = |n: usize| chars.get(n).map(|(c, _)| *c);
+    let ends_a_word = |n: usize| n > 0 && at(n) == Some(' ') && at(n - 1) != Some(' ');
+    let ends_a_field =
+        |n: usize| n > 0 && at(n - 1) != Some(' ') && matches!(at(n), Some(',' | ' ')) && at(n + 1) == Some(' ');
+    let last_fitting =
+        |ends: &dyn Fn(usize) -> bool| (1..chars.len()).filter(|n| ends(*n) && columns[*n] <= room).max();
+    let cut = match last_fitting(&ends_a_field) {
+        Some(n) if columns[n] * 2 >= room => n,
+        field => last_fitting(&ends_a_word)
+            .or(field)
+            .unwrap_or_else(|| (0..chars.len()).filter(|n| columns[*n] <= room).max().unwrap_or(0)),
+    };
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (c, i) in chars.into_iter().take(cut) {
+        match &mut current {
+            Some((span, text)) if *span == i => text.push(c),
+            _ => {
+                if let Some((span, text)) = current.take() {
+                    spans.push(Span::styled(text, line.spans[span].style));
                 }
-                line.extend(word);
-                break;
+                current = Some((i, c.to_string()));
             }
-            if used > 0 {
-                lines.push(std::mem::take(&mut line));
-                continue;
-            }
-            let rest = word.split_off(width);
-            lines.push(word.into_iter().collect());
-            word = rest;
         }
     }
-    if !line.is_empty() {
-        lines.push(line);
+    let last_style = current
+        .as_ref()
+        .map_or(Style::new(), |(span, _)| line.spans[*span].style);
+    if let Some((span, text)) = current {
+        spans.push(Span::styled(text, line.spans[span].style));
+    }
+    spans.push(Span::styled("…", last_style));
+    Line { spans, ..line }
+}
+
+/// `head` and then `fields` parted by commas, in lines of `width` columns: a new line where the
+/// next field would not fit (a field too long for any line is `fit` later).
+fn fields_wrapped(head: &str, fields: &[String], width: u16) -> Vec<String> {
+    let width = usize::from(width);
+    let mut lines = vec![head.to_string()];
+    for (i, field) in fields.iter().enumerate() {
+        let line = lines.last_mut().expect("lines start with the head");
+        let sep = if i + 1 < fields.len() { "," } else { "" };
+        let used = line.chars().count();
+        if used > 0 && used + 1 + field.chars().count() + sep.len() > width {
+            lines.push(format!("{field}{sep}"));
+        } else {
+            if used > 0 {
+                line.push(' ');
+            }
+            line.push_str(field);
+            line.push_str(sep);
+        }
     }
     lines
 }
@@ -185,6 +258,7 @@ fn draw(tile: Tile, block: Block<'static>, area: Rect, buf: &mut Buffer) {
     let mut lines = tile.figures;
     lines.truncate(figures as usize);
     lines.extend(tile.details.into_iter().take(details as usize));
+    let lines: Vec<Line> = lines.into_iter().map(|l| fit(l, inner.width)).collect();
     Paragraph::new(lines).render(inner, buf);
     let mut bottom = inner.y + h;
     for (spark, rows) in sparks.into_iter().zip(heights).rev() {
@@ -196,7 +270,7 @@ fn draw(tile: Tile, block: Block<'static>, area: Rect, buf: &mut Buffer) {
         };
         let graph = if rows >= 2 {
             let [caption, graph] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
-            Line::from(spark.caption()).render(caption, buf);
+            fit(Line::from(spark.caption()), caption.width).render(caption, buf);
             graph
         } else {
             area
@@ -302,7 +376,7 @@ fn kafka(app: &App, width: u16) -> Tile {
     Tile {
         figures,
         sparks: vec![
-            Spark::new("records written/s", &t.kafka_in, width, theme.health(Health::Up)),
+            Spark::new("written/s", &t.kafka_in, width, theme.health(Health::Up)),
             Spark::new("total lag", &t.lag, width, theme.health(Health::Degraded)),
         ],
         details,
@@ -311,12 +385,12 @@ fn kafka(app: &App, width: u16) -> Tile {
 
 fn hdfs(app: &App, width: u16) -> Tile {
     let theme = app.theme;
-    let spark = || Spark::new("raw-zone bytes", &app.trends.raw_zone_bytes, width, theme.accent());
+    let spark = || Spark::new("raw zone", &app.trends.raw_zone_bytes, width, theme.accent()).in_bytes();
     if let Some(z) = app.lab.raw_zone.as_ref().and_then(|p| p.detail.as_ref()) {
         return Tile {
             figures: vec![
                 Line::from(format!(
-                    "raw zone {} files, {} (local directory)",
+                    "local raw zone {} files, {}",
                     count(i64::try_from(z.files()).unwrap_or(i64::MAX)),
                     HumanBytes(z.bytes())
                 )),
@@ -614,12 +688,12 @@ fn postgres(app: &App, width: u16) -> Tile {
 }
 
 /// The stack's containers, the stages run in this monitor, the alerts and what is not up.
-fn lab_tile(app: &App) -> Tile {
+fn lab_tile(app: &App, width: u16) -> Tile {
     let theme = app.theme;
     let mut figures = Vec::new();
     if let Some(info) = app.embedded.as_ref().and_then(|e| e.info.as_ref()) {
         figures.push(Line::from(format!(
-            "embedded: producer {} msg/s, batch every {} s",
+            "embedded: {} msg/s, batch every {} s",
             info.rate,
             crate::tui::embedded::BATCH_EVERY.as_secs()
         )));
@@ -654,13 +728,20 @@ fn lab_tile(app: &App) -> Tile {
         .stages
         .iter()
         .filter(|(_, s)| s.running)
-        .map(|(kind, s)| format!("{} {}", kind.name(), rate(s.rate_out.or(s.rate_in))))
+        // What each stage reads: the consumer writes only when it rolls a file, so its output
+        // rate read 0.0/s most of the time while records went through it.
+        .map(|(kind, s)| format!("{} {}", kind.name(), rate(s.rate_in.or(s.rate_out))))
         .collect();
-    figures.push(if stages.is_empty() {
-        Line::styled("no stage runs here (:produce …)", theme.dim())
+    if stages.is_empty() {
+        figures.push(Line::styled("no stage runs here (:produce …)", theme.dim()));
     } else {
-        Line::from(format!("running here: {}", stages.join(", ")))
-    });
+        // Every stage named, over as many lines as it takes.
+        figures.extend(
+            fields_wrapped("running here:", &stages, width)
+                .into_iter()
+                .map(Line::from),
+        );
+    }
     let alerts = app.lag_alerts();
     if alerts.is_empty() {
         figures.push(Line::styled("no lag alert", theme.dim()));
@@ -724,6 +805,66 @@ mod tests {
             ["http://127", ".0.0.1:987", "0/jmx down"]
         );
         assert_eq!(wrapped("", 10), Vec::<String>::new());
+    }
+
+    fn text(line: &Line) -> String {
+        line.spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    #[test]
+    fn a_line_too_wide_keeps_its_whole_fields_and_says_where_it_was_cut() {
+        let line = || Line::from("write 1,234/s  read 987/s  lag 1,515,000");
+        assert_eq!(text(&fit(line(), 41)), "write 1,234/s  read 987/s  lag 1,515,000");
+        assert_eq!(text(&fit(line(), 38)), "write 1,234/s  read 987/s…");
+        let caption = Line::from("worst lab-consumer-yelp lag 957, catch-up 3m 20s");
+        assert_eq!(text(&fit(caption, 38)), "worst lab-consumer-yelp lag 957…");
+        // A first field longer than half the line: cut between words instead.
+        let long = Line::from("not in the embedded lab, DataFusion runs it");
+        assert_eq!(text(&fit(long, 30)), "not in the embedded lab…");
+        let one_word = Line::from("hdfs://namenode.example.org:8020/lab/raw");
+        assert_eq!(text(&fit(one_word, 12)), "hdfs://name…");
+        for width in 1..45 {
+            assert!(fit(line(), width).width() <= usize::from(width.max(1)), "{width}");
+        }
+    }
+
+    #[test]
+    fn a_cut_line_keeps_the_style_of_each_part() {
+        let styled = Line::from(vec![
+            Span::raw("last batch "),
+            Span::styled("succeeded", Style::new().bold()),
+            Span::raw(" 22:02:21, 0.2s"),
+        ]);
+        let cut = fit(styled, 30);
+        assert_eq!(text(&cut), "last batch succeeded 22:02:21…");
+        assert_eq!(cut.spans[1].style, Style::new().bold());
+        assert_eq!(cut.spans[1].content, "succeeded");
+    }
+
+    #[test]
+    fn bytes_in_a_caption_read_in_three_figures() {
+        assert_eq!(three_figures_of_bytes(0), "0 B");
+        assert_eq!(three_figures_of_bytes(1023), "1023 B");
+        assert_eq!(three_figures_of_bytes(600_000), "586 KiB");
+        assert_eq!(three_figures_of_bytes(1_402_725), "1.34 MiB");
+        assert_eq!(three_figures_of_bytes(13_200_000_000), "12.3 GiB");
+    }
+
+    #[test]
+    fn fields_go_to_the_next_line_whole() {
+        let stages = [
+            "producer 197/s".to_string(),
+            "transform 191/s".into(),
+            "consumer 0.0/s".into(),
+        ];
+        assert_eq!(
+            fields_wrapped("running here:", &stages, 38),
+            ["running here: producer 197/s,", "transform 191/s, consumer 0.0/s"]
+        );
+        assert_eq!(
+            fields_wrapped("running here:", &stages, 80),
+            ["running here: producer 197/s, transform 191/s, consumer 0.0/s"]
+        );
     }
 
     #[test]

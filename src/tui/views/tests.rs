@@ -77,6 +77,27 @@ fn overlays_and_prompts_match_their_snapshots() {
 }
 
 #[test]
+fn a_long_notice_takes_more_rows_at_the_bottom_instead_of_being_cut() {
+    let mut a = app(live_lab(), View::Overview);
+    let error = "the stage failed: cannot create topic yelp.review.clean: the broker refused it \
+                 (TOPIC_AUTHORIZATION_FAILED); grant Create on yelp.* to the lab's user and run :transform again";
+    a.notice = Some(crate::tui::app::Notice {
+        text: error.into(),
+        error: true,
+    });
+    for (w, h) in SIZES {
+        let s = screen(&a, w, h);
+        let bottom: Vec<&str> = s.lines().rev().take(3).collect();
+        let shown = bottom.into_iter().rev().collect::<Vec<_>>().join(" ");
+        assert!(
+            shown.split_whitespace().collect::<Vec<_>>().join(" ").contains(error),
+            "{w}x{h}: the notice is cut:\n{s}"
+        );
+        assert!(s.contains("┌ Kafka"), "{w}x{h}: the view keeps the rest:\n{s}");
+    }
+}
+
+#[test]
 fn all_nine_tabs_fit_at_80_columns() {
     let s = screen(&app(live_lab(), View::Overview), 80, 24);
     let tabs = s.lines().next().unwrap();
@@ -644,7 +665,7 @@ mod stack_view {
             "the probes and stages move to it, then its stages start"
         );
         assert_shows(&a, &["Embedded lab, no Docker", "127.0.0.1:39092"]);
-        assert!(a.notice.as_ref().unwrap().text.contains("producer at 200 msg/s"));
+        assert!(a.notice.as_ref().unwrap().text.contains("running at 200 msg/s"));
         assert!(
             !text(&draw(&a, 120, 30)).contains("No Docker engine"),
             "the embedded lab's banner replaces it"
@@ -1460,12 +1481,39 @@ mod overview {
             "business_daily 1,459",
             "review 1 file",
             "quality passed",
-            "records written/s",
+            "written/s  now",
             "total lag",
         ] {
             assert!(big.contains(needle), "200x60 lacks {needle:?}:\n{big}");
         }
         assert!(!screen(&a, 80, 24).contains("business_daily 1,459"));
+    }
+
+    #[test]
+    fn the_lab_tile_names_every_stage_running_here_with_what_it_reads() {
+        let mut a = overview_app();
+        for (kind, read, written) in [
+            (crate::pipeline::stage::StageKind::Producer, 200.0, 200.0),
+            (crate::pipeline::stage::StageKind::Transform, 197.0, 197.0),
+            // Between two rolls the consumer writes nothing while it reads.
+            (crate::pipeline::stage::StageKind::Consumer, 203.0, 0.0),
+        ] {
+            let stage = a.stages.entry(kind).or_default();
+            stage.running = true;
+            stage.rate_in = Some(read);
+            stage.rate_out = Some(written);
+        }
+        for (w, h) in THREE_SIZES {
+            let s = screen(&a, w, h);
+            let words = s
+                .split(['│', ' ', ','])
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            for stage in ["producer 200/s", "transform 197/s", "consumer 203/s"] {
+                assert!(words.contains(stage), "{w}x{h} lacks {stage:?}:\n{s}");
+            }
+        }
     }
 
     #[test]
