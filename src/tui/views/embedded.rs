@@ -70,22 +70,26 @@ pub fn render_tile(app: &App, embedded: &EmbeddedView, service: LabService, area
         .render(area, buf);
 }
 
-/// The newest batch run, in one line.
+/// The newest batch run, in one line, with the schedule.
 fn last_batch(app: &App, embedded: &EmbeddedView) -> String {
-    let every = format!("batch every {} s", BATCH_EVERY.as_secs());
+    format!("batch every {} s: {}", BATCH_EVERY.as_secs(), last_run(app, embedded))
+}
+
+/// The newest batch run: `last ok 12 s ago, 940 rows`, `running now`, `no run yet`.
+pub(super) fn last_run(app: &App, embedded: &EmbeddedView) -> String {
     if embedded.batch_running {
-        return format!("{every}: running now");
+        return "running now".into();
     }
     match embedded.batches.front() {
-        None => format!("{every}: no run yet"),
+        None => "no run yet".into(),
         Some(run) => {
             let ago = (app.now.utc - run.started).num_seconds().max(0);
             match &run.result {
                 Ok(t) => format!(
-                    "{every}: last ok {ago} s ago, {} rows",
+                    "last ok {ago} s ago, {} rows",
                     count(i64::try_from(t.tables.values().sum::<u64>()).unwrap_or(i64::MAX))
                 ),
-                Err(e) => format!("{every}: last FAILED {ago} s ago: {e}"),
+                Err(e) => format!("last FAILED {ago} s ago: {e}"),
             }
         }
     }

@@ -327,9 +327,67 @@ fn hops(app: &App) -> Vec<Hop> {
         format!("lab-consumer-{p}"),
         kh,
     ));
+    out.extend(batch_layer_hops(app, &p));
+    out
+}
+
+/// The raw zone, the batch and the serving tables: on a stack HDFS, Spark and PostgreSQL; in the
+/// embedded lab a local directory, DataFusion in this process, and its throwaway PostgreSQL or
+/// Parquet files (a stack's HDFS path and `Spark unknown` there described a lab not running).
+fn batch_layer_hops(app: &App, p: &str) -> Vec<Hop> {
+    let lab = &app.lab;
+    let mut out = Vec::new();
+    if let Some(embedded) = &app.embedded {
+        let hh = lab.health(LabService::Hdfs);
+        let zone = lab.raw_zone.as_ref().and_then(|z| z.detail.as_ref());
+        out.push(Hop {
+            stage: "raw zone",
+            place: "→ local directory".into(),
+            state: crate::tui::theme::health_label(hh).to_lowercase(),
+            health: hh,
+            figures: zone.map_or_else(String::new, |zone| {
+                format!(
+                    "{} entities  {} files  {}",
+                    zone.entities.len(),
+                    count(i64::try_from(zone.files()).unwrap_or(i64::MAX)),
+                    HumanBytes(zone.bytes())
+                )
+            }),
+        });
+        let (state, health) = match embedded.batches.front() {
+            _ if embedded.batch_running => ("running", Health::Up),
+            None => ("waiting", Health::Unknown),
+            Some(run) if run.result.is_ok() => ("succeeded", Health::Up),
+            Some(_) => ("failed", Health::Down),
+        };
+        out.push(Hop {
+            stage: "batch",
+            place: "DataFusion, here".into(),
+            state: state.into(),
+            health,
+            figures: super::embedded::last_run(app, embedded),
+        });
+        if let Some(files) = super::embedded::parquet_serving(embedded) {
+            out.push(Hop {
+                stage: "serving",
+                place: "→ Parquet files".into(),
+                state: state.into(),
+                health,
+                figures: files.to_string(),
+            });
+            return out;
+        }
+    } else {
+        out.extend(hdfs_and_spark_hops(lab, p));
+    }
+    out.push(serving_hop(lab));
+    out
+}
+
+fn hdfs_and_spark_hops(lab: &crate::probes::LabSnapshot, p: &str) -> [Hop; 2] {
     let hh = lab.health(LabService::Hdfs);
     let hdfs = lab.hdfs.as_ref().and_then(|p| p.detail.as_ref());
-    out.push(Hop {
+    let raw_zone = Hop {
         stage: "raw zone",
         // Where the probe looked (the configured raw zone), once it answered.
         place: hdfs.map_or_else(
@@ -347,10 +405,10 @@ fn hops(app: &App) -> Vec<Hop> {
                 HumanBytes(size)
             )
         }),
-    });
+    };
     let sh = lab.health(LabService::Spark);
     let spark = lab.spark.as_ref().and_then(|p| p.detail.as_ref());
-    out.push(Hop {
+    let batch = Hop {
         stage: "batch",
         place: "Spark".into(),
         state: crate::tui::theme::health_label(sh).to_lowercase(),
@@ -362,10 +420,14 @@ fn hops(app: &App) -> Vec<Hop> {
                 s.completedapps.len()
             )
         }),
-    });
+    };
+    [raw_zone, batch]
+}
+
+fn serving_hop(lab: &crate::probes::LabSnapshot) -> Hop {
     let ph = lab.health(LabService::Postgres);
     let pg = lab.postgres.as_ref().and_then(|p| p.detail.as_ref());
-    out.push(Hop {
+    Hop {
         stage: "serving",
         place: "→ PostgreSQL yelp.*".into(),
         state: pg.and_then(|p| p.last_batch.as_ref()).map_or_else(
@@ -380,10 +442,9 @@ fn hops(app: &App) -> Vec<Hop> {
                 .filter(|(t, _)| t != "batch_runs")
                 .filter_map(|(_, r)| *r)
                 .sum();
-            format!("{} rows in the serving tables", count(rows))
+            format!("{} serving rows", count(rows))
         }),
-    });
-    out
+    }
 }
 
 #[cfg(test)]

@@ -820,12 +820,35 @@ mod embedded_lab {
 
     #[test]
     fn the_embedded_lab_views_match_their_snapshots() {
-        for view in [View::Overview, View::Hdfs, View::Spark, View::Airflow] {
+        for view in [View::Overview, View::Pipeline, View::Hdfs, View::Spark, View::Airflow] {
             let a = embedded_app(view);
             for (w, h) in SIZES {
                 let name = format!("embedded_{}_{w}x{h}", view.short_title().to_lowercase());
                 insta::assert_snapshot!(name, screen(&a, w, h));
             }
+        }
+    }
+
+    /// The Pipeline's batch layer is what the embedded lab runs: its local raw zone, DataFusion and
+    /// its batch runs, not a stack's HDFS path and an absent Spark.
+    #[test]
+    fn the_embedded_pipeline_shows_the_raw_zone_and_batch_it_runs() {
+        let a = embedded_app(View::Pipeline);
+        assert_shows(
+            &a,
+            &[
+                "→ local directory",
+                "DataFusion, here",
+                "last ok",
+                "940 rows",
+                "serving rows",
+            ],
+        );
+        for (w, h) in SIZES {
+            let s = screen(&a, w, h);
+            // Below the tabs, which name every view.
+            let graph: String = s.lines().skip(1).collect();
+            assert!(!graph.contains("HDFS") && !graph.contains("Spark"), "{w}x{h}:\n{s}");
         }
     }
 
