@@ -145,24 +145,87 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             t.error(),
         ));
     }
-    let height = block.inner(text).height as usize;
+    let inner = block.inner(text);
+    let (height, width) = (usize::from(inner.height), usize::from(inner.width.max(1)));
     let end = lines.len().saturating_sub(app.log_scroll);
-    let start = end.saturating_sub(height);
     let mark = t.selected();
+    let today = app.now.utc.date_naive();
     let shown: Vec<Line> = if lines.is_empty() {
         vec![Line::styled(
             "no log lines yet (the lab's logs are in <state-dir>/logs; set LAB_SERVICES_DIR for the services')",
             t.dim(),
         )]
     } else {
-        lines[start..end]
-            .iter()
-            .map(|l| {
-                let mut spans = vec![Span::styled(format!("{:<9} ", l.source), t.dim())];
-                spans.extend(highlighted(l.text, &app.filter, mark));
-                Line::from(spans)
-            })
-            .collect()
+        // Whole lines, wrapped at the pane's edge (at 80 columns a cut line showed its timestamp
+        // and not a word of its message), from the newest shown up as far as they fill the pane.
+        let mut rows: Vec<Vec<Line>> = Vec::new();
+        let mut used = 0;
+        for l in lines[..end].iter().rev() {
+            let mut spans = Vec::new();
+            // The source only where lines of several are mixed.
+            if source == ALL {
+                spans.push(Span::styled(format!("{:<9} ", l.source), t.dim()));
+            }
+            let text = time_of_day_if_today(l.text, today);
+            spans.extend(highlighted(&text, &app.filter, mark));
+            let wrapped = hard_wrapped(Line::from(spans), width);
+            if used > 0 && used + wrapped.len() > height {
+                break;
+            }
+            used += wrapped.len();
+            rows.push(wrapped);
+            if used >= height {
+                break;
+            }
+        }
+        let mut shown: Vec<Line> = rows.into_iter().rev().flatten().collect();
+        // A newest line taller than the pane shows its end.
+        shown.drain(..shown.len().saturating_sub(height));
+        shown
     };
     Paragraph::new(shown).block(block).render(text, buf);
+}
+
+/// A line that starts with an RFC 3339 time of `today` (`lab`'s own log) from its time of day in
+/// UTC to the millisecond (`22:51:20.188  WARN …`): the date and the microseconds took a third of
+/// an 80-column pane. Any other line as it is.
+fn time_of_day_if_today(text: &str, today: chrono::NaiveDate) -> std::borrow::Cow<'_, str> {
+    let stamp = text.split_whitespace().next().unwrap_or_default();
+    match chrono::DateTime::parse_from_rfc3339(stamp) {
+        Ok(at) if text.starts_with(stamp) && at.with_timezone(&chrono::Utc).date_naive() == today => {
+            let rest = &text[stamp.len()..];
+            let time = at.with_timezone(&chrono::Utc).format("%H:%M:%S%.3f");
+            std::borrow::Cow::Owned(format!("{time}{rest}"))
+        }
+        _ => std::borrow::Cow::Borrowed(text),
+    }
+}
+
+/// `line` in rows of at most `width` columns, cut at the column (a log line is read as it is,
+/// not reflowed), each part keeping its style.
+fn hard_wrapped(line: Line<'_>, width: usize) -> Vec<Line<'static>> {
+    let mut rows = vec![Line::default()];
+    let mut used = 0;
+    for span in line.spans {
+        let mut part = String::new();
+        for c in span.content.chars() {
+            let mut utf8 = [0; 4];
+            let w = Span::raw(&*c.encode_utf8(&mut utf8)).width();
+            if used + w > width && used > 0 {
+                let row = rows.last_mut().expect("rows start with one");
+                row.spans.push(Span::styled(std::mem::take(&mut part), span.style));
+                rows.push(Line::default());
+                used = 0;
+            }
+            part.push(c);
+            used += w;
+        }
+        if !part.is_empty() {
+            rows.last_mut()
+                .expect("rows start with one")
+                .spans
+                .push(Span::styled(part, span.style));
+        }
+    }
+    rows
 }

@@ -381,6 +381,54 @@ fn logs_view_search_highlights_matches_in_every_line_and_counts_them_per_source(
     assert!(s.contains("WARN slow") && !s.contains("INFO done"), "{s}");
 }
 
+/// At 80 columns a log line is read whole: wrapped at the pane's edge, today's timestamps from
+/// their time of day, the source column only where sources are mixed; the newest line's end on
+/// the bottom row.
+#[test]
+fn logs_view_wraps_long_lines_and_shortens_todays_timestamps() {
+    let mut a = app(live_lab(), View::Logs);
+    let message = "the mock cluster dropped 1,204 records of yelp.review [0] before the consumer read them";
+    for i in 0..30 {
+        a.logs.push(
+            "lab",
+            &format!("2026-11-24T22:56:{i:02}.188740Z  INFO bigdata_lab::pipeline::batch: batch {i} done"),
+        );
+    }
+    a.logs.push(
+        "lab",
+        &format!("2026-11-24T22:56:59.000001Z  WARN bigdata_lab::pipeline::sink: {message}"),
+    );
+    a.logs.push(
+        "namenode",
+        "2026-11-23T08:00:00.000Z INFO yesterday's line keeps its date",
+    );
+    // The `lab` source alone.
+    a.selection[View::Logs.index()] = 1;
+    let s = screen(&a, 80, 24);
+    let pane: Vec<String> = s
+        .lines()
+        .map(|l| l.split('│').nth(3).unwrap_or_default().trim_end().to_string())
+        .collect();
+    let joined = pane.concat();
+    assert!(
+        joined.contains(&format!("22:56:59.000  WARN bigdata_lab::pipeline::sink: {message}")),
+        "{s}"
+    );
+    assert!(!joined.contains("2026-11-24T"), "today's date is left out:\n{s}");
+    let last = pane.iter().rposition(|l| !l.is_empty()).expect("lines shown");
+    assert!(
+        pane[last].ends_with("them"),
+        "the newest line ends on the bottom row:\n{s}"
+    );
+    assert!(!s.contains("lab       22:56"), "one source: no source column:\n{s}");
+    // Every source mixed: each line says where it is from; another day's keeps its date.
+    a.selection[View::Logs.index()] = 0;
+    let s = screen(&a, 200, 60);
+    assert!(s.contains("lab       22:56:59.000  WARN"), "{s}");
+    assert!(s.contains("namenode  2026-11-23T08:00:00.000Z INFO yesterday's"), "{s}");
+    insta::assert_snapshot!("logs_wrapped_80x24", screen(&a, 80, 24));
+}
+
 #[test]
 fn logs_view_says_what_a_source_lost() {
     let mut a = app(live_lab(), View::Logs);
