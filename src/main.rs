@@ -128,8 +128,11 @@ fn init_logging(config: &LabConfig) -> Option<tracing_appender::non_blocking::Wo
     rotate_log(&dir, LOG_ROTATE_BYTES, LOG_KEEP);
     let appender = tracing_appender::rolling::never(&dir, "lab.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LAB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+    // tokio_postgres logs each server NOTICE at info: every batch added a dozen lines of
+    // `relation "…" already exists, skipping` from its idempotent DDL to the log and the Logs view.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LAB_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn,tokio_postgres=warn")
+    });
     tracing_subscriber::fmt()
         .with_writer(writer)
         .with_ansi(false)
