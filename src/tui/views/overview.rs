@@ -69,7 +69,7 @@ struct Spark {
 }
 
 impl Spark {
-    /// `records written/s  now 1,234  max 2,000`: what the graph's top and right edge stand for.
+    /// `written/s  now 1,234  max 2,000`: what the graph's top and right edge stand for.
     fn caption(&self) -> String {
         match (self.data.last(), self.data.iter().max()) {
             (Some(now), Some(max)) => format!("{}  now {}  max {}", self.caption, (self.unit)(*now), (self.unit)(*max)),
@@ -145,9 +145,10 @@ fn service_tile(app: &App, service: LabService, area: Rect, buf: &mut Buffer) {
     draw(tile, block, area, buf);
 }
 
-/// `line` in `width` columns: a longer one is cut after its last whole field (fields are parted by
-/// two spaces or `, `; a comma inside `1,515` is not a break) that leaves room for a closing `…`, or after its last whole word when
-/// that field ends before half the width, so that no figure is cut through a number or a name.
+/// `line` in `width` columns: a longer one is cut after its last whole field (fields are parted
+/// by two spaces or `, `; the comma inside `1,515` is not a break) that leaves room for a closing
+/// `…`, or after its last whole word when that field ends before half the width, so that no
+/// figure is cut through a number or a name.
 fn fit(line: Line<'static>, width: u16) -> Line<'static> {
     let width = usize::from(width);
     if line.width() <= width {

@@ -345,14 +345,7 @@ fn batch_layer_hops(app: &App, p: &str) -> Vec<Hop> {
             place: "→ local directory".into(),
             state: crate::tui::theme::health_label(hh).to_lowercase(),
             health: hh,
-            figures: zone.map_or_else(String::new, |zone| {
-                format!(
-                    "{} entities  {} files  {}",
-                    zone.entities.len(),
-                    count(i64::try_from(zone.files()).unwrap_or(i64::MAX)),
-                    HumanBytes(zone.bytes())
-                )
-            }),
+            figures: zone.map_or_else(String::new, |z| zone_figures(z.entities.len(), z.files(), z.bytes())),
         });
         let (state, health) = match embedded.batches.front() {
             _ if embedded.batch_running => ("running", Health::Up),
@@ -397,13 +390,7 @@ fn hdfs_and_spark_hops(lab: &crate::probes::LabSnapshot, p: &str) -> [Hop; 2] {
         state: crate::tui::theme::health_label(hh).to_lowercase(),
         health: hh,
         figures: hdfs.map_or_else(String::new, |h| {
-            let (files, size) = (h.zone_files(), h.zone_bytes());
-            format!(
-                "{} entities  {} files  {}",
-                h.zones.len(),
-                count(files as i64),
-                HumanBytes(size)
-            )
+            zone_figures(h.zones.len(), h.zone_files(), h.zone_bytes())
         }),
     };
     let sh = lab.health(LabService::Spark);
@@ -422,6 +409,15 @@ fn hdfs_and_spark_hops(lab: &crate::probes::LabSnapshot, p: &str) -> [Hop; 2] {
         }),
     };
     [raw_zone, batch]
+}
+
+/// `5 entities  72 files  1.53 MiB`: a raw zone, on HDFS or on local disk.
+fn zone_figures(entities: usize, files: u64, bytes: u64) -> String {
+    format!(
+        "{entities} entities  {} files  {}",
+        count(i64::try_from(files).unwrap_or(i64::MAX)),
+        HumanBytes(bytes)
+    )
 }
 
 fn serving_hop(lab: &crate::probes::LabSnapshot) -> Hop {
