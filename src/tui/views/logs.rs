@@ -209,8 +209,7 @@ fn hard_wrapped(line: Line<'_>, width: usize) -> Vec<Line<'static>> {
     for span in line.spans {
         let mut part = String::new();
         for c in span.content.chars() {
-            let mut utf8 = [0; 4];
-            let w = Span::raw(&*c.encode_utf8(&mut utf8)).width();
+            let w = super::columns_of(c);
             if used + w > width && used > 0 {
                 let row = rows.last_mut().expect("rows start with one");
                 row.spans.push(Span::styled(std::mem::take(&mut part), span.style));

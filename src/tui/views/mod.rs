@@ -163,6 +163,12 @@ fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
     Paragraph::new(Line::from(spans)).render(area, buf);
 }
 
+/// The terminal columns `c` takes (two for a wide character), as ratatui counts them.
+pub(super) fn columns_of(c: char) -> usize {
+    let mut utf8 = [0; 4];
+    Span::raw(&*c.encode_utf8(&mut utf8)).width()
+}
+
 /// `text` in lines of at most `width` characters, broken between words (inside a word longer
 /// than a line).
 pub(super) fn wrapped(text: &str, width: u16) -> Vec<String> {

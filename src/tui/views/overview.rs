@@ -15,7 +15,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, RenderDirection, Sparkline, Widget};
 
-use super::{count, duration, rate, service_block, wrapped};
+use super::{columns_of, count, duration, rate, service_block, wrapped};
 use crate::probes::{Health, LabService};
 use crate::tui::app::App;
 use crate::tui::stack_panel::{Phase, Tone};
@@ -164,9 +164,7 @@ fn fit(line: Line<'static>, width: u16) -> Line<'static> {
     // `columns[n]`: the columns the first `n` characters take.
     let mut columns = vec![0];
     for (c, _) in &chars {
-        let mut utf8 = [0; 4];
-        let w = Span::raw(&*c.encode_utf8(&mut utf8)).width();
-        columns.push(columns[columns.len() - 1] + w);
+        columns.push(columns[columns.len() - 1] + columns_of(*c));
     }
     let room = width.saturating_sub(1);
     let at = |n: usize| chars.get(n).map(|(c, _)| *c);
