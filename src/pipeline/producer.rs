@@ -38,9 +38,9 @@ pub struct ProducerOptions {
 /// At 20 ms the embedded lab's 200 records/s over fifteen partitions went out as one-record
 /// batches, each a message set the in-process broker keeps in a list it walks from the start on
 /// every fetch of every partition (`rd_kafka_mock_msgset_find`, "FIXME: Maintain an index");
-/// and every batch woke the readers at the tail for a fetch of their own. `perf` on `lab demo`
-/// after 36 minutes: 45 % of a core, most of it in that walk. A quarter of a second is not
-/// something a person watching the monitor sees.
+/// and every batch woke the readers at the tail for a fetch of their own. `lab demo` used 45 %
+/// of a core on average over its first 36 minutes, most of it in that walk (`perf`). A quarter
+/// of a second is not something a person watching the monitor sees.
 #[must_use]
 pub fn paced_linger_ms(rate: u32) -> u32 {
     (50_000 / rate.max(1)).clamp(20, 250)
