@@ -1,9 +1,9 @@
 //! Packs the files the lab needs outside its own process into one tar that the binary carries
-//! (`src/stack/bundle.rs`): the built-in stacks with every file they mount or build from (stacks/,
-//! dags/, jobs/), and the lab's own source (Cargo.toml, Cargo.lock, .cargo/config.toml, this file,
-//! src/, sql/), from which the Airflow scheduler's image builds the `lab` its tasks run. So `cargo
-//! install` or a copied binary brings a whole stack up from any directory, on any host the engine
-//! runs.
+//! (`src/bundle.rs`): the built-in stacks with every file they mount or build from (stacks/,
+//! dags/, jobs/), the sample dataset (datasets/sample/, 1.2 MB), and the lab's own source
+//! (Cargo.toml, Cargo.lock, .cargo/config.toml, this file, src/, sql/), from which the Airflow
+//! scheduler's image builds the `lab` its tasks run. So `cargo install` or a copied binary brings
+//! a whole stack up, and runs `lab demo`, from any directory, on any host the engine runs.
 //!
 //! The tar is deterministic (sorted paths, no times or owners): the same tree gives the same bytes,
 //! so the image built from it is rebuilt only when the source really changed.
@@ -21,6 +21,9 @@ const ROOTS: &[&str] = &[
     "stacks",
     "dags",
     "jobs",
+    // Not in the Airflow image's copy of the source (its tasks never send the sample): there the
+    // walk finds no such directory and the binary carries none.
+    "datasets/sample",
 ];
 
 /// Directories never worth carrying: view snapshots (test data), Python caches.

@@ -35,7 +35,7 @@ const MOCK_BUDGET_BYTES: u64 = 4 << 20;
 pub struct DemoOptions {
     pub state_dir: PathBuf,
     pub topic_prefix: String,
-    /// A dataset (file, directory or tar); `None` = the checked-in sample.
+    /// A dataset (file, directory or tar); `None` = the sample (see [`crate::dataset::sample`]).
     pub data: Option<PathBuf>,
     /// Generate this many reviews instead of reading `data`.
     pub reviews: Option<u64>,
@@ -88,7 +88,7 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
     )
     .await?;
     let brokers = broker.brokers().to_string();
-    let cx = StageContext::embedded(&brokers, &opts.topic_prefix, raw_dir.clone());
+    let cx = StageContext::embedded(&brokers, &opts.topic_prefix, raw_dir.clone(), &opts.state_dir);
 
     let producer_counters = Arc::new(StageCounters::default());
     let transform_counters = Arc::new(StageCounters::default());
@@ -188,7 +188,7 @@ pub async fn run_demo(opts: &DemoOptions, cancel: &CancellationToken) -> Result<
 }
 
 /// The dataset the demo sends: `--reviews N` generated (once, kept under the state dir),
-/// `--data`, or the checked-in sample.
+/// `--data`, or the sample (see [`crate::dataset::sample`]).
 pub fn resolve_dataset(opts: &DemoOptions) -> Result<PathBuf> {
     if let Some(reviews) = opts.reviews {
         let dir = opts
@@ -213,7 +213,10 @@ pub fn resolve_dataset(opts: &DemoOptions) -> Result<PathBuf> {
         }
         return Ok(dir);
     }
-    let path = opts.data.clone().unwrap_or_else(crate::dataset::default_sample);
+    let path = match &opts.data {
+        Some(path) => path.clone(),
+        None => crate::dataset::sample(&opts.state_dir).context("writing out the sample dataset this lab carries")?,
+    };
     if !path.exists() {
         bail!(
             "dataset {} not found; pass --data PATH (a Yelp file, directory or yelp_dataset.tar) or --reviews N to generate one",

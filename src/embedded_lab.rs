@@ -39,6 +39,8 @@ pub enum EmbeddedLabError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the sample dataset: {0}")]
+    Sample(#[from] crate::bundle::Error),
     #[error("the serving database: {0}")]
     Postgres(#[from] pg::PgError),
     #[error("the batch: {0}")]
@@ -52,7 +54,7 @@ pub enum EmbeddedLabError {
 pub struct EmbeddedSpec {
     pub state_dir: PathBuf,
     pub topic_prefix: String,
-    /// The first dataset the producer sends (`None`: the checked-in sample); after it, the
+    /// The first dataset the producer sends (`None`: the sample, see [`crate::dataset::sample`]); after it, the
     /// producer sends generated datasets until it is stopped.
     pub data: Option<PathBuf>,
     /// Seed of the first generated dataset (the next ones use the following seeds).
@@ -179,6 +181,10 @@ impl EmbeddedLab {
     /// store. The raw zone is cleared: a new broker starts its topics at offset 0.
     pub async fn start(spec: &EmbeddedSpec) -> Result<Self, EmbeddedLabError> {
         let dir = spec.state_dir.join("embedded");
+        let first = match &spec.data {
+            Some(path) => path.clone(),
+            None => crate::dataset::sample_async(&spec.state_dir).await?,
+        };
         let EmbeddedGround {
             broker,
             zone,
@@ -195,9 +201,10 @@ impl EmbeddedLab {
         )
         .await?;
         let rate = spec.rate.unwrap_or(TEACHING_RATE);
-        let mut stages = StageContext::embedded(broker.brokers(), &spec.topic_prefix, raw_root.clone());
+        let mut stages =
+            StageContext::embedded(broker.brokers(), &spec.topic_prefix, raw_root.clone(), &spec.state_dir);
         stages.feed = Feed::Endless(EndlessFeed {
-            first: spec.data.clone(),
+            first,
             seed: spec.seed,
             chunk_reviews: CHUNK_REVIEWS,
             work_dir: dir.join("generated"),

@@ -2,6 +2,7 @@
 //!
 //! The binary `lab` (src/main.rs) is a thin CLI over these modules.
 
+pub mod bundle;
 pub mod config;
 pub mod dataset;
 pub mod demo;

@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use bigdata_lab::config::{LabConfig, Overrides};
-use bigdata_lab::dataset::default_sample;
 use bigdata_lab::dataset::generate::{GenerateOptions, generate};
 use bigdata_lab::dataset::inspect::inspect;
 use bigdata_lab::dataset::reader::DatasetSource;
@@ -379,7 +378,12 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
             }
         }
         Command::Produce(args) => {
-            let path = args.data.unwrap_or_else(default_sample);
+            let path = match args.data {
+                Some(path) => path,
+                None => bigdata_lab::dataset::sample_async(&config.state_dir)
+                    .await
+                    .context("writing out the sample dataset this lab carries")?,
+            };
             let source = DatasetSource::open(&path).with_context(|| format!("opening dataset {}", path.display()))?;
             let cx = StageContext {
                 partitions: args.partitions,

@@ -163,6 +163,46 @@ fn generated_dataset_demo_with_parquet_serving_tables() {
     }
 }
 
+/// A binary away from its source tree (`cargo install`, a copy) runs the demo from any directory:
+/// the sample it carries is written out under the state dir, byte for byte the checkout's.
+#[test]
+fn a_copied_binary_runs_the_demo_from_an_empty_directory() {
+    let bin = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let copy = bin.path().join("lab");
+    std::fs::copy(env!("CARGO_BIN_EXE_lab"), &copy).unwrap();
+    let mut cmd = std::process::Command::new(&copy);
+    for var in ["LAB_PG_URL", "LAB_KAFKA_BROKERS", "LAB_STATE_DIR", "LAB_RAW_ZONE"] {
+        cmd.env_remove(var);
+    }
+    cmd.current_dir(cwd.path())
+        .args(["demo", "--headless", "--parquet", "--state-dir"])
+        .arg(state.path());
+    let summary = json_stdout(&run_ok(&mut cmd));
+    let dataset = std::path::PathBuf::from(summary["dataset"].as_str().expect("the summary names its dataset"));
+    assert!(
+        dataset.starts_with(state.path().join("bundle")),
+        "the demo read {}, not the sample written out under the state dir",
+        dataset.display()
+    );
+    for entry in std::fs::read_dir(sample_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        assert_eq!(
+            std::fs::read(dataset.join(name)).unwrap(),
+            std::fs::read(&path).unwrap(),
+            "{} differs from the checkout's",
+            name.to_string_lossy()
+        );
+    }
+    check_stream_counts(&summary, &reference(&sample_dir()));
+    assert!(
+        std::fs::read_dir(cwd.path()).unwrap().next().is_none(),
+        "the demo wrote into the working directory"
+    );
+}
+
 #[test]
 fn unreachable_postgres_fails_before_streaming() {
     let state = tempfile::tempdir().unwrap();

@@ -80,15 +80,29 @@ impl FromStr for Entity {
     }
 }
 
-/// The checked-in sample: `datasets/sample` next to the working directory, else in the source tree.
-#[must_use]
-pub fn default_sample() -> PathBuf {
-    let local = PathBuf::from("datasets/sample");
+/// The sample dataset: the working directory's `datasets/sample` (a checkout, where it may have
+/// been regenerated), else the copy this binary carries, written out once under `state_dir` (see
+/// [`crate::bundle`]). Not the build tree's: a binary outlives the tree it was built in.
+pub fn sample(state_dir: &Path) -> Result<PathBuf, crate::bundle::Error> {
+    let local = PathBuf::from(crate::bundle::SAMPLE_DIR);
     if local.is_dir() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample")
+        return Ok(local);
     }
+    crate::bundle::write_sample(state_dir)
+}
+
+/// [`sample`] off the async workers (it may write 1.2 MB).
+pub async fn sample_async(state_dir: &Path) -> Result<PathBuf, crate::bundle::Error> {
+    let dir = state_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || sample(&dir))
+        .await
+        .unwrap_or_else(|e| {
+            Err(crate::bundle::Error::Io {
+                action: "write out the sample under",
+                path: state_dir.join("bundle"),
+                cause: std::io::Error::other(e),
+            })
+        })
 }
 
 #[cfg(test)]

@@ -262,7 +262,12 @@ impl LessonContext {
         }
         config.brokers = broker.brokers().to_string();
         config.raw_zone = raw_zone;
-        let stages = StageContext::embedded(&config.brokers, &config.topic_prefix, config.raw_zone.clone());
+        let stages = StageContext::embedded(
+            &config.brokers,
+            &config.topic_prefix,
+            config.raw_zone.clone(),
+            &config.state_dir,
+        );
         Ok(Self::in_embedded_lab(
             config,
             stages,

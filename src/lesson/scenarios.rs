@@ -241,7 +241,9 @@ fn poison_lines() -> Vec<Vec<u8>> {
 fn write_poisoned_dataset(ctx: &LessonContext, good: usize) -> Result<(PathBuf, usize, usize), String> {
     let dir = ctx.config.state_dir.join("lessons/poison-messages");
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    let sample = crate::dataset::default_sample().join("yelp_academic_dataset_review.json");
+    let sample = crate::dataset::sample(&ctx.config.state_dir)
+        .map_err(|e| e.to_string())?
+        .join("yelp_academic_dataset_review.json");
     let text = std::fs::read(&sample).map_err(|e| format!("read {}: {e}", sample.display()))?;
     // Only lines the transform accepts: the sample has a few invalid ones of its own.
     let good_lines: Vec<&[u8]> = text

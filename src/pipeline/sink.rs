@@ -886,7 +886,8 @@ mod tests {
             gate: Arc::new(tokio::sync::Semaphore::new(0)),
             started: Arc::default(),
         };
-        let mut opts = StageContext::embedded(&brokers, prefix, dir.path().to_path_buf()).sink(StopWhen::Cancelled);
+        let mut opts =
+            StageContext::embedded(&brokers, prefix, dir.path().to_path_buf(), dir.path()).sink(StopWhen::Cancelled);
         opts.roll.max_rows = 10;
         opts.roll.max_age = Duration::from_secs(3600);
         let reviews = topics.clean(Entity::Review);

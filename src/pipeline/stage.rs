@@ -2,7 +2,7 @@
 //! monitor and the fault lessons start. The same library calls as `lab produce|transform|consume`,
 //! run until cancelled (a cancelled stage ends cleanly: it commits only what is durable).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,6 +75,9 @@ pub struct StageContext {
     pub brokers: String,
     pub topic_prefix: String,
     pub raw_zone: PathBuf,
+    /// The lab's state directory: where the sample this binary carries is written out for a
+    /// producer sent without a dataset, outside a checkout.
+    pub state_dir: PathBuf,
     /// The kind of broker: what the stages' consumers must allow for, and whether missing topics
     /// are created first (not on the in-process broker, which holds them from the start and whose
     /// admin API cannot create any).
@@ -96,18 +99,18 @@ pub struct StageContext {
 /// What the producer sends when `:produce` names no dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Feed {
-    /// The checked-in sample, once.
+    /// The sample, once (see [`crate::dataset::sample`]).
     Sample,
     /// Datasets until stopped (see [`EndlessFeed`]).
     Endless(EndlessFeed),
 }
 
-/// `first` (`None`: the sample), then generated datasets of `chunk_reviews` reviews with the seeds
+/// `first`, then generated datasets of `chunk_reviews` reviews with the seeds
 /// `seed`, `seed + 1`, … until stopped, so a watched lab keeps moving with new records (new ids:
 /// the serving tables grow). Each is written under `work_dir`, sent, and removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndlessFeed {
-    pub first: Option<PathBuf>,
+    pub first: PathBuf,
     pub seed: u64,
     pub chunk_reviews: u64,
     pub work_dir: PathBuf,
@@ -127,16 +130,22 @@ impl StageContext {
     /// On the configured broker, with the CLI's defaults.
     #[must_use]
     pub fn from_config(config: &LabConfig) -> Self {
-        Self::on_broker(&config.brokers, &config.topic_prefix, config.raw_zone.clone())
+        Self::on_broker(
+            &config.brokers,
+            &config.topic_prefix,
+            config.raw_zone.clone(),
+            &config.state_dir,
+        )
     }
 
     /// On the Kafka broker at `brokers`, with the CLI's defaults.
     #[must_use]
-    pub fn on_broker(brokers: &str, topic_prefix: &str, raw_zone: PathBuf) -> Self {
+    pub fn on_broker(brokers: &str, topic_prefix: &str, raw_zone: PathBuf, state_dir: &Path) -> Self {
         Self {
             brokers: brokers.to_string(),
             topic_prefix: topic_prefix.to_string(),
             raw_zone,
+            state_dir: state_dir.to_path_buf(),
             broker: kafka::BrokerKind::Kafka,
             partitions: kafka::DEFAULT_PARTITIONS,
             broker_patience: kafka::DEFAULT_BROKER_PATIENCE,
@@ -150,10 +159,10 @@ impl StageContext {
     /// On an in-process broker at `brokers`, which already holds the topics; watched, with files
     /// of at most [`EMBEDDED_FILE_BYTES`].
     #[must_use]
-    pub fn embedded(brokers: &str, topic_prefix: &str, raw_zone: PathBuf) -> Self {
+    pub fn embedded(brokers: &str, topic_prefix: &str, raw_zone: PathBuf, state_dir: &Path) -> Self {
         let mut cx = Self {
             broker: kafka::BrokerKind::Embedded,
-            ..Self::on_broker(brokers, topic_prefix, raw_zone)
+            ..Self::on_broker(brokers, topic_prefix, raw_zone, state_dir)
         }
         .watched();
         cx.roll.max_bytes = EMBEDDED_FILE_BYTES;
@@ -256,8 +265,7 @@ async fn produce_endless(
     counters: &Arc<StageCounters>,
     cancel: &CancellationToken,
 ) -> Result<ProducerReport, String> {
-    let first = feed.first.clone().unwrap_or_else(crate::dataset::default_sample);
-    let mut report = produce_once(&first, cx, rate, counters, cancel).await?;
+    let mut report = produce_once(&feed.first, cx, rate, counters, cancel).await?;
     for chunk_seed in feed.seed.. {
         if cancel.is_cancelled() {
             break;
@@ -302,7 +310,10 @@ pub async fn execute(
             let report = match (&how.data, &cx.feed) {
                 (Some(path), _) => produce_once(path, cx, rate, counters, cancel).await?,
                 (None, Feed::Sample) => {
-                    produce_once(&crate::dataset::default_sample(), cx, rate, counters, cancel).await?
+                    let sample = crate::dataset::sample_async(&cx.state_dir)
+                        .await
+                        .map_err(|e| text(&e))?;
+                    produce_once(&sample, cx, rate, counters, cancel).await?
                 }
                 (None, Feed::Endless(feed)) => produce_endless(feed, cx, rate, counters, cancel).await?,
             };

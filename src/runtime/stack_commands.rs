@@ -13,7 +13,8 @@ use indicatif::HumanBytes;
 use super::docker::{ContainerLogLine, Engine, Error, LogWindow, PullPolicy, ServiceStatus, UpReport};
 use super::events::{Events, StackEvent};
 use super::render;
-use crate::stack::{self, Scale, Selection, SelectionRequest, bundle, compose, current, endpoints, secrets};
+use crate::bundle;
+use crate::stack::{self, Scale, Selection, SelectionRequest, compose, current, endpoints, secrets};
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct StackArg {
@@ -263,7 +264,7 @@ pub fn run_compose(args: &ComposeArgs, state_dir: &Path) -> Result<(), Error> {
             && let Some(dir) = build.lab_source.take()
         {
             let out = state_dir.join("contexts").join(&service.name);
-            bundle::write_context_with_source(Path::new(&build.context), &dir, &out)?;
+            bundle::write_context_with_source(Path::new(&build.context), &dir, &out).map_err(stack::Error::from)?;
             build.context = out.display().to_string();
         }
     }

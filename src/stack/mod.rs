@@ -4,7 +4,6 @@
 //! dependencies) → a [`Selection`] of services in dependency order, each with its spec hash.
 //! The runtime (`runtime::docker`) turns a selection into containers; [`compose`] exports it.
 
-pub mod bundle;
 pub mod compose;
 pub mod current;
 pub mod endpoints;
@@ -18,6 +17,8 @@ mod select;
 mod service;
 
 use std::path::{Path, PathBuf};
+
+use crate::bundle;
 
 pub use env::{EnvPart, EnvValue};
 pub use image::ImageRef;
@@ -120,6 +121,8 @@ pub enum Error {
     },
     #[error("secret {name}: {reason}")]
     Secret { name: String, reason: String },
+    #[error(transparent)]
+    Bundle(#[from] bundle::Error),
     #[error("cannot {action} {path}: {cause}")]
     Io {
         action: &'static str,
@@ -140,7 +143,7 @@ pub fn locate(name_or_path: &str, state_dir: &Path) -> Result<PathBuf, Error> {
         return Ok(candidate);
     }
     if bundle::stack_names().iter().any(|n| n == name_or_path) {
-        return bundle::write_stack(state_dir, name_or_path);
+        return Ok(bundle::write_stack(state_dir, name_or_path)?);
     }
     Err(Error::NotFound {
         name: name_or_path.to_string(),

@@ -44,7 +44,7 @@ impl Monitor {
             password_file: None,
         })
         .expect("a probe of a fixed URL");
-        let stages = StageContext::on_broker(brokers, prefix, dir.to_path_buf()).watched();
+        let stages = StageContext::on_broker(brokers, prefix, dir.to_path_buf(), dir).watched();
         let stack = StackContext {
             path: Err("no stack in this test".into()),
             state_dir: dir.to_path_buf(),

@@ -11,8 +11,9 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use super::{Engine, Error, FAILURE_LOG_LINES, PullPolicy, api, is_not_found, pull::engine_message};
+use crate::bundle;
 use crate::runtime::events::{Events, StackEvent};
-use crate::stack::{Build, ImageRef, LABEL_BUILD_HASH, bundle};
+use crate::stack::{Build, ImageRef, LABEL_BUILD_HASH};
 
 /// Largest context `lab up` sends. A build context is a Dockerfile and a few small files; more
 /// than this means `build.context` names the wrong directory (a whole repository, a data dir).
@@ -92,7 +93,7 @@ fn read_context(build: &Build) -> std::io::Result<Context> {
         let bytes = std::fs::read(&path)?;
         add(&rel, std::fs::metadata(&path)?.permissions().mode() & 0o777, &bytes)?;
     }
-    // The lab's own source, as this binary carries it (stack::bundle), for a builder stage.
+    // The lab's own source, as this binary carries it (crate::bundle), for a builder stage.
     if let Some(dir) = &build.lab_source {
         for file in bundle::lab_source() {
             add(&format!("{dir}/{}", file.path), file.mode & 0o777, &file.bytes)?;

@@ -1,18 +1,33 @@
 //! The files the binary carries (packed by `build.rs`): the built-in stacks with everything they
-//! mount or build from (stacks/, dags/, jobs/), and the lab's own source, which the Airflow
-//! scheduler's image compiles so its tasks run a `lab` built for the container's platform (a
-//! binary built on the host may be a Mach-O, another CPU, or need a newer glibc).
+//! mount or build from (stacks/, dags/, jobs/), the sample dataset (datasets/sample/), and the
+//! lab's own source, which the Airflow scheduler's image compiles so its tasks run a `lab` built
+//! for the container's platform (a binary built on the host may be a Mach-O, another CPU, or need
+//! a newer glibc).
 //!
-//! Outside a checkout, a stack named on the command line is written out from here into
-//! `<state>/bundle/<digest>/` and used from there; a `stacks/` of the working directory, or a path
-//! given with `--stack`, still wins.
+//! Outside a checkout, a stack named on the command line, or the sample, is written out from here
+//! into `<state>/bundle/<digest>/` and used from there; a `stacks/` or `datasets/sample/` of the
+//! working directory, or a path given on the command line, still wins.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::Error;
+/// A bundled file that could not be written out.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot {action} {path}: {cause} (check that the lab's state directory is writable)")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error(
+        "this lab binary carries no {what} (it was built from a tree without it): run it from a bigdata-lab \
+         checkout, or name the files on the command line"
+    )]
+    Missing { what: &'static str },
+}
 
 static BUNDLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bundle.tar"));
 
@@ -27,6 +42,8 @@ const SOURCE: &[&str] = &[
 ];
 /// The prefixes of what the stacks read from disk.
 const STACK_FILES: &[&str] = &["stacks/", "dags/", "jobs/"];
+/// Where the sample dataset sits, in the bundle and in a checkout.
+pub const SAMPLE_DIR: &str = "datasets/sample";
 
 /// A file of the bundle: its path relative to the crate root, its mode and its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,21 +111,40 @@ pub fn stack_names() -> Vec<String> {
         .collect()
 }
 
-/// Writes the stacks and the files they mount into `<state>/bundle/<digest>/` (once per bundle:
-/// a finished directory is kept; a half-written one is written again) and returns the stack file
-/// of `name` in it.
+/// Writes the stacks and the files they mount into `<state>/bundle/<digest>/` and returns the
+/// stack file of `name` in it.
 pub fn write_stack(state_dir: &Path, name: &str) -> Result<PathBuf, Error> {
-    let root = state_dir.join("bundle").join(digest());
-    let done = root.join(".complete");
-    let stack = root.join("stacks").join(format!("{name}.toml"));
-    if done.is_file() {
-        return Ok(stack);
+    let root = write_part(state_dir, "stacks", STACK_FILES)?;
+    Ok(root.join("stacks").join(format!("{name}.toml")))
+}
+
+/// Writes the sample dataset into `<state>/bundle/<digest>/datasets/sample/` and returns that
+/// directory.
+pub fn write_sample(state_dir: &Path) -> Result<PathBuf, Error> {
+    let prefix = format!("{SAMPLE_DIR}/");
+    let root = write_part(state_dir, "sample", &[prefix.as_str()])?;
+    let dir = root.join(SAMPLE_DIR);
+    if !dir.is_dir() {
+        return Err(Error::Missing { what: "sample dataset" });
     }
-    for file in files().into_iter().filter(|f| under(&f.path, STACK_FILES)) {
+    Ok(dir)
+}
+
+/// Writes the bundled files under `prefixes` into `<state>/bundle/<digest>/` once per bundle: a
+/// part whose marker (`.complete-<part>`) is there is kept; a half-written one (a crash, a full
+/// disk) is written again. Returns the directory.
+fn write_part(state_dir: &Path, part: &str, prefixes: &[&str]) -> Result<PathBuf, Error> {
+    let root = state_dir.join("bundle").join(digest());
+    let done = root.join(format!(".complete-{part}"));
+    if done.is_file() {
+        return Ok(root);
+    }
+    for file in files().into_iter().filter(|f| under(&f.path, prefixes)) {
         write_under(&root, &file)?;
     }
+    std::fs::create_dir_all(&root).map_err(io("create", &root))?;
     std::fs::write(&done, b"").map_err(io("write", &done))?;
-    Ok(stack)
+    Ok(root)
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -201,7 +237,7 @@ mod tests {
         );
         let source = lab_source();
         assert!(source.iter().all(|f| !f.path.starts_with("stacks/")));
-        assert!(source.iter().any(|f| f.path == "src/stack/bundle.rs"));
+        assert!(source.iter().any(|f| f.path == "src/bundle.rs"));
     }
 
     /// From an empty directory, the built-in stack is written out with every file it binds or
@@ -210,10 +246,10 @@ mod tests {
     fn a_bundled_stack_is_written_out_whole_and_loads() {
         let state = tempfile::tempdir().unwrap();
         let path = write_stack(state.path(), "lambda").unwrap();
-        let stack = super::super::Stack::load(&path).unwrap();
+        let stack = crate::stack::Stack::load(&path).unwrap();
         for service in stack.services.values() {
             for m in &service.mounts {
-                if let super::super::Mount::Bind { source, .. } = m {
+                if let crate::stack::Mount::Bind { source, .. } = m {
                     assert!(
                         Path::new(source).exists(),
                         "{}: {source} was not written out",
@@ -228,5 +264,41 @@ mod tests {
         // Written once: a second call finds the finished directory.
         assert_eq!(write_stack(state.path(), "lambda").unwrap(), path);
         assert_eq!(stack_names(), ["cluster", "lambda", "minimal"]);
+    }
+
+    /// The sample is written out byte for byte; a part left half-written (no marker) is written
+    /// again, a finished one is kept.
+    #[test]
+    fn the_sample_is_written_out_whole_and_repaired() {
+        let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join(SAMPLE_DIR);
+        let state = tempfile::tempdir().unwrap();
+        let dir = write_sample(state.path()).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(&checkout)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 5, "the five Yelp files");
+        for name in &names {
+            assert_eq!(
+                std::fs::read(dir.join(name)).unwrap(),
+                std::fs::read(checkout.join(name)).unwrap(),
+                "{}",
+                name.to_string_lossy()
+            );
+        }
+        let reviews = dir.join("yelp_academic_dataset_review.json");
+        // A crash half-way: a truncated file and no marker.
+        std::fs::write(&reviews, b"{").unwrap();
+        std::fs::remove_file(dir.parent().unwrap().parent().unwrap().join(".complete-sample")).unwrap();
+        assert_eq!(write_sample(state.path()).unwrap(), dir);
+        assert_eq!(
+            std::fs::read(&reviews).unwrap(),
+            std::fs::read(checkout.join("yelp_academic_dataset_review.json")).unwrap()
+        );
+        // Finished: kept as it is (a user's edit to it stays until the next build).
+        std::fs::write(&reviews, b"edited").unwrap();
+        assert_eq!(write_sample(state.path()).unwrap(), dir);
+        assert_eq!(std::fs::read(&reviews).unwrap(), b"edited");
     }
 }
