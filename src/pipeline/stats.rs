@@ -11,7 +11,9 @@ use super::transform::Delivery;
 pub struct StageCounters {
     /// Records read from the stage's input.
     pub input: AtomicU64,
-    /// Records the stage delivered downstream (acknowledged by Kafka or durably written).
+    /// Records the stage delivered downstream (acknowledged by Kafka or durably written): the
+    /// transform's and the consumer's without their dead letters (`dlq`), the producer's all it
+    /// sent (it checks each was acknowledged).
     pub output: AtomicU64,
     /// Records sent to the dead-letter topic.
     pub dlq: AtomicU64,

@@ -483,7 +483,10 @@ async fn process_batch(
     for (topic, delivery) in deliveries {
         match delivery.await {
             Ok(Ok(done)) => {
-                StageCounters::add(&counters.output, 1);
+                // Dead letters are counted in `dlq` when they are routed: `out` is the clean ones.
+                if topic != OutputTopics::DLQ {
+                    StageCounters::add(&counters.output, 1);
+                }
                 let end = last.entry((topic, done.partition)).or_insert(done.offset);
                 *end = (*end).max(done.offset);
             }
@@ -572,6 +575,46 @@ async fn send<'a, P: rdkafka::message::ToBytes + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The transform's `out` (the progress line, the monitor's rates) counts the clean records it
+    /// delivered, not its dead letters, which `dlq` counts: in = out + dlq. On the embedded broker:
+    /// three reviews, one of them without an id.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn out_counts_clean_records_and_dlq_the_dead_letters() {
+        use crate::pipeline::embedded::EmbeddedBroker;
+        use crate::pipeline::stage::StageContext;
+        use rdkafka::producer::{BaseProducer, BaseRecord};
+
+        let prefix = "counted";
+        let topics = Topics::new(prefix);
+        let broker = EmbeddedBroker::for_stages(&topics, 1).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cx = StageContext::embedded(broker.brokers(), prefix, dir.path().to_path_buf(), dir.path());
+        let producer: BaseProducer = kafka::producer_config(broker.brokers()).create().unwrap();
+        let raw = topics.raw(Entity::Review);
+        for line in [
+            r#"{"review_id":"r1","user_id":"u1","business_id":"b1","stars":4.0,"text":"ok","date":"2020-01-02 03:04:05"}"#,
+            r#"{"user_id":"u1","business_id":"b1","stars":4.0,"text":"no id","date":"2020-01-02 03:04:05"}"#,
+            r#"{"review_id":"r3","user_id":"u1","business_id":"b1","stars":2.0,"text":"ok","date":"2020-01-02 03:04:05"}"#,
+        ] {
+            producer.send(BaseRecord::<(), _>::to(&raw).payload(line)).unwrap();
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+        let counters = Arc::new(StageCounters::default());
+        let report = run_transform(
+            &cx.transform(StopWhen::CaughtUp {
+                upstream: None,
+                together: None,
+            }),
+            &counters,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!((report.consumed, report.clean, report.dead_lettered), (3, 2, 1));
+        let now = counters.snapshot();
+        assert_eq!((now.input, now.output, now.dlq), (3, 2, 1), "in, out, dlq");
+    }
 
     #[test]
     fn only_a_broker_without_transactions_makes_the_transform_at_least_once() {
