@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -192,13 +192,59 @@ struct Clients {
     by_group: Mutex<HashMap<String, Arc<BaseConsumer>>>,
 }
 
-/// Totals of the previous poll, for rates.
+/// What the previous polls leave for rates.
 struct Previous {
     at: Instant,
     topic_high: HashMap<String, i64>,
-    group_committed: HashMap<String, i64>,
+    group_pace: HashMap<String, CommitPace>,
     /// Per (group, topic, partition): for each member's rate.
-    partition_committed: HashMap<(String, String, i32), i64>,
+    partition_pace: HashMap<(String, String, i32), CommitPace>,
+}
+
+/// A group that commits nothing for this long after its first sight, or twice its last step, is
+/// not consuming (stopped, or caught up).
+const QUIET_AFTER: Duration = Duration::from_secs(3);
+
+/// How fast a committed offset moves. A group commits in steps: the transform every batch, the
+/// consumer once per raw-zone file (every 5 s in the monitor's stages, 30 s on the CLI). A rate
+/// from one poll to the next would read 0 between the consumer's steps and a burst at each (the
+/// Overview's `read` swung between 200/s and 875/s in `lab demo`). So: the records of the last
+/// step over the time since the step before, held until the group has been quiet for twice that
+/// step (then 0).
+#[derive(Debug, Clone, Copy)]
+struct CommitPace {
+    committed: i64,
+    /// When `committed` was last seen to change (or first seen).
+    changed_at: Instant,
+    step: Option<Duration>,
+    rate: Option<f64>,
+}
+
+impl CommitPace {
+    fn first(committed: i64, now: Instant) -> Self {
+        Self {
+            committed,
+            changed_at: now,
+            step: None,
+            rate: None,
+        }
+    }
+
+    fn observe(mut self, committed: i64, now: Instant) -> Self {
+        let since = now.saturating_duration_since(self.changed_at);
+        if committed != self.committed {
+            if !since.is_zero() {
+                // Moved back (offsets reset): no records consumed.
+                self.rate = Some((committed - self.committed).max(0) as f64 / since.as_secs_f64());
+                self.step = Some(since);
+            }
+            self.committed = committed;
+            self.changed_at = now;
+        } else if since > self.step.map_or(QUIET_AFTER, |s| (s * 2).max(QUIET_AFTER)) {
+            self.rate = Some(0.0);
+        }
+        self
+    }
 }
 
 /// The state shown for a group read by name: the broker was not asked for its state.
@@ -690,27 +736,15 @@ impl KafkaProbe {
     }
 }
 
-/// Fills rates and catch-up estimates from the previous poll's totals; returns this poll's totals.
+/// Fills rates and catch-up estimates from what the previous polls left; returns this poll's.
+/// Topics: records appended since the previous poll. Groups and their members: see [`CommitPace`].
 fn apply_rates(snap: &mut KafkaSnapshot, previous: Option<Previous>, now: Instant) -> Previous {
     let topic_high: HashMap<String, i64> = snap
         .topics
         .iter()
         .map(|t| (t.name.clone(), t.partitions.iter().map(|p| p.high).sum()))
         .collect();
-    let group_committed: HashMap<String, i64> = snap
-        .groups
-        .iter()
-        .map(|g| (g.name.clone(), g.partitions.iter().filter_map(|p| p.committed).sum()))
-        .collect();
-    let partition_committed: HashMap<(String, String, i32), i64> = snap
-        .groups
-        .iter()
-        .flat_map(|g| {
-            g.partitions
-                .iter()
-                .filter_map(|p| Some(((g.name.clone(), p.topic.clone(), p.partition), p.committed?)))
-        })
-        .collect();
+    let (mut group_before, mut partition_before) = (HashMap::new(), HashMap::new());
     if let Some(prev) = previous {
         let dt = now.duration_since(prev.at).as_secs_f64();
         if dt > 0.0 {
@@ -719,32 +753,42 @@ fn apply_rates(snap: &mut KafkaSnapshot, previous: Option<Previous>, now: Instan
                     t.rate_in = Some(((now - before).max(0)) as f64 / dt);
                 }
             }
-            for g in &mut snap.groups {
-                if let (Some(before), Some(now)) = (prev.group_committed.get(&g.name), group_committed.get(&g.name)) {
-                    let rate = ((now - before).max(0)) as f64 / dt;
-                    g.rate = Some(rate);
-                    g.catch_up_s = catch_up(g.total_lag, rate);
-                }
-                for m in &mut g.members {
-                    let mut moved = None;
-                    for (topic, partition) in &m.partitions {
-                        let key = (g.name.clone(), topic.clone(), *partition);
-                        if let (Some(before), Some(now)) =
-                            (prev.partition_committed.get(&key), partition_committed.get(&key))
-                        {
-                            *moved.get_or_insert(0) += (now - before).max(0);
-                        }
-                    }
-                    m.rate = moved.map(|n| n as f64 / dt);
-                }
-            }
+        }
+        (group_before, partition_before) = (prev.group_pace, prev.partition_pace);
+    }
+    let pace = |before: Option<CommitPace>, committed: i64| match before {
+        Some(p) => p.observe(committed, now),
+        None => CommitPace::first(committed, now),
+    };
+    let mut group_pace = HashMap::new();
+    let mut partition_pace = HashMap::new();
+    for g in &mut snap.groups {
+        let committed = g.partitions.iter().filter_map(|p| p.committed).sum();
+        let p = pace(group_before.remove(&g.name), committed);
+        g.rate = p.rate;
+        g.catch_up_s = p.rate.and_then(|r| catch_up(g.total_lag, r));
+        group_pace.insert(g.name.clone(), p);
+        let mut rate_of = HashMap::new();
+        for gp in &g.partitions {
+            let Some(committed) = gp.committed else { continue };
+            let key = (g.name.clone(), gp.topic.clone(), gp.partition);
+            let p = pace(partition_before.remove(&key), committed);
+            rate_of.insert((gp.topic.as_str(), gp.partition), p.rate);
+            partition_pace.insert(key, p);
+        }
+        for m in &mut g.members {
+            let rates = m
+                .partitions
+                .iter()
+                .filter_map(|(t, p)| rate_of.get(&(t.as_str(), *p)).copied().flatten());
+            m.rate = rates.reduce(|a, b| a + b);
         }
     }
     Previous {
         at: now,
         topic_high,
-        group_committed,
-        partition_committed,
+        group_pace,
+        partition_pace,
     }
 }
 
@@ -854,6 +898,63 @@ mod tests {
         let rates: Vec<Option<f64>> = second.groups[0].members.iter().map(|m| m.rate).collect();
         assert_eq!(rates, vec![Some(200.0), Some(10.0)]);
         assert_eq!(second.groups[0].rate, Some(210.0));
+    }
+
+    /// A group that commits 1,000 records every 5 s (the monitor's consumer, one raw-zone file per
+    /// roll), polled every second, reads 200/s between its commits, not 0 and then 1,000/s; once it
+    /// stops committing for twice its step, 0 and no catch-up estimate.
+    #[test]
+    fn a_group_committing_in_steps_reads_its_pace_between_them() {
+        let t0 = Instant::now();
+        let snap_at = |committed: i64| KafkaSnapshot {
+            groups: vec![Group {
+                name: "lab-consumer-yelp".into(),
+                members: vec![Member {
+                    id: "c".into(),
+                    client_id: "c".into(),
+                    host: "127.0.0.1".into(),
+                    partitions: vec![("yelp.review.clean".into(), 0)],
+                    lag: 0,
+                    rate: None,
+                }],
+                partitions: vec![GroupPartition {
+                    topic: "yelp.review.clean".into(),
+                    partition: 0,
+                    committed: Some(committed),
+                    high: 100_000,
+                    lag: 100_000 - committed,
+                }],
+                total_lag: 100_000 - committed,
+                ..Group::default()
+            }],
+            ..KafkaSnapshot::default()
+        };
+        let mut previous = None;
+        let mut seen = Vec::new();
+        for second in 0..=30u64 {
+            // Commits at 0 s, 5 s, … 15 s, then none.
+            let committed = 1_000 * (second.min(15) / 5) as i64;
+            let mut snap = snap_at(committed);
+            previous = Some(apply_rates(&mut snap, previous, t0 + Duration::from_secs(second)));
+            let g = &snap.groups[0];
+            seen.push((g.rate, g.members[0].rate, g.catch_up_s));
+        }
+        // Unknown at first sight, 0 once quiet for 3 s with no step seen yet, then the first step's
+        // 1,000 records over the 5 s since first sight: 200/s from 5 s on, between the commits too.
+        for (second, (group, member, catch_up)) in seen.iter().enumerate() {
+            let expected = match second {
+                0..=3 => None,
+                4 => Some(0.0),
+                5..=25 => Some(200.0),
+                _ => Some(0.0),
+            };
+            assert_eq!(*group, expected, "the group's rate at {second} s");
+            assert_eq!(*member, expected, "its member's rate at {second} s");
+            match expected {
+                Some(r) if r > 0.0 => assert!(catch_up.is_some(), "catch-up at {second} s"),
+                _ => assert_eq!(*catch_up, None, "catch-up at {second} s"),
+            }
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Cell, Row, Sparkline, StatefulWidget, Table, Table
 
 use super::{count, duration, rate, render_unavailable, service_block};
 use crate::probes::LabService;
-use crate::probes::kafka::{Group, GroupPartition, KafkaSnapshot, Topic};
+use crate::probes::kafka::{Group, GroupPartition, KafkaSnapshot, NOT_LISTED, Topic};
 use crate::probes::kafka_cluster::{ClusterHealth, NO_LEADER};
 use crate::tui::app::{App, View};
 use crate::tui::keys::Action;
@@ -290,7 +290,12 @@ fn render_groups(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
             let row = Row::new(vec![
                 Cell::from(g.name.clone()),
                 Cell::from(g.state.clone()).style(t.state(&g.state)),
-                Cell::from(g.members.len().to_string()),
+                // A group read by name (the embedded broker lists none): its members are unknown.
+                Cell::from(if g.state == NOT_LISTED {
+                    "–".to_string()
+                } else {
+                    g.members.len().to_string()
+                }),
                 Cell::from(count(g.total_lag)),
                 Cell::from(rate(g.rate)),
                 Cell::from(g.catch_up_s.map_or_else(|| "–".into(), duration)),

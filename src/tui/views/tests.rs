@@ -877,6 +877,28 @@ mod embedded_lab {
         }
     }
 
+    /// The embedded broker lists no groups: the probe reads the stages' groups by name, without
+    /// their members. The Kafka view must not say they have none (a newcomer read `0` as stopped).
+    #[test]
+    fn groups_read_by_name_show_their_members_as_unknown() {
+        let mut a = embedded_app(View::Kafka);
+        let k = a.lab.kafka.as_mut().unwrap().detail.as_mut().unwrap();
+        for g in &mut k.groups {
+            g.state = crate::probes::kafka::NOT_LISTED.into();
+            g.members.clear();
+        }
+        let name = k.groups[0].name.clone();
+        for (w, h) in SIZES {
+            let s = screen(&a, w, h);
+            let row = s
+                .lines()
+                .find(|l| l.contains(&name))
+                .unwrap_or_else(|| panic!("{w}x{h}:\n{s}"));
+            let cells: Vec<&str> = row.trim_matches('│').split_whitespace().collect();
+            assert_eq!(cells[1..4], ["not", "listed", "–"], "{w}x{h}: {row}");
+        }
+    }
+
     /// The Pipeline's batch layer is what the embedded lab runs: its local raw zone, DataFusion and
     /// its batch runs, not a stack's HDFS path and an absent Spark.
     #[test]
