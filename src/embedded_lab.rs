@@ -294,10 +294,17 @@ impl EmbeddedLab {
         config
     }
 
-    /// Runs the batch over the whole raw zone into the serving store and reads the row counts
-    /// back; waits for a batch already running.
+    /// Compacts the raw zone (its files roll every 5 s: see [`crate::pipeline::compact`]), runs
+    /// the batch over the whole of it into the serving store and reads the row counts back; waits
+    /// for a batch already running. A compaction that fails leaves the files as they were: the
+    /// batch runs anyway.
     pub async fn run_batch(&self) -> Result<BatchRun, EmbeddedLabError> {
         let _one = self.batch.lock().await;
+        if let AnyRawZone::Local(zone) = &self.zone
+            && let Err(e) = crate::pipeline::compact::compact(zone).await
+        {
+            tracing::warn!(error = %e, "raw-zone compaction failed; the batch reads the files as they are");
+        }
         let report = run_batch(&self.zone, None, &self.serving).await?;
         let rows = read_back_rows(&self.serving).await?;
         Ok(BatchRun { report, rows })

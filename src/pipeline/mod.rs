@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod clean;
+pub mod compact;
 pub mod embedded;
 pub mod group;
 pub mod kafka;

@@ -113,6 +113,13 @@ impl EncodeError {
 /// its strings) made faulting in fresh pages the largest part of the consumer's CPU.
 pub(super) const ROWS_PER_SLICE: usize = 16 * 1024;
 
+/// How every raw-zone file is written (the consumer's, the compaction's).
+pub(super) fn writer_properties() -> Result<WriterProperties, datafusion::parquet::errors::ParquetError> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .build())
+}
+
 /// Decodes clean JSON records of `entity` (`offsets` theirs) and encodes them, with their
 /// partition and offsets, as one raw-zone Parquet file, `slice_rows` records at a time.
 pub(super) fn encode(
@@ -129,9 +136,7 @@ pub(super) fn encode(
         .with_batch_size(slice_rows)
         .build_decoder()
         .map_err(|e| parquet(&e))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| parquet(&e))?))
-        .build();
+    let props = writer_properties().map_err(|e| parquet(&e))?;
     // Zstd Parquet of clean reviews is about a third of their JSON.
     let mut out = Vec::with_capacity(lines.bytes() / 3);
     let mut writer = ArrowWriter::try_new(&mut out, raw_zone_schema(entity), Some(props)).map_err(|e| parquet(&e))?;

@@ -155,7 +155,9 @@ pub(super) async fn resume<Z: RawZone, C: ConsumerContext + 'static>(
 }
 
 /// Per (entity, partition): the highest offset in the raw zone of each epoch.
-async fn files_by_epoch<Z: RawZone>(zone: &Z) -> Result<HashMap<(Entity, i32), BTreeMap<Epoch, i64>>, PipelineError> {
+pub(super) async fn files_by_epoch<Z: RawZone>(
+    zone: &Z,
+) -> Result<HashMap<(Entity, i32), BTreeMap<Epoch, i64>>, PipelineError> {
     let mut out: HashMap<(Entity, i32), BTreeMap<Epoch, i64>> = HashMap::new();
     for entity in Entity::ALL {
         for path in zone.list_files(entity.name()).await? {

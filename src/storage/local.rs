@@ -30,7 +30,8 @@ impl LocalRawZone {
         }
     }
 
-    fn put_blocking(&self, rel_path: &str, data: &[u8]) -> Result<(), StorageError> {
+    /// [`RawZone::put_atomic`] for callers already off the async workers (the compaction).
+    pub(crate) fn put_blocking(&self, rel_path: &str, data: &[u8]) -> Result<(), StorageError> {
         let target = self.root.join(rel_path);
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| self.err("create directory", &dir, e))?;

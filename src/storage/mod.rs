@@ -196,14 +196,25 @@ impl PartFile {
     /// `<entity>/date=<date>/part-<p>-<first>-<last>-<epoch>.parquet`
     #[must_use]
     pub fn path(self, entity: Entity, date: &str) -> String {
+        format!("{}/date={date}/{}", entity.name(), self.file_name())
+    }
+
+    /// `part-<p>-<first>-<last>-<epoch>.parquet`
+    #[must_use]
+    pub fn file_name(self) -> String {
         format!(
-            "{}/date={date}/part-{}-{:020}-{:020}-{}.parquet",
-            entity.name(),
-            self.partition,
-            self.first_offset,
-            self.last_offset,
-            self.epoch
+            "part-{}-{:020}-{:020}-{}.parquet",
+            self.partition, self.first_offset, self.last_offset, self.epoch
         )
+    }
+
+    /// Whether every offset of `other` is one of this file's.
+    #[must_use]
+    pub fn contains(self, other: PartFile) -> bool {
+        self.partition == other.partition
+            && self.epoch == other.epoch
+            && self.first_offset <= other.first_offset
+            && other.last_offset <= self.last_offset
     }
 
     /// Parses the file name part of a raw-zone path; `None` for anything else (temp files, strays).
