@@ -110,6 +110,8 @@ pub struct EmbeddedInfo {
 pub struct BatchRun {
     pub report: BatchReport,
     pub rows: BTreeMap<String, u64>,
+    /// The compaction before it (`None`: it failed, and the batch read the files as they were).
+    pub compaction: Option<crate::pipeline::compact::CompactionReport>,
 }
 
 pub struct EmbeddedLab {
@@ -300,14 +302,23 @@ impl EmbeddedLab {
     /// batch runs anyway.
     pub async fn run_batch(&self) -> Result<BatchRun, EmbeddedLabError> {
         let _one = self.batch.lock().await;
-        if let AnyRawZone::Local(zone) = &self.zone
-            && let Err(e) = crate::pipeline::compact::compact(zone).await
-        {
-            tracing::warn!(error = %e, "raw-zone compaction failed; the batch reads the files as they are");
-        }
+        let compaction = match &self.zone {
+            AnyRawZone::Local(zone) => match crate::pipeline::compact::compact(zone).await {
+                Ok(report) => Some(report),
+                Err(e) => {
+                    tracing::warn!(error = %e, "raw-zone compaction failed; the batch reads the files as they are");
+                    None
+                }
+            },
+            AnyRawZone::Hdfs(_) => None,
+        };
         let report = run_batch(&self.zone, None, &self.serving).await?;
         let rows = read_back_rows(&self.serving).await?;
-        Ok(BatchRun { report, rows })
+        Ok(BatchRun {
+            report,
+            rows,
+            compaction,
+        })
     }
 }
 

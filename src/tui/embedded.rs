@@ -57,6 +57,8 @@ pub struct BatchTotals {
     pub input_files: usize,
     pub rows_in: u64,
     pub tables: BTreeMap<String, u64>,
+    /// Small raw-zone files merged before the batch, and the files they became.
+    pub merged: (usize, usize),
 }
 
 /// The monitor's embedded lab: none until started; its events go to `tx` as `M`.
@@ -198,6 +200,7 @@ async fn run_batch<M: From<EmbeddedEvent>>(lab: &EmbeddedLab, trigger: BatchTrig
             input_files: run.report.input_files,
             rows_in: run.report.rows_in,
             tables: run.rows,
+            merged: run.compaction.map_or((0, 0), |c| (c.merged, c.into)),
         })
         .map_err(|e| {
             tracing::warn!(error = %e, "embedded batch failed");

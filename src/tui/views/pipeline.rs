@@ -345,7 +345,16 @@ fn batch_layer_hops(app: &App, p: &str) -> Vec<Hop> {
             place: "→ local directory".into(),
             state: crate::tui::theme::health_label(hh).to_lowercase(),
             health: hh,
-            figures: zone.map_or_else(String::new, |z| zone_figures(z.entities.len(), z.files(), z.bytes())),
+            figures: zone.map_or_else(String::new, |z| {
+                let mut figures = zone_figures(z.entities.len(), z.files(), z.bytes());
+                // The small-files problem, and its answer, in view: what the last batch merged.
+                if let Some(Ok(run)) = embedded.batches.front().map(|r| &r.result)
+                    && run.merged.0 > 0
+                {
+                    figures.push_str(&format!("  merged {} → {} files", run.merged.0, run.merged.1));
+                }
+                figures
+            }),
         });
         let (state, health) = match embedded.batches.front() {
             _ if embedded.batch_running => ("running", Health::Up),

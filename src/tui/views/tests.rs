@@ -851,6 +851,7 @@ mod embedded_lab {
                         input_files: 15,
                         rows_in: 2_175,
                         tables: tables(150),
+                        merged: (96, 12),
                     }),
                 },
                 BatchRunView {
@@ -914,6 +915,11 @@ mod embedded_lab {
                 "serving rows",
             ],
         );
+        // What the last batch's compaction merged, where the figures column has room for it.
+        for (w, h) in [(120, 40), (200, 60)] {
+            let s = screen(&a, w, h);
+            assert!(s.contains("15 files  1.23 MiB  merged 96 → 12 files"), "{w}x{h}:\n{s}");
+        }
         for (w, h) in SIZES {
             let s = screen(&a, w, h);
             // Below the tabs, which name every view.
@@ -998,6 +1004,7 @@ mod embedded_lab {
                     input_files: 20,
                     rows_in: 3_000,
                     tables: BTreeMap::from([("business_summary".to_string(), 7_777)]),
+                    merged: (0, 0),
                 }),
             }),
         ));
