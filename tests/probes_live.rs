@@ -374,6 +374,8 @@ async fn lab_status_json_covers_every_service_and_exits_zero_when_all_are_up() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("required service(s) down: spark"), "{stderr}");
+    // What to do, including for a newcomer without Docker.
+    assert!(stderr.contains("`lab up`") && stderr.contains("`lab demo`"), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("spark       down"), "{stdout}");
 }

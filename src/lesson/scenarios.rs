@@ -173,7 +173,7 @@ async fn consumer_lag(ctx: &LessonContext, log: &mut SignalLog) -> Result<bool, 
     // transform's first output the clean topics are empty and the lag is trivially 0.
     until!(name, "the consumer catching up", patience(), POLL, {
         let (t, c) = (transform.counters.snapshot(), consumer.counters.snapshot());
-        let cleaned = t.output.saturating_sub(t.dlq);
+        let cleaned = t.output;
         if t.input < sent || cleaned == 0 || c.output < cleaned {
             return Err(format!(
                 "transform read {} of {sent}, consumer landed {} of {cleaned}",
@@ -372,9 +372,10 @@ async fn poison_messages(ctx: &LessonContext, log: &mut SignalLog) -> Result<boo
     producer.finish(lesson).await?;
     let counters = transform.counters.clone();
     let sent = (good + poison) as u64;
-    // `output` counts every delivery, clean or dead letter.
+    // Handled: delivered clean (`output`) or dead-lettered (`dlq`).
     until!(name, "the transform handling every record", patience(), POLL, {
-        let done = counters.snapshot().output;
+        let now = counters.snapshot();
+        let done = now.output + now.dlq;
         if done >= sent {
             Ok(())
         } else {
@@ -382,7 +383,7 @@ async fn poison_messages(ctx: &LessonContext, log: &mut SignalLog) -> Result<boo
         }
     })?;
     let handled = counters.snapshot();
-    let clean = handled.output - handled.dlq;
+    let clean = handled.output;
     log.saw(
         "good records flow past the poison",
         format!("{clean} of {good} good reviews cleaned"),

@@ -160,13 +160,14 @@ pub fn plan(files: &[ZoneFile]) -> Plan {
 pub async fn compact(zone: &LocalRawZone) -> Result<CompactionReport, CompactError> {
     let started = Instant::now();
     let paths = zone.list_files("").await?;
+    let root = zone.describe();
     let zone = zone.clone();
     let mut report = tokio::task::spawn_blocking(move || compact_listed(&zone, &paths))
         .await
         .map_err(|e| CompactError::File {
-            root: String::new(),
+            path: root.clone(),
+            root,
             action: "compact",
-            path: String::new(),
             detail: e.to_string(),
         })??;
     report.elapsed_ms = started.elapsed().as_millis();

@@ -10,7 +10,11 @@ use indicatif::HumanBytes;
 pub enum StatusError {
     #[error(transparent)]
     Probe(#[from] ProbeError),
-    #[error("required service(s) down: {}\nstart them (`lab up`), or choose which must be up with --require", names(.0))]
+    #[error(
+        "required service(s) down: {}\nstart them (`lab up`), or choose which must be up with --require; without \
+         Docker, `lab demo` runs the whole lab in one process",
+        names(.0)
+    )]
     RequiredDown(Vec<LabService>),
     #[error("{}\nstart or scale the stage that reads the group, or raise the threshold in lab.toml [alerts]", .0.join("\n"))]
     LagAlerts(Vec<String>),
