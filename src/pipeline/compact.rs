@@ -312,17 +312,13 @@ mod tests {
 
     #[test]
     fn neighbouring_small_files_of_a_partition_merge_into_their_whole_range() {
-        let plan = plan(&ten(1_000));
-        assert_eq!(plan.merges.len(), 1);
-        assert_eq!(plan.merges[0].inputs.len(), 10);
-        assert_eq!(plan.merges[0].output, file(0, 0, 99, 0).path);
-        assert!(plan.leftovers.is_empty());
+        let merged = plan(&ten(1_000));
+        assert_eq!(merged.merges.len(), 1);
+        assert_eq!(merged.merges[0].inputs.len(), 10);
+        assert_eq!(merged.merges[0].output, file(0, 0, 99, 0).path);
+        assert!(merged.leftovers.is_empty());
         // Fewer than MIN_MERGE_FILES: left for a later batch.
-        assert_eq!(plan_of(&ten(1_000)[..MIN_MERGE_FILES - 1]), Plan::default());
-    }
-
-    fn plan_of(files: &[ZoneFile]) -> Plan {
-        plan(files)
+        assert_eq!(plan(&ten(1_000)[..MIN_MERGE_FILES - 1]), Plan::default());
     }
 
     #[test]
@@ -384,14 +380,14 @@ mod tests {
     fn inputs_left_beside_their_merge_are_leftovers_and_a_tangle_is_left_alone() {
         let mut files = ten(1_000);
         files.push(file(0, 0, 99, 50_000));
-        let plan = plan(&files);
-        assert_eq!(plan.merges, vec![]);
-        assert_eq!(plan.leftovers.len(), 10);
+        let cleanup = plan(&files);
+        assert_eq!(cleanup.merges, vec![]);
+        assert_eq!(cleanup.leftovers.len(), 10);
         // Offsets 95..99 in two files that do not hold each other: no consumer writes that.
         let mut files = ten(1_000);
         files.push(file(0, 0, 99, 50_000));
         files.push(file(0, 95, 104, 1));
-        assert_eq!(super::plan(&files), Plan::default());
+        assert_eq!(plan(&files), Plan::default());
     }
 
     /// The sample's records, cleaned by the real transform, in files of 20 records over three
