@@ -266,6 +266,64 @@ fn a_shift_of_a_partition_never_committed_says_what_to_use_instead() {
     );
 }
 
+/// A mistyped group name must not read as an empty group: the output names the groups the broker
+/// knows. And a time reset of a group with nothing to move is a plan of nothing, not a broker
+/// error (librdkafka refuses a time lookup of no partitions).
+#[test]
+fn a_group_the_broker_does_not_know_is_named_with_the_groups_it_does_know() {
+    let brokers = brokers();
+    let topic = format!("{}.known", unique_prefix("kafkatools"));
+    let group = format!("{topic}-group");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(bigdata_lab::pipeline::kafka::ensure_topics(
+        &brokers,
+        std::slice::from_ref(&topic),
+        1,
+        PATIENCE,
+    ))
+    .unwrap();
+    // The group exists on the broker: it joined and committed.
+    let member: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    member.subscribe(&[topic.as_str()]).unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while member.assignment().unwrap().count() == 0 {
+        assert!(std::time::Instant::now() < deadline, "never assigned {topic}");
+        member.poll(Duration::from_millis(100));
+    }
+    let mut at = TopicPartitionList::new();
+    at.add_partition_offset(&topic, 0, Offset::Offset(0)).unwrap();
+    member.commit(&at, CommitMode::Sync).unwrap();
+    member.unsubscribe();
+    drop(member);
+
+    let typo = format!("{group}s");
+    let out = lab_kafka(&["offsets", &typo]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&format!("knows no consumer group named {typo}")),
+        "{said}"
+    );
+    let known = said.lines().find(|l| l.contains("its groups:")).unwrap_or_default();
+    assert!(known.split(", ").any(|g| g.ends_with(&group)), "{said}");
+    let out = lab_kafka(&["offsets", &group]);
+    assert!(!text(&out).contains("knows no consumer group"), "{}", text(&out));
+
+    let out = lab_kafka(&["reset", &typo, "--to-datetime", "2026-01-01T00:00:00Z", "--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("no partitions to reset"), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("knows no consumer group named {typo}")),
+        "{}",
+        text(&out)
+    );
+}
+
 /// `lab kafka tail` against records whose partitions, offsets, times, keys, headers and values the
 /// test chose and the broker acknowledged: newest across partitions, from an offset, from a time,
 /// each filter, a bounded scan, and no record of an aborted transaction.

@@ -75,6 +75,10 @@ fn offsets_at<'a>(
         tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(at.timestamp_millis()))
             .map_err(failed)?;
     }
+    // librdkafka refuses an empty list as an invalid argument, which would read as a broker fault.
+    if tpl.count() == 0 {
+        return Ok(std::collections::BTreeMap::new());
+    }
     let found = client.offsets_for_times(tpl, REQUEST_TIMEOUT).map_err(failed)?;
     Ok(found
         .elements()

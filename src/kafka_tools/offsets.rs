@@ -174,7 +174,7 @@ fn describe(
         }
     };
     let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
-        return Ok(Some(("Dead".into(), Vec::new())));
+        return Ok(Some((DEAD.into(), Vec::new())));
     };
     let members = info
         .members()
@@ -182,6 +182,24 @@ fn describe(
         .map(|m| format!("{}@{}", m.client_id(), m.client_host()))
         .collect();
     Ok(Some((info.state().to_string(), members)))
+}
+
+/// The state a broker gives a group it does not know (Kafka's `GroupState.DEAD`).
+const DEAD: &str = "Dead";
+
+/// For a group the broker does not know and that committed nothing: which groups it does know,
+/// since a mistyped name otherwise reads as an empty group.
+fn unknown_group_note(client: &BaseConsumer, brokers: &str, group: &str) -> String {
+    let known: Vec<String> = client
+        .fetch_group_list(None, REQUEST_TIMEOUT)
+        .map(|list| list.groups().iter().map(|g| g.name().to_string()).collect())
+        .unwrap_or_default();
+    let known = if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    };
+    format!("the broker at {brokers} knows no consumer group named {group}; its groups: {known}")
 }
 
 /// A partition's (low, high) watermarks.
@@ -253,10 +271,14 @@ pub fn read_group(brokers: &str, group: &str) -> Result<GroupOffsets, KafkaToolE
             )),
         ),
     };
-    let partitions = committed(&client, brokers, group, None)?
+    let partitions: Vec<PartitionOffsets> = committed(&client, brokers, group, None)?
         .into_iter()
         .filter(|p| p.committed.is_some())
         .collect();
+    let note = match note {
+        None if state == DEAD && partitions.is_empty() => Some(unknown_group_note(&client, brokers, group)),
+        note => note,
+    };
     Ok(GroupOffsets {
         group: group.to_string(),
         state,
@@ -308,9 +330,10 @@ fn committed(
 /// Works out a reset against the broker's current offsets, changing nothing.
 pub fn plan_reset(brokers: &str, group: &str, to: &ResetTo, scope: &Scope) -> Result<ResetPlan, KafkaToolError> {
     let client = group_client(brokers, group)?;
-    let (members, note) = match describe(&client, brokers, group)? {
-        Some((_, members)) => (members, None),
+    let (state, members, note) = match describe(&client, brokers, group)? {
+        Some((state, members)) => (Some(state), members, None),
         None => (
+            None,
             Vec::new(),
             Some(format!(
                 "the broker at {brokers} cannot list consumer groups, so who is connected is not known: applying \
@@ -332,6 +355,12 @@ pub fn plan_reset(brokers: &str, group: &str, to: &ResetTo, scope: &Scope) -> Re
     {
         return Err(KafkaToolError::Input(format!("{topic} has no partition {partition}")));
     }
+    let note = match note {
+        None if state.as_deref() == Some(DEAD) && chosen.is_empty() => {
+            Some(unknown_group_note(&client, brokers, group))
+        }
+        note => note,
+    };
     let by_time = match to {
         ResetTo::Datetime(t) => super::offsets_at(
             &client,
