@@ -72,7 +72,7 @@ pub enum Command {
     /// Fault lessons for teaching: break one thing on purpose, watch the signal, repair it.
     #[command(subcommand)]
     Lesson(LessonCommand),
-    /// Act on the broker's data: a consumer group's offsets, and resetting them.
+    /// Act on the broker's data: a topic's records (tail), a consumer group's offsets, and resetting them.
     #[command(subcommand)]
     Kafka(bigdata_lab::kafka_tools::commands::KafkaCommand),
     /// The dead-letter topic: reasons, examples, and replaying one reason after a fix.
@@ -84,6 +84,7 @@ pub enum Command {
 pub enum LessonCommand {
     /// Every lesson: what it breaks, what to watch, how it is repaired.
     List {
+        /// Print the lessons as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -175,7 +176,9 @@ pub enum DatasetCommand {
     },
     /// Count records, date range and malformed lines of a dataset.
     Inspect {
+        /// A dataset directory (yelp_academic_dataset_*.json files) or one such file.
         path: PathBuf,
+        /// Print the counts as JSON.
         #[arg(long)]
         json: bool,
     },

@@ -161,19 +161,25 @@ pub struct RawZoneSection {
 #[derive(Debug, Default, Clone, clap::Args)]
 pub struct Overrides {
     /// Where the lab keeps logs, the raw zone and generated data.
-    #[arg(long, global = true, env = "LAB_STATE_DIR")]
+    #[arg(long, global = true, env = "LAB_STATE_DIR", help_heading = "Lab options")]
     pub state_dir: Option<PathBuf>,
     /// Kafka bootstrap servers.
-    #[arg(long, global = true, env = "LAB_KAFKA_BROKERS")]
+    #[arg(long, global = true, env = "LAB_KAFKA_BROKERS", help_heading = "Lab options")]
     pub brokers: Option<String>,
     /// Prefix of every topic name (`<prefix>.review`, `<prefix>.review.clean`, `<prefix>.dlq`).
-    #[arg(long, global = true, env = "LAB_TOPIC_PREFIX")]
+    #[arg(long, global = true, env = "LAB_TOPIC_PREFIX", help_heading = "Lab options")]
     pub topic_prefix: Option<String>,
     /// PostgreSQL connection string for the serving tables.
-    #[arg(long = "pg", global = true, env = "LAB_PG_URL", hide_env_values = true)]
+    #[arg(
+        long = "pg",
+        global = true,
+        env = "LAB_PG_URL",
+        hide_env_values = true,
+        help_heading = "Lab options"
+    )]
     pub pg_url: Option<String>,
     /// Raw zone: a directory or hdfs://HOST:PORT/DIR (default: <state-dir>/raw, or HDFS after `lab up`).
-    #[arg(long, global = true, env = "LAB_RAW_ZONE")]
+    #[arg(long, global = true, env = "LAB_RAW_ZONE", help_heading = "Lab options")]
     pub raw_zone: Option<PathBuf>,
     /// HDFS NameNode RPC URL.
     #[arg(long = "hdfs", global = true, env = "LAB_HDFS_URL", help_heading = "Endpoints")]

@@ -13,7 +13,9 @@ use super::tail::{self, Filter, Start, Tail, TailRequest};
 pub enum KafkaCommand {
     /// A consumer group's committed offsets, watermarks and lag per partition, and who is connected.
     Offsets {
+        /// The consumer group (`lab status` counts them; the lab's are lab-transform-PREFIX and lab-consumer-PREFIX).
         group: String,
+        /// Print the offsets as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -29,6 +31,7 @@ pub enum KafkaCommand {
 
 #[derive(Args)]
 pub struct TailArgs {
+    /// The topic (the lab's: PREFIX.review, PREFIX.review.clean, PREFIX.dlq, …).
     pub topic: String,
     /// Records shown at most.
     #[arg(short = 'n', long, default_value_t = 20)]
@@ -45,7 +48,7 @@ pub struct TailArgs {
     /// Only records with this key.
     #[arg(long)]
     pub key: Option<String>,
-    /// Only records with this header (`--header lab.reason.code=bad_json` in the DLQ).
+    /// Only records with this header (`--header lab.reason.code=invalid_json` in the DLQ).
     #[arg(long, value_name = "NAME=VALUE")]
     pub header: Option<String>,
     /// Only records whose JSON value has this top-level field (`--grep stars=1`).
@@ -55,6 +58,7 @@ pub struct TailArgs {
     /// markers and aborted records take offsets too.
     #[arg(long, default_value_t = 10_000)]
     pub scan: i64,
+    /// Print the records as JSON lines.
     #[arg(long)]
     pub json: bool,
 }
@@ -90,20 +94,25 @@ impl TailArgs {
 pub enum DlqCommand {
     /// Dead letters grouped by reason: count, first and last seen, an example with its origin.
     List {
+        /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
     },
     /// The newest dead letters of one reason code, with their original bytes and headers.
     Show {
+        /// The reason code (`lab dlq list` shows them: invalid_json, bad_date, …).
         reason: String,
+        /// Dead letters shown at most.
         #[arg(short = 'n', long, default_value_t = 10)]
         limit: usize,
+        /// Print the dead letters as JSON.
         #[arg(long)]
         json: bool,
     },
     /// After a fix, send the dead letters of one reason back to their source topics, once (a
     /// second replay sends only dead letters that arrived since). Asks y/n.
     Replay {
+        /// The reason code whose dead letters go back (`lab dlq list` shows them).
         reason: String,
         /// Count what would be sent, send nothing.
         #[arg(long)]
@@ -111,6 +120,7 @@ pub enum DlqCommand {
         /// Replay without asking (scripts; without a terminal a replay needs it).
         #[arg(long)]
         yes: bool,
+        /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -119,6 +129,7 @@ pub enum DlqCommand {
 #[derive(Args)]
 #[command(group = clap::ArgGroup::new("to").required(true).multiple(false))]
 pub struct ResetArgs {
+    /// The consumer group to move (`lab kafka offsets GROUP` shows where it is).
     pub group: String,
     /// The first record still held.
     #[arg(long, group = "to")]
@@ -414,6 +425,20 @@ pub fn render_plan(plan: &ResetPlan) -> String {
     out
 }
 
+/// Text from a record (its value, key, headers, a reason quoting it) made safe for a terminal:
+/// control characters, escape sequences above all, are written out as `\u{1b}` instead of being
+/// sent to the terminal, where a hostile record could recolour, retitle or clear it. Newlines and
+/// tabs stay when `multiline`.
+fn printable(text: &str, multiline: bool) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' if multiline => c.to_string(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 fn render_tail(t: &Tail) -> String {
     let mut out = String::new();
     for r in &t.records {
@@ -423,12 +448,16 @@ fn render_tail(t: &Tail) -> String {
             r.partition,
             r.offset,
             r.timestamp.as_deref().unwrap_or("-"),
-            r.key.as_deref().unwrap_or("-")
+            r.key.as_deref().map_or("-".into(), |k| printable(k, false))
         ));
         for (name, value) in &r.headers {
-            out.push_str(&format!("  {name}: {value}\n"));
+            out.push_str(&format!("  {}: {}\n", printable(name, false), printable(value, false)));
         }
-        let value = serde_json::to_string_pretty(&r.value).unwrap_or_default();
+        // A value that is not JSON is shown as the text it is, not as a quoted JSON string.
+        let value = match &r.value {
+            serde_json::Value::String(text) => printable(text, true),
+            json => serde_json::to_string_pretty(json).unwrap_or_default(),
+        };
         for line in value.lines() {
             out.push_str(&format!("  {line}\n"));
         }
@@ -460,19 +489,19 @@ fn render_summary(s: &Summary) -> String {
         ));
         let h = &r.example.headers;
         let get = |name: &str| h.get(name).map_or("-", String::as_str);
-        out.push_str(&format!("  e.g. {}\n", get("lab.reason")));
+        out.push_str(&format!("  e.g. {}\n", printable(get("lab.reason"), false)));
         out.push_str(&format!(
             "  from {}[{}]@{}  {}\n",
-            get("lab.source.topic"),
+            printable(get("lab.source.topic"), false),
             get("lab.source.partition"),
             get("lab.source.offset"),
-            get("lab.source")
+            printable(get("lab.source"), false)
         ));
         let value = match &r.example.value {
             serde_json::Value::String(text) => text.clone(),
             other => other.to_string(),
         };
-        let excerpt: String = value.chars().take(160).collect();
+        let excerpt = printable(&value.chars().take(160).collect::<String>(), false);
         out.push_str(&format!("  {excerpt}\n"));
     }
     if !s.reasons.is_empty() {
@@ -504,4 +533,60 @@ pub fn render_replay(r: &Replay) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka_tools::dlq::Reason;
+    use crate::kafka_tools::tail::ShownRecord;
+    use std::collections::BTreeMap;
+
+    /// A dead letter as a hostile producer could make it: escape sequences (recolour, retitle the
+    /// window, clear the screen, ring the bell) in its bytes, its key and the reason quoting it.
+    fn hostile() -> ShownRecord {
+        let evil = "x\u{1b}[2J\u{1b}]0;pwned\u{7}y";
+        ShownRecord {
+            partition: 0,
+            offset: 7,
+            timestamp: None,
+            timestamp_ms: 0,
+            key: Some(evil.into()),
+            headers: BTreeMap::from([
+                ("lab.reason".into(), format!("bad_date: date \"{evil}\" is not a date")),
+                ("lab.source".into(), format!("/data/{evil}.json:3")),
+            ]),
+            value: serde_json::Value::String(format!("{{\"date\":\"{evil}\",\n\t\"stars\":")),
+        }
+    }
+
+    #[test]
+    fn records_reach_the_terminal_with_their_control_characters_written_out() {
+        let tail = Tail {
+            topic: "t".into(),
+            scanned: 1,
+            matched: 1,
+            ranges: BTreeMap::from([(0, (7, 8))]),
+            records: vec![hostile()],
+        };
+        let summary = Summary {
+            topic: "t.dlq".into(),
+            dead_letters: 1,
+            reasons: vec![Reason {
+                code: "bad_date".into(),
+                count: 1,
+                first_seen: None,
+                last_seen: None,
+                example: hostile(),
+            }],
+        };
+        for shown in [render_tail(&tail), render_summary(&summary)] {
+            assert!(!shown.contains(['\u{1b}', '\u{7}']), "{shown:?}");
+            assert!(shown.contains(r"x\u{1b}[2J\u{1b}]0;pwned\u{7}y"), "{shown}");
+        }
+        // A value that is not JSON reads as its text: quotes as they are, its own line breaks.
+        let shown = render_tail(&tail);
+        assert!(shown.contains("  {\"date\":\"x\\u{1b}[2J"), "{shown}");
+        assert!(shown.contains("\n  \t\"stars\":"), "{shown}");
+    }
 }

@@ -32,7 +32,7 @@ pub enum Start {
 pub struct Filter {
     /// The key, exactly.
     pub key: Option<String>,
-    /// A header's name and value, exactly (`lab.reason.code=bad_json` in the DLQ).
+    /// A header's name and value, exactly (`lab.reason.code=invalid_json` in the DLQ).
     pub header: Option<(String, String)>,
     /// A top-level JSON field and its value as text (`stars=1`, `business_id=…`).
     pub field: Option<(String, String)>,

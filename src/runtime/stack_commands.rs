@@ -76,6 +76,7 @@ pub struct PsArgs {
 pub struct LogsArgs {
     #[command(flatten)]
     pub stack: StackArg,
+    /// The service's name in the stack (`lab ps` lists them: kafka, namenode, postgres, …).
     pub service: String,
     /// Keep printing new lines until Ctrl-C or the container stops.
     #[arg(short, long)]
@@ -102,6 +103,7 @@ fn since_arg(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 pub struct ServiceArgs {
     #[command(flatten)]
     pub stack: StackArg,
+    /// The service's name in the stack (`lab ps` lists them: kafka, namenode, postgres, …).
     pub service: String,
 }
 
