@@ -40,6 +40,26 @@ impl KafkaSnapshot {
     pub fn total_lag(&self) -> i64 {
         self.groups.iter().map(|g| g.total_lag).sum()
     }
+
+    /// `dlq_messages` are still offsets, transaction markers included: the census has not
+    /// counted the DLQ yet (a one-shot `lab status` never waits for it; the monitor's first
+    /// seconds), so the number shown is more than `lab dlq list` counts and must say so.
+    #[must_use]
+    pub fn dlq_uncounted(&self) -> bool {
+        self.topics
+            .iter()
+            .any(|t| t.name == self.dlq_topic && t.not_records.is_none() && t.messages > 0)
+    }
+
+    /// The DLQ's size as shown: `18`, or `21 offsets` before the census has counted it.
+    #[must_use]
+    pub fn dlq_shown(&self, count: impl Fn(i64) -> String) -> String {
+        if self.dlq_uncounted() {
+            format!("{} offsets", count(self.dlq_messages))
+        } else {
+            count(self.dlq_messages)
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -124,19 +124,12 @@ pub fn summary(snapshot: &LabSnapshot, service: LabService) -> String {
     match service {
         LabService::Kafka => snapshot.kafka.as_ref().and_then(|p| p.detail.as_ref()).map(|k| {
             let lag = k.total_lag();
-            // A one-shot `lab status` does not wait for the marker census, so its DLQ count is
-            // offsets, transaction markers included: said so, as `lab dlq list` counts fewer.
-            let uncounted = k
-                .topics
-                .iter()
-                .any(|t| t.name == k.dlq_topic && t.not_records.is_none() && t.messages > 0);
             let mut line = format!(
-                "{} broker(s), {} topic(s), {} group(s), lag {lag}, DLQ {}{}",
+                "{} broker(s), {} topic(s), {} group(s), lag {lag}, DLQ {}",
                 k.brokers.len(),
                 k.topics.len(),
                 k.groups.len(),
-                k.dlq_messages,
-                if uncounted { " offsets" } else { "" }
+                k.dlq_shown(|n| n.to_string()),
             );
             // Loud when a transform runs without transactions: duplicates are possible downstream.
             for g in &k.groups {

@@ -109,7 +109,10 @@ impl Trends {
                     self.kafka_out.push(at, rounded(r));
                 }
                 self.lag.push(at, non_negative(k.total_lag()));
-                self.dlq.push(at, non_negative(k.dlq_messages));
+                // Offsets before the census counts the DLQ: a later, smaller count is no shrink.
+                if !k.dlq_uncounted() {
+                    self.dlq.push(at, non_negative(k.dlq_messages));
+                }
             }
             ServiceSnapshot::Hdfs(p) => {
                 if let Some(h) = &p.detail {

@@ -106,7 +106,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             "brokers {}   DLQ {} holds {}",
             brokers.join(", "),
             k.dlq_topic,
-            count(k.dlq_messages)
+            k.dlq_shown(count)
         ))
         .render(head, buf);
     }
@@ -189,7 +189,7 @@ fn render_cluster(app: &App, k: &KafkaSnapshot, area: Rect, buf: &mut Buffer) {
     Line::from(vec![
         ratatui::text::Span::raw(format!("brokers {}  ", k.brokers.len())),
         ratatui::text::Span::styled(health, style),
-        ratatui::text::Span::raw(format!("   DLQ {} holds {}", k.dlq_topic, count(k.dlq_messages))),
+        ratatui::text::Span::raw(format!("   DLQ {} holds {}", k.dlq_topic, k.dlq_shown(count))),
     ])
     .render(summary, buf);
     let mut rows: Vec<Row> = c

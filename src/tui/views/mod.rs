@@ -393,11 +393,21 @@ pub(crate) mod test_support {
     use crate::tui::app::{App, Clock, View};
     use crate::tui::theme::Theme;
 
-    /// `lab status --json` captured from real services with the pipeline's data flowing.
+    /// `lab status --json` captured from real services with the pipeline's data flowing, as the
+    /// monitor has it once its census has counted the DLQ (no transaction markers there): a
+    /// one-shot `lab status` never waits for that count, so its capture says offsets.
     pub fn live_lab() -> LabSnapshot {
         let v: serde_json::Value =
             serde_json::from_str(include_str!("../../../tests/fixtures/probes/lab_status_up.json")).unwrap();
-        serde_json::from_value(v["services"].clone()).unwrap()
+        let mut lab: LabSnapshot = serde_json::from_value(v["services"].clone()).unwrap();
+        if let Some(k) = lab.kafka.as_mut().and_then(|p| p.detail.as_mut()) {
+            let dlq = k.dlq_topic.clone();
+            for t in k.topics.iter_mut().filter(|t| t.name == dlq) {
+                t.not_records = Some(0);
+                t.census_complete = true;
+            }
+        }
+        lab
     }
 
     /// The same with every service stopped.

@@ -327,10 +327,7 @@ fn kafka(app: &App, width: u16) -> Tile {
     } else {
         Style::new()
     };
-    figures.push(Line::styled(
-        format!("DLQ {}{growth}", count(k.dlq_messages)),
-        dlq_style,
-    ));
+    figures.push(Line::styled(format!("DLQ {}{growth}", k.dlq_shown(count)), dlq_style));
     // A cluster in trouble says so first, at any terminal size (the Kafka view has the details).
     let c = &k.cluster;
     if !c.healthy() {

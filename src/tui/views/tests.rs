@@ -1625,6 +1625,46 @@ mod overview {
         assert!(s.contains("DLQ 19  +15 in 1m00s"), "{s}");
     }
 
+    /// Before the census has counted the DLQ, its size is offsets (markers included), more than
+    /// the dead letters counted a moment later: said so, and no growth is read across the two.
+    #[test]
+    fn a_dlq_not_counted_yet_says_offsets_and_its_count_is_no_shrink() {
+        let lab_with_dlq = |offsets: i64, counted: Option<i64>| {
+            let mut lab = live_lab();
+            let k = lab.kafka.as_mut().and_then(|p| p.detail.as_mut()).unwrap();
+            let dlq = k.topics.iter_mut().find(|t| t.name == "yelp.dlq").unwrap();
+            dlq.messages = offsets;
+            dlq.not_records = counted;
+            dlq.census_complete = counted.is_some();
+            k.dlq_messages = offsets - counted.unwrap_or(0);
+            lab
+        };
+        let mut a = app(lab_with_dlq(21, None), View::Overview);
+        let probe = |a: &mut App, lab: LabSnapshot| {
+            a.update(Msg::Probe(Box::new(ServiceSnapshot::Kafka(lab.kafka.unwrap()))));
+        };
+        let start = a.now.utc;
+        probe(&mut a, lab_with_dlq(21, None));
+        for (w, h) in THREE_SIZES {
+            assert!(screen(&a, w, h).contains("DLQ 21 offsets"), "{}", screen(&a, w, h));
+        }
+        a.view = View::Kafka;
+        assert!(
+            screen(&a, 200, 60).contains("DLQ yelp.dlq holds 21 offsets"),
+            "{}",
+            screen(&a, 200, 60)
+        );
+        // Counted: 3 of the 21 offsets are markers. Then one more dead letter.
+        a.view = View::Overview;
+        for (n, (offsets, markers)) in [(21, 3), (22, 3)].into_iter().enumerate() {
+            a.now.utc = start + Duration::seconds(2 * (n as i64 + 1));
+            probe(&mut a, lab_with_dlq(offsets, Some(markers)));
+        }
+        let s = screen(&a, 200, 60);
+        assert!(s.contains("DLQ 19  +1 in 2.0s"), "{s}");
+        assert!(!s.contains("offsets"), "{s}");
+    }
+
     #[test]
     fn the_airflow_strip_colours_each_run_by_state_oldest_first_and_says_the_next_run() {
         let a = overview_app();
