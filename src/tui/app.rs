@@ -172,6 +172,10 @@ pub struct App {
     /// Where the last frame drew its selectable lists, so a click can select a row. Written by
     /// the views while drawing (the only state they touch), read by `update`.
     pub hits: std::cell::RefCell<Vec<ListHit>>,
+    /// The help overlay's first line shown, and (written by the overlay while drawing, like
+    /// `hits`) how far it can scroll at this terminal's size.
+    pub help_scroll: usize,
+    pub help_scroll_max: std::cell::Cell<usize>,
 }
 
 /// A list on screen: its pane in the view, the rectangle of its rows, the first row shown.
@@ -218,6 +222,8 @@ impl App {
             dirty: true,
             width: 80,
             hits: std::cell::RefCell::new(Vec::new()),
+            help_scroll: 0,
+            help_scroll_max: std::cell::Cell::new(0),
         }
     }
 
@@ -526,6 +532,22 @@ impl App {
         }
         match self.mode.clone() {
             Mode::Help => {
+                // The help is longer than a small terminal: the movement keys scroll it, any
+                // other key closes it.
+                let step: Option<i64> = match self.keymap.action(self.view, key.code) {
+                    Some(Action::Down) => Some(1),
+                    Some(Action::Up) => Some(-1),
+                    Some(Action::PageDown) => Some(10),
+                    Some(Action::PageUp) => Some(-10),
+                    Some(Action::First) => Some(i64::MIN / 2),
+                    Some(Action::Last) => Some(i64::MAX / 2),
+                    _ => None,
+                };
+                if let Some(step) = step {
+                    let max = self.help_scroll_max.get() as i64;
+                    self.help_scroll = (self.help_scroll as i64).saturating_add(step).clamp(0, max) as usize;
+                    return Vec::new();
+                }
                 self.mode = Mode::Normal;
                 if key.code == KeyCode::Char('q') {
                     self.quit = true;
@@ -643,7 +665,10 @@ impl App {
                 self.mode = Mode::Command;
                 self.input.clear();
             }
-            Action::Help => self.mode = Mode::Help,
+            Action::Help => {
+                self.help_scroll = 0;
+                self.mode = Mode::Help;
+            }
             Action::Quit => self.quit = true,
             Action::RunEmbedded => {
                 if self.doctor.as_ref().is_some_and(|d| !d.engine_reachable()) {

@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 
 use super::centered;
 use crate::tui::app::App;
-use crate::tui::keys::COMMANDS;
+use crate::tui::keys::{Action, COMMANDS};
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
@@ -24,37 +24,51 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         commands.push(Line::styled(*c, t.accent()));
         commands.push(Line::from(format!("    {what}")));
     }
-    // Side by side when there is room; every line wraps within its column, never cut.
+    // Side by side when there is room; every line wraps within its column, never cut, and what
+    // does not fit the terminal's height scrolls (j/k, PgDn/PgUp, g/G).
     let wide = area.width >= 100;
     let width = if wide { area.width.min(160) } else { area.width.min(76) };
     let inner_width = width.saturating_sub(2);
     let column = if wide { inner_width / 2 } else { inner_width };
-    let rows = |lines: &[Line]| -> usize {
-        lines
-            .iter()
-            .map(|l| l.width().div_ceil(usize::from(column.max(1))).max(1))
-            .sum()
-    };
-    let lines = if wide {
-        rows(&keys).max(rows(&commands))
-    } else {
-        rows(&keys) + rows(&commands)
-    };
-    let h = (lines as u16 + 2).min(area.height);
-    let popup = centered(area, width, h);
-    Clear.render(popup, buf);
-    let block = Block::bordered()
-        .title(" Help — any key closes ")
-        .border_style(t.accent());
-    let inner = block.inner(popup);
-    block.render(popup, buf);
     let wrap = Wrap { trim: false };
-    if wide {
-        let [left, right] = Layout::horizontal([Constraint::Length(column), Constraint::Fill(1)]).areas(inner);
-        Paragraph::new(keys).wrap(wrap).render(left, buf);
-        Paragraph::new(commands).wrap(wrap).render(right, buf);
+    let paragraphs = if wide {
+        vec![Paragraph::new(keys).wrap(wrap), Paragraph::new(commands).wrap(wrap)]
     } else {
         keys.extend(commands);
-        Paragraph::new(keys).wrap(wrap).render(inner, buf);
+        vec![Paragraph::new(keys).wrap(wrap)]
+    };
+    let lines = paragraphs.iter().map(|p| p.line_count(column)).max().unwrap_or(0);
+    let h = (lines as u16).saturating_add(2).min(area.height);
+    let shown = usize::from(h.saturating_sub(2));
+    let max = lines.saturating_sub(shown);
+    app.help_scroll_max.set(max);
+    let scroll = app.help_scroll.min(max);
+    let title = if max == 0 {
+        " Help — any key closes ".to_string()
+    } else {
+        format!(
+            " Help {}–{} of {lines} — {} {} {} scroll, other keys close ",
+            scroll + 1,
+            scroll + shown,
+            app.keymap.shown(Action::Down),
+            app.keymap.shown(Action::Up),
+            app.keymap.shown(Action::PageDown)
+        )
+    };
+    let popup = centered(area, width, h);
+    Clear.render(popup, buf);
+    let block = Block::bordered().title(title).border_style(t.accent());
+    let inner = block.inner(popup);
+    block.render(popup, buf);
+    let offset = (u16::try_from(scroll).unwrap_or(u16::MAX), 0);
+    let areas: Vec<Rect> = if wide {
+        Layout::horizontal([Constraint::Length(column), Constraint::Fill(1)])
+            .split(inner)
+            .to_vec()
+    } else {
+        vec![inner]
+    };
+    for (paragraph, area) in paragraphs.into_iter().zip(areas) {
+        paragraph.scroll(offset).render(area, buf);
     }
 }

@@ -311,8 +311,66 @@ fn help_overlay_lists_every_key() {
     for k in a.keymap.bindings() {
         assert!(s.contains(k.help), "help lacks {:?}:\n{s}", k.help);
     }
-    // At 80x24 it still opens (clipped), titled.
+    // At 80x24 it still opens, titled.
     assert!(screen(&a, 80, 24).contains("Help"));
+}
+
+/// On a terminal too small for the whole help, the movement keys scroll it to its last line (every
+/// key and every word of every command seen on the way) and any other key closes it.
+#[test]
+fn help_scrolls_on_a_small_terminal_to_every_line() {
+    use crate::tui::msg::Msg;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let press = |a: &mut App, code: KeyCode| a.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    for (w, h) in [(80, 24), (120, 40)] {
+        let mut a = app(live_lab(), View::Kafka);
+        press(&mut a, KeyCode::Char('?'));
+        let mut seen = screen(&a, w, h);
+        let first = seen.clone();
+        assert!(first.contains("Help 1–"), "{first}");
+        // The title reads "Help a–b of b" once the last line is on screen.
+        let at_end = |s: &str| {
+            s.lines().any(|l| {
+                l.split(" of ")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .is_some_and(|total| l.contains(&format!("–{total} of {total} ")))
+            })
+        };
+        let mut screens = 0;
+        while !at_end(&screen(&a, w, h)) {
+            press(&mut a, KeyCode::Char('j'));
+            seen.push_str(&screen(&a, w, h));
+            screens += 1;
+            assert!(screens < 200, "never reached the end at {w}x{h}:\n{}", screen(&a, w, h));
+        }
+        assert_eq!(a.mode, Mode::Help);
+        for k in a.keymap.bindings() {
+            for word in k.help.split_whitespace() {
+                assert!(
+                    seen.contains(word),
+                    "help at {w}x{h} never showed {word:?} of {:?}",
+                    k.help
+                );
+            }
+        }
+        for (command, what) in crate::tui::keys::COMMANDS {
+            for word in command.split_whitespace().chain(what.split_whitespace()) {
+                assert!(
+                    seen.contains(word),
+                    "help at {w}x{h} never showed {word:?} of {command}"
+                );
+            }
+        }
+        // Past the end it stays at the end; g goes back to the top; another key closes it.
+        let end = screen(&a, w, h);
+        press(&mut a, KeyCode::PageDown);
+        assert_eq!(screen(&a, w, h), end);
+        press(&mut a, KeyCode::Char('g'));
+        assert_eq!(screen(&a, w, h), first);
+        press(&mut a, KeyCode::Char('x'));
+        assert_eq!(a.mode, Mode::Normal);
+    }
 }
 
 /// Long command lines wrap within their column instead of being cut (at 120 columns the command
