@@ -109,9 +109,10 @@ impl Trends {
                     self.kafka_out.push(at, rounded(r));
                 }
                 self.lag.push(at, non_negative(k.total_lag()));
-                // Offsets before the census counts the DLQ: a later, smaller count is no shrink.
-                if !k.dlq_uncounted() {
-                    self.dlq.push(at, non_negative(k.dlq_messages));
+                // Only exact counts: offsets, or markers not counted out yet, would read as a
+                // shrink once the census has counted them.
+                if let crate::probes::kafka::DlqCount::Exact(n) = k.dlq_count() {
+                    self.dlq.push(at, non_negative(n));
                 }
             }
             ServiceSnapshot::Hdfs(p) => {

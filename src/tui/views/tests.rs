@@ -1712,6 +1712,20 @@ mod overview {
             "{}",
             screen(&a, 200, 60)
         );
+        // Read in part: 1 marker found so far, so at most 20 dead letters.
+        let mut partial = lab_with_dlq(21, Some(1));
+        let k = partial.kafka.as_mut().and_then(|p| p.detail.as_mut()).unwrap();
+        k.topics
+            .iter_mut()
+            .find(|t| t.name == "yelp.dlq")
+            .unwrap()
+            .census_complete = false;
+        probe(&mut a, partial);
+        assert!(
+            screen(&a, 200, 60).contains("DLQ yelp.dlq holds ≤20"),
+            "{}",
+            screen(&a, 200, 60)
+        );
         // Counted: 3 of the 21 offsets are markers. Then one more dead letter.
         a.view = View::Overview;
         for (n, (offsets, markers)) in [(21, 3), (22, 3)].into_iter().enumerate() {
