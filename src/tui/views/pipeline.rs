@@ -270,7 +270,7 @@ fn hops(app: &App) -> Vec<Hop> {
     let kafka = lab.kafka.as_ref().and_then(|p| p.detail.as_ref());
     let mut out = Vec::new();
     let (raw_rate, raw_held, clean_rate, clean_held, dlq, p) =
-        kafka.map_or((None, 0, None, 0, 0, "yelp".to_string()), |k| {
+        kafka.map_or((None, 0, None, 0, count(0), "yelp".to_string()), |k| {
             let p = prefix(k).to_string();
             // This lab's topics only: another prefix's topics on the same broker are another lab.
             let names = Topics::new(&p);
@@ -290,7 +290,7 @@ fn hops(app: &App) -> Vec<Hop> {
                 clean.iter().map(|t| t.rate_in).sum::<Option<f64>>(),
                 // Records, not offsets: an exactly-once topic's markers are not records.
                 clean.iter().map(|t| t.records()).sum::<i64>(),
-                k.dlq_messages,
+                k.dlq_shown(count),
                 p,
             )
         });
@@ -314,12 +314,7 @@ fn hops(app: &App) -> Vec<Hop> {
         place: format!("→ {p}.<entity>.clean"),
         state: kstate,
         health: kh,
-        figures: format!(
-            "in {}  held {}  DLQ {}",
-            rate(clean_rate),
-            count(clean_held),
-            count(dlq)
-        ),
+        figures: format!("in {}  held {}  DLQ {}", rate(clean_rate), count(clean_held), dlq),
     });
     out.push(group_hop(
         "consumer",
