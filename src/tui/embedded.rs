@@ -9,9 +9,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::embedded_lab::{EmbeddedInfo, EmbeddedLab, EmbeddedSpec};
+use crate::pipeline::stage::WATCHED_ROLL_AGE;
 
 /// How often the batch runs on its own in the embedded lab (`:batch` runs it at once).
 pub const BATCH_EVERY: Duration = Duration::from_secs(30);
+
+/// The first batch runs once the consumer's first raw-zone files have closed (they close after
+/// [`WATCHED_ROLL_AGE`]), not a whole period after the start: until a batch has loaded the
+/// serving tables, the PostgreSQL tile of a newcomer's first `lab demo` reads degraded.
+const FIRST_BATCH_AFTER: Duration = Duration::from_secs(WATCHED_ROLL_AGE.as_secs() + 5);
 
 /// What the embedded lab reports to the monitor.
 #[derive(Debug, Clone)]
@@ -121,11 +127,13 @@ impl<M: From<EmbeddedEvent> + Send + 'static> EmbeddedRunner<M> {
         self.lab = Some(lab.clone());
         let (tx, scheduled) = (self.tx.clone(), lab.clone());
         self.schedule = Some(tokio::spawn(async move {
+            let mut wait = FIRST_BATCH_AFTER;
             loop {
-                tokio::time::sleep(BATCH_EVERY).await;
+                tokio::time::sleep(wait).await;
                 if !run_batch(&scheduled, BatchTrigger::Schedule, &tx).await {
                     break;
                 }
+                wait = BATCH_EVERY;
             }
         }));
         Some(lab)
