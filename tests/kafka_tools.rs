@@ -237,18 +237,23 @@ async fn resets_move_the_group_on_the_broker_only_when_asked_and_no_member_is_co
     );
 }
 
-#[test]
-fn a_shift_of_a_partition_never_committed_says_what_to_use_instead() {
-    let brokers = brokers();
-    let topic = format!("{}.never", unique_prefix("kafkatools"));
+/// Creates `topic` with one partition, from a test without a runtime of its own.
+fn one_partition_topic(brokers: &str, topic: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(bigdata_lab::pipeline::kafka::ensure_topics(
-        &brokers,
-        std::slice::from_ref(&topic),
+        brokers,
+        &[topic.to_string()],
         1,
         PATIENCE,
     ))
     .unwrap();
+}
+
+#[test]
+fn a_shift_of_a_partition_never_committed_says_what_to_use_instead() {
+    let brokers = brokers();
+    let topic = format!("{}.never", unique_prefix("kafkatools"));
+    one_partition_topic(&brokers, &topic);
     let out = lab_kafka(&[
         "reset",
         &format!("{topic}-g"),
@@ -274,14 +279,7 @@ fn a_group_the_broker_does_not_know_is_named_with_the_groups_it_does_know() {
     let brokers = brokers();
     let topic = format!("{}.known", unique_prefix("kafkatools"));
     let group = format!("{topic}-group");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(bigdata_lab::pipeline::kafka::ensure_topics(
-        &brokers,
-        std::slice::from_ref(&topic),
-        1,
-        PATIENCE,
-    ))
-    .unwrap();
+    one_partition_topic(&brokers, &topic);
     // The group exists on the broker: it joined and committed.
     let member: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
