@@ -46,16 +46,19 @@ impl Widget for &App {
         };
         let body = match self.banner().filter(|_| shows_banner) {
             Some(banner) => {
-                let height = 2;
-                let [top, rest] = Layout::vertical([Constraint::Length(height), Constraint::Min(0)]).areas(body);
                 let style = if banner.error {
                     self.theme.error()
                 } else {
                     self.theme.accent()
                 };
-                Paragraph::new(Line::styled(banner.text, style))
-                    .wrap(Wrap { trim: true })
-                    .render(top, buf);
+                let banner = Paragraph::new(Line::styled(banner.text, style)).wrap(Wrap { trim: true });
+                // As many lines as the text wraps to at this width (the reason of a missing
+                // Docker engine was cut at 80 columns), at most four.
+                let height = u16::try_from(banner.line_count(body.width))
+                    .unwrap_or(u16::MAX)
+                    .clamp(1, 4);
+                let [top, rest] = Layout::vertical([Constraint::Length(height), Constraint::Min(0)]).areas(body);
+                banner.render(top, buf);
                 rest
             }
             _ => body,

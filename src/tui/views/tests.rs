@@ -759,6 +759,9 @@ mod stack_view {
             }],
         })));
         assert_shows(&a, &["No Docker engine", "embedded lab", "1 Overview"]);
+        // The banner takes the lines its text needs: at 80 columns the reason was cut off.
+        let s = text(&draw(&a, 80, 24));
+        assert!(s.contains("unix:///nonexistent.sock)"), "{s}");
         assert_eq!(key(&mut a, KeyCode::Char('e')), vec![Cmd::StartEmbedded]);
         assert!(!a.quit, "the monitor stays open");
         assert_shows(&a, &["Starting the embedded lab"]);
