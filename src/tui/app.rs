@@ -492,6 +492,16 @@ impl App {
     }
 
     fn on_mouse(&mut self, m: MouseEvent) {
+        // Over the help, the wheel scrolls it and a click closes it (the view behind is hidden).
+        if self.mode == Mode::Help {
+            match m.kind {
+                MouseEventKind::ScrollDown => self.scroll_help(1),
+                MouseEventKind::ScrollUp => self.scroll_help(-1),
+                MouseEventKind::Down(_) => self.mode = Mode::Normal,
+                _ => self.dirty = false,
+            }
+            return;
+        }
         match m.kind {
             MouseEventKind::ScrollDown => self.move_selection(1),
             MouseEventKind::ScrollUp => self.move_selection(-1),
@@ -503,6 +513,12 @@ impl App {
             MouseEventKind::Down(MouseButton::Left) => self.click_row(m.column, m.row),
             _ => self.dirty = false,
         }
+    }
+
+    /// Moves the help overlay by `step` lines, within what the last frame could show.
+    fn scroll_help(&mut self, step: i64) {
+        let max = self.help_scroll_max.get() as i64;
+        self.help_scroll = (self.help_scroll as i64).saturating_add(step).clamp(0, max) as usize;
     }
 
     /// A click on a row of a list selects it (and focuses its pane).
@@ -544,8 +560,7 @@ impl App {
                     _ => None,
                 };
                 if let Some(step) = step {
-                    let max = self.help_scroll_max.get() as i64;
-                    self.help_scroll = (self.help_scroll as i64).saturating_add(step).clamp(0, max) as usize;
+                    self.scroll_help(step);
                     return Vec::new();
                 }
                 self.mode = Mode::Normal;

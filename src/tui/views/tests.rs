@@ -368,6 +368,27 @@ fn help_scrolls_on_a_small_terminal_to_every_line() {
         assert_eq!(screen(&a, w, h), end);
         press(&mut a, KeyCode::Char('g'));
         assert_eq!(screen(&a, w, h), first);
+        // The mouse wheel scrolls it too, and a click closes it without selecting what is behind.
+        let mouse = |a: &mut App, kind| {
+            a.update(Msg::Mouse(crossterm::event::MouseEvent {
+                kind,
+                column: 10,
+                row: 8,
+                modifiers: KeyModifiers::NONE,
+            }))
+        };
+        mouse(&mut a, crossterm::event::MouseEventKind::ScrollDown);
+        let scrolled = screen(&a, w, h);
+        assert!(scrolled.contains("Help 2–"), "{scrolled}");
+        mouse(&mut a, crossterm::event::MouseEventKind::ScrollUp);
+        assert_eq!(screen(&a, w, h), first);
+        let selected = a.selection;
+        mouse(
+            &mut a,
+            crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+        );
+        assert_eq!((a.mode.clone(), a.selection), (Mode::Normal, selected));
+        press(&mut a, KeyCode::Char('?'));
         press(&mut a, KeyCode::Char('x'));
         assert_eq!(a.mode, Mode::Normal);
     }
