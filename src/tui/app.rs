@@ -109,6 +109,20 @@ impl Clock {
     }
 }
 
+/// How many rows a movement key moves a list (or the help) by: First and Last go as far as
+/// there is.
+fn movement(action: Action) -> Option<i64> {
+    match action {
+        Action::Down => Some(1),
+        Action::Up => Some(-1),
+        Action::PageDown => Some(10),
+        Action::PageUp => Some(-10),
+        Action::First => Some(-1_000_000),
+        Action::Last => Some(1_000_000),
+        _ => None,
+    }
+}
+
 pub struct App {
     /// Set by the event loop before every message.
     pub now: Clock,
@@ -550,16 +564,7 @@ impl App {
             Mode::Help => {
                 // The help is longer than a small terminal: the movement keys scroll it, any
                 // other key closes it.
-                let step: Option<i64> = match self.keymap.action(self.view, key.code) {
-                    Some(Action::Down) => Some(1),
-                    Some(Action::Up) => Some(-1),
-                    Some(Action::PageDown) => Some(10),
-                    Some(Action::PageUp) => Some(-10),
-                    Some(Action::First) => Some(i64::MIN / 2),
-                    Some(Action::Last) => Some(i64::MAX / 2),
-                    _ => None,
-                };
-                if let Some(step) = step {
+                if let Some(step) = self.keymap.action(self.view, key.code).and_then(movement) {
                     self.scroll_help(step);
                     return Vec::new();
                 }
@@ -655,12 +660,11 @@ impl App {
             }
             Action::NextView => self.switch(View::ALL[(self.view.index() + 1) % views]),
             Action::PreviousView => self.switch(View::ALL[(self.view.index() + views - 1) % views]),
-            Action::Down => self.move_selection(1),
-            Action::Up => self.move_selection(-1),
-            Action::PageDown => self.move_selection(10),
-            Action::PageUp => self.move_selection(-10),
-            Action::First => self.move_selection(-1_000_000),
-            Action::Last => self.move_selection(1_000_000),
+            Action::Down | Action::Up | Action::PageDown | Action::PageUp | Action::First | Action::Last => {
+                if let Some(step) = movement(action) {
+                    self.move_selection(step);
+                }
+            }
             Action::PreviousPane => self.switch_pane(-1),
             Action::NextPane => self.switch_pane(1),
             Action::DrillIn => return self.drill(true),
