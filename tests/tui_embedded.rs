@@ -98,7 +98,7 @@ fn demo_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
 /// The shell line that runs `lab demo` with no Docker and no configured service.
 fn demo_command(state: &std::path::Path, tmp: &std::path::Path) -> String {
     format!(
-        "env -u NO_COLOR -u LAB_PG_URL LAB_STATE_DIR={state} TMPDIR={tmp} LAB_SERVICES_DIR= \
+        "env -u NO_COLOR -u LAB_PG_URL LAB_LOG=warn,bigdata_lab=info,bigdata_lab::tui=debug LAB_STATE_DIR={state} TMPDIR={tmp} LAB_SERVICES_DIR= \
          DOCKER_HOST=unix:///nonexistent/docker.sock {bin} demo",
         state = state.display(),
         tmp = tmp.display(),
@@ -119,7 +119,7 @@ fn postgres_under(tmp: &std::path::Path) -> String {
 #[test]
 fn lab_demo_opens_the_monitor_on_a_live_embedded_lab_and_q_removes_it() {
     let (state, tmp) = demo_dirs();
-    let tmux = Tmux::new("lab-demo-test");
+    let tmux = Tmux::new("lab-demo-test").with_log(state.path());
     let script = format!(
         "{}; echo DEMO-EXITED-$?; sleep 600",
         demo_command(state.path(), tmp.path())
@@ -285,7 +285,7 @@ fn lab_demo_opens_the_monitor_on_a_live_embedded_lab_and_q_removes_it() {
 #[test]
 fn closing_the_terminal_stops_the_embedded_lab_and_removes_its_postgresql() {
     let (state, tmp) = demo_dirs();
-    let tmux = Tmux::new("lab-demo-hangup-test");
+    let tmux = Tmux::new("lab-demo-hangup-test").with_log(state.path());
     tmux.start(120, 40, &format!("exec {}", demo_command(state.path(), tmp.path())));
     tmux.wait_for_within(&["Embedded lab, no Docker", "PostgreSQL UP"], Duration::from_secs(120));
     // The terminal goes away: its processes get SIGHUP.

@@ -43,6 +43,19 @@ pub enum Mode {
     Help,
 }
 
+impl Mode {
+    /// The mode's name, for the log (a confirmation's command can be a long plan).
+    fn name(&self) -> &'static str {
+        match self {
+            Mode::Normal => "normal",
+            Mode::Filter => "filter",
+            Mode::Command => "command",
+            Mode::Confirm(_) => "confirm",
+            Mode::Help => "help",
+        }
+    }
+}
+
 /// A stage running (or run) in this monitor, with rates from the last two reports.
 #[derive(Debug, Clone, Default)]
 pub struct StageView {
@@ -281,7 +294,10 @@ impl App {
     fn handle(&mut self, msg: Msg) -> Vec<Cmd> {
         self.dirty = true;
         match msg {
-            Msg::Key(key) if key.kind != KeyEventKind::Release => return self.on_key(key),
+            Msg::Key(key) if key.kind != KeyEventKind::Release => {
+                tracing::debug!(code = ?key.code, view = ?self.view, mode = self.mode.name(), "key");
+                return self.on_key(key);
+            }
             Msg::Key(_) => self.dirty = false,
             Msg::Mouse(m) => self.on_mouse(m),
             Msg::Resize(width) => self.width = width,
@@ -786,6 +802,11 @@ impl App {
                     found: Some(Ok(summary)),
                     ..
                 } => summary.topic.clone(),
+                Browse::DeadLetters { found: None, .. } => {
+                    // Said, not ignored: a quick Enter seemed lost.
+                    self.say(STILL_READING_DLQ.into());
+                    return Vec::new();
+                }
                 _ => return Vec::new(),
             };
             let Some(code) = browse.selected_reason() else {
@@ -845,6 +866,9 @@ impl App {
                 }
             }
             DataEvent::DeadLetters(result) => {
+                if self.notice.as_ref().is_some_and(|n| n.text == STILL_READING_DLQ) {
+                    self.notice = None; // what it waited for is on screen
+                }
                 if let Some(Browse::DeadLetters { found, .. }) = &mut self.browse {
                     *found = Some(result);
                 } else {
@@ -1092,6 +1116,9 @@ impl App {
         self.notice = Some(Notice { text, error: false });
     }
 }
+
+/// The footer's answer to Enter on the dead-letter list before the broker answered.
+const STILL_READING_DLQ: &str = "still reading the dead-letter topic: Enter opens a reason once they show";
 
 /// Replica changes the monitor remembers (a broker going down moves every partition it hosted).
 const REPLICA_CHANGES_KEPT: usize = 200;

@@ -11,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 /// enough to cost nothing on an idle monitor.
 const EVERY: Duration = Duration::from_millis(100);
 
+/// A delay logged as it happens: one a user takes for a lost key.
+const STALL: Duration = Duration::from_secs(1);
+
 /// Upper bounds of the delay buckets (the last bucket holds the rest).
 const BOUNDS_MS: [u64; 4] = [10, 50, 100, 250];
 
@@ -54,7 +57,15 @@ pub async fn watch(cancel: CancellationToken) -> Delays {
             _ = ticks.tick() => {}
         }
         let now = Instant::now();
-        delays.record(now.saturating_duration_since(due));
+        let late = now.saturating_duration_since(due);
+        if late >= STALL {
+            // Said when it happens: a key that seemed lost is explained by the log's time.
+            tracing::warn!(
+                late_ms = late.as_millis(),
+                "the monitor's runtime was blocked: keys and redraws waited"
+            );
+        }
+        delays.record(late);
         due = now + EVERY;
     }
 }

@@ -1,11 +1,14 @@
 //! Driving the real `lab` binary in a real terminal: a private tmux server per test.
 #![allow(dead_code)] // each test binary uses its own part
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub struct Tmux {
     socket: String,
+    /// The lab's log, shown with the screen when a wait fails.
+    log: Option<PathBuf>,
 }
 
 impl Tmux {
@@ -13,7 +16,26 @@ impl Tmux {
     pub fn new(name: &str) -> Self {
         Self {
             socket: format!("{name}-{}", std::process::id()),
+            log: None,
         }
+    }
+
+    /// Shows the end of the log of the lab run with `LAB_STATE_DIR=state_dir` when a wait fails
+    /// (with `LAB_LOG=warn,bigdata_lab=info,bigdata_lab::tui=debug` it has every key the monitor took).
+    #[must_use]
+    pub fn with_log(mut self, state_dir: &Path) -> Self {
+        self.log = Some(state_dir.join("logs").join("lab.log"));
+        self
+    }
+
+    fn log_tail(&self) -> String {
+        let Some(path) = &self.log else {
+            return String::new();
+        };
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("({}: {e})", path.display()));
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!("\nthe end of {}:\n{tail}", path.display())
     }
 
     /// Runs `script` (sh) in a detached session `mon` of `width`×`height`.
@@ -67,7 +89,11 @@ impl Tmux {
             if !s.contains(needle) {
                 return s;
             }
-            assert!(Instant::now() < deadline, "screen kept showing {needle:?}:\n{s}");
+            assert!(
+                Instant::now() < deadline,
+                "screen kept showing {needle:?}:\n{s}{}",
+                self.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -79,7 +105,11 @@ impl Tmux {
             if needles.iter().all(|n| s.contains(n)) {
                 return s;
             }
-            assert!(Instant::now() < deadline, "screen never showed {needles:?}:\n{s}");
+            assert!(
+                Instant::now() < deadline,
+                "screen never showed {needles:?}:\n{s}{}",
+                self.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

@@ -1302,6 +1302,29 @@ mod data_browser {
         assert_shows(&a, &["the broker is unreachable"]);
     }
 
+    /// Enter before the broker answered opens nothing, and says so (a quick Enter seemed lost);
+    /// the note goes when the reasons show, and Enter then opens the selected one.
+    #[test]
+    fn enter_on_the_dead_letters_before_they_are_read_says_so() {
+        let mut a = kafka_app();
+        key(&mut a, KeyCode::Char('d'));
+        assert_eq!(key(&mut a, KeyCode::Enter), vec![]);
+        assert!(matches!(a.browse, Some(Browse::DeadLetters { found: None, .. })));
+        assert_shows(
+            &a,
+            &["reading the dead-letter topic …", "Enter opens a reason once they show"],
+        );
+        a.update(Msg::Data(DataEvent::DeadLetters(Ok(dead_letters()))));
+        assert!(a.notice.is_none(), "{:?}", a.notice);
+        assert_eq!(
+            key(&mut a, KeyCode::Enter),
+            vec![Cmd::Data(DataCmd::Tail(data::dead_letters_of(
+                "yelp.dlq",
+                "invalid_json"
+            )))]
+        );
+    }
+
     #[test]
     fn the_dead_letters_by_reason_open_their_records_and_replay_asks_with_the_count() {
         let mut a = kafka_app();
