@@ -184,7 +184,7 @@ fn lab_demo_opens_the_monitor_on_a_live_embedded_lab_and_q_removes_it() {
     tmux.wait_for(&["Batch runs", ":batch", "success"]);
 
     tmux.keys(&["?"]);
-    tmux.wait_for(&["Help", ":batch"]);
+    tmux.wait_for(&["Help 1–", ":batch"]);
     tmux.keys(&["Escape"]);
     tmux.wait_gone(":trigger DAG");
 
