@@ -11,10 +11,10 @@ use super::{count, duration, rate};
 use crate::pipeline::Topics;
 use crate::pipeline::group::worker_of;
 use crate::pipeline::transform::Delivery;
-use crate::probes::kafka::{Group, KafkaSnapshot, Member};
+use crate::probes::kafka::{Group, KafkaSnapshot, Member, NOT_LISTED};
 use crate::probes::{Health, LabService};
 use crate::runtime::first_line;
-use crate::tui::app::App;
+use crate::tui::app::{App, StageView};
 use crate::tui::stages::StageKind;
 use indicatif::HumanBytes;
 
@@ -217,8 +217,10 @@ fn graph(app: &App, area: Rect, buf: &mut Buffer) {
         rows,
         [
             Constraint::Length(12),
-            Constraint::Percentage(30),
-            Constraint::Length(10),
+            // As wide as `→ yelp.<entity>.clean` at 80 columns, to leave the state its 11.
+            Constraint::Percentage(28),
+            // "not running", the longest state: it was cut to "not runnin".
+            Constraint::Length(11),
             Constraint::Fill(1),
         ],
     )
@@ -232,24 +234,41 @@ fn prefix(k: &KafkaSnapshot) -> &str {
     k.dlq_topic.strip_suffix(".dlq").unwrap_or("yelp")
 }
 
-fn group_hop(stage: &'static str, group: Option<&Group>, name: String, kafka_health: Health) -> Hop {
+/// A stage's consumer group. `here`: the same stage run by this monitor, whose own state
+/// ("running", "waiting" for the broker) stands in where the broker cannot list groups (the
+/// embedded broker): "not listed" in yellow beside a stage that ran read as a fault to a newcomer.
+fn group_hop(
+    stage: &'static str,
+    group: Option<&Group>,
+    here: Option<&StageView>,
+    name: String,
+    kafka_health: Health,
+) -> Hop {
+    let running_here = here.filter(|v| v.running);
     match group {
-        Some(g) => Hop {
-            stage,
-            place: name,
-            state: g.state.clone(),
-            health: if g.state.eq_ignore_ascii_case("stable") {
-                Health::Up
-            } else {
-                Health::Degraded
-            },
-            figures: format!(
-                "lag {}  {}  catch-up {}",
-                count(g.total_lag),
-                rate(g.rate),
-                g.catch_up_s.map_or_else(|| "–".into(), duration)
-            ),
-        },
+        Some(g) => {
+            let (state, health) = match running_here {
+                Some(v) if g.state == NOT_LISTED && v.snapshot.waiting_for_broker => {
+                    ("waiting".into(), Health::Degraded)
+                }
+                Some(_) if g.state == NOT_LISTED => ("running".into(), Health::Up),
+                _ if g.state == NOT_LISTED => (g.state.clone(), Health::Unknown),
+                _ if g.state.eq_ignore_ascii_case("stable") => (g.state.clone(), Health::Up),
+                _ => (g.state.clone(), Health::Degraded),
+            };
+            Hop {
+                stage,
+                place: name,
+                state,
+                health,
+                figures: format!(
+                    "lag {}  {}  catch-up {}",
+                    count(g.total_lag),
+                    rate(g.rate),
+                    g.catch_up_s.map_or_else(|| "–".into(), duration)
+                ),
+            }
+        }
         None => Hop {
             stage,
             place: name,
@@ -306,6 +325,7 @@ fn hops(app: &App) -> Vec<Hop> {
     out.push(group_hop(
         "transform",
         group("transform"),
+        app.stages.get(&StageKind::Transform),
         format!("lab-transform-{p}"),
         kh,
     ));
@@ -319,6 +339,7 @@ fn hops(app: &App) -> Vec<Hop> {
     out.push(group_hop(
         "consumer",
         group("consumer"),
+        app.stages.get(&StageKind::Consumer),
         format!("lab-consumer-{p}"),
         kh,
     ));

@@ -982,6 +982,57 @@ mod embedded_lab {
         }
     }
 
+    /// Where the broker lists no groups, a stage this monitor runs reads "running" in its
+    /// hop (the group's "not listed" in yellow read as a fault beside a stage that ran), one
+    /// waiting for the broker says "waiting", and one it does not run stays "not listed", not
+    /// yellow.
+    #[test]
+    fn the_pipeline_shows_a_stage_running_here_where_its_group_is_not_listed() {
+        use crate::pipeline::stage::StageKind;
+        let mut a = embedded_app(View::Pipeline);
+        let k = a.lab.kafka.as_mut().unwrap().detail.as_mut().unwrap();
+        for g in &mut k.groups {
+            g.state = crate::probes::kafka::NOT_LISTED.into();
+            g.members.clear();
+        }
+        a.stages.entry(StageKind::Transform).or_default().running = true;
+        let hop = |a: &App, stage: &str| -> String {
+            let s = screen(a, 120, 40);
+            let row = s
+                .lines()
+                .find(|l| l.contains(&format!("{stage}  ")) && l.contains("lab-"))
+                .unwrap_or_else(|| panic!("no {stage} hop:\n{s}"));
+            row.split_whitespace().collect::<Vec<_>>().join(" ")
+        };
+        assert!(
+            hop(&a, "transform").contains("lab-transform-yelp running lag"),
+            "{}",
+            hop(&a, "transform")
+        );
+        assert!(
+            hop(&a, "consumer").contains("lab-consumer-yelp not listed lag"),
+            "{}",
+            hop(&a, "consumer")
+        );
+        let up = a.theme.health(crate::probes::Health::Up);
+        let unknown = a.theme.health(crate::probes::Health::Unknown);
+        let colour_of = |a: &App, word: &str| {
+            let buf = draw(a, 120, 40);
+            let (x, y) = find(&buf, word).unwrap_or_else(|| panic!("{word} not drawn:\n{}", text(&buf)));
+            buf[(x, y)].fg
+        };
+        assert_eq!(Some(colour_of(&a, "running  ")), up.fg);
+        assert_eq!(Some(colour_of(&a, "not listed")), unknown.fg);
+
+        let t = a.stages.get_mut(&StageKind::Transform).unwrap();
+        t.snapshot.waiting_for_broker = true;
+        assert!(
+            hop(&a, "transform").contains("lab-transform-yelp waiting lag"),
+            "{}",
+            hop(&a, "transform")
+        );
+    }
+
     /// The Pipeline's batch layer is what the embedded lab runs: its local raw zone, DataFusion and
     /// its batch runs, not a stack's HDFS path and an absent Spark.
     #[test]
