@@ -64,9 +64,11 @@ fn highlighted<'a>(text: &'a str, needle: &str, style: ratatui::style::Style) ->
     spans
 }
 
+/// The widest the list of sources gets: a long container name is cut rather than the log text.
+const SOURCES_WIDTH: u16 = 24;
+
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
-    let [sources, text] = Layout::horizontal([Constraint::Length(24), Constraint::Fill(1)]).areas(area);
     let pane = app.pane[View::Logs.index()];
     let searching = !app.filter.is_empty();
     let counts = if searching {
@@ -95,10 +97,21 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             ListItem::new(Line::from(spans))
         })
         .collect();
+    let title = if searching { " Sources (matches) " } else { " Sources " };
+    // As wide as its names (up to 24 columns): the log text needs the rest on a small terminal,
+    // where a fixed 24 for `all` and `lab` wrapped every line of the embedded lab's log.
+    let widest = items
+        .iter()
+        .map(ListItem::width)
+        .chain([title.len()])
+        .max()
+        .unwrap_or(0);
+    let width = u16::try_from(widest + 2).unwrap_or(SOURCES_WIDTH).min(SOURCES_WIDTH);
+    let [sources, text] = Layout::horizontal([Constraint::Length(width), Constraint::Fill(1)]).areas(area);
     let list = List::new(items).highlight_style(t.selected()).block(
         Block::bordered()
             .border_style(if pane == 0 { t.accent() } else { t.dim() })
-            .title(if searching { " Sources (matches) " } else { " Sources " }),
+            .title(title),
     );
     let mut state = ListState::default().with_selected(Some(app.selection[View::Logs.index()]));
     StatefulWidget::render(list, sources, buf, &mut state);
@@ -151,10 +164,14 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let mark = t.selected();
     let today = app.now.utc.date_naive();
     let shown: Vec<Line> = if lines.is_empty() {
-        vec![Line::styled(
-            "no log lines yet (the lab's logs are in <state-dir>/logs; set LAB_SERVICES_DIR for the services')",
-            t.dim(),
-        )]
+        // Wrapped as the lines are: at 80 columns it was cut before where the logs are.
+        hard_wrapped(
+            Line::styled(
+                "no log lines yet (the lab's logs are in <state-dir>/logs; set LAB_SERVICES_DIR for the services')",
+                t.dim(),
+            ),
+            width,
+        )
     } else {
         // Whole lines, wrapped at the pane's edge (at 80 columns a cut line showed its timestamp
         // and not a word of its message), from the newest shown up as far as they fill the pane.

@@ -463,6 +463,27 @@ fn logs_view_search_highlights_matches_in_every_line_and_counts_them_per_source(
 /// At 80 columns a log line is read whole: wrapped at the pane's edge, today's timestamps from
 /// their time of day, the source column only where sources are mixed; the newest line's end on
 /// the bottom row.
+/// The sources take the width of their names (the log text the rest), up to 24 columns: a longer
+/// name is cut, not the text.
+#[test]
+fn the_log_sources_are_as_wide_as_their_names_up_to_a_limit() {
+    let mut a = app(live_lab(), View::Logs);
+    a.logs.push("lab", "a line");
+    let top_left = |a: &App| {
+        let s = screen(a, 80, 24);
+        let row = s
+            .lines()
+            .find(|l| l.starts_with("┌ Sources"))
+            .unwrap_or_else(|| panic!("{s}"))
+            .to_string();
+        row.chars().position(|c| c == '┐').unwrap_or_else(|| panic!("{s}")) + 1
+    };
+    assert_eq!(top_left(&a), " Sources ".len() + 2, "all and lab fit under the title");
+    a.logs.push("docker:lab-yelp-spark-worker-2", "a line");
+    assert_eq!(top_left(&a), 24);
+    assert!(screen(&a, 80, 24).contains("docker:lab-yelp-spark-w"));
+}
+
 #[test]
 fn logs_view_wraps_long_lines_and_shortens_todays_timestamps() {
     let mut a = app(live_lab(), View::Logs);
@@ -494,9 +515,8 @@ fn logs_view_wraps_long_lines_and_shortens_todays_timestamps() {
         "{s}"
     );
     assert!(!joined.contains("2026-11-24T"), "today's date is left out:\n{s}");
-    let last = pane.iter().rposition(|l| !l.is_empty()).expect("lines shown");
     assert!(
-        pane[last].ends_with("them"),
+        joined.ends_with(message),
         "the newest line ends on the bottom row:\n{s}"
     );
     assert!(!s.contains("lab       22:56"), "one source: no source column:\n{s}");
