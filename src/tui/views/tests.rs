@@ -980,17 +980,24 @@ mod embedded_lab {
         }
     }
 
+    /// The embedded lab as its broker answers: no group listed, so no state and no members.
+    fn embedded_app_with_unlisted_groups(view: View) -> App {
+        let mut a = embedded_app(view);
+        for g in &mut a.lab.kafka.as_mut().unwrap().detail.as_mut().unwrap().groups {
+            g.state = crate::probes::kafka::NOT_LISTED.into();
+            g.members.clear();
+        }
+        a
+    }
+
     /// The embedded broker lists no groups: the probe reads the stages' groups by name, without
     /// their members. The Kafka view must not say they have none (a newcomer read `0` as stopped).
     #[test]
     fn groups_read_by_name_show_their_members_as_unknown() {
-        let mut a = embedded_app(View::Kafka);
-        let k = a.lab.kafka.as_mut().unwrap().detail.as_mut().unwrap();
-        for g in &mut k.groups {
-            g.state = crate::probes::kafka::NOT_LISTED.into();
-            g.members.clear();
-        }
-        let name = k.groups[0].name.clone();
+        let a = embedded_app_with_unlisted_groups(View::Kafka);
+        let name = a.lab.kafka.as_ref().unwrap().detail.as_ref().unwrap().groups[0]
+            .name
+            .clone();
         for (w, h) in SIZES {
             let s = screen(&a, w, h);
             let row = s
@@ -1009,12 +1016,7 @@ mod embedded_lab {
     #[test]
     fn the_pipeline_shows_a_stage_running_here_where_its_group_is_not_listed() {
         use crate::pipeline::stage::StageKind;
-        let mut a = embedded_app(View::Pipeline);
-        let k = a.lab.kafka.as_mut().unwrap().detail.as_mut().unwrap();
-        for g in &mut k.groups {
-            g.state = crate::probes::kafka::NOT_LISTED.into();
-            g.members.clear();
-        }
+        let mut a = embedded_app_with_unlisted_groups(View::Pipeline);
         a.stages.entry(StageKind::Transform).or_default().running = true;
         let hop = |a: &App, stage: &str| -> String {
             let s = screen(a, 120, 40);
