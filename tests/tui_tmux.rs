@@ -247,4 +247,10 @@ fn the_monitor_browses_the_dead_letters_and_replays_one_reason_once() {
     );
     tmux.keys(&["q"]);
     tmux.wait_for(&["TUI-EXITED-0"]);
+    // The keys are in the log (LAB_LOG's debug for the monitor), what was typed on the command
+    // line is not: `_` was only ever typed there.
+    let log = std::fs::read_to_string(state.path().join("logs/lab.log")).unwrap();
+    assert!(log.contains("code=Enter"), "the keys are logged:\n{log}");
+    assert!(log.contains("code=a typed character"), "{log}");
+    assert!(!log.contains("Char('_')"), "typed text reached the log:\n{log}");
 }

@@ -295,7 +295,12 @@ impl App {
         self.dirty = true;
         match msg {
             Msg::Key(key) if key.kind != KeyEventKind::Release => {
-                tracing::debug!(code = ?key.code, view = ?self.view, mode = self.mode.name(), "key");
+                // What is typed on the command line or into a filter stays out of the log.
+                let code = match (&self.mode, key.code) {
+                    (Mode::Filter | Mode::Command, KeyCode::Char(_)) => "a typed character".to_string(),
+                    (_, code) => format!("{code:?}"),
+                };
+                tracing::debug!(code = %code, view = ?self.view, mode = self.mode.name(), "key");
                 return self.on_key(key);
             }
             Msg::Key(_) => self.dirty = false,
