@@ -98,11 +98,12 @@ fn demo_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
 /// The shell line that runs `lab demo` with no Docker and no configured service.
 fn demo_command(state: &std::path::Path, tmp: &std::path::Path) -> String {
     format!(
-        "env -u NO_COLOR -u LAB_PG_URL LAB_LOG=warn,bigdata_lab=info,bigdata_lab::tui=debug LAB_STATE_DIR={state} TMPDIR={tmp} LAB_SERVICES_DIR= \
+        "env -u NO_COLOR -u LAB_PG_URL LAB_LOG={log} LAB_STATE_DIR={state} TMPDIR={tmp} LAB_SERVICES_DIR= \
          DOCKER_HOST=unix:///nonexistent/docker.sock {bin} demo",
         state = state.display(),
         tmp = tmp.display(),
         bin = env!("CARGO_BIN_EXE_lab"),
+        log = tmux::MONITOR_LOG,
     )
 }
 

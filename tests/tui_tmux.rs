@@ -18,11 +18,12 @@ use tmux::Tmux;
 fn start_monitor(tmux: &Tmux, state: &std::path::Path) {
     let closed = "127.0.0.1:9"; // the discard port: nothing listens, connections are refused
     let script = format!(
-        "env -u NO_COLOR -u LAB_PG_URL LAB_LOG=warn,bigdata_lab=info,bigdata_lab::tui=debug LAB_STATE_DIR={state} LAB_KAFKA_BROKERS={closed} LAB_HDFS_HTTP=http://{closed} \
+        "env -u NO_COLOR -u LAB_PG_URL LAB_LOG={log} LAB_STATE_DIR={state} LAB_KAFKA_BROKERS={closed} LAB_HDFS_HTTP=http://{closed} \
          LAB_SPARK_UI=http://{closed} LAB_AIRFLOW_URL=http://{closed} LAB_SERVICES_DIR= \
          DOCKER_HOST=unix:///nonexistent/docker.sock {bin} tui; echo TUI-EXITED-$?; sleep 600",
         state = state.display(),
         bin = env!("CARGO_BIN_EXE_lab"),
+        log = tmux::MONITOR_LOG,
     );
     tmux.start(100, 30, &script);
 }
@@ -199,11 +200,12 @@ fn the_monitor_browses_the_dead_letters_and_replays_one_reason_once() {
     let tmux = Tmux::new("lab-tui-dlq").with_log(state.path());
     let closed = "127.0.0.1:9";
     let script = format!(
-        "env -u NO_COLOR -u LAB_PG_URL LAB_LOG=warn,bigdata_lab=info,bigdata_lab::tui=debug LAB_STATE_DIR={state} LAB_KAFKA_BROKERS={brokers} LAB_TOPIC_PREFIX={prefix} \
+        "env -u NO_COLOR -u LAB_PG_URL LAB_LOG={log} LAB_STATE_DIR={state} LAB_KAFKA_BROKERS={brokers} LAB_TOPIC_PREFIX={prefix} \
          LAB_HDFS_HTTP=http://{closed} LAB_SPARK_UI=http://{closed} LAB_AIRFLOW_URL=http://{closed} LAB_SERVICES_DIR= \
          DOCKER_HOST=unix:///nonexistent/docker.sock {bin} tui; echo TUI-EXITED-$?; sleep 600",
         state = state.path().display(),
         bin = env!("CARGO_BIN_EXE_lab"),
+        log = tmux::MONITOR_LOG,
     );
     tmux.start(160, 40, &script);
     tmux.wait_for(&["1 Overview", "Kafka UP"]);

@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// `LAB_LOG` for a monitor under test: every key it took is in its log (debug), which a failed
+/// wait prints ([`Tmux::with_log`]).
+pub const MONITOR_LOG: &str = "warn,bigdata_lab=info,bigdata_lab::tui=debug";
+
 pub struct Tmux {
     socket: String,
     /// The lab's log, shown with the screen when a wait fails.
@@ -21,7 +25,7 @@ impl Tmux {
     }
 
     /// Shows the end of the log of the lab run with `LAB_STATE_DIR=state_dir` when a wait fails
-    /// (with `LAB_LOG=warn,bigdata_lab=info,bigdata_lab::tui=debug` it has every key the monitor took).
+    /// (with `LAB_LOG=`[`MONITOR_LOG`] it has every key the monitor took).
     #[must_use]
     pub fn with_log(mut self, state_dir: &Path) -> Self {
         self.log = Some(state_dir.join("logs").join("lab.log"));

@@ -460,9 +460,6 @@ fn logs_view_search_highlights_matches_in_every_line_and_counts_them_per_source(
     assert!(s.contains("WARN slow") && !s.contains("INFO done"), "{s}");
 }
 
-/// At 80 columns a log line is read whole: wrapped at the pane's edge, today's timestamps from
-/// their time of day, the source column only where sources are mixed; the newest line's end on
-/// the bottom row.
 /// The sources take the width of their names (the log text the rest), up to 24 columns: a longer
 /// name is cut, not the text.
 #[test]
@@ -484,6 +481,9 @@ fn the_log_sources_are_as_wide_as_their_names_up_to_a_limit() {
     assert!(screen(&a, 80, 24).contains("docker:lab-yelp-spark-w"));
 }
 
+/// At 80 columns a log line is read whole: wrapped at the pane's edge, today's timestamps from
+/// their time of day, the source column only where sources are mixed; the newest line's end on
+/// the bottom row.
 #[test]
 fn logs_view_wraps_long_lines_and_shortens_todays_timestamps() {
     let mut a = app(live_lab(), View::Logs);
