@@ -1,9 +1,12 @@
 """yelp_batch: the lab's batch layer, raw zone on HDFS -> serving tables in PostgreSQL.
 
-    wait_for_raw_files -> batch -> quality_check -> record_run
+    wait_for_raw_files -> compact -> batch -> quality_check -> record_run
 
 - wait_for_raw_files: polls WebHDFS until the raw zone holds Parquet files newer than the last
   successful batch (so a daily run with nothing new ends as "skipped", not failed).
+- compact: `lab compact` merges each partition's small raw-zone files (the consumer rolls one per
+  partition every 30 s) into larger ones, so the batch opens dozens of files, not thousands. It never
+  holds the batch up: a compaction that fails leaves the files as they were and says so in its log.
 - batch: param `engine` picks the engine. `datafusion` runs `lab batch --date DAY` (DAY: see batch_day) (the Rust
   batch, DataFusion over HDFS); `spark` submits jobs/batch_layer.py (the PySpark twin) to the Spark
   master. Both replace the serving tables in one PostgreSQL transaction and log a yelp.batch_runs row.
@@ -181,6 +184,19 @@ with DAG(
         print(f"raw zone: {files} part files dated <= {ds}, newest {newest} ms; last batch {since} ms -> ready={ready}")
         return PokeReturnValue(is_done=ready, xcom_value={"files": files, "newest_ms": newest})
 
+    compact = BashOperator(
+        task_id="compact",
+        # A failed compaction removed nothing it had not merged (src/pipeline/compact.rs): the
+        # batch reads the raw zone as it is, so the task succeeds with the failure in its log.
+        # One run at a time (max_active_runs=1): no batch of this DAG reads while it merges.
+        bash_command=(
+            '"$LAB_BIN" compact --topic-prefix {{ params.topic_prefix }} --json '
+            '|| echo "compaction failed (see above): the batch reads the raw zone as it is" >&2'
+        ),
+        retries=0,
+        do_xcom_push=True,
+    )
+
     batch = BashOperator(
         task_id="batch",
         # batch_day renders a YYYY-MM-DD date; engine is validated by the Param enum. Nothing else
@@ -238,4 +254,4 @@ with DAG(
             # The leaf task decides the DAG run's state: a failed check must fail the run.
             raise AirflowFailException("data-quality check failed; see the quality_check task log")
 
-    wait_for_raw_files() >> batch >> quality_check >> record_run()
+    wait_for_raw_files() >> compact >> batch >> quality_check >> record_run()

@@ -41,6 +41,9 @@ pub enum Command {
     Consume(ConsumeArgs),
     /// Compute the serving tables from the raw zone and load them into PostgreSQL.
     Batch(BatchArgs),
+    /// Merge each partition's small raw-zone files into larger ones (the small-files problem);
+    /// what a batch reads stays the same. The Airflow DAG runs it before each batch.
+    Compact(CompactArgs),
     /// Data-quality check: do the serving tables account for exactly the raw zone's records?
     /// Exits 1 on a mismatch (the Airflow DAG's quality gate).
     Check(CheckArgs),
@@ -269,6 +272,13 @@ pub struct BatchArgs {
     #[arg(long)]
     pub parquet_out: Option<PathBuf>,
     /// Print the report as one JSON line (the last line of output, for Airflow's XCom).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct CompactArgs {
+    /// Print the report as one JSON line.
     #[arg(long)]
     pub json: bool,
 }

@@ -302,15 +302,12 @@ impl EmbeddedLab {
     /// batch runs anyway.
     pub async fn run_batch(&self) -> Result<BatchRun, EmbeddedLabError> {
         let _one = self.batch.lock().await;
-        let compaction = match &self.zone {
-            AnyRawZone::Local(zone) => match crate::pipeline::compact::compact(zone).await {
-                Ok(report) => Some(report),
-                Err(e) => {
-                    tracing::warn!(error = %e, "raw-zone compaction failed; the batch reads the files as they are");
-                    None
-                }
-            },
-            AnyRawZone::Hdfs(_) => None,
+        let compaction = match crate::pipeline::compact::compact(&self.zone).await {
+            Ok(report) => Some(report),
+            Err(e) => {
+                tracing::warn!(error = %e, "raw-zone compaction failed; the batch reads the files as they are");
+                None
+            }
         };
         let report = run_batch(&self.zone, None, &self.serving).await?;
         let rows = read_back_rows(&self.serving).await?;

@@ -25,6 +25,7 @@ use bigdata_lab::embedded_lab::EmbeddedSpec;
 use bigdata_lab::lesson::{Lesson, RunOn};
 use bigdata_lab::pipeline::StageCounters;
 use bigdata_lab::pipeline::batch::{ServingTarget, run_batch};
+use bigdata_lab::pipeline::compact::compact;
 use bigdata_lab::pipeline::producer::run_producer;
 use bigdata_lab::pipeline::quality::check_quality;
 use bigdata_lab::pipeline::sink::{SinkOptions, run_sink};
@@ -487,6 +488,23 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
                 for (table, rows) in &report.tables {
                     println!("  yelp.{table:<18} {rows:>10} rows");
                 }
+            }
+        }
+        Command::Compact(args) => {
+            let zone = AnyRawZone::open(&config.raw_zone, &config.topic_prefix)?;
+            let report = compact(&zone).await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "compacted {}: {} files merged into {}, {} left by an interrupted compaction removed, {} left as they were, in {} ms",
+                    zone.describe(),
+                    report.merged,
+                    report.into,
+                    report.leftovers_removed,
+                    report.skipped,
+                    report.elapsed_ms
+                );
             }
         }
         Command::Check(args) => {

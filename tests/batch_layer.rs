@@ -8,10 +8,13 @@
 mod common;
 use common::OutputGuarded;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::services::{Airflow, hdfs_delete, hdfs_raw_zone, jobs_dir, spark_submit};
+use bigdata_lab::pipeline::compact::sample_in_small_files;
+use bigdata_lab::storage::{AnyRawZone, PartFile, RawZone};
+use common::services::{Airflow, hdfs_client, hdfs_delete, hdfs_raw_zone, jobs_dir, spark_submit};
 use common::{
     TABLES, assert_tables_equal_reference, connect, fresh_database, lab, read_table, reference, run_ok, run_stage,
     sample_dir, service_env, stream_sample_into, unique_prefix,
@@ -187,6 +190,133 @@ async fn lab_check_passes_on_a_good_load_and_fails_loudly_on_a_tampered_one() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("data-quality check failed"));
 }
 
+/// Every file under `dir` on the test HDFS (recursively), read from the NameNode.
+async fn hdfs_files(dir: &str) -> Vec<String> {
+    let mut files: Vec<String> = hdfs_client()
+        .list_status(dir, true)
+        .await
+        .unwrap_or_else(|e| panic!("list {dir} on HDFS: {e}"))
+        .into_iter()
+        .filter(|s| !s.isdir)
+        .map(|s| s.path)
+        .collect();
+    files.sort();
+    files
+}
+
+/// Where a consumer resumes each partition: the highest offset of each entity's partition and
+/// epoch among the part files.
+fn resume_points(files: &[String]) -> BTreeMap<(String, i32, String), i64> {
+    let mut points = BTreeMap::new();
+    for path in files {
+        let part = PartFile::parse(path).unwrap_or_else(|| panic!("not a part file: {path}"));
+        let entity = path
+            .split('/')
+            .rev()
+            .nth(2)
+            .expect("<entity>/date=…/part-…")
+            .to_string();
+        let point = points
+            .entry((entity, part.partition, part.epoch.to_string()))
+            .or_insert(part.last_offset);
+        *point = (*point).max(part.last_offset);
+    }
+    points
+}
+
+/// `lab compact` on HDFS: the sample in files of 20 records over three partitions, as a consumer
+/// leaves them after a few minutes, becomes a few files per partition; the batch loads the same
+/// tables from them as before, with no record doubled, the quality check passes, and each
+/// partition keeps its highest offset (where a consumer resumes). A compaction stopped after
+/// writing its merge and before removing the inputs (the inputs put back) still loads each
+/// record once, and the next compaction removes those inputs.
+#[tokio::test(flavor = "multi_thread")]
+async fn lab_compact_merges_small_files_on_hdfs_and_the_batch_loads_the_same_tables() {
+    let prefix = unique_prefix("compact");
+    let raw_zone = hdfs_raw_zone("compact");
+    let state = tempfile::tempdir().unwrap();
+    let zone = AnyRawZone::open(std::path::Path::new(&raw_zone), &prefix).unwrap();
+    let written = sample_in_small_files(&zone, &sample_dir()).await.unwrap();
+    let dir = format!(
+        "{}/{prefix}",
+        raw_zone.trim_start_matches(&service_env("LAB_TEST_HDFS_URL"))
+    );
+    let before = hdfs_files(&dir).await;
+    assert_eq!(before.len(), written.len());
+
+    let url_before = fresh_database("lab_compact_before").await;
+    let batch_before = stage(
+        &prefix,
+        &raw_zone,
+        state.path(),
+        &["batch", "--json", "--pg", &url_before],
+    );
+    let compacted = stage(&prefix, &raw_zone, state.path(), &["compact", "--json"]);
+    assert!(
+        compacted["merged"].as_u64() > Some(0) && compacted["into"].as_u64() > Some(0),
+        "{compacted}"
+    );
+    assert_eq!(
+        (compacted["leftovers_removed"].as_u64(), compacted["skipped"].as_u64()),
+        (Some(0), Some(0)),
+        "{compacted}"
+    );
+    let after = hdfs_files(&dir).await;
+    assert!(
+        after.len() < before.len() / 4,
+        "{} files before, {} after: {compacted}",
+        before.len(),
+        after.len()
+    );
+    assert_eq!(resume_points(&after), resume_points(&before));
+
+    let url_after = fresh_database("lab_compact_after").await;
+    let batch_after = stage(
+        &prefix,
+        &raw_zone,
+        state.path(),
+        &["batch", "--json", "--pg", &url_after],
+    );
+    assert_eq!(
+        batch_after["rows_in"], batch_before["rows_in"],
+        "no record lost or doubled"
+    );
+    assert_same_tables(&url_before, &url_after).await;
+    let check = stage(
+        &prefix,
+        &raw_zone,
+        state.path(),
+        &["check", "--json", "--pg", &url_after],
+    );
+    assert_eq!(check["passed"], true, "{check}");
+
+    // Stopped between writing a merge and removing its inputs: the inputs are still there.
+    let inputs: Vec<&(String, Vec<u8>)> = written
+        .iter()
+        .filter(|(path, _)| path.starts_with("review/") && PartFile::parse(path).unwrap().partition == 0)
+        .collect();
+    assert!(inputs.len() >= 8, "{} review files on partition 0", inputs.len());
+    for (path, bytes) in &inputs {
+        zone.put_atomic(path, bytes.clone()).await.unwrap();
+    }
+    stage(
+        &prefix,
+        &raw_zone,
+        state.path(),
+        &["batch", "--json", "--pg", &url_after],
+    );
+    assert_same_tables(&url_before, &url_after).await;
+    let cleanup = stage(&prefix, &raw_zone, state.path(), &["compact", "--json"]);
+    assert_eq!(
+        cleanup["leftovers_removed"].as_u64(),
+        Some(inputs.len() as u64),
+        "{cleanup}"
+    );
+    assert_eq!(cleanup["merged"].as_u64(), Some(0), "{cleanup}");
+    assert_eq!(hdfs_files(&dir).await, after);
+    hdfs_delete(dir.trim_end_matches(&format!("/raw/{prefix}"))).await;
+}
+
 /// The whole batch layer as a user runs it: stream into HDFS, then Airflow runs `yelp_batch`,
 /// first with the DataFusion engine, then with Spark; both leave tables equal to the reference
 /// and a recorded, quality-checked run.
@@ -222,9 +352,13 @@ async fn airflow_yelp_batch_runs_both_engines_end_to_end() {
             airflow.task_log("yelp_batch", &run_id, "batch"),
             airflow.task_log("yelp_batch", &run_id, "quality_check")
         );
-        for task in ["wait_for_raw_files", "batch", "quality_check", "record_run"] {
+        for task in ["wait_for_raw_files", "compact", "batch", "quality_check", "record_run"] {
             assert!(tasks.contains(&format!("{task}=success")), "{tasks}");
         }
+        // `lab compact` ran and printed its report: a failure leaves the task green (the batch
+        // reads the files as they are) with no report, only the error, in the log.
+        let compact_log = airflow.task_log("yelp_batch", &run_id, "compact");
+        assert!(compact_log.contains("leftovers_removed"), "{compact_log}");
         assert_tables_equal_reference(&client, &reference).await;
         let row = client
             .query_one(
@@ -277,7 +411,7 @@ print(json.dumps({"schedule": str(d.schedule), "catchup": d.catchup,
     assert_eq!(default["engine"], "datafusion");
     assert_eq!(
         default["tasks"],
-        json!(["batch", "quality_check", "record_run", "wait_for_raw_files"])
+        json!(["batch", "compact", "quality_check", "record_run", "wait_for_raw_files"])
     );
     assert!(default["retries"].as_u64().unwrap() >= 1);
     assert_eq!(run(&[("LAB_AIRFLOW_TEACHING", "1")])["schedule"], "*/5 * * * *");

@@ -40,6 +40,10 @@ pub enum BatchError {
     Encode { table: String, detail: String },
     #[error("cannot write serving table {path}: {detail}")]
     Output { path: String, detail: String },
+    #[error(
+        "raw zone {zone}: files went while it was read, {reads} times in a row (a compaction merging them?); nothing was loaded or checked: run it again once the compaction is done"
+    )]
+    ZoneChanging { zone: String, reads: u32 },
 }
 
 /// Where serving tables go.
@@ -121,7 +125,7 @@ pub async fn run_batch<Z: RawZone>(
         input_files,
         rows_in,
         results,
-    } = compute_serving_tables(zone, as_of).await?;
+    } = listing_again_if_a_file_goes(zone, || compute_serving_tables(zone, as_of)).await?;
     let computed = Instant::now();
     let tables: BTreeMap<String, u64> = results
         .iter()
@@ -153,6 +157,74 @@ pub async fn run_batch<Z: RawZone>(
     report.elapsed_ms = started.elapsed().as_millis();
     tracing::info!(?report, "batch finished");
     Ok(report)
+}
+
+/// How many times a read of the raw zone is made before a batch gives up on a zone that keeps
+/// losing files under it.
+const READS: u32 = 3;
+
+/// Runs `read` (a listing of the raw zone and a read of what it listed) until no file of the zone
+/// went while it ran: a compaction (`lab compact`, which the Airflow DAG runs before its batch)
+/// may merge a listed file away before it is read. DataFusion skips a listed file it cannot find
+/// without a word (a missing path lists as an empty directory), so the check is a listing before
+/// and after: a file in both was there all along and was read. A file goes only once its merge is
+/// in place, so the next read's listing holds every record of it.
+// A closure returning a future, not an async closure: the future of an `AsyncFnMut` is not known
+// to be `Send` for every lifetime, and the batch runs in spawned tasks.
+pub(crate) async fn listing_again_if_a_file_goes<Z, T, F, Fut>(zone: &Z, mut read: F) -> Result<T, BatchError>
+where
+    Z: RawZone,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, BatchError>>,
+{
+    for attempt in 1..=READS {
+        let before = zone.list_files("").await?;
+        let outcome = read().await;
+        let gone = match &outcome {
+            Err(e) if e.is_file_gone() => Some(e.to_string()),
+            Err(_) => return outcome,
+            Ok(_) => {
+                let after: std::collections::HashSet<String> = zone.list_files("").await?.into_iter().collect();
+                before.into_iter().find(|f| !after.contains(f))
+            }
+        };
+        let Some(gone) = gone else { return outcome };
+        tracing::warn!(attempt, %gone, zone = %zone.describe(), "a raw-zone file went while the batch read the zone (merged by a compaction): reading it again");
+    }
+    Err(BatchError::ZoneChanging {
+        zone: zone.describe(),
+        reads: READS,
+    })
+}
+
+impl BatchError {
+    /// Whether a raw-zone file that was listed could not be found when it was read.
+    fn is_file_gone(&self) -> bool {
+        match self {
+            Self::Storage(e) => e.is_not_found(),
+            Self::Sql { source, .. } => {
+                let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
+                while let Some(e) = cause {
+                    let gone = matches!(
+                        e.downcast_ref::<datafusion::object_store::Error>(),
+                        Some(datafusion::object_store::Error::NotFound { .. })
+                    ) || e
+                        .downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+                        || matches!(
+                            e.downcast_ref::<hdfs_native::HdfsError>(),
+                            Some(hdfs_native::HdfsError::FileNotFound(_))
+                        );
+                    if gone {
+                        return true;
+                    }
+                    cause = e.source();
+                }
+                false
+            }
+            Self::Postgres(_) | Self::Encode { .. } | Self::Output { .. } | Self::ZoneChanging { .. } => false,
+        }
+    }
 }
 
 /// What the SQL made of the raw zone: the serving tables' rows, ready to load.
@@ -852,6 +924,80 @@ mod tests {
         let before = NaiveDate::from_ymd_opt(2026, 11, 23);
         let report = run_batch(&zone, before, &ServingTarget::Parquet(out)).await.unwrap();
         assert_eq!((report.input_files, report.rows_in, report.rows_out), (0, 0, 0));
+    }
+
+    /// A local raw zone where, right after the batch lists the reviews, a compaction merges each
+    /// review file away (into a file of a wider offset range: the same records under another
+    /// name), `merges` times.
+    #[derive(Clone)]
+    struct MergedAwayAfterListing {
+        zone: LocalRawZone,
+        merges: Arc<std::sync::atomic::AtomicU32>,
+    }
+
+    impl RawZone for MergedAwayAfterListing {
+        async fn put_atomic(&self, rel_path: &str, data: Vec<u8>) -> Result<(), StorageError> {
+            self.zone.put_atomic(rel_path, data).await
+        }
+        async fn list_sized(&self, rel_dir: &str) -> Result<Vec<crate::storage::ZoneFile>, StorageError> {
+            let files = self.zone.list_sized(rel_dir).await?;
+            let ordering = std::sync::atomic::Ordering::SeqCst;
+            if rel_dir == "review"
+                && self
+                    .merges
+                    .fetch_update(ordering, ordering, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                for file in &files {
+                    let part = PartFile::parse(&file.path).unwrap();
+                    let merged = PartFile {
+                        last_offset: part.last_offset + 10,
+                        ..part
+                    };
+                    let dir = file.path.rsplit_once('/').unwrap().0;
+                    let root = self.zone.root();
+                    std::fs::rename(root.join(&file.path), root.join(dir).join(merged.file_name())).unwrap();
+                }
+            }
+            Ok(files)
+        }
+        async fn read(&self, rel_path: &str) -> Result<Bytes, StorageError> {
+            self.zone.read(rel_path).await
+        }
+        async fn remove(&self, rel_path: &str) -> Result<(), StorageError> {
+            self.zone.remove(rel_path).await
+        }
+        fn url_of(&self, rel_path: &str) -> String {
+            self.zone.url_of(rel_path)
+        }
+        fn describe(&self) -> String {
+            self.zone.describe()
+        }
+    }
+
+    /// A batch whose listed file is merged away before it is read reads the zone again and loads
+    /// every record once; a zone that loses files under every read fails the batch, named.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_file_merged_away_while_the_batch_reads_is_read_from_its_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let r1 = review("r1", "u1", "b1", 5, "2019-01-02 10:00:00");
+        let zone = raw_zone_with(&dir.path().join("zone"), "2026-11-24", &one_review(&r1)).await;
+        let out = ServingTarget::Parquet(dir.path().join("serving"));
+        let once = MergedAwayAfterListing {
+            zone: zone.clone(),
+            merges: Arc::new(1.into()),
+        };
+        let report = run_batch(&once, None, &out).await.unwrap();
+        assert_eq!((report.input_files, report.rows_in), (3, 3), "{report:?}");
+        assert_eq!(report.tables["business_daily"], 1, "{report:?}");
+
+        let always = MergedAwayAfterListing {
+            merges: Arc::new(u32::MAX.into()),
+            ..once
+        };
+        let err = run_batch(&always, None, &out).await.unwrap_err();
+        assert!(matches!(err, BatchError::ZoneChanging { reads: READS, .. }), "{err}");
+        assert!(err.to_string().contains(&zone.describe()), "{err}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! Compaction of a local raw zone: a partition's small files merged into one.
+//! Compaction of a raw zone (a directory or HDFS): a partition's small files merged into one.
 //!
 //! The embedded lab rolls a raw-zone file per partition every 5 s, so what a student streams
-//! shows up at once. Left running, that is thousands of files of a hundred kilobytes, which its
+//! shows up at once; `lab consume` every 30 s. Left running, that is thousands of files of a hundred kilobytes, which its
 //! batch opens every 30 s: after 10 minutes of `lab demo`, 1,245 files and 1.9 s a batch, growing
 //! with every file (measured). That is the small-files problem of every data lake, and this is its
 //! usual answer: before a batch, the files of one partition and epoch that sit next to each other
@@ -12,18 +12,23 @@
 //! is removed: a crash in between leaves inputs inside the merged file's range, which the batch
 //! reads once (overlapping files are deduplicated, `sql/batch/01_one_copy_per_id.sql`) and the
 //! next compaction removes. The consumer resumes a partition after the highest offset of its
-//! epoch in the raw zone, which a merge keeps. Only the embedded lab compacts, in the task that
-//! runs its batch, so no batch of its own lists a file that a merge then removes.
+//! epoch in the raw zone, which a merge keeps.
+//!
+//! Who compacts: the embedded lab, in the task that runs its batch, and on HDFS `lab compact`,
+//! which the Airflow DAG runs before its batch (one DAG run at a time): so no batch of theirs lists
+//! a file that a merge then removes. A batch started by hand meanwhile may, and lists again
+//! ([`crate::pipeline::batch::listing_again_if_a_file_goes`]).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use bytes::Bytes;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::part::writer_properties;
-use crate::storage::{Epoch, LocalRawZone, PartFile, RawZone, StorageError};
+pub use crate::storage::ZoneFile;
+use crate::storage::{Epoch, PartFile, RawZone, StorageError};
 
 /// Files at least this large are left as they are: a merge never rewrites them again.
 pub const SMALL_FILE_BYTES: u64 = 4 << 20;
@@ -38,20 +43,15 @@ pub const MIN_MERGE_FILES: usize = 8;
 pub enum CompactError {
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("raw zone {root}: cannot {action} {path}: {detail}")]
+    #[error(
+        "raw zone {root}: cannot {action} {path}: {detail}\nnothing is lost (a file is removed only once its merge is written and read back) and the batch reads the files as they are; run `lab compact` again once the cause is fixed"
+    )]
     File {
         root: String,
         action: &'static str,
         path: String,
         detail: String,
     },
-}
-
-/// A raw-zone file: its path relative to the zone and its size.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ZoneFile {
-    pub path: String,
-    pub bytes: u64,
 }
 
 /// Neighbouring files of one partition and epoch, and the file that replaces them.
@@ -76,7 +76,8 @@ pub struct CompactionReport {
     pub merged: usize,
     pub into: usize,
     pub leftovers_removed: usize,
-    /// Files left as they were: files of another schema, which a merge does not mix.
+    /// Files left as they were: files of another schema, which a merge does not mix, and runs
+    /// with a file another compaction merged since the listing.
     pub skipped: usize,
     pub elapsed_ms: u128,
 }
@@ -157,129 +158,158 @@ pub fn plan(files: &[ZoneFile]) -> Plan {
 }
 
 /// Compacts the raw zone (see the module docs).
-pub async fn compact(zone: &LocalRawZone) -> Result<CompactionReport, CompactError> {
+pub async fn compact<Z: RawZone>(zone: &Z) -> Result<CompactionReport, CompactError> {
     let started = Instant::now();
-    let paths = zone.list_files("").await?;
-    let root = zone.describe();
-    let zone = zone.clone();
-    let mut report = tokio::task::spawn_blocking(move || compact_listed(&zone, &paths))
-        .await
-        .map_err(|e| CompactError::File {
-            path: root.clone(),
-            root,
-            action: "compact",
-            detail: e.to_string(),
-        })??;
-    report.elapsed_ms = started.elapsed().as_millis();
-    if report.merged + report.leftovers_removed > 0 {
-        tracing::info!(?report, "raw zone compacted");
-    }
-    Ok(report)
-}
-
-fn compact_listed(zone: &LocalRawZone, paths: &[String]) -> Result<CompactionReport, CompactError> {
-    let root = zone.root();
-    let files: Vec<ZoneFile> = paths
-        .iter()
-        .filter_map(|path| {
-            // A file gone since the listing is no input.
-            let bytes = std::fs::metadata(root.join(path)).ok()?.len();
-            Some(ZoneFile {
-                path: path.clone(),
-                bytes,
-            })
-        })
-        .collect();
-    let plan = plan(&files);
+    let plan = plan(&zone.list_sized("").await?);
     let mut report = CompactionReport::default();
     for leftover in &plan.leftovers {
-        remove(root, leftover)?;
+        zone.remove(leftover).await?;
         report.leftovers_removed += 1;
     }
     for merge in &plan.merges {
-        match merged(root, &merge.inputs) {
-            Ok(Some(bytes)) => {
-                zone.put_blocking(&merge.output, &bytes)?;
+        match merge_files(zone, merge).await? {
+            Some(bytes) => {
+                zone.put_atomic(&merge.output, bytes).await?;
                 for input in &merge.inputs {
-                    remove(root, input)?;
+                    zone.remove(input).await?;
                 }
                 report.merged += merge.inputs.len();
                 report.into += 1;
             }
-            Ok(None) => report.skipped += merge.inputs.len(),
-            Err(e) => return Err(e),
+            None => report.skipped += merge.inputs.len(),
         }
+    }
+    report.elapsed_ms = started.elapsed().as_millis();
+    if report.merged + report.leftovers_removed > 0 {
+        tracing::info!(zone = %zone.describe(), ?report, "raw zone compacted");
     }
     Ok(report)
 }
 
-fn file_error(root: &Path, action: &'static str, path: &Path, detail: impl ToString) -> CompactError {
+/// The merged file of `merge`'s inputs, or `None` when it is not to be written: an input is
+/// gone since the listing (another compaction merged it) or the inputs are of two schemas.
+async fn merge_files<Z: RawZone>(zone: &Z, merge: &Merge) -> Result<Option<Vec<u8>>, CompactError> {
+    let mut inputs = Vec::with_capacity(merge.inputs.len());
+    for path in &merge.inputs {
+        match zone.read(path).await {
+            Ok(bytes) => inputs.push((path.clone(), bytes)),
+            Err(e) if e.is_not_found() => {
+                tracing::info!(%path, "raw-zone file gone since the listing: its run is not merged");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let root = zone.describe();
+    // Decoding and encoding Parquet is CPU work: off the async workers.
+    tokio::task::spawn_blocking(move || merged(&root, &inputs))
+        .await
+        .map_err(|e| file_error(&zone.describe(), "merge into", &merge.output, e))?
+}
+
+fn file_error(root: &str, action: &'static str, path: &str, detail: impl ToString) -> CompactError {
     CompactError::File {
-        root: root.display().to_string(),
+        root: root.to_string(),
         action,
-        path: path.display().to_string(),
+        path: path.to_string(),
         detail: detail.to_string(),
     }
 }
 
-fn remove(root: &Path, rel: &str) -> Result<(), CompactError> {
-    let path = root.join(rel);
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(file_error(root, "remove", &path, e)),
-        _ => Ok(()),
-    }
-}
-
-/// The rows of `inputs`, in order, as one Parquet file written as the consumer writes its files;
-/// `None` when the inputs are not all of one schema (files of an older `lab`).
-fn merged(root: &Path, inputs: &[String]) -> Result<Option<Vec<u8>>, CompactError> {
+/// The rows of `inputs` (paths and their bytes), in order, as one Parquet file written as the
+/// consumer writes its files; `None` when the inputs are not all of one schema (files of an older
+/// `lab`).
+fn merged(root: &str, inputs: &[(String, Bytes)]) -> Result<Option<Vec<u8>>, CompactError> {
     let mut out: Option<(datafusion::arrow::datatypes::SchemaRef, ArrowWriter<Vec<u8>>)> = None;
     let mut rows_in = 0i64;
-    for input in inputs {
-        let path: PathBuf = root.join(input);
-        let file = std::fs::File::open(&path).map_err(|e| file_error(root, "open", &path, e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| file_error(root, "read", &path, e))?;
+    for (path, bytes) in inputs {
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| file_error(root, "read", path, e))?;
         rows_in += builder.metadata().file_metadata().num_rows();
         let schema = builder.schema().clone();
         let writer = match &mut out {
             Some((first, _)) if *first != schema => {
-                tracing::warn!(file = %path.display(), "raw-zone files of two schemas side by side: not merged");
+                tracing::warn!(file = %path, "raw-zone files of two schemas side by side: not merged");
                 return Ok(None);
             }
             Some((_, w)) => w,
             None => {
-                let props = writer_properties().map_err(|e| file_error(root, "write a merge of", &path, e))?;
+                let props = writer_properties().map_err(|e| file_error(root, "write a merge of", path, e))?;
                 let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
-                    .map_err(|e| file_error(root, "write a merge of", &path, e))?;
+                    .map_err(|e| file_error(root, "write a merge of", path, e))?;
                 &mut out.insert((schema, writer)).1
             }
         };
-        let reader = builder.build().map_err(|e| file_error(root, "read", &path, e))?;
+        let reader = builder.build().map_err(|e| file_error(root, "read", path, e))?;
         for batch in reader {
-            let batch = batch.map_err(|e| file_error(root, "read", &path, e))?;
+            let batch = batch.map_err(|e| file_error(root, "read", path, e))?;
             writer
                 .write(&batch)
-                .map_err(|e| file_error(root, "write a merge of", &path, e))?;
+                .map_err(|e| file_error(root, "write a merge of", path, e))?;
         }
     }
-    let Some((_, writer)) = out else { return Ok(None) };
-    let first = root.join(&inputs[0]);
+    let (Some((_, writer)), Some((first, _))) = (out, inputs.first()) else {
+        return Ok(None);
+    };
     let bytes = writer
         .into_inner()
-        .map_err(|e| file_error(root, "write a merge of", &first, e))?;
+        .map_err(|e| file_error(root, "write a merge of", first, e))?;
     // Read back what was written: the inputs are removed next.
-    let check = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes.clone()))
-        .map_err(|e| file_error(root, "read back a merge of", &first, e))?;
+    let check = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes.clone()))
+        .map_err(|e| file_error(root, "read back a merge of", first, e))?;
     let rows_out = check.metadata().file_metadata().num_rows();
     if rows_out != rows_in {
         return Err(file_error(
             root,
             "merge",
-            &first,
+            first,
             format!("{rows_in} rows in, {rows_out} written: nothing was removed"),
         ));
     }
     Ok(Some(bytes))
+}
+
+/// The records of the dataset in `sample` (one JSON file per entity), cleaned by the real
+/// transform, written into `zone` in files of 20 records over three partitions per entity: a raw
+/// zone as a consumer leaves it after a few minutes of rolling small files. Returns each file
+/// written with its bytes. For the compaction's tests, here and on HDFS (`tests/batch_layer.rs`).
+#[cfg(any(test, feature = "service-tests"))]
+pub async fn sample_in_small_files<Z: RawZone>(
+    zone: &Z,
+    sample: &std::path::Path,
+) -> Result<Vec<(String, Vec<u8>)>, Box<dyn std::error::Error + Send + Sync>> {
+    use crate::dataset::Entity;
+    use crate::pipeline::clean::clean;
+    use crate::pipeline::part::encode_parquet;
+
+    let epoch = Epoch::random();
+    let mut written = Vec::new();
+    for entity in Entity::ALL {
+        let text = std::fs::read(sample.join(entity.file_name()))?;
+        let mut by_partition: BTreeMap<i32, Vec<Vec<u8>>> = BTreeMap::new();
+        let lines = text.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+        for (i, line) in (0i32..).zip(lines) {
+            if let Ok(cleaned) = clean(entity, line) {
+                by_partition.entry(i % 3).or_default().push(cleaned.json);
+            }
+        }
+        for (partition, records) in by_partition {
+            for (first, records) in (0i64..).step_by(20).zip(records.chunks(20)) {
+                let offsets: Vec<i64> = (first..).take(records.len()).collect();
+                let part = PartFile {
+                    partition,
+                    first_offset: first,
+                    last_offset: first + offsets.len() as i64 - 1,
+                    epoch,
+                };
+                let path = part.path(entity, "2026-12-07");
+                let bytes = encode_parquet(entity, partition, &offsets, &records.join(&b'\n'))?;
+                zone.put_atomic(&path, bytes.clone()).await?;
+                written.push((path, bytes));
+            }
+        }
+    }
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -287,9 +317,9 @@ mod tests {
     use super::*;
     use crate::dataset::Entity;
     use crate::pipeline::batch::{ServingTarget, run_batch};
-    use crate::pipeline::clean::clean;
-    use crate::pipeline::part::encode_parquet;
+    use crate::storage::LocalRawZone;
     use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    use std::path::Path;
 
     fn file(partition: i32, first: i64, last: i64, bytes: u64) -> ZoneFile {
         let epoch: Epoch = "00000000000000aa".parse().unwrap();
@@ -390,40 +420,10 @@ mod tests {
         assert_eq!(plan(&files), Plan::default());
     }
 
-    /// The sample's records, cleaned by the real transform, in files of 20 records over three
-    /// partitions per entity, as the embedded lab's consumer leaves them after a few minutes.
     async fn sample_zone(dir: &Path) -> LocalRawZone {
         let zone = LocalRawZone::new(dir);
         let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample");
-        let epoch = Epoch::random();
-        for entity in Entity::ALL {
-            let text = std::fs::read(sample.join(entity.file_name())).unwrap();
-            let mut by_partition: BTreeMap<i32, Vec<Vec<u8>>> = BTreeMap::new();
-            for (i, line) in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
-                if let Ok(cleaned) = clean(entity, line) {
-                    by_partition.entry((i % 3) as i32).or_default().push(cleaned.json);
-                }
-            }
-            for (partition, records) in by_partition {
-                for (chunk, records) in records.chunks(20).enumerate() {
-                    let first = (chunk * 20) as i64;
-                    let offsets: Vec<i64> = (first..first + records.len() as i64).collect();
-                    let json = records.join(&b'\n');
-                    let part = PartFile {
-                        partition,
-                        first_offset: first,
-                        last_offset: *offsets.last().unwrap(),
-                        epoch,
-                    };
-                    zone.put_atomic(
-                        &part.path(entity, "2026-12-07"),
-                        encode_parquet(entity, partition, &offsets, &json).unwrap(),
-                    )
-                    .await
-                    .unwrap();
-                }
-            }
-        }
+        sample_in_small_files(&zone, &sample).await.unwrap();
         zone
     }
 
@@ -514,17 +514,9 @@ mod tests {
         let resume_points = crate::pipeline::resume::files_by_epoch(&zone).await.unwrap();
 
         // A merge written, its inputs not yet removed (a crash between the two).
-        let paths = zone.list_files("").await.unwrap();
-        let listed: Vec<ZoneFile> = paths
-            .iter()
-            .map(|p| ZoneFile {
-                path: p.clone(),
-                bytes: std::fs::metadata(zone_dir.join(p)).unwrap().len(),
-            })
-            .collect();
-        let first = plan(&listed).merges.remove(0);
-        let bytes = merged(&zone_dir, &first.inputs).unwrap().unwrap();
-        zone.put_blocking(&first.output, &bytes).unwrap();
+        let first = plan(&zone.list_sized("").await.unwrap()).merges.remove(0);
+        let bytes = merge_files(&zone, &first).await.unwrap().unwrap();
+        zone.put_atomic(&first.output, bytes).await.unwrap();
         assert_same(
             &serving_tables(&zone, &out).await,
             &tables,

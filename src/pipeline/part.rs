@@ -204,8 +204,8 @@ pub(super) fn fits(entity: Entity, partition: i32, record: &[u8], offset: i64) -
 }
 
 /// Encodes newline-separated clean JSON records of one Kafka partition as a raw-zone Parquet file
-/// (the batch tests build their raw zones with it).
-#[cfg(test)]
+/// (the batch and compaction tests build their raw zones with it).
+#[cfg(any(test, feature = "service-tests"))]
 pub(crate) fn encode_parquet(
     entity: Entity,
     partition: i32,

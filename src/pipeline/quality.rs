@@ -10,7 +10,7 @@ use datafusion::arrow::array::{Array, Int64Array};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
-use super::batch::{BatchError, register_raw_table};
+use super::batch::{BatchError, listing_again_if_a_file_goes, register_raw_table};
 use crate::dataset::Entity;
 use crate::pg::{self, PgError};
 use crate::storage::RawZone;
@@ -64,8 +64,12 @@ pub async fn check_quality<Z: RawZone>(
     let client = pg::connect(pg_url).await?;
     let mut checks = Vec::new();
     for (name, entity, id_column, serving_sql) in CHECKS {
-        register_raw_table(&ctx, zone, entity, as_of).await?;
-        let raw = distinct_count(&ctx, entity, id_column).await?;
+        let ctx = &ctx;
+        let raw = listing_again_if_a_file_goes(zone, move || async move {
+            register_raw_table(ctx, zone, entity, as_of).await?;
+            distinct_count(ctx, entity, id_column).await
+        })
+        .await?;
         let serving: i64 = client
             .query_one(serving_sql, &[])
             .await

@@ -844,8 +844,17 @@ mod tests {
             let _pass = self.gate.acquire().await.expect("gate open");
             self.inner.put_atomic(rel_path, data).await
         }
-        async fn list_files(&self, rel_dir: &str) -> Result<Vec<String>, crate::storage::StorageError> {
-            self.inner.list_files(rel_dir).await
+        async fn list_sized(
+            &self,
+            rel_dir: &str,
+        ) -> Result<Vec<crate::storage::ZoneFile>, crate::storage::StorageError> {
+            self.inner.list_sized(rel_dir).await
+        }
+        async fn read(&self, rel_path: &str) -> Result<bytes::Bytes, crate::storage::StorageError> {
+            self.inner.read(rel_path).await
+        }
+        async fn remove(&self, rel_path: &str) -> Result<(), crate::storage::StorageError> {
+            self.inner.remove(rel_path).await
         }
         fn url_of(&self, rel_path: &str) -> String {
             self.inner.url_of(rel_path)

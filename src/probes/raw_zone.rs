@@ -107,7 +107,7 @@ fn read(dir: &Path) -> Result<LocalZoneSnapshot, ProbeError> {
                 }
                 let meta = match file.metadata() {
                     Ok(meta) => meta,
-                    // Merged into another file since the listing (the embedded lab compacts).
+                    // Merged into another file since the listing (a compaction).
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(failed(&file.path(), e)),
                 };

@@ -15,7 +15,7 @@ use datafusion::prelude::SessionContext;
 use hdfs_native::client::FileStatus;
 use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
 
-use super::{RawZone, StorageError};
+use super::{RawZone, StorageError, ZoneFile};
 
 /// How long a single HDFS call may take before it counts as failed.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -244,21 +244,51 @@ impl RawZone for HdfsRawZone {
         .await
     }
 
-    async fn list_files(&self, rel_dir: &str) -> Result<Vec<String>, StorageError> {
+    async fn list_sized(&self, rel_dir: &str) -> Result<Vec<ZoneFile>, StorageError> {
         let dir = self.abs(rel_dir);
         let statuses = self.with_retries("list", &dir, |_| self.list_once(&dir)).await?;
         let prefix = format!("{}/", self.root);
-        let mut out: Vec<String> = statuses
+        let mut out: Vec<ZoneFile> = statuses
             .into_iter()
             .filter(|s| !s.isdir)
             .filter_map(|s| {
                 // Paths come back absolute in this client; be lenient about a missing root prefix.
                 let rel = s.path.strip_prefix(&prefix).unwrap_or(&s.path).trim_start_matches('/');
-                (!is_hidden(rel)).then(|| rel.to_string())
+                (!is_hidden(rel)).then(|| ZoneFile {
+                    path: rel.to_string(),
+                    bytes: s.length as u64,
+                })
             })
             .collect();
-        out.sort();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
+    }
+
+    async fn read(&self, rel_path: &str) -> Result<Bytes, StorageError> {
+        let path = self.abs(rel_path);
+        // A file removed since it was listed is an answer, not a failure to retry (a put retries
+        // on it: a restarted NameNode may have lost its temp file).
+        let read = self
+            .with_retries("read", &path, |_| async {
+                match self.client.read(&path).await {
+                    Ok(reader) => reader.read_range(0, reader.file_length()).await.map(Some),
+                    Err(HdfsError::FileNotFound(_)) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        read.ok_or_else(|| self.err("read", &path, HdfsError::FileNotFound(path.clone())))
+    }
+
+    async fn remove(&self, rel_path: &str) -> Result<(), StorageError> {
+        let path = self.abs(rel_path);
+        self.with_retries("remove", &path, |_| async {
+            match self.client.delete(&path, false).await {
+                Ok(_) | Err(HdfsError::FileNotFound(_)) => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
     fn url_of(&self, rel_path: &str) -> String {

@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{RawZone, StorageError};
+use bytes::Bytes;
+
+use super::{RawZone, StorageError, ZoneFile};
 
 #[derive(Debug, Clone)]
 pub struct LocalRawZone {
@@ -30,8 +32,8 @@ impl LocalRawZone {
         }
     }
 
-    /// [`RawZone::put_atomic`] for callers already off the async workers (the compaction).
-    pub(crate) fn put_blocking(&self, rel_path: &str, data: &[u8]) -> Result<(), StorageError> {
+    /// [`RawZone::put_atomic`], off the async workers.
+    fn put_blocking(&self, rel_path: &str, data: &[u8]) -> Result<(), StorageError> {
         let target = self.root.join(rel_path);
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| self.err("create directory", &dir, e))?;
@@ -52,7 +54,7 @@ impl LocalRawZone {
             .map_err(|e| self.err("sync directory", &dir, e))
     }
 
-    fn list_blocking(&self, rel_dir: &str) -> Result<Vec<String>, StorageError> {
+    fn list_blocking(&self, rel_dir: &str) -> Result<Vec<ZoneFile>, StorageError> {
         let mut out = Vec::new();
         let mut stack = vec![self.root.join(rel_dir)];
         while let Some(dir) = stack.pop() {
@@ -68,14 +70,23 @@ impl LocalRawZone {
                 if name.to_string_lossy().starts_with('.') {
                     continue; // temp files of writers in flight
                 }
-                if path.is_dir() {
+                let metadata = match std::fs::metadata(&path) {
+                    Ok(metadata) => metadata,
+                    // Removed since the directory was read (merged by a compaction).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(self.err("list", &path, e)),
+                };
+                if metadata.is_dir() {
                     stack.push(path);
                 } else if let Ok(rel) = path.strip_prefix(&self.root) {
-                    out.push(rel.to_string_lossy().replace('\\', "/"));
+                    out.push(ZoneFile {
+                        path: rel.to_string_lossy().replace('\\', "/"),
+                        bytes: metadata.len(),
+                    });
                 }
             }
         }
-        out.sort();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 }
@@ -89,12 +100,28 @@ impl RawZone for LocalRawZone {
             .unwrap_or_else(|join| Err(self.err("write", Path::new("?"), std::io::Error::other(join))))
     }
 
-    async fn list_files(&self, rel_dir: &str) -> Result<Vec<String>, StorageError> {
+    async fn list_sized(&self, rel_dir: &str) -> Result<Vec<ZoneFile>, StorageError> {
         let this = self.clone();
         let rel_dir = rel_dir.to_string();
         tokio::task::spawn_blocking(move || this.list_blocking(&rel_dir))
             .await
             .unwrap_or_else(|join| Err(self.err("list", Path::new("?"), std::io::Error::other(join))))
+    }
+
+    async fn read(&self, rel_path: &str) -> Result<Bytes, StorageError> {
+        let path = self.root.join(rel_path);
+        match tokio::fs::read(&path).await {
+            Ok(data) => Ok(Bytes::from(data)),
+            Err(e) => Err(self.err("read", &path, e)),
+        }
+    }
+
+    async fn remove(&self, rel_path: &str) -> Result<(), StorageError> {
+        let path = self.root.join(rel_path);
+        match tokio::fs::remove_file(&path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.err("remove", &path, e)),
+            _ => Ok(()),
+        }
     }
 
     fn url_of(&self, rel_path: &str) -> String {

@@ -19,6 +19,7 @@ pub use local::LocalRawZone;
 use std::future::Future;
 use std::path::Path;
 
+use bytes::Bytes;
 use datafusion::prelude::SessionContext;
 
 use crate::dataset::Entity;
@@ -48,14 +49,45 @@ pub enum StorageError {
     BadLocation(String),
 }
 
+/// A raw-zone file: its path relative to the zone and its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneFile {
+    pub path: String,
+    pub bytes: u64,
+}
+
+impl StorageError {
+    /// Whether the file acted on does not exist (removed since it was listed).
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Self::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            Self::Hdfs { source, .. } => matches!(**source, hdfs_native::HdfsError::FileNotFound(_)),
+            Self::BadLocation(_) => false,
+        }
+    }
+}
+
 /// A place the raw zone can live (a local directory now; HDFS behind the same trait).
 pub trait RawZone: Clone + Send + Sync + 'static {
     /// Writes `data` to `rel_path` so that readers see all of it or nothing, and it survives a crash
     /// once this returns.
     fn put_atomic(&self, rel_path: &str, data: Vec<u8>) -> impl Future<Output = Result<(), StorageError>> + Send;
 
+    /// The complete files under `rel_dir` (paths relative to the root, sorted) with their sizes,
+    /// recursively; empty if it does not exist.
+    fn list_sized(&self, rel_dir: &str) -> impl Future<Output = Result<Vec<ZoneFile>, StorageError>> + Send;
+
     /// Paths (relative to the root) of the complete files under `rel_dir`, recursively; empty if it does not exist.
-    fn list_files(&self, rel_dir: &str) -> impl Future<Output = Result<Vec<String>, StorageError>> + Send;
+    fn list_files(&self, rel_dir: &str) -> impl Future<Output = Result<Vec<String>, StorageError>> + Send {
+        async move { Ok(self.list_sized(rel_dir).await?.into_iter().map(|f| f.path).collect()) }
+    }
+
+    /// The whole of a file (the compaction reads files of a few MiB).
+    fn read(&self, rel_path: &str) -> impl Future<Output = Result<Bytes, StorageError>> + Send;
+
+    /// Removes a file; one already gone is no error (two compactions may race to remove it).
+    fn remove(&self, rel_path: &str) -> impl Future<Output = Result<(), StorageError>> + Send;
 
     /// URL of a file for DataFusion (`file:///…`, later `hdfs://…`).
     fn url_of(&self, rel_path: &str) -> String;
@@ -100,10 +132,24 @@ impl RawZone for AnyRawZone {
         }
     }
 
-    async fn list_files(&self, rel_dir: &str) -> Result<Vec<String>, StorageError> {
+    async fn list_sized(&self, rel_dir: &str) -> Result<Vec<ZoneFile>, StorageError> {
         match self {
-            Self::Local(z) => z.list_files(rel_dir).await,
-            Self::Hdfs(z) => z.list_files(rel_dir).await,
+            Self::Local(z) => z.list_sized(rel_dir).await,
+            Self::Hdfs(z) => z.list_sized(rel_dir).await,
+        }
+    }
+
+    async fn read(&self, rel_path: &str) -> Result<Bytes, StorageError> {
+        match self {
+            Self::Local(z) => z.read(rel_path).await,
+            Self::Hdfs(z) => z.read(rel_path).await,
+        }
+    }
+
+    async fn remove(&self, rel_path: &str) -> Result<(), StorageError> {
+        match self {
+            Self::Local(z) => z.remove(rel_path).await,
+            Self::Hdfs(z) => z.remove(rel_path).await,
         }
     }
 
