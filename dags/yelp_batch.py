@@ -3,7 +3,9 @@
     wait_for_raw_files -> compact -> batch -> quality_check -> record_run
 
 - wait_for_raw_files: polls WebHDFS until the raw zone holds Parquet files newer than the last
-  successful batch (so a daily run with nothing new ends as "skipped", not failed).
+  successful batch (so a daily run with nothing new ends as "skipped", not failed). A merge made
+  by `lab compact` outside a run counts as new: the next run batches the same records again, which
+  changes no serving table.
 - compact: `lab compact` merges each partition's small raw-zone files (the consumer rolls one per
   partition every 30 s) into larger ones, so the batch opens dozens of files, not thousands. It never
   holds the batch up: a compaction that fails leaves the files as they were and says so in its log.
@@ -187,11 +189,12 @@ with DAG(
     compact = BashOperator(
         task_id="compact",
         # A failed compaction removed nothing it had not merged (src/pipeline/compact.rs): the
-        # batch reads the raw zone as it is, so the task succeeds with the failure in its log.
+        # batch reads the raw zone as it is, so the task succeeds with the failure in its log;
+        # `timeout` does the same for one that hangs (its lock goes stale and is taken over).
         # One run at a time (max_active_runs=1): no batch of this DAG reads while it merges.
         bash_command=(
-            '"$LAB_BIN" compact --topic-prefix {{ params.topic_prefix }} --json '
-            '|| echo "compaction failed (see above): the batch reads the raw zone as it is" >&2'
+            'timeout 600 "$LAB_BIN" compact --topic-prefix {{ params.topic_prefix }} --json '
+            '|| echo "compaction failed or took over 10 minutes (see above): the batch reads the raw zone as it is" >&2'
         ),
         retries=0,
         do_xcom_push=True,

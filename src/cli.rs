@@ -278,7 +278,10 @@ pub struct BatchArgs {
 
 #[derive(Args)]
 pub struct CompactArgs {
-    /// Print the report as one JSON line.
+    /// Say which files would be merged and removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report (or the plan) as one JSON line.
     #[arg(long)]
     pub json: bool,
 }

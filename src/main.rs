@@ -25,7 +25,7 @@ use bigdata_lab::embedded_lab::EmbeddedSpec;
 use bigdata_lab::lesson::{Lesson, RunOn};
 use bigdata_lab::pipeline::StageCounters;
 use bigdata_lab::pipeline::batch::{ServingTarget, run_batch};
-use bigdata_lab::pipeline::compact::compact;
+use bigdata_lab::pipeline::compact::{compact, plan_of};
 use bigdata_lab::pipeline::producer::run_producer;
 use bigdata_lab::pipeline::quality::check_quality;
 use bigdata_lab::pipeline::sink::{SinkOptions, run_sink};
@@ -490,6 +490,27 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
                 }
             }
         }
+        Command::Compact(args) if args.dry_run => {
+            let zone = AnyRawZone::open(&config.raw_zone, &config.topic_prefix)?;
+            let plan = plan_of(&zone).await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&plan)?);
+            } else {
+                println!(
+                    "{} (dry run, nothing changed): {} files would be merged into {}, {} left by an interrupted compaction removed",
+                    zone.describe(),
+                    plan.merges.iter().map(|m| m.inputs.len()).sum::<usize>(),
+                    plan.merges.len(),
+                    plan.leftovers.len()
+                );
+                for merge in &plan.merges {
+                    println!("  {} ← {} files", merge.output, merge.inputs.len());
+                }
+                for leftover in &plan.leftovers {
+                    println!("  remove {leftover}");
+                }
+            }
+        }
         Command::Compact(args) => {
             let zone = AnyRawZone::open(&config.raw_zone, &config.topic_prefix)?;
             let report = compact(&zone).await?;
@@ -497,13 +518,20 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 println!(
-                    "compacted {}: {} files merged into {}, {} left by an interrupted compaction removed, {} left as they were, in {} ms",
+                    "compacted {}: {} files merged into {}, {} left by an interrupted compaction removed, {} left as they were, {} kept because their merge failed, in {} ms",
                     zone.describe(),
                     report.merged,
                     report.into,
                     report.leftovers_removed,
                     report.skipped,
+                    report.failed,
                     report.elapsed_ms
+                );
+            }
+            if let Some(failure) = &report.first_failure {
+                bail!(
+                    "{} files could not be merged and are kept as they are; the first: {failure}",
+                    report.failed
                 );
             }
         }

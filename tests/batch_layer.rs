@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bigdata_lab::pipeline::compact::sample_in_small_files;
+use bigdata_lab::pipeline::compact::{LOCK, sample_in_small_files};
 use bigdata_lab::storage::{AnyRawZone, PartFile, RawZone};
 use common::services::{Airflow, hdfs_client, hdfs_delete, hdfs_raw_zone, jobs_dir, spark_submit};
 use common::{
     TABLES, assert_tables_equal_reference, connect, fresh_database, lab, read_table, reference, run_ok, run_stage,
-    sample_dir, service_env, stream_sample_into, unique_prefix,
+    sample_dir, service_env, stage_cmd, stream_sample_into, unique_prefix,
 };
 use serde_json::{Value, json};
 
@@ -225,7 +225,8 @@ fn resume_points(files: &[String]) -> BTreeMap<(String, i32, String), i64> {
 }
 
 /// `lab compact` on HDFS: the sample in files of 20 records over three partitions, as a consumer
-/// leaves them after a few minutes, becomes a few files per partition; the batch loads the same
+/// leaves them after a few minutes, becomes a few files per partition (as its dry run said,
+/// which changed nothing); the batch loads the same
 /// tables from them as before, with no record doubled, the quality check passes, and each
 /// partition keeps its highest offset (where a consumer resumes). A compaction stopped after
 /// writing its merge and before removing the inputs (the inputs put back) still loads each
@@ -251,7 +252,28 @@ async fn lab_compact_merges_small_files_on_hdfs_and_the_batch_loads_the_same_tab
         state.path(),
         &["batch", "--json", "--pg", &url_before],
     );
+    let planned = stage(&prefix, &raw_zone, state.path(), &["compact", "--dry-run", "--json"]);
+    assert_eq!(hdfs_files(&dir).await, before, "the dry run changed the zone");
+    let planned_inputs: usize = planned["merges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{planned}"))
+        .iter()
+        .map(|m| m["inputs"].as_array().map_or(0, Vec::len))
+        .sum();
+    // Another compaction's lock (a minute old): this one does nothing and says who holds it.
+    let lock = json!({"token": 1, "pid": 4242, "host": "elsewhere", "since": chrono::Utc::now() - chrono::TimeDelta::minutes(1)});
+    zone.put_atomic(LOCK, lock.to_string().into_bytes()).await.unwrap();
+    let busy = stage_cmd(&prefix, raw_zone.as_ref(), state.path(), &["compact"]).output_guarded();
+    let stderr = String::from_utf8_lossy(&busy.stderr);
+    assert!(
+        !busy.status.success() && stderr.contains("another compaction is running (pid 4242 on elsewhere"),
+        "{stderr}"
+    );
+    zone.remove(LOCK).await.unwrap();
+    assert_eq!(hdfs_files(&dir).await, before, "a refused compaction changed the zone");
+
     let compacted = stage(&prefix, &raw_zone, state.path(), &["compact", "--json"]);
+    assert_eq!(compacted["merged"].as_u64(), Some(planned_inputs as u64), "{planned}");
     assert!(
         compacted["merged"].as_u64() > Some(0) && compacted["into"].as_u64() > Some(0),
         "{compacted}"
@@ -261,12 +283,14 @@ async fn lab_compact_merges_small_files_on_hdfs_and_the_batch_loads_the_same_tab
         (Some(0), Some(0)),
         "{compacted}"
     );
+    // What the NameNode holds: each merge's inputs gone, its output there, and no lock left.
     let after = hdfs_files(&dir).await;
+    let outputs = planned["merges"].as_array().map_or(0, Vec::len);
+    assert_eq!(after.len(), before.len() - planned_inputs + outputs, "{compacted}");
     assert!(
-        after.len() < before.len() / 4,
-        "{} files before, {} after: {compacted}",
-        before.len(),
-        after.len()
+        planned_inputs > before.len() / 2,
+        "{planned_inputs} of {} files merged",
+        before.len()
     );
     assert_eq!(resume_points(&after), resume_points(&before));
 
@@ -291,11 +315,17 @@ async fn lab_compact_merges_small_files_on_hdfs_and_the_batch_loads_the_same_tab
     assert_eq!(check["passed"], true, "{check}");
 
     // Stopped between writing a merge and removing its inputs: the inputs are still there.
+    let first_merge: Vec<&str> = planned["merges"][0]["inputs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{planned}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     let inputs: Vec<&(String, Vec<u8>)> = written
         .iter()
-        .filter(|(path, _)| path.starts_with("review/") && PartFile::parse(path).unwrap().partition == 0)
+        .filter(|(path, _)| first_merge.contains(&path.as_str()))
         .collect();
-    assert!(inputs.len() >= 8, "{} review files on partition 0", inputs.len());
+    assert_eq!(inputs.len(), first_merge.len(), "{first_merge:?}");
     for (path, bytes) in &inputs {
         zone.put_atomic(path, bytes.clone()).await.unwrap();
     }

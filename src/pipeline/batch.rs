@@ -125,7 +125,7 @@ pub async fn run_batch<Z: RawZone>(
         input_files,
         rows_in,
         results,
-    } = listing_again_if_a_file_goes(zone, || compute_serving_tables(zone, as_of)).await?;
+    } = reading_again_if_a_file_goes(zone, || compute_serving_tables(zone, as_of)).await?;
     let computed = Instant::now();
     let tables: BTreeMap<String, u64> = results
         .iter()
@@ -163,33 +163,34 @@ pub async fn run_batch<Z: RawZone>(
 /// losing files under it.
 const READS: u32 = 3;
 
-/// Runs `read` (a listing of the raw zone and a read of what it listed) until no file of the zone
-/// went while it ran: a compaction (`lab compact`, which the Airflow DAG runs before its batch)
-/// may merge a listed file away before it is read. DataFusion skips a listed file it cannot find
-/// without a word (a missing path lists as an empty directory), so the check is a listing before
-/// and after: a file in both was there all along and was read. A file goes only once its merge is
-/// in place, so the next read's listing holds every record of it.
+/// Runs `read` (a listing of the raw zone and a read of the files it lists, which it returns)
+/// until none of the files it read went while it ran: a compaction (`lab compact`, which the
+/// Airflow DAG runs before its batch) may merge a listed file away before it is read. DataFusion
+/// skips a listed file it cannot find without a word (a missing path lists as an empty
+/// directory), so a read is checked by listing the zone after it: a file listed before the read
+/// and after it was there all along (a compaction never writes a name it removed, `compact.rs`).
+/// A file goes only once its merge is in place, so the next read's listing holds every record.
 // A closure returning a future, not an async closure: the future of an `AsyncFnMut` is not known
 // to be `Send` for every lifetime, and the batch runs in spawned tasks.
-pub(crate) async fn listing_again_if_a_file_goes<Z, T, F, Fut>(zone: &Z, mut read: F) -> Result<T, BatchError>
+pub(crate) async fn reading_again_if_a_file_goes<Z, T, F, Fut>(zone: &Z, mut read: F) -> Result<T, BatchError>
 where
     Z: RawZone,
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, BatchError>>,
+    Fut: Future<Output = Result<(T, Vec<String>), BatchError>>,
 {
     for attempt in 1..=READS {
-        let before = zone.list_files("").await?;
-        let outcome = read().await;
-        let gone = match &outcome {
-            Err(e) if e.is_file_gone() => Some(e.to_string()),
-            Err(_) => return outcome,
-            Ok(_) => {
-                let after: std::collections::HashSet<String> = zone.list_files("").await?.into_iter().collect();
-                before.into_iter().find(|f| !after.contains(f))
+        let gone = match read().await {
+            Err(e) if e.is_file_gone() => e.to_string(),
+            Err(e) => return Err(e),
+            Ok((value, read)) => {
+                let now: std::collections::HashSet<String> = zone.list_files("").await?.into_iter().collect();
+                match read.into_iter().find(|f| !now.contains(f)) {
+                    None => return Ok(value),
+                    Some(gone) => gone,
+                }
             }
         };
-        let Some(gone) = gone else { return outcome };
-        tracing::warn!(attempt, %gone, zone = %zone.describe(), "a raw-zone file went while the batch read the zone (merged by a compaction): reading it again");
+        tracing::warn!(attempt, %gone, zone = %zone.describe(), "a raw-zone file went while it was read (merged by a compaction): reading the zone again");
     }
     Err(BatchError::ZoneChanging {
         zone: zone.describe(),
@@ -211,10 +212,8 @@ impl BatchError {
                     ) || e
                         .downcast_ref::<std::io::Error>()
                         .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
-                        || matches!(
-                            e.downcast_ref::<hdfs_native::HdfsError>(),
-                            Some(hdfs_native::HdfsError::FileNotFound(_))
-                        );
+                        || e.downcast_ref::<hdfs_native::HdfsError>()
+                            .is_some_and(crate::storage::hdfs_not_found);
                     if gone {
                         return true;
                     }
@@ -234,20 +233,24 @@ struct Computed {
     results: Vec<(&'static ServingTable, Vec<RecordBatch>)>,
 }
 
-/// Runs the views and the serving queries. The session, and with it the deduplicated views held
-/// in memory, ends here: the load needs only the serving tables' rows.
-async fn compute_serving_tables<Z: RawZone>(zone: &Z, as_of: Option<NaiveDate>) -> Result<Computed, BatchError> {
+/// Runs the views and the serving queries; returns their rows and the raw-zone files read. The
+/// session, and with it the deduplicated views held in memory, ends here: the load needs only the
+/// serving tables' rows.
+async fn compute_serving_tables<Z: RawZone>(
+    zone: &Z,
+    as_of: Option<NaiveDate>,
+) -> Result<(Computed, Vec<String>), BatchError> {
     // Join keys are strings; a few target partitions suit a laptop.
     let config = SessionConfig::new()
         .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
         .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
     let ctx = SessionContext::new_with_config(config);
     zone.register_with(&ctx)?;
-    let mut input_files = 0;
+    let mut read = Vec::new();
     let mut overlapping = Vec::new();
     for entity in Entity::ALL {
         let table = register_raw_table(&ctx, zone, entity, as_of).await?;
-        input_files += table.files;
+        read.extend(table.files);
         if table.overlapping {
             overlapping.push(entity);
         }
@@ -274,21 +277,24 @@ async fn compute_serving_tables<Z: RawZone>(zone: &Z, as_of: Option<NaiveDate>) 
     for table in &SERVING_TABLES {
         results.push((table, run_sql(&ctx, table.name, table.sql).await?));
     }
-    Ok(Computed {
-        input_files,
+    let computed = Computed {
+        input_files: read.len(),
         rows_in,
         results,
-    })
+    };
+    Ok((computed, read))
 }
 
 /// What [`register_raw_table`] registered.
 pub(crate) struct RawTable {
-    pub files: usize,
+    /// The raw-zone files it reads (relative paths).
+    pub files: Vec<String>,
     /// Two of its files hold the same partition's offsets (see [`overlapping`]).
     pub overlapping: bool,
 }
 
-/// Registers `raw_<entity>` over the entity's raw-zone files dated up to `as_of`.
+/// Registers `raw_<entity>` over the entity's raw-zone files dated up to `as_of`, in place of a
+/// table of that name registered before (a read of the zone made again).
 pub(crate) async fn register_raw_table<Z: RawZone>(
     ctx: &SessionContext,
     zone: &Z,
@@ -307,11 +313,12 @@ pub(crate) async fn register_raw_table<Z: RawZone>(
         step: format!("register {name}"),
         source,
     };
+    ctx.deregister_table(name.as_str()).map_err(sql_err)?;
     if files.is_empty() {
         let empty = MemTable::try_new(schema, vec![vec![]]).map_err(sql_err)?;
         ctx.register_table(name.as_str(), Arc::new(empty)).map_err(sql_err)?;
         return Ok(RawTable {
-            files: 0,
+            files,
             overlapping: false,
         });
     }
@@ -327,10 +334,7 @@ pub(crate) async fn register_raw_table<Z: RawZone>(
         .with_schema(schema);
     let table = ListingTable::try_new(config).map_err(sql_err)?;
     ctx.register_table(name.as_str(), Arc::new(table)).map_err(sql_err)?;
-    Ok(RawTable {
-        files: files.len(),
-        overlapping,
-    })
+    Ok(RawTable { files, overlapping })
 }
 
 /// Whether two files hold offsets of the same partition: files of one incarnation never do (a
@@ -659,7 +663,7 @@ fn write_parquet(dir: &Path, results: &[(&ServingTable, Vec<RecordBatch>)]) -> R
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::pipeline::clean::clean;
     use crate::pipeline::part::encode_parquet;
@@ -668,7 +672,7 @@ mod tests {
     use datafusion::arrow::datatypes::Int64Type;
 
     /// Puts raw lines through the real transform and encoder into one raw-zone file per entity.
-    async fn raw_zone_with(dir: &Path, date: &str, lines: &[(Entity, &str)]) -> LocalRawZone {
+    pub(crate) async fn raw_zone_with(dir: &Path, date: &str, lines: &[(Entity, &str)]) -> LocalRawZone {
         let zone = LocalRawZone::new(dir);
         for entity in Entity::ALL {
             let mut json = Vec::new();
@@ -808,7 +812,7 @@ mod tests {
     }
 
     /// A business, its one user, and `review` by that user of that business.
-    fn one_review(review: &str) -> [(Entity, &str); 3] {
+    pub(crate) fn one_review(review: &str) -> [(Entity, &str); 3] {
         [
             (
                 Entity::Business,
@@ -841,7 +845,7 @@ mod tests {
             .to_string()
     }
 
-    fn review(id: &str, user: &str, business: &str, stars: u8, date: &str) -> String {
+    pub(crate) fn review(id: &str, user: &str, business: &str, stars: u8, date: &str) -> String {
         format!(
             r#"{{"review_id":"{id}","user_id":"{user}","business_id":"{business}","stars":{stars}.0,"text":"ok","date":"{date}"}}"#
         )
@@ -930,9 +934,9 @@ mod tests {
     /// review file away (into a file of a wider offset range: the same records under another
     /// name), `merges` times.
     #[derive(Clone)]
-    struct MergedAwayAfterListing {
-        zone: LocalRawZone,
-        merges: Arc<std::sync::atomic::AtomicU32>,
+    pub(crate) struct MergedAwayAfterListing {
+        pub zone: LocalRawZone,
+        pub merges: Arc<std::sync::atomic::AtomicU32>,
     }
 
     impl RawZone for MergedAwayAfterListing {
@@ -966,6 +970,9 @@ mod tests {
         }
         async fn remove(&self, rel_path: &str) -> Result<(), StorageError> {
             self.zone.remove(rel_path).await
+        }
+        async fn create_new(&self, rel_path: &str, data: Vec<u8>) -> Result<bool, StorageError> {
+            self.zone.create_new(rel_path, data).await
         }
         fn url_of(&self, rel_path: &str) -> String {
             self.zone.url_of(rel_path)

@@ -17,7 +17,8 @@
 //! Who compacts: the embedded lab, in the task that runs its batch, and on HDFS `lab compact`,
 //! which the Airflow DAG runs before its batch (one DAG run at a time): so no batch of theirs lists
 //! a file that a merge then removes. A batch started by hand meanwhile may, and lists again
-//! ([`crate::pipeline::batch::listing_again_if_a_file_goes`]).
+//! ([`crate::pipeline::batch::reading_again_if_a_file_goes`]). Two compactions at once are kept
+//! apart by a lock file ([`LOCK`]).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -44,7 +45,7 @@ pub enum CompactError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(
-        "raw zone {root}: cannot {action} {path}: {detail}\nnothing is lost (a file is removed only once its merge is written and read back) and the batch reads the files as they are; run `lab compact` again once the cause is fixed"
+        "raw zone {root}: cannot {action} {path}: {detail}\nnothing is lost (a file is removed only once its merge is written, and the merge's rows are counted first) and the batch reads the files as they are; run `lab compact` again once the cause is fixed"
     )]
     File {
         root: String,
@@ -52,16 +53,95 @@ pub enum CompactError {
         path: String,
         detail: String,
     },
+    #[error(
+        "raw zone {zone}: another compaction is running ({holder}), so this one did nothing; if none is, remove {lock} and run it again"
+    )]
+    Busy { zone: String, holder: String, lock: String },
+}
+
+/// The compaction's lock at the zone's root. Two compactions at once lose nothing, but may merge
+/// overlapping runs, which leaves those partitions tangled and never compacted again. Hidden: no
+/// listing holds it.
+pub const LOCK: &str = ".compact.lock";
+
+/// A lock older than this is taken over: its compaction died (a merge takes a second or two, and
+/// a compaction that finds its lock taken over stops before its next merge).
+const LOCK_STALE: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// Who holds the lock.
+#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+struct LockHolder {
+    token: u64,
+    pid: u32,
+    host: String,
+    since: chrono::DateTime<chrono::Utc>,
+}
+
+impl LockHolder {
+    fn describe(&self) -> String {
+        format!(
+            "pid {} on {} since {}",
+            self.pid,
+            self.host,
+            self.since.format("%Y-%m-%d %H:%M:%S UTC")
+        )
+    }
+}
+
+/// The holder written in the lock, if it can be read: a lock being written, or left empty by a
+/// crash, reads as nobody.
+async fn lock_holder<Z: RawZone>(zone: &Z) -> Result<Option<LockHolder>, StorageError> {
+    match zone.read(LOCK).await {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes the lock, taking over one older than [`LOCK_STALE`].
+async fn take_lock<Z: RawZone>(zone: &Z) -> Result<LockHolder, CompactError> {
+    let me = LockHolder {
+        token: rand::random(),
+        pid: std::process::id(),
+        host: std::fs::read_to_string("/etc/hostname").map_or_else(|_| "this machine".into(), |h| h.trim().to_string()),
+        since: chrono::Utc::now(),
+    };
+    let bytes = serde_json::to_vec(&me).map_err(|e| file_error(&zone.describe(), "write", LOCK, e))?;
+    for _ in 0..2 {
+        if zone.create_new(LOCK, bytes.clone()).await? {
+            return Ok(me);
+        }
+        match lock_holder(zone).await? {
+            // Created by an earlier attempt of this very call (an answer lost on the way).
+            Some(holder) if holder == me => return Ok(me),
+            Some(holder) if me.since - holder.since > LOCK_STALE => {
+                tracing::warn!(holder = %holder.describe(), "a stale compaction lock taken over");
+                zone.remove(LOCK).await?;
+            }
+            holder => {
+                return Err(CompactError::Busy {
+                    zone: zone.describe(),
+                    holder: holder.map_or_else(|| "its lock names no holder".into(), |h| h.describe()),
+                    lock: zone.url_of(LOCK),
+                });
+            }
+        }
+    }
+    Err(CompactError::Busy {
+        zone: zone.describe(),
+        holder: "another compaction took the lock over at the same time".into(),
+        lock: zone.url_of(LOCK),
+    })
 }
 
 /// Neighbouring files of one partition and epoch, and the file that replaces them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Merge {
     pub inputs: Vec<String>,
     pub output: String,
 }
 
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Plan {
     pub merges: Vec<Merge>,
     /// Files whose offsets another file of their epoch holds: left by a merge that stopped
@@ -79,6 +159,10 @@ pub struct CompactionReport {
     /// Files left as they were: files of another schema, which a merge does not mix, and runs
     /// with a file another compaction merged since the listing.
     pub skipped: usize,
+    /// Files kept as they were because their merge failed (an unreadable file), and why the first
+    /// one did: the other merges go on.
+    pub failed: usize,
+    pub first_failure: Option<String>,
     pub elapsed_ms: u128,
 }
 
@@ -87,8 +171,10 @@ type Named<'a> = (PartFile, &'a ZoneFile);
 
 /// Which files to merge: per directory (entity and date), partition and epoch, the files in
 /// offset order, in runs of neighbouring small ones of at most [`MERGED_FILE_BYTES`], each run of
-/// at least [`MIN_MERGE_FILES`]. A partition whose files overlap other than by containment (which
-/// no consumer writes) is left alone.
+/// at least [`MIN_MERGE_FILES`]. The newest file of each is never merged: it holds the highest
+/// offset, where a consumer resumes, and a consumer starting while a merge replaces it could list
+/// neither the merge nor its inputs (no listing is a snapshot). A partition whose files overlap
+/// other than by containment (which no consumer writes) is left alone.
 #[must_use]
 pub fn plan(files: &[ZoneFile]) -> Plan {
     let mut partitions: BTreeMap<(&str, i32, Epoch), Vec<Named<'_>>> = BTreeMap::new();
@@ -121,6 +207,7 @@ pub fn plan(files: &[ZoneFile]) -> Plan {
             continue;
         }
         plan.leftovers.extend(leftovers);
+        kept.pop();
         let mut run: Vec<Named<'_>> = Vec::new();
         let mut run_bytes = 0;
         let mut close = |run: &mut Vec<Named<'_>>, run_bytes: &mut u64| {
@@ -157,17 +244,55 @@ pub fn plan(files: &[ZoneFile]) -> Plan {
     plan
 }
 
-/// Compacts the raw zone (see the module docs).
+/// What [`compact`] would do to the zone as it is now; changes nothing (`lab compact --dry-run`).
+pub async fn plan_of<Z: RawZone>(zone: &Z) -> Result<Plan, CompactError> {
+    Ok(plan(&zone.list_sized("").await?))
+}
+
+/// Compacts the raw zone (see the module docs), holding its [`LOCK`].
 pub async fn compact<Z: RawZone>(zone: &Z) -> Result<CompactionReport, CompactError> {
     let started = Instant::now();
-    let plan = plan(&zone.list_sized("").await?);
+    let lock = take_lock(zone).await?;
+    let compacted = compact_locked(zone, &lock).await;
+    // Not ours any more if it was taken over: the new holder's.
+    if let Ok(Some(holder)) = lock_holder(zone).await
+        && holder == lock
+        && let Err(e) = zone.remove(LOCK).await
+    {
+        tracing::warn!(error = %e, "the compaction lock could not be removed: the next compaction takes it over once it is stale");
+    }
+    let mut report = compacted?;
+    report.elapsed_ms = started.elapsed().as_millis();
+    if report.merged + report.leftovers_removed > 0 {
+        tracing::info!(zone = %zone.describe(), ?report, "raw zone compacted");
+    }
+    Ok(report)
+}
+
+async fn compact_locked<Z: RawZone>(zone: &Z, lock: &LockHolder) -> Result<CompactionReport, CompactError> {
+    let plan = plan_of(zone).await?;
     let mut report = CompactionReport::default();
     for leftover in &plan.leftovers {
         zone.remove(leftover).await?;
         report.leftovers_removed += 1;
     }
     for merge in &plan.merges {
-        match merge_files(zone, merge).await? {
+        if lock_holder(zone).await?.as_ref() != Some(lock) {
+            tracing::warn!("the compaction lock was taken over (this compaction was thought dead): stopping");
+            break;
+        }
+        let merged = match merge_files(zone, merge).await {
+            Ok(merged) => merged,
+            // One unreadable file must not stop every merge after it, run after run.
+            Err(e @ CompactError::File { .. }) => {
+                tracing::warn!(error = %e, output = %merge.output, "a merge failed: its files are kept as they are");
+                report.failed += merge.inputs.len();
+                report.first_failure.get_or_insert_with(|| e.to_string());
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        match merged {
             Some(bytes) => {
                 zone.put_atomic(&merge.output, bytes).await?;
                 for input in &merge.inputs {
@@ -178,10 +303,6 @@ pub async fn compact<Z: RawZone>(zone: &Z) -> Result<CompactionReport, CompactEr
             }
             None => report.skipped += merge.inputs.len(),
         }
-    }
-    report.elapsed_ms = started.elapsed().as_millis();
-    if report.merged + report.leftovers_removed > 0 {
-        tracing::info!(zone = %zone.describe(), ?report, "raw zone compacted");
     }
     Ok(report)
 }
@@ -254,7 +375,7 @@ fn merged(root: &str, inputs: &[(String, Bytes)]) -> Result<Option<Vec<u8>>, Com
     let bytes = writer
         .into_inner()
         .map_err(|e| file_error(root, "write a merge of", first, e))?;
-    // Read back what was written: the inputs are removed next.
+    // Parse what was encoded and count its rows: the inputs are removed once it is written.
     let check = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes.clone()))
         .map_err(|e| file_error(root, "read back a merge of", first, e))?;
     let rows_out = check.metadata().file_metadata().num_rows();
@@ -341,14 +462,15 @@ mod tests {
     }
 
     #[test]
-    fn neighbouring_small_files_of_a_partition_merge_into_their_whole_range() {
+    fn neighbouring_small_files_of_a_partition_merge_into_their_whole_range_but_the_newest() {
         let merged = plan(&ten(1_000));
         assert_eq!(merged.merges.len(), 1);
-        assert_eq!(merged.merges[0].inputs.len(), 10);
-        assert_eq!(merged.merges[0].output, file(0, 0, 99, 0).path);
+        // The newest file (offsets 90..99), where a consumer resumes, stays as it is.
+        assert_eq!(merged.merges[0].inputs.len(), 9);
+        assert_eq!(merged.merges[0].output, file(0, 0, 89, 0).path);
         assert!(merged.leftovers.is_empty());
-        // Fewer than MIN_MERGE_FILES: left for a later batch.
-        assert_eq!(plan(&ten(1_000)[..MIN_MERGE_FILES - 1]), Plan::default());
+        // Fewer than MIN_MERGE_FILES besides the newest: left for a later batch.
+        assert_eq!(plan(&ten(1_000)[..MIN_MERGE_FILES]), Plan::default());
     }
 
     #[test]
@@ -362,7 +484,7 @@ mod tests {
         let merges = plan(&files).merges;
         assert_eq!(merges.len(), 2);
         assert_eq!(merges[0].output, file(0, 0, 89, 0).path);
-        assert_eq!(merges[1].output, file(0, 100, 199, 0).path);
+        assert_eq!(merges[1].output, file(0, 100, 189, 0).path);
     }
 
     #[test]
@@ -371,7 +493,7 @@ mod tests {
             .map(|i| file(0, i * 10, i * 10 + 9, MERGED_FILE_BYTES / 10))
             .collect();
         let merges = plan(&files).merges;
-        // 10 files a merge, the last 4 left.
+        // 10 files a merge, the last 3 and the newest left.
         assert_eq!(merges.iter().map(|m| m.inputs.len()).collect::<Vec<_>>(), vec![10, 10]);
     }
 
@@ -523,12 +645,28 @@ mod tests {
             "with a merge beside its inputs",
         );
 
+        // The dry run says what the compaction then does, and changes nothing.
+        let planned = plan_of(&zone).await.unwrap();
+        let files_planned = zone_files(&zone_dir);
         let report = compact(&zone).await.unwrap();
+        assert_eq!(planned.leftovers.len(), first.inputs.len(), "{planned:?}");
+        assert_eq!(
+            planned.merges.iter().map(|m| m.inputs.len()).sum::<usize>(),
+            report.merged,
+            "{planned:?}"
+        );
+        assert_eq!(files_planned, files_before + 1, "the dry run changed the zone");
         assert_eq!(report.leftovers_removed, first.inputs.len(), "{report:?}");
         assert!(report.merged > 0 && report.into > 0, "{report:?}");
         let files_after = zone_files(&zone_dir);
+        assert_eq!(
+            files_after,
+            files_planned - report.leftovers_removed - report.merged + report.into,
+            "{report:?}"
+        );
+        // The reviews (25 files a partition) merge, but for each partition's newest file.
         assert!(
-            files_after < files_before / 4,
+            files_after < files_before / 2,
             "{files_before} files before, {files_after} after: {report:?}"
         );
         assert_same(&serving_tables(&zone, &out).await, &tables, "after the compaction");
@@ -539,5 +677,76 @@ mod tests {
         // Done: a second compaction finds nothing to do.
         let again = compact(&zone).await.unwrap();
         assert_eq!((again.merged, again.leftovers_removed), (0, 0), "{again:?}");
+    }
+
+    /// A compaction that finds another one's lock does nothing and says who holds it; a lock
+    /// older than [`LOCK_STALE`] (its compaction died) is taken over, and removed when done.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_running_compactions_lock_is_respected_and_a_stale_one_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone_dir = dir.path().join("zone");
+        let zone = sample_zone(&zone_dir).await;
+        let files_before = zone_files(&zone_dir);
+        let running = LockHolder {
+            token: 7,
+            pid: 4242,
+            host: "elsewhere".into(),
+            since: chrono::Utc::now() - chrono::TimeDelta::minutes(1),
+        };
+        zone.put_atomic(LOCK, serde_json::to_vec(&running).unwrap())
+            .await
+            .unwrap();
+        let err = compact(&zone).await.unwrap_err();
+        assert!(
+            matches!(err, CompactError::Busy { .. }) && err.to_string().contains("pid 4242 on elsewhere"),
+            "{err}"
+        );
+        assert_eq!(zone_files(&zone_dir), files_before);
+        assert_eq!(
+            lock_holder(&zone).await.unwrap(),
+            Some(running),
+            "its lock is left to it"
+        );
+
+        let died = LockHolder {
+            token: 8,
+            pid: 4243,
+            host: "elsewhere".into(),
+            since: chrono::Utc::now() - LOCK_STALE - chrono::TimeDelta::minutes(1),
+        };
+        zone.put_atomic(LOCK, serde_json::to_vec(&died).unwrap()).await.unwrap();
+        let report = compact(&zone).await.unwrap();
+        assert!(report.merged > 0, "{report:?}");
+        assert!(!zone_dir.join(LOCK).exists(), "the lock is removed when done");
+    }
+
+    /// A file no merge can read (not Parquet) fails its own merge only: every other merge goes
+    /// on, its run's files are kept, and the report names it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_unreadable_file_fails_its_merge_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone_dir = dir.path().join("zone");
+        let zone = sample_zone(&zone_dir).await;
+        let planned = plan_of(&zone).await.unwrap();
+        assert!(planned.merges.len() > 1, "{planned:?}");
+        let (broken, others) = planned.merges.split_first().unwrap();
+        std::fs::write(zone_dir.join(&broken.inputs[0]), b"not parquet").unwrap();
+        let report = compact(&zone).await.unwrap();
+        assert_eq!(report.failed, broken.inputs.len(), "{report:?}");
+        assert!(
+            report
+                .first_failure
+                .as_deref()
+                .is_some_and(|f| f.contains(&broken.inputs[0])),
+            "{report:?}"
+        );
+        assert_eq!(
+            report.merged,
+            others.iter().map(|m| m.inputs.len()).sum::<usize>(),
+            "{report:?}"
+        );
+        for input in &broken.inputs {
+            assert!(zone_dir.join(input).exists(), "{input} was removed");
+        }
     }
 }

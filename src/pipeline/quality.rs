@@ -10,7 +10,7 @@ use datafusion::arrow::array::{Array, Int64Array};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
-use super::batch::{BatchError, listing_again_if_a_file_goes, register_raw_table};
+use super::batch::{BatchError, reading_again_if_a_file_goes, register_raw_table};
 use crate::dataset::Entity;
 use crate::pg::{self, PgError};
 use crate::storage::RawZone;
@@ -59,17 +59,10 @@ pub async fn check_quality<Z: RawZone>(
     as_of: Option<NaiveDate>,
     pg_url: &str,
 ) -> Result<QualityReport, BatchError> {
-    let ctx = SessionContext::new();
-    zone.register_with(&ctx)?;
     let client = pg::connect(pg_url).await?;
+    let raw_counts = raw_distinct_counts(zone, as_of).await?;
     let mut checks = Vec::new();
-    for (name, entity, id_column, serving_sql) in CHECKS {
-        let ctx = &ctx;
-        let raw = listing_again_if_a_file_goes(zone, move || async move {
-            register_raw_table(ctx, zone, entity, as_of).await?;
-            distinct_count(ctx, entity, id_column).await
-        })
-        .await?;
+    for ((name, _, _, serving_sql), raw) in CHECKS.into_iter().zip(raw_counts) {
         let serving: i64 = client
             .query_one(serving_sql, &[])
             .await
@@ -84,6 +77,23 @@ pub async fn check_quality<Z: RawZone>(
     }
     let passed = checks.iter().all(|c| c.passed);
     Ok(QualityReport { as_of, checks, passed })
+}
+
+/// The raw side of each of [`CHECKS`], in order: the distinct ids of its entity in the raw zone.
+async fn raw_distinct_counts<Z: RawZone>(zone: &Z, as_of: Option<NaiveDate>) -> Result<Vec<i64>, BatchError> {
+    let ctx = SessionContext::new();
+    zone.register_with(&ctx)?;
+    let ctx = &ctx;
+    let mut counts = Vec::new();
+    for (_, entity, id_column, _) in CHECKS {
+        let count = reading_again_if_a_file_goes(zone, move || async move {
+            let table = register_raw_table(ctx, zone, entity, as_of).await?;
+            Ok((distinct_count(ctx, entity, id_column).await?, table.files))
+        })
+        .await?;
+        counts.push(count);
+    }
+    Ok(counts)
 }
 
 async fn distinct_count(ctx: &SessionContext, entity: Entity, id_column: &str) -> Result<i64, BatchError> {
@@ -114,5 +124,31 @@ impl QualityReport {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::batch::tests::{MergedAwayAfterListing, one_review, raw_zone_with, review};
+    use std::sync::Arc;
+
+    /// The check's raw side, with the reviews' file merged away right after it is listed (a
+    /// compaction meanwhile): it reads the zone again and counts every review.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_raw_counts_read_again_when_a_file_is_merged_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r1, r2) = (
+            review("r1", "u1", "b1", 5, "2019-01-02 10:00:00"),
+            review("r2", "u1", "b1", 3, "2019-01-03 10:00:00"),
+        );
+        let mut lines = one_review(&r1).to_vec();
+        lines.push((Entity::Review, r2.as_str()));
+        let zone = MergedAwayAfterListing {
+            zone: raw_zone_with(dir.path(), "2026-11-24", &lines).await,
+            merges: Arc::new(1.into()),
+        };
+        // Businesses, users, reviews (the order of CHECKS).
+        assert_eq!(raw_distinct_counts(&zone, None).await.unwrap(), vec![1, 1, 2]);
     }
 }

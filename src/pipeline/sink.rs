@@ -856,6 +856,9 @@ mod tests {
         async fn remove(&self, rel_path: &str) -> Result<(), crate::storage::StorageError> {
             self.inner.remove(rel_path).await
         }
+        async fn create_new(&self, rel_path: &str, data: Vec<u8>) -> Result<bool, crate::storage::StorageError> {
+            self.inner.create_new(rel_path, data).await
+        }
         fn url_of(&self, rel_path: &str) -> String {
             self.inner.url_of(rel_path)
         }

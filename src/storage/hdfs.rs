@@ -229,6 +229,18 @@ fn is_permanent(e: &HdfsError) -> bool {
     )
 }
 
+/// Whether `e` says the path does not exist: the client's own answer, or the NameNode's
+/// `java.io.FileNotFoundException`, which hdfs-native 0.13 passes on as an RPC error (it converts
+/// only the already-exists exceptions, `hdfs/proxy.rs`): reading a file removed since it was
+/// listed gets the latter.
+pub(crate) fn is_not_found(e: &HdfsError) -> bool {
+    match e {
+        HdfsError::FileNotFound(_) => true,
+        HdfsError::RPCError(class, _) => class == "java.io.FileNotFoundException",
+        _ => false,
+    }
+}
+
 /// Whether any component of `rel` is hidden (a writer's temp file or a stray).
 fn is_hidden(rel: &str) -> bool {
     rel.split('/').any(|c| c.starts_with('.'))
@@ -272,7 +284,7 @@ impl RawZone for HdfsRawZone {
             .with_retries("read", &path, |_| async {
                 match self.client.read(&path).await {
                     Ok(reader) => reader.read_range(0, reader.file_length()).await.map(Some),
-                    Err(HdfsError::FileNotFound(_)) => Ok(None),
+                    Err(e) if is_not_found(&e) => Ok(None),
                     Err(e) => Err(e),
                 }
             })
@@ -283,10 +295,26 @@ impl RawZone for HdfsRawZone {
     async fn remove(&self, rel_path: &str) -> Result<(), StorageError> {
         let path = self.abs(rel_path);
         self.with_retries("remove", &path, |_| async {
-            match self.client.delete(&path, false).await {
-                Ok(_) | Err(HdfsError::FileNotFound(_)) => Ok(()),
-                Err(e) => Err(e),
-            }
+            // A path that is not there is deleted with `false`, no error.
+            self.client.delete(&path, false).await.map(|_| ())
+        })
+        .await
+    }
+
+    async fn create_new(&self, rel_path: &str, data: Vec<u8>) -> Result<bool, StorageError> {
+        let path = self.abs(rel_path);
+        let data = Bytes::from(data);
+        self.with_retries("create", &path, |_| async {
+            // The NameNode refuses to create a file that exists (FileAlreadyExistsException).
+            let options = WriteOptions::default().overwrite(false).create_parent(true);
+            let mut writer = match self.client.create(&path, options).await {
+                Ok(writer) => writer,
+                Err(HdfsError::AlreadyExists(_)) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            writer.write(data.clone()).await?;
+            writer.close().await?;
+            Ok(true)
         })
         .await
     }

@@ -124,6 +124,26 @@ impl RawZone for LocalRawZone {
         }
     }
 
+    async fn create_new(&self, rel_path: &str, data: Vec<u8>) -> Result<bool, StorageError> {
+        let this = self.clone();
+        let path = self.root.join(rel_path);
+        tokio::task::spawn_blocking(move || {
+            let dir = path.parent().unwrap_or(&this.root);
+            std::fs::create_dir_all(dir).map_err(|e| this.err("create directory", dir, e))?;
+            let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+                Err(e) => return Err(this.err("create", &path, e)),
+            };
+            file.write_all(&data)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| this.err("write", &path, e))?;
+            Ok(true)
+        })
+        .await
+        .unwrap_or_else(|join| Err(self.err("create", Path::new(rel_path), std::io::Error::other(join))))
+    }
+
     fn url_of(&self, rel_path: &str) -> String {
         let abs = std::path::absolute(self.root.join(rel_path)).unwrap_or_else(|_| self.root.join(rel_path));
         format!("file://{}", abs.display())

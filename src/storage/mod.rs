@@ -13,6 +13,7 @@
 mod hdfs;
 mod local;
 
+pub(crate) use hdfs::is_not_found as hdfs_not_found;
 pub use hdfs::{HdfsRawZone, RetryPolicy, split_hdfs_url};
 pub use local::LocalRawZone;
 
@@ -62,7 +63,7 @@ impl StorageError {
     pub fn is_not_found(&self) -> bool {
         match self {
             Self::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
-            Self::Hdfs { source, .. } => matches!(**source, hdfs_native::HdfsError::FileNotFound(_)),
+            Self::Hdfs { source, .. } => hdfs_not_found(source),
             Self::BadLocation(_) => false,
         }
     }
@@ -88,6 +89,10 @@ pub trait RawZone: Clone + Send + Sync + 'static {
 
     /// Removes a file; one already gone is no error (two compactions may race to remove it).
     fn remove(&self, rel_path: &str) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Creates `rel_path` holding `data` unless a file of that name exists (then `false`): of
+    /// several callers at once, one gets `true` (the compaction's lock).
+    fn create_new(&self, rel_path: &str, data: Vec<u8>) -> impl Future<Output = Result<bool, StorageError>> + Send;
 
     /// URL of a file for DataFusion (`file:///…`, later `hdfs://…`).
     fn url_of(&self, rel_path: &str) -> String;
@@ -150,6 +155,13 @@ impl RawZone for AnyRawZone {
         match self {
             Self::Local(z) => z.remove(rel_path).await,
             Self::Hdfs(z) => z.remove(rel_path).await,
+        }
+    }
+
+    async fn create_new(&self, rel_path: &str, data: Vec<u8>) -> Result<bool, StorageError> {
+        match self {
+            Self::Local(z) => z.create_new(rel_path, data).await,
+            Self::Hdfs(z) => z.create_new(rel_path, data).await,
         }
     }
 
