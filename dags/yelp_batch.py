@@ -8,7 +8,7 @@
   changes no serving table.
 - compact: `lab compact` merges each partition's small raw-zone files (the consumer rolls one per
   partition every 30 s) into larger ones, so the batch opens dozens of files, not thousands. It never
-  holds the batch up: a compaction that fails leaves the files as they were and says so in its log.
+  holds the batch up: whatever stops a compaction, every record stays readable, and its log says why.
 - batch: param `engine` picks the engine. `datafusion` runs `lab batch --date DAY` (DAY: see batch_day) (the Rust
   batch, DataFusion over HDFS); `spark` submits jobs/batch_layer.py (the PySpark twin) to the Spark
   master. Both replace the serving tables in one PostgreSQL transaction and log a yelp.batch_runs row.
@@ -188,12 +188,13 @@ with DAG(
 
     compact = BashOperator(
         task_id="compact",
-        # A failed compaction removed nothing it had not merged (src/pipeline/compact.rs): the
-        # batch reads the raw zone as it is, so the task succeeds with the failure in its log;
-        # `timeout` does the same for one that hangs (its lock goes stale and is taken over).
+        # A compaction removes a file only once its merge is written (src/pipeline/compact.rs),
+        # so whatever stops it, every record stays readable: the task succeeds with the failure
+        # in its log. After 10 minutes `timeout` sends SIGINT, on which `lab compact` finishes
+        # the merge it is in and releases its lock (a lock left by a kill goes stale in 15).
         # One run at a time (max_active_runs=1): no batch of this DAG reads while it merges.
         bash_command=(
-            'timeout 600 "$LAB_BIN" compact --topic-prefix {{ params.topic_prefix }} --json '
+            'timeout -s INT 600 "$LAB_BIN" compact --topic-prefix {{ params.topic_prefix }} --json '
             '|| echo "compaction failed or took over 10 minutes (see above): the batch reads the raw zone as it is" >&2'
         ),
         retries=0,

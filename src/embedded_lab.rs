@@ -302,7 +302,10 @@ impl EmbeddedLab {
     /// batch runs anyway.
     pub async fn run_batch(&self) -> Result<BatchRun, EmbeddedLabError> {
         let _one = self.batch.lock().await;
-        let compaction = match crate::pipeline::compact::compact(&self.zone).await {
+        // Never stopped half-way from here: a compaction of the embedded lab takes under a second,
+        // and a new `lab demo` starts from an empty raw zone.
+        let never = tokio_util::sync::CancellationToken::new();
+        let compaction = match crate::pipeline::compact::compact(&self.zone, &never).await {
             Ok(report) => Some(report),
             Err(e) => {
                 tracing::warn!(error = %e, "raw-zone compaction failed; the batch reads the files as they are");

@@ -513,7 +513,7 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
         }
         Command::Compact(args) => {
             let zone = AnyRawZone::open(&config.raw_zone, &config.topic_prefix)?;
-            let report = compact(&zone).await?;
+            let report = compact(&zone, &ctrl_c_token()).await?;
             if args.json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -533,6 +533,9 @@ async fn run(command: Command, config: LabConfig, overrides: Overrides) -> Resul
                     "{} files could not be merged and are kept as they are; the first: {failure}",
                     report.failed
                 );
+            }
+            if report.interrupted {
+                return Err(Interrupted.into());
             }
         }
         Command::Check(args) => {

@@ -26,6 +26,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use tokio_util::sync::CancellationToken;
 
 use super::part::writer_properties;
 pub use crate::storage::ZoneFile;
@@ -64,12 +65,14 @@ pub enum CompactError {
 /// listing holds it.
 pub const LOCK: &str = ".compact.lock";
 
-/// A lock older than this is taken over: its compaction died (a merge takes a second or two, and
-/// a compaction that finds its lock taken over stops before its next merge).
+/// A lock whose holder has not written it for this long is taken over: its compaction died. A
+/// holder writes it again before each merge (a merge takes a second or two), and stops when it
+/// finds another holder's token in it. The times are each host's own clock: hosts sharing a raw
+/// zone must agree on the time within minutes.
 const LOCK_STALE: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
 
-/// Who holds the lock.
-#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+/// Who holds the lock, and when they last wrote it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 struct LockHolder {
     token: u64,
     pid: u32,
@@ -80,25 +83,36 @@ struct LockHolder {
 impl LockHolder {
     fn describe(&self) -> String {
         format!(
-            "pid {} on {} since {}",
+            "pid {} on {}, last seen {}",
             self.pid,
             self.host,
             self.since.format("%Y-%m-%d %H:%M:%S UTC")
         )
     }
+
+    fn to_bytes(&self, zone: &impl RawZone) -> Result<Vec<u8>, CompactError> {
+        serde_json::to_vec(self).map_err(|e| file_error(&zone.describe(), "write", LOCK, e))
+    }
 }
 
-/// The holder written in the lock, if it can be read: a lock being written, or left empty by a
-/// crash, reads as nobody.
-async fn lock_holder<Z: RawZone>(zone: &Z) -> Result<Option<LockHolder>, StorageError> {
+/// What the lock holds: nothing (no lock), a holder, or bytes that name none (written by hand:
+/// [`RawZone::create_new`] puts a lock in place whole).
+enum LockState {
+    Free,
+    Held(LockHolder),
+    Unreadable,
+}
+
+async fn lock_state<Z: RawZone>(zone: &Z) -> Result<LockState, StorageError> {
     match zone.read(LOCK).await {
-        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
-        Err(e) if e.is_not_found() => Ok(None),
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).map_or(LockState::Unreadable, LockState::Held)),
+        Err(e) if e.is_not_found() => Ok(LockState::Free),
         Err(e) => Err(e),
     }
 }
 
-/// Takes the lock, taking over one older than [`LOCK_STALE`].
+/// Takes the lock, taking over one whose holder has not written it for [`LOCK_STALE`] or that
+/// names no holder.
 async fn take_lock<Z: RawZone>(zone: &Z) -> Result<LockHolder, CompactError> {
     let me = LockHolder {
         token: rand::random(),
@@ -106,32 +120,48 @@ async fn take_lock<Z: RawZone>(zone: &Z) -> Result<LockHolder, CompactError> {
         host: std::fs::read_to_string("/etc/hostname").map_or_else(|_| "this machine".into(), |h| h.trim().to_string()),
         since: chrono::Utc::now(),
     };
-    let bytes = serde_json::to_vec(&me).map_err(|e| file_error(&zone.describe(), "write", LOCK, e))?;
-    for _ in 0..2 {
-        if zone.create_new(LOCK, bytes.clone()).await? {
+    for _ in 0..3 {
+        if zone.create_new(LOCK, me.to_bytes(zone)?).await? {
             return Ok(me);
         }
-        match lock_holder(zone).await? {
-            // Created by an earlier attempt of this very call (an answer lost on the way).
-            Some(holder) if holder == me => return Ok(me),
-            Some(holder) if me.since - holder.since > LOCK_STALE => {
-                tracing::warn!(holder = %holder.describe(), "a stale compaction lock taken over");
-                zone.remove(LOCK).await?;
-            }
-            holder => {
+        let stale = match lock_state(zone).await? {
+            LockState::Free => continue,
+            // Put in place by an earlier try of this very call (its answer lost on the way).
+            LockState::Held(holder) if holder.token == me.token => return Ok(me),
+            LockState::Held(holder) if chrono::Utc::now() - holder.since > LOCK_STALE => holder.describe(),
+            LockState::Unreadable => "a lock that names no holder".to_string(),
+            LockState::Held(holder) => {
                 return Err(CompactError::Busy {
                     zone: zone.describe(),
-                    holder: holder.map_or_else(|| "its lock names no holder".into(), |h| h.describe()),
+                    holder: holder.describe(),
                     lock: zone.url_of(LOCK),
                 });
             }
-        }
+        };
+        tracing::warn!(holder = %stale, "a stale compaction lock taken over");
+        zone.remove(LOCK).await?;
     }
     Err(CompactError::Busy {
         zone: zone.describe(),
-        holder: "another compaction took the lock over at the same time".into(),
+        holder: "another compaction took the lock at the same time".into(),
         lock: zone.url_of(LOCK),
     })
+}
+
+/// Writes the lock again with the time now, if it is still `lock`'s; `false` when another
+/// compaction took it over (this one was thought dead).
+async fn still_holding<Z: RawZone>(zone: &Z, lock: &LockHolder) -> Result<bool, CompactError> {
+    match lock_state(zone).await? {
+        LockState::Held(holder) if holder.token == lock.token => {
+            let beat = LockHolder {
+                since: chrono::Utc::now(),
+                ..lock.clone()
+            };
+            zone.put_atomic(LOCK, beat.to_bytes(zone)?).await?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// Neighbouring files of one partition and epoch, and the file that replaces them.
@@ -163,6 +193,9 @@ pub struct CompactionReport {
     /// one did: the other merges go on.
     pub failed: usize,
     pub first_failure: Option<String>,
+    /// Stopped before its last merge: Ctrl-C (`timeout -s INT` in the DAG), or its lock taken
+    /// over.
+    pub interrupted: bool,
     pub elapsed_ms: u128,
 }
 
@@ -249,14 +282,15 @@ pub async fn plan_of<Z: RawZone>(zone: &Z) -> Result<Plan, CompactError> {
     Ok(plan(&zone.list_sized("").await?))
 }
 
-/// Compacts the raw zone (see the module docs), holding its [`LOCK`].
-pub async fn compact<Z: RawZone>(zone: &Z) -> Result<CompactionReport, CompactError> {
+/// Compacts the raw zone (see the module docs), holding its [`LOCK`]; once `stop` is cancelled
+/// it does no further merge, releases the lock and reports what it did (`interrupted`).
+pub async fn compact<Z: RawZone>(zone: &Z, stop: &CancellationToken) -> Result<CompactionReport, CompactError> {
     let started = Instant::now();
     let lock = take_lock(zone).await?;
-    let compacted = compact_locked(zone, &lock).await;
+    let compacted = compact_locked(zone, &lock, stop).await;
     // Not ours any more if it was taken over: the new holder's.
-    if let Ok(Some(holder)) = lock_holder(zone).await
-        && holder == lock
+    if let Ok(LockState::Held(holder)) = lock_state(zone).await
+        && holder.token == lock.token
         && let Err(e) = zone.remove(LOCK).await
     {
         tracing::warn!(error = %e, "the compaction lock could not be removed: the next compaction takes it over once it is stale");
@@ -269,7 +303,11 @@ pub async fn compact<Z: RawZone>(zone: &Z) -> Result<CompactionReport, CompactEr
     Ok(report)
 }
 
-async fn compact_locked<Z: RawZone>(zone: &Z, lock: &LockHolder) -> Result<CompactionReport, CompactError> {
+async fn compact_locked<Z: RawZone>(
+    zone: &Z,
+    lock: &LockHolder,
+    stop: &CancellationToken,
+) -> Result<CompactionReport, CompactError> {
     let plan = plan_of(zone).await?;
     let mut report = CompactionReport::default();
     for leftover in &plan.leftovers {
@@ -277,20 +315,25 @@ async fn compact_locked<Z: RawZone>(zone: &Z, lock: &LockHolder) -> Result<Compa
         report.leftovers_removed += 1;
     }
     for merge in &plan.merges {
-        if lock_holder(zone).await?.as_ref() != Some(lock) {
+        if stop.is_cancelled() {
+            report.interrupted = true;
+            break;
+        }
+        if !still_holding(zone, lock).await? {
             tracing::warn!("the compaction lock was taken over (this compaction was thought dead): stopping");
+            report.interrupted = true;
             break;
         }
         let merged = match merge_files(zone, merge).await {
             Ok(merged) => merged,
-            // One unreadable file must not stop every merge after it, run after run.
-            Err(e @ CompactError::File { .. }) => {
+            // One unreadable file must not stop every merge after it, run after run. The storage
+            // itself failing stops at the lock's next write.
+            Err(e) => {
                 tracing::warn!(error = %e, output = %merge.output, "a merge failed: its files are kept as they are");
                 report.failed += merge.inputs.len();
                 report.first_failure.get_or_insert_with(|| e.to_string());
                 continue;
             }
-            Err(e) => return Err(e),
         };
         match merged {
             Some(bytes) => {
@@ -440,7 +483,9 @@ mod tests {
     use crate::pipeline::batch::{ServingTarget, run_batch};
     use crate::storage::LocalRawZone;
     use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    use std::collections::BTreeSet;
     use std::path::Path;
+    use std::sync::Arc;
 
     fn file(partition: i32, first: i64, last: i64, bytes: u64) -> ZoneFile {
         let epoch: Epoch = "00000000000000aa".parse().unwrap();
@@ -477,7 +522,7 @@ mod tests {
     fn a_large_file_is_never_rewritten_and_cuts_a_run() {
         let mut files = ten(1_000);
         files[4].bytes = SMALL_FILE_BYTES;
-        // Four small files before it, five after: neither run is long enough.
+        // Four small files before it, four after besides the newest: neither run is long enough.
         assert_eq!(plan(&files), Plan::default());
         let mut files: Vec<ZoneFile> = (0..20).map(|i| file(0, i * 10, i * 10 + 9, 1_000)).collect();
         files[9].bytes = SMALL_FILE_BYTES;
@@ -645,17 +690,34 @@ mod tests {
             "with a merge beside its inputs",
         );
 
-        // The dry run says what the compaction then does, and changes nothing.
+        // The dry run names what the compaction then removes and writes.
         let planned = plan_of(&zone).await.unwrap();
         let files_planned = zone_files(&zone_dir);
-        let report = compact(&zone).await.unwrap();
+        let before_compaction: BTreeSet<String> = zone.list_files("").await.unwrap().into_iter().collect();
+        let report = compact(&zone, &CancellationToken::new()).await.unwrap();
+        let after_compaction: BTreeSet<String> = zone.list_files("").await.unwrap().into_iter().collect();
         assert_eq!(planned.leftovers.len(), first.inputs.len(), "{planned:?}");
+        let removed: BTreeSet<String> = planned
+            .merges
+            .iter()
+            .flat_map(|m| m.inputs.iter().cloned())
+            .chain(planned.leftovers.iter().cloned())
+            .collect();
+        let written: BTreeSet<String> = planned.merges.iter().map(|m| m.output.clone()).collect();
         assert_eq!(
-            planned.merges.iter().map(|m| m.inputs.len()).sum::<usize>(),
-            report.merged,
-            "{planned:?}"
+            before_compaction
+                .difference(&after_compaction)
+                .cloned()
+                .collect::<BTreeSet<_>>(),
+            removed
         );
-        assert_eq!(files_planned, files_before + 1, "the dry run changed the zone");
+        assert_eq!(
+            after_compaction
+                .difference(&before_compaction)
+                .cloned()
+                .collect::<BTreeSet<_>>(),
+            written
+        );
         assert_eq!(report.leftovers_removed, first.inputs.len(), "{report:?}");
         assert!(report.merged > 0 && report.into > 0, "{report:?}");
         let files_after = zone_files(&zone_dir);
@@ -675,7 +737,7 @@ mod tests {
             resume_points
         );
         // Done: a second compaction finds nothing to do.
-        let again = compact(&zone).await.unwrap();
+        let again = compact(&zone, &CancellationToken::new()).await.unwrap();
         assert_eq!((again.merged, again.leftovers_removed), (0, 0), "{again:?}");
     }
 
@@ -696,18 +758,26 @@ mod tests {
         zone.put_atomic(LOCK, serde_json::to_vec(&running).unwrap())
             .await
             .unwrap();
-        let err = compact(&zone).await.unwrap_err();
+        let err = compact(&zone, &CancellationToken::new()).await.unwrap_err();
         assert!(
             matches!(err, CompactError::Busy { .. }) && err.to_string().contains("pid 4242 on elsewhere"),
             "{err}"
         );
         assert_eq!(zone_files(&zone_dir), files_before);
         assert_eq!(
-            lock_holder(&zone).await.unwrap(),
-            Some(running),
+            std::fs::read(zone_dir.join(LOCK)).unwrap(),
+            serde_json::to_vec(&running).unwrap(),
             "its lock is left to it"
         );
 
+        // A lock that names no holder (written by hand: a compaction puts its lock in place whole).
+        std::fs::write(zone_dir.join(LOCK), b"").unwrap();
+        let report = compact(&zone, &CancellationToken::new()).await.unwrap();
+        assert!(report.merged > 0, "{report:?}");
+        assert!(!zone_dir.join(LOCK).exists(), "the lock is removed when done");
+
+        let zone_dir = dir.path().join("zone2");
+        let zone = sample_zone(&zone_dir).await;
         let died = LockHolder {
             token: 8,
             pid: 4243,
@@ -715,9 +785,77 @@ mod tests {
             since: chrono::Utc::now() - LOCK_STALE - chrono::TimeDelta::minutes(1),
         };
         zone.put_atomic(LOCK, serde_json::to_vec(&died).unwrap()).await.unwrap();
-        let report = compact(&zone).await.unwrap();
+        let report = compact(&zone, &CancellationToken::new()).await.unwrap();
         assert!(report.merged > 0, "{report:?}");
         assert!(!zone_dir.join(LOCK).exists(), "the lock is removed when done");
+    }
+
+    /// A local raw zone where another compaction takes the lock over right after the first merge
+    /// is written (this one thought dead).
+    #[derive(Clone)]
+    struct LockTakenOver {
+        zone: LocalRawZone,
+        taken: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl RawZone for LockTakenOver {
+        async fn put_atomic(&self, rel_path: &str, data: Vec<u8>) -> Result<(), StorageError> {
+            self.zone.put_atomic(rel_path, data).await?;
+            if PartFile::parse(rel_path).is_some() && !self.taken.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let other = LockHolder {
+                    token: 9,
+                    pid: 4244,
+                    host: "elsewhere".into(),
+                    since: chrono::Utc::now(),
+                };
+                self.zone.put_atomic(LOCK, serde_json::to_vec(&other).unwrap()).await?;
+            }
+            Ok(())
+        }
+        async fn list_sized(&self, rel_dir: &str) -> Result<Vec<ZoneFile>, StorageError> {
+            self.zone.list_sized(rel_dir).await
+        }
+        async fn read(&self, rel_path: &str) -> Result<Bytes, StorageError> {
+            self.zone.read(rel_path).await
+        }
+        async fn remove(&self, rel_path: &str) -> Result<(), StorageError> {
+            self.zone.remove(rel_path).await
+        }
+        async fn create_new(&self, rel_path: &str, data: Vec<u8>) -> Result<bool, StorageError> {
+            self.zone.create_new(rel_path, data).await
+        }
+        fn url_of(&self, rel_path: &str) -> String {
+            self.zone.url_of(rel_path)
+        }
+        fn describe(&self) -> String {
+            self.zone.describe()
+        }
+    }
+
+    /// A compaction whose lock another one took over stops before its next merge, says so, and
+    /// leaves the new holder's lock; stopped by its caller (Ctrl-C), it does no merge at all and
+    /// releases its lock.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_compaction_stops_when_its_lock_is_taken_over_or_it_is_told_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone_dir = dir.path().join("zone");
+        let inner = sample_zone(&zone_dir).await;
+        assert!(plan_of(&inner).await.unwrap().merges.len() > 1);
+        let zone = LockTakenOver {
+            zone: inner.clone(),
+            taken: Arc::default(),
+        };
+        let report = compact(&zone, &CancellationToken::new()).await.unwrap();
+        assert_eq!((report.into, report.interrupted), (1, true), "{report:?}");
+        let lock: LockHolder = serde_json::from_slice(&std::fs::read(zone_dir.join(LOCK)).unwrap()).unwrap();
+        assert_eq!(lock.pid, 4244, "the new holder's lock is left to it");
+
+        std::fs::remove_file(zone_dir.join(LOCK)).unwrap();
+        let stop = CancellationToken::new();
+        stop.cancel();
+        let report = compact(&inner, &stop).await.unwrap();
+        assert_eq!((report.merged, report.interrupted), (0, true), "{report:?}");
+        assert!(!zone_dir.join(LOCK).exists(), "the lock is released");
     }
 
     /// A file no merge can read (not Parquet) fails its own merge only: every other merge goes
@@ -731,7 +869,7 @@ mod tests {
         assert!(planned.merges.len() > 1, "{planned:?}");
         let (broken, others) = planned.merges.split_first().unwrap();
         std::fs::write(zone_dir.join(&broken.inputs[0]), b"not parquet").unwrap();
-        let report = compact(&zone).await.unwrap();
+        let report = compact(&zone, &CancellationToken::new()).await.unwrap();
         assert_eq!(report.failed, broken.inputs.len(), "{report:?}");
         assert!(
             report

@@ -302,19 +302,27 @@ impl RawZone for HdfsRawZone {
     }
 
     async fn create_new(&self, rel_path: &str, data: Vec<u8>) -> Result<bool, StorageError> {
-        let path = self.abs(rel_path);
+        let target = self.abs(rel_path);
+        let (dir, name) = target.rsplit_once('/').unwrap_or(("", &target));
+        let tmp = format!("{dir}/.{name}.{}.{}.tmp", std::process::id(), rand::random::<u32>());
         let data = Bytes::from(data);
-        self.with_retries("create", &path, |_| async {
-            // The NameNode refuses to create a file that exists (FileAlreadyExistsException).
-            let options = WriteOptions::default().overwrite(false).create_parent(true);
-            let mut writer = match self.client.create(&path, options).await {
-                Ok(writer) => writer,
-                Err(HdfsError::AlreadyExists(_)) => return Ok(false),
-                Err(e) => return Err(e),
-            };
+        self.with_retries("create", &target, |_| async {
+            let options = WriteOptions::default().overwrite(true).create_parent(true);
+            let mut writer = self.client.create(&tmp, options).await?;
             writer.write(data.clone()).await?;
             writer.close().await?;
-            Ok(true)
+            // Written whole, then renamed into place without replacing: the NameNode refuses an
+            // existing name (FileAlreadyExistsException), so only one caller wins.
+            match self.client.rename(&tmp, &target, false).await {
+                Ok(()) => Ok(true),
+                Err(HdfsError::AlreadyExists(_)) => {
+                    if let Err(e) = self.client.delete(&tmp, false).await {
+                        tracing::debug!(%tmp, error = %e, "could not remove a temp file");
+                    }
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            }
         })
         .await
     }

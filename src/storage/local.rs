@@ -126,19 +126,31 @@ impl RawZone for LocalRawZone {
 
     async fn create_new(&self, rel_path: &str, data: Vec<u8>) -> Result<bool, StorageError> {
         let this = self.clone();
-        let path = self.root.join(rel_path);
+        let target = self.root.join(rel_path);
         tokio::task::spawn_blocking(move || {
-            let dir = path.parent().unwrap_or(&this.root);
-            std::fs::create_dir_all(dir).map_err(|e| this.err("create directory", dir, e))?;
-            let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(file) => file,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-                Err(e) => return Err(this.err("create", &path, e)),
-            };
+            let dir = target.parent().unwrap_or(&this.root).to_path_buf();
+            std::fs::create_dir_all(&dir).map_err(|e| this.err("create directory", &dir, e))?;
+            let name = target
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            // Written whole under a name of its own, then linked into place: a link refuses an
+            // existing name, so the file is never seen half-written and only one caller wins.
+            let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), rand::random::<u32>()));
+            let mut file = std::fs::File::create(&tmp).map_err(|e| this.err("create", &tmp, e))?;
             file.write_all(&data)
                 .and_then(|()| file.sync_all())
-                .map_err(|e| this.err("write", &path, e))?;
-            Ok(true)
+                .map_err(|e| this.err("write", &tmp, e))?;
+            drop(file);
+            let linked = std::fs::hard_link(&tmp, &target);
+            if let Err(e) = std::fs::remove_file(&tmp) {
+                tracing::debug!(tmp = %tmp.display(), error = %e, "could not remove a temp file");
+            }
+            match linked {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(this.err("link into place", &target, e)),
+            }
         })
         .await
         .unwrap_or_else(|join| Err(self.err("create", Path::new(rel_path), std::io::Error::other(join))))
