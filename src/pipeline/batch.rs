@@ -930,55 +930,29 @@ pub(crate) mod tests {
         assert_eq!((report.input_files, report.rows_in, report.rows_out), (0, 0, 0));
     }
 
-    /// A local raw zone where, right after the batch lists the reviews, a compaction merges each
-    /// review file away (into a file of a wider offset range: the same records under another
-    /// name), `merges` times.
-    #[derive(Clone)]
-    pub(crate) struct MergedAwayAfterListing {
-        pub zone: LocalRawZone,
-        pub merges: Arc<std::sync::atomic::AtomicU32>,
-    }
-
-    impl RawZone for MergedAwayAfterListing {
-        async fn put_atomic(&self, rel_path: &str, data: Vec<u8>) -> Result<(), StorageError> {
-            self.zone.put_atomic(rel_path, data).await
-        }
-        async fn list_sized(&self, rel_dir: &str) -> Result<Vec<crate::storage::ZoneFile>, StorageError> {
-            let files = self.zone.list_sized(rel_dir).await?;
-            let ordering = std::sync::atomic::Ordering::SeqCst;
-            if rel_dir == "review"
-                && self
-                    .merges
-                    .fetch_update(ordering, ordering, |n| n.checked_sub(1))
-                    .is_ok()
-            {
-                for file in &files {
+    /// `zone` where, right after the batch lists the reviews, a compaction merges each review
+    /// file away (into a file of a wider offset range: the same records under another name),
+    /// `merges` times.
+    pub(crate) fn merged_away_after_listing(zone: LocalRawZone, merges: u32) -> crate::storage::HookedZone {
+        let merges = std::sync::atomic::AtomicU32::new(merges);
+        crate::storage::HookedZone {
+            after_list: Arc::new(move |zone, rel_dir, files| {
+                let ordering = std::sync::atomic::Ordering::SeqCst;
+                if rel_dir != "review" || merges.fetch_update(ordering, ordering, |n| n.checked_sub(1)).is_err() {
+                    return;
+                }
+                for file in files {
                     let part = PartFile::parse(&file.path).unwrap();
                     let merged = PartFile {
                         last_offset: part.last_offset + 10,
                         ..part
                     };
                     let dir = file.path.rsplit_once('/').unwrap().0;
-                    let root = self.zone.root();
+                    let root = zone.root();
                     std::fs::rename(root.join(&file.path), root.join(dir).join(merged.file_name())).unwrap();
                 }
-            }
-            Ok(files)
-        }
-        async fn read(&self, rel_path: &str) -> Result<Bytes, StorageError> {
-            self.zone.read(rel_path).await
-        }
-        async fn remove(&self, rel_path: &str) -> Result<(), StorageError> {
-            self.zone.remove(rel_path).await
-        }
-        async fn create_new(&self, rel_path: &str, data: Vec<u8>) -> Result<bool, StorageError> {
-            self.zone.create_new(rel_path, data).await
-        }
-        fn url_of(&self, rel_path: &str) -> String {
-            self.zone.url_of(rel_path)
-        }
-        fn describe(&self) -> String {
-            self.zone.describe()
+            }),
+            ..crate::storage::HookedZone::new(zone)
         }
     }
 
@@ -990,18 +964,12 @@ pub(crate) mod tests {
         let r1 = review("r1", "u1", "b1", 5, "2019-01-02 10:00:00");
         let zone = raw_zone_with(&dir.path().join("zone"), "2026-11-24", &one_review(&r1)).await;
         let out = ServingTarget::Parquet(dir.path().join("serving"));
-        let once = MergedAwayAfterListing {
-            zone: zone.clone(),
-            merges: Arc::new(1.into()),
-        };
+        let once = merged_away_after_listing(zone.clone(), 1);
         let report = run_batch(&once, None, &out).await.unwrap();
         assert_eq!((report.input_files, report.rows_in), (3, 3), "{report:?}");
         assert_eq!(report.tables["business_daily"], 1, "{report:?}");
 
-        let always = MergedAwayAfterListing {
-            merges: Arc::new(u32::MAX.into()),
-            ..once
-        };
+        let always = merged_away_after_listing(zone.clone(), u32::MAX);
         let err = run_batch(&always, None, &out).await.unwrap_err();
         assert!(matches!(err, BatchError::ZoneChanging { reads: READS, .. }), "{err}");
         assert!(err.to_string().contains(&zone.describe()), "{err}");

@@ -790,48 +790,6 @@ mod tests {
         assert!(!zone_dir.join(LOCK).exists(), "the lock is removed when done");
     }
 
-    /// A local raw zone where another compaction takes the lock over right after the first merge
-    /// is written (this one thought dead).
-    #[derive(Clone)]
-    struct LockTakenOver {
-        zone: LocalRawZone,
-        taken: Arc<std::sync::atomic::AtomicBool>,
-    }
-
-    impl RawZone for LockTakenOver {
-        async fn put_atomic(&self, rel_path: &str, data: Vec<u8>) -> Result<(), StorageError> {
-            self.zone.put_atomic(rel_path, data).await?;
-            if PartFile::parse(rel_path).is_some() && !self.taken.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                let other = LockHolder {
-                    token: 9,
-                    pid: 4244,
-                    host: "elsewhere".into(),
-                    since: chrono::Utc::now(),
-                };
-                self.zone.put_atomic(LOCK, serde_json::to_vec(&other).unwrap()).await?;
-            }
-            Ok(())
-        }
-        async fn list_sized(&self, rel_dir: &str) -> Result<Vec<ZoneFile>, StorageError> {
-            self.zone.list_sized(rel_dir).await
-        }
-        async fn read(&self, rel_path: &str) -> Result<Bytes, StorageError> {
-            self.zone.read(rel_path).await
-        }
-        async fn remove(&self, rel_path: &str) -> Result<(), StorageError> {
-            self.zone.remove(rel_path).await
-        }
-        async fn create_new(&self, rel_path: &str, data: Vec<u8>) -> Result<bool, StorageError> {
-            self.zone.create_new(rel_path, data).await
-        }
-        fn url_of(&self, rel_path: &str) -> String {
-            self.zone.url_of(rel_path)
-        }
-        fn describe(&self) -> String {
-            self.zone.describe()
-        }
-    }
-
     /// A compaction whose lock another one took over stops before its next merge, says so, and
     /// leaves the new holder's lock; stopped by its caller (Ctrl-C), it does no merge at all and
     /// releases its lock.
@@ -841,9 +799,22 @@ mod tests {
         let zone_dir = dir.path().join("zone");
         let inner = sample_zone(&zone_dir).await;
         assert!(plan_of(&inner).await.unwrap().merges.len() > 1);
-        let zone = LockTakenOver {
-            zone: inner.clone(),
-            taken: Arc::default(),
+        // Another compaction takes the lock over right after the first merge is written (this
+        // one thought dead).
+        let taken = std::sync::atomic::AtomicBool::new(false);
+        let zone = crate::storage::HookedZone {
+            after_put: Arc::new(move |zone, rel_path| {
+                if PartFile::parse(rel_path).is_some() && !taken.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    let other = LockHolder {
+                        token: 9,
+                        pid: 4244,
+                        host: "elsewhere".into(),
+                        since: chrono::Utc::now(),
+                    };
+                    std::fs::write(zone.root().join(LOCK), serde_json::to_vec(&other).unwrap()).unwrap();
+                }
+            }),
+            ..crate::storage::HookedZone::new(inner.clone())
         };
         let report = compact(&zone, &CancellationToken::new()).await.unwrap();
         assert_eq!((report.into, report.interrupted), (1, true), "{report:?}");

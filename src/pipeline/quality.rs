@@ -130,8 +130,7 @@ impl QualityReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::batch::tests::{MergedAwayAfterListing, one_review, raw_zone_with, review};
-    use std::sync::Arc;
+    use crate::pipeline::batch::tests::{merged_away_after_listing, one_review, raw_zone_with, review};
 
     /// The check's raw side, with the reviews' file merged away right after it is listed (a
     /// compaction meanwhile): it reads the zone again and counts every review.
@@ -144,10 +143,7 @@ mod tests {
         );
         let mut lines = one_review(&r1).to_vec();
         lines.push((Entity::Review, r2.as_str()));
-        let zone = MergedAwayAfterListing {
-            zone: raw_zone_with(dir.path(), "2026-11-24", &lines).await,
-            merges: Arc::new(1.into()),
-        };
+        let zone = merged_away_after_listing(raw_zone_with(dir.path(), "2026-11-24", &lines).await, 1);
         // Businesses, users, reviews (the order of CHECKS).
         assert_eq!(raw_distinct_counts(&zone, None).await.unwrap(), vec![1, 1, 2]);
     }

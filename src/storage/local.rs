@@ -166,6 +166,62 @@ impl RawZone for LocalRawZone {
     }
 }
 
+/// A local raw zone for tests, where something happens right after a listing or a put (a
+/// compaction merging files away, another compaction taking a lock over): `after_list` gets the
+/// zone, the directory listed and the listing; `after_put` the zone and the path put.
+#[cfg(test)]
+#[derive(Clone)]
+pub(crate) struct HookedZone {
+    pub zone: LocalRawZone,
+    pub after_list: std::sync::Arc<AfterList>,
+    pub after_put: std::sync::Arc<AfterPut>,
+}
+
+#[cfg(test)]
+type AfterList = dyn Fn(&LocalRawZone, &str, &[ZoneFile]) + Send + Sync;
+#[cfg(test)]
+type AfterPut = dyn Fn(&LocalRawZone, &str) + Send + Sync;
+
+#[cfg(test)]
+impl HookedZone {
+    pub(crate) fn new(zone: LocalRawZone) -> Self {
+        Self {
+            zone,
+            after_list: std::sync::Arc::new(|_, _, _| {}),
+            after_put: std::sync::Arc::new(|_, _| {}),
+        }
+    }
+}
+
+#[cfg(test)]
+impl RawZone for HookedZone {
+    async fn put_atomic(&self, rel_path: &str, data: Vec<u8>) -> Result<(), StorageError> {
+        self.zone.put_atomic(rel_path, data).await?;
+        (self.after_put)(&self.zone, rel_path);
+        Ok(())
+    }
+    async fn list_sized(&self, rel_dir: &str) -> Result<Vec<ZoneFile>, StorageError> {
+        let files = self.zone.list_sized(rel_dir).await?;
+        (self.after_list)(&self.zone, rel_dir, &files);
+        Ok(files)
+    }
+    async fn read(&self, rel_path: &str) -> Result<Bytes, StorageError> {
+        self.zone.read(rel_path).await
+    }
+    async fn remove(&self, rel_path: &str) -> Result<(), StorageError> {
+        self.zone.remove(rel_path).await
+    }
+    async fn create_new(&self, rel_path: &str, data: Vec<u8>) -> Result<bool, StorageError> {
+        self.zone.create_new(rel_path, data).await
+    }
+    fn url_of(&self, rel_path: &str) -> String {
+        self.zone.url_of(rel_path)
+    }
+    fn describe(&self) -> String {
+        self.zone.describe()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,8 @@ mod local;
 
 pub(crate) use hdfs::is_not_found as hdfs_not_found;
 pub use hdfs::{HdfsRawZone, RetryPolicy, split_hdfs_url};
+#[cfg(test)]
+pub(crate) use local::HookedZone;
 pub use local::LocalRawZone;
 
 use std::future::Future;
