@@ -117,17 +117,21 @@ pub fn render_batch_runs(app: &App, embedded: &EmbeddedView, area: Rect, buf: &m
     let block = absent_block(app, LabService::Airflow);
     let inner = block.inner(area);
     block.render(area, buf);
-    let [head, runs] = Layout::vertical([Constraint::Length(2), Constraint::Fill(1)]).areas(inner);
     let [what, how] = stands_in(LabService::Airflow);
-    Paragraph::new(vec![
+    let head = Paragraph::new(vec![
         Line::from(format!("{what} (every {} s)", BATCH_EVERY.as_secs())),
         Line::styled(how, t.dim()),
     ])
-    .render(head, buf);
+    .wrap(Wrap { trim: true });
+    // Wrapped, not cut: at 80 columns the first line ends past the edge.
+    let head_rows = u16::try_from(head.line_count(inner.width)).unwrap_or(u16::MAX);
+    let [head_area, runs] = Layout::vertical([Constraint::Length(head_rows), Constraint::Fill(1)]).areas(inner);
+    head.render(head_area, buf);
     let tables: Vec<String> = crate::pipeline::batch::SERVING_TABLES
         .iter()
         .map(|t| t.name.to_string())
         .collect();
+    let fixed = [8u16, 9, 8, 6, 6];
     let mut header = vec![
         "started".to_string(),
         "by".into(),
@@ -135,7 +139,20 @@ pub fn render_batch_runs(app: &App, embedded: &EmbeddedView, area: Rect, buf: &m
         "took".into(),
         "files".into(),
     ];
-    header.extend(tables.iter().cloned());
+    // Each table's rows under its name, or a short name where the names do not fit (at 80
+    // columns `business_summary` and `business_daily` were both cut to `business`).
+    let column_count = u16::try_from(fixed.len() + tables.len()).unwrap_or(u16::MAX);
+    let per_table = runs
+        .width
+        .saturating_sub(2 + fixed.iter().sum::<u16>() + column_count.saturating_sub(1))
+        / u16::try_from(tables.len().max(1)).unwrap_or(1);
+    header.extend(tables.iter().map(|name| {
+        if name.chars().count() <= usize::from(per_table) {
+            name.clone()
+        } else {
+            short_table_name(name).to_string()
+        }
+    }));
     let rows: Vec<Row> = embedded
         .batches
         .iter()
@@ -178,18 +195,24 @@ pub fn render_batch_runs(app: &App, embedded: &EmbeddedView, area: Rect, buf: &m
     } else {
         ""
     };
-    let mut widths = vec![
-        Constraint::Length(8),
-        Constraint::Length(9),
-        Constraint::Length(8),
-        Constraint::Length(6),
-        Constraint::Length(6),
-    ];
+    let mut widths: Vec<Constraint> = fixed.into_iter().map(Constraint::Length).collect();
     widths.extend(tables.iter().map(|_| Constraint::Fill(1)));
     Table::new(rows, widths)
         .header(Row::new(header).style(t.title()))
         .block(Block::bordered().title(format!(" Batch runs{running} ")))
         .render(runs, buf);
+}
+
+/// A serving table's name in at most 7 characters, for a narrow batch-runs table (80 columns
+/// leave each table 7).
+fn short_table_name(table: &str) -> &str {
+    match table {
+        "business_summary" => "summary",
+        "business_daily" => "daily",
+        "city_category_top" => "top",
+        "user_summary" => "users",
+        other => other,
+    }
 }
 
 /// The HDFS view in the embedded lab: the raw zone in its local directory.

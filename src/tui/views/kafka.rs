@@ -10,11 +10,14 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Row, Sparkline, StatefulWidget, Table, TableState, Widget};
 
 use super::{count, duration, rate, render_unavailable, service_block};
+use crate::pipeline::kafka::default_group;
+use crate::probes::Health;
 use crate::probes::LabService;
 use crate::probes::kafka::{Group, GroupPartition, KafkaSnapshot, NOT_LISTED, Topic};
 use crate::probes::kafka_cluster::{ClusterHealth, NO_LEADER};
-use crate::tui::app::{App, View};
+use crate::tui::app::{App, StageView, View};
 use crate::tui::keys::Action;
+use crate::tui::stages::StageKind;
 
 /// What the view shows, derived from the app state (the key handlers select from the same lists).
 impl App {
@@ -45,6 +48,24 @@ impl App {
         groups
             .get(self.selection[View::Kafka.index()].min(groups.len().saturating_sub(1)))
             .copied()
+    }
+
+    /// The stage this monitor runs in consumer group `group` (the transform or the consumer it
+    /// started, the embedded lab's among them), while it runs.
+    #[must_use]
+    pub fn stage_running_in(&self, group: &str) -> Option<&StageView> {
+        let prefix = self
+            .lab
+            .kafka
+            .as_ref()
+            .and_then(|p| p.detail.as_ref())
+            .and_then(|k| k.dlq_topic.strip_suffix(".dlq"))
+            .unwrap_or("yelp");
+        [StageKind::Transform, StageKind::Consumer]
+            .into_iter()
+            .find(|kind| default_group(kind.name(), prefix) == group)
+            .and_then(|kind| self.stages.get(&kind))
+            .filter(|v| v.running)
     }
 
     /// The selected group's partitions, sorted by lag (largest first) or by name.
@@ -287,15 +308,20 @@ fn render_groups(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
         .into_iter()
         .map(|g| {
             let in_alert = alerts.iter().any(|a| a.group == g.name);
+            let (state, style, members) = match unlisted_group_state(g, app.stage_running_in(&g.name)) {
+                // A group read by name (the embedded broker lists none): its members are unknown
+                // unless this monitor runs them.
+                Some((state, health)) => (
+                    state,
+                    t.health(health),
+                    if health == Health::Unknown { "–" } else { "here" }.to_string(),
+                ),
+                None => (g.state.clone(), t.state(&g.state), g.members.len().to_string()),
+            };
             let row = Row::new(vec![
                 Cell::from(g.name.clone()),
-                Cell::from(g.state.clone()).style(t.state(&g.state)),
-                // A group read by name (the embedded broker lists none): its members are unknown.
-                Cell::from(if g.state == NOT_LISTED {
-                    "–".to_string()
-                } else {
-                    g.members.len().to_string()
-                }),
+                Cell::from(state).style(style),
+                Cell::from(members),
                 Cell::from(count(g.total_lag)),
                 Cell::from(rate(g.rate)),
                 Cell::from(g.catch_up_s.map_or_else(|| "–".into(), duration)),
@@ -327,6 +353,18 @@ fn render_groups(app: &App, focused: bool, area: Rect, buf: &mut Buffer) {
         TableState::default().with_selected((focused && !empty).then_some(app.selection[View::Kafka.index()]));
     StatefulWidget::render(table, area, buf, &mut state);
     super::remember_rows(app, 0, area, 1, state.offset());
+}
+
+/// The state shown for a group the broker does not list (the embedded broker lists none): that
+/// of the stage this monitor runs in it, if any ("running", or "waiting" for the broker), else
+/// "not listed". `None` for a listed group, shown as the broker says. "not listed" in yellow
+/// beside a stage that ran read as a fault to a newcomer.
+pub(super) fn unlisted_group_state(g: &Group, here: Option<&StageView>) -> Option<(String, Health)> {
+    (g.state == NOT_LISTED).then(|| match here {
+        Some(v) if v.snapshot.waiting_for_broker => ("waiting".into(), Health::Degraded),
+        Some(_) => ("running".into(), Health::Up),
+        None => (NOT_LISTED.into(), Health::Unknown),
+    })
 }
 
 fn render_topics(app: &App, cluster: &ClusterHealth, focused: bool, area: Rect, buf: &mut Buffer) {

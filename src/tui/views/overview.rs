@@ -16,6 +16,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, RenderDirection, Sparkline, Widget};
 
 use super::{columns_of, count, duration, rate, service_block, wrapped};
+use crate::probes::kafka::Group;
 use crate::probes::{Health, LabService};
 use crate::tui::app::App;
 use crate::tui::stack_panel::{Phase, Tone};
@@ -305,16 +306,12 @@ fn kafka(app: &App, width: u16) -> Tile {
     figures.push(match groups.first() {
         None => Line::styled("no consumer group yet", theme.dim()),
         Some(g) => {
-            let catch_up = g
-                .catch_up_s
-                .map(|s| format!(", catch-up {}", duration(s)))
-                .unwrap_or_default();
             let style = if alerts.iter().any(|a| a.group == g.name) {
                 theme.error()
             } else {
                 Style::new()
             };
-            Line::styled(format!("worst {} lag {}{catch_up}", g.name, count(g.total_lag)), style)
+            Line::styled(worst_group(g, width), style)
         }
     });
     let growth = match t.dlq.change(Duration::minutes(1), app.now.utc) {
@@ -360,10 +357,11 @@ fn kafka(app: &App, width: u16) -> Tile {
     );
     let details = std::iter::once(totals)
         .chain(groups.iter().map(|g| {
+            let state = super::kafka::unlisted_group_state(g, app.stage_running_in(&g.name))
+                .map_or_else(|| g.state.to_lowercase(), |(state, _)| state);
             Line::from(format!(
-                "  {} {}  lag {}  {}",
+                "  {} {state}  lag {}  {}",
                 g.name,
-                g.state.to_lowercase(),
                 count(g.total_lag),
                 rate(g.rate)
             ))
@@ -376,6 +374,21 @@ fn kafka(app: &App, width: u16) -> Tile {
             Spark::new("total lag", &t.lag, width, theme.health(Health::Degraded)),
         ],
         details,
+    }
+}
+
+/// The group furthest behind, with its catch-up time: in words where they fit, else in the
+/// fewest that still say lag and catch-up (at 80 columns the catch-up was cut off).
+fn worst_group(g: &Group, width: u16) -> String {
+    let lag = count(g.total_lag);
+    let Some(catch_up) = g.catch_up_s.map(duration) else {
+        return format!("worst {} lag {lag}", g.name);
+    };
+    let long = format!("worst {} lag {lag}, catch-up {catch_up}", g.name);
+    if long.chars().count() <= usize::from(width) {
+        long
+    } else {
+        format!("{} lag {lag}, in {catch_up}", g.name)
     }
 }
 
@@ -808,11 +821,26 @@ mod tests {
     }
 
     #[test]
+    fn the_worst_group_keeps_its_catch_up_in_a_narrow_tile() {
+        let g = Group {
+            name: "lab-consumer-yelp".into(),
+            total_lag: 957,
+            catch_up_s: Some(200.0),
+            ..Group::default()
+        };
+        assert_eq!(worst_group(&g, 60), "worst lab-consumer-yelp lag 957, catch-up 3m20s");
+        // An 80-column terminal's tile.
+        assert_eq!(worst_group(&g, 38), "lab-consumer-yelp lag 957, in 3m20s");
+        let no_rate = Group { catch_up_s: None, ..g };
+        assert_eq!(worst_group(&no_rate, 38), "worst lab-consumer-yelp lag 957");
+    }
+
+    #[test]
     fn a_line_too_wide_keeps_its_whole_fields_and_says_where_it_was_cut() {
         let line = || Line::from("write 1,234/s  read 987/s  lag 1,515,000");
         assert_eq!(text(&fit(line(), 41)), "write 1,234/s  read 987/s  lag 1,515,000");
         assert_eq!(text(&fit(line(), 38)), "write 1,234/s  read 987/s…");
-        let caption = Line::from("worst lab-consumer-yelp lag 957, catch-up 3m 20s");
+        let caption = Line::from("worst lab-consumer-yelp lag 957, catch-up 3m20s");
         assert_eq!(text(&fit(caption, 38)), "worst lab-consumer-yelp lag 957…");
         // A first field longer than half the line: cut between words instead.
         let long = Line::from("not in the embedded lab, DataFusion runs it");

@@ -10,8 +10,9 @@ use ratatui::widgets::{Block, Cell, Row, Table, Widget};
 use super::{count, duration, rate};
 use crate::pipeline::Topics;
 use crate::pipeline::group::worker_of;
+use crate::pipeline::kafka::default_group;
 use crate::pipeline::transform::Delivery;
-use crate::probes::kafka::{Group, KafkaSnapshot, Member, NOT_LISTED};
+use crate::probes::kafka::{Group, KafkaSnapshot, Member};
 use crate::probes::{Health, LabService};
 use crate::runtime::first_line;
 use crate::tui::app::{App, StageView};
@@ -68,7 +69,7 @@ fn worker_rows(app: &App) -> Vec<WorkerRow> {
     let names = Topics::new(p);
     let mut rows = Vec::new();
     for stage in ["transform", "consumer"] {
-        let group_name = format!("lab-{stage}-{p}");
+        let group_name = default_group(stage, p);
         let Some(group) = k.groups.iter().find(|g| g.name == group_name) else {
             continue;
         };
@@ -234,9 +235,8 @@ fn prefix(k: &KafkaSnapshot) -> &str {
     k.dlq_topic.strip_suffix(".dlq").unwrap_or("yelp")
 }
 
-/// A stage's consumer group. `here`: the same stage run by this monitor, whose own state
-/// ("running", "waiting" for the broker) stands in where the broker cannot list groups (the
-/// embedded broker): "not listed" in yellow beside a stage that ran read as a fault to a newcomer.
+/// A stage's consumer group. `here`: the same stage run by this monitor, whose own state stands
+/// in where the broker cannot list groups (the embedded broker).
 fn group_hop(
     stage: &'static str,
     group: Option<&Group>,
@@ -244,17 +244,12 @@ fn group_hop(
     name: String,
     kafka_health: Health,
 ) -> Hop {
-    let running_here = here.filter(|v| v.running);
     match group {
         Some(g) => {
-            let (state, health) = match running_here {
-                Some(v) if g.state == NOT_LISTED && v.snapshot.waiting_for_broker => {
-                    ("waiting".into(), Health::Degraded)
-                }
-                Some(_) if g.state == NOT_LISTED => ("running".into(), Health::Up),
-                _ if g.state == NOT_LISTED => (g.state.clone(), Health::Unknown),
-                _ if g.state.eq_ignore_ascii_case("stable") => (g.state.clone(), Health::Up),
-                _ => (g.state.clone(), Health::Degraded),
+            let (state, health) = match super::kafka::unlisted_group_state(g, here) {
+                Some(shown) => shown,
+                None if g.state.eq_ignore_ascii_case("stable") => (g.state.clone(), Health::Up),
+                None => (g.state.clone(), Health::Degraded),
             };
             Hop {
                 stage,
@@ -321,12 +316,12 @@ fn hops(app: &App) -> Vec<Hop> {
         health: kh,
         figures: format!("in {}  held {}", rate(raw_rate), count(raw_held)),
     });
-    let group = |stage: &str| kafka.and_then(|k| k.groups.iter().find(|g| g.name == format!("lab-{stage}-{p}")));
+    let group = |stage: &str| kafka.and_then(|k| k.groups.iter().find(|g| g.name == default_group(stage, &p)));
     out.push(group_hop(
         "transform",
         group("transform"),
-        app.stages.get(&StageKind::Transform),
-        format!("lab-transform-{p}"),
+        app.stage_running_in(&default_group("transform", &p)),
+        default_group("transform", &p),
         kh,
     ));
     out.push(Hop {
@@ -339,8 +334,8 @@ fn hops(app: &App) -> Vec<Hop> {
     out.push(group_hop(
         "consumer",
         group("consumer"),
-        app.stages.get(&StageKind::Consumer),
-        format!("lab-consumer-{p}"),
+        app.stage_running_in(&default_group("consumer", &p)),
+        default_group("consumer", &p),
         kh,
     ));
     out.extend(batch_layer_hops(app, &p));

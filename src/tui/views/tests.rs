@@ -1009,6 +1009,52 @@ mod embedded_lab {
         }
     }
 
+    /// The Kafka view and the Overview say the same as the Pipeline of a group the broker does not
+    /// list: "running" (green, its member here) while this monitor runs its stage, "waiting" while
+    /// that stage waits for the broker, and "not listed" with its members unknown otherwise
+    /// (the embedded lab's groups all read "not listed" before, beside stages that ran).
+    #[test]
+    fn a_group_read_by_name_shows_the_stage_this_monitor_runs_in_it() {
+        use crate::pipeline::stage::StageKind;
+        let mut a = embedded_app_with_unlisted_groups(View::Kafka);
+        a.stages.entry(StageKind::Transform).or_default().running = true;
+        let cells = |a: &App, group: &str, w: u16, h: u16| -> Vec<String> {
+            let s = screen(a, w, h);
+            let row = s
+                .lines()
+                .find(|l| l.contains(group))
+                .unwrap_or_else(|| panic!("{w}x{h}: no {group}:\n{s}"));
+            row.trim_matches('│').split_whitespace().map(str::to_string).collect()
+        };
+        for (w, h) in SIZES {
+            assert_eq!(
+                cells(&a, "lab-transform-yelp", w, h)[1..3],
+                ["running", "here"],
+                "{w}x{h}"
+            );
+            assert_eq!(
+                cells(&a, "lab-consumer-yelp", w, h)[1..4],
+                ["not", "listed", "–"],
+                "{w}x{h}"
+            );
+        }
+        let buf = draw(&a, 120, 40);
+        let (x, y) = find(&buf, "running").unwrap();
+        assert_eq!(Some(buf[(x, y)].fg), a.theme.health(crate::probes::Health::Up).fg);
+
+        a.stages
+            .get_mut(&StageKind::Transform)
+            .unwrap()
+            .snapshot
+            .waiting_for_broker = true;
+        assert_eq!(cells(&a, "lab-transform-yelp", 120, 40)[1..3], ["waiting", "here"]);
+
+        a.view = View::Overview;
+        let s = screen(&a, 200, 60);
+        assert!(s.contains("lab-transform-yelp waiting"), "{s}");
+        assert!(s.contains("lab-consumer-yelp not listed"), "{s}");
+    }
+
     /// Where the broker lists no groups, a stage this monitor runs reads "running" in its
     /// hop (the group's "not listed" in yellow read as a fault beside a stage that ran), one
     /// waiting for the broker says "waiting", and one it does not run stays "not listed", not
