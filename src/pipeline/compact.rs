@@ -97,17 +97,61 @@ impl LockHolder {
 
 /// What the lock holds: nothing (no lock), a holder, or bytes that name none (written by hand:
 /// [`RawZone::create_new`] puts a lock in place whole).
+#[derive(Debug, PartialEq, Eq)]
 enum LockState {
     Free,
     Held(LockHolder),
-    Unreadable,
+    Unreadable(Bytes),
 }
 
-async fn lock_state<Z: RawZone>(zone: &Z) -> Result<LockState, StorageError> {
-    match zone.read(LOCK).await {
-        Ok(bytes) => Ok(serde_json::from_slice(&bytes).map_or(LockState::Unreadable, LockState::Held)),
+async fn lock_state<Z: RawZone>(zone: &Z, path: &str) -> Result<LockState, StorageError> {
+    match zone.read(path).await {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).map_or(LockState::Unreadable(bytes), LockState::Held)),
         Err(e) if e.is_not_found() => Ok(LockState::Free),
         Err(e) => Err(e),
+    }
+}
+
+impl LockState {
+    /// A lock (or a take-over's claim) whose holder has not written it for [`LOCK_STALE`], or
+    /// that names no holder: its compaction died.
+    fn is_stale(&self) -> bool {
+        match self {
+            LockState::Free => false,
+            LockState::Held(holder) => chrono::Utc::now() - holder.since > LOCK_STALE,
+            LockState::Unreadable(_) => true,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            LockState::Free => "no lock".into(),
+            LockState::Held(holder) => holder.describe(),
+            LockState::Unreadable(_) => "a lock that names no holder".into(),
+        }
+    }
+
+    /// The claim that the one compaction taking this stale lock over puts in place first: named
+    /// after the lock's contents (FNV-1a of its bytes: the same name in every process), so two
+    /// compactions that found the same stale lock race for one file, which only one can create.
+    fn take_over_claim(&self) -> String {
+        let bytes = match self {
+            LockState::Held(holder) => serde_json::to_vec(holder).unwrap_or_default(),
+            LockState::Unreadable(bytes) => bytes.to_vec(),
+            LockState::Free => Vec::new(),
+        };
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        format!("{LOCK}.take-over-{hash:016x}")
+    }
+}
+
+fn busy(zone: &impl RawZone, holder: String) -> CompactError {
+    CompactError::Busy {
+        zone: zone.describe(),
+        holder,
+        lock: zone.url_of(LOCK),
     }
 }
 
@@ -124,34 +168,68 @@ async fn take_lock<Z: RawZone>(zone: &Z) -> Result<LockHolder, CompactError> {
         if zone.create_new(LOCK, me.to_bytes(zone)?).await? {
             return Ok(me);
         }
-        let stale = match lock_state(zone).await? {
+        let found = lock_state(zone, LOCK).await?;
+        match &found {
             LockState::Free => continue,
             // Put in place by an earlier try of this very call (its answer lost on the way).
             LockState::Held(holder) if holder.token == me.token => return Ok(me),
-            LockState::Held(holder) if chrono::Utc::now() - holder.since > LOCK_STALE => holder.describe(),
-            LockState::Unreadable => "a lock that names no holder".to_string(),
-            LockState::Held(holder) => {
-                return Err(CompactError::Busy {
-                    zone: zone.describe(),
-                    holder: holder.describe(),
-                    lock: zone.url_of(LOCK),
-                });
+            stale if stale.is_stale() => {
+                if take_over(zone, stale, &me).await? {
+                    return Ok(me);
+                }
             }
-        };
-        tracing::warn!(holder = %stale, "a stale compaction lock taken over");
-        zone.remove(LOCK).await?;
+            held => return Err(busy(zone, held.describe())),
+        }
     }
-    Err(CompactError::Busy {
-        zone: zone.describe(),
-        holder: "another compaction took the lock at the same time".into(),
-        lock: zone.url_of(LOCK),
-    })
+    Err(busy(zone, "another compaction took the lock at the same time".into()))
+}
+
+/// Replaces the stale lock `stale` with `me`'s, if no other compaction is taking it over and it
+/// is still there as it was; `false` when it did not (the caller looks again). Two compactions that found the same
+/// stale lock must not both go on: one removing the lock the other has just put in its place
+/// left two compactions running, each holding "the" lock. So the remover first creates the
+/// lock's take-over claim (only one can), checks the lock is still the one it found, removes it,
+/// and leaves the claim until its own lock is in place; a compaction that finds the claim
+/// fresh stops, one that finds it stale (its claimant died) removes it and tries again.
+async fn take_over<Z: RawZone>(zone: &Z, stale: &LockState, me: &LockHolder) -> Result<bool, CompactError> {
+    let claim = stale.take_over_claim();
+    if !zone.create_new(&claim, me.to_bytes(zone)?).await? {
+        let claimant = lock_state(zone, &claim).await?;
+        if claimant.is_stale() {
+            tracing::warn!(claim = %claim, claimant = %claimant.describe(), "a stale take-over claim removed");
+            zone.remove(&claim).await?;
+            return Ok(false);
+        }
+        return Err(busy(
+            zone,
+            format!(
+                "{}, taking over the stale lock of {}",
+                claimant.describe(),
+                stale.describe()
+            ),
+        ));
+    }
+    if lock_state(zone, LOCK).await? != *stale {
+        // Taken over (or released and taken) since it was read: not this one's to remove.
+        zone.remove(&claim).await?;
+        return Ok(false);
+    }
+    tracing::warn!(holder = %stale.describe(), "a stale compaction lock taken over");
+    let mine = async {
+        zone.remove(LOCK).await?;
+        Ok::<_, CompactError>(zone.create_new(LOCK, me.to_bytes(zone)?).await?)
+    }
+    .await;
+    // Released only once this compaction's lock is in place: one that read the same stale lock
+    // and creates the claim after this finds the lock changed.
+    zone.remove(&claim).await?;
+    mine
 }
 
 /// Writes the lock again with the time now, if it is still `lock`'s; `false` when another
 /// compaction took it over (this one was thought dead).
 async fn still_holding<Z: RawZone>(zone: &Z, lock: &LockHolder) -> Result<bool, CompactError> {
-    match lock_state(zone).await? {
+    match lock_state(zone, LOCK).await? {
         LockState::Held(holder) if holder.token == lock.token => {
             let beat = LockHolder {
                 since: chrono::Utc::now(),
@@ -289,7 +367,7 @@ pub async fn compact<Z: RawZone>(zone: &Z, stop: &CancellationToken) -> Result<C
     let lock = take_lock(zone).await?;
     let compacted = compact_locked(zone, &lock, stop).await;
     // Not ours any more if it was taken over: the new holder's.
-    if let Ok(LockState::Held(holder)) = lock_state(zone).await
+    if let Ok(LockState::Held(holder)) = lock_state(zone, LOCK).await
         && holder.token == lock.token
         && let Err(e) = zone.remove(LOCK).await
     {
@@ -788,6 +866,72 @@ mod tests {
         let report = compact(&zone, &CancellationToken::new()).await.unwrap();
         assert!(report.merged > 0, "{report:?}");
         assert!(!zone_dir.join(LOCK).exists(), "the lock is removed when done");
+    }
+
+    /// Two compactions that found the same stale lock: only one takes it over. The other, going
+    /// on from what it read, neither removes the lock now in its place nor takes one itself;
+    /// one that finds the take-over under way stops and says so; a claim whose claimant died is
+    /// removed and the lock taken over. No claim is left behind.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn two_compactions_that_found_the_same_stale_lock_never_both_take_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = LocalRawZone::new(dir.path().to_path_buf());
+        let holder = |token: u64, age: chrono::TimeDelta| LockHolder {
+            token,
+            pid: 4240 + u32::try_from(token).unwrap(),
+            host: "elsewhere".into(),
+            since: chrono::Utc::now() - age,
+        };
+        let died = holder(1, LOCK_STALE + chrono::TimeDelta::minutes(1));
+        zone.put_atomic(LOCK, serde_json::to_vec(&died).unwrap()).await.unwrap();
+        let lock_now = || serde_json::from_slice::<LockHolder>(&std::fs::read(dir.path().join(LOCK)).unwrap()).unwrap();
+        let claims = || -> Vec<String> {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("take-over"))
+                .collect()
+        };
+
+        // Both read the stale lock; the first takes it over.
+        let seen_by_second = lock_state(&zone, LOCK).await.unwrap();
+        assert!(seen_by_second.is_stale());
+        let first = take_lock(&zone).await.unwrap();
+        assert_eq!(lock_now(), first);
+        assert_eq!(claims(), Vec::<String>::new());
+        // The second goes on from what it read.
+        let second = holder(2, chrono::TimeDelta::zero());
+        assert!(!take_over(&zone, &seen_by_second, &second).await.unwrap());
+        assert_eq!(lock_now(), first, "the first's lock is left in place");
+        assert_eq!(claims(), Vec::<String>::new());
+        let err = take_lock(&zone).await.unwrap_err();
+        assert!(matches!(err, CompactError::Busy { .. }), "{err}");
+
+        // The stale lock again, with a take-over of it under way.
+        zone.put_atomic(LOCK, serde_json::to_vec(&died).unwrap()).await.unwrap();
+        let claim = LockState::Held(died.clone()).take_over_claim();
+        let taking = holder(3, chrono::TimeDelta::zero());
+        zone.put_atomic(&claim, serde_json::to_vec(&taking).unwrap())
+            .await
+            .unwrap();
+        let err = take_lock(&zone).await.unwrap_err();
+        assert!(
+            err.to_string().contains("pid 4243 on elsewhere, last seen")
+                && err
+                    .to_string()
+                    .contains("taking over the stale lock of pid 4241 on elsewhere"),
+            "{err}"
+        );
+        assert_eq!(lock_now(), died, "the lock is left to the compaction taking it over");
+
+        // That take-over died too: its claim is stale.
+        let taking_died = holder(3, LOCK_STALE + chrono::TimeDelta::minutes(2));
+        zone.put_atomic(&claim, serde_json::to_vec(&taking_died).unwrap())
+            .await
+            .unwrap();
+        let third = take_lock(&zone).await.unwrap();
+        assert_eq!(lock_now(), third);
+        assert_eq!(claims(), Vec::<String>::new());
     }
 
     /// A compaction whose lock another one took over stops before its next merge, says so, and
