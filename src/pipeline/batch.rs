@@ -183,8 +183,17 @@ where
             Err(e) if e.is_file_gone() => e.to_string(),
             Err(e) => return Err(e),
             Ok((value, read)) => {
-                let now: std::collections::HashSet<String> = zone.list_files("").await?.into_iter().collect();
-                match read.into_iter().find(|f| !now.contains(f)) {
+                // Only the entities read (the check reads one at a time): the directory each read
+                // file is under, at the zone's top.
+                let tops: std::collections::BTreeSet<&str> = read
+                    .iter()
+                    .map(|f| f.split_once('/').map_or("", |(top, _)| top))
+                    .collect();
+                let mut now = std::collections::HashSet::new();
+                for top in tops {
+                    now.extend(zone.list_files(top).await?);
+                }
+                match read.iter().find(|f| !now.contains(*f)).cloned() {
                     None => return Ok(value),
                     Some(gone) => gone,
                 }

@@ -147,4 +147,30 @@ mod tests {
         // Businesses, users, reviews (the order of CHECKS).
         assert_eq!(raw_distinct_counts(&zone, None).await.unwrap(), vec![1, 1, 2]);
     }
+
+    /// Each count checks its read by listing its own entity's directory, not the whole zone
+    /// (three listings of every entity's files on a zone of thousands, before).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn each_count_lists_only_its_entity() {
+        let dir = tempfile::tempdir().unwrap();
+        let r1 = review("r1", "u1", "b1", 5, "2019-01-02 10:00:00");
+        let inner = raw_zone_with(dir.path(), "2026-11-24", &one_review(&r1)).await;
+        let listed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let zone = crate::storage::HookedZone {
+            after_list: {
+                let listed = listed.clone();
+                std::sync::Arc::new(move |_, rel_dir: &str, _: &[crate::storage::ZoneFile]| {
+                    listed.lock().unwrap().push(rel_dir.to_string());
+                })
+            },
+            ..crate::storage::HookedZone::new(inner)
+        };
+        assert_eq!(raw_distinct_counts(&zone, None).await.unwrap(), vec![1, 1, 1]);
+        let listed = listed.lock().unwrap().clone();
+        let entities: Vec<&str> = CHECKS.iter().map(|(_, entity, _, _)| entity.name()).collect();
+        assert!(
+            !listed.is_empty() && listed.iter().all(|d| entities.contains(&d.as_str())),
+            "{listed:?}"
+        );
+    }
 }
