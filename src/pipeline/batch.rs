@@ -167,7 +167,7 @@ const READS: u32 = 3;
 /// until none of the files it read went while it ran: a compaction (`lab compact`, which the
 /// Airflow DAG runs before its batch) may merge a listed file away before it is read. DataFusion
 /// skips a listed file it cannot find without a word (a missing path lists as an empty
-/// directory), so a read is checked by listing the zone after it: a file listed before the read
+/// directory), so a read is checked by listing the entities it read after it: a file listed before the read
 /// and after it was there all along (a compaction never writes a name it removed, `compact.rs`).
 /// A file goes only once its merge is in place, so the next read's listing holds every record.
 // A closure returning a future, not an async closure: the future of an `AsyncFnMut` is not known

@@ -131,17 +131,19 @@ impl LockState {
         }
     }
 
-    /// The claim that the one compaction taking this stale lock over puts in place first: named
-    /// after the lock's contents (FNV-1a of its bytes: the same name in every process), so two
-    /// compactions that found the same stale lock race for one file, which only one can create.
-    fn take_over_claim(&self) -> String {
+    /// The claim that the one compaction taking this stale file (`path`: the lock, or a claim
+    /// itself) over puts in place first: named after the file's name and contents (FNV-1a: the
+    /// same name in every process), so compactions that found the same stale file race for one
+    /// name, which only one can create. A claim left by a compaction that died is named after
+    /// contents no lock has again: a small hidden file, never in another take-over's way.
+    fn take_over_claim(&self, path: &str) -> String {
         let bytes = match self {
             LockState::Held(holder) => serde_json::to_vec(holder).unwrap_or_default(),
             LockState::Unreadable(bytes) => bytes.to_vec(),
             LockState::Free => Vec::new(),
         };
-        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        let hash = path.bytes().chain(bytes).fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
         });
         format!("{LOCK}.take-over-{hash:016x}")
     }
@@ -174,7 +176,7 @@ async fn take_lock<Z: RawZone>(zone: &Z) -> Result<LockHolder, CompactError> {
             // Put in place by an earlier try of this very call (its answer lost on the way).
             LockState::Held(holder) if holder.token == me.token => return Ok(me),
             stale if stale.is_stale() => {
-                if take_over(zone, stale, &me).await? {
+                if take_over(zone, LOCK, stale, &me, 0).await? {
                     return Ok(me);
                 }
             }
@@ -184,46 +186,68 @@ async fn take_lock<Z: RawZone>(zone: &Z) -> Result<LockHolder, CompactError> {
     Err(busy(zone, "another compaction took the lock at the same time".into()))
 }
 
-/// Replaces the stale lock `stale` with `me`'s, if no other compaction is taking it over and it
-/// is still there as it was; `false` when it did not (the caller looks again). Two compactions that found the same
-/// stale lock must not both go on: one removing the lock the other has just put in its place
-/// left two compactions running, each holding "the" lock. So the remover first creates the
-/// lock's take-over claim (only one can), checks the lock is still the one it found, removes it,
-/// and leaves the claim until its own lock is in place; a compaction that finds the claim
-/// fresh stops, one that finds it stale (its claimant died) removes it and tries again.
-async fn take_over<Z: RawZone>(zone: &Z, stale: &LockState, me: &LockHolder) -> Result<bool, CompactError> {
-    let claim = stale.take_over_claim();
+/// A take-over's claim can itself be left stale by a compaction that died while taking over;
+/// taking that over goes one claim deeper. Each level needs another compaction to have died.
+const TAKE_OVER_DEPTH: u32 = 3;
+
+/// Replaces the stale file at `path` (the lock, or a take-over's claim) with `me`'s, if no other
+/// compaction is taking it over and it is still there as it was; `false` when it did not (the
+/// caller looks again). Two compactions that found the same stale lock must not both go on: one
+/// removing the lock the other has just put in its place left two compactions running, each
+/// holding "the" lock. So the taker first creates the file's take-over claim (only one can),
+/// checks the file is still the one it found, replaces it, and removes the claim only then. No
+/// file is removed by name alone: a claim found stale is taken over the same way, one level
+/// deeper, since another compaction may have just removed and created it again.
+async fn take_over<Z: RawZone>(
+    zone: &Z,
+    path: &str,
+    stale: &LockState,
+    me: &LockHolder,
+    depth: u32,
+) -> Result<bool, CompactError> {
+    let claim = stale.take_over_claim(path);
     if !zone.create_new(&claim, me.to_bytes(zone)?).await? {
-        let claimant = lock_state(zone, &claim).await?;
-        if claimant.is_stale() {
-            tracing::warn!(claim = %claim, claimant = %claimant.describe(), "a stale take-over claim removed");
-            zone.remove(&claim).await?;
+        match lock_state(zone, &claim).await? {
+            // Created by this very call, its answer lost on the way (HDFS's create retried).
+            LockState::Held(holder) if holder.token == me.token => {}
+            LockState::Free => return Ok(false),
+            claimant if claimant.is_stale() && depth + 1 < TAKE_OVER_DEPTH => {
+                tracing::warn!(claim = %claim, claimant = %claimant.describe(), "taking over a stale take-over claim");
+                if !Box::pin(take_over(zone, &claim, &claimant, me, depth + 1)).await? {
+                    return Ok(false);
+                }
+            }
+            claimant => {
+                return Err(busy(
+                    zone,
+                    format!(
+                        "{}, taking over the stale lock of {} (its claim: {})",
+                        claimant.describe(),
+                        stale.describe(),
+                        zone.url_of(&claim)
+                    ),
+                ));
+            }
+        }
+    }
+    // This compaction holds the claim: the file at `path` is its to replace, if unchanged.
+    let replaced = async {
+        if lock_state(zone, path).await? != *stale {
+            // Taken over (or released and taken) since it was read: not this one's to remove.
             return Ok(false);
         }
-        return Err(busy(
-            zone,
-            format!(
-                "{}, taking over the stale lock of {}",
-                claimant.describe(),
-                stale.describe()
-            ),
-        ));
-    }
-    if lock_state(zone, LOCK).await? != *stale {
-        // Taken over (or released and taken) since it was read: not this one's to remove.
-        zone.remove(&claim).await?;
-        return Ok(false);
-    }
-    tracing::warn!(holder = %stale.describe(), "a stale compaction lock taken over");
-    let mine = async {
-        zone.remove(LOCK).await?;
-        Ok::<_, CompactError>(zone.create_new(LOCK, me.to_bytes(zone)?).await?)
+        tracing::warn!(path, holder = %stale.describe(), "a stale compaction lock taken over");
+        zone.remove(path).await?;
+        Ok::<_, CompactError>(zone.create_new(path, me.to_bytes(zone)?).await?)
     }
     .await;
-    // Released only once this compaction's lock is in place: one that read the same stale lock
-    // and creates the claim after this finds the lock changed.
-    zone.remove(&claim).await?;
-    mine
+    // Released only once this compaction's file is in place: one that read the same stale file
+    // and creates the claim after this finds the file changed. A claim that cannot be removed
+    // is left to go stale (15 minutes), and does not undo what was done.
+    if let Err(e) = zone.remove(&claim).await {
+        tracing::warn!(claim = %claim, error = %e, "a take-over claim could not be removed: it goes stale in 15 minutes");
+    }
+    replaced
 }
 
 /// Writes the lock again with the time now, if it is still `lock`'s; `false` when another
@@ -901,7 +925,7 @@ mod tests {
         assert_eq!(claims(), Vec::<String>::new());
         // The second goes on from what it read.
         let second = holder(2, chrono::TimeDelta::zero());
-        assert!(!take_over(&zone, &seen_by_second, &second).await.unwrap());
+        assert!(!take_over(&zone, LOCK, &seen_by_second, &second, 0).await.unwrap());
         assert_eq!(lock_now(), first, "the first's lock is left in place");
         assert_eq!(claims(), Vec::<String>::new());
         let err = take_lock(&zone).await.unwrap_err();
@@ -909,7 +933,7 @@ mod tests {
 
         // The stale lock again, with a take-over of it under way.
         zone.put_atomic(LOCK, serde_json::to_vec(&died).unwrap()).await.unwrap();
-        let claim = LockState::Held(died.clone()).take_over_claim();
+        let claim = LockState::Held(died.clone()).take_over_claim(LOCK);
         let taking = holder(3, chrono::TimeDelta::zero());
         zone.put_atomic(&claim, serde_json::to_vec(&taking).unwrap())
             .await
@@ -924,13 +948,53 @@ mod tests {
         );
         assert_eq!(lock_now(), died, "the lock is left to the compaction taking it over");
 
-        // That take-over died too: its claim is stale.
+        // That take-over died too: its claim is stale. A compaction reads the stale claim, and
+        // right then another takes it over (its fresh claim in the same place): the first, going
+        // on from what it read, leaves that claim and the lock alone, and stops.
         let taking_died = holder(3, LOCK_STALE + chrono::TimeDelta::minutes(2));
+        zone.put_atomic(&claim, serde_json::to_vec(&taking_died).unwrap())
+            .await
+            .unwrap();
+        let under_way = holder(4, chrono::TimeDelta::zero());
+        let replaced = std::sync::atomic::AtomicBool::new(false);
+        let racing = crate::storage::HookedZone {
+            after_read: {
+                let (claim, under_way) = (claim.clone(), serde_json::to_vec(&under_way).unwrap());
+                Arc::new(move |zone, rel_path| {
+                    if rel_path == claim && !replaced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        std::fs::write(zone.root().join(&claim), &under_way).unwrap();
+                    }
+                })
+            },
+            ..crate::storage::HookedZone::new(zone.clone())
+        };
+        let err = take_lock(&racing).await.unwrap_err();
+        assert!(err.to_string().contains("pid 4244 on elsewhere"), "{err}");
+        assert_eq!(lock_state(&zone, &claim).await.unwrap(), LockState::Held(under_way));
+        assert_eq!(lock_now(), died);
+        assert_eq!(claims(), vec![claim.clone()]);
+
+        // With the dead take-over's claim there, a compaction takes the claim over, then the lock.
         zone.put_atomic(&claim, serde_json::to_vec(&taking_died).unwrap())
             .await
             .unwrap();
         let third = take_lock(&zone).await.unwrap();
         assert_eq!(lock_now(), third);
+        assert_eq!(claims(), Vec::<String>::new());
+
+        // A claim that holds this compaction's own token (HDFS's create retried after its answer
+        // was lost) is its own: the take-over goes on.
+        zone.put_atomic(LOCK, serde_json::to_vec(&died).unwrap()).await.unwrap();
+        let retried = holder(6, chrono::TimeDelta::zero());
+        zone.put_atomic(&claim, serde_json::to_vec(&retried).unwrap())
+            .await
+            .unwrap();
+        assert!(
+            take_over(&zone, LOCK, &LockState::Held(died.clone()), &retried, 0)
+                .await
+                .unwrap()
+        );
+        assert_eq!(lock_now(), retried);
         assert_eq!(claims(), Vec::<String>::new());
     }
 

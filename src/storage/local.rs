@@ -166,15 +166,17 @@ impl RawZone for LocalRawZone {
     }
 }
 
-/// A local raw zone for tests, where something happens right after a listing or a put (a
-/// compaction merging files away, another compaction taking a lock over): `after_list` gets the
-/// zone, the directory listed and the listing; `after_put` the zone and the path put.
+/// A local raw zone for tests, where something happens right after a listing, a put or a read
+/// (a compaction merging files away, another compaction taking a lock over): `after_list` gets
+/// the zone, the directory listed and the listing; `after_put` and `after_read` the zone and the
+/// path put or read.
 #[cfg(test)]
 #[derive(Clone)]
 pub(crate) struct HookedZone {
     pub zone: LocalRawZone,
     pub after_list: std::sync::Arc<AfterList>,
     pub after_put: std::sync::Arc<AfterPut>,
+    pub after_read: std::sync::Arc<AfterPut>,
 }
 
 #[cfg(test)]
@@ -189,6 +191,7 @@ impl HookedZone {
             zone,
             after_list: std::sync::Arc::new(|_, _, _| {}),
             after_put: std::sync::Arc::new(|_, _| {}),
+            after_read: std::sync::Arc::new(|_, _| {}),
         }
     }
 }
@@ -206,7 +209,9 @@ impl RawZone for HookedZone {
         Ok(files)
     }
     async fn read(&self, rel_path: &str) -> Result<Bytes, StorageError> {
-        self.zone.read(rel_path).await
+        let bytes = self.zone.read(rel_path).await?;
+        (self.after_read)(&self.zone, rel_path);
+        Ok(bytes)
     }
     async fn remove(&self, rel_path: &str) -> Result<(), StorageError> {
         self.zone.remove(rel_path).await

@@ -146,8 +146,10 @@ pub fn render_batch_runs(app: &App, embedded: &EmbeddedView, area: Rect, buf: &m
         .width
         .saturating_sub(2 + fixed.iter().sum::<u16>() + column_count.saturating_sub(1))
         / u16::try_from(tables.len().max(1)).unwrap_or(1);
+    // All full or all short: `summary` beside `user_summary` would read as the same table.
+    let full_names_fit = tables.iter().all(|name| name.chars().count() <= usize::from(per_table));
     header.extend(tables.iter().map(|name| {
-        if name.chars().count() <= usize::from(per_table) {
+        if full_names_fit {
             name.clone()
         } else {
             short_table_name(name).to_string()

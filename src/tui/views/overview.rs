@@ -385,7 +385,7 @@ fn worst_group(g: &Group, width: u16) -> String {
         return format!("worst {} lag {lag}", g.name);
     };
     let long = format!("worst {} lag {lag}, catch-up {catch_up}", g.name);
-    if long.chars().count() <= usize::from(width) {
+    if Line::from(long.as_str()).width() <= usize::from(width) {
         long
     } else {
         format!("{} lag {lag}, in {catch_up}", g.name)
