@@ -58,6 +58,10 @@ pub enum CompactError {
         "raw zone {zone}: another compaction is running ({holder}), so this one did nothing; if none is, remove {lock} and run it again"
     )]
     Busy { zone: String, holder: String, lock: String },
+    #[error(
+        "raw zone {zone}: the compaction lock is stale, and so are the claims of the compactions that died taking it over, {depth} deep; remove {lock} and the hidden .compact.lock.take-over-* files beside it, then run `lab compact` again"
+    )]
+    TakeOverStuck { zone: String, lock: String, depth: u32 },
 }
 
 /// The compaction's lock at the zone's root. Two compactions at once lose nothing, but may merge
@@ -90,8 +94,14 @@ impl LockHolder {
         )
     }
 
+    /// The lock's bytes, stamped with the time now: every write is a sign of life, and a
+    /// take-over's calls may take minutes on an HDFS that keeps failing (each is retried).
     fn to_bytes(&self, zone: &impl RawZone) -> Result<Vec<u8>, CompactError> {
-        serde_json::to_vec(self).map_err(|e| file_error(&zone.describe(), "write", LOCK, e))
+        let now = LockHolder {
+            since: chrono::Utc::now(),
+            ..self.clone()
+        };
+        serde_json::to_vec(&now).map_err(|e| file_error(&zone.describe(), "write", LOCK, e))
     }
 }
 
@@ -167,7 +177,7 @@ async fn take_lock<Z: RawZone>(zone: &Z) -> Result<LockHolder, CompactError> {
         since: chrono::Utc::now(),
     };
     for _ in 0..3 {
-        if zone.create_new(LOCK, me.to_bytes(zone)?).await? {
+        if create_as(zone, LOCK, &me).await? {
             return Ok(me);
         }
         let found = lock_state(zone, LOCK).await?;
@@ -184,6 +194,15 @@ async fn take_lock<Z: RawZone>(zone: &Z) -> Result<LockHolder, CompactError> {
         }
     }
     Err(busy(zone, "another compaction took the lock at the same time".into()))
+}
+
+/// Creates `path` holding `me`'s lock; `true` also when it already holds `me`'s token (this very
+/// call's create, retried by the HDFS zone after its answer was lost).
+async fn create_as<Z: RawZone>(zone: &Z, path: &str, me: &LockHolder) -> Result<bool, CompactError> {
+    if zone.create_new(path, me.to_bytes(zone)?).await? {
+        return Ok(true);
+    }
+    Ok(matches!(lock_state(zone, path).await?, LockState::Held(holder) if holder.token == me.token))
 }
 
 /// A take-over's claim can itself be left stale by a compaction that died while taking over;
@@ -211,7 +230,14 @@ async fn take_over<Z: RawZone>(
             // Created by this very call, its answer lost on the way (HDFS's create retried).
             LockState::Held(holder) if holder.token == me.token => {}
             LockState::Free => return Ok(false),
-            claimant if claimant.is_stale() && depth + 1 < TAKE_OVER_DEPTH => {
+            claimant if claimant.is_stale() && depth + 1 == TAKE_OVER_DEPTH => {
+                return Err(CompactError::TakeOverStuck {
+                    zone: zone.describe(),
+                    lock: zone.url_of(LOCK),
+                    depth: TAKE_OVER_DEPTH,
+                });
+            }
+            claimant if claimant.is_stale() => {
                 tracing::warn!(claim = %claim, claimant = %claimant.describe(), "taking over a stale take-over claim");
                 if !Box::pin(take_over(zone, &claim, &claimant, me, depth + 1)).await? {
                     return Ok(false);
@@ -237,14 +263,14 @@ async fn take_over<Z: RawZone>(
             return Ok(false);
         }
         tracing::warn!(path, holder = %stale.describe(), "a stale compaction lock taken over");
-        zone.remove(path).await?;
-        Ok::<_, CompactError>(zone.create_new(path, me.to_bytes(zone)?).await?)
+        zone.remove_once(path).await?;
+        create_as(zone, path, me).await
     }
     .await;
     // Released only once this compaction's file is in place: one that read the same stale file
     // and creates the claim after this finds the file changed. A claim that cannot be removed
     // is left to go stale (15 minutes), and does not undo what was done.
-    if let Err(e) = zone.remove(&claim).await {
+    if let Err(e) = zone.remove_once(&claim).await {
         tracing::warn!(claim = %claim, error = %e, "a take-over claim could not be removed: it goes stale in 15 minutes");
     }
     replaced
@@ -255,11 +281,7 @@ async fn take_over<Z: RawZone>(
 async fn still_holding<Z: RawZone>(zone: &Z, lock: &LockHolder) -> Result<bool, CompactError> {
     match lock_state(zone, LOCK).await? {
         LockState::Held(holder) if holder.token == lock.token => {
-            let beat = LockHolder {
-                since: chrono::Utc::now(),
-                ..lock.clone()
-            };
-            zone.put_atomic(LOCK, beat.to_bytes(zone)?).await?;
+            zone.put_atomic(LOCK, lock.to_bytes(zone)?).await?;
             Ok(true)
         }
         _ => Ok(false),
@@ -393,7 +415,7 @@ pub async fn compact<Z: RawZone>(zone: &Z, stop: &CancellationToken) -> Result<C
     // Not ours any more if it was taken over: the new holder's.
     if let Ok(LockState::Held(holder)) = lock_state(zone, LOCK).await
         && holder.token == lock.token
-        && let Err(e) = zone.remove(LOCK).await
+        && let Err(e) = zone.remove_once(LOCK).await
     {
         tracing::warn!(error = %e, "the compaction lock could not be removed: the next compaction takes it over once it is stale");
     }
@@ -894,8 +916,11 @@ mod tests {
 
     /// Two compactions that found the same stale lock: only one takes it over. The other, going
     /// on from what it read, neither removes the lock now in its place nor takes one itself;
-    /// one that finds the take-over under way stops and says so; a claim whose claimant died is
-    /// removed and the lock taken over. No claim is left behind.
+    /// one that finds the take-over under way stops and says so; one that read a dead
+    /// take-over's claim just as another took it over leaves that claim alone; a claim whose
+    /// claimant died is taken over, then the lock; a claim holding this compaction's own token
+    /// is its own; a chain of dead claims [`TAKE_OVER_DEPTH`] deep is an error saying what to
+    /// remove. No claim is left behind.
     #[tokio::test(flavor = "multi_thread")]
     async fn two_compactions_that_found_the_same_stale_lock_never_both_take_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -921,12 +946,12 @@ mod tests {
         let seen_by_second = lock_state(&zone, LOCK).await.unwrap();
         assert!(seen_by_second.is_stale());
         let first = take_lock(&zone).await.unwrap();
-        assert_eq!(lock_now(), first);
+        assert_eq!(lock_now().token, first.token);
         assert_eq!(claims(), Vec::<String>::new());
         // The second goes on from what it read.
         let second = holder(2, chrono::TimeDelta::zero());
         assert!(!take_over(&zone, LOCK, &seen_by_second, &second, 0).await.unwrap());
-        assert_eq!(lock_now(), first, "the first's lock is left in place");
+        assert_eq!(lock_now().token, first.token, "the first's lock is left in place");
         assert_eq!(claims(), Vec::<String>::new());
         let err = take_lock(&zone).await.unwrap_err();
         assert!(matches!(err, CompactError::Busy { .. }), "{err}");
@@ -979,7 +1004,7 @@ mod tests {
             .await
             .unwrap();
         let third = take_lock(&zone).await.unwrap();
-        assert_eq!(lock_now(), third);
+        assert_eq!(lock_now().token, third.token);
         assert_eq!(claims(), Vec::<String>::new());
 
         // A claim that holds this compaction's own token (HDFS's create retried after its answer
@@ -994,8 +1019,66 @@ mod tests {
                 .await
                 .unwrap()
         );
-        assert_eq!(lock_now(), retried);
+        assert_eq!(lock_now().token, retried.token);
         assert_eq!(claims(), Vec::<String>::new());
+
+        // The lock, its claim and the claim's claim all left by compactions that died, and the
+        // claim of that: too deep to take over.
+        zone.put_atomic(LOCK, serde_json::to_vec(&died).unwrap()).await.unwrap();
+        let (mut path, mut contents) = (LOCK.to_string(), LockState::Held(died.clone()));
+        for token in 7..7 + u64::from(TAKE_OVER_DEPTH) {
+            let claimant = holder(token, LOCK_STALE + chrono::TimeDelta::minutes(3));
+            path = contents.take_over_claim(&path);
+            zone.put_atomic(&path, serde_json::to_vec(&claimant).unwrap())
+                .await
+                .unwrap();
+            contents = LockState::Held(claimant);
+        }
+        let err = take_lock(&zone).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CompactError::TakeOverStuck {
+                    depth: TAKE_OVER_DEPTH,
+                    ..
+                }
+            ) && err.to_string().contains(".compact.lock.take-over-*"),
+            "{err}"
+        );
+        assert_eq!(lock_now(), died);
+        assert_eq!(claims().len(), usize::try_from(TAKE_OVER_DEPTH).unwrap());
+        // One level less deep is taken over.
+        zone.remove(&path).await.unwrap();
+        let fourth = take_lock(&zone).await.unwrap();
+        assert_eq!(lock_now().token, fourth.token);
+    }
+
+    /// A lock written is stamped with the time of the write, not of the compaction's start (a
+    /// take-over's claim, written minutes after its start on a failing HDFS, looked stale at once);
+    /// a create that finds the compaction's own token in place (its create retried after the
+    /// answer was lost) counts as made, another's does not.
+    #[tokio::test]
+    async fn a_lock_is_stamped_when_written_and_a_create_finding_its_own_token_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = LocalRawZone::new(dir.path().to_path_buf());
+        let me = LockHolder {
+            token: 11,
+            pid: 1,
+            host: "here".into(),
+            since: chrono::Utc::now() - LOCK_STALE - chrono::TimeDelta::minutes(5),
+        };
+        let written: LockHolder = serde_json::from_slice(&me.to_bytes(&zone).unwrap()).unwrap();
+        assert!(!LockState::Held(written).is_stale());
+
+        zone.put_atomic(LOCK, serde_json::to_vec(&me).unwrap()).await.unwrap();
+        assert!(create_as(&zone, LOCK, &me).await.unwrap());
+        let other = LockHolder {
+            token: 12,
+            ..me.clone()
+        };
+        assert!(!create_as(&zone, LOCK, &other).await.unwrap());
+        std::fs::remove_file(dir.path().join(LOCK)).unwrap();
+        assert!(create_as(&zone, LOCK, &other).await.unwrap());
     }
 
     /// A compaction whose lock another one took over stops before its next merge, says so, and

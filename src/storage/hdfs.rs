@@ -301,6 +301,19 @@ impl RawZone for HdfsRawZone {
         .await
     }
 
+    async fn remove_once(&self, rel_path: &str) -> Result<(), StorageError> {
+        let path = self.abs(rel_path);
+        match tokio::time::timeout(CALL_TIMEOUT, self.client.delete(&path, false)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.err("remove", &path, e)),
+            Err(_) => Err(self.err(
+                "remove",
+                &path,
+                HdfsError::OperationFailed(format!("no answer within {} s", CALL_TIMEOUT.as_secs())),
+            )),
+        }
+    }
+
     async fn create_new(&self, rel_path: &str, data: Vec<u8>) -> Result<bool, StorageError> {
         let target = self.abs(rel_path);
         let (dir, name) = target.rsplit_once('/').unwrap_or(("", &target));

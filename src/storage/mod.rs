@@ -92,6 +92,14 @@ pub trait RawZone: Clone + Send + Sync + 'static {
     /// Removes a file; one already gone is no error (two compactions may race to remove it).
     fn remove(&self, rel_path: &str) -> impl Future<Output = Result<(), StorageError>> + Send;
 
+    /// Removes a file with one request, never retried: for names another process may create
+    /// again at any moment (the compaction's lock and its take-over claims), where a retried
+    /// delete whose first answer was lost would remove the new file. Where nothing is retried (a
+    /// local directory), [`RawZone::remove`].
+    fn remove_once(&self, rel_path: &str) -> impl Future<Output = Result<(), StorageError>> + Send {
+        self.remove(rel_path)
+    }
+
     /// Creates `rel_path` holding `data` unless a file of that name exists (then `false`): of
     /// several callers at once, one gets `true` (the compaction's lock).
     fn create_new(&self, rel_path: &str, data: Vec<u8>) -> impl Future<Output = Result<bool, StorageError>> + Send;
@@ -157,6 +165,13 @@ impl RawZone for AnyRawZone {
         match self {
             Self::Local(z) => z.remove(rel_path).await,
             Self::Hdfs(z) => z.remove(rel_path).await,
+        }
+    }
+
+    async fn remove_once(&self, rel_path: &str) -> Result<(), StorageError> {
+        match self {
+            Self::Local(z) => z.remove_once(rel_path).await,
+            Self::Hdfs(z) => z.remove_once(rel_path).await,
         }
     }
 
