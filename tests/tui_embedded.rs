@@ -25,37 +25,41 @@ fn number_after(screen: &str, label: &str) -> Option<i64> {
     digits.parse().ok()
 }
 
-/// A column of the row whose first cell is `name` (the Kafka view's tables): the `n`th word after it.
-fn cell_after(screen: &str, name: &str, n: usize) -> Option<i64> {
-    for line in screen.lines() {
-        // Table cells sit right against the borders (`││yelp.review   3 …`).
-        let words: Vec<&str> = line
-            .split(|c: char| c.is_whitespace() || c == '│')
-            .filter(|w| !w.is_empty())
-            .collect();
-        if let Some(i) = words.iter().position(|w| *w == name) {
-            return words.get(i + n)?.replace(',', "").parse().ok();
-        }
-    }
-    None
-}
-
-/// The records a topic holds on the Kafka view's Topics table, read in the column headed
-/// "records" (the columns before it have changed before).
-fn topic_records(screen: &str, topic: &str) -> Option<i64> {
-    let header = screen.lines().find(|l| l.contains("topic") && l.contains("records"))?;
-    let words: Vec<&str> = header
-        .split(|c: char| c.is_whitespace() || c == '│')
-        .filter(|w| !w.is_empty())
+/// The number in the column headed `column` of the row named `row`, in the table whose first
+/// column is headed `first`: read where the header puts that column (the columns before it have
+/// changed before, and a cell may be two words: a group's state "not listed").
+fn table_cell(screen: &str, first: &str, column: &str, row: &str) -> Option<i64> {
+    let lines: Vec<Vec<char>> = screen.lines().map(|l| l.chars().collect()).collect();
+    let word_at = |line: &[char], word: &str| -> Option<usize> {
+        let word: Vec<char> = word.chars().collect();
+        (0..line.len().saturating_sub(word.len() - 1)).find(|&i| {
+            line[i..i + word.len()] == word[..]
+                && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '│')
+                && line.get(i + word.len()).is_none_or(|c| *c == ' ' || *c == '│')
+        })
+    };
+    let header = lines
+        .iter()
+        .find(|l| word_at(l, first).is_some() && word_at(l, column).is_some())?;
+    let at = word_at(header, column)?;
+    let line = lines.iter().find(|l| word_at(l, row).is_some())?;
+    let cell: String = line
+        .get(at..)?
+        .iter()
+        .take_while(|c| !c.is_whitespace() && **c != '│')
         .collect();
-    let column = words.iter().position(|w| *w == "records")? - words.iter().position(|w| *w == "topic")?;
-    cell_after(screen, topic, column)
+    cell.replace(',', "").parse().ok()
 }
 
-/// The transform group's lag on the Kafka view (`group  state  members  lag …`; the embedded
-/// broker cannot list groups, so the state reads "not listed").
+/// The records a topic holds on the Kafka view's Topics table.
+fn topic_records(screen: &str, topic: &str) -> Option<i64> {
+    table_cell(screen, "topic", "records", topic)
+}
+
+/// The transform group's lag on the Kafka view (`group  state  members  lag …`: the embedded
+/// broker cannot list groups, and the state is that of the transform the monitor runs, one word).
 fn transform_lag(tmux: &Tmux) -> Option<i64> {
-    cell_after(&tmux.screen(), "lab-transform-yelp", 4)
+    table_cell(&tmux.screen(), "group", "lag", "lab-transform-yelp")
 }
 
 /// Waits until `f` answers `Some(v)` with `ok(v)`; the last value seen otherwise.
